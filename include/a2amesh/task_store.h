@@ -1,0 +1,129 @@
+#ifndef A2AMESH_TASK_STORE_H_
+#define A2AMESH_TASK_STORE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "a2amesh/v1/store.pb.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "lf/a2a/v1/a2a.pb.h"
+
+namespace a2amesh {
+
+// One change to the store. Writes are built by the task manager, serialized once
+// on the caller's thread, and applied by the store in the order given.
+struct TaskStoreOp {
+  enum class Kind {
+    // A new task: `task` is its first snapshot (sequence 0), `info` its TaskInfo.
+    kCreate,
+    // Event `seq` of the task's log (a serialized lf.a2a.v1.StreamResponse).
+    kEvent,
+    // A full snapshot as of `seq`; events up to `seq` are no longer needed.
+    kSnapshot,
+  };
+  Kind kind = Kind::kEvent;
+  std::string task_id;
+  int64_t seq = 0;
+  // The task's state and status timestamp after this op.
+  lf::a2a::v1::TaskState state = lf::a2a::v1::TASK_STATE_UNSPECIFIED;
+  int64_t status_unix_ms = 0;
+  // kCreate only.
+  std::string context_id;
+  std::string agent_id;
+  std::string info;  // serialized TaskInfo
+  // kCreate, kSnapshot: a serialized lf.a2a.v1.Task. kEvent: a serialized StreamResponse.
+  std::string payload;
+};
+
+struct StoredEvent {
+  int64_t seq = 0;
+  lf::a2a::v1::StreamResponse event;
+};
+
+// A task as stored: a snapshot plus the events logged after it. The task manager
+// replays `events` onto `snapshot` to get the current Task.
+struct StoredTask {
+  lf::a2a::v1::Task snapshot;
+  int64_t snapshot_seq = 0;
+  int64_t last_seq = 0;
+  std::vector<StoredEvent> events;
+  v1::TaskInfo info;
+};
+
+// Filters for List. Empty strings and TASK_STATE_UNSPECIFIED match everything.
+struct TaskQuery {
+  std::string context_id;
+  std::string agent_id;
+  lf::a2a::v1::TaskState state = lf::a2a::v1::TASK_STATE_UNSPECIFIED;
+  // Only tasks whose status timestamp is after this.
+  absl::Time status_after = absl::InfinitePast();
+  int page_size = 50;
+  // Continue after this (status_unix_ms, id) position; unset on the first page.
+  bool has_cursor = false;
+  int64_t cursor_status_unix_ms = 0;
+  std::string cursor_id;
+};
+
+struct TaskPage {
+  // Newest status first; ties by id, descending.
+  std::vector<StoredTask> tasks;
+  // How many tasks match the filters, over all pages.
+  int64_t total = 0;
+  // Whether tasks remain after the last one returned.
+  bool more = false;
+  // The position of the last returned task, for the next page's cursor.
+  int64_t last_status_unix_ms = 0;
+};
+
+// Durable storage of tasks and their event logs.
+//
+// Writes are asynchronous and grouped: Commit queues ops and calls `done` once
+// they are durable (or failed). `done` is called on the store's own thread, in
+// commit order, never inline from Commit; it must not block. Reads are
+// synchronous and may block on disk; call them from an Executor, never from a
+// gRPC reactor. Reads see every write whose `done` has run.
+//
+// Implementations are thread-safe.
+class TaskStore {
+ public:
+  using DoneCallback = absl::AnyInvocable<void(absl::Status)>;
+
+  virtual ~TaskStore() = default;
+
+  // Applies `ops` atomically and in order. Commit never fails synchronously; an
+  // error (a duplicate task id, a disk error) comes back through `done`.
+  virtual void Commit(std::vector<TaskStoreOp> ops, DoneCallback done) = 0;
+
+  // The task with `task_id`; NOT_FOUND if there is none.
+  virtual absl::StatusOr<StoredTask> Get(absl::string_view task_id) = 0;
+
+  // One page of the tasks matching `query`.
+  virtual absl::StatusOr<TaskPage> List(const TaskQuery& query) = 0;
+
+  // Every task that is not in a terminal state, for recovery after a restart.
+  virtual absl::StatusOr<std::vector<StoredTask>> LoadUnfinished() = 0;
+
+  // Blocks until every Commit issued before the call has called `done`.
+  virtual void Flush() = 0;
+};
+
+// Terminal states end a task for good.
+inline bool IsTerminalState(lf::a2a::v1::TaskState state) {
+  return state == lf::a2a::v1::TASK_STATE_COMPLETED || state == lf::a2a::v1::TASK_STATE_FAILED ||
+         state == lf::a2a::v1::TASK_STATE_CANCELED || state == lf::a2a::v1::TASK_STATE_REJECTED;
+}
+
+// Interrupted states wait for the client (more input, or authorization).
+inline bool IsInterruptedState(lf::a2a::v1::TaskState state) {
+  return state == lf::a2a::v1::TASK_STATE_INPUT_REQUIRED ||
+         state == lf::a2a::v1::TASK_STATE_AUTH_REQUIRED;
+}
+
+}  // namespace a2amesh
+
+#endif  // A2AMESH_TASK_STORE_H_

@@ -1,0 +1,35 @@
+#ifndef A2AMESH_CORE_IDS_H_
+#define A2AMESH_CORE_IDS_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace a2amesh {
+
+// A random (version 4) UUID in its canonical lowercase text form. Thread-safe.
+std::string NewUuid();
+
+// Task ids carry the node that owns the task: "<node-id>~<uuid>". Any node can
+// find a task's owner from its id alone.
+inline constexpr char kTaskIdSeparator = '~';
+std::string MakeTaskId(absl::string_view node_id);
+
+// The owning node of `task_id`, or "" if the id was not made by MakeTaskId.
+absl::string_view TaskIdOwner(absl::string_view task_id);
+
+// Node ids: 1-63 characters of [A-Za-z0-9._-], starting with a letter or digit.
+// (Kubernetes pod names qualify.)
+absl::Status ValidateNodeId(absl::string_view node_id);
+
+// Agent ids: 1-64 characters of [a-z0-9._-], starting with a letter or digit.
+absl::Status ValidateAgentId(absl::string_view agent_id);
+
+// A valid agent id made from a free-form name ("Echo Agent" -> "echo-agent"), or
+// "" if nothing usable remains.
+std::string AgentIdFromName(absl::string_view name);
+
+}  // namespace a2amesh
+
+#endif  // A2AMESH_CORE_IDS_H_

@@ -1,0 +1,173 @@
+#include "store/memory_task_store.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "core/status_macros.h"
+#include "store/stored_task.h"
+
+namespace a2amesh::store {
+
+MemoryTaskStore::MemoryTaskStore() = default;
+
+MemoryTaskStore::~MemoryTaskStore() { Flush(); }
+
+absl::Status MemoryTaskStore::Check(const std::vector<TaskStoreOp>& ops) {
+  absl::flat_hash_set<std::string> created;
+  for (const TaskStoreOp& op : ops) {
+    bool exists = rows_.contains(op.task_id) || created.contains(op.task_id);
+    switch (op.kind) {
+      case TaskStoreOp::Kind::kCreate:
+        if (exists) {
+          return absl::AlreadyExistsError(absl::StrCat("task ", op.task_id, " already exists"));
+        }
+        created.insert(op.task_id);
+        break;
+      case TaskStoreOp::Kind::kEvent: {
+        if (!exists) {
+          return absl::NotFoundError(absl::StrCat("task ", op.task_id, " is not in the store"));
+        }
+        auto it = rows_.find(op.task_id);
+        if (it != rows_.end() && it->second.events.count(op.seq) > 0) {
+          return absl::AlreadyExistsError(
+              absl::StrCat("task ", op.task_id, " already has event ", op.seq));
+        }
+        break;
+      }
+      case TaskStoreOp::Kind::kSnapshot:
+        if (!exists) {
+          return absl::NotFoundError(absl::StrCat("task ", op.task_id, " is not in the store"));
+        }
+        break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+void MemoryTaskStore::Apply(TaskStoreOp& op) {
+  Row& row = rows_[op.task_id];
+  switch (op.kind) {
+    case TaskStoreOp::Kind::kCreate:
+      row.context_id = std::move(op.context_id);
+      row.agent_id = std::move(op.agent_id);
+      row.snapshot = std::move(op.payload);
+      row.snapshot_seq = 0;
+      row.info = std::move(op.info);
+      row.state = op.state;
+      row.status_unix_ms = op.status_unix_ms;
+      row.last_seq = 0;
+      break;
+    case TaskStoreOp::Kind::kEvent:
+      row.events.emplace(op.seq, std::move(op.payload));
+      if (op.seq > row.last_seq) {
+        row.last_seq = op.seq;
+        row.state = op.state;
+        row.status_unix_ms = op.status_unix_ms;
+      }
+      break;
+    case TaskStoreOp::Kind::kSnapshot:
+      row.snapshot = std::move(op.payload);
+      row.snapshot_seq = op.seq;
+      row.events.erase(row.events.begin(), row.events.upper_bound(op.seq));
+      if (op.seq >= row.last_seq) {
+        row.last_seq = op.seq;
+        row.state = op.state;
+        row.status_unix_ms = op.status_unix_ms;
+      }
+      break;
+  }
+}
+
+void MemoryTaskStore::Commit(std::vector<TaskStoreOp> ops, DoneCallback done) {
+  absl::Status status;
+  {
+    absl::MutexLock lock(&mu_);
+    status = Check(ops);
+    if (status.ok()) {
+      for (TaskStoreOp& op : ops) {
+        Apply(op);
+      }
+    }
+  }
+  callbacks_.Schedule([done = std::move(done), status]() mutable { done(status); });
+}
+
+absl::StatusOr<StoredTask> MemoryTaskStore::Load(absl::string_view id, const Row& row) const {
+  A2AMESH_ASSIGN_OR_RETURN(StoredTask task,
+                           ParseStoredTask(id, row.snapshot, row.snapshot_seq, row.last_seq,
+                                           row.info));
+  for (const auto& [seq, event] : row.events) {
+    if (seq > row.snapshot_seq) {
+      A2AMESH_RETURN_IF_ERROR(AppendStoredEvent(id, seq, event, &task));
+    }
+  }
+  return task;
+}
+
+absl::StatusOr<StoredTask> MemoryTaskStore::Get(absl::string_view task_id) {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = rows_.find(task_id);
+  if (it == rows_.end()) {
+    return absl::NotFoundError(absl::StrCat("task ", task_id, " is not in the store"));
+  }
+  return Load(task_id, it->second);
+}
+
+absl::StatusOr<TaskPage> MemoryTaskStore::List(const TaskQuery& query) {
+  absl::ReaderMutexLock lock(&mu_);
+  const int64_t after_ms = query.status_after == absl::InfinitePast()
+                               ? INT64_MIN
+                               : absl::ToUnixMillis(query.status_after);
+  std::vector<std::pair<int64_t, const std::string*>> matches;
+  for (const auto& [id, row] : rows_) {
+    if ((!query.context_id.empty() && row.context_id != query.context_id) ||
+        (!query.agent_id.empty() && row.agent_id != query.agent_id) ||
+        (query.state != lf::a2a::v1::TASK_STATE_UNSPECIFIED && row.state != query.state) ||
+        row.status_unix_ms <= after_ms) {
+      continue;
+    }
+    matches.emplace_back(row.status_unix_ms, &id);
+  }
+  std::sort(matches.begin(), matches.end(), [](const auto& a, const auto& b) {
+    return NewerFirst(a.first, *a.second, b.first, *b.second);
+  });
+  TaskPage page;
+  page.total = static_cast<int64_t>(matches.size());
+  for (const auto& [ms, id] : matches) {
+    if (query.has_cursor &&
+        !NewerFirst(query.cursor_status_unix_ms, query.cursor_id, ms, *id)) {
+      continue;
+    }
+    if (static_cast<int>(page.tasks.size()) == query.page_size) {
+      page.more = true;
+      break;
+    }
+    A2AMESH_ASSIGN_OR_RETURN(StoredTask task, Load(*id, rows_.at(*id)));
+    page.tasks.push_back(std::move(task));
+    page.last_status_unix_ms = ms;
+  }
+  return page;
+}
+
+absl::StatusOr<std::vector<StoredTask>> MemoryTaskStore::LoadUnfinished() {
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<StoredTask> tasks;
+  for (const auto& [id, row] : rows_) {
+    if (!IsTerminalState(row.state)) {
+      A2AMESH_ASSIGN_OR_RETURN(StoredTask task, Load(id, row));
+      tasks.push_back(std::move(task));
+    }
+  }
+  return tasks;
+}
+
+void MemoryTaskStore::Flush() {
+  absl::Notification flushed;
+  callbacks_.Schedule([&flushed] { flushed.Notify(); });
+  flushed.WaitForNotification();
+}
+
+}  // namespace a2amesh::store

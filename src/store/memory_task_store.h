@@ -1,0 +1,55 @@
+#ifndef A2AMESH_STORE_MEMORY_TASK_STORE_H_
+#define A2AMESH_STORE_MEMORY_TASK_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "a2amesh/task_store.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "core/thread_pool.h"
+
+namespace a2amesh::store {
+
+// A TaskStore in memory, for tests and `--ephemeral` nodes: same semantics as the
+// SQLite store (atomic commits, callbacks in order on the store's own thread),
+// nothing survives the process. Thread-safe.
+class MemoryTaskStore final : public TaskStore {
+ public:
+  MemoryTaskStore();
+  ~MemoryTaskStore() override;
+
+  void Commit(std::vector<TaskStoreOp> ops, DoneCallback done) override;
+  absl::StatusOr<StoredTask> Get(absl::string_view task_id) override;
+  absl::StatusOr<TaskPage> List(const TaskQuery& query) override;
+  absl::StatusOr<std::vector<StoredTask>> LoadUnfinished() override;
+  void Flush() override;
+
+ private:
+  struct Row {
+    std::string context_id;
+    std::string agent_id;
+    lf::a2a::v1::TaskState state = lf::a2a::v1::TASK_STATE_UNSPECIFIED;
+    int64_t status_unix_ms = 0;
+    int64_t last_seq = 0;
+    std::string snapshot;
+    int64_t snapshot_seq = 0;
+    std::string info;
+    std::map<int64_t, std::string> events;
+  };
+
+  absl::Status Check(const std::vector<TaskStoreOp>& ops) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void Apply(TaskStoreOp& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<StoredTask> Load(absl::string_view id, const Row& row) const;
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Row> rows_ ABSL_GUARDED_BY(mu_);
+  // Runs `done` callbacks, one at a time, in commit order.
+  ThreadPool callbacks_{1};
+};
+
+}  // namespace a2amesh::store
+
+#endif  // A2AMESH_STORE_MEMORY_TASK_STORE_H_

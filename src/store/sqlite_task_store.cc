@@ -1,0 +1,461 @@
+#include "store/sqlite_task_store.h"
+
+#include <sqlite3.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/log.h"
+#include "core/status_macros.h"
+#include "store/stored_task.h"
+
+namespace a2amesh::store {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS tasks (
+  id           TEXT PRIMARY KEY,
+  context_id   TEXT NOT NULL,
+  agent_id     TEXT NOT NULL,
+  state        INTEGER NOT NULL,
+  status_ms    INTEGER NOT NULL,
+  last_seq     INTEGER NOT NULL,
+  snapshot     BLOB NOT NULL,
+  snapshot_seq INTEGER NOT NULL,
+  info         BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_by_status_time ON tasks (status_ms DESC, id DESC);
+CREATE INDEX IF NOT EXISTS tasks_by_context ON tasks (context_id, status_ms DESC);
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state);
+CREATE TABLE IF NOT EXISTS events (
+  task_id TEXT NOT NULL,
+  seq     INTEGER NOT NULL,
+  event   BLOB NOT NULL,
+  PRIMARY KEY (task_id, seq)
+) WITHOUT ROWID;
+)sql";
+
+// A prepared statement, finalized on destruction. Not thread-safe.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  absl::Status prepared() const {
+    return rc_ == SQLITE_OK ? absl::OkStatus()
+                            : absl::InternalError(absl::StrCat("sqlite prepare: ",
+                                                               sqlite3_errmsg(db_)));
+  }
+  Statement& Bind(int i, absl::string_view text) {
+    sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& BindBlob(int i, absl::string_view blob) {
+    sqlite3_bind_blob(stmt_, i, blob.data(), static_cast<int>(blob.size()), SQLITE_STATIC);
+    return *this;
+  }
+  Statement& Bind(int i, int64_t value) {
+    sqlite3_bind_int64(stmt_, i, value);
+    return *this;
+  }
+  // SQLITE_ROW, SQLITE_DONE or an error code.
+  int Step() { return sqlite3_step(stmt_); }
+  // The index of a named parameter such as ":id", or 0 if the statement has none.
+  int ParamIndex(const char* name) { return sqlite3_bind_parameter_index(stmt_, name); }
+  int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
+  absl::string_view Blob(int col) {
+    const void* data = sqlite3_column_blob(stmt_, col);
+    int size = sqlite3_column_bytes(stmt_, col);
+    return data == nullptr ? absl::string_view()
+                           : absl::string_view(static_cast<const char*>(data), size);
+  }
+  absl::string_view Text(int col) {
+    const unsigned char* data = sqlite3_column_text(stmt_, col);
+    int size = sqlite3_column_bytes(stmt_, col);
+    return data == nullptr ? absl::string_view()
+                           : absl::string_view(reinterpret_cast<const char*>(data), size);
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+absl::Status SqliteError(sqlite3* db, absl::string_view what) {
+  int code = sqlite3_extended_errcode(db);
+  std::string message = absl::StrCat(what, ": ", sqlite3_errmsg(db));
+  switch (code & 0xff) {
+    case SQLITE_CONSTRAINT:
+      return absl::AlreadyExistsError(message);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::UnavailableError(message);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+absl::StatusOr<sqlite3*> OpenDb(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string message =
+        absl::StrCat("cannot open task store ", path, ": ",
+                     db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    sqlite3_close(db);
+    return absl::UnavailableError(message);
+  }
+  sqlite3_busy_timeout(db, 5000);
+  return db;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(const Options& options) {
+  A2AMESH_ASSIGN_OR_RETURN(sqlite3 * write_db, OpenDb(options.path));
+  auto exec = [&](const char* sql) -> absl::Status {
+    char* error = nullptr;
+    if (sqlite3_exec(write_db, sql, nullptr, nullptr, &error) != SQLITE_OK) {
+      absl::Status status = absl::UnavailableError(
+          absl::StrCat("task store ", options.path, ": ", error != nullptr ? error : "?"));
+      sqlite3_free(error);
+      return status;
+    }
+    return absl::OkStatus();
+  };
+  absl::Status status = exec("PRAGMA journal_mode=WAL");
+  if (status.ok()) {
+    status = exec(options.fsync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+  }
+  if (status.ok()) {
+    Statement version(write_db, "PRAGMA user_version");
+    status = version.prepared();
+    if (status.ok() && version.Step() == SQLITE_ROW && version.Int(0) > kSchemaVersion) {
+      status = absl::FailedPreconditionError(absl::StrCat(
+          "task store ", options.path, " has schema version ", version.Int(0),
+          "; this meshd understands up to ", kSchemaVersion, " (a newer meshd wrote it)"));
+    }
+  }
+  if (status.ok()) {
+    status = exec(kSchema);
+  }
+  if (status.ok()) {
+    status = exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion).c_str());
+  }
+  if (!status.ok()) {
+    sqlite3_close(write_db);
+    return status;
+  }
+  absl::StatusOr<sqlite3*> read_db = OpenDb(options.path);
+  if (!read_db.ok()) {
+    sqlite3_close(write_db);
+    return read_db.status();
+  }
+  return std::unique_ptr<SqliteTaskStore>(new SqliteTaskStore(options.path, write_db, *read_db));
+}
+
+SqliteTaskStore::SqliteTaskStore(std::string path, sqlite3* write_db, sqlite3* read_db)
+    : path_(std::move(path)), write_db_(write_db), read_db_(read_db) {
+  writer_ = std::thread([this] { WriterLoop(); });
+}
+
+SqliteTaskStore::~SqliteTaskStore() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  writer_.join();
+  sqlite3_close(write_db_);
+  absl::MutexLock lock(&read_mu_);
+  sqlite3_close(read_db_);
+}
+
+void SqliteTaskStore::Commit(std::vector<TaskStoreOp> ops, DoneCallback done) {
+  absl::MutexLock lock(&mu_);
+  queue_.push_back(Pending{std::move(ops), std::move(done)});
+  ++submitted_;
+}
+
+void SqliteTaskStore::Flush() {
+  absl::MutexLock lock(&mu_);
+  int64_t target = submitted_;
+  auto flushed = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return completed_ >= target;
+  };
+  mu_.Await(absl::Condition(&flushed));
+}
+
+absl::Status SqliteTaskStore::Exec(sqlite3* db, const char* sql) {
+  if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return SqliteError(db, absl::StrCat("task store ", path_, ": ", sql));
+  }
+  return absl::OkStatus();
+}
+
+void SqliteTaskStore::WriterLoop() {
+  while (true) {
+    std::vector<Pending> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !queue_.empty() || stopping_;
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (queue_.empty()) {
+        return;  // stopping, and everything queued is written
+      }
+      batch.swap(queue_);
+    }
+    std::vector<absl::Status> results(batch.size());
+    absl::Status txn = Exec(write_db_, "BEGIN IMMEDIATE");
+    if (txn.ok()) {
+      for (size_t i = 0; i < batch.size(); ++i) {
+        txn = Exec(write_db_, "SAVEPOINT c");
+        if (!txn.ok()) {
+          break;
+        }
+        results[i] = ApplyOps(batch[i].ops);
+        txn = Exec(write_db_, results[i].ok() ? "RELEASE c" : "ROLLBACK TO c; RELEASE c");
+        if (!txn.ok()) {
+          break;
+        }
+      }
+    }
+    if (txn.ok()) {
+      txn = Exec(write_db_, "COMMIT");
+    }
+    if (!txn.ok()) {
+      sqlite3_exec(write_db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      A2AMESH_LOG(Error, "task store write failed").With("path", path_).With("error", txn);
+      for (absl::Status& result : results) {
+        result = txn;
+      }
+    }
+    for (size_t i = 0; i < batch.size(); ++i) {
+      batch[i].done(results[i]);
+    }
+    absl::MutexLock lock(&mu_);
+    completed_ += static_cast<int64_t>(batch.size());
+  }
+}
+
+absl::Status SqliteTaskStore::ApplyOps(std::vector<TaskStoreOp>& ops) {
+  for (TaskStoreOp& op : ops) {
+    A2AMESH_RETURN_IF_ERROR(ApplyOp(op));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteTaskStore::ApplyOp(TaskStoreOp& op) {
+  sqlite3* db = write_db_;
+  auto missing = [&]() -> absl::Status {
+    Statement exists(db, "SELECT 1 FROM tasks WHERE id = ?1");
+    A2AMESH_RETURN_IF_ERROR(exists.prepared());
+    exists.Bind(1, op.task_id);
+    if (exists.Step() != SQLITE_ROW) {
+      return absl::NotFoundError(absl::StrCat("task ", op.task_id, " is not in the store"));
+    }
+    return absl::OkStatus();
+  };
+  switch (op.kind) {
+    case TaskStoreOp::Kind::kCreate: {
+      Statement insert(db,
+                       "INSERT INTO tasks (id, context_id, agent_id, state, status_ms, last_seq, "
+                       "snapshot, snapshot_seq, info) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, 0, ?7)");
+      A2AMESH_RETURN_IF_ERROR(insert.prepared());
+      insert.Bind(1, op.task_id)
+          .Bind(2, op.context_id)
+          .Bind(3, op.agent_id)
+          .Bind(4, static_cast<int64_t>(op.state))
+          .Bind(5, op.status_unix_ms)
+          .BindBlob(6, op.payload)
+          .BindBlob(7, op.info);
+      if (insert.Step() != SQLITE_DONE) {
+        return SqliteError(db, absl::StrCat("create task ", op.task_id));
+      }
+      return absl::OkStatus();
+    }
+    case TaskStoreOp::Kind::kEvent: {
+      A2AMESH_RETURN_IF_ERROR(missing());
+      Statement insert(db, "INSERT INTO events (task_id, seq, event) VALUES (?1, ?2, ?3)");
+      A2AMESH_RETURN_IF_ERROR(insert.prepared());
+      insert.Bind(1, op.task_id).Bind(2, op.seq).BindBlob(3, op.payload);
+      if (insert.Step() != SQLITE_DONE) {
+        return SqliteError(db, absl::StrCat("append event ", op.seq, " of task ", op.task_id));
+      }
+      break;
+    }
+    case TaskStoreOp::Kind::kSnapshot: {
+      A2AMESH_RETURN_IF_ERROR(missing());
+      Statement put(db,
+                    "UPDATE tasks SET snapshot = ?1, snapshot_seq = ?2 "
+                    "WHERE id = ?3 AND snapshot_seq <= ?2");
+      A2AMESH_RETURN_IF_ERROR(put.prepared());
+      put.BindBlob(1, op.payload).Bind(2, op.seq).Bind(3, op.task_id);
+      if (put.Step() != SQLITE_DONE) {
+        return SqliteError(db, absl::StrCat("snapshot task ", op.task_id));
+      }
+      Statement trim(db, "DELETE FROM events WHERE task_id = ?1 AND seq <= ?2");
+      A2AMESH_RETURN_IF_ERROR(trim.prepared());
+      trim.Bind(1, op.task_id).Bind(2, op.seq);
+      if (trim.Step() != SQLITE_DONE) {
+        return SqliteError(db, absl::StrCat("trim events of task ", op.task_id));
+      }
+      break;
+    }
+  }
+  // kEvent and kSnapshot move the task's summary columns forward, never back.
+  Statement update(db,
+                   "UPDATE tasks SET state = ?1, status_ms = ?2, last_seq = ?3 "
+                   "WHERE id = ?4 AND last_seq <= ?3");
+  A2AMESH_RETURN_IF_ERROR(update.prepared());
+  update.Bind(1, static_cast<int64_t>(op.state))
+      .Bind(2, op.status_unix_ms)
+      .Bind(3, op.seq)
+      .Bind(4, op.task_id);
+  if (update.Step() != SQLITE_DONE) {
+    return SqliteError(db, absl::StrCat("update task ", op.task_id));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StoredTask> SqliteTaskStore::LoadEventsLocked(absl::string_view task_id,
+                                                             StoredTask task) {
+  Statement events(read_db_,
+                   "SELECT seq, event FROM events WHERE task_id = ?1 AND seq > ?2 ORDER BY seq");
+  A2AMESH_RETURN_IF_ERROR(events.prepared());
+  events.Bind(1, task_id).Bind(2, task.snapshot_seq);
+  int rc;
+  while ((rc = events.Step()) == SQLITE_ROW) {
+    A2AMESH_RETURN_IF_ERROR(AppendStoredEvent(task_id, events.Int(0), events.Blob(1), &task));
+  }
+  if (rc != SQLITE_DONE) {
+    return SqliteError(read_db_, absl::StrCat("read events of task ", task_id));
+  }
+  return task;
+}
+
+absl::StatusOr<StoredTask> SqliteTaskStore::LoadLocked(absl::string_view task_id) {
+  Statement row(read_db_,
+                "SELECT snapshot, snapshot_seq, last_seq, info FROM tasks WHERE id = ?1");
+  A2AMESH_RETURN_IF_ERROR(row.prepared());
+  row.Bind(1, task_id);
+  int rc = row.Step();
+  if (rc == SQLITE_DONE) {
+    return absl::NotFoundError(absl::StrCat("task ", task_id, " is not in the store"));
+  }
+  if (rc != SQLITE_ROW) {
+    return SqliteError(read_db_, absl::StrCat("read task ", task_id));
+  }
+  A2AMESH_ASSIGN_OR_RETURN(
+      StoredTask task,
+      ParseStoredTask(task_id, row.Blob(0), row.Int(1), row.Int(2), row.Blob(3)));
+  return LoadEventsLocked(task_id, std::move(task));
+}
+
+absl::StatusOr<StoredTask> SqliteTaskStore::Get(absl::string_view task_id) {
+  absl::MutexLock lock(&read_mu_);
+  return LoadLocked(task_id);
+}
+
+absl::StatusOr<TaskPage> SqliteTaskStore::List(const TaskQuery& query) {
+  std::string where = "WHERE 1";
+  if (!query.context_id.empty()) {
+    where += " AND context_id = :context";
+  }
+  if (!query.agent_id.empty()) {
+    where += " AND agent_id = :agent";
+  }
+  if (query.state != lf::a2a::v1::TASK_STATE_UNSPECIFIED) {
+    where += " AND state = :state";
+  }
+  if (query.status_after != absl::InfinitePast()) {
+    where += " AND status_ms > :after";
+  }
+  std::string page_where = where;
+  if (query.has_cursor) {
+    page_where += " AND (status_ms < :cms OR (status_ms = :cms AND id < :cid))";
+  }
+  std::string count_sql = absl::StrCat("SELECT COUNT(*) FROM tasks ", where);
+  std::string page_sql = absl::StrCat(
+      "SELECT id, status_ms, snapshot, snapshot_seq, last_seq, info FROM tasks ", page_where,
+      " ORDER BY status_ms DESC, id DESC LIMIT :limit");
+
+  auto bind = [&](Statement& stmt) {
+    if (int i = stmt.ParamIndex(":context")) stmt.Bind(i, query.context_id);
+    if (int i = stmt.ParamIndex(":agent")) stmt.Bind(i, query.agent_id);
+    if (int i = stmt.ParamIndex(":state")) stmt.Bind(i, static_cast<int64_t>(query.state));
+    if (int i = stmt.ParamIndex(":after")) stmt.Bind(i, absl::ToUnixMillis(query.status_after));
+    if (int i = stmt.ParamIndex(":cms")) stmt.Bind(i, query.cursor_status_unix_ms);
+    if (int i = stmt.ParamIndex(":cid")) stmt.Bind(i, query.cursor_id);
+    if (int i = stmt.ParamIndex(":limit")) stmt.Bind(i, static_cast<int64_t>(query.page_size) + 1);
+  };
+
+  absl::MutexLock lock(&read_mu_);
+  TaskPage page;
+  Statement count(read_db_, count_sql.c_str());
+  A2AMESH_RETURN_IF_ERROR(count.prepared());
+  bind(count);
+  if (count.Step() != SQLITE_ROW) {
+    return SqliteError(read_db_, "count tasks");
+  }
+  page.total = count.Int(0);
+
+  Statement rows(read_db_, page_sql.c_str());
+  A2AMESH_RETURN_IF_ERROR(rows.prepared());
+  bind(rows);
+  int rc;
+  while ((rc = rows.Step()) == SQLITE_ROW) {
+    if (static_cast<int>(page.tasks.size()) == query.page_size) {
+      page.more = true;
+      break;
+    }
+    std::string id(rows.Text(0));
+    A2AMESH_ASSIGN_OR_RETURN(
+        StoredTask task, ParseStoredTask(id, rows.Blob(2), rows.Int(3), rows.Int(4), rows.Blob(5)));
+    A2AMESH_ASSIGN_OR_RETURN(task, LoadEventsLocked(id, std::move(task)));
+    page.tasks.push_back(std::move(task));
+    page.last_status_unix_ms = rows.Int(1);
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    return SqliteError(read_db_, "list tasks");
+  }
+  return page;
+}
+
+absl::StatusOr<std::vector<StoredTask>> SqliteTaskStore::LoadUnfinished() {
+  absl::MutexLock lock(&read_mu_);
+  std::vector<std::string> ids;
+  {
+    Statement rows(read_db_, "SELECT id FROM tasks WHERE state NOT IN (3, 4, 5, 7)");
+    A2AMESH_RETURN_IF_ERROR(rows.prepared());
+    int rc;
+    while ((rc = rows.Step()) == SQLITE_ROW) {
+      ids.emplace_back(rows.Text(0));
+    }
+    if (rc != SQLITE_DONE) {
+      return SqliteError(read_db_, "list unfinished tasks");
+    }
+  }
+  std::vector<StoredTask> tasks;
+  tasks.reserve(ids.size());
+  for (const std::string& id : ids) {
+    A2AMESH_ASSIGN_OR_RETURN(StoredTask task, LoadLocked(id));
+    tasks.push_back(std::move(task));
+  }
+  return tasks;
+}
+
+}  // namespace a2amesh::store

@@ -1,0 +1,80 @@
+#ifndef A2AMESH_STORE_SQLITE_TASK_STORE_H_
+#define A2AMESH_STORE_SQLITE_TASK_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "a2amesh/task_store.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+
+struct sqlite3;
+
+namespace a2amesh::store {
+
+// A TaskStore in one SQLite database file in WAL mode.
+//
+// Writes are group-committed: one writer thread takes every Commit queued since
+// its last transaction and applies them in a single transaction (each Commit in a
+// savepoint of its own, so one bad Commit fails alone), then calls their `done`
+// callbacks in order. With `fsync` (the default) the transaction is on disk
+// before `done` runs (synchronous=FULL), so durability costs one fsync per group,
+// not per write. Without it (synchronous=NORMAL) a commit survives a crash of the
+// process but not of the machine.
+//
+// Reads use a second connection, so they run alongside the writer. Thread-safe.
+class SqliteTaskStore final : public TaskStore {
+ public:
+  struct Options {
+    // The database file; its directory must exist.
+    std::string path;
+    bool fsync = true;
+  };
+
+  static absl::StatusOr<std::unique_ptr<SqliteTaskStore>> Open(const Options& options);
+  ~SqliteTaskStore() override;
+
+  void Commit(std::vector<TaskStoreOp> ops, DoneCallback done) override;
+  absl::StatusOr<StoredTask> Get(absl::string_view task_id) override;
+  absl::StatusOr<TaskPage> List(const TaskQuery& query) override;
+  absl::StatusOr<std::vector<StoredTask>> LoadUnfinished() override;
+  void Flush() override;
+
+ private:
+  struct Pending {
+    std::vector<TaskStoreOp> ops;
+    DoneCallback done;
+  };
+
+  SqliteTaskStore(std::string path, sqlite3* write_db, sqlite3* read_db);
+  void WriterLoop();
+  // Applies one Commit's ops inside the writer's open transaction.
+  absl::Status ApplyOps(std::vector<TaskStoreOp>& ops);
+  absl::Status ApplyOp(TaskStoreOp& op);
+  absl::Status Exec(sqlite3* db, const char* sql);
+  absl::StatusOr<StoredTask> LoadLocked(absl::string_view task_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_);
+  absl::StatusOr<StoredTask> LoadEventsLocked(absl::string_view task_id, StoredTask task)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_);
+
+  const std::string path_;
+  sqlite3* const write_db_;  // used by the writer thread only
+
+  absl::Mutex read_mu_;
+  sqlite3* const read_db_ ABSL_PT_GUARDED_BY(read_mu_);
+
+  absl::Mutex mu_;
+  std::vector<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  int64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread writer_;
+};
+
+}  // namespace a2amesh::store
+
+#endif  // A2AMESH_STORE_SQLITE_TASK_STORE_H_

@@ -1,0 +1,313 @@
+#include <sqlite3.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "a2amesh/task_store.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "store/memory_task_store.h"
+#include "store/sqlite_task_store.h"
+#include "testing/status_matchers.h"
+#include "testing/temp_dir.h"
+
+namespace a2amesh::store {
+namespace {
+
+using ::a2amesh::testing::IsOk;
+using ::a2amesh::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using lf::a2a::v1::StreamResponse;
+using lf::a2a::v1::Task;
+using lf::a2a::v1::TaskState;
+
+TaskStoreOp CreateOp(const std::string& id, const std::string& context, int64_t status_ms,
+                     const std::string& agent = "echo") {
+  Task task;
+  task.set_id(id);
+  task.set_context_id(context);
+  task.mutable_status()->set_state(lf::a2a::v1::TASK_STATE_SUBMITTED);
+  v1::TaskInfo info;
+  info.set_agent_id(agent);
+  TaskStoreOp op;
+  op.kind = TaskStoreOp::Kind::kCreate;
+  op.task_id = id;
+  op.context_id = context;
+  op.agent_id = agent;
+  op.state = lf::a2a::v1::TASK_STATE_SUBMITTED;
+  op.status_unix_ms = status_ms;
+  op.payload = task.SerializeAsString();
+  op.info = info.SerializeAsString();
+  return op;
+}
+
+TaskStoreOp EventOp(const std::string& id, int64_t seq, TaskState state, int64_t status_ms) {
+  StreamResponse event;
+  event.mutable_status_update()->set_task_id(id);
+  event.mutable_status_update()->mutable_status()->set_state(state);
+  TaskStoreOp op;
+  op.kind = TaskStoreOp::Kind::kEvent;
+  op.task_id = id;
+  op.seq = seq;
+  op.state = state;
+  op.status_unix_ms = status_ms;
+  op.payload = event.SerializeAsString();
+  return op;
+}
+
+TaskStoreOp SnapshotOp(const std::string& id, int64_t seq, TaskState state, int64_t status_ms) {
+  Task task;
+  task.set_id(id);
+  task.mutable_status()->set_state(state);
+  TaskStoreOp op;
+  op.kind = TaskStoreOp::Kind::kSnapshot;
+  op.task_id = id;
+  op.seq = seq;
+  op.state = state;
+  op.status_unix_ms = status_ms;
+  op.payload = task.SerializeAsString();
+  return op;
+}
+
+struct StoreFactory {
+  std::string name;
+  std::function<std::unique_ptr<TaskStore>(const std::string& dir)> open;
+};
+
+class TaskStoreTest : public ::testing::TestWithParam<StoreFactory> {
+ protected:
+  void SetUp() override { store_ = GetParam().open(dir_.path()); }
+
+  absl::Status CommitAndWait(std::vector<TaskStoreOp> ops) {
+    absl::Notification done;
+    absl::Status result;
+    store_->Commit(std::move(ops), [&](absl::Status status) {
+      result = status;
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return result;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<TaskStore> store_;
+};
+
+TEST_P(TaskStoreTest, CreatedTaskReadsBack) {
+  ASSERT_THAT(CommitAndWait({CreateOp("n~1", "ctx", 1000)}), IsOk());
+  absl::StatusOr<StoredTask> task = store_->Get("n~1");
+  ASSERT_THAT(task, IsOk());
+  EXPECT_EQ(task->snapshot.id(), "n~1");
+  EXPECT_EQ(task->snapshot.context_id(), "ctx");
+  EXPECT_EQ(task->info.agent_id(), "echo");
+  EXPECT_EQ(task->snapshot_seq, 0);
+  EXPECT_EQ(task->last_seq, 0);
+  EXPECT_TRUE(task->events.empty());
+}
+
+TEST_P(TaskStoreTest, UnknownTaskIsNotFound) {
+  EXPECT_THAT(store_->Get("n~missing"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("n~missing")));
+}
+
+TEST_P(TaskStoreTest, EventsComeBackInOrderAfterTheSnapshot) {
+  ASSERT_THAT(CommitAndWait({CreateOp("n~1", "ctx", 1000)}), IsOk());
+  ASSERT_THAT(CommitAndWait({EventOp("n~1", 2, lf::a2a::v1::TASK_STATE_WORKING, 1002)}), IsOk());
+  ASSERT_THAT(CommitAndWait({EventOp("n~1", 1, lf::a2a::v1::TASK_STATE_WORKING, 1001)}), IsOk());
+  absl::StatusOr<StoredTask> task = store_->Get("n~1");
+  ASSERT_THAT(task, IsOk());
+  ASSERT_EQ(task->events.size(), 2u);
+  EXPECT_EQ(task->events[0].seq, 1);
+  EXPECT_EQ(task->events[1].seq, 2);
+  EXPECT_EQ(task->last_seq, 2);
+}
+
+TEST_P(TaskStoreTest, SnapshotReplacesTheEventsBeforeIt) {
+  ASSERT_THAT(CommitAndWait({CreateOp("n~1", "ctx", 1000),
+                             EventOp("n~1", 1, lf::a2a::v1::TASK_STATE_WORKING, 1001),
+                             EventOp("n~1", 2, lf::a2a::v1::TASK_STATE_COMPLETED, 1002),
+                             SnapshotOp("n~1", 2, lf::a2a::v1::TASK_STATE_COMPLETED, 1002)}),
+              IsOk());
+  absl::StatusOr<StoredTask> task = store_->Get("n~1");
+  ASSERT_THAT(task, IsOk());
+  EXPECT_EQ(task->snapshot_seq, 2);
+  EXPECT_EQ(task->snapshot.status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  EXPECT_TRUE(task->events.empty());
+}
+
+TEST_P(TaskStoreTest, ABadCommitFailsAloneAndChangesNothing) {
+  ASSERT_THAT(CommitAndWait({CreateOp("n~1", "ctx", 1000)}), IsOk());
+  absl::Mutex mu;
+  std::vector<absl::Status> results(3);
+  absl::Notification all;
+  int left = 3;
+  auto record = [&](int i) {
+    return [&, i](absl::Status status) {
+      absl::MutexLock lock(&mu);
+      results[i] = status;
+      if (--left == 0) all.Notify();
+    };
+  };
+  store_->Commit({CreateOp("n~2", "ctx", 1000)}, record(0));
+  // Duplicate id: the whole commit fails, including its valid event.
+  store_->Commit({EventOp("n~2", 1, lf::a2a::v1::TASK_STATE_WORKING, 1001),
+                  CreateOp("n~1", "ctx", 1000)},
+                 record(1));
+  store_->Commit({EventOp("n~nope", 1, lf::a2a::v1::TASK_STATE_WORKING, 1001)}, record(2));
+  all.WaitForNotification();
+  EXPECT_THAT(results[0], IsOk());
+  EXPECT_THAT(results[1], StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(results[2], StatusIs(absl::StatusCode::kNotFound, HasSubstr("n~nope")));
+  absl::StatusOr<StoredTask> two = store_->Get("n~2");
+  ASSERT_THAT(two, IsOk());
+  EXPECT_TRUE(two->events.empty());
+}
+
+TEST_P(TaskStoreTest, CallbacksRunInCommitOrder) {
+  absl::Mutex mu;
+  std::vector<int> order;
+  for (int i = 0; i < 200; ++i) {
+    store_->Commit({CreateOp("n~" + std::to_string(i), "ctx", 1000 + i)},
+                   [&, i](absl::Status status) {
+                     EXPECT_THAT(status, IsOk());
+                     absl::MutexLock lock(&mu);
+                     order.push_back(i);
+                   });
+  }
+  store_->Flush();
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(order.size(), 200u);
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_EQ(order[i], i);
+  }
+}
+
+std::vector<std::string> Ids(const TaskPage& page) {
+  std::vector<std::string> ids;
+  for (const StoredTask& task : page.tasks) {
+    ids.push_back(task.snapshot.id());
+  }
+  return ids;
+}
+
+TEST_P(TaskStoreTest, ListsNewestFirstWithFiltersAndCursor) {
+  ASSERT_THAT(CommitAndWait({CreateOp("n~a", "c1", 1000), CreateOp("n~b", "c1", 3000),
+                             CreateOp("n~c", "c2", 2000), CreateOp("n~d", "c1", 3000, "other")}),
+              IsOk());
+  ASSERT_THAT(CommitAndWait({EventOp("n~a", 1, lf::a2a::v1::TASK_STATE_COMPLETED, 4000)}),
+              IsOk());
+
+  TaskQuery all;
+  absl::StatusOr<TaskPage> page = store_->List(all);
+  ASSERT_THAT(page, IsOk());
+  EXPECT_THAT(Ids(*page), ElementsAre("n~a", "n~d", "n~b", "n~c"));
+  EXPECT_EQ(page->total, 4);
+  EXPECT_FALSE(page->more);
+
+  TaskQuery by_context;
+  by_context.context_id = "c1";
+  by_context.page_size = 2;
+  page = store_->List(by_context);
+  ASSERT_THAT(page, IsOk());
+  EXPECT_THAT(Ids(*page), ElementsAre("n~a", "n~d"));
+  EXPECT_EQ(page->total, 3);
+  EXPECT_TRUE(page->more);
+  by_context.has_cursor = true;
+  by_context.cursor_status_unix_ms = page->last_status_unix_ms;
+  by_context.cursor_id = page->tasks.back().snapshot.id();
+  page = store_->List(by_context);
+  ASSERT_THAT(page, IsOk());
+  EXPECT_THAT(Ids(*page), ElementsAre("n~b"));
+  EXPECT_FALSE(page->more);
+
+  TaskQuery by_state;
+  by_state.state = lf::a2a::v1::TASK_STATE_SUBMITTED;
+  by_state.agent_id = "echo";
+  by_state.status_after = absl::FromUnixMillis(1500);
+  page = store_->List(by_state);
+  ASSERT_THAT(page, IsOk());
+  EXPECT_THAT(Ids(*page), ElementsAre("n~b", "n~c"));
+}
+
+TEST_P(TaskStoreTest, LoadUnfinishedSkipsTerminalTasks) {
+  ASSERT_THAT(CommitAndWait({CreateOp("n~done", "c", 1000), CreateOp("n~running", "c", 1000),
+                             CreateOp("n~waiting", "c", 1000)}),
+              IsOk());
+  ASSERT_THAT(CommitAndWait({EventOp("n~done", 1, lf::a2a::v1::TASK_STATE_FAILED, 1001),
+                             EventOp("n~running", 1, lf::a2a::v1::TASK_STATE_WORKING, 1001),
+                             EventOp("n~waiting", 1, lf::a2a::v1::TASK_STATE_INPUT_REQUIRED,
+                                     1001)}),
+              IsOk());
+  absl::StatusOr<std::vector<StoredTask>> tasks = store_->LoadUnfinished();
+  ASSERT_THAT(tasks, IsOk());
+  std::vector<std::string> ids;
+  for (const StoredTask& task : *tasks) {
+    ids.push_back(task.snapshot.id());
+    EXPECT_EQ(task.events.size(), 1u);
+  }
+  std::sort(ids.begin(), ids.end());
+  EXPECT_THAT(ids, ElementsAre("n~running", "n~waiting"));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Stores, TaskStoreTest,
+    ::testing::Values(
+        StoreFactory{"Memory",
+                     [](const std::string&) -> std::unique_ptr<TaskStore> {
+                       return std::make_unique<MemoryTaskStore>();
+                     }},
+        StoreFactory{"Sqlite",
+                     [](const std::string& dir) -> std::unique_ptr<TaskStore> {
+                       auto store = SqliteTaskStore::Open({dir + "/tasks.db", true});
+                       EXPECT_THAT(store, IsOk());
+                       return std::move(store).value();
+                     }}),
+    [](const ::testing::TestParamInfo<StoreFactory>& info) { return info.param.name; });
+
+TEST(SqliteTaskStoreTest, SurvivesReopen) {
+  testing::TempDir dir;
+  SqliteTaskStore::Options options{dir.File("tasks.db"), true};
+  {
+    auto store = SqliteTaskStore::Open(options);
+    ASSERT_THAT(store, IsOk());
+    absl::Notification done;
+    (*store)->Commit({CreateOp("n~1", "ctx", 1000),
+                      EventOp("n~1", 1, lf::a2a::v1::TASK_STATE_WORKING, 1001)},
+                     [&](absl::Status status) {
+                       EXPECT_THAT(status, IsOk());
+                       done.Notify();
+                     });
+    done.WaitForNotification();
+  }
+  auto store = SqliteTaskStore::Open(options);
+  ASSERT_THAT(store, IsOk());
+  absl::StatusOr<StoredTask> task = (*store)->Get("n~1");
+  ASSERT_THAT(task, IsOk());
+  ASSERT_EQ(task->events.size(), 1u);
+  EXPECT_EQ(task->events[0].event.status_update().status().state(),
+            lf::a2a::v1::TASK_STATE_WORKING);
+}
+
+TEST(SqliteTaskStoreTest, OpenNamesTheBadPath) {
+  EXPECT_THAT(SqliteTaskStore::Open({"/nonexistent-dir/x/tasks.db", true}),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("/nonexistent-dir/x/tasks.db")));
+}
+
+TEST(SqliteTaskStoreTest, RefusesAStoreWrittenByANewerVersion) {
+  testing::TempDir dir;
+  std::string path = dir.File("tasks.db");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  EXPECT_THAT(SqliteTaskStore::Open({path, true}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("schema version 99")));
+}
+
+}  // namespace
+}  // namespace a2amesh::store
