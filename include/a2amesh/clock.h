@@ -1,6 +1,7 @@
 #ifndef A2AMESH_CLOCK_H_
 #define A2AMESH_CLOCK_H_
 
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 namespace a2amesh {

@@ -1,0 +1,732 @@
+#include "tasks/task_manager.h"
+
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "core/a2a_error.h"
+#include "core/ids.h"
+#include "core/log.h"
+#include "core/status_macros.h"
+#include "google/protobuf/util/time_util.h"
+#include "tasks/task_state.h"
+
+namespace a2amesh::tasks {
+
+using lf::a2a::v1::Message;
+using lf::a2a::v1::StreamResponse;
+using lf::a2a::v1::Task;
+using lf::a2a::v1::TaskState;
+using google::protobuf::util::TimeUtil;
+
+namespace {
+
+int64_t StatusUnixMs(const Task& task) {
+  return TimeUtil::TimestampToMilliseconds(task.status().timestamp());
+}
+
+bool IsUserMessage(const StreamResponse& event) {
+  return event.has_message() && event.message().role() == lf::a2a::v1::ROLE_USER;
+}
+
+// The message an agent should act on when a task is resumed: the last one the
+// client sent.
+const Message* LastUserMessage(const Task& task) {
+  for (int i = task.history_size() - 1; i >= 0; --i) {
+    if (task.history(i).role() == lf::a2a::v1::ROLE_USER) {
+      return &task.history(i);
+    }
+  }
+  return nullptr;
+}
+
+// Page tokens are opaque to clients: base64url("<status ms>/<task id>").
+std::string EncodePageToken(int64_t status_ms, const std::string& id) {
+  std::string token;
+  absl::WebSafeBase64Escape(absl::StrCat(status_ms, "/", id), &token);
+  return token;
+}
+
+absl::Status DecodePageToken(const std::string& token, TaskQuery* query) {
+  std::string raw;
+  size_t slash;
+  if (!absl::WebSafeBase64Unescape(token, &raw) ||
+      (slash = raw.find('/')) == std::string::npos ||
+      !absl::SimpleAtoi(absl::string_view(raw).substr(0, slash), &query->cursor_status_unix_ms) ||
+      slash + 1 == raw.size()) {
+    return InvalidFieldError("page_token", "is not a page token this node issued");
+  }
+  query->has_cursor = true;
+  query->cursor_id = raw.substr(slash + 1);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// Lets timer callbacks find out, safely, whether the manager still exists.
+struct TaskManager::Lifetime {
+  absl::Mutex mu;
+  TaskManager* self ABSL_GUARDED_BY(mu);
+};
+
+TaskManager::TaskManager(TaskManagerOptions options, TaskStore& store, RunnerFactory& runners,
+                         Timers& timers, Clock& clock)
+    : options_(std::move(options)),
+      store_(store),
+      runners_(runners),
+      timers_(timers),
+      clock_(clock),
+      lifetime_(std::make_shared<Lifetime>()) {
+  absl::MutexLock lock(&lifetime_->mu);
+  lifetime_->self = this;
+}
+
+TaskManager::~TaskManager() {
+  {
+    absl::MutexLock lock(&lifetime_->mu);
+    lifetime_->self = nullptr;  // no timer callback runs from here on
+  }
+  store_.Flush();  // every store callback that refers to us has run
+  std::vector<std::shared_ptr<TaskSubscriber>> subscribers;
+  {
+    absl::MutexLock lock(&mu_);
+    shutting_down_ = true;
+    for (auto& [id, entry] : active_) {
+      absl::MutexLock entry_lock(&entry->mu);
+      for (Subscription& s : entry->subscribers) {
+        subscribers.push_back(std::move(s.subscriber));
+      }
+      entry->subscribers.clear();
+      entry->runner.reset();
+    }
+  }
+  for (auto& subscriber : subscribers) {
+    subscriber->OnError(absl::UnavailableError("the node is shutting down"));
+  }
+}
+
+TaskManager::EntryPtr TaskManager::Find(const std::string& task_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = active_.find(task_id);
+  return it == active_.end() ? nullptr : it->second;
+}
+
+absl::StatusOr<Task> TaskManager::LoadEnded(const std::string& task_id) {
+  absl::StatusOr<StoredTask> stored = store_.Get(task_id);
+  if (absl::IsNotFound(stored.status())) {
+    return MakeA2aError(A2aError::kTaskNotFound, absl::StrCat("task ", task_id, " not found"));
+  }
+  if (!stored.ok()) {
+    return stored.status();
+  }
+  return Materialize(*stored);
+}
+
+size_t TaskManager::active_tasks() const {
+  absl::MutexLock lock(&mu_);
+  return active_.size();
+}
+
+StreamResponse TaskManager::StatusEventLocked(const Entry& entry, TaskState state,
+                                              const std::string& text) {
+  StreamResponse event;
+  auto* update = event.mutable_status_update();
+  update->set_task_id(entry.task.id());
+  update->set_context_id(entry.task.context_id());
+  auto* status = update->mutable_status();
+  status->set_state(state);
+  *status->mutable_timestamp() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(clock_.Now()));
+  if (!text.empty()) {
+    Message* message = status->mutable_message();
+    message->set_message_id(NewUuid());
+    message->set_role(lf::a2a::v1::ROLE_AGENT);
+    message->set_task_id(entry.task.id());
+    message->set_context_id(entry.task.context_id());
+    message->add_parts()->set_text(text);
+  }
+  return event;
+}
+
+v1::TaskAssignment TaskManager::AssignmentLocked(const Entry& entry, const Message& message,
+                                                 bool resumed) {
+  v1::TaskAssignment assignment;
+  assignment.set_agent_id(entry.info.agent_id());
+  *assignment.mutable_task() = entry.task;
+  *assignment.mutable_message() = message;
+  if (entry.info.has_request_metadata()) {
+    *assignment.mutable_request_metadata() = entry.info.request_metadata();
+  }
+  *assignment.mutable_accepted_output_modes() = entry.info.accepted_output_modes();
+  assignment.set_skill(entry.info.skill());
+  assignment.set_resumed(resumed);
+  return assignment;
+}
+
+void TaskManager::AttachLocked(Entry& entry, std::shared_ptr<TaskSubscriber> subscriber) {
+  StreamResponse first;
+  *first.mutable_task() = entry.task;
+  subscriber->OnEvent(first, entry.task);
+  entry.subscribers.push_back(Subscription{std::move(subscriber), entry.next_seq});
+}
+
+void TaskManager::PublishReadyLocked(Entry& entry) {
+  while (!entry.pending.empty() && entry.pending.front().ready) {
+    PendingEvent& pending = entry.pending.front();
+    if (!IsUserMessage(pending.event)) {
+      bool final = IsFinalEvent(pending.event);
+      for (const Subscription& s : entry.subscribers) {
+        if (s.from_seq <= pending.seq) {
+          s.subscriber->OnEvent(pending.event, entry.task);
+        }
+      }
+      if (final) {
+        // Streams and waiters end on a final event.
+        std::vector<Subscription> later;
+        for (Subscription& s : entry.subscribers) {
+          if (s.from_seq > pending.seq) {
+            later.push_back(std::move(s));
+          }
+        }
+        entry.subscribers.swap(later);
+      }
+    }
+    entry.pending.pop_front();
+  }
+}
+
+void TaskManager::AppendLocked(const EntryPtr& entry, StreamResponse event,
+                               DurableCallback on_stored) {
+  Entry& e = *entry;
+  const int64_t seq = e.next_seq++;
+  absl::Status applied = ApplyEvent(event, &e.task);
+  // Events reach here validated; a failure is a bug in the caller.
+  if (!applied.ok()) {
+    A2AMESH_LOG(Error, "event not applied").With("task", e.task.id()).With("error", applied);
+  }
+  const TaskState state = e.task.status().state();
+  const bool final = IsFinalEvent(event);
+  const bool terminal = final && IsTerminalState(state);
+
+  std::vector<TaskStoreOp> ops(1);
+  ops[0].kind = TaskStoreOp::Kind::kEvent;
+  ops[0].task_id = e.task.id();
+  ops[0].seq = seq;
+  ops[0].state = state;
+  ops[0].status_unix_ms = StatusUnixMs(e.task);
+  ops[0].payload = event.SerializeAsString();
+  if (terminal) {
+    TaskStoreOp snapshot = ops[0];
+    snapshot.kind = TaskStoreOp::Kind::kSnapshot;
+    snapshot.payload = e.task.SerializeAsString();
+    ops.push_back(std::move(snapshot));
+  }
+  if (final) {
+    // The agent is done with the task, or waits for the client: free its slot.
+    e.runner.reset();
+  }
+
+  // What ends a stream or answers a client, and what a client sent, is stored
+  // before it takes effect; everything else is published at once unless it
+  // queues behind such an event.
+  const bool durable_first = final || IsUserMessage(event);
+  e.pending.push_back(PendingEvent{seq, std::move(event), !durable_first});
+  PublishReadyLocked(e);
+
+  store_.Commit(std::move(ops),
+                [this, entry, seq, on_stored = std::move(on_stored)](absl::Status status) mutable {
+                  OnStored(entry, seq, std::move(status), std::move(on_stored));
+                });
+}
+
+void TaskManager::OnStored(const EntryPtr& entry, int64_t seq, absl::Status status,
+                           DurableCallback on_stored) {
+  bool remove = false;
+  std::string task_id;
+  std::string agent_id;
+  {
+    absl::MutexLock lock(&entry->mu);
+    task_id = entry->task.id();
+    agent_id = entry->info.agent_id();
+    if (!status.ok()) {
+      // Publishing anyway keeps clients going; the store error is logged once
+      // per batch by the store and here per event.
+      A2AMESH_LOG(Error, "task event not stored")
+          .With("task", task_id)
+          .With("seq", seq)
+          .With("error", status);
+    }
+    for (PendingEvent& pending : entry->pending) {
+      if (pending.seq == seq) {
+        pending.ready = true;
+      }
+    }
+    PublishReadyLocked(*entry);
+    remove = IsTerminalState(entry->task.status().state()) && entry->pending.empty() &&
+             seq == entry->next_seq - 1;
+    if (remove) {
+      entry->subscribers.clear();
+    }
+  }
+  if (remove) {
+    Remove(task_id, agent_id);
+  }
+  if (on_stored) {
+    on_stored(std::move(status));
+  }
+}
+
+void TaskManager::Remove(const std::string& task_id, const std::string& agent_id) {
+  absl::MutexLock lock(&mu_);
+  active_.erase(task_id);
+  auto it = by_agent_.find(agent_id);
+  if (it != by_agent_.end()) {
+    it->second.erase(task_id);
+    if (it->second.empty()) {
+      by_agent_.erase(it);
+    }
+  }
+}
+
+absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber> subscriber) {
+  const Message& in = request.request.message();
+  auto entry = std::make_shared<Entry>();
+  Message message = in;
+  std::string task_id = MakeTaskId(options_.node_id);
+  std::string agent_id = request.runner->agent_id();
+  TaskStoreOp op;
+  {
+    absl::MutexLock lock(&entry->mu);
+    Task& task = entry->task;
+    task.set_id(task_id);
+    task.set_context_id(in.context_id().empty() ? NewUuid() : in.context_id());
+    task.mutable_status()->set_state(lf::a2a::v1::TASK_STATE_SUBMITTED);
+    *task.mutable_status()->mutable_timestamp() =
+        TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(clock_.Now()));
+    message.set_task_id(task.id());
+    message.set_context_id(task.context_id());
+    *task.add_history() = message;
+
+    v1::TaskInfo& info = entry->info;
+    info.set_agent_id(agent_id);
+    info.set_skill(request.skill);
+    info.set_parent_task_id(request.parent_task_id);
+    *info.mutable_accepted_output_modes() =
+        request.request.configuration().accepted_output_modes();
+    if (request.request.has_metadata()) {
+      *info.mutable_request_metadata() = request.request.metadata();
+    }
+    info.set_created_unix_ms(absl::ToUnixMillis(clock_.Now()));
+    entry->runner = std::move(request.runner);
+
+    op.kind = TaskStoreOp::Kind::kCreate;
+    op.task_id = task.id();
+    op.context_id = task.context_id();
+    op.agent_id = agent_id;
+    op.state = task.status().state();
+    op.status_unix_ms = StatusUnixMs(task);
+    op.payload = task.SerializeAsString();
+    op.info = info.SerializeAsString();
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutting_down_) {
+      return absl::UnavailableError("the node is shutting down");
+    }
+    active_[task_id] = entry;
+    by_agent_[agent_id].insert(task_id);
+  }
+  std::vector<TaskStoreOp> ops;
+  ops.push_back(std::move(op));
+  store_.Commit(std::move(ops), [this, entry, subscriber = std::move(subscriber), task_id,
+                                 agent_id, message = std::move(message)](absl::Status status) {
+    if (!status.ok()) {
+      A2AMESH_LOG(Error, "task not stored; refused").With("task", task_id).With("error", status);
+      Remove(task_id, agent_id);
+      {
+        absl::MutexLock lock(&entry->mu);
+        entry->runner.reset();
+      }
+      if (subscriber != nullptr) {
+        subscriber->OnError(absl::UnavailableError(
+            absl::StrCat("the task could not be stored: ", status.message())));
+      }
+      return;
+    }
+    absl::MutexLock lock(&entry->mu);
+    if (subscriber != nullptr) {
+      AttachLocked(*entry, subscriber);
+    }
+    if (entry->runner != nullptr) {
+      entry->runner->Assign(AssignmentLocked(*entry, message, /*resumed=*/false));
+    }
+  });
+  return absl::OkStatus();
+}
+
+absl::Status TaskManager::Continue(const lf::a2a::v1::SendMessageRequest& request,
+                                   std::shared_ptr<TaskSubscriber> subscriber) {
+  const std::string& task_id = request.message().task_id();
+  EntryPtr entry = Find(task_id);
+  if (entry == nullptr) {
+    A2AMESH_ASSIGN_OR_RETURN(Task ended, LoadEnded(task_id));
+    return MakeA2aError(A2aError::kUnsupportedOperation,
+                        absl::StrCat("task ", task_id, " is already ",
+                                     StateName(ended.status().state()),
+                                     " and takes no more messages"));
+  }
+  absl::MutexLock lock(&entry->mu);
+  const Task& task = entry->task;
+  if (IsTerminalState(task.status().state())) {
+    return MakeA2aError(A2aError::kUnsupportedOperation,
+                        absl::StrCat("task ", task_id, " is already ",
+                                     StateName(task.status().state()),
+                                     " and takes no more messages"));
+  }
+  if (!request.message().context_id().empty() &&
+      request.message().context_id() != task.context_id()) {
+    return InvalidFieldError("message.context_id",
+                             absl::StrCat("task ", task_id, " belongs to context ",
+                                          task.context_id(), ", not ",
+                                          request.message().context_id()));
+  }
+  if (entry->orphaned) {
+    return absl::UnavailableError(absl::StrCat("agent ", entry->info.agent_id(),
+                                               ", which runs task ", task_id,
+                                               ", is reconnecting; retry shortly"));
+  }
+  if (entry->runner == nullptr) {
+    absl::StatusOr<std::unique_ptr<TaskRunner>> runner = runners_.Rebind(entry->info.agent_id());
+    if (!runner.ok()) {
+      return absl::UnavailableError(absl::StrCat("agent ", entry->info.agent_id(),
+                                                 ", which owns task ", task_id,
+                                                 ", is not connected"));
+    }
+    entry->runner = std::move(runner).value();
+  }
+  StreamResponse event;
+  Message* message = event.mutable_message();
+  *message = request.message();
+  message->set_context_id(task.context_id());
+  Message assigned = *message;
+  AppendLocked(entry, std::move(event),
+               [this, entry, subscriber = std::move(subscriber),
+                assigned = std::move(assigned)](absl::Status status) {
+                 if (!status.ok()) {
+                   if (subscriber != nullptr) {
+                     subscriber->OnError(absl::UnavailableError(
+                         absl::StrCat("the message could not be stored: ", status.message())));
+                   }
+                   return;
+                 }
+                 absl::MutexLock lock(&entry->mu);
+                 if (subscriber != nullptr) {
+                   AttachLocked(*entry, subscriber);
+                 }
+                 if (entry->runner != nullptr &&
+                     !IsTerminalState(entry->task.status().state())) {
+                   entry->runner->Assign(AssignmentLocked(*entry, assigned, /*resumed=*/false));
+                 }
+               });
+  return absl::OkStatus();
+}
+
+absl::Status TaskManager::ApplyAgentEvent(const std::string& agent_id, const std::string& task_id,
+                                          StreamResponse event) {
+  EntryPtr entry = Find(task_id);
+  if (entry == nullptr) {
+    return absl::NotFoundError(absl::StrCat("task ", task_id, " is not running on this node"));
+  }
+  absl::MutexLock lock(&entry->mu);
+  if (entry->info.agent_id() != agent_id) {
+    return absl::PermissionDeniedError(absl::StrCat("task ", task_id, " belongs to agent ",
+                                                    entry->info.agent_id(), ", not ", agent_id));
+  }
+  A2AMESH_RETURN_IF_ERROR(NormalizeAgentEvent(entry->task, clock_.Now(), &event));
+  if (event.has_status_update() &&
+      event.status_update().status().state() == lf::a2a::v1::TASK_STATE_FAILED) {
+    const Message& why = event.status_update().status().message();
+    A2AMESH_LOG(Info, "task failed")
+        .With("task", task_id)
+        .With("agent", agent_id)
+        .With("reason", why.parts_size() > 0 ? why.parts(0).text() : "");
+  }
+  AppendLocked(entry, std::move(event), nullptr);
+  return absl::OkStatus();
+}
+
+void TaskManager::Cancel(const std::string& task_id, const std::string& reason,
+                         absl::AnyInvocable<void(absl::StatusOr<Task>)> done) {
+  EntryPtr entry = Find(task_id);
+  if (entry == nullptr) {
+    absl::StatusOr<Task> ended = LoadEnded(task_id);
+    if (!ended.ok()) {
+      done(ended.status());
+      return;
+    }
+    done(MakeA2aError(A2aError::kTaskNotCancelable,
+                      absl::StrCat("task ", task_id, " is already ",
+                                   StateName(ended->status().state()), "; it cannot be canceled")));
+    return;
+  }
+  absl::MutexLock lock(&entry->mu);
+  TaskState state = entry->task.status().state();
+  if (IsTerminalState(state)) {
+    done(MakeA2aError(A2aError::kTaskNotCancelable,
+                      absl::StrCat("task ", task_id, " is already ", StateName(state),
+                                   "; it cannot be canceled")));
+    return;
+  }
+  if (entry->runner != nullptr) {
+    entry->runner->Cancel(task_id, reason);
+  } else if (absl::StatusOr<std::unique_ptr<TaskRunner>> runner =
+                 runners_.Rebind(entry->info.agent_id());
+             runner.ok()) {
+    // The agent holds no slot for it (waiting for input) but may keep state.
+    (*runner)->Cancel(task_id, reason);
+  }
+  entry->orphaned = false;
+  // The reply waits for the store, like every answer that ends a task.
+  AppendLocked(entry, StatusEventLocked(*entry, lf::a2a::v1::TASK_STATE_CANCELED, reason),
+               [entry, done = std::move(done)](absl::Status) mutable {
+                 Task canceled;
+                 {
+                   absl::MutexLock lock(&entry->mu);
+                   canceled = entry->task;
+                 }
+                 done(std::move(canceled));
+               });
+}
+
+absl::Status TaskManager::Subscribe(const std::string& task_id,
+                                    std::shared_ptr<TaskSubscriber> subscriber) {
+  EntryPtr entry = Find(task_id);
+  TaskState state = lf::a2a::v1::TASK_STATE_UNSPECIFIED;
+  if (entry == nullptr) {
+    A2AMESH_ASSIGN_OR_RETURN(Task ended, LoadEnded(task_id));
+    state = ended.status().state();
+  } else {
+    absl::MutexLock lock(&entry->mu);
+    state = entry->task.status().state();
+    if (!IsTerminalState(state)) {
+      AttachLocked(*entry, std::move(subscriber));
+      return absl::OkStatus();
+    }
+  }
+  return MakeA2aError(A2aError::kUnsupportedOperation,
+                      absl::StrCat("task ", task_id, " is already ", StateName(state),
+                                   "; there are no more events to subscribe to"));
+}
+
+void TaskManager::Unsubscribe(const std::string& task_id, const TaskSubscriber* subscriber) {
+  EntryPtr entry = Find(task_id);
+  if (entry == nullptr) {
+    return;
+  }
+  absl::MutexLock lock(&entry->mu);
+  auto& subs = entry->subscribers;
+  subs.erase(std::remove_if(subs.begin(), subs.end(),
+                            [subscriber](const Subscription& s) {
+                              return s.subscriber.get() == subscriber;
+                            }),
+             subs.end());
+}
+
+absl::StatusOr<Task> TaskManager::Get(const std::string& task_id) {
+  EntryPtr entry = Find(task_id);
+  if (entry != nullptr) {
+    absl::MutexLock lock(&entry->mu);
+    return entry->task;
+  }
+  return LoadEnded(task_id);
+}
+
+absl::StatusOr<TaskList> TaskManager::List(TaskQuery query, const std::string& page_token) {
+  if (!page_token.empty()) {
+    A2AMESH_RETURN_IF_ERROR(DecodePageToken(page_token, &query));
+  }
+  A2AMESH_ASSIGN_OR_RETURN(TaskPage page, store_.List(query));
+  TaskList list;
+  list.total = page.total;
+  for (const StoredTask& stored : page.tasks) {
+    EntryPtr entry = Find(stored.snapshot.id());
+    if (entry != nullptr) {
+      absl::MutexLock lock(&entry->mu);
+      list.tasks.push_back(entry->task);
+      continue;
+    }
+    A2AMESH_ASSIGN_OR_RETURN(Task task, Materialize(stored));
+    list.tasks.push_back(std::move(task));
+  }
+  if (page.more && !list.tasks.empty()) {
+    list.next_page_token = EncodePageToken(page.last_status_unix_ms, list.tasks.back().id());
+  }
+  return list;
+}
+
+void TaskManager::FailLocked(const EntryPtr& entry, const std::string& reason) {
+  if (IsTerminalState(entry->task.status().state())) {
+    return;
+  }
+  A2AMESH_LOG(Warning, "task failed")
+      .With("task", entry->task.id())
+      .With("agent", entry->info.agent_id())
+      .With("reason", reason);
+  if (entry->runner != nullptr) {
+    entry->runner->Cancel(entry->task.id(), reason);
+  }
+  AppendLocked(entry, StatusEventLocked(*entry, lf::a2a::v1::TASK_STATE_FAILED, reason), nullptr);
+}
+
+void TaskManager::AgentConnected(const std::string& agent_id) {
+  std::vector<EntryPtr> entries;
+  {
+    absl::MutexLock lock(&mu_);
+    ++agent_generation_[agent_id];
+    auto it = by_agent_.find(agent_id);
+    if (it != by_agent_.end()) {
+      for (const std::string& id : it->second) {
+        entries.push_back(active_.at(id));
+      }
+    }
+  }
+  int resumed = 0;
+  for (const EntryPtr& entry : entries) {
+    absl::MutexLock lock(&entry->mu);
+    if (!entry->orphaned) {
+      continue;
+    }
+    absl::StatusOr<std::unique_ptr<TaskRunner>> runner = runners_.Rebind(agent_id);
+    if (!runner.ok()) {
+      continue;  // gone again; its next AgentDisconnected re-arms the grace timer
+    }
+    entry->runner = std::move(runner).value();
+    entry->orphaned = false;
+    const Message* message = LastUserMessage(entry->task);
+    entry->runner->Assign(
+        AssignmentLocked(*entry, message != nullptr ? *message : Message(), /*resumed=*/true));
+    ++resumed;
+  }
+  if (resumed > 0) {
+    A2AMESH_LOG(Info, "tasks resumed").With("agent", agent_id).With("tasks", resumed);
+  }
+}
+
+void TaskManager::AgentDisconnected(const std::string& agent_id, const std::string& reason) {
+  std::vector<EntryPtr> entries;
+  uint64_t generation;
+  {
+    absl::MutexLock lock(&mu_);
+    generation = ++agent_generation_[agent_id];
+    auto it = by_agent_.find(agent_id);
+    if (it != by_agent_.end()) {
+      for (const std::string& id : it->second) {
+        entries.push_back(active_.at(id));
+      }
+    }
+  }
+  int orphaned = 0;
+  for (const EntryPtr& entry : entries) {
+    absl::MutexLock lock(&entry->mu);
+    if (entry->runner == nullptr || IsTerminalState(entry->task.status().state())) {
+      continue;  // waiting for its client, or done
+    }
+    entry->runner.reset();
+    entry->orphaned = true;
+    ++orphaned;
+  }
+  if (orphaned == 0) {
+    return;
+  }
+  A2AMESH_LOG(Warning, "agent gone with tasks in flight")
+      .With("agent", agent_id)
+      .With("tasks", orphaned)
+      .With("grace", options_.agent_grace)
+      .With("reason", reason);
+  std::string why = absl::StrCat("agent ", agent_id, " disconnected (", reason,
+                                 ") and did not come back within ",
+                                 absl::FormatDuration(options_.agent_grace));
+  timers_.RunAfter(options_.agent_grace, [lifetime = lifetime_, agent_id, generation, why] {
+    absl::MutexLock lock(&lifetime->mu);
+    if (lifetime->self != nullptr) {
+      lifetime->self->FailOrphans(agent_id, generation, why);
+    }
+  });
+}
+
+void TaskManager::FailOrphans(const std::string& agent_id, uint64_t generation,
+                              const std::string& reason) {
+  std::vector<EntryPtr> entries;
+  {
+    absl::MutexLock lock(&mu_);
+    if (agent_generation_[agent_id] != generation) {
+      return;  // the agent came back (and maybe left again) since
+    }
+    auto it = by_agent_.find(agent_id);
+    if (it != by_agent_.end()) {
+      for (const std::string& id : it->second) {
+        entries.push_back(active_.at(id));
+      }
+    }
+  }
+  for (const EntryPtr& entry : entries) {
+    absl::MutexLock lock(&entry->mu);
+    if (entry->orphaned) {
+      entry->orphaned = false;
+      FailLocked(entry, reason);
+    }
+  }
+}
+
+absl::Status TaskManager::Recover() {
+  A2AMESH_ASSIGN_OR_RETURN(std::vector<StoredTask> stored, store_.LoadUnfinished());
+  absl::flat_hash_map<std::string, int> waiting;  // agent -> orphaned tasks
+  int interrupted = 0;
+  for (StoredTask& s : stored) {
+    auto entry = std::make_shared<Entry>();
+    std::string task_id = s.snapshot.id();
+    std::string agent_id = s.info.agent_id();
+    {
+      absl::MutexLock lock(&entry->mu);
+      A2AMESH_ASSIGN_OR_RETURN(entry->task, Materialize(s));
+      entry->info = std::move(s.info);
+      entry->next_seq = s.last_seq + 1;
+      if (IsInterruptedState(entry->task.status().state())) {
+        ++interrupted;
+      } else {
+        entry->orphaned = true;
+        ++waiting[agent_id];
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    active_[task_id] = entry;
+    by_agent_[agent_id].insert(task_id);
+  }
+  for (const auto& [agent_id, count] : waiting) {
+    uint64_t generation;
+    {
+      absl::MutexLock lock(&mu_);
+      generation = agent_generation_[agent_id];
+    }
+    std::string why = absl::StrCat("the node restarted and agent ", agent_id,
+                                   " did not register again within ",
+                                   absl::FormatDuration(options_.recovery_grace));
+    timers_.RunAfter(options_.recovery_grace, [lifetime = lifetime_, agent_id = agent_id,
+                                               generation, why] {
+      absl::MutexLock lock(&lifetime->mu);
+      if (lifetime->self != nullptr) {
+        lifetime->self->FailOrphans(agent_id, generation, why);
+      }
+    });
+  }
+  if (!stored.empty()) {
+    A2AMESH_LOG(Info, "tasks recovered")
+        .With("tasks", stored.size())
+        .With("waiting_for_agents", stored.size() - interrupted)
+        .With("waiting_for_clients", interrupted)
+        .With("grace", options_.recovery_grace);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace a2amesh::tasks

@@ -1,0 +1,235 @@
+#ifndef A2AMESH_TASKS_TASK_MANAGER_H_
+#define A2AMESH_TASKS_TASK_MANAGER_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "a2amesh/clock.h"
+#include "a2amesh/executor.h"
+#include "a2amesh/task_store.h"
+#include "a2amesh/v1/agent_host.pb.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "lf/a2a/v1/a2a.pb.h"
+
+namespace a2amesh::tasks {
+
+// Where a task runs: an agent on this node (later, also a peer node). The router
+// creates one when it picks an agent; while it exists it holds one slot of that
+// agent's max_concurrency, and destroying it releases the slot.
+// Implementations are thread-safe; Assign and Cancel never block.
+class TaskRunner {
+ public:
+  virtual ~TaskRunner() = default;
+  virtual const std::string& agent_id() const = 0;
+  // Hands a task (new, a follow-up message, or resumed) to the agent.
+  virtual void Assign(const v1::TaskAssignment& assignment) = 0;
+  // Tells the agent to stop working on `task_id`.
+  virtual void Cancel(const std::string& task_id, const std::string& reason) = 0;
+};
+
+// Finds the agent that already owns a task: for follow-up messages and for tasks
+// resumed when their agent registers again. Thread-safe.
+class RunnerFactory {
+ public:
+  virtual ~RunnerFactory() = default;
+  // A runner for the connected agent `agent_id`, regardless of its load (the task
+  // is already that agent's). UNAVAILABLE if the agent is not connected.
+  virtual absl::StatusOr<std::unique_ptr<TaskRunner>> Rebind(const std::string& agent_id) = 0;
+};
+
+// Receives a task's events in order. The first event of every subscription is the
+// Task as it stands; then status updates, artifact updates and agent messages.
+class TaskSubscriber {
+ public:
+  virtual ~TaskSubscriber() = default;
+  // Called with the task's lock held, one event at a time, in sequence order:
+  // must not block and must not call back into the TaskManager. `task` is the
+  // task with this event applied.
+  virtual void OnEvent(const lf::a2a::v1::StreamResponse& event,
+                       const lf::a2a::v1::Task& task) = 0;
+  // The subscription ends without a final event: the task could not be stored,
+  // or the node is shutting down. Called without locks held.
+  virtual void OnError(const absl::Status& status) = 0;
+};
+
+// A new task, routed: the request that creates it and where it runs.
+struct NewTask {
+  lf::a2a::v1::SendMessageRequest request;
+  std::unique_ptr<TaskRunner> runner;
+  std::string skill;
+  std::string parent_task_id;
+};
+
+struct TaskManagerOptions {
+  std::string node_id;
+  // How long the tasks of an agent whose stream broke wait for the same agent id
+  // to register again before they fail.
+  absl::Duration agent_grace = absl::Seconds(10);
+  // The same, for unfinished tasks found in the store at start-up.
+  absl::Duration recovery_grace = absl::Seconds(30);
+};
+
+struct TaskList {
+  std::vector<lf::a2a::v1::Task> tasks;
+  int64_t total = 0;
+  // Empty on the last page.
+  std::string next_page_token;
+};
+
+// Owns every task of this node: the A2A state machine, the ordered event log,
+// durability through the TaskStore, fan-out to subscribers, and what happens to
+// tasks when their agent comes and goes.
+//
+// Tasks that are not terminal live in memory (and in the store); terminal ones
+// only in the store. A task is stored before anyone learns its id, and an event
+// that ends a task or a stream (terminal or interrupted state) is stored before
+// any subscriber sees it, so what a client was told survives a crash.
+//
+// Thread-safe. Methods marked "may block" read the store; call them from an
+// Executor, never from a gRPC reactor. The others never block.
+class TaskManager {
+ public:
+  TaskManager(TaskManagerOptions options, TaskStore& store, RunnerFactory& runners,
+              Timers& timers, Clock& clock);
+  ~TaskManager();
+  TaskManager(const TaskManager&) = delete;
+  TaskManager& operator=(const TaskManager&) = delete;
+
+  // Loads the store's unfinished tasks. Tasks that were running wait for their
+  // agent to register again within recovery_grace, then fail. Call once, before
+  // serving. May block.
+  absl::Status Recover();
+
+  // Creates a task from `task.request` and, once it is stored, gives
+  // `subscriber` (if any) the new Task as its first event and assigns the task to
+  // its runner. Errors: INVALID_ARGUMENT for a bad message; a store failure
+  // reaches the subscriber's OnError.
+  absl::Status Create(NewTask task, std::shared_ptr<TaskSubscriber> subscriber);
+
+  // A follow-up message to an existing task, for the agent that owns it. Once
+  // the message is stored, `subscriber` gets the Task and then its events.
+  // TaskNotFound, UnsupportedOperation for a terminal task, INVALID_ARGUMENT for
+  // a context mismatch, UNAVAILABLE when the owning agent is not connected.
+  // May block.
+  absl::Status Continue(const lf::a2a::v1::SendMessageRequest& request,
+                        std::shared_ptr<TaskSubscriber> subscriber);
+
+  // An event from agent `agent_id` for `task_id`. Refuses events for tasks the
+  // agent does not run and illegal transitions, naming what was wrong.
+  absl::Status ApplyAgentEvent(const std::string& agent_id, const std::string& task_id,
+                               lf::a2a::v1::StreamResponse event);
+
+  // Cancels a task: it becomes CANCELED, its agent is told, and `done` gets the
+  // task once that is stored. TaskNotFound, or TaskNotCancelable for a task that
+  // already ended. May block.
+  void Cancel(const std::string& task_id, const std::string& reason,
+              absl::AnyInvocable<void(absl::StatusOr<lf::a2a::v1::Task>)> done);
+
+  // Subscribes to a task's events; the first is the Task as it stands. TaskNotFound,
+  // or UnsupportedOperation for a terminal task. May block.
+  absl::Status Subscribe(const std::string& task_id, std::shared_ptr<TaskSubscriber> subscriber);
+  // Ends a subscription; no event reaches `subscriber` after this returns.
+  void Unsubscribe(const std::string& task_id, const TaskSubscriber* subscriber);
+
+  // The task as it stands. TaskNotFound. May block.
+  absl::StatusOr<lf::a2a::v1::Task> Get(const std::string& task_id);
+
+  // A page of tasks, newest status first. `page_token` continues a previous
+  // page; INVALID_ARGUMENT if it is not one of ours. May block.
+  absl::StatusOr<TaskList> List(TaskQuery query, const std::string& page_token);
+
+  // Agent lifecycle, from AgentHost. A connected agent gets back its orphaned
+  // tasks (resumed); a disconnected agent's running tasks are orphaned and fail
+  // after agent_grace unless it connects again.
+  void AgentConnected(const std::string& agent_id);
+  void AgentDisconnected(const std::string& agent_id, const std::string& reason);
+
+  // Tasks held in memory (not terminal, or terminal but not yet stored).
+  size_t active_tasks() const;
+
+ private:
+  struct Subscription {
+    std::shared_ptr<TaskSubscriber> subscriber;
+    int64_t from_seq;
+  };
+  struct PendingEvent {
+    int64_t seq;
+    lf::a2a::v1::StreamResponse event;
+    bool ready;  // false until stored, for events that must be durable first
+  };
+  struct Entry {
+    absl::Mutex mu;
+    lf::a2a::v1::Task task ABSL_GUARDED_BY(mu);
+    v1::TaskInfo info ABSL_GUARDED_BY(mu);
+    int64_t next_seq ABSL_GUARDED_BY(mu) = 1;
+    std::unique_ptr<TaskRunner> runner ABSL_GUARDED_BY(mu);
+    std::vector<Subscription> subscribers ABSL_GUARDED_BY(mu);
+    std::deque<PendingEvent> pending ABSL_GUARDED_BY(mu);
+    // Running when its agent went away; waits for the agent to come back.
+    bool orphaned ABSL_GUARDED_BY(mu) = false;
+  };
+  using EntryPtr = std::shared_ptr<Entry>;
+  using DurableCallback = absl::AnyInvocable<void(absl::Status)>;
+
+  struct Lifetime;
+
+  EntryPtr Find(const std::string& task_id) const;
+  // A task that is not in memory, hence terminal, from the store; TaskNotFound
+  // if the store does not have it either. May block.
+  absl::StatusOr<lf::a2a::v1::Task> LoadEnded(const std::string& task_id);
+
+  // Logs `event` as the task's next event, stores it, and publishes it (now, or
+  // once stored if it must be durable first). `on_stored` runs after the store
+  // write, without locks.
+  void AppendLocked(const EntryPtr& entry, lf::a2a::v1::StreamResponse event,
+                    DurableCallback on_stored) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
+  void OnStored(const EntryPtr& entry, int64_t seq, absl::Status status,
+                DurableCallback on_stored);
+  void PublishReadyLocked(Entry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
+  // Sends the Task as it stands to `subscriber` and adds it for later events.
+  void AttachLocked(Entry& entry, std::shared_ptr<TaskSubscriber> subscriber)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
+  v1::TaskAssignment AssignmentLocked(const Entry& entry, const lf::a2a::v1::Message& message,
+                                      bool resumed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
+  // Fails the task (a node-side status update) if it is not terminal yet.
+  void FailLocked(const EntryPtr& entry, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
+  void Remove(const std::string& task_id, const std::string& agent_id);
+  void FailOrphans(const std::string& agent_id, uint64_t generation, const std::string& reason);
+  lf::a2a::v1::StreamResponse StatusEventLocked(const Entry& entry,
+                                                lf::a2a::v1::TaskState state,
+                                                const std::string& text)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
+
+  const TaskManagerOptions options_;
+  TaskStore& store_;
+  RunnerFactory& runners_;
+  Timers& timers_;
+  Clock& clock_;
+  // Timer callbacks hold this, not `this`: they do nothing once we are gone.
+  const std::shared_ptr<Lifetime> lifetime_;
+
+  // Lock order: mu_ before any Entry::mu. Entry::mu is never held while taking mu_.
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, EntryPtr> active_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> by_agent_
+      ABSL_GUARDED_BY(mu_);
+  // Bumped whenever an agent connects or disconnects, so that a grace timer
+  // armed for an earlier disconnect does nothing.
+  absl::flat_hash_map<std::string, uint64_t> agent_generation_ ABSL_GUARDED_BY(mu_);
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace a2amesh::tasks
+
+#endif  // A2AMESH_TASKS_TASK_MANAGER_H_

@@ -1,0 +1,351 @@
+#include "tasks/task_manager.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "store/memory_task_store.h"
+#include "testing/fake_clock.h"
+#include "testing/fake_runner.h"
+#include "testing/proto_builders.h"
+#include "testing/status_matchers.h"
+
+namespace a2amesh::tasks {
+namespace {
+
+using ::a2amesh::testing::ArtifactChunk;
+using ::a2amesh::testing::FakeAgent;
+using ::a2amesh::testing::IsOk;
+using ::a2amesh::testing::RecordingSubscriber;
+using ::a2amesh::testing::SendText;
+using ::a2amesh::testing::Status;
+using ::a2amesh::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+using lf::a2a::v1::StreamResponse;
+using lf::a2a::v1::Task;
+
+class TaskManagerTest : public ::testing::Test {
+ protected:
+  TaskManagerTest() { manager_ = MakeManager(); }
+
+  std::unique_ptr<TaskManager> MakeManager() {
+    TaskManagerOptions options;
+    options.node_id = "n1";
+    options.agent_grace = absl::Seconds(10);
+    options.recovery_grace = absl::Seconds(30);
+    return std::make_unique<TaskManager>(options, store_, runners_, timers_, clock_);
+  }
+
+  // Creates a task for `agent` and returns its id, once it is stored.
+  std::string CreateTask(const std::string& agent, std::shared_ptr<RecordingSubscriber> sub = {},
+                         const std::string& text = "hello") {
+    if (sub == nullptr) {
+      sub = std::make_shared<RecordingSubscriber>();
+    }
+    NewTask task{SendText(text), runners_.RunnerFor(agent), "echo", ""};
+    EXPECT_THAT(manager_->Create(std::move(task), sub), IsOk());
+    store_.Flush();
+    std::vector<StreamResponse> events = sub->events();
+    EXPECT_THAT(events, SizeIs(::testing::Ge(1u)));
+    return events.empty() ? "" : events[0].task().id();
+  }
+
+  absl::StatusOr<Task> CancelAndWait(const std::string& id) {
+    absl::Notification done;
+    absl::StatusOr<Task> result;
+    manager_->Cancel(id, "canceled by the client", [&](absl::StatusOr<Task> task) {
+      result = std::move(task);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return result;
+  }
+
+  store::MemoryTaskStore store_;
+  testing::FakeRunnerFactory runners_;
+  testing::FakeTimers timers_;
+  testing::FakeClock clock_;
+  std::unique_ptr<TaskManager> manager_;
+};
+
+TEST_F(TaskManagerTest, CreateStoresAttachesThenAssigns) {
+  auto sub = std::make_shared<RecordingSubscriber>();
+  std::string id = CreateTask("echo", sub);
+  EXPECT_THAT(id, HasSubstr("n1~"));
+  std::vector<StreamResponse> events = sub->events();
+  ASSERT_THAT(events, SizeIs(1));
+  EXPECT_EQ(events[0].task().status().state(), lf::a2a::v1::TASK_STATE_SUBMITTED);
+  ASSERT_EQ(events[0].task().history_size(), 1);
+  EXPECT_EQ(events[0].task().history(0).task_id(), id);
+  EXPECT_FALSE(events[0].task().context_id().empty());
+
+  std::shared_ptr<FakeAgent> agent = runners_.Connect("echo");
+  ASSERT_THAT(agent->assignments(), SizeIs(1));
+  EXPECT_EQ(agent->assignments()[0].task().id(), id);
+  EXPECT_EQ(agent->assignments()[0].message().parts(0).text(), "hello");
+  EXPECT_EQ(agent->assignments()[0].skill(), "echo");
+  EXPECT_EQ(agent->slots(), 1);
+  EXPECT_THAT(store_.Get(id), IsOk());
+}
+
+TEST_F(TaskManagerTest, SubscribersSeeTheSameEventsInOrder) {
+  std::string id = CreateTask("echo");
+  std::vector<std::shared_ptr<RecordingSubscriber>> subs;
+  for (int i = 0; i < 3; ++i) {
+    subs.push_back(std::make_shared<RecordingSubscriber>());
+    ASSERT_THAT(manager_->Subscribe(id, subs.back()), IsOk());
+  }
+  ASSERT_THAT(manager_->ApplyAgentEvent("echo", id, Status(lf::a2a::v1::TASK_STATE_WORKING)),
+              IsOk());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_THAT(manager_->ApplyAgentEvent("echo", id,
+                                          ArtifactChunk("out", std::to_string(i), i > 0, i == 4)),
+                IsOk());
+  }
+  ASSERT_THAT(manager_->ApplyAgentEvent("echo", id, Status(lf::a2a::v1::TASK_STATE_COMPLETED)),
+              IsOk());
+  store_.Flush();
+  std::vector<StreamResponse> first = subs[0]->events();
+  ASSERT_THAT(first, SizeIs(8));
+  EXPECT_TRUE(first[0].has_task());
+  EXPECT_EQ(first[1].status_update().status().state(), lf::a2a::v1::TASK_STATE_WORKING);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(first[2 + i].artifact_update().artifact().parts(0).text(), std::to_string(i));
+  }
+  EXPECT_EQ(first[7].status_update().status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  for (int i = 1; i < 3; ++i) {
+    std::vector<StreamResponse> other = subs[i]->events();
+    ASSERT_EQ(other.size(), first.size());
+    for (size_t j = 0; j < first.size(); ++j) {
+      EXPECT_EQ(other[j].SerializeAsString(), first[j].SerializeAsString()) << j;
+    }
+  }
+}
+
+TEST_F(TaskManagerTest, TerminalTasksLeaveMemoryAndReadBackFromTheStore) {
+  std::string id = CreateTask("echo");
+  ASSERT_THAT(manager_->ApplyAgentEvent("echo", id, ArtifactChunk("out", "a", false, false)),
+              IsOk());
+  ASSERT_THAT(manager_->ApplyAgentEvent("echo", id, ArtifactChunk("out", "b", true, true)),
+              IsOk());
+  ASSERT_THAT(manager_->ApplyAgentEvent("echo", id,
+                                        Status(lf::a2a::v1::TASK_STATE_COMPLETED, "done")),
+              IsOk());
+  store_.Flush();
+  EXPECT_EQ(manager_->active_tasks(), 0u);
+  EXPECT_EQ(runners_.Connect("echo")->slots(), 0);
+  absl::StatusOr<Task> task = manager_->Get(id);
+  ASSERT_THAT(task, IsOk());
+  EXPECT_EQ(task->status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  EXPECT_EQ(task->status().message().parts(0).text(), "done");
+  ASSERT_EQ(task->artifacts_size(), 1);
+  EXPECT_EQ(task->artifacts(0).parts_size(), 2);
+  ASSERT_EQ(task->history_size(), 2);
+  EXPECT_EQ(task->history(1).parts(0).text(), "done");
+}
+
+TEST_F(TaskManagerTest, RefusesIllegalTransitionsAndOtherAgentsEvents) {
+  std::string id = CreateTask("echo");
+  EXPECT_THAT(manager_->ApplyAgentEvent("intruder", id, Status(lf::a2a::v1::TASK_STATE_WORKING)),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("belongs to agent echo")));
+  EXPECT_THAT(manager_->ApplyAgentEvent("echo", "n1~nope", Status(lf::a2a::v1::TASK_STATE_WORKING)),
+              StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_THAT(manager_->ApplyAgentEvent("echo", id, Status(lf::a2a::v1::TASK_STATE_WORKING)),
+              IsOk());
+  EXPECT_THAT(manager_->ApplyAgentEvent("echo", id, Status(lf::a2a::v1::TASK_STATE_SUBMITTED)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("back to submitted")));
+  ASSERT_THAT(manager_->ApplyAgentEvent("echo", id, Status(lf::a2a::v1::TASK_STATE_COMPLETED)),
+              IsOk());
+  store_.Flush();
+  EXPECT_THAT(manager_->ApplyAgentEvent("echo", id, Status(lf::a2a::v1::TASK_STATE_WORKING)),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("not running")));
+}
+
+TEST_F(TaskManagerTest, CancelEndsTheTaskAndTellsTheAgent) {
+  auto sub = std::make_shared<RecordingSubscriber>();
+  std::string id = CreateTask("echo", sub);
+  absl::StatusOr<Task> canceled = CancelAndWait(id);
+  ASSERT_THAT(canceled, IsOk());
+  EXPECT_EQ(canceled->status().state(), lf::a2a::v1::TASK_STATE_CANCELED);
+  EXPECT_THAT(runners_.Connect("echo")->cancels(), ::testing::ElementsAre(id));
+  std::vector<StreamResponse> events = sub->events();
+  ASSERT_THAT(events, SizeIs(2));
+  EXPECT_EQ(events[1].status_update().status().state(), lf::a2a::v1::TASK_STATE_CANCELED);
+
+  EXPECT_THAT(CancelAndWait(id),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("already canceled")));
+  EXPECT_THAT(CancelAndWait("n1~unknown"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("n1~unknown")));
+}
+
+TEST_F(TaskManagerTest, FollowUpMessagesGoToTheOwningAgent) {
+  std::string id = CreateTask("echo");
+  ASSERT_THAT(manager_->ApplyAgentEvent(
+                  "echo", id, Status(lf::a2a::v1::TASK_STATE_INPUT_REQUIRED, "which one?")),
+              IsOk());
+  store_.Flush();
+  EXPECT_EQ(runners_.Connect("echo")->slots(), 0);
+
+  lf::a2a::v1::SendMessageRequest follow_up = SendText("the red one");
+  follow_up.mutable_message()->set_task_id(id);
+  auto sub = std::make_shared<RecordingSubscriber>();
+  ASSERT_THAT(manager_->Continue(follow_up, sub), IsOk());
+  store_.Flush();
+  std::vector<v1::TaskAssignment> assignments = runners_.Connect("echo")->assignments();
+  ASSERT_THAT(assignments, SizeIs(2));
+  EXPECT_EQ(assignments[1].message().parts(0).text(), "the red one");
+  EXPECT_FALSE(assignments[1].resumed());
+  ASSERT_THAT(sub->events(), SizeIs(1));
+  const Task task = sub->events()[0].task();
+  // history: the first message, the agent's question, the follow-up.
+  ASSERT_EQ(task.history_size(), 3);
+  EXPECT_EQ(task.history(2).parts(0).text(), "the red one");
+
+  lf::a2a::v1::SendMessageRequest wrong_context = follow_up;
+  wrong_context.mutable_message()->set_context_id("another");
+  EXPECT_THAT(manager_->Continue(wrong_context, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("message.context_id")));
+
+  ASSERT_THAT(manager_->ApplyAgentEvent("echo", id, Status(lf::a2a::v1::TASK_STATE_COMPLETED)),
+              IsOk());
+  store_.Flush();
+  EXPECT_THAT(manager_->Continue(follow_up, nullptr),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("takes no more messages")));
+  lf::a2a::v1::SendMessageRequest unknown = follow_up;
+  unknown.mutable_message()->set_task_id("n1~unknown");
+  EXPECT_THAT(manager_->Continue(unknown, nullptr), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(TaskManagerTest, ADisconnectedAgentsTasksFailAfterTheGrace) {
+  auto sub = std::make_shared<RecordingSubscriber>();
+  std::string id = CreateTask("echo", sub);
+  runners_.Disconnect("echo");
+  manager_->AgentDisconnected("echo", "stream closed");
+  EXPECT_EQ(timers_.last_delay(), absl::Seconds(10));
+  EXPECT_EQ(timers_.FireAll(), 1);
+  store_.Flush();
+  absl::StatusOr<Task> task = manager_->Get(id);
+  ASSERT_THAT(task, IsOk());
+  EXPECT_EQ(task->status().state(), lf::a2a::v1::TASK_STATE_FAILED);
+  EXPECT_THAT(task->status().message().parts(0).text(),
+              HasSubstr("agent echo disconnected (stream closed)"));
+  EXPECT_EQ(sub->events().back().status_update().status().state(),
+            lf::a2a::v1::TASK_STATE_FAILED);
+}
+
+TEST_F(TaskManagerTest, AnAgentThatComesBackInTimeGetsItsTasksAgain) {
+  std::string id = CreateTask("echo");
+  runners_.Disconnect("echo");
+  manager_->AgentDisconnected("echo", "stream closed");
+  std::shared_ptr<FakeAgent> agent = runners_.Connect("echo");
+  manager_->AgentConnected("echo");
+  std::vector<v1::TaskAssignment> assignments = agent->assignments();
+  ASSERT_THAT(assignments, SizeIs(2));
+  EXPECT_TRUE(assignments[1].resumed());
+  EXPECT_EQ(assignments[1].task().id(), id);
+  EXPECT_EQ(assignments[1].message().parts(0).text(), "hello");
+  timers_.FireAll();  // the stale grace timer does nothing
+  store_.Flush();
+  absl::StatusOr<Task> task = manager_->Get(id);
+  ASSERT_THAT(task, IsOk());
+  EXPECT_EQ(task->status().state(), lf::a2a::v1::TASK_STATE_SUBMITTED);
+}
+
+TEST_F(TaskManagerTest, RecoverResumesOrFailsUnfinishedTasks) {
+  std::string resumed = CreateTask("echo");
+  std::string failed = CreateTask("gone");
+  std::string waiting = CreateTask("echo");
+  ASSERT_THAT(manager_->ApplyAgentEvent("echo", resumed, Status(lf::a2a::v1::TASK_STATE_WORKING)),
+              IsOk());
+  ASSERT_THAT(manager_->ApplyAgentEvent("echo", waiting,
+                                        Status(lf::a2a::v1::TASK_STATE_INPUT_REQUIRED, "?")),
+              IsOk());
+  store_.Flush();
+  // A new manager over the same store, as after a restart.
+  manager_.reset();
+  timers_.FireAll();
+  runners_.Disconnect("echo");
+  runners_.Disconnect("gone");
+  manager_ = MakeManager();
+  ASSERT_THAT(manager_->Recover(), IsOk());
+  EXPECT_EQ(manager_->active_tasks(), 3u);
+  EXPECT_EQ(timers_.pending(), 2u);
+  EXPECT_EQ(timers_.last_delay(), absl::Seconds(30));
+
+  std::shared_ptr<FakeAgent> echo = runners_.Connect("echo");
+  size_t before = echo->assignments().size();
+  manager_->AgentConnected("echo");
+  std::vector<v1::TaskAssignment> assignments = echo->assignments();
+  ASSERT_EQ(assignments.size(), before + 1);  // the input-required task is not re-sent
+  EXPECT_EQ(assignments.back().task().id(), resumed);
+  EXPECT_TRUE(assignments.back().resumed());
+  EXPECT_EQ(assignments.back().task().status().state(), lf::a2a::v1::TASK_STATE_WORKING);
+
+  timers_.FireAll();
+  store_.Flush();
+  absl::StatusOr<Task> task = manager_->Get(failed);
+  ASSERT_THAT(task, IsOk());
+  EXPECT_EQ(task->status().state(), lf::a2a::v1::TASK_STATE_FAILED);
+  EXPECT_THAT(task->status().message().parts(0).text(),
+              HasSubstr("the node restarted and agent gone did not register again"));
+  EXPECT_EQ(manager_->Get(resumed)->status().state(), lf::a2a::v1::TASK_STATE_WORKING);
+  EXPECT_EQ(manager_->Get(waiting)->status().state(), lf::a2a::v1::TASK_STATE_INPUT_REQUIRED);
+  // The event log continues where it left off.
+  ASSERT_THAT(manager_->ApplyAgentEvent("echo", resumed, Status(lf::a2a::v1::TASK_STATE_COMPLETED)),
+              IsOk());
+  store_.Flush();
+  EXPECT_EQ(manager_->Get(resumed)->status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+}
+
+TEST_F(TaskManagerTest, ListPagesWithTokens) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(absl::Seconds(1));
+    ids.push_back(CreateTask("echo"));
+  }
+  TaskQuery query;
+  query.page_size = 2;
+  absl::StatusOr<TaskList> page = manager_->List(query, "");
+  ASSERT_THAT(page, IsOk());
+  ASSERT_THAT(page->tasks, SizeIs(2));
+  EXPECT_EQ(page->tasks[0].id(), ids[4]);
+  EXPECT_EQ(page->total, 5);
+  std::vector<std::string> seen;
+  std::string token = page->next_page_token;
+  for (const Task& t : page->tasks) seen.push_back(t.id());
+  while (!token.empty()) {
+    page = manager_->List(query, token);
+    ASSERT_THAT(page, IsOk());
+    for (const Task& t : page->tasks) seen.push_back(t.id());
+    token = page->next_page_token;
+  }
+  EXPECT_EQ(seen, std::vector<std::string>(ids.rbegin(), ids.rend()));
+  EXPECT_THAT(manager_->List(query, "garbage!"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_token")));
+}
+
+TEST_F(TaskManagerTest, SubscribeToAnEndedTaskIsUnsupported) {
+  std::string id = CreateTask("echo");
+  ASSERT_THAT(manager_->ApplyAgentEvent("echo", id, Status(lf::a2a::v1::TASK_STATE_FAILED, "x")),
+              IsOk());
+  store_.Flush();
+  EXPECT_THAT(manager_->Subscribe(id, std::make_shared<RecordingSubscriber>()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("already failed")));
+  EXPECT_THAT(manager_->Subscribe("n1~x", std::make_shared<RecordingSubscriber>()),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(TaskManagerTest, ShutdownEndsOpenSubscriptions) {
+  std::string id = CreateTask("echo");
+  auto sub = std::make_shared<RecordingSubscriber>();
+  ASSERT_THAT(manager_->Subscribe(id, sub), IsOk());
+  manager_.reset();
+  EXPECT_THAT(sub->error(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("shutting down")));
+}
+
+}  // namespace
+}  // namespace a2amesh::tasks
