@@ -41,10 +41,21 @@ const ErrorSpec& SpecOf(A2aError error) { return kSpecs[static_cast<int>(error)]
 }  // namespace
 
 absl::Status MakeA2aError(A2aError error, absl::string_view message) {
-  const ErrorSpec& spec = SpecOf(error);
-  absl::Status status(spec.code, message);
-  status.SetPayload(kA2aErrorPayload, absl::Cord(spec.reason));
+  return WithA2aError(absl::Status(SpecOf(error).code, message), error);
+}
+
+absl::Status WithA2aError(absl::Status status, A2aError error) {
+  status.SetPayload(kA2aErrorPayload, absl::Cord(SpecOf(error).reason));
   return status;
+}
+
+std::optional<A2aError> A2aErrorFromReason(absl::string_view reason) {
+  for (const ErrorSpec& spec : kSpecs) {
+    if (spec.reason == reason) {
+      return spec.error;
+    }
+  }
+  return std::nullopt;
 }
 
 std::optional<A2aError> GetA2aError(const absl::Status& status) {
@@ -52,12 +63,7 @@ std::optional<A2aError> GetA2aError(const absl::Status& status) {
   if (!payload.has_value()) {
     return std::nullopt;
   }
-  for (const ErrorSpec& spec : kSpecs) {
-    if (*payload == spec.reason) {
-      return spec.error;
-    }
-  }
-  return std::nullopt;
+  return A2aErrorFromReason(std::string(*payload));
 }
 
 absl::string_view A2aErrorReason(A2aError error) { return SpecOf(error).reason; }

@@ -30,6 +30,13 @@ absl::Status MakeA2aError(A2aError error, absl::string_view message);
 // The A2A error `status` carries, if any.
 std::optional<A2aError> GetA2aError(const absl::Status& status);
 
+// `status` (its code and message kept) marked as carrying `error`: for errors
+// that arrive from elsewhere with their own status code.
+absl::Status WithA2aError(absl::Status status, A2aError error);
+
+// The A2A error named by an ErrorInfo reason such as "TASK_NOT_FOUND".
+std::optional<A2aError> A2aErrorFromReason(absl::string_view reason);
+
 // "TASK_NOT_FOUND", ...: the google.rpc.ErrorInfo reason.
 absl::string_view A2aErrorReason(A2aError error);
 

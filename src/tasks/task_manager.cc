@@ -5,6 +5,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/a2a_error.h"
 #include "core/ids.h"
 #include "core/log.h"
@@ -126,6 +127,19 @@ absl::StatusOr<Task> TaskManager::LoadEnded(const std::string& task_id) {
 size_t TaskManager::active_tasks() const {
   absl::MutexLock lock(&mu_);
   return active_.size();
+}
+
+size_t TaskManager::running_tasks() const {
+  absl::MutexLock lock(&mu_);
+  size_t running = 0;
+  for (const auto& [id, entry] : active_) {
+    absl::MutexLock entry_lock(&entry->mu);
+    TaskState state = entry->task.status().state();
+    if (!IsTerminalState(state) && !IsInterruptedState(state)) {
+      ++running;
+    }
+  }
+  return running;
 }
 
 StreamResponse TaskManager::StatusEventLocked(const Entry& entry, TaskState state,
@@ -431,16 +445,18 @@ absl::Status TaskManager::Continue(const lf::a2a::v1::SendMessageRequest& reques
   return absl::OkStatus();
 }
 
-absl::Status TaskManager::ApplyAgentEvent(const std::string& agent_id, const std::string& task_id,
-                                          StreamResponse event) {
+absl::Status TaskManager::ApplyAgentEvent(const std::vector<std::string>& agent_ids,
+                                          const std::string& task_id, StreamResponse event) {
   EntryPtr entry = Find(task_id);
   if (entry == nullptr) {
     return absl::NotFoundError(absl::StrCat("task ", task_id, " is not running on this node"));
   }
   absl::MutexLock lock(&entry->mu);
-  if (entry->info.agent_id() != agent_id) {
+  const std::string& agent_id = entry->info.agent_id();
+  if (std::find(agent_ids.begin(), agent_ids.end(), agent_id) == agent_ids.end()) {
     return absl::PermissionDeniedError(absl::StrCat("task ", task_id, " belongs to agent ",
-                                                    entry->info.agent_id(), ", not ", agent_id));
+                                                    agent_id, ", not to ",
+                                                    absl::StrJoin(agent_ids, ", ")));
   }
   A2AMESH_RETURN_IF_ERROR(NormalizeAgentEvent(entry->task, clock_.Now(), &event));
   if (event.has_status_update() &&

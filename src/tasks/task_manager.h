@@ -124,10 +124,11 @@ class TaskManager {
   absl::Status Continue(const lf::a2a::v1::SendMessageRequest& request,
                         std::shared_ptr<TaskSubscriber> subscriber);
 
-  // An event from agent `agent_id` for `task_id`. Refuses events for tasks the
-  // agent does not run and illegal transitions, naming what was wrong.
-  absl::Status ApplyAgentEvent(const std::string& agent_id, const std::string& task_id,
-                               lf::a2a::v1::StreamResponse event);
+  // An event for `task_id` from the agents of one AgentHost stream. Refuses
+  // events for tasks none of them runs and illegal transitions, naming what was
+  // wrong.
+  absl::Status ApplyAgentEvent(const std::vector<std::string>& agent_ids,
+                               const std::string& task_id, lf::a2a::v1::StreamResponse event);
 
   // Cancels a task: it becomes CANCELED, its agent is told, and `done` gets the
   // task once that is stored. TaskNotFound, or TaskNotCancelable for a task that
@@ -156,6 +157,9 @@ class TaskManager {
 
   // Tasks held in memory (not terminal, or terminal but not yet stored).
   size_t active_tasks() const;
+  // Tasks an agent is working on or will resume: neither terminal nor waiting
+  // for their client. A draining node waits for these.
+  size_t running_tasks() const;
 
  private:
   struct Subscription {

@@ -99,14 +99,14 @@ TEST_F(TaskManagerTest, SubscribersSeeTheSameEventsInOrder) {
     subs.push_back(std::make_shared<RecordingSubscriber>());
     ASSERT_THAT(manager_->Subscribe(id, subs.back()), IsOk());
   }
-  ASSERT_THAT(manager_->ApplyAgentEvent("echo", id, Status(lf::a2a::v1::TASK_STATE_WORKING)),
+  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, id, Status(lf::a2a::v1::TASK_STATE_WORKING)),
               IsOk());
   for (int i = 0; i < 5; ++i) {
-    ASSERT_THAT(manager_->ApplyAgentEvent("echo", id,
+    ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, id,
                                           ArtifactChunk("out", std::to_string(i), i > 0, i == 4)),
                 IsOk());
   }
-  ASSERT_THAT(manager_->ApplyAgentEvent("echo", id, Status(lf::a2a::v1::TASK_STATE_COMPLETED)),
+  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, id, Status(lf::a2a::v1::TASK_STATE_COMPLETED)),
               IsOk());
   store_.Flush();
   std::vector<StreamResponse> first = subs[0]->events();
@@ -128,11 +128,11 @@ TEST_F(TaskManagerTest, SubscribersSeeTheSameEventsInOrder) {
 
 TEST_F(TaskManagerTest, TerminalTasksLeaveMemoryAndReadBackFromTheStore) {
   std::string id = CreateTask("echo");
-  ASSERT_THAT(manager_->ApplyAgentEvent("echo", id, ArtifactChunk("out", "a", false, false)),
+  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, id, ArtifactChunk("out", "a", false, false)),
               IsOk());
-  ASSERT_THAT(manager_->ApplyAgentEvent("echo", id, ArtifactChunk("out", "b", true, true)),
+  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, id, ArtifactChunk("out", "b", true, true)),
               IsOk());
-  ASSERT_THAT(manager_->ApplyAgentEvent("echo", id,
+  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, id,
                                         Status(lf::a2a::v1::TASK_STATE_COMPLETED, "done")),
               IsOk());
   store_.Flush();
@@ -150,18 +150,18 @@ TEST_F(TaskManagerTest, TerminalTasksLeaveMemoryAndReadBackFromTheStore) {
 
 TEST_F(TaskManagerTest, RefusesIllegalTransitionsAndOtherAgentsEvents) {
   std::string id = CreateTask("echo");
-  EXPECT_THAT(manager_->ApplyAgentEvent("intruder", id, Status(lf::a2a::v1::TASK_STATE_WORKING)),
-              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("belongs to agent echo")));
-  EXPECT_THAT(manager_->ApplyAgentEvent("echo", "n1~nope", Status(lf::a2a::v1::TASK_STATE_WORKING)),
+  EXPECT_THAT(manager_->ApplyAgentEvent({"intruder"}, id, Status(lf::a2a::v1::TASK_STATE_WORKING)),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("belongs to agent echo, not to intruder")));
+  EXPECT_THAT(manager_->ApplyAgentEvent({"echo"}, "n1~nope", Status(lf::a2a::v1::TASK_STATE_WORKING)),
               StatusIs(absl::StatusCode::kNotFound));
-  ASSERT_THAT(manager_->ApplyAgentEvent("echo", id, Status(lf::a2a::v1::TASK_STATE_WORKING)),
+  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, id, Status(lf::a2a::v1::TASK_STATE_WORKING)),
               IsOk());
-  EXPECT_THAT(manager_->ApplyAgentEvent("echo", id, Status(lf::a2a::v1::TASK_STATE_SUBMITTED)),
+  EXPECT_THAT(manager_->ApplyAgentEvent({"echo"}, id, Status(lf::a2a::v1::TASK_STATE_SUBMITTED)),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("back to submitted")));
-  ASSERT_THAT(manager_->ApplyAgentEvent("echo", id, Status(lf::a2a::v1::TASK_STATE_COMPLETED)),
+  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, id, Status(lf::a2a::v1::TASK_STATE_COMPLETED)),
               IsOk());
   store_.Flush();
-  EXPECT_THAT(manager_->ApplyAgentEvent("echo", id, Status(lf::a2a::v1::TASK_STATE_WORKING)),
+  EXPECT_THAT(manager_->ApplyAgentEvent({"echo"}, id, Status(lf::a2a::v1::TASK_STATE_WORKING)),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("not running")));
 }
 
@@ -185,7 +185,7 @@ TEST_F(TaskManagerTest, CancelEndsTheTaskAndTellsTheAgent) {
 TEST_F(TaskManagerTest, FollowUpMessagesGoToTheOwningAgent) {
   std::string id = CreateTask("echo");
   ASSERT_THAT(manager_->ApplyAgentEvent(
-                  "echo", id, Status(lf::a2a::v1::TASK_STATE_INPUT_REQUIRED, "which one?")),
+                  {"echo"}, id, Status(lf::a2a::v1::TASK_STATE_INPUT_REQUIRED, "which one?")),
               IsOk());
   store_.Flush();
   EXPECT_EQ(runners_.Connect("echo")->slots(), 0);
@@ -210,7 +210,7 @@ TEST_F(TaskManagerTest, FollowUpMessagesGoToTheOwningAgent) {
   EXPECT_THAT(manager_->Continue(wrong_context, nullptr),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("message.context_id")));
 
-  ASSERT_THAT(manager_->ApplyAgentEvent("echo", id, Status(lf::a2a::v1::TASK_STATE_COMPLETED)),
+  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, id, Status(lf::a2a::v1::TASK_STATE_COMPLETED)),
               IsOk());
   store_.Flush();
   EXPECT_THAT(manager_->Continue(follow_up, nullptr),
@@ -259,9 +259,9 @@ TEST_F(TaskManagerTest, RecoverResumesOrFailsUnfinishedTasks) {
   std::string resumed = CreateTask("echo");
   std::string failed = CreateTask("gone");
   std::string waiting = CreateTask("echo");
-  ASSERT_THAT(manager_->ApplyAgentEvent("echo", resumed, Status(lf::a2a::v1::TASK_STATE_WORKING)),
+  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, resumed, Status(lf::a2a::v1::TASK_STATE_WORKING)),
               IsOk());
-  ASSERT_THAT(manager_->ApplyAgentEvent("echo", waiting,
+  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, waiting,
                                         Status(lf::a2a::v1::TASK_STATE_INPUT_REQUIRED, "?")),
               IsOk());
   store_.Flush();
@@ -295,7 +295,7 @@ TEST_F(TaskManagerTest, RecoverResumesOrFailsUnfinishedTasks) {
   EXPECT_EQ(manager_->Get(resumed)->status().state(), lf::a2a::v1::TASK_STATE_WORKING);
   EXPECT_EQ(manager_->Get(waiting)->status().state(), lf::a2a::v1::TASK_STATE_INPUT_REQUIRED);
   // The event log continues where it left off.
-  ASSERT_THAT(manager_->ApplyAgentEvent("echo", resumed, Status(lf::a2a::v1::TASK_STATE_COMPLETED)),
+  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, resumed, Status(lf::a2a::v1::TASK_STATE_COMPLETED)),
               IsOk());
   store_.Flush();
   EXPECT_EQ(manager_->Get(resumed)->status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
@@ -330,7 +330,7 @@ TEST_F(TaskManagerTest, ListPagesWithTokens) {
 
 TEST_F(TaskManagerTest, SubscribeToAnEndedTaskIsUnsupported) {
   std::string id = CreateTask("echo");
-  ASSERT_THAT(manager_->ApplyAgentEvent("echo", id, Status(lf::a2a::v1::TASK_STATE_FAILED, "x")),
+  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, id, Status(lf::a2a::v1::TASK_STATE_FAILED, "x")),
               IsOk());
   store_.Flush();
   EXPECT_THAT(manager_->Subscribe(id, std::make_shared<RecordingSubscriber>()),

@@ -1,0 +1,531 @@
+#include "a2a/a2a_service.h"
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/a2a_error.h"
+#include "core/status_macros.h"
+#include "google/protobuf/util/time_util.h"
+#include "rpc/grpc_status.h"
+#include "tasks/task_state.h"
+
+namespace a2amesh::a2a {
+
+using lf::a2a::v1::StreamResponse;
+using lf::a2a::v1::Task;
+
+// The task subscription behind a streaming call (SendStreamingMessage or
+// SubscribeToTask). Events queue here and are written one at a time; the stream
+// finishes after a final event (or an error) once the queue is written. All
+// reactor operations happen under mu_: gRPC never runs reactions inline from
+// StartWrite or Finish.
+class A2aService::StreamSink final : public tasks::TaskSubscriber {
+ public:
+  StreamSink(grpc::ServerWriteReactor<StreamResponse>* stream, size_t max_queued)
+      : stream_(stream), max_queued_(max_queued) {}
+
+  void OnEvent(const StreamResponse& event, const Task& task) override {
+    absl::MutexLock lock(&mu_);
+    if (task_id_.empty()) {
+      task_id_ = task.id();
+    }
+    if (finish_requested_) {
+      return;
+    }
+    if (queue_.size() >= max_queued_) {
+      queue_.clear();
+      RequestFinishLocked(grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("the client fell ", max_queued_, " events behind; stream closed")));
+      return;
+    }
+    queue_.push_back(event);
+    if (tasks::IsFinalEvent(event)) {
+      RequestFinishLocked(grpc::Status::OK);
+    } else {
+      WriteNextLocked();
+    }
+  }
+
+  void OnError(const absl::Status& status) override {
+    absl::MutexLock lock(&mu_);
+    RequestFinishLocked(rpc::ToGrpcStatus(status));
+  }
+
+  void RequestFinish(const grpc::Status& status) {
+    absl::MutexLock lock(&mu_);
+    RequestFinishLocked(status);
+  }
+
+  void OnWriteDone(bool ok) {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
+      queue_.clear();
+      RequestFinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the client went away"));
+      return;
+    }
+    WriteNextLocked();
+  }
+
+  void Detach() {
+    absl::MutexLock lock(&mu_);
+    stream_ = nullptr;
+    finish_requested_ = true;
+  }
+
+  bool finish_requested() {
+    absl::MutexLock lock(&mu_);
+    return finish_requested_;
+  }
+
+  std::string task_id() {
+    absl::MutexLock lock(&mu_);
+    return task_id_;
+  }
+
+ private:
+  void RequestFinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finish_requested_) {
+      return;
+    }
+    finish_requested_ = true;
+    finish_status_ = status;
+    WriteNextLocked();
+  }
+
+  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || finished_ || stream_ == nullptr) {
+      return;
+    }
+    if (queue_.empty()) {
+      if (finish_requested_) {
+        finished_ = true;
+        stream_->Finish(finish_status_);
+      }
+      return;
+    }
+    current_ = std::move(queue_.front());
+    queue_.pop_front();
+    writing_ = true;
+    stream_->StartWrite(&current_);
+  }
+
+  absl::Mutex mu_;
+  grpc::ServerWriteReactor<StreamResponse>* stream_ ABSL_GUARDED_BY(mu_);
+  const size_t max_queued_;
+  std::deque<StreamResponse> queue_ ABSL_GUARDED_BY(mu_);
+  StreamResponse current_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
+  std::string task_id_ ABSL_GUARDED_BY(mu_);
+};
+
+// A streaming call; owns nothing but its reactor state, the sink does the work.
+class A2aService::EventStream final : public grpc::ServerWriteReactor<StreamResponse> {
+ public:
+  EventStream(A2aService& service)
+      : service_(service),
+        sink_(std::make_shared<StreamSink>(this, service.options_.max_queued_events)) {
+    service_.open_streams_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  const std::shared_ptr<StreamSink>& sink() const { return sink_; }
+
+  // Ends the call with `status` (before any event).
+  void Fail(const absl::Status& status) { sink_->RequestFinish(rpc::ToGrpcStatus(status)); }
+
+  void OnWriteDone(bool ok) override { sink_->OnWriteDone(ok); }
+
+  void OnCancel() override {
+    std::string task_id = sink_->task_id();
+    if (!task_id.empty()) {
+      service_.tasks_.Unsubscribe(task_id, sink_.get());
+    }
+    sink_->RequestFinish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
+  }
+
+  void OnDone() override {
+    sink_->Detach();
+    std::string task_id = sink_->task_id();
+    if (!task_id.empty()) {
+      service_.tasks_.Unsubscribe(task_id, sink_.get());
+    }
+    service_.open_streams_.fetch_sub(1, std::memory_order_relaxed);
+    delete this;
+  }
+
+ private:
+  A2aService& service_;
+  const std::shared_ptr<StreamSink> sink_;
+};
+
+// A unary SendMessage: answers with the Task once it is stored
+// (return_immediately) or once it reaches a final state.
+class A2aService::SendCall final : public grpc::ServerUnaryReactor {
+ public:
+  class Waiter final : public tasks::TaskSubscriber {
+   public:
+    Waiter(SendCall* call, lf::a2a::v1::SendMessageResponse* response, bool immediate,
+           std::optional<int> history_length)
+        : call_(call), response_(response), immediate_(immediate),
+          history_length_(history_length) {}
+
+    void OnEvent(const StreamResponse& event, const Task& task) override {
+      absl::MutexLock lock(&mu_);
+      task_id_ = task.id();
+      bool answer = immediate_ || tasks::IsFinalEvent(event) ||
+                    (event.has_task() && IsTerminalState(task.status().state()));
+      if (!answer || done_) {
+        return;
+      }
+      Task* result = response_->mutable_task();
+      *result = task;
+      tasks::TrimHistory(history_length_, result);
+      FinishLocked(grpc::Status::OK);
+    }
+
+    void OnError(const absl::Status& status) override {
+      absl::MutexLock lock(&mu_);
+      FinishLocked(rpc::ToGrpcStatus(status));
+    }
+
+    void Finish(const grpc::Status& status) {
+      absl::MutexLock lock(&mu_);
+      FinishLocked(status);
+    }
+
+    void Detach() {
+      absl::MutexLock lock(&mu_);
+      call_ = nullptr;
+      done_ = true;
+    }
+
+    std::string task_id() {
+      absl::MutexLock lock(&mu_);
+      return task_id_;
+    }
+
+   private:
+    void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      if (done_ || call_ == nullptr) {
+        return;
+      }
+      done_ = true;
+      call_->Finish(status);
+    }
+
+    absl::Mutex mu_;
+    SendCall* call_ ABSL_GUARDED_BY(mu_);
+    lf::a2a::v1::SendMessageResponse* const response_;
+    const bool immediate_;
+    const std::optional<int> history_length_;
+    bool done_ ABSL_GUARDED_BY(mu_) = false;
+    std::string task_id_ ABSL_GUARDED_BY(mu_);
+  };
+
+  SendCall(A2aService& service, const lf::a2a::v1::SendMessageRequest& request,
+           lf::a2a::v1::SendMessageResponse* response)
+      : service_(service) {
+    const auto& config = request.configuration();
+    std::optional<int> history;
+    if (config.has_history_length()) {
+      history = config.history_length();
+    }
+    waiter_ = std::make_shared<Waiter>(this, response, config.return_immediately(), history);
+  }
+
+  const std::shared_ptr<Waiter>& waiter() const { return waiter_; }
+
+  void OnCancel() override {
+    std::string task_id = waiter_->task_id();
+    if (!task_id.empty()) {
+      service_.tasks_.Unsubscribe(task_id, waiter_.get());
+    }
+    waiter_->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
+  }
+
+  void OnDone() override {
+    waiter_->Detach();
+    std::string task_id = waiter_->task_id();
+    if (!task_id.empty()) {
+      service_.tasks_.Unsubscribe(task_id, waiter_.get());
+    }
+    delete this;
+  }
+
+ private:
+  A2aService& service_;
+  std::shared_ptr<Waiter> waiter_;
+};
+
+A2aService::A2aService(A2aServiceOptions options, tasks::TaskManager& tasks,
+                       routing::Router& router, Executor& blocking)
+    : options_(std::move(options)), tasks_(tasks), router_(router), blocking_(blocking) {}
+
+void A2aService::DropIfFinished(StreamSink& sink) {
+  // The client may have left while the subscription was being made.
+  if (sink.finish_requested()) {
+    tasks_.Unsubscribe(sink.task_id(), &sink);
+  }
+}
+
+absl::Status A2aService::CheckVersion(grpc::CallbackServerContext* context) const {
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find("a2a-version");
+  if (it == metadata.end()) {
+    return CheckProtocolVersion("", /*present=*/false);
+  }
+  return CheckProtocolVersion(absl::string_view(it->second.data(), it->second.size()),
+                              /*present=*/true);
+}
+
+grpc::ServerUnaryReactor* A2aService::Fail(grpc::CallbackServerContext* context,
+                                           const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(rpc::ToGrpcStatus(status));
+  return reactor;
+}
+
+template <typename Fn>
+grpc::ServerUnaryReactor* A2aService::RunBlocking(grpc::CallbackServerContext* context, Fn fn) {
+  if (absl::Status version = CheckVersion(context); !version.ok()) {
+    return Fail(context, version);
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  blocking_.Schedule([reactor, fn = std::move(fn)]() mutable {
+    reactor->Finish(rpc::ToGrpcStatus(fn()));
+  });
+  return reactor;
+}
+
+absl::Status A2aService::Dispatch(const lf::a2a::v1::SendMessageRequest& request,
+                                  std::shared_ptr<tasks::TaskSubscriber> subscriber) {
+  A2AMESH_RETURN_IF_ERROR(ValidateSendMessage(request, options_.limits));
+  if (!request.message().task_id().empty()) {
+    return tasks_.Continue(request, std::move(subscriber));
+  }
+  if (draining_.load()) {
+    return absl::UnavailableError("this node is draining and takes no new tasks; retry elsewhere");
+  }
+  A2AMESH_ASSIGN_OR_RETURN(routing::Selector selector,
+                           routing::SelectorFromRequest(request, options_.default_skill));
+  A2AMESH_ASSIGN_OR_RETURN(routing::Route route, router_.Pick(selector));
+  return tasks_.Create(
+      tasks::NewTask{request, std::move(route.runner), std::move(route.skill), ""},
+      std::move(subscriber));
+}
+
+grpc::ServerUnaryReactor* A2aService::SendMessage(grpc::CallbackServerContext* context,
+                                                  const lf::a2a::v1::SendMessageRequest* request,
+                                                  lf::a2a::v1::SendMessageResponse* response) {
+  if (absl::Status version = CheckVersion(context); !version.ok()) {
+    return Fail(context, version);
+  }
+  auto* call = new SendCall(*this, *request, response);
+  std::shared_ptr<SendCall::Waiter> waiter = call->waiter();
+  if (request->message().task_id().empty()) {
+    // Routing and creating never block.
+    if (absl::Status status = Dispatch(*request, waiter); !status.ok()) {
+      waiter->OnError(status);
+    }
+    return call;
+  }
+  // A follow-up may read the store. The call may end (client cancel) before
+  // this runs, so it owns a copy of the request and holds only the waiter.
+  blocking_.Schedule([this, request = *request, waiter] {
+    if (absl::Status status = Dispatch(request, waiter); !status.ok()) {
+      waiter->OnError(status);
+    }
+  });
+  return call;
+}
+
+grpc::ServerWriteReactor<StreamResponse>* A2aService::SendStreamingMessage(
+    grpc::CallbackServerContext* context, const lf::a2a::v1::SendMessageRequest* request) {
+  auto* stream = new EventStream(*this);
+  if (absl::Status version = CheckVersion(context); !version.ok()) {
+    stream->Fail(version);
+    return stream;
+  }
+  if (open_streams() > options_.max_open_streams) {
+    stream->Fail(absl::ResourceExhaustedError(
+        absl::StrCat("the node has ", options_.max_open_streams,
+                     " streams open, its --max-open-streams limit; retry later")));
+    return stream;
+  }
+  std::shared_ptr<StreamSink> sink = stream->sink();
+  if (request->message().task_id().empty()) {
+    if (absl::Status status = Dispatch(*request, sink); !status.ok()) {
+      sink->OnError(status);
+    }
+    return stream;
+  }
+  blocking_.Schedule([this, request = *request, sink] {
+    if (absl::Status status = Dispatch(request, sink); !status.ok()) {
+      sink->OnError(status);
+      return;
+    }
+    DropIfFinished(*sink);
+  });
+  return stream;
+}
+
+grpc::ServerWriteReactor<StreamResponse>* A2aService::SubscribeToTask(
+    grpc::CallbackServerContext* context, const lf::a2a::v1::SubscribeToTaskRequest* request) {
+  auto* stream = new EventStream(*this);
+  absl::Status status = CheckVersion(context);
+  if (status.ok()) {
+    status = ValidateTaskId(request->id(), "id");
+  }
+  if (status.ok() && open_streams() > options_.max_open_streams) {
+    status = absl::ResourceExhaustedError(
+        absl::StrCat("the node has ", options_.max_open_streams,
+                     " streams open, its --max-open-streams limit; retry later"));
+  }
+  if (!status.ok()) {
+    stream->Fail(status);
+    return stream;
+  }
+  blocking_.Schedule([this, id = request->id(), sink = stream->sink()] {
+    if (absl::Status status = tasks_.Subscribe(id, sink); !status.ok()) {
+      sink->OnError(status);
+      return;
+    }
+    DropIfFinished(*sink);
+  });
+  return stream;
+}
+
+grpc::ServerUnaryReactor* A2aService::GetTask(grpc::CallbackServerContext* context,
+                                              const lf::a2a::v1::GetTaskRequest* request,
+                                              Task* response) {
+  return RunBlocking(context, [this, request, response]() -> absl::Status {
+    A2AMESH_RETURN_IF_ERROR(ValidateTaskId(request->id(), "id"));
+    A2AMESH_RETURN_IF_ERROR(ValidateHistoryLength(request->has_history_length(),
+                                                  request->history_length(), "history_length"));
+    A2AMESH_ASSIGN_OR_RETURN(*response, tasks_.Get(request->id()));
+    std::optional<int> history;
+    if (request->has_history_length()) {
+      history = request->history_length();
+    }
+    tasks::TrimHistory(history, response);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* A2aService::ListTasks(grpc::CallbackServerContext* context,
+                                                const lf::a2a::v1::ListTasksRequest* request,
+                                                lf::a2a::v1::ListTasksResponse* response) {
+  return RunBlocking(context, [this, request, response]() -> absl::Status {
+    int page_size = request->has_page_size() ? request->page_size() : 50;
+    if (page_size < 1 || page_size > 100) {
+      return InvalidFieldError("page_size", "must be between 1 and 100");
+    }
+    A2AMESH_RETURN_IF_ERROR(ValidateHistoryLength(request->has_history_length(),
+                                                  request->history_length(), "history_length"));
+    if (!lf::a2a::v1::TaskState_IsValid(request->status())) {
+      return InvalidFieldError("status", "is not a task state");
+    }
+    TaskQuery query;
+    query.context_id = request->context_id();
+    query.agent_id = request->tenant();
+    query.state = request->status();
+    query.page_size = page_size;
+    if (request->has_status_timestamp_after()) {
+      query.status_after = absl::FromUnixMillis(
+          google::protobuf::util::TimeUtil::TimestampToMilliseconds(
+              request->status_timestamp_after()));
+    }
+    A2AMESH_ASSIGN_OR_RETURN(tasks::TaskList list, tasks_.List(query, request->page_token()));
+    std::optional<int> history;
+    if (request->has_history_length()) {
+      history = request->history_length();
+    }
+    for (Task& task : list.tasks) {
+      tasks::TrimHistory(history, &task);
+      if (!request->include_artifacts()) {
+        task.clear_artifacts();
+      }
+      *response->add_tasks() = std::move(task);
+    }
+    response->set_next_page_token(list.next_page_token);
+    response->set_page_size(page_size);
+    response->set_total_size(static_cast<int32_t>(list.total));
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* A2aService::CancelTask(grpc::CallbackServerContext* context,
+                                                 const lf::a2a::v1::CancelTaskRequest* request,
+                                                 Task* response) {
+  if (absl::Status version = CheckVersion(context); !version.ok()) {
+    return Fail(context, version);
+  }
+  if (absl::Status id = ValidateTaskId(request->id(), "id"); !id.ok()) {
+    return Fail(context, id);
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  blocking_.Schedule([this, request, response, reactor] {
+    tasks_.Cancel(request->id(), "canceled by the client",
+                  [response, reactor](absl::StatusOr<Task> task) {
+                    if (task.ok()) {
+                      *response = std::move(task).value();
+                    }
+                    reactor->Finish(rpc::ToGrpcStatus(task.status()));
+                  });
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* A2aService::PushNotSupported(grpc::CallbackServerContext* context) {
+  if (absl::Status version = CheckVersion(context); !version.ok()) {
+    return Fail(context, version);
+  }
+  return Fail(context, MakeA2aError(A2aError::kPushNotificationNotSupported,
+                                    "push notifications are not supported by this node "
+                                    "(capabilities.pushNotifications is false)"));
+}
+
+grpc::ServerUnaryReactor* A2aService::CreateTaskPushNotificationConfig(
+    grpc::CallbackServerContext* context, const lf::a2a::v1::TaskPushNotificationConfig*,
+    lf::a2a::v1::TaskPushNotificationConfig*) {
+  return PushNotSupported(context);
+}
+
+grpc::ServerUnaryReactor* A2aService::GetTaskPushNotificationConfig(
+    grpc::CallbackServerContext* context, const lf::a2a::v1::GetTaskPushNotificationConfigRequest*,
+    lf::a2a::v1::TaskPushNotificationConfig*) {
+  return PushNotSupported(context);
+}
+
+grpc::ServerUnaryReactor* A2aService::ListTaskPushNotificationConfigs(
+    grpc::CallbackServerContext* context,
+    const lf::a2a::v1::ListTaskPushNotificationConfigsRequest*,
+    lf::a2a::v1::ListTaskPushNotificationConfigsResponse*) {
+  return PushNotSupported(context);
+}
+
+grpc::ServerUnaryReactor* A2aService::DeleteTaskPushNotificationConfig(
+    grpc::CallbackServerContext* context,
+    const lf::a2a::v1::DeleteTaskPushNotificationConfigRequest*, google::protobuf::Empty*) {
+  return PushNotSupported(context);
+}
+
+grpc::ServerUnaryReactor* A2aService::GetExtendedAgentCard(
+    grpc::CallbackServerContext* context, const lf::a2a::v1::GetExtendedAgentCardRequest*,
+    lf::a2a::v1::AgentCard*) {
+  if (absl::Status version = CheckVersion(context); !version.ok()) {
+    return Fail(context, version);
+  }
+  return Fail(context, MakeA2aError(A2aError::kUnsupportedOperation,
+                                    "this node declares no extended agent card "
+                                    "(capabilities.extendedAgentCard is false)"));
+}
+
+}  // namespace a2amesh::a2a

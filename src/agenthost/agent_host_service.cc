@@ -1,0 +1,434 @@
+#include "agenthost/agent_host_service.h"
+
+#include <deque>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "catalog/card_validation.h"
+#include "core/a2a_error.h"
+#include "core/ids.h"
+#include "core/log.h"
+#include "rpc/grpc_status.h"
+
+namespace a2amesh::agenthost {
+namespace {
+
+// An agent that stops reading its stream is cut off rather than allowed to
+// grow the node's memory without bound.
+constexpr size_t kMaxOutbox = 10000;
+
+}  // namespace
+
+// The state of one agent stream. Shared by the gRPC reactor (until OnDone) and
+// by the catalog's LocalAgents, which send through it; every reactor operation
+// (StartRead, StartWrite, Finish) happens under mu_, which is safe because gRPC
+// never runs our reactions inline from those calls.
+class AgentHostService::Session final : public catalog::AgentLink,
+                                        public std::enable_shared_from_this<Session> {
+ public:
+  Session(AgentHostService& service, std::string peer)
+      : service_(service), peer_(std::move(peer)) {
+    Touch();
+  }
+
+  void Start(Reactor* reactor);
+  void OnReadDone(bool ok);
+  void OnWriteDone(bool ok);
+  void OnCancel() { Close(grpc::Status(grpc::StatusCode::CANCELLED, ""), "the stream was cancelled"); }
+  void OnDone();
+
+  void Send(v1::NodeToAgent message) override;
+
+ private:
+  void Handle(v1::AgentToNode& message);
+  void Register(const v1::RegisterRequest& request);
+  absl::Status CheckRegistration(const v1::RegisterRequest& request,
+                                 std::vector<std::shared_ptr<catalog::LocalAgent>>* agents);
+  void Update(v1::TaskUpdate& update);
+  void Close(const grpc::Status& status, const std::string& reason);
+  void Teardown(const std::string& reason);
+  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ArmLeaseCheck();
+  void CheckLease();
+  void Touch() {
+    last_seen_ms_.store(absl::ToUnixMillis(service_.clock_.Now()), std::memory_order_relaxed);
+  }
+
+  AgentHostService& service_;
+  const std::string peer_;
+  std::atomic<int64_t> last_seen_ms_{0};
+
+  // Touched only by the read path (one read at a time).
+  v1::AgentToNode in_;
+  bool registered_ = false;
+  std::vector<std::string> agent_ids_;
+
+  absl::Mutex mu_;
+  Reactor* reactor_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool overflowed_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<v1::NodeToAgent> outbox_ ABSL_GUARDED_BY(mu_);
+  v1::NodeToAgent current_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<catalog::LocalAgent>> agents_ ABSL_GUARDED_BY(mu_);
+  bool torn_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+class AgentHostService::Reactor final
+    : public grpc::ServerBidiReactor<v1::AgentToNode, v1::NodeToAgent> {
+ public:
+  explicit Reactor(std::shared_ptr<Session> session) : session_(std::move(session)) {}
+  void OnReadDone(bool ok) override { session_->OnReadDone(ok); }
+  void OnWriteDone(bool ok) override { session_->OnWriteDone(ok); }
+  void OnCancel() override { session_->OnCancel(); }
+  void OnDone() override {
+    session_->OnDone();
+    delete this;
+  }
+
+ private:
+  const std::shared_ptr<Session> session_;
+};
+
+void AgentHostService::Session::Start(Reactor* reactor) {
+  {
+    absl::MutexLock lock(&mu_);
+    reactor_ = reactor;
+    reactor_->StartRead(&in_);
+  }
+  ArmLeaseCheck();
+}
+
+void AgentHostService::Session::OnReadDone(bool ok) {
+  if (!ok) {
+    Close(grpc::Status::OK, "the agent closed its stream");
+    return;
+  }
+  Touch();
+  Handle(in_);
+  absl::MutexLock lock(&mu_);
+  if (!finish_requested_) {
+    reactor_->StartRead(&in_);
+  }
+}
+
+void AgentHostService::Session::OnWriteDone(bool ok) {
+  absl::MutexLock lock(&mu_);
+  writing_ = false;
+  if (!ok) {
+    outbox_.clear();
+    FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write to the agent failed"));
+    return;
+  }
+  WriteNextLocked();
+}
+
+void AgentHostService::Session::OnDone() {
+  {
+    absl::MutexLock lock(&mu_);
+    reactor_ = nullptr;
+    finish_requested_ = true;
+    finished_ = true;
+    outbox_.clear();
+  }
+  Teardown("the stream ended");
+  service_.open_streams_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void AgentHostService::Session::Send(v1::NodeToAgent message) {
+  absl::MutexLock lock(&mu_);
+  if (finish_requested_ || reactor_ == nullptr) {
+    return;
+  }
+  if (outbox_.size() >= kMaxOutbox) {
+    if (!overflowed_) {
+      overflowed_ = true;
+      // Closing takes other components' locks, which our caller may hold.
+      service_.timers_.RunAfter(absl::ZeroDuration(), [self = shared_from_this()] {
+        self->Close(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                 absl::StrCat("the agent left ", kMaxOutbox,
+                                              " messages unread; closing its stream")),
+                    "the agent stopped reading its stream");
+      });
+    }
+    return;
+  }
+  outbox_.push_back(std::move(message));
+  WriteNextLocked();
+}
+
+void AgentHostService::Session::WriteNextLocked() {
+  if (writing_ || reactor_ == nullptr || finished_) {
+    return;
+  }
+  if (outbox_.empty()) {
+    if (finish_requested_) {
+      finished_ = true;
+      reactor_->Finish(finish_status_);
+    }
+    return;
+  }
+  current_ = std::move(outbox_.front());
+  outbox_.pop_front();
+  writing_ = true;
+  reactor_->StartWrite(&current_);
+}
+
+void AgentHostService::Session::FinishLocked(const grpc::Status& status) {
+  if (finish_requested_) {
+    return;
+  }
+  finish_requested_ = true;
+  finish_status_ = status;
+  WriteNextLocked();  // finishes now, or once the outbox is written
+}
+
+void AgentHostService::Session::Close(const grpc::Status& status, const std::string& reason) {
+  {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(status);
+  }
+  Teardown(reason);
+}
+
+void AgentHostService::Session::Teardown(const std::string& reason) {
+  std::vector<std::shared_ptr<catalog::LocalAgent>> agents;
+  {
+    absl::MutexLock lock(&mu_);
+    if (torn_down_) {
+      return;
+    }
+    torn_down_ = true;
+    agents.swap(agents_);
+  }
+  for (const auto& agent : agents) {
+    service_.catalog_.Remove(*agent);
+  }
+  for (const auto& agent : agents) {
+    A2AMESH_LOG(Info, "agent left").With("agent", agent->id()).With("reason", reason);
+    service_.tasks_.AgentDisconnected(agent->id(), reason);
+  }
+}
+
+void AgentHostService::Session::ArmLeaseCheck() {
+  std::weak_ptr<Session> weak = weak_from_this();
+  service_.timers_.RunAfter(service_.options_.lease / 2, [weak] {
+    if (std::shared_ptr<Session> self = weak.lock()) {
+      self->CheckLease();
+    }
+  });
+}
+
+void AgentHostService::Session::CheckLease() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (finish_requested_) {
+      return;
+    }
+  }
+  absl::Duration silent = service_.clock_.Now() -
+                          absl::FromUnixMillis(last_seen_ms_.load(std::memory_order_relaxed));
+  if (silent > service_.options_.lease) {
+    std::string why = absl::StrCat("no message from the agent for ", absl::FormatDuration(silent),
+                                   ", past its lease of ",
+                                   absl::FormatDuration(service_.options_.lease));
+    Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, why + "; send heartbeats"), why);
+    return;
+  }
+  ArmLeaseCheck();
+}
+
+void AgentHostService::Session::Handle(v1::AgentToNode& message) {
+  switch (message.msg_case()) {
+    case v1::AgentToNode::kRegister:
+      Register(message.register_());
+      return;
+    case v1::AgentToNode::kHeartbeat: {
+      v1::NodeToAgent reply;
+      reply.mutable_heartbeat()->set_unix_ms(absl::ToUnixMillis(service_.clock_.Now()));
+      Send(std::move(reply));
+      return;
+    }
+    default:
+      break;
+  }
+  if (!registered_) {
+    Close(rpc::ToGrpcStatus(absl::FailedPreconditionError(
+              "the first message on AgentHost.Connect must be a RegisterRequest")),
+          "it did not register first");
+    return;
+  }
+  switch (message.msg_case()) {
+    case v1::AgentToNode::kUpdate:
+      Update(*message.mutable_update());
+      return;
+    case v1::AgentToNode::kDelegate: {
+      v1::NodeToAgent reply;
+      auto* event = reply.mutable_delegation_event();
+      event->set_request_id(message.delegate().request_id());
+      event->mutable_error()->set_code(static_cast<int>(absl::StatusCode::kUnimplemented));
+      event->mutable_error()->set_message(
+          "delegation is not available on this node yet: it needs the mesh (peer routing)");
+      Send(std::move(reply));
+      return;
+    }
+    case v1::AgentToNode::kCancelDelegation:
+      return;  // nothing was delegated
+    default:
+      Close(rpc::ToGrpcStatus(InvalidFieldError("msg", "is empty or of an unknown kind")),
+            "it sent an unknown message");
+      return;
+  }
+}
+
+absl::Status AgentHostService::Session::CheckRegistration(
+    const v1::RegisterRequest& request, std::vector<std::shared_ptr<catalog::LocalAgent>>* agents) {
+  const AgentHostOptions& options = service_.options_;
+  if (request.agents().empty()) {
+    return InvalidFieldError("agents", "needs at least one agent registration");
+  }
+  absl::flat_hash_set<std::string> ids;
+  for (int i = 0; i < request.agents_size(); ++i) {
+    const v1::AgentRegistration& reg = request.agents(i);
+    std::string field = absl::StrCat("agents[", i, "]");
+    if (!reg.has_card()) {
+      return InvalidFieldError(field + ".card", "is required");
+    }
+    size_t card_bytes = reg.card().ByteSizeLong();
+    if (static_cast<int64_t>(card_bytes) > options.max_card_bytes) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(field, ".card is ", card_bytes, " bytes, over the --max-card-bytes limit of ",
+                       options.max_card_bytes));
+    }
+    absl::Status valid = catalog::ValidateAgentCard(reg.card(), field + ".card");
+    if (!valid.ok()) {
+      return valid;
+    }
+    std::string id = reg.agent_id().empty() ? AgentIdFromName(reg.card().name()) : reg.agent_id();
+    if (absl::Status id_ok = ValidateAgentId(id); !id_ok.ok()) {
+      return InvalidFieldError(field + ".agent_id", id_ok.message());
+    }
+    if (!ids.insert(id).second) {
+      return InvalidFieldError(field + ".agent_id",
+                               absl::StrCat("'", id, "' appears twice in this registration"));
+    }
+    int max = reg.max_concurrency() == 0 ? options.default_max_concurrency
+                                         : static_cast<int>(reg.max_concurrency());
+    if (reg.max_concurrency() > static_cast<uint32_t>(options.max_concurrency_limit)) {
+      return InvalidFieldError(field + ".max_concurrency",
+                               absl::StrCat(reg.max_concurrency(), " is over the node's limit of ",
+                                            options.max_concurrency_limit));
+    }
+    agents->push_back(std::make_shared<catalog::LocalAgent>(id, reg.card(), max, shared_from_this(),
+                                                            service_.clock_.Now()));
+  }
+  return absl::OkStatus();
+}
+
+void AgentHostService::Session::Register(const v1::RegisterRequest& request) {
+  if (registered_) {
+    Close(rpc::ToGrpcStatus(absl::FailedPreconditionError(
+              "this stream already registered its agents; open another stream for more")),
+          "it registered twice");
+    return;
+  }
+  std::vector<std::shared_ptr<catalog::LocalAgent>> agents;
+  absl::Status status = CheckRegistration(request, &agents);
+  if (status.ok()) {
+    status = service_.catalog_.Add(agents);
+  }
+  if (!status.ok()) {
+    A2AMESH_LOG(Warning, "agent registration refused").With("peer", peer_).With("error", status);
+    Close(rpc::ToGrpcStatus(status), "its registration was refused");
+    return;
+  }
+  registered_ = true;
+  v1::NodeToAgent reply;
+  auto* registered = reply.mutable_registered();
+  registered->set_node_id(service_.options_.node_id);
+  registered->set_lease_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(service_.options_.lease)));
+  for (const auto& agent : agents) {
+    agent_ids_.push_back(agent->id());
+    auto* a = registered->add_agents();
+    a->set_agent_id(agent->id());
+    a->set_max_concurrency(static_cast<uint32_t>(agent->max_concurrency()));
+  }
+  bool closed;
+  {
+    absl::MutexLock lock(&mu_);
+    closed = finish_requested_;
+    if (!closed) {
+      agents_ = agents;
+    }
+  }
+  if (closed) {
+    // The stream ended while we registered: undo.
+    for (const auto& agent : agents) {
+      service_.catalog_.Remove(*agent);
+    }
+    return;
+  }
+  Send(std::move(reply));
+  for (const auto& agent : agents) {
+    std::vector<std::string> skills;
+    for (const auto& skill : agent->card().skills()) skills.push_back(skill.id());
+    A2AMESH_LOG(Info, "agent registered")
+        .With("agent", agent->id())
+        .With("skills", absl::StrJoin(skills, ","))
+        .With("max_concurrency", agent->max_concurrency())
+        .With("peer", peer_);
+    service_.tasks_.AgentConnected(agent->id());
+  }
+}
+
+void AgentHostService::Session::Update(v1::TaskUpdate& update) {
+  absl::Status status;
+  size_t bytes = update.event().ByteSizeLong();
+  if (static_cast<int64_t>(bytes) > service_.options_.max_event_bytes) {
+    status = absl::ResourceExhaustedError(
+        absl::StrCat("the event is ", bytes, " bytes, over the --max-message-bytes limit of ",
+                     service_.options_.max_event_bytes));
+  } else if (update.task_id().empty()) {
+    status = InvalidFieldError("update.task_id", "is required");
+  } else {
+    status = service_.tasks_.ApplyAgentEvent(agent_ids_, update.task_id(),
+                                             std::move(*update.mutable_event()));
+  }
+  if (status.ok()) {
+    return;
+  }
+  A2AMESH_LOG(Debug, "agent update refused").With("task", update.task_id()).With("error", status);
+  v1::NodeToAgent reply;
+  auto* rejected = reply.mutable_update_rejected();
+  rejected->set_task_id(update.task_id());
+  rejected->set_code(static_cast<int>(status.code()));
+  rejected->set_reason(std::string(status.message()));
+  Send(std::move(reply));
+}
+
+AgentHostService::AgentHostService(AgentHostOptions options, catalog::AgentCatalog& catalog,
+                                   tasks::TaskManager& tasks, Timers& timers, Clock& clock)
+    : options_(std::move(options)), catalog_(catalog), tasks_(tasks), timers_(timers),
+      clock_(clock) {}
+
+grpc::ServerBidiReactor<v1::AgentToNode, v1::NodeToAgent>* AgentHostService::Connect(
+    grpc::CallbackServerContext* context) {
+  open_streams_.fetch_add(1, std::memory_order_relaxed);
+  auto session = std::make_shared<Session>(*this, context->peer());
+  auto* reactor = new Reactor(session);
+  session->Start(reactor);
+  return reactor;
+}
+
+int64_t AgentHostService::open_streams() const {
+  return open_streams_.load(std::memory_order_relaxed);
+}
+
+}  // namespace a2amesh::agenthost

@@ -1,0 +1,61 @@
+#ifndef A2AMESH_AGENTHOST_AGENT_HOST_SERVICE_H_
+#define A2AMESH_AGENTHOST_AGENT_HOST_SERVICE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "a2amesh/clock.h"
+#include "a2amesh/executor.h"
+#include "a2amesh/v1/agent_host.grpc.pb.h"
+#include "absl/time/time.h"
+#include "catalog/agent_catalog.h"
+#include "tasks/task_manager.h"
+
+namespace a2amesh::agenthost {
+
+struct AgentHostOptions {
+  std::string node_id;
+  // max_concurrency for agents that register with 0.
+  int default_max_concurrency = 16;
+  // The most any agent may ask for.
+  int max_concurrency_limit = 10000;
+  // An agent must send something at least this often.
+  absl::Duration lease = absl::Seconds(15);
+  // Largest serialized agent card.
+  int64_t max_card_bytes = 64 * 1024;
+  // Largest serialized event an agent may send.
+  int64_t max_event_bytes = 4 * 1024 * 1024;
+};
+
+// The AgentHost gRPC service: one bidi stream per agent process (see
+// proto/a2amesh/v1/agent_host.proto). Registers agents in the catalog, relays
+// task assignments and cancels to them and their events to the task manager,
+// and takes their agents out of the catalog the moment the stream ends.
+//
+// Reactions never block. Thread-safe.
+class AgentHostService final : public v1::AgentHost::CallbackService {
+ public:
+  AgentHostService(AgentHostOptions options, catalog::AgentCatalog& catalog,
+                   tasks::TaskManager& tasks, Timers& timers, Clock& clock);
+
+  grpc::ServerBidiReactor<v1::AgentToNode, v1::NodeToAgent>* Connect(
+      grpc::CallbackServerContext* context) override;
+
+  // Open agent streams.
+  int64_t open_streams() const;
+
+ private:
+  class Session;
+  class Reactor;
+
+  const AgentHostOptions options_;
+  catalog::AgentCatalog& catalog_;
+  tasks::TaskManager& tasks_;
+  Timers& timers_;
+  Clock& clock_;
+  std::atomic<int64_t> open_streams_{0};
+};
+
+}  // namespace a2amesh::agenthost
+
+#endif  // A2AMESH_AGENTHOST_AGENT_HOST_SERVICE_H_

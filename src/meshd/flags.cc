@@ -1,0 +1,143 @@
+#include "meshd/flags.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+
+namespace a2amesh::meshd {
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+std::string Hostname() {
+  char name[256] = {0};
+  if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') {
+    return "meshd";
+  }
+  return name;
+}
+
+// A CLI11 option that takes an absl duration ("10s", "250ms", "1m").
+CLI::Option* AddDuration(CLI::App& app, const std::string& name, absl::Duration* out,
+                         const std::string& help, const std::string& env) {
+  return app
+      .add_option_function<std::string>(
+          name,
+          [out, name](const std::string& text) {
+            absl::Duration d;
+            if (!absl::ParseDuration(text, &d) || d < absl::ZeroDuration()) {
+              throw CLI::ValidationError(
+                  name, "'" + text + "' is not a duration such as 500ms, 10s or 2m");
+            }
+            *out = d;
+          },
+          help)
+      ->envname(env)
+      ->default_str(absl::FormatDuration(*out));
+}
+
+}  // namespace
+
+absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
+  MeshdConfig config;
+  NodeOptions& n = config.node;
+  n.node_id = Hostname();
+  CLI::App app{"meshd: an a2a-mesh node. Agents register with it over gRPC (AgentHost); "
+               "clients send it A2A v1.0 tasks over gRPC."};
+  app.set_config("--config", "", "Read flags from this TOML or INI file (keys named like flags)");
+  app.set_version_flag("--version", std::string("meshd ") + kVersion);
+  app.get_formatter()->column_width(34);
+  app.footer(
+      "Every flag can also be set from the environment as MESHD_<FLAG> (e.g. MESHD_NODE_ID).\n"
+      "Examples:\n"
+      "  meshd --node-id n1 --grpc-address 127.0.0.1:7400 --data-dir /var/lib/meshd\n"
+      "  meshd --ephemeral --grpc-address 127.0.0.1:0 --ready-file /tmp/n1.json");
+
+  app.add_option("--node-id", n.node_id, "This node's id, unique in the mesh (default: hostname)")
+      ->envname("MESHD_NODE_ID");
+  app.add_option("--grpc-address", n.grpc_address,
+                 "host:port for A2A gRPC and AgentHost; port 0 picks a free port")
+      ->envname("MESHD_GRPC_ADDRESS")
+      ->capture_default_str();
+  app.add_option("--data-dir", n.data_dir, "Directory of the SQLite task store (created if missing)")
+      ->envname("MESHD_DATA_DIR")
+      ->capture_default_str();
+  app.add_flag("--ephemeral", n.ephemeral, "Keep tasks in memory only; nothing survives a restart")
+      ->envname("MESHD_EPHEMERAL");
+  std::string store_sync = n.store_fsync ? "full" : "normal";
+  app.add_option("--store-sync", store_sync,
+                 "full: fsync each group commit; normal: survive process crashes only")
+      ->envname("MESHD_STORE_SYNC")
+      ->check(CLI::IsMember({"full", "normal"}))
+      ->capture_default_str();
+  app.add_option("--default-skill", n.default_skill,
+                 "Skill for requests that name no agent, skill or tags")
+      ->envname("MESHD_DEFAULT_SKILL");
+  AddDuration(app, "--drain-timeout", &n.drain_timeout,
+              "On SIGTERM, how long running tasks may take to finish", "MESHD_DRAIN_TIMEOUT");
+  AddDuration(app, "--agent-grace", &n.agent_grace,
+              "How long a disconnected agent's tasks wait for it to reconnect",
+              "MESHD_AGENT_GRACE");
+  AddDuration(app, "--recovery-grace", &n.recovery_grace,
+              "After a restart, how long unfinished tasks wait for their agent",
+              "MESHD_RECOVERY_GRACE");
+  AddDuration(app, "--agent-lease", &n.agent_lease,
+              "An agent silent for longer than this is disconnected", "MESHD_AGENT_LEASE");
+  app.add_option("--max-message-bytes", n.max_message_bytes, "Largest A2A request or agent event")
+      ->envname("MESHD_MAX_MESSAGE_BYTES")
+      ->capture_default_str();
+  app.add_option("--max-parts", n.max_parts, "Most parts in one message")
+      ->envname("MESHD_MAX_PARTS")
+      ->capture_default_str();
+  app.add_option("--max-card-bytes", n.max_card_bytes, "Largest agent card")
+      ->envname("MESHD_MAX_CARD_BYTES")
+      ->capture_default_str();
+  app.add_option("--max-agents", n.max_agents, "Most agents registered on this node")
+      ->envname("MESHD_MAX_AGENTS")
+      ->capture_default_str();
+  app.add_option("--max-open-streams", n.max_open_streams,
+                 "Most streaming A2A calls open at once")
+      ->envname("MESHD_MAX_OPEN_STREAMS")
+      ->capture_default_str();
+  app.add_option("--default-max-concurrency", n.default_max_concurrency,
+                 "max_concurrency of agents that register without one")
+      ->envname("MESHD_DEFAULT_MAX_CONCURRENCY")
+      ->capture_default_str();
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format, "text or json (one object per line)")
+      ->envname("MESHD_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "debug, info, warn or error")
+      ->envname("MESHD_LOG_LEVEL")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_option("--ready-file", config.ready_file,
+                 "Once serving, write {\"node_id\",\"grpc_address\"} JSON to this file")
+      ->envname("MESHD_READY_FILE");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    config.exit_message = app.help();
+    return config;
+  } catch (const CLI::CallForVersion&) {
+    config.exit_message = std::string("meshd ") + kVersion + "\n";
+    return config;
+  } catch (const CLI::ParseError& e) {
+    return absl::InvalidArgumentError(e.what());
+  }
+  n.store_fsync = store_sync == "full";
+  config.log_format = log_format == "json" ? LogFormat::kJson : LogFormat::kText;
+  config.log_level = log_level == "debug"  ? LogLevel::kDebug
+                     : log_level == "warn" ? LogLevel::kWarning
+                     : log_level == "error" ? LogLevel::kError
+                                            : LogLevel::kInfo;
+  return config;
+}
+
+}  // namespace a2amesh::meshd

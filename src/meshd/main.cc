@@ -1,0 +1,68 @@
+// meshd: one a2a-mesh node.
+
+#include <signal.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "core/log.h"
+#include "meshd/flags.h"
+#include "node/node.h"
+
+namespace {
+
+bool WriteReadyFile(const std::string& path, const a2amesh::Node& node) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "{\"node_id\":\"" << node.node_id() << "\",\"grpc_address\":\"" << node.grpc_address()
+        << "\"}\n";
+    if (!out) {
+      return false;
+    }
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::StatusOr<a2amesh::meshd::MeshdConfig> config = a2amesh::meshd::ParseFlags(argc, argv);
+  if (!config.ok()) {
+    std::fprintf(stderr, "meshd: %s\nRun meshd --help for the flags.\n",
+                 std::string(config.status().message()).c_str());
+    return 2;
+  }
+  if (!config->exit_message.empty()) {
+    std::fputs(config->exit_message.c_str(), stdout);
+    return config->exit_code;
+  }
+  a2amesh::SetLogFormat(config->log_format);
+  a2amesh::SetLogLevel(config->log_level);
+
+  // Signals are taken by sigwait below; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  absl::StatusOr<std::unique_ptr<a2amesh::Node>> node = a2amesh::Node::Start(config->node);
+  if (!node.ok()) {
+    A2AMESH_LOG(Error, "meshd cannot start").With("error", node.status());
+    return 1;
+  }
+  if (!config->ready_file.empty() && !WriteReadyFile(config->ready_file, **node)) {
+    A2AMESH_LOG(Error, "cannot write --ready-file").With("path", config->ready_file);
+    return 1;
+  }
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  A2AMESH_LOG(Info, "signal received").With("signal", signal_number == SIGTERM ? "TERM" : "INT");
+  size_t unfinished = (*node)->Drain(config->node.drain_timeout);
+  node->reset();
+  return unfinished == 0 ? 0 : 1;
+}

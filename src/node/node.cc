@@ -1,0 +1,163 @@
+#include "node/node.h"
+
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "a2a/a2a_service.h"
+#include "agenthost/agent_host_service.h"
+#include "absl/strings/str_cat.h"
+#include "catalog/agent_catalog.h"
+#include "core/ids.h"
+#include "core/log.h"
+#include "core/status_macros.h"
+#include "core/thread_pool.h"
+#include "grpcpp/grpcpp.h"
+#include "routing/router.h"
+#include "store/memory_task_store.h"
+#include "store/sqlite_task_store.h"
+#include "tasks/task_manager.h"
+
+namespace a2amesh {
+namespace {
+
+absl::Status CheckOptions(const NodeOptions& o) {
+  if (absl::Status id = ValidateNodeId(o.node_id); !id.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--node-id: ", id.message()));
+  }
+  if (o.grpc_address.empty() || o.grpc_address.rfind(':') == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--grpc-address: '", o.grpc_address, "' is not host:port"));
+  }
+  if (!o.ephemeral && o.data_dir.empty()) {
+    return absl::InvalidArgumentError("--data-dir: is empty (pass a directory, or --ephemeral)");
+  }
+  struct Positive {
+    const char* flag;
+    int64_t value;
+  };
+  for (const Positive& p : {Positive{"--max-message-bytes", o.max_message_bytes},
+                            Positive{"--max-parts", o.max_parts},
+                            Positive{"--max-card-bytes", o.max_card_bytes},
+                            Positive{"--max-agents", o.max_agents},
+                            Positive{"--max-open-streams", o.max_open_streams},
+                            Positive{"--default-max-concurrency", o.default_max_concurrency}}) {
+    if (p.value <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(p.flag, ": must be positive, not ", p.value));
+    }
+  }
+  if (o.agent_lease < absl::Milliseconds(100)) {
+    return absl::InvalidArgumentError("--agent-lease: must be at least 100ms");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Node::Node(NodeOptions options) : options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
+  A2AMESH_RETURN_IF_ERROR(CheckOptions(options));
+  std::unique_ptr<Node> node(new Node(std::move(options)));
+  A2AMESH_RETURN_IF_ERROR(node->Init());
+  return node;
+}
+
+absl::Status Node::Init() {
+  timers_ = std::make_unique<TimerThread>();
+  blocking_ = std::make_unique<ThreadPool>(std::max(1, options_.blocking_threads));
+  if (options_.ephemeral) {
+    store_ = std::make_unique<store::MemoryTaskStore>();
+  } else {
+    std::error_code error;
+    std::filesystem::create_directories(options_.data_dir, error);
+    if (error) {
+      return absl::UnavailableError(absl::StrCat("--data-dir: cannot create ", options_.data_dir,
+                                                 ": ", error.message()));
+    }
+    A2AMESH_ASSIGN_OR_RETURN(
+        store_, store::SqliteTaskStore::Open({options_.data_dir + "/tasks.db",
+                                              options_.store_fsync}));
+  }
+  catalog_ = std::make_unique<catalog::AgentCatalog>(options_.max_agents);
+  tasks::TaskManagerOptions task_options;
+  task_options.node_id = options_.node_id;
+  task_options.agent_grace = options_.agent_grace;
+  task_options.recovery_grace = options_.recovery_grace;
+  tasks_ = std::make_unique<tasks::TaskManager>(task_options, *store_, *catalog_, *timers_, clock_);
+  A2AMESH_RETURN_IF_ERROR(tasks_->Recover());
+  router_ = std::make_unique<routing::Router>(*catalog_);
+
+  a2a::A2aServiceOptions a2a_options;
+  a2a_options.default_skill = options_.default_skill;
+  a2a_options.limits.max_message_bytes = options_.max_message_bytes;
+  a2a_options.limits.max_parts = options_.max_parts;
+  a2a_options.max_open_streams = options_.max_open_streams;
+  a2a_ = std::make_unique<a2a::A2aService>(a2a_options, *tasks_, *router_, *blocking_);
+
+  agenthost::AgentHostOptions host_options;
+  host_options.node_id = options_.node_id;
+  host_options.default_max_concurrency = options_.default_max_concurrency;
+  host_options.lease = options_.agent_lease;
+  host_options.max_card_bytes = options_.max_card_bytes;
+  host_options.max_event_bytes = options_.max_message_bytes;
+  agent_host_ = std::make_unique<agenthost::AgentHostService>(host_options, *catalog_, *tasks_,
+                                                              *timers_, clock_);
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.grpc_address, grpc::InsecureServerCredentials(), &grpc_port_);
+  builder.RegisterService(a2a_.get());
+  builder.RegisterService(agent_host_.get());
+  // Our own size check names the flag; gRPC's limit sits above it.
+  const int64_t wire_limit = std::min<int64_t>(2 * options_.max_message_bytes + (1 << 20), INT32_MAX);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(wire_limit));
+  // A second server on a busy port must fail, not share it.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || grpc_port_ == 0) {
+    server_.reset();
+    return absl::UnavailableError(
+        absl::StrCat("--grpc-address: cannot listen on ", options_.grpc_address,
+                     " (in use, or not an address of this machine)"));
+  }
+  std::string host = options_.grpc_address.substr(0, options_.grpc_address.rfind(':'));
+  grpc_address_ = absl::StrCat(host, ":", grpc_port_);
+  A2AMESH_LOG(Info, "meshd serving")
+      .With("node", options_.node_id)
+      .With("grpc_address", grpc_address_)
+      .With("store", options_.ephemeral ? std::string("memory")
+                                        : options_.data_dir + "/tasks.db");
+  return absl::OkStatus();
+}
+
+size_t Node::Drain(absl::Duration timeout) {
+  a2a_->SetDraining();
+  size_t running = tasks_->running_tasks();
+  A2AMESH_LOG(Info, "draining").With("running_tasks", running).With("timeout", timeout);
+  absl::Time deadline = absl::Now() + timeout;
+  while (running > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+    running = tasks_->running_tasks();
+  }
+  if (running > 0) {
+    A2AMESH_LOG(Warning, "drain timed out").With("running_tasks", running);
+  }
+  Shutdown();
+  return running;
+}
+
+void Node::Shutdown() {
+  if (server_ == nullptr) {
+    return;
+  }
+  // Open calls are cancelled after a short grace; every reactor finishes.
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  server_.reset();
+  blocking_.reset();  // runs what was scheduled, while everything it uses exists
+  timers_.reset();
+  A2AMESH_LOG(Info, "meshd stopped").With("node", options_.node_id);
+}
+
+Node::~Node() { Shutdown(); }
+
+}  // namespace a2amesh

@@ -1,0 +1,111 @@
+#ifndef A2AMESH_NODE_NODE_H_
+#define A2AMESH_NODE_NODE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "a2amesh/clock.h"
+#include "a2amesh/executor.h"
+#include "a2amesh/task_store.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace a2amesh {
+namespace a2a {
+class A2aService;
+}
+namespace agenthost {
+class AgentHostService;
+}
+namespace catalog {
+class AgentCatalog;
+}
+namespace routing {
+class Router;
+}
+namespace tasks {
+class TaskManager;
+}
+
+// Everything a node is configured with. Defaults run a useful single node.
+struct NodeOptions {
+  std::string node_id;
+  // host:port; port 0 picks a free port (see Node::grpc_address()).
+  std::string grpc_address = "0.0.0.0:7400";
+  // Where the SQLite task store lives; created if missing. Unused if ephemeral.
+  std::string data_dir = "meshd-data";
+  // Keep tasks in memory only: nothing survives a restart.
+  bool ephemeral = false;
+  // fsync every group commit (synchronous=FULL); off: survive process crashes only.
+  bool store_fsync = true;
+  std::string default_skill;
+  absl::Duration agent_grace = absl::Seconds(10);
+  absl::Duration recovery_grace = absl::Seconds(30);
+  absl::Duration agent_lease = absl::Seconds(15);
+  absl::Duration drain_timeout = absl::Seconds(30);
+  int64_t max_message_bytes = 4 * 1024 * 1024;
+  int max_parts = 256;
+  int64_t max_card_bytes = 64 * 1024;
+  int max_agents = 1024;
+  int64_t max_open_streams = 10000;
+  int default_max_concurrency = 16;
+  // Threads for work that may block (store reads).
+  int blocking_threads = 2;
+};
+
+// One mesh node: the composition root that wires the task store, task manager,
+// catalog, router and the gRPC services together and serves them. Nothing else
+// creates these components.
+//
+// Thread-safe.
+class Node {
+ public:
+  // Opens the store, recovers its unfinished tasks and starts serving. Errors
+  // name the setting that is wrong (INVALID_ARGUMENT) or what could not be done
+  // (UNAVAILABLE: the store, the port).
+  static absl::StatusOr<std::unique_ptr<Node>> Start(NodeOptions options);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  const std::string& node_id() const { return options_.node_id; }
+  // The address the gRPC server listens on, with the port it bound.
+  const std::string& grpc_address() const { return grpc_address_; }
+  int grpc_port() const { return grpc_port_; }
+
+  // Stops taking new tasks, waits up to `timeout` for running tasks to finish,
+  // then stops serving. Returns how many tasks were still running.
+  size_t Drain(absl::Duration timeout);
+  // Stops serving now. Idempotent.
+  void Shutdown();
+
+  tasks::TaskManager& tasks() { return *tasks_; }
+  catalog::AgentCatalog& catalog() { return *catalog_; }
+
+ private:
+  explicit Node(NodeOptions options);
+  absl::Status Init();
+
+  const NodeOptions options_;
+  RealClock clock_;
+  std::unique_ptr<Timers> timers_;
+  std::unique_ptr<Executor> blocking_;
+  std::unique_ptr<TaskStore> store_;
+  std::unique_ptr<catalog::AgentCatalog> catalog_;
+  std::unique_ptr<tasks::TaskManager> tasks_;
+  std::unique_ptr<routing::Router> router_;
+  std::unique_ptr<a2a::A2aService> a2a_;
+  std::unique_ptr<agenthost::AgentHostService> agent_host_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string grpc_address_;
+  int grpc_port_ = 0;
+};
+
+}  // namespace a2amesh
+
+#endif  // A2AMESH_NODE_NODE_H_
