@@ -1,0 +1,133 @@
+#ifndef A2AMESH_SDK_AGENT_H_
+#define A2AMESH_SDK_AGENT_H_
+
+// The a2a-mesh C++ agent SDK: serve A2A tasks from a process that registers
+// with a meshd node.
+//
+//   a2amesh::sdk::AgentOptions options;
+//   options.node = "127.0.0.1:7400";
+//   options.agents.push_back({"echo", EchoCard(), /*max_concurrency=*/4,
+//       [](a2amesh::sdk::TaskContext& task) { task.Complete("echo: " + task.text()); }});
+//   std::unique_ptr<a2amesh::sdk::Agent> agent = a2amesh::sdk::Agent::Start(options);
+//
+// The SDK keeps one AgentHost stream to the node, registers the cards, runs each
+// assigned task's handler on a worker thread, streams the handler's events
+// back, and reconnects with backoff when the stream breaks (events sent while
+// disconnected are kept and sent after reconnecting).
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "lf/a2a/v1/a2a.pb.h"
+
+namespace a2amesh::sdk {
+
+// One task, as its handler sees it. Valid until the handler returns.
+// Thread-safe: a handler may emit events from threads of its own.
+class TaskContext {
+ public:
+  virtual ~TaskContext() = default;
+
+  virtual const std::string& agent_id() const = 0;
+  virtual const std::string& task_id() const = 0;
+  virtual const std::string& context_id() const = 0;
+  // The skill the node routed the task for ("" if the request named none).
+  virtual const std::string& skill() const = 0;
+  // The message to act on, and the task as the node holds it (its history
+  // ends with that message).
+  virtual const lf::a2a::v1::Message& message() const = 0;
+  virtual const lf::a2a::v1::Task& task() const = 0;
+  // The A2A request's metadata.
+  virtual const google::protobuf::Struct& request_metadata() const = 0;
+  // True when the node re-sent the task after a reconnect or a node restart.
+  virtual bool resumed() const = 0;
+  // The message's text parts, joined with newlines.
+  virtual std::string text() const = 0;
+
+  // A2A events. Each returns false, and sends nothing, once the task has ended
+  // (a final status was sent, or it was cancelled) or the agent is stopping.
+  virtual bool SetWorking(absl::string_view note = "") = 0;
+  // An artifact, or one chunk of it: `append` adds the parts to the artifact
+  // with the same id sent earlier; `last_chunk` marks the end.
+  virtual bool SendArtifact(const lf::a2a::v1::Artifact& artifact, bool append = false,
+                            bool last_chunk = true) = 0;
+  // A message from the agent (added to the task's history).
+  virtual bool SendMessage(const lf::a2a::v1::Message& message) = 0;
+  // Final states. Complete and Fail end the task; RequireInput ends this turn:
+  // the client's answer arrives as a new call of the handler.
+  virtual bool Complete(absl::string_view text = "") = 0;
+  virtual bool Fail(absl::string_view reason) = 0;
+  virtual bool Reject(absl::string_view reason) = 0;
+  virtual bool RequireInput(absl::string_view question) = 0;
+  // Any status, with an optional message.
+  virtual bool SetStatus(lf::a2a::v1::TaskState state, const lf::a2a::v1::Message* message) = 0;
+
+  // Whether the task was cancelled (by the client, or by the node).
+  virtual bool cancelled() const = 0;
+  // Waits up to `timeout` for a cancel; returns cancelled().
+  virtual bool WaitForCancel(absl::Duration timeout) = 0;
+};
+
+// Runs one task (or one turn of an input-required task). If it returns
+// without a final status, the SDK completes the task.
+using TaskHandler = std::function<void(TaskContext& task)>;
+
+// One agent served by the process.
+struct AgentSpec {
+  // The agent's id on the node; empty: derived from card.name.
+  std::string agent_id;
+  lf::a2a::v1::AgentCard card;
+  int max_concurrency = 4;
+  TaskHandler handler;
+};
+
+struct AgentOptions {
+  // The node's gRPC address.
+  std::string node = "127.0.0.1:7400";
+  std::vector<AgentSpec> agents;
+  // Registration token, for nodes that require one.
+  std::string token;
+  // Shown in the node's logs, e.g. "wordcount-agent pid 42".
+  std::string instance;
+  absl::Duration min_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(5);
+};
+
+// The process's connection to its node, serving the agents of AgentOptions.
+// Thread-safe.
+class Agent {
+ public:
+  // Starts connecting in the background. INVALID_ARGUMENT if the options are
+  // unusable (no agents, an agent without a handler).
+  static absl::StatusOr<std::unique_ptr<Agent>> Start(AgentOptions options);
+
+  // Stops: cancels running tasks' contexts, waits for their handlers, closes
+  // the stream.
+  virtual ~Agent() = default;
+
+  // Blocks until the node accepted the registration (OK), refused it for good
+  // (its error: a bad card, a taken id), or `timeout` passed (DEADLINE_EXCEEDED).
+  virtual absl::Status WaitUntilRegistered(absl::Duration timeout) = 0;
+  // The agent ids the node registered, once registered.
+  virtual std::vector<std::string> agent_ids() const = 0;
+  // Whether the stream is up and registered right now.
+  virtual bool connected() const = 0;
+  // Times the SDK registered (1 + reconnects).
+  virtual int registrations() const = 0;
+};
+
+// Builders for common parts.
+lf::a2a::v1::Part TextPart(absl::string_view text);
+lf::a2a::v1::Artifact TextArtifact(absl::string_view artifact_id, absl::string_view name,
+                                   absl::string_view text);
+lf::a2a::v1::Message AgentMessage(absl::string_view text);
+
+}  // namespace a2amesh::sdk
+
+#endif  // A2AMESH_SDK_AGENT_H_

@@ -1,0 +1,516 @@
+#include "a2amesh/sdk/agent.h"
+
+#include <algorithm>
+#include <deque>
+#include <memory>
+#include <thread>
+#include <utility>
+
+#include "a2amesh/v1/agent_host.grpc.pb.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "core/ids.h"
+#include "core/log.h"
+#include "core/thread_pool.h"
+#include "grpcpp/grpcpp.h"
+#include "rpc/grpc_status.h"
+
+namespace a2amesh::sdk {
+
+lf::a2a::v1::Part TextPart(absl::string_view text) {
+  lf::a2a::v1::Part part;
+  part.set_text(std::string(text));
+  part.set_media_type("text/plain");
+  return part;
+}
+
+lf::a2a::v1::Artifact TextArtifact(absl::string_view artifact_id, absl::string_view name,
+                                   absl::string_view text) {
+  lf::a2a::v1::Artifact artifact;
+  artifact.set_artifact_id(std::string(artifact_id));
+  artifact.set_name(std::string(name));
+  *artifact.add_parts() = TextPart(text);
+  return artifact;
+}
+
+lf::a2a::v1::Message AgentMessage(absl::string_view text) {
+  lf::a2a::v1::Message message;
+  message.set_message_id(NewUuid());
+  message.set_role(lf::a2a::v1::ROLE_AGENT);
+  *message.add_parts() = TextPart(text);
+  return message;
+}
+
+namespace {
+
+using lf::a2a::v1::StreamResponse;
+using Stream = grpc::ClientReaderWriter<v1::AgentToNode, v1::NodeToAgent>;
+
+// Events kept while the stream is down, at most.
+constexpr size_t kMaxPending = 100000;
+
+bool IsPermanent(absl::StatusCode code) {
+  return code == absl::StatusCode::kInvalidArgument ||
+         code == absl::StatusCode::kFailedPrecondition ||
+         code == absl::StatusCode::kResourceExhausted ||
+         code == absl::StatusCode::kPermissionDenied ||
+         code == absl::StatusCode::kUnauthenticated ||
+         code == absl::StatusCode::kUnimplemented;
+}
+
+// The shared state of one running task.
+struct TaskRun {
+  absl::Mutex mu;
+  bool cancelled ABSL_GUARDED_BY(mu) = false;
+  bool ended ABSL_GUARDED_BY(mu) = false;
+};
+
+class AgentImpl;
+
+class TaskContextImpl final : public TaskContext {
+ public:
+  TaskContextImpl(AgentImpl& agent, v1::TaskAssignment assignment, std::shared_ptr<TaskRun> run)
+      : agent_(agent), assignment_(std::move(assignment)), run_(std::move(run)) {}
+
+  const std::string& agent_id() const override { return assignment_.agent_id(); }
+  const std::string& task_id() const override { return assignment_.task().id(); }
+  const std::string& context_id() const override { return assignment_.task().context_id(); }
+  const std::string& skill() const override { return assignment_.skill(); }
+  const lf::a2a::v1::Message& message() const override { return assignment_.message(); }
+  const lf::a2a::v1::Task& task() const override { return assignment_.task(); }
+  const google::protobuf::Struct& request_metadata() const override {
+    return assignment_.request_metadata();
+  }
+  bool resumed() const override { return assignment_.resumed(); }
+  std::string text() const override {
+    std::vector<std::string> texts;
+    for (const auto& part : assignment_.message().parts()) {
+      if (part.has_text()) texts.push_back(part.text());
+    }
+    return absl::StrJoin(texts, "\n");
+  }
+
+  bool SetWorking(absl::string_view note) override {
+    lf::a2a::v1::Message message;
+    return SetStatus(lf::a2a::v1::TASK_STATE_WORKING,
+                     note.empty() ? nullptr : &(message = AgentMessage(note)));
+  }
+  bool SendArtifact(const lf::a2a::v1::Artifact& artifact, bool append,
+                    bool last_chunk) override {
+    StreamResponse event;
+    auto* update = event.mutable_artifact_update();
+    *update->mutable_artifact() = artifact;
+    update->set_append(append);
+    update->set_last_chunk(last_chunk);
+    return Emit(std::move(event), /*final=*/false);
+  }
+  bool SendMessage(const lf::a2a::v1::Message& message) override {
+    StreamResponse event;
+    *event.mutable_message() = message;
+    event.mutable_message()->set_role(lf::a2a::v1::ROLE_AGENT);
+    if (event.message().message_id().empty()) {
+      event.mutable_message()->set_message_id(NewUuid());
+    }
+    return Emit(std::move(event), /*final=*/false);
+  }
+  bool Complete(absl::string_view text) override {
+    return Final(lf::a2a::v1::TASK_STATE_COMPLETED, text);
+  }
+  bool Fail(absl::string_view reason) override {
+    return Final(lf::a2a::v1::TASK_STATE_FAILED, reason);
+  }
+  bool Reject(absl::string_view reason) override {
+    return Final(lf::a2a::v1::TASK_STATE_REJECTED, reason);
+  }
+  bool RequireInput(absl::string_view question) override {
+    return Final(lf::a2a::v1::TASK_STATE_INPUT_REQUIRED, question);
+  }
+  bool SetStatus(lf::a2a::v1::TaskState state, const lf::a2a::v1::Message* message) override {
+    StreamResponse event;
+    auto* status = event.mutable_status_update()->mutable_status();
+    status->set_state(state);
+    if (message != nullptr) {
+      *status->mutable_message() = *message;
+    }
+    bool final = state == lf::a2a::v1::TASK_STATE_COMPLETED ||
+                 state == lf::a2a::v1::TASK_STATE_FAILED ||
+                 state == lf::a2a::v1::TASK_STATE_CANCELED ||
+                 state == lf::a2a::v1::TASK_STATE_REJECTED ||
+                 state == lf::a2a::v1::TASK_STATE_INPUT_REQUIRED ||
+                 state == lf::a2a::v1::TASK_STATE_AUTH_REQUIRED;
+    return Emit(std::move(event), final);
+  }
+
+  bool cancelled() const override {
+    absl::MutexLock lock(&run_->mu);
+    return run_->cancelled;
+  }
+  bool WaitForCancel(absl::Duration timeout) override {
+    absl::MutexLock lock(&run_->mu);
+    auto is_cancelled = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(run_->mu) {
+      return run_->cancelled;
+    };
+    run_->mu.AwaitWithTimeout(absl::Condition(&is_cancelled), timeout);
+    return run_->cancelled;
+  }
+
+  bool ended() const {
+    absl::MutexLock lock(&run_->mu);
+    return run_->ended;
+  }
+
+ private:
+  bool Final(lf::a2a::v1::TaskState state, absl::string_view text) {
+    lf::a2a::v1::Message message;
+    return SetStatus(state, text.empty() ? nullptr : &(message = AgentMessage(text)));
+  }
+  bool Emit(StreamResponse event, bool final);
+
+  AgentImpl& agent_;
+  const v1::TaskAssignment assignment_;
+  const std::shared_ptr<TaskRun> run_;
+};
+
+class AgentImpl final : public Agent {
+ public:
+  explicit AgentImpl(AgentOptions options);
+  ~AgentImpl() override;
+
+  void Begin();
+  absl::Status WaitUntilRegistered(absl::Duration timeout) override;
+  std::vector<std::string> agent_ids() const override {
+    absl::MutexLock lock(&mu_);
+    return agent_ids_;
+  }
+  bool connected() const override {
+    absl::MutexLock lock(&mu_);
+    return connected_;
+  }
+  int registrations() const override {
+    absl::MutexLock lock(&mu_);
+    return registrations_;
+  }
+
+  // Sends now if the stream is up, else keeps it for after the reconnect.
+  void Write(v1::AgentToNode message);
+
+ private:
+  void ConnectionLoop();
+  // Runs one stream until it breaks. Returns false if the agent should stop
+  // trying (it is stopping, or the node refused it for good).
+  bool RunStream(absl::Duration* backoff);
+  void HeartbeatLoop();
+  void Dispatch(v1::TaskAssignment assignment);
+  void Cancel(const std::string& task_id);
+  bool Stopping() const {
+    absl::MutexLock lock(&mu_);
+    return stopping_;
+  }
+
+  const AgentOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::AgentHost::Stub> stub_;
+  std::unique_ptr<ThreadPool> workers_;
+
+  mutable absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool connected_ ABSL_GUARDED_BY(mu_) = false;
+  bool settled_ ABSL_GUARDED_BY(mu_) = false;  // registered once, or refused for good
+  absl::Status registration_ ABSL_GUARDED_BY(mu_);
+  int registrations_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::string> agent_ids_ ABSL_GUARDED_BY(mu_);
+  // agent id -> index in options_.agents
+  absl::flat_hash_map<std::string, size_t> spec_of_ ABSL_GUARDED_BY(mu_);
+  absl::Duration heartbeat_every_ ABSL_GUARDED_BY(mu_) = absl::Seconds(5);
+  grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  absl::flat_hash_map<std::string, std::shared_ptr<TaskRun>> running_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex write_mu_;
+  Stream* stream_ ABSL_GUARDED_BY(write_mu_) = nullptr;
+  std::deque<v1::AgentToNode> pending_ ABSL_GUARDED_BY(write_mu_);
+
+  std::thread connection_thread_;
+  std::thread heartbeat_thread_;
+};
+
+bool TaskContextImpl::Emit(StreamResponse event, bool final) {
+  {
+    absl::MutexLock lock(&run_->mu);
+    if (run_->ended || run_->cancelled) {
+      return false;
+    }
+    if (final) {
+      run_->ended = true;
+    }
+  }
+  v1::AgentToNode message;
+  message.mutable_update()->set_task_id(task_id());
+  *message.mutable_update()->mutable_event() = std::move(event);
+  agent_.Write(std::move(message));
+  return true;
+}
+
+AgentImpl::AgentImpl(AgentOptions options) : options_(std::move(options)) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+              static_cast<int>(absl::ToInt64Milliseconds(options_.min_backoff)));
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+              static_cast<int>(absl::ToInt64Milliseconds(options_.min_backoff)));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+              static_cast<int>(absl::ToInt64Milliseconds(options_.max_backoff)));
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  channel_ = grpc::CreateCustomChannel(options_.node, grpc::InsecureChannelCredentials(), args);
+  stub_ = v1::AgentHost::NewStub(channel_);
+  int threads = 0;
+  for (const AgentSpec& spec : options_.agents) {
+    threads += std::max(1, spec.max_concurrency);
+  }
+  workers_ = std::make_unique<ThreadPool>(std::min(threads, 256));
+}
+
+void AgentImpl::Begin() {
+  connection_thread_ = std::thread([this] { ConnectionLoop(); });
+  heartbeat_thread_ = std::thread([this] { HeartbeatLoop(); });
+}
+
+AgentImpl::~AgentImpl() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    if (context_ != nullptr) {
+      context_->TryCancel();
+    }
+    for (auto& [id, run] : running_) {
+      absl::MutexLock run_lock(&run->mu);
+      run->cancelled = true;
+    }
+  }
+  connection_thread_.join();
+  heartbeat_thread_.join();
+  workers_.reset();  // waits for handlers, which see their tasks cancelled
+}
+
+absl::Status AgentImpl::WaitUntilRegistered(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto settled = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return settled_; };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&settled), timeout)) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("not registered with ", options_.node, " within ",
+                     absl::FormatDuration(timeout),
+                     registration_.ok() ? "" : absl::StrCat(": ", registration_.message())));
+  }
+  return registration_;
+}
+
+void AgentImpl::Write(v1::AgentToNode message) {
+  absl::MutexLock lock(&write_mu_);
+  if (stream_ != nullptr && stream_->Write(message)) {
+    return;
+  }
+  if (message.has_heartbeat()) {
+    return;
+  }
+  if (pending_.size() >= kMaxPending) {
+    pending_.pop_front();
+  }
+  pending_.push_back(std::move(message));
+}
+
+void AgentImpl::ConnectionLoop() {
+  absl::BitGen gen;
+  absl::Duration backoff = options_.min_backoff;
+  while (!Stopping()) {
+    if (!RunStream(&backoff)) {
+      return;
+    }
+    if (Stopping()) {
+      return;
+    }
+    // Full jitter: wait a random time up to the current backoff.
+    absl::Duration wait = absl::Milliseconds(
+        absl::Uniform<int64_t>(gen, 0, std::max<int64_t>(1, absl::ToInt64Milliseconds(backoff))));
+    absl::MutexLock lock(&mu_);
+    auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+    mu_.AwaitWithTimeout(absl::Condition(&stop), wait);
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+bool AgentImpl::RunStream(absl::Duration* backoff) {
+  grpc::ClientContext context;
+  context.set_wait_for_ready(true);
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      return false;
+    }
+    context_ = &context;
+  }
+  std::unique_ptr<Stream> stream = stub_->Connect(&context);
+  v1::AgentToNode hello;
+  auto* reg = hello.mutable_register_();
+  reg->set_token(options_.token);
+  reg->set_instance(options_.instance);
+  for (const AgentSpec& spec : options_.agents) {
+    auto* agent = reg->add_agents();
+    agent->set_agent_id(spec.agent_id);
+    *agent->mutable_card() = spec.card;
+    agent->set_max_concurrency(static_cast<uint32_t>(std::max(0, spec.max_concurrency)));
+  }
+  v1::NodeToAgent reply;
+  bool registered = stream->Write(hello) && stream->Read(&reply) && reply.has_registered();
+  if (registered) {
+    {
+      absl::MutexLock lock(&mu_);
+      agent_ids_.clear();
+      spec_of_.clear();
+      for (int i = 0; i < reply.registered().agents_size(); ++i) {
+        agent_ids_.push_back(reply.registered().agents(i).agent_id());
+        spec_of_[agent_ids_.back()] = static_cast<size_t>(i);
+      }
+      if (reply.registered().lease_ms() > 0) {
+        heartbeat_every_ = absl::Milliseconds(reply.registered().lease_ms()) / 3;
+      }
+      connected_ = true;
+      settled_ = true;
+      registration_ = absl::OkStatus();
+      ++registrations_;
+    }
+    *backoff = options_.min_backoff;
+    {
+      absl::MutexLock lock(&write_mu_);
+      stream_ = stream.get();
+      while (!pending_.empty() && stream_->Write(pending_.front())) {
+        pending_.pop_front();
+      }
+    }
+    v1::NodeToAgent message;
+    while (stream->Read(&message)) {
+      switch (message.msg_case()) {
+        case v1::NodeToAgent::kAssignment:
+          Dispatch(std::move(*message.mutable_assignment()));
+          break;
+        case v1::NodeToAgent::kCancel:
+          Cancel(message.cancel().task_id());
+          break;
+        case v1::NodeToAgent::kUpdateRejected:
+          A2AMESH_LOG(Warning, "the node refused an update")
+              .With("task", message.update_rejected().task_id())
+              .With("reason", message.update_rejected().reason());
+          break;
+        default:
+          break;
+      }
+    }
+    absl::MutexLock lock(&write_mu_);
+    stream_ = nullptr;
+  }
+  absl::Status status = rpc::FromGrpcStatus(stream->Finish());
+  absl::MutexLock lock(&mu_);
+  context_ = nullptr;
+  connected_ = false;
+  if (stopping_) {
+    return false;
+  }
+  if (!registered && !status.ok() && IsPermanent(status.code())) {
+    A2AMESH_LOG(Error, "the node refused the registration")
+        .With("node", options_.node)
+        .With("error", status);
+    registration_ = status;
+    settled_ = true;
+    return false;
+  }
+  if (!status.ok() || registered) {
+    A2AMESH_LOG(Warning, "stream to the node ended; reconnecting")
+        .With("node", options_.node)
+        .With("error", status);
+  }
+  if (!settled_) {
+    registration_ = status;
+  }
+  return true;
+}
+
+void AgentImpl::HeartbeatLoop() {
+  while (true) {
+    absl::Duration every;
+    {
+      absl::MutexLock lock(&mu_);
+      auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+      if (mu_.AwaitWithTimeout(absl::Condition(&stop), heartbeat_every_)) {
+        return;
+      }
+      if (!connected_) {
+        continue;
+      }
+    }
+    v1::AgentToNode beat;
+    beat.mutable_heartbeat()->set_unix_ms(absl::ToUnixMillis(absl::Now()));
+    Write(std::move(beat));
+  }
+}
+
+void AgentImpl::Dispatch(v1::TaskAssignment assignment) {
+  const std::string task_id = assignment.task().id();
+  std::shared_ptr<TaskRun> run;
+  TaskHandler handler;
+  {
+    absl::MutexLock lock(&mu_);
+    if (running_.contains(task_id) && assignment.resumed()) {
+      return;  // still running here; its events now go to the new stream
+    }
+    auto spec = spec_of_.find(assignment.agent_id());
+    if (spec == spec_of_.end()) {
+      return;
+    }
+    handler = options_.agents[spec->second].handler;
+    run = std::make_shared<TaskRun>();
+    running_[task_id] = run;
+  }
+  workers_->Schedule([this, assignment = std::move(assignment), run, handler, task_id]() mutable {
+    TaskContextImpl context(*this, std::move(assignment), run);
+    handler(context);
+    if (!context.ended() && !context.cancelled()) {
+      context.Complete("");
+    }
+    absl::MutexLock lock(&mu_);
+    auto it = running_.find(task_id);
+    if (it != running_.end() && it->second == run) {
+      running_.erase(it);
+    }
+  });
+}
+
+void AgentImpl::Cancel(const std::string& task_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = running_.find(task_id);
+  if (it == running_.end()) {
+    return;
+  }
+  absl::MutexLock run_lock(&it->second->mu);
+  it->second->cancelled = true;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options) {
+  if (options.agents.empty()) {
+    return absl::InvalidArgumentError("AgentOptions.agents: needs at least one agent");
+  }
+  for (size_t i = 0; i < options.agents.size(); ++i) {
+    if (!options.agents[i].handler) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("AgentOptions.agents[", i, "].handler: is required"));
+    }
+  }
+  auto agent = std::make_unique<AgentImpl>(std::move(options));
+  agent->Begin();
+  return std::unique_ptr<Agent>(std::move(agent));
+}
+
+}  // namespace a2amesh::sdk

@@ -1,0 +1,518 @@
+// The A2A gRPC binding end to end, in one process: a real node on
+// 127.0.0.1:0, SDK agents over real AgentHost streams, clients over real gRPC.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "testing/cards.h"
+#include "testing/node_harness.h"
+#include "testing/proto_builders.h"
+#include "testing/wait.h"
+#include "tasks/task_manager.h"
+
+namespace a2amesh {
+namespace {
+
+using ::a2amesh::testing::A2aContext;
+using ::a2amesh::testing::BadRequestField;
+using ::a2amesh::testing::Card;
+using ::a2amesh::testing::ErrorReason;
+using ::a2amesh::testing::NodeHarness;
+using ::a2amesh::testing::ReadAll;
+using ::a2amesh::testing::SendText;
+using ::a2amesh::testing::WaitFor;
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+using lf::a2a::v1::StreamResponse;
+using lf::a2a::v1::Task;
+
+lf::a2a::v1::SendMessageRequest ForSkill(const std::string& skill, const std::string& text) {
+  lf::a2a::v1::SendMessageRequest request = SendText(text);
+  (*request.mutable_metadata()->mutable_fields())["a2amesh/skill"].set_string_value(skill);
+  return request;
+}
+
+class A2aServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    stub_ = harness_.NewA2aStub();
+    agent_ = harness_.StartAgent({
+        {"echo", Card("echo", {"echo"}), 8,
+         [](sdk::TaskContext& task) {
+           task.SetWorking();
+           task.SendArtifact(sdk::TextArtifact("echo", "echo", task.text()));
+           task.Complete("echo: " + task.text());
+         }},
+        {"chunks", Card("chunks", {"chunks"}), 8,
+         [](sdk::TaskContext& task) {
+           task.SetWorking();
+           for (int i = 0; i < 5; ++i) {
+             task.SendArtifact(sdk::TextArtifact("out", "out", std::to_string(i)), i > 0, i == 4);
+           }
+           task.Complete();
+         }},
+        {"slow", Card("slow", {"slow"}), 2,
+         [this](sdk::TaskContext& task) {
+           task.SetWorking();
+           started_.fetch_add(1);
+           if (task.WaitForCancel(absl::Seconds(20))) {
+             cancels_seen_.fetch_add(1);
+             return;
+           }
+           task.Complete("slow done");
+         }},
+        {"ask", Card("ask", {"ask"}), 8,
+         [](sdk::TaskContext& task) {
+           if (task.task().history_size() <= 1) {
+             task.RequireInput("which color?");
+             return;
+           }
+           task.Complete("you chose " + task.text());
+         }},
+    });
+    ASSERT_NE(agent_, nullptr);
+  }
+
+  lf::a2a::v1::SendMessageResponse Send(const lf::a2a::v1::SendMessageRequest& request,
+                                        grpc::Status* status) {
+    lf::a2a::v1::SendMessageResponse response;
+    *status = stub_->SendMessage(A2aContext().get(), request, &response);
+    return response;
+  }
+
+  Task Get(const std::string& id, grpc::Status* status) {
+    lf::a2a::v1::GetTaskRequest request;
+    request.set_id(id);
+    Task task;
+    *status = stub_->GetTask(A2aContext().get(), request, &task);
+    return task;
+  }
+
+  NodeHarness harness_;
+  std::unique_ptr<lf::a2a::v1::A2AService::Stub> stub_;
+  std::unique_ptr<sdk::Agent> agent_;
+  std::atomic<int> started_{0};
+  std::atomic<int> cancels_seen_{0};
+};
+
+TEST_F(A2aServiceTest, SendMessageBlocksUntilTheTaskEnds) {
+  grpc::Status status;
+  lf::a2a::v1::SendMessageResponse response = Send(ForSkill("echo", "hello"), &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_TRUE(response.has_task());
+  const Task& task = response.task();
+  EXPECT_THAT(task.id(), HasSubstr("n1~"));
+  EXPECT_EQ(task.status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  EXPECT_EQ(task.status().message().parts(0).text(), "echo: hello");
+  ASSERT_EQ(task.artifacts_size(), 1);
+  EXPECT_EQ(task.artifacts(0).parts(0).text(), "hello");
+  EXPECT_EQ(task.history(0).parts(0).text(), "hello");
+}
+
+TEST_F(A2aServiceTest, ReturnImmediatelyAnswersWithTheSubmittedTask) {
+  lf::a2a::v1::SendMessageRequest request = ForSkill("slow", "x");
+  request.mutable_configuration()->set_return_immediately(true);
+  grpc::Status status;
+  lf::a2a::v1::SendMessageResponse response = Send(request, &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.task().status().state(), lf::a2a::v1::TASK_STATE_SUBMITTED);
+  std::string id = response.task().id();
+  ASSERT_TRUE(WaitFor([&] {
+    grpc::Status s;
+    return Get(id, &s).status().state() == lf::a2a::v1::TASK_STATE_WORKING;
+  }));
+}
+
+TEST_F(A2aServiceTest, HistoryLengthTrimsTheAnswer) {
+  lf::a2a::v1::SendMessageRequest request = ForSkill("echo", "hello");
+  request.mutable_configuration()->set_history_length(0);
+  grpc::Status status;
+  lf::a2a::v1::SendMessageResponse response = Send(request, &status);
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(response.task().history_size(), 0);
+
+  lf::a2a::v1::GetTaskRequest get;
+  get.set_id(response.task().id());
+  get.set_history_length(1);
+  Task task;
+  ASSERT_TRUE(stub_->GetTask(A2aContext().get(), get, &task).ok());
+  ASSERT_EQ(task.history_size(), 1);
+  EXPECT_EQ(task.history(0).parts(0).text(), "echo: hello");
+  get.clear_history_length();
+  ASSERT_TRUE(stub_->GetTask(A2aContext().get(), get, &task).ok());
+  EXPECT_EQ(task.history_size(), 2);
+  get.set_history_length(-1);
+  grpc::Status bad = stub_->GetTask(A2aContext().get(), get, &task);
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadRequestField(bad), "history_length");
+}
+
+TEST_F(A2aServiceTest, StreamingDeliversEveryEventInOrder) {
+  auto context = A2aContext();
+  auto reader = stub_->SendStreamingMessage(context.get(), ForSkill("chunks", "go"));
+  grpc::Status status;
+  std::vector<StreamResponse> events = ReadAll(*reader, &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_THAT(events, SizeIs(8));
+  EXPECT_EQ(events[0].task().status().state(), lf::a2a::v1::TASK_STATE_SUBMITTED);
+  EXPECT_EQ(events[1].status_update().status().state(), lf::a2a::v1::TASK_STATE_WORKING);
+  for (int i = 0; i < 5; ++i) {
+    const auto& update = events[2 + i].artifact_update();
+    EXPECT_EQ(update.artifact().parts(0).text(), std::to_string(i));
+    EXPECT_EQ(update.append(), i > 0);
+    EXPECT_EQ(update.last_chunk(), i == 4);
+    EXPECT_EQ(update.task_id(), events[0].task().id());
+  }
+  EXPECT_EQ(events[7].status_update().status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+}
+
+TEST_F(A2aServiceTest, ThreeSubscribersSeeIdenticalEvents) {
+  lf::a2a::v1::SendMessageRequest request = ForSkill("slow", "x");
+  request.mutable_configuration()->set_return_immediately(true);
+  grpc::Status status;
+  std::string id = Send(request, &status).task().id();
+  ASSERT_TRUE(status.ok());
+  ASSERT_TRUE(WaitFor([&] { return started_.load() == 1; }));
+
+  std::vector<std::vector<StreamResponse>> seen(3);
+  std::vector<grpc::Status> results(3);
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<StreamResponse>>> readers;
+  lf::a2a::v1::SubscribeToTaskRequest subscribe;
+  subscribe.set_id(id);
+  for (int i = 0; i < 3; ++i) {
+    contexts.push_back(A2aContext());
+    readers.push_back(stub_->SubscribeToTask(contexts.back().get(), subscribe));
+  }
+  // Each has its first event (the Task) before the task moves on.
+  std::vector<StreamResponse> first(3);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(readers[i]->Read(&first[i]));
+    EXPECT_EQ(first[i].task().id(), id);
+    EXPECT_EQ(first[i].task().status().state(), lf::a2a::v1::TASK_STATE_WORKING);
+  }
+  lf::a2a::v1::CancelTaskRequest cancel;
+  cancel.set_id(id);
+  Task canceled;
+  ASSERT_TRUE(stub_->CancelTask(A2aContext().get(), cancel, &canceled).ok());
+  for (int i = 0; i < 3; ++i) {
+    seen[i] = ReadAll(*readers[i], &results[i]);
+    EXPECT_TRUE(results[i].ok()) << results[i].error_message();
+  }
+  ASSERT_THAT(seen[0], SizeIs(1));
+  EXPECT_EQ(seen[0][0].status_update().status().state(), lf::a2a::v1::TASK_STATE_CANCELED);
+  for (int i = 1; i < 3; ++i) {
+    ASSERT_EQ(seen[i].size(), seen[0].size());
+    for (size_t j = 0; j < seen[0].size(); ++j) {
+      EXPECT_EQ(seen[i][j].SerializeAsString(), seen[0][j].SerializeAsString());
+    }
+  }
+}
+
+TEST_F(A2aServiceTest, SubscribeErrors) {
+  grpc::Status status;
+  std::string id = Send(ForSkill("echo", "x"), &status).task().id();
+  lf::a2a::v1::SubscribeToTaskRequest subscribe;
+  subscribe.set_id(id);
+  auto context = A2aContext();
+  auto reader = stub_->SubscribeToTask(context.get(), subscribe);
+  std::vector<StreamResponse> events = ReadAll(*reader, &status);
+  EXPECT_TRUE(events.empty());
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(ErrorReason(status), "UNSUPPORTED_OPERATION");
+  EXPECT_THAT(status.error_message(), HasSubstr("already completed"));
+
+  subscribe.set_id("n1~nope");
+  auto context2 = A2aContext();
+  auto reader2 = stub_->SubscribeToTask(context2.get(), subscribe);
+  ReadAll(*reader2, &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(ErrorReason(status), "TASK_NOT_FOUND");
+}
+
+TEST_F(A2aServiceTest, CancelReachesTheAgent) {
+  lf::a2a::v1::SendMessageRequest request = ForSkill("slow", "x");
+  request.mutable_configuration()->set_return_immediately(true);
+  grpc::Status status;
+  std::string id = Send(request, &status).task().id();
+  ASSERT_TRUE(WaitFor([&] { return started_.load() == 1; }));
+  lf::a2a::v1::CancelTaskRequest cancel;
+  cancel.set_id(id);
+  Task task;
+  status = stub_->CancelTask(A2aContext().get(), cancel, &task);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(task.status().state(), lf::a2a::v1::TASK_STATE_CANCELED);
+  EXPECT_TRUE(WaitFor([&] { return cancels_seen_.load() == 1; }));
+
+  status = stub_->CancelTask(A2aContext().get(), cancel, &task);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(ErrorReason(status), "TASK_NOT_CANCELABLE");
+  cancel.set_id("n1~nope");
+  status = stub_->CancelTask(A2aContext().get(), cancel, &task);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(ErrorReason(status), "TASK_NOT_FOUND");
+  cancel.clear_id();
+  status = stub_->CancelTask(A2aContext().get(), cancel, &task);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadRequestField(status), "id");
+}
+
+TEST_F(A2aServiceTest, GetTaskErrors) {
+  grpc::Status status;
+  Get("n1~nope", &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(ErrorReason(status), "TASK_NOT_FOUND");
+  Get("", &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(A2aServiceTest, ListTasksFiltersPagesAndOmitsArtifacts) {
+  std::vector<std::string> ids;
+  std::string context_id;
+  for (int i = 0; i < 5; ++i) {
+    lf::a2a::v1::SendMessageRequest request = ForSkill("echo", "m" + std::to_string(i));
+    if (i < 3) {
+      request.mutable_message()->set_context_id("ctx-a");
+    }
+    grpc::Status status;
+    ids.push_back(Send(request, &status).task().id());
+    ASSERT_TRUE(status.ok());
+    absl::SleepFor(absl::Milliseconds(2));  // distinct status timestamps (ms)
+  }
+  lf::a2a::v1::ListTasksRequest list;
+  list.set_context_id("ctx-a");
+  list.set_page_size(2);
+  lf::a2a::v1::ListTasksResponse page;
+  ASSERT_TRUE(stub_->ListTasks(A2aContext().get(), list, &page).ok());
+  EXPECT_EQ(page.total_size(), 3);
+  EXPECT_EQ(page.page_size(), 2);
+  ASSERT_EQ(page.tasks_size(), 2);
+  EXPECT_EQ(page.tasks(0).id(), ids[2]);  // newest first
+  EXPECT_EQ(page.tasks(0).artifacts_size(), 0);
+  EXPECT_FALSE(page.next_page_token().empty());
+  list.set_page_token(page.next_page_token());
+  list.set_include_artifacts(true);
+  ASSERT_TRUE(stub_->ListTasks(A2aContext().get(), list, &page).ok());
+  ASSERT_EQ(page.tasks_size(), 1);
+  EXPECT_EQ(page.tasks(0).id(), ids[0]);
+  EXPECT_EQ(page.tasks(0).artifacts_size(), 1);
+  EXPECT_TRUE(page.next_page_token().empty());
+
+  lf::a2a::v1::ListTasksRequest by_state;
+  by_state.set_status(lf::a2a::v1::TASK_STATE_COMPLETED);
+  ASSERT_TRUE(stub_->ListTasks(A2aContext().get(), by_state, &page).ok());
+  EXPECT_EQ(page.total_size(), 5);
+
+  lf::a2a::v1::ListTasksRequest bad;
+  bad.set_page_size(101);
+  grpc::Status status = stub_->ListTasks(A2aContext().get(), bad, &page);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadRequestField(status), "page_size");
+  bad.set_page_size(10);
+  bad.set_page_token("not-a-token");
+  status = stub_->ListTasks(A2aContext().get(), bad, &page);
+  EXPECT_EQ(BadRequestField(status), "page_token");
+}
+
+TEST_F(A2aServiceTest, FollowUpMessagesGoToTheOwningAgent) {
+  grpc::Status status;
+  lf::a2a::v1::SendMessageResponse first = Send(ForSkill("ask", "paint it"), &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(first.task().status().state(), lf::a2a::v1::TASK_STATE_INPUT_REQUIRED);
+  EXPECT_EQ(first.task().status().message().parts(0).text(), "which color?");
+
+  lf::a2a::v1::SendMessageRequest answer = SendText("red");
+  answer.mutable_message()->set_task_id(first.task().id());
+  answer.mutable_message()->set_context_id(first.task().context_id());
+  lf::a2a::v1::SendMessageResponse done = Send(answer, &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(done.task().status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  EXPECT_EQ(done.task().status().message().parts(0).text(), "you chose red");
+  // history: request, question, answer, result.
+  EXPECT_EQ(done.task().history_size(), 4);
+
+  Send(answer, &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(ErrorReason(status), "UNSUPPORTED_OPERATION");
+  answer.mutable_message()->set_task_id("n1~nope");
+  Send(answer, &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(A2aServiceTest, PushNotificationRpcsAreNotSupported) {
+  lf::a2a::v1::TaskPushNotificationConfig config;
+  config.set_task_id("n1~x");
+  config.set_url("https://example.com/hook");
+  lf::a2a::v1::TaskPushNotificationConfig out;
+  grpc::Status status = stub_->CreateTaskPushNotificationConfig(A2aContext().get(), config, &out);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(ErrorReason(status), "PUSH_NOTIFICATION_NOT_SUPPORTED");
+
+  lf::a2a::v1::GetTaskPushNotificationConfigRequest get;
+  status = stub_->GetTaskPushNotificationConfig(A2aContext().get(), get, &out);
+  EXPECT_EQ(ErrorReason(status), "PUSH_NOTIFICATION_NOT_SUPPORTED");
+  lf::a2a::v1::ListTaskPushNotificationConfigsRequest list;
+  lf::a2a::v1::ListTaskPushNotificationConfigsResponse configs;
+  status = stub_->ListTaskPushNotificationConfigs(A2aContext().get(), list, &configs);
+  EXPECT_EQ(ErrorReason(status), "PUSH_NOTIFICATION_NOT_SUPPORTED");
+  lf::a2a::v1::DeleteTaskPushNotificationConfigRequest del;
+  google::protobuf::Empty empty;
+  status = stub_->DeleteTaskPushNotificationConfig(A2aContext().get(), del, &empty);
+  EXPECT_EQ(ErrorReason(status), "PUSH_NOTIFICATION_NOT_SUPPORTED");
+
+  lf::a2a::v1::SendMessageRequest with_push = ForSkill("echo", "x");
+  *with_push.mutable_configuration()->mutable_task_push_notification_config() = config;
+  Send(with_push, &status);
+  EXPECT_EQ(ErrorReason(status), "PUSH_NOTIFICATION_NOT_SUPPORTED");
+}
+
+TEST_F(A2aServiceTest, ExtendedAgentCardIsNotDeclared) {
+  lf::a2a::v1::GetExtendedAgentCardRequest request;
+  lf::a2a::v1::AgentCard card;
+  grpc::Status status = stub_->GetExtendedAgentCard(A2aContext().get(), request, &card);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(ErrorReason(status), "UNSUPPORTED_OPERATION");
+}
+
+TEST_F(A2aServiceTest, RequestsWithoutTheVersionAreRefused) {
+  grpc::ClientContext context;
+  lf::a2a::v1::GetTaskRequest request;
+  request.set_id("n1~x");
+  Task task;
+  grpc::Status status = stub_->GetTask(&context, request, &task);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(ErrorReason(status), "VERSION_NOT_SUPPORTED");
+  EXPECT_THAT(status.error_message(), HasSubstr("0.3"));
+
+  grpc::ClientContext old;
+  old.AddMetadata("a2a-version", "0.3");
+  lf::a2a::v1::SendMessageResponse response;
+  status = stub_->SendMessage(&old, ForSkill("echo", "x"), &response);
+  EXPECT_EQ(ErrorReason(status), "VERSION_NOT_SUPPORTED");
+
+  grpc::ClientContext stream_context;
+  auto reader = stub_->SendStreamingMessage(&stream_context, ForSkill("echo", "x"));
+  ReadAll(*reader, &status);
+  EXPECT_EQ(ErrorReason(status), "VERSION_NOT_SUPPORTED");
+}
+
+TEST_F(A2aServiceTest, BadMessagesNameTheField) {
+  struct Case {
+    std::function<void(lf::a2a::v1::SendMessageRequest&)> mutate;
+    std::string field;
+  } cases[] = {
+      {[](auto& r) { r.clear_message(); }, "message"},
+      {[](auto& r) { r.mutable_message()->clear_message_id(); }, "message.message_id"},
+      {[](auto& r) { r.mutable_message()->set_role(lf::a2a::v1::ROLE_UNSPECIFIED); },
+       "message.role"},
+      {[](auto& r) { r.mutable_message()->clear_parts(); }, "message.parts"},
+      {[](auto& r) { r.mutable_message()->add_parts(); }, "message.parts[1]"},
+      {[](auto& r) { r.mutable_configuration()->set_history_length(-2); },
+       "configuration.history_length"},
+      {[](auto& r) {
+         (*r.mutable_metadata()->mutable_fields())["a2amesh/skill"].set_number_value(1);
+       },
+       "metadata.a2amesh/skill"},
+  };
+  for (const Case& c : cases) {
+    lf::a2a::v1::SendMessageRequest request = ForSkill("echo", "x");
+    c.mutate(request);
+    grpc::Status status;
+    Send(request, &status);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.field;
+    EXPECT_EQ(BadRequestField(status), c.field);
+    EXPECT_THAT(status.error_message(), HasSubstr(c.field));
+  }
+}
+
+TEST_F(A2aServiceTest, UnroutableRequestsSayWhatWasAsked) {
+  grpc::Status status;
+  Send(ForSkill("translate", "x"), &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(ErrorReason(status), "UNSUPPORTED_OPERATION");
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("no agent offers skill 'translate'; skills: ask, chunks, echo, slow"));
+
+  lf::a2a::v1::SendMessageRequest by_tenant = SendText("hi");
+  by_tenant.set_tenant("echo");
+  lf::a2a::v1::SendMessageResponse response = Send(by_tenant, &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.task().status().message().parts(0).text(), "echo: hi");
+
+  lf::a2a::v1::SendMessageRequest image = ForSkill("echo", "x");
+  image.mutable_message()->mutable_parts(0)->set_media_type("image/png");
+  Send(image, &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ErrorReason(status), "CONTENT_TYPE_NOT_SUPPORTED");
+}
+
+TEST_F(A2aServiceTest, MaxConcurrencyIsRespected) {
+  // "slow" takes two tasks at once.
+  for (int i = 0; i < 2; ++i) {
+    lf::a2a::v1::SendMessageRequest request = ForSkill("slow", "x");
+    request.mutable_configuration()->set_return_immediately(true);
+    grpc::Status status;
+    Send(request, &status);
+    ASSERT_TRUE(status.ok());
+  }
+  grpc::Status status;
+  Send(ForSkill("slow", "x"), &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(), HasSubstr("max_concurrency"));
+}
+
+TEST(A2aLimitsTest, OversizedMessagesNameTheLimit) {
+  NodeOptions options = NodeHarness::TestOptions();
+  options.max_message_bytes = 2000;
+  options.max_parts = 3;
+  NodeHarness harness(options);
+  auto stub = harness.NewA2aStub();
+  lf::a2a::v1::SendMessageRequest big = SendText(std::string(5000, 'x'));
+  lf::a2a::v1::SendMessageResponse response;
+  grpc::Status status = stub->SendMessage(A2aContext().get(), big, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(), HasSubstr("over the --max-message-bytes limit of 2000"));
+
+  lf::a2a::v1::SendMessageRequest many = SendText("a");
+  for (int i = 0; i < 3; ++i) many.mutable_message()->add_parts()->set_text("b");
+  status = stub->SendMessage(A2aContext().get(), many, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(), HasSubstr("4 parts, over the --max-parts limit of 3"));
+}
+
+TEST(A2aDrainTest, ADrainingNodeRefusesNewTasksButFinishesRunningOnes) {
+  NodeHarness harness;
+  auto stub = harness.NewA2aStub();
+  absl::Notification release;
+  auto agent = harness.StartAgent({{"slow", Card("slow", {"slow"}), 4,
+                                    [&](sdk::TaskContext& task) {
+                                      release.WaitForNotificationWithTimeout(absl::Seconds(20));
+                                      task.Complete("finished");
+                                    }}});
+  lf::a2a::v1::SendMessageRequest request = ForSkill("slow", "x");
+  request.mutable_configuration()->set_return_immediately(true);
+  lf::a2a::v1::SendMessageResponse response;
+  ASSERT_TRUE(stub->SendMessage(A2aContext().get(), request, &response).ok());
+  std::string id = response.task().id();
+  std::thread drain([&] { EXPECT_EQ(harness.node().Drain(absl::Seconds(20)), 0u); });
+  ASSERT_TRUE(WaitFor([&] {
+    grpc::Status s = stub->SendMessage(A2aContext().get(), request, &response);
+    return s.error_code() == grpc::StatusCode::UNAVAILABLE &&
+           s.error_message().find("draining") != std::string::npos;
+  }));
+  release.Notify();
+  drain.join();
+  absl::StatusOr<Task> task = harness.node().tasks().Get(id);
+  ASSERT_TRUE(task.ok());
+  EXPECT_EQ(task->status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+}
+
+}  // namespace
+}  // namespace a2amesh
