@@ -191,11 +191,11 @@ void AgentHostService::Session::FinishLocked(const grpc::Status& status) {
 }
 
 void AgentHostService::Session::Close(const grpc::Status& status, const std::string& reason) {
-  {
-    absl::MutexLock lock(&mu_);
-    FinishLocked(status);
-  }
+  // Agents leave the catalog before the stream ends, so that an agent that
+  // sees its stream end can register again at once.
   Teardown(reason);
+  absl::MutexLock lock(&mu_);
+  FinishLocked(status);
 }
 
 void AgentHostService::Session::Teardown(const std::string& reason) {
@@ -363,13 +363,13 @@ void AgentHostService::Session::Register(const v1::RegisterRequest& request) {
   bool closed;
   {
     absl::MutexLock lock(&mu_);
-    closed = finish_requested_;
+    closed = torn_down_;
     if (!closed) {
       agents_ = agents;
     }
   }
   if (closed) {
-    // The stream ended while we registered: undo.
+    // The stream was torn down while we registered: undo.
     for (const auto& agent : agents) {
       service_.catalog_.Remove(*agent);
     }

@@ -1,6 +1,7 @@
 #include "a2amesh/sdk/agent.h"
 
 #include <algorithm>
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <thread>
@@ -194,6 +195,9 @@ class AgentImpl final : public Agent {
     absl::MutexLock lock(&mu_);
     return registrations_;
   }
+  int64_t heartbeats_acknowledged() const override {
+    return heartbeat_acks_.load(std::memory_order_relaxed);
+  }
 
   // Sends now if the stream is up, else keeps it for after the reconnect.
   void Write(v1::AgentToNode message);
@@ -226,12 +230,16 @@ class AgentImpl final : public Agent {
   // agent id -> index in options_.agents
   absl::flat_hash_map<std::string, size_t> spec_of_ ABSL_GUARDED_BY(mu_);
   absl::Duration heartbeat_every_ ABSL_GUARDED_BY(mu_) = absl::Seconds(5);
+  // Bumped at each registration, so the heartbeat loop picks up a new lease.
+  int registration_generation_ ABSL_GUARDED_BY(mu_) = 0;
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::flat_hash_map<std::string, std::shared_ptr<TaskRun>> running_ ABSL_GUARDED_BY(mu_);
 
   absl::Mutex write_mu_;
   Stream* stream_ ABSL_GUARDED_BY(write_mu_) = nullptr;
   std::deque<v1::AgentToNode> pending_ ABSL_GUARDED_BY(write_mu_);
+
+  std::atomic<int64_t> heartbeat_acks_{0};
 
   std::thread connection_thread_;
   std::thread heartbeat_thread_;
@@ -380,6 +388,7 @@ bool AgentImpl::RunStream(absl::Duration* backoff) {
       settled_ = true;
       registration_ = absl::OkStatus();
       ++registrations_;
+      ++registration_generation_;
     }
     *backoff = options_.min_backoff;
     {
@@ -397,6 +406,9 @@ bool AgentImpl::RunStream(absl::Duration* backoff) {
           break;
         case v1::NodeToAgent::kCancel:
           Cancel(message.cancel().task_id());
+          break;
+        case v1::NodeToAgent::kHeartbeat:
+          heartbeat_acks_.fetch_add(1, std::memory_order_relaxed);
           break;
         case v1::NodeToAgent::kUpdateRejected:
           A2AMESH_LOG(Warning, "the node refused an update")
@@ -438,12 +450,17 @@ bool AgentImpl::RunStream(absl::Duration* backoff) {
 
 void AgentImpl::HeartbeatLoop() {
   while (true) {
-    absl::Duration every;
     {
       absl::MutexLock lock(&mu_);
-      auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
-      if (mu_.AwaitWithTimeout(absl::Condition(&stop), heartbeat_every_)) {
-        return;
+      int generation = registration_generation_;
+      auto wake = [this, generation]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || registration_generation_ != generation;
+      };
+      if (mu_.AwaitWithTimeout(absl::Condition(&wake), heartbeat_every_)) {
+        if (stopping_) {
+          return;
+        }
+        continue;  // registered again: wait with the new lease
       }
       if (!connected_) {
         continue;

@@ -45,9 +45,9 @@ absl::Status CheckTransition(TaskState from, TaskState to) {
     return absl::FailedPreconditionError(absl::StrCat("the task is already ", StateName(from),
                                                       "; it cannot become ", StateName(to)));
   }
-  if (to == lf::a2a::v1::TASK_STATE_SUBMITTED && from != lf::a2a::v1::TASK_STATE_SUBMITTED) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("a ", StateName(from), " task cannot go back to submitted"));
+  if (to == lf::a2a::v1::TASK_STATE_SUBMITTED) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "a ", StateName(from), " task cannot go back to submitted (only the node submits)"));
   }
   if (to == lf::a2a::v1::TASK_STATE_REJECTED && from != lf::a2a::v1::TASK_STATE_SUBMITTED &&
       from != lf::a2a::v1::TASK_STATE_WORKING) {

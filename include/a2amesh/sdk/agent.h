@@ -120,6 +120,9 @@ class Agent {
   virtual bool connected() const = 0;
   // Times the SDK registered (1 + reconnects).
   virtual int registrations() const = 0;
+  // Heartbeats the node has answered since the agent started: proof that the
+  // node still hears this process.
+  virtual int64_t heartbeats_acknowledged() const = 0;
 };
 
 // Builders for common parts.

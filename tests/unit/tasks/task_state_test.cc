@@ -43,6 +43,9 @@ TEST(TaskStateTest, LegalAndIllegalTransitions) {
   EXPECT_THAT(CheckTransition(lf::a2a::v1::TASK_STATE_WORKING, lf::a2a::v1::TASK_STATE_SUBMITTED),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("back to submitted")));
   EXPECT_THAT(
+      CheckTransition(lf::a2a::v1::TASK_STATE_SUBMITTED, lf::a2a::v1::TASK_STATE_SUBMITTED),
+      StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("only the node submits")));
+  EXPECT_THAT(
       CheckTransition(lf::a2a::v1::TASK_STATE_INPUT_REQUIRED, lf::a2a::v1::TASK_STATE_REJECTED),
       StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(
