@@ -102,19 +102,12 @@ absl::StatusOr<int> Subprocess::Wait(absl::Duration timeout) {
 }
 
 std::string BinaryPath(const std::string& name) {
-  if (const char* dir = std::getenv("A2AMESH_BIN_DIR")) {
-    return absl::StrCat(dir, "/", name);
-  }
-  // Test executables live in <build>/tests, binaries in <build>/bin.
-  char self[4096] = {0};
-  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  std::string exe(self, n > 0 ? static_cast<size_t>(n) : 0);
-  return absl::StrCat(exe.substr(0, exe.rfind('/')), "/../bin/", name);
+  const char* dir = std::getenv("A2AMESH_BIN_DIR");
+  return absl::StrCat(dir != nullptr ? dir : A2AMESH_TEST_BIN_DIR, "/", name);
 }
 
 std::string SourcePath(const std::string& relative) {
-  const char* dir = std::getenv("A2AMESH_SOURCE_DIR");
-  return absl::StrCat(dir != nullptr ? dir : ".", "/", relative);
+  return absl::StrCat(A2AMESH_TEST_SOURCE_DIR, "/", relative);
 }
 
 int PickFreePort() {

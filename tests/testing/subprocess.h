@@ -35,9 +35,9 @@ class Subprocess {
   int exit_code_ = -1;
 };
 
-// A binary built by this project (A2AMESH_BIN_DIR/name).
+// A binary built by this project: <build>/bin/name, or $A2AMESH_BIN_DIR/name.
 std::string BinaryPath(const std::string& name);
-// A file of the source tree (A2AMESH_SOURCE_DIR/relative).
+// A file of the source tree.
 std::string SourcePath(const std::string& relative);
 
 // A TCP port on 127.0.0.1 that was free a moment ago.

@@ -1,0 +1,47 @@
+#ifndef A2AMESH_TESTS_TESTING_E2E_MESH_H_
+#define A2AMESH_TESTS_TESTING_E2E_MESH_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "testing/subprocess.h"
+#include "testing/temp_dir.h"
+
+namespace a2amesh::testing {
+
+// A real meshd process for end-to-end tests, on 127.0.0.1 with a port it picks,
+// logging to <dir>/<node_id>.log, plus agent processes pointed at it.
+class E2eNode {
+ public:
+  E2eNode(const TempDir& dir, std::string node_id, std::vector<std::string> flags);
+
+  // Starts meshd and waits for its ready file. False (with the log printed) if
+  // it did not come up.
+  bool Start();
+  const std::string& address() const { return address_; }
+  Subprocess& process() { return *process_; }
+  std::string log() const;
+
+  // Starts an example agent binary with --node set to this node.
+  Subprocess StartAgent(const std::string& binary, std::vector<std::string> args);
+  // Starts a command as is (e.g. the Python agent).
+  Subprocess StartCommand(std::vector<std::string> argv, const std::string& log_name);
+
+  // Waits until agent `agent_id` is registered. The probe addresses the agent
+  // with a media type no agent accepts: an absent agent gives "no agent", a
+  // present one ContentTypeNotSupported, and no task is created either way.
+  bool WaitForAgent(const std::string& agent_id, absl::Duration timeout = absl::Seconds(30));
+
+ private:
+  const TempDir& dir_;
+  const std::string node_id_;
+  const std::vector<std::string> flags_;
+  std::unique_ptr<Subprocess> process_;
+  std::string address_;
+};
+
+}  // namespace a2amesh::testing
+
+#endif  // A2AMESH_TESTS_TESTING_E2E_MESH_H_
