@@ -150,7 +150,7 @@ StreamResponse TaskManager::StatusEventLocked(const Entry& entry, TaskState stat
   update->set_context_id(entry.task.context_id());
   auto* status = update->mutable_status();
   status->set_state(state);
-  *status->mutable_timestamp() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(clock_.Now()));
+  *status->mutable_timestamp() = StatusTimestamp(clock_.Now());
   if (!text.empty()) {
     Message* message = status->mutable_message();
     message->set_message_id(NewUuid());
@@ -315,8 +315,7 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
     task.set_id(task_id);
     task.set_context_id(in.context_id().empty() ? NewUuid() : in.context_id());
     task.mutable_status()->set_state(lf::a2a::v1::TASK_STATE_SUBMITTED);
-    *task.mutable_status()->mutable_timestamp() =
-        TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(clock_.Now()));
+    *task.mutable_status()->mutable_timestamp() = StatusTimestamp(clock_.Now());
     message.set_task_id(task.id());
     message.set_context_id(task.context_id());
     *task.add_history() = message;

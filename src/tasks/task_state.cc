@@ -13,6 +13,11 @@ using lf::a2a::v1::Message;
 using lf::a2a::v1::StreamResponse;
 using lf::a2a::v1::Task;
 using lf::a2a::v1::TaskState;
+using google::protobuf::util::TimeUtil;
+
+google::protobuf::Timestamp StatusTimestamp(absl::Time time) {
+  return TimeUtil::MillisecondsToTimestamp(absl::ToUnixMillis(time));
+}
 
 absl::string_view StateName(TaskState state) {
   switch (state) {
@@ -195,8 +200,7 @@ absl::Status NormalizeAgentEvent(const Task& task, absl::Time now, StreamRespons
             "status_update.status.message", task, update->mutable_status()->mutable_message()));
       }
       if (!update->status().has_timestamp()) {
-        *update->mutable_status()->mutable_timestamp() =
-            google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
+        *update->mutable_status()->mutable_timestamp() = StatusTimestamp(now);
       }
       return absl::OkStatus();
     }

@@ -47,6 +47,9 @@ absl::StatusOr<lf::a2a::v1::Task> Materialize(const StoredTask& stored);
 // if 0), as GetTask, ListTasks and SendMessage return them.
 void TrimHistory(std::optional<int> history_length, lf::a2a::v1::Task* task);
 
+// A status timestamp for `time`, at millisecond precision (as A2A recommends).
+google::protobuf::Timestamp StatusTimestamp(absl::Time time);
+
 // "TASK_STATE_WORKING" -> "working", for messages meant for people.
 absl::string_view StateName(lf::a2a::v1::TaskState state);
 

@@ -1,0 +1,68 @@
+// An agent in another language: examples/agents/python/wordcount_agent.py,
+// on Debian's python3-grpcio with modules generated from proto/, serving tasks
+// from a real meshd process.
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "lf/a2a/v1/a2a.grpc.pb.h"
+#include "testing/e2e_mesh.h"
+#include "testing/node_harness.h"
+#include "testing/proto_builders.h"
+#include "testing/subprocess.h"
+#include "testing/temp_dir.h"
+
+namespace a2amesh {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(PythonAgentTest, ServesTasksThroughTheProtoApi) {
+  testing::TempDir dir;
+  testing::E2eNode node(dir, "py-node", {"--ephemeral"});
+  ASSERT_TRUE(node.Start());
+  testing::Subprocess agent = node.StartCommand(
+      {"/usr/bin/python3", testing::SourcePath("examples/agents/python/wordcount_agent.py"),
+       "--node", node.address(), "--gen", testing::BinaryPath("../python")},
+      "wordcount");
+  ASSERT_TRUE(node.WaitForAgent("wordcount"))
+      << testing::ReadFileOrEmpty(dir.File("wordcount.log"));
+
+  auto stub = lf::a2a::v1::A2AService::NewStub(
+      grpc::CreateChannel(node.address(), grpc::InsecureChannelCredentials()));
+  lf::a2a::v1::SendMessageRequest request =
+      testing::SendText("the cat and the hat\nsat on the mat");
+  (*request.mutable_metadata()->mutable_fields())["a2amesh/skill"].set_string_value("wordcount");
+  lf::a2a::v1::SendMessageResponse response;
+  grpc::Status status = stub->SendMessage(testing::A2aContext().get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const lf::a2a::v1::Task& task = response.task();
+  ASSERT_EQ(task.status().state(), lf::a2a::v1::TASK_STATE_COMPLETED)
+      << task.DebugString() << testing::ReadFileOrEmpty(dir.File("wordcount.log"));
+  ASSERT_EQ(task.artifacts_size(), 2);
+  const auto& counts = task.artifacts(0).parts(0).data().struct_value().fields();
+  EXPECT_EQ(counts.at("words").number_value(), 9);
+  EXPECT_EQ(counts.at("lines").number_value(), 2);
+  const auto& top = counts.at("top").list_value().values(0).struct_value().fields();
+  EXPECT_EQ(top.at("word").string_value(), "the");
+  EXPECT_EQ(top.at("count").number_value(), 3);
+  EXPECT_EQ(task.artifacts(0).parts(0).media_type(), "application/json");
+  EXPECT_EQ(task.artifacts(1).parts(0).text(), "9 words, 2 lines");
+
+  // An invalid card is refused with the field named, and the agent exits.
+  testing::Subprocess bad = node.StartCommand(
+      {"/usr/bin/python3", testing::SourcePath("examples/agents/python/wordcount_agent.py"),
+       "--node", node.address(), "--gen", testing::BinaryPath("../python"), "--agent-id",
+       "Not Valid"},
+      "bad-wordcount");
+  absl::StatusOr<int> exit_code = bad.Wait(absl::Seconds(30));
+  ASSERT_TRUE(exit_code.ok());
+  EXPECT_EQ(*exit_code, 2);
+  EXPECT_THAT(testing::ReadFileOrEmpty(dir.File("bad-wordcount.log")),
+              HasSubstr("agents[0].agent_id"));
+}
+
+}  // namespace
+}  // namespace a2amesh
