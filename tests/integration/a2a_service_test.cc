@@ -14,6 +14,7 @@
 #include "testing/cards.h"
 #include "testing/node_harness.h"
 #include "testing/proto_builders.h"
+#include "testing/temp_dir.h"
 #include "testing/wait.h"
 #include "tasks/task_manager.h"
 
@@ -39,8 +40,18 @@ lf::a2a::v1::SendMessageRequest ForSkill(const std::string& skill, const std::st
   return request;
 }
 
-class A2aServiceTest : public ::testing::Test {
+// Every case runs twice: on the in-memory store and on SQLite.
+class A2aServiceTest : public ::testing::TestWithParam<bool> {
  protected:
+  static NodeOptions Options(const testing::TempDir& dir) {
+    NodeOptions options = NodeHarness::TestOptions();
+    if (GetParam()) {
+      options.ephemeral = false;
+      options.data_dir = dir.File("data");
+    }
+    return options;
+  }
+
   void SetUp() override {
     stub_ = harness_.NewA2aStub();
     agent_ = harness_.StartAgent({
@@ -95,14 +106,15 @@ class A2aServiceTest : public ::testing::Test {
     return task;
   }
 
-  NodeHarness harness_;
+  testing::TempDir dir_;
+  NodeHarness harness_{Options(dir_)};
   std::unique_ptr<lf::a2a::v1::A2AService::Stub> stub_;
   std::unique_ptr<sdk::Agent> agent_;
   std::atomic<int> started_{0};
   std::atomic<int> cancels_seen_{0};
 };
 
-TEST_F(A2aServiceTest, SendMessageBlocksUntilTheTaskEnds) {
+TEST_P(A2aServiceTest, SendMessageBlocksUntilTheTaskEnds) {
   grpc::Status status;
   lf::a2a::v1::SendMessageResponse response = Send(ForSkill("echo", "hello"), &status);
   ASSERT_TRUE(status.ok()) << status.error_message();
@@ -116,7 +128,7 @@ TEST_F(A2aServiceTest, SendMessageBlocksUntilTheTaskEnds) {
   EXPECT_EQ(task.history(0).parts(0).text(), "hello");
 }
 
-TEST_F(A2aServiceTest, ReturnImmediatelyAnswersWithTheSubmittedTask) {
+TEST_P(A2aServiceTest, ReturnImmediatelyAnswersWithTheSubmittedTask) {
   lf::a2a::v1::SendMessageRequest request = ForSkill("slow", "x");
   request.mutable_configuration()->set_return_immediately(true);
   grpc::Status status;
@@ -130,7 +142,7 @@ TEST_F(A2aServiceTest, ReturnImmediatelyAnswersWithTheSubmittedTask) {
   }));
 }
 
-TEST_F(A2aServiceTest, HistoryLengthTrimsTheAnswer) {
+TEST_P(A2aServiceTest, HistoryLengthTrimsTheAnswer) {
   lf::a2a::v1::SendMessageRequest request = ForSkill("echo", "hello");
   request.mutable_configuration()->set_history_length(0);
   grpc::Status status;
@@ -154,7 +166,7 @@ TEST_F(A2aServiceTest, HistoryLengthTrimsTheAnswer) {
   EXPECT_EQ(BadRequestField(bad), "history_length");
 }
 
-TEST_F(A2aServiceTest, StreamingDeliversEveryEventInOrder) {
+TEST_P(A2aServiceTest, StreamingDeliversEveryEventInOrder) {
   auto context = A2aContext();
   auto reader = stub_->SendStreamingMessage(context.get(), ForSkill("chunks", "go"));
   grpc::Status status;
@@ -173,7 +185,7 @@ TEST_F(A2aServiceTest, StreamingDeliversEveryEventInOrder) {
   EXPECT_EQ(events[7].status_update().status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
 }
 
-TEST_F(A2aServiceTest, ThreeSubscribersSeeIdenticalEvents) {
+TEST_P(A2aServiceTest, ThreeSubscribersSeeIdenticalEvents) {
   lf::a2a::v1::SendMessageRequest request = ForSkill("slow", "x");
   request.mutable_configuration()->set_return_immediately(true);
   grpc::Status status;
@@ -216,7 +228,7 @@ TEST_F(A2aServiceTest, ThreeSubscribersSeeIdenticalEvents) {
   }
 }
 
-TEST_F(A2aServiceTest, SubscribeErrors) {
+TEST_P(A2aServiceTest, SubscribeErrors) {
   grpc::Status status;
   std::string id = Send(ForSkill("echo", "x"), &status).task().id();
   lf::a2a::v1::SubscribeToTaskRequest subscribe;
@@ -237,7 +249,7 @@ TEST_F(A2aServiceTest, SubscribeErrors) {
   EXPECT_EQ(ErrorReason(status), "TASK_NOT_FOUND");
 }
 
-TEST_F(A2aServiceTest, CancelReachesTheAgent) {
+TEST_P(A2aServiceTest, CancelReachesTheAgent) {
   lf::a2a::v1::SendMessageRequest request = ForSkill("slow", "x");
   request.mutable_configuration()->set_return_immediately(true);
   grpc::Status status;
@@ -264,7 +276,7 @@ TEST_F(A2aServiceTest, CancelReachesTheAgent) {
   EXPECT_EQ(BadRequestField(status), "id");
 }
 
-TEST_F(A2aServiceTest, GetTaskErrors) {
+TEST_P(A2aServiceTest, GetTaskErrors) {
   grpc::Status status;
   Get("n1~nope", &status);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
@@ -273,7 +285,7 @@ TEST_F(A2aServiceTest, GetTaskErrors) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
-TEST_F(A2aServiceTest, ListTasksFiltersPagesAndOmitsArtifacts) {
+TEST_P(A2aServiceTest, ListTasksFiltersPagesAndOmitsArtifacts) {
   std::vector<std::string> ids;
   std::string context_id;
   for (int i = 0; i < 5; ++i) {
@@ -321,7 +333,7 @@ TEST_F(A2aServiceTest, ListTasksFiltersPagesAndOmitsArtifacts) {
   EXPECT_EQ(BadRequestField(status), "page_token");
 }
 
-TEST_F(A2aServiceTest, FollowUpMessagesGoToTheOwningAgent) {
+TEST_P(A2aServiceTest, FollowUpMessagesGoToTheOwningAgent) {
   grpc::Status status;
   lf::a2a::v1::SendMessageResponse first = Send(ForSkill("ask", "paint it"), &status);
   ASSERT_TRUE(status.ok()) << status.error_message();
@@ -346,7 +358,7 @@ TEST_F(A2aServiceTest, FollowUpMessagesGoToTheOwningAgent) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
-TEST_F(A2aServiceTest, PushNotificationRpcsAreNotSupported) {
+TEST_P(A2aServiceTest, PushNotificationRpcsAreNotSupported) {
   lf::a2a::v1::TaskPushNotificationConfig config;
   config.set_task_id("n1~x");
   config.set_url("https://example.com/hook");
@@ -373,7 +385,7 @@ TEST_F(A2aServiceTest, PushNotificationRpcsAreNotSupported) {
   EXPECT_EQ(ErrorReason(status), "PUSH_NOTIFICATION_NOT_SUPPORTED");
 }
 
-TEST_F(A2aServiceTest, ExtendedAgentCardIsNotDeclared) {
+TEST_P(A2aServiceTest, ExtendedAgentCardIsNotDeclared) {
   lf::a2a::v1::GetExtendedAgentCardRequest request;
   lf::a2a::v1::AgentCard card;
   grpc::Status status = stub_->GetExtendedAgentCard(A2aContext().get(), request, &card);
@@ -381,7 +393,7 @@ TEST_F(A2aServiceTest, ExtendedAgentCardIsNotDeclared) {
   EXPECT_EQ(ErrorReason(status), "UNSUPPORTED_OPERATION");
 }
 
-TEST_F(A2aServiceTest, RequestsWithoutTheVersionAreRefused) {
+TEST_P(A2aServiceTest, RequestsWithoutTheVersionAreRefused) {
   grpc::ClientContext context;
   lf::a2a::v1::GetTaskRequest request;
   request.set_id("n1~x");
@@ -403,7 +415,7 @@ TEST_F(A2aServiceTest, RequestsWithoutTheVersionAreRefused) {
   EXPECT_EQ(ErrorReason(status), "VERSION_NOT_SUPPORTED");
 }
 
-TEST_F(A2aServiceTest, BadMessagesNameTheField) {
+TEST_P(A2aServiceTest, BadMessagesNameTheField) {
   struct Case {
     std::function<void(lf::a2a::v1::SendMessageRequest&)> mutate;
     std::string field;
@@ -432,7 +444,7 @@ TEST_F(A2aServiceTest, BadMessagesNameTheField) {
   }
 }
 
-TEST_F(A2aServiceTest, UnroutableRequestsSayWhatWasAsked) {
+TEST_P(A2aServiceTest, UnroutableRequestsSayWhatWasAsked) {
   grpc::Status status;
   Send(ForSkill("translate", "x"), &status);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
@@ -453,7 +465,7 @@ TEST_F(A2aServiceTest, UnroutableRequestsSayWhatWasAsked) {
   EXPECT_EQ(ErrorReason(status), "CONTENT_TYPE_NOT_SUPPORTED");
 }
 
-TEST_F(A2aServiceTest, MaxConcurrencyIsRespected) {
+TEST_P(A2aServiceTest, MaxConcurrencyIsRespected) {
   // "slow" takes two tasks at once.
   for (int i = 0; i < 2; ++i) {
     lf::a2a::v1::SendMessageRequest request = ForSkill("slow", "x");
@@ -467,6 +479,11 @@ TEST_F(A2aServiceTest, MaxConcurrencyIsRespected) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(status.error_message(), HasSubstr("max_concurrency"));
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, A2aServiceTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Sqlite" : "Memory";
+                         });
 
 TEST(A2aLimitsTest, OversizedMessagesNameTheLimit) {
   NodeOptions options = NodeHarness::TestOptions();
@@ -485,6 +502,32 @@ TEST(A2aLimitsTest, OversizedMessagesNameTheLimit) {
   status = stub->SendMessage(A2aContext().get(), many, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(status.error_message(), HasSubstr("4 parts, over the --max-parts limit of 3"));
+}
+
+TEST(A2aLimitsTest, OpenStreamsAreLimited) {
+  NodeOptions options = NodeHarness::TestOptions();
+  options.max_open_streams = 1;
+  NodeHarness harness(options);
+  auto stub = harness.NewA2aStub();
+  absl::Notification release;
+  auto agent = harness.StartAgent({{"slow", Card("slow", {"slow"}), 4,
+                                    [&](sdk::TaskContext& task) {
+                                      task.SetWorking();
+                                      release.WaitForNotificationWithTimeout(absl::Seconds(20));
+                                    }}});
+  auto first_context = A2aContext();
+  auto first = stub->SendStreamingMessage(first_context.get(), ForSkill("slow", "x"));
+  StreamResponse event;
+  ASSERT_TRUE(first->Read(&event));  // the stream is open
+  auto second_context = A2aContext();
+  auto second = stub->SendStreamingMessage(second_context.get(), ForSkill("slow", "y"));
+  grpc::Status status;
+  ReadAll(*second, &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(), HasSubstr("its --max-open-streams limit"));
+  release.Notify();
+  ReadAll(*first, &status);
+  EXPECT_TRUE(status.ok()) << status.error_message();
 }
 
 TEST(A2aDrainTest, ADrainingNodeRefusesNewTasksButFinishesRunningOnes) {

@@ -1,0 +1,128 @@
+#include "meshd/flags.h"
+
+#include <stdlib.h>
+
+#include <fstream>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "testing/status_matchers.h"
+#include "testing/temp_dir.h"
+
+namespace a2amesh::meshd {
+namespace {
+
+using ::a2amesh::testing::IsOk;
+using ::a2amesh::testing::StatusIs;
+using ::testing::HasSubstr;
+
+absl::StatusOr<MeshdConfig> Parse(std::vector<const char*> args) {
+  args.insert(args.begin(), "meshd");
+  return ParseFlags(static_cast<int>(args.size()), args.data());
+}
+
+TEST(FlagsTest, DefaultsRunAUsefulNode) {
+  absl::StatusOr<MeshdConfig> config = Parse({});
+  ASSERT_THAT(config, IsOk());
+  EXPECT_FALSE(config->node.node_id.empty());
+  EXPECT_EQ(config->node.grpc_address, "0.0.0.0:7400");
+  EXPECT_EQ(config->node.data_dir, "meshd-data");
+  EXPECT_FALSE(config->node.ephemeral);
+  EXPECT_TRUE(config->node.store_fsync);
+  EXPECT_EQ(config->node.drain_timeout, absl::Seconds(30));
+}
+
+TEST(FlagsTest, ParsesFlags) {
+  absl::StatusOr<MeshdConfig> config =
+      Parse({"--node-id", "n7", "--grpc-address", "127.0.0.1:0", "--ephemeral", "--drain-timeout",
+             "2s", "--agent-grace", "500ms", "--max-parts", "9", "--store-sync", "normal",
+             "--log-format", "json", "--default-skill", "echo"});
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->node.node_id, "n7");
+  EXPECT_EQ(config->node.grpc_address, "127.0.0.1:0");
+  EXPECT_TRUE(config->node.ephemeral);
+  EXPECT_EQ(config->node.drain_timeout, absl::Seconds(2));
+  EXPECT_EQ(config->node.agent_grace, absl::Milliseconds(500));
+  EXPECT_EQ(config->node.max_parts, 9);
+  EXPECT_FALSE(config->node.store_fsync);
+  EXPECT_EQ(config->log_format, LogFormat::kJson);
+  EXPECT_EQ(config->node.default_skill, "echo");
+}
+
+TEST(FlagsTest, ReadsTheEnvironmentAndAConfigFile) {
+  setenv("MESHD_NODE_ID", "from-env", 1);
+  setenv("MESHD_AGENT_LEASE", "7s", 1);
+  absl::StatusOr<MeshdConfig> config = Parse({});
+  unsetenv("MESHD_NODE_ID");
+  unsetenv("MESHD_AGENT_LEASE");
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->node.node_id, "from-env");
+  EXPECT_EQ(config->node.agent_lease, absl::Seconds(7));
+
+  testing::TempDir dir;
+  std::string file = dir.File("meshd.toml");
+  std::ofstream(file) << "node-id = \"from-file\"\nmax-agents = 12\n";
+  config = Parse({"--config", file.c_str()});
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->node.node_id, "from-file");
+  EXPECT_EQ(config->node.max_agents, 12);
+}
+
+TEST(FlagsTest, BadValuesNameTheFlag) {
+  EXPECT_THAT(Parse({"--drain-timeout", "soon"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--drain-timeout")));
+  EXPECT_THAT(Parse({"--store-sync", "sometimes"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--store-sync")));
+  EXPECT_THAT(Parse({"--max-parts", "many"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--max-parts")));
+  EXPECT_THAT(Parse({"--no-such-flag"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--no-such-flag")));
+}
+
+TEST(FlagsTest, HelpAndVersionExit) {
+  absl::StatusOr<MeshdConfig> help = Parse({"--help"});
+  ASSERT_THAT(help, IsOk());
+  EXPECT_THAT(help->exit_message, HasSubstr("--grpc-address"));
+  EXPECT_THAT(help->exit_message, HasSubstr("MESHD_"));
+  absl::StatusOr<MeshdConfig> version = Parse({"--version"});
+  ASSERT_THAT(version, IsOk());
+  EXPECT_THAT(version->exit_message, HasSubstr("meshd "));
+}
+
+TEST(NodeOptionsTest, BadSettingsStopStartUpNamingTheSetting) {
+  NodeOptions options;
+  options.node_id = "bad~id";
+  options.ephemeral = true;
+  EXPECT_THAT(Node::Start(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--node-id")));
+  options.node_id = "ok";
+  options.grpc_address = "nonsense";
+  EXPECT_THAT(Node::Start(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--grpc-address")));
+  options.grpc_address = "127.0.0.1:0";
+  options.max_parts = 0;
+  EXPECT_THAT(Node::Start(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--max-parts")));
+  options.max_parts = 10;
+  options.ephemeral = false;
+  options.data_dir = "/proc/no-such-place/x";
+  EXPECT_THAT(Node::Start(options),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("--data-dir")));
+}
+
+TEST(NodeOptionsTest, ABusyPortIsAnError) {
+  NodeOptions options;
+  options.node_id = "first";
+  options.ephemeral = true;
+  options.grpc_address = "127.0.0.1:0";
+  absl::StatusOr<std::unique_ptr<Node>> first = Node::Start(options);
+  ASSERT_THAT(first, IsOk());
+  options.node_id = "second";
+  options.grpc_address = (*first)->grpc_address();
+  EXPECT_THAT(Node::Start(options),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("cannot listen on")));
+}
+
+}  // namespace
+}  // namespace a2amesh::meshd
