@@ -3,6 +3,10 @@
 # folders, so includes read "core/status.h" or "a2amesh/sdk/agent.h".
 
 set(A2AMESH_WARNINGS -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers)
+if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+  # Checks the ABSL_GUARDED_BY / ABSL_EXCLUSIVE_LOCKS_REQUIRED annotations.
+  list(APPEND A2AMESH_WARNINGS -Wthread-safety)
+endif()
 if(A2AMESH_WERROR)
   list(APPEND A2AMESH_WARNINGS -Werror)
 endif()

@@ -96,9 +96,7 @@ class TaskContextImpl final : public TaskContext {
   }
 
   bool SetWorking(absl::string_view note) override {
-    lf::a2a::v1::Message message;
-    return SetStatus(lf::a2a::v1::TASK_STATE_WORKING,
-                     note.empty() ? nullptr : &(message = AgentMessage(note)));
+    return StatusWithText(lf::a2a::v1::TASK_STATE_WORKING, note);
   }
   bool SendArtifact(const lf::a2a::v1::Artifact& artifact, bool append,
                     bool last_chunk) override {
@@ -119,16 +117,16 @@ class TaskContextImpl final : public TaskContext {
     return Emit(std::move(event), /*final=*/false);
   }
   bool Complete(absl::string_view text) override {
-    return Final(lf::a2a::v1::TASK_STATE_COMPLETED, text);
+    return StatusWithText(lf::a2a::v1::TASK_STATE_COMPLETED, text);
   }
   bool Fail(absl::string_view reason) override {
-    return Final(lf::a2a::v1::TASK_STATE_FAILED, reason);
+    return StatusWithText(lf::a2a::v1::TASK_STATE_FAILED, reason);
   }
   bool Reject(absl::string_view reason) override {
-    return Final(lf::a2a::v1::TASK_STATE_REJECTED, reason);
+    return StatusWithText(lf::a2a::v1::TASK_STATE_REJECTED, reason);
   }
   bool RequireInput(absl::string_view question) override {
-    return Final(lf::a2a::v1::TASK_STATE_INPUT_REQUIRED, question);
+    return StatusWithText(lf::a2a::v1::TASK_STATE_INPUT_REQUIRED, question);
   }
   bool SetStatus(lf::a2a::v1::TaskState state, const lf::a2a::v1::Message* message) override {
     StreamResponse event;
@@ -165,9 +163,13 @@ class TaskContextImpl final : public TaskContext {
   }
 
  private:
-  bool Final(lf::a2a::v1::TaskState state, absl::string_view text) {
-    lf::a2a::v1::Message message;
-    return SetStatus(state, text.empty() ? nullptr : &(message = AgentMessage(text)));
+  // A status with an agent message holding `text`, or none if it is empty.
+  bool StatusWithText(lf::a2a::v1::TaskState state, absl::string_view text) {
+    if (text.empty()) {
+      return SetStatus(state, nullptr);
+    }
+    lf::a2a::v1::Message message = AgentMessage(text);
+    return SetStatus(state, &message);
   }
   bool Emit(StreamResponse event, bool final);
 
@@ -478,6 +480,9 @@ void AgentImpl::Dispatch(v1::TaskAssignment assignment) {
   TaskHandler handler;
   {
     absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      return;  // the node resumes it elsewhere or fails it after its grace
+    }
     if (running_.contains(task_id) && assignment.resumed()) {
       return;  // still running here; its events now go to the new stream
     }

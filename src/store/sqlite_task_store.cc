@@ -66,6 +66,11 @@ class Statement {
   }
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int Step() { return sqlite3_step(stmt_); }
+  // Makes a cached statement ready for its next use.
+  void Reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
   // The index of a named parameter such as ":id", or 0 if the statement has none.
   int ParamIndex(const char* name) { return sqlite3_bind_parameter_index(stmt_, name); }
   int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
@@ -86,6 +91,18 @@ class Statement {
   sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
   int rc_;
+};
+
+// Resets a cached statement when it goes out of scope.
+class Use {
+ public:
+  explicit Use(Statement& statement) : statement_(statement) {}
+  ~Use() { statement_.Reset(); }
+  Statement* operator->() { return &statement_; }
+  Statement& operator*() { return statement_; }
+
+ private:
+  Statement& statement_;
 };
 
 absl::Status SqliteError(sqlite3* db, absl::string_view what) {
@@ -123,6 +140,37 @@ absl::StatusOr<sqlite3*> OpenDb(const std::string& path) {
 
 }  // namespace
 
+struct SqliteTaskStore::WriterStatements {
+  explicit WriterStatements(sqlite3* db)
+      : insert_task(db,
+                    "INSERT INTO tasks (id, context_id, agent_id, state, status_ms, last_seq, "
+                    "snapshot, snapshot_seq, info) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, 0, ?7)"),
+        exists(db, "SELECT 1 FROM tasks WHERE id = ?1"),
+        insert_event(db, "INSERT INTO events (task_id, seq, event) VALUES (?1, ?2, ?3)"),
+        put_snapshot(db,
+                     "UPDATE tasks SET snapshot = ?1, snapshot_seq = ?2 "
+                     "WHERE id = ?3 AND snapshot_seq <= ?2"),
+        trim_events(db, "DELETE FROM events WHERE task_id = ?1 AND seq <= ?2"),
+        update_summary(db,
+                       "UPDATE tasks SET state = ?1, status_ms = ?2, last_seq = ?3 "
+                       "WHERE id = ?4 AND last_seq <= ?3") {}
+
+  absl::Status prepared() const {
+    for (const Statement* s :
+         {&insert_task, &exists, &insert_event, &put_snapshot, &trim_events, &update_summary}) {
+      A2AMESH_RETURN_IF_ERROR(s->prepared());
+    }
+    return absl::OkStatus();
+  }
+
+  Statement insert_task;
+  Statement exists;
+  Statement insert_event;
+  Statement put_snapshot;
+  Statement trim_events;
+  Statement update_summary;
+};
+
 absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(const Options& options) {
   A2AMESH_ASSIGN_OR_RETURN(sqlite3 * write_db, OpenDb(options.path));
   auto exec = [&](const char* sql) -> absl::Status {
@@ -158,16 +206,28 @@ absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(const Opt
     sqlite3_close(write_db);
     return status;
   }
+  auto statements = std::make_unique<WriterStatements>(write_db);
+  if (absl::Status prepared = statements->prepared(); !prepared.ok()) {
+    statements.reset();
+    sqlite3_close(write_db);
+    return prepared;
+  }
   absl::StatusOr<sqlite3*> read_db = OpenDb(options.path);
   if (!read_db.ok()) {
+    statements.reset();
     sqlite3_close(write_db);
     return read_db.status();
   }
-  return std::unique_ptr<SqliteTaskStore>(new SqliteTaskStore(options.path, write_db, *read_db));
+  return std::unique_ptr<SqliteTaskStore>(
+      new SqliteTaskStore(options.path, write_db, *read_db, std::move(statements)));
 }
 
-SqliteTaskStore::SqliteTaskStore(std::string path, sqlite3* write_db, sqlite3* read_db)
-    : path_(std::move(path)), write_db_(write_db), read_db_(read_db) {
+SqliteTaskStore::SqliteTaskStore(std::string path, sqlite3* write_db, sqlite3* read_db,
+                                 std::unique_ptr<WriterStatements> statements)
+    : path_(std::move(path)),
+      write_db_(write_db),
+      statements_(std::move(statements)),
+      read_db_(read_db) {
   writer_ = std::thread([this] { WriterLoop(); });
 }
 
@@ -177,6 +237,7 @@ SqliteTaskStore::~SqliteTaskStore() {
     stopping_ = true;
   }
   writer_.join();
+  statements_.reset();  // finalized before their connection closes
   sqlite3_close(write_db_);
   absl::MutexLock lock(&read_mu_);
   sqlite3_close(read_db_);
@@ -260,72 +321,63 @@ absl::Status SqliteTaskStore::ApplyOps(std::vector<TaskStoreOp>& ops) {
 
 absl::Status SqliteTaskStore::ApplyOp(TaskStoreOp& op) {
   sqlite3* db = write_db_;
+  WriterStatements& st = *statements_;
   auto missing = [&]() -> absl::Status {
-    Statement exists(db, "SELECT 1 FROM tasks WHERE id = ?1");
-    A2AMESH_RETURN_IF_ERROR(exists.prepared());
-    exists.Bind(1, op.task_id);
-    if (exists.Step() != SQLITE_ROW) {
+    Use exists(st.exists);
+    exists->Bind(1, op.task_id);
+    if (exists->Step() != SQLITE_ROW) {
       return absl::NotFoundError(absl::StrCat("task ", op.task_id, " is not in the store"));
     }
     return absl::OkStatus();
   };
   switch (op.kind) {
     case TaskStoreOp::Kind::kCreate: {
-      Statement insert(db,
-                       "INSERT INTO tasks (id, context_id, agent_id, state, status_ms, last_seq, "
-                       "snapshot, snapshot_seq, info) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, 0, ?7)");
-      A2AMESH_RETURN_IF_ERROR(insert.prepared());
-      insert.Bind(1, op.task_id)
+      Use insert(st.insert_task);
+      insert->Bind(1, op.task_id)
           .Bind(2, op.context_id)
           .Bind(3, op.agent_id)
           .Bind(4, static_cast<int64_t>(op.state))
           .Bind(5, op.status_unix_ms)
           .BindBlob(6, op.payload)
           .BindBlob(7, op.info);
-      if (insert.Step() != SQLITE_DONE) {
+      if (insert->Step() != SQLITE_DONE) {
         return SqliteError(db, absl::StrCat("create task ", op.task_id));
       }
       return absl::OkStatus();
     }
     case TaskStoreOp::Kind::kEvent: {
       A2AMESH_RETURN_IF_ERROR(missing());
-      Statement insert(db, "INSERT INTO events (task_id, seq, event) VALUES (?1, ?2, ?3)");
-      A2AMESH_RETURN_IF_ERROR(insert.prepared());
-      insert.Bind(1, op.task_id).Bind(2, op.seq).BindBlob(3, op.payload);
-      if (insert.Step() != SQLITE_DONE) {
+      Use insert(st.insert_event);
+      insert->Bind(1, op.task_id).Bind(2, op.seq).BindBlob(3, op.payload);
+      if (insert->Step() != SQLITE_DONE) {
         return SqliteError(db, absl::StrCat("append event ", op.seq, " of task ", op.task_id));
       }
       break;
     }
     case TaskStoreOp::Kind::kSnapshot: {
       A2AMESH_RETURN_IF_ERROR(missing());
-      Statement put(db,
-                    "UPDATE tasks SET snapshot = ?1, snapshot_seq = ?2 "
-                    "WHERE id = ?3 AND snapshot_seq <= ?2");
-      A2AMESH_RETURN_IF_ERROR(put.prepared());
-      put.BindBlob(1, op.payload).Bind(2, op.seq).Bind(3, op.task_id);
-      if (put.Step() != SQLITE_DONE) {
-        return SqliteError(db, absl::StrCat("snapshot task ", op.task_id));
+      {
+        Use put(st.put_snapshot);
+        put->BindBlob(1, op.payload).Bind(2, op.seq).Bind(3, op.task_id);
+        if (put->Step() != SQLITE_DONE) {
+          return SqliteError(db, absl::StrCat("snapshot task ", op.task_id));
+        }
       }
-      Statement trim(db, "DELETE FROM events WHERE task_id = ?1 AND seq <= ?2");
-      A2AMESH_RETURN_IF_ERROR(trim.prepared());
-      trim.Bind(1, op.task_id).Bind(2, op.seq);
-      if (trim.Step() != SQLITE_DONE) {
+      Use trim(st.trim_events);
+      trim->Bind(1, op.task_id).Bind(2, op.seq);
+      if (trim->Step() != SQLITE_DONE) {
         return SqliteError(db, absl::StrCat("trim events of task ", op.task_id));
       }
       break;
     }
   }
   // kEvent and kSnapshot move the task's summary columns forward, never back.
-  Statement update(db,
-                   "UPDATE tasks SET state = ?1, status_ms = ?2, last_seq = ?3 "
-                   "WHERE id = ?4 AND last_seq <= ?3");
-  A2AMESH_RETURN_IF_ERROR(update.prepared());
-  update.Bind(1, static_cast<int64_t>(op.state))
+  Use update(st.update_summary);
+  update->Bind(1, static_cast<int64_t>(op.state))
       .Bind(2, op.status_unix_ms)
       .Bind(3, op.seq)
       .Bind(4, op.task_id);
-  if (update.Step() != SQLITE_DONE) {
+  if (update->Step() != SQLITE_DONE) {
     return SqliteError(db, absl::StrCat("update task ", op.task_id));
   }
   return absl::OkStatus();

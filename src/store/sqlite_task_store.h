@@ -49,8 +49,11 @@ class SqliteTaskStore final : public TaskStore {
     std::vector<TaskStoreOp> ops;
     DoneCallback done;
   };
+  // The writer's prepared statements, made once.
+  struct WriterStatements;
 
-  SqliteTaskStore(std::string path, sqlite3* write_db, sqlite3* read_db);
+  SqliteTaskStore(std::string path, sqlite3* write_db, sqlite3* read_db,
+                  std::unique_ptr<WriterStatements> statements);
   void WriterLoop();
   // Applies one Commit's ops inside the writer's open transaction.
   absl::Status ApplyOps(std::vector<TaskStoreOp>& ops);
@@ -63,6 +66,7 @@ class SqliteTaskStore final : public TaskStore {
 
   const std::string path_;
   sqlite3* const write_db_;  // used by the writer thread only
+  std::unique_ptr<WriterStatements> statements_;  // writer thread only
 
   absl::Mutex read_mu_;
   sqlite3* const read_db_ ABSL_PT_GUARDED_BY(read_mu_);

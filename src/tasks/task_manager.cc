@@ -211,41 +211,40 @@ void TaskManager::PublishReadyLocked(Entry& entry) {
 
 void TaskManager::AppendLocked(const EntryPtr& entry, StreamResponse event,
                                DurableCallback on_stored) {
-  Entry& e = *entry;
-  const int64_t seq = e.next_seq++;
-  absl::Status applied = ApplyEvent(event, &e.task);
+  const int64_t seq = entry->next_seq++;
+  absl::Status applied = ApplyEvent(event, &entry->task);
   // Events reach here validated; a failure is a bug in the caller.
   if (!applied.ok()) {
-    A2AMESH_LOG(Error, "event not applied").With("task", e.task.id()).With("error", applied);
+    A2AMESH_LOG(Error, "event not applied").With("task", entry->task.id()).With("error", applied);
   }
-  const TaskState state = e.task.status().state();
+  const TaskState state = entry->task.status().state();
   const bool final = IsFinalEvent(event);
   const bool terminal = final && IsTerminalState(state);
 
   std::vector<TaskStoreOp> ops(1);
   ops[0].kind = TaskStoreOp::Kind::kEvent;
-  ops[0].task_id = e.task.id();
+  ops[0].task_id = entry->task.id();
   ops[0].seq = seq;
   ops[0].state = state;
-  ops[0].status_unix_ms = StatusUnixMs(e.task);
+  ops[0].status_unix_ms = StatusUnixMs(entry->task);
   ops[0].payload = event.SerializeAsString();
   if (terminal) {
     TaskStoreOp snapshot = ops[0];
     snapshot.kind = TaskStoreOp::Kind::kSnapshot;
-    snapshot.payload = e.task.SerializeAsString();
+    snapshot.payload = entry->task.SerializeAsString();
     ops.push_back(std::move(snapshot));
   }
   if (final) {
     // The agent is done with the task, or waits for the client: free its slot.
-    e.runner.reset();
+    entry->runner.reset();
   }
 
   // What ends a stream or answers a client, and what a client sent, is stored
   // before it takes effect; everything else is published at once unless it
   // queues behind such an event.
   const bool durable_first = final || IsUserMessage(event);
-  e.pending.push_back(PendingEvent{seq, std::move(event), !durable_first});
-  PublishReadyLocked(e);
+  entry->pending.push_back(PendingEvent{seq, std::move(event), !durable_first});
+  PublishReadyLocked(*entry);
 
   store_.Commit(std::move(ops),
                 [this, entry, seq, on_stored = std::move(on_stored)](absl::Status status) mutable {
@@ -389,18 +388,17 @@ absl::Status TaskManager::Continue(const lf::a2a::v1::SendMessageRequest& reques
                                      " and takes no more messages"));
   }
   absl::MutexLock lock(&entry->mu);
-  const Task& task = entry->task;
-  if (IsTerminalState(task.status().state())) {
+  if (IsTerminalState(entry->task.status().state())) {
     return MakeA2aError(A2aError::kUnsupportedOperation,
                         absl::StrCat("task ", task_id, " is already ",
-                                     StateName(task.status().state()),
+                                     StateName(entry->task.status().state()),
                                      " and takes no more messages"));
   }
   if (!request.message().context_id().empty() &&
-      request.message().context_id() != task.context_id()) {
+      request.message().context_id() != entry->task.context_id()) {
     return InvalidFieldError("message.context_id",
                              absl::StrCat("task ", task_id, " belongs to context ",
-                                          task.context_id(), ", not ",
+                                          entry->task.context_id(), ", not ",
                                           request.message().context_id()));
   }
   if (entry->orphaned) {
@@ -420,7 +418,7 @@ absl::Status TaskManager::Continue(const lf::a2a::v1::SendMessageRequest& reques
   StreamResponse event;
   Message* message = event.mutable_message();
   *message = request.message();
-  message->set_context_id(task.context_id());
+  message->set_context_id(entry->task.context_id());
   Message assigned = *message;
   AppendLocked(entry, std::move(event),
                [this, entry, subscriber = std::move(subscriber),
@@ -547,9 +545,23 @@ void TaskManager::Unsubscribe(const std::string& task_id, const TaskSubscriber* 
              subs.end());
 }
 
+bool TaskManager::HasUnstoredFinalEvent(const EntryPtr& entry) {
+  absl::MutexLock lock(&entry->mu);
+  for (const PendingEvent& pending : entry->pending) {
+    if (!pending.ready) {
+      return true;
+    }
+  }
+  return false;
+}
+
 absl::StatusOr<Task> TaskManager::Get(const std::string& task_id) {
   EntryPtr entry = Find(task_id);
   if (entry != nullptr) {
+    // Never show a final state before it is stored (a crash could undo it).
+    if (HasUnstoredFinalEvent(entry)) {
+      store_.Flush();
+    }
     absl::MutexLock lock(&entry->mu);
     return entry->task;
   }
@@ -560,6 +572,8 @@ absl::StatusOr<TaskList> TaskManager::List(TaskQuery query, const std::string& p
   if (!page_token.empty()) {
     A2AMESH_RETURN_IF_ERROR(DecodePageToken(page_token, &query));
   }
+  // Every write issued so far, final states included, is in the store first.
+  store_.Flush();
   A2AMESH_ASSIGN_OR_RETURN(TaskPage page, store_.List(query));
   TaskList list;
   list.total = page.total;

@@ -142,11 +142,14 @@ class TaskManager {
   // Ends a subscription; no event reaches `subscriber` after this returns.
   void Unsubscribe(const std::string& task_id, const TaskSubscriber* subscriber);
 
-  // The task as it stands. TaskNotFound. May block.
+  // The task as it stands, as far as it is stored: a final state shows once it
+  // is durable. TaskNotFound. May block.
   absl::StatusOr<lf::a2a::v1::Task> Get(const std::string& task_id);
 
   // A page of tasks, newest status first. `page_token` continues a previous
-  // page; INVALID_ARGUMENT if it is not one of ours. May block.
+  // page; INVALID_ARGUMENT if it is not one of ours. Tasks whose status changes
+  // while a client pages move in the order, as with any list sorted by a live
+  // key. May block.
   absl::StatusOr<TaskList> List(TaskQuery query, const std::string& page_token);
 
   // Agent lifecycle, from AgentHost. A connected agent gets back its orphaned
@@ -188,6 +191,8 @@ class TaskManager {
   struct Lifetime;
 
   EntryPtr Find(const std::string& task_id) const;
+  // Whether the entry has a final event (or client message) not yet stored.
+  static bool HasUnstoredFinalEvent(const EntryPtr& entry);
   // A task that is not in memory, hence terminal, from the store; TaskNotFound
   // if the store does not have it either. May block.
   absl::StatusOr<lf::a2a::v1::Task> LoadEnded(const std::string& task_id);
