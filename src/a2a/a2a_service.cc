@@ -10,6 +10,7 @@
 #include "core/status_macros.h"
 #include "google/protobuf/util/time_util.h"
 #include "rpc/grpc_status.h"
+#include "rpc/write_queue.h"
 #include "tasks/task_state.h"
 
 namespace a2amesh::a2a {
@@ -18,111 +19,57 @@ using lf::a2a::v1::StreamResponse;
 using lf::a2a::v1::Task;
 
 // The task subscription behind a streaming call (SendStreamingMessage or
-// SubscribeToTask). Events queue here and are written one at a time; the stream
-// finishes after a final event (or an error) once the queue is written. All
-// reactor operations happen under mu_: gRPC never runs reactions inline from
-// StartWrite or Finish.
+// SubscribeToTask): events go to the call's write queue in order; the call
+// finishes after a final event, an error, or a client that falls too far behind.
 class A2aService::StreamSink final : public tasks::TaskSubscriber {
  public:
-  StreamSink(grpc::ServerWriteReactor<StreamResponse>* stream, size_t max_queued)
-      : stream_(stream), max_queued_(max_queued) {}
+  using Reactor = grpc::ServerWriteReactor<StreamResponse>;
+
+  StreamSink(Reactor* stream, size_t max_queued) : writes_(max_queued) {
+    writes_.Attach(stream);
+  }
 
   void OnEvent(const StreamResponse& event, const Task& task) override {
-    absl::MutexLock lock(&mu_);
-    if (task_id_.empty()) {
-      task_id_ = task.id();
+    {
+      absl::MutexLock lock(&mu_);
+      if (task_id_.empty()) {
+        task_id_ = task.id();
+      }
     }
-    if (finish_requested_) {
-      return;
-    }
-    if (queue_.size() >= max_queued_) {
-      queue_.clear();
-      RequestFinishLocked(grpc::Status(
-          grpc::StatusCode::RESOURCE_EXHAUSTED,
-          absl::StrCat("the client fell ", max_queued_, " events behind; stream closed")));
-      return;
-    }
-    queue_.push_back(event);
-    if (tasks::IsFinalEvent(event)) {
-      RequestFinishLocked(grpc::Status::OK);
-    } else {
-      WriteNextLocked();
+    switch (writes_.Write(event)) {
+      case Writes::Result::kFull:
+        writes_.Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                    "the client fell too many events behind; stream closed"),
+                       /*drop_queued=*/true);
+        return;
+      case Writes::Result::kClosed:
+        return;
+      case Writes::Result::kQueued:
+        if (tasks::IsFinalEvent(event)) {
+          writes_.Finish(grpc::Status::OK);
+        }
+        return;
     }
   }
 
-  void OnError(const absl::Status& status) override {
-    absl::MutexLock lock(&mu_);
-    RequestFinishLocked(rpc::ToGrpcStatus(status));
-  }
+  void OnError(const absl::Status& status) override { writes_.Finish(rpc::ToGrpcStatus(status)); }
 
-  void RequestFinish(const grpc::Status& status) {
-    absl::MutexLock lock(&mu_);
-    RequestFinishLocked(status);
-  }
-
+  void Finish(const grpc::Status& status) { writes_.Finish(status); }
   void OnWriteDone(bool ok) {
-    absl::MutexLock lock(&mu_);
-    writing_ = false;
-    if (!ok) {
-      queue_.clear();
-      RequestFinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the client went away"));
-      return;
-    }
-    WriteNextLocked();
+    writes_.OnWriteDone(ok, grpc::Status(grpc::StatusCode::UNAVAILABLE, "the client went away"));
   }
+  void Detach() { writes_.Detach(); }
+  bool finishing() const { return writes_.finishing(); }
 
-  void Detach() {
-    absl::MutexLock lock(&mu_);
-    stream_ = nullptr;
-    finish_requested_ = true;
-  }
-
-  bool finish_requested() {
-    absl::MutexLock lock(&mu_);
-    return finish_requested_;
-  }
-
-  std::string task_id() {
+  std::string task_id() const {
     absl::MutexLock lock(&mu_);
     return task_id_;
   }
 
  private:
-  void RequestFinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finish_requested_) {
-      return;
-    }
-    finish_requested_ = true;
-    finish_status_ = status;
-    WriteNextLocked();
-  }
-
-  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (writing_ || finished_ || stream_ == nullptr) {
-      return;
-    }
-    if (queue_.empty()) {
-      if (finish_requested_) {
-        finished_ = true;
-        stream_->Finish(finish_status_);
-      }
-      return;
-    }
-    current_ = std::move(queue_.front());
-    queue_.pop_front();
-    writing_ = true;
-    stream_->StartWrite(&current_);
-  }
-
-  absl::Mutex mu_;
-  grpc::ServerWriteReactor<StreamResponse>* stream_ ABSL_GUARDED_BY(mu_);
-  const size_t max_queued_;
-  std::deque<StreamResponse> queue_ ABSL_GUARDED_BY(mu_);
-  StreamResponse current_ ABSL_GUARDED_BY(mu_);
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
+  using Writes = rpc::WriteQueue<Reactor, StreamResponse>;
+  Writes writes_;
+  mutable absl::Mutex mu_;
   std::string task_id_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -138,7 +85,7 @@ class A2aService::EventStream final : public grpc::ServerWriteReactor<StreamResp
   const std::shared_ptr<StreamSink>& sink() const { return sink_; }
 
   // Ends the call with `status` (before any event).
-  void Fail(const absl::Status& status) { sink_->RequestFinish(rpc::ToGrpcStatus(status)); }
+  void Fail(const absl::Status& status) { sink_->Finish(rpc::ToGrpcStatus(status)); }
 
   void OnWriteDone(bool ok) override { sink_->OnWriteDone(ok); }
 
@@ -147,7 +94,7 @@ class A2aService::EventStream final : public grpc::ServerWriteReactor<StreamResp
     if (!task_id.empty()) {
       service_.tasks_.Unsubscribe(task_id, sink_.get());
     }
-    sink_->RequestFinish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
+    sink_->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
   }
 
   void OnDone() override {
@@ -270,7 +217,7 @@ A2aService::A2aService(A2aServiceOptions options, tasks::TaskManager& tasks,
 
 void A2aService::DropIfFinished(StreamSink& sink) {
   // The client may have left while the subscription was being made.
-  if (sink.finish_requested()) {
+  if (sink.finishing()) {
     tasks_.Unsubscribe(sink.task_id(), &sink);
   }
 }

@@ -13,6 +13,7 @@
 #include "core/ids.h"
 #include "core/log.h"
 #include "rpc/grpc_status.h"
+#include "rpc/write_queue.h"
 
 namespace a2amesh::agenthost {
 namespace {
@@ -24,26 +25,30 @@ constexpr size_t kMaxOutbox = 10000;
 }  // namespace
 
 // The state of one agent stream. Shared by the gRPC reactor (until OnDone) and
-// by the catalog's LocalAgents, which send through it; every reactor operation
-// (StartRead, StartWrite, Finish) happens under mu_, which is safe because gRPC
-// never runs our reactions inline from those calls.
+// by the catalog's LocalAgents, which send through it. Writes go through a
+// WriteQueue; reads are started through it too, so that no read follows Finish.
 class AgentHostService::Session final : public catalog::AgentLink,
                                         public std::enable_shared_from_this<Session> {
  public:
+  using ReactorBase = grpc::ServerBidiReactor<v1::AgentToNode, v1::NodeToAgent>;
+
   Session(AgentHostService& service, std::string peer)
-      : service_(service), peer_(std::move(peer)) {
+      : service_(service), peer_(std::move(peer)), writes_(kMaxOutbox) {
     Touch();
   }
 
-  void Start(Reactor* reactor);
+  void Start(ReactorBase* reactor);
   void OnReadDone(bool ok);
-  void OnWriteDone(bool ok);
+  void OnWriteDone(bool ok) {
+    writes_.OnWriteDone(ok, grpc::Status(grpc::StatusCode::UNAVAILABLE, "write to the agent failed"));
+  }
   void OnCancel() { Close(grpc::Status(grpc::StatusCode::CANCELLED, ""), "the stream was cancelled"); }
   void OnDone();
 
   void Send(v1::NodeToAgent message) override;
 
  private:
+  void ReadNext();
   void Handle(v1::AgentToNode& message);
   void Register(const v1::RegisterRequest& request);
   absl::Status CheckRegistration(const v1::RegisterRequest& request,
@@ -51,8 +56,6 @@ class AgentHostService::Session final : public catalog::AgentLink,
   void Update(v1::TaskUpdate& update);
   void Close(const grpc::Status& status, const std::string& reason);
   void Teardown(const std::string& reason);
-  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ArmLeaseCheck();
   void CheckLease();
   void Touch() {
@@ -62,6 +65,8 @@ class AgentHostService::Session final : public catalog::AgentLink,
   AgentHostService& service_;
   const std::string peer_;
   std::atomic<int64_t> last_seen_ms_{0};
+  std::atomic<bool> overflowed_{false};
+  rpc::WriteQueue<ReactorBase, v1::NodeToAgent> writes_;
 
   // Touched only by the read path (one read at a time).
   v1::AgentToNode in_;
@@ -69,20 +74,11 @@ class AgentHostService::Session final : public catalog::AgentLink,
   std::vector<std::string> agent_ids_;
 
   absl::Mutex mu_;
-  Reactor* reactor_ ABSL_GUARDED_BY(mu_) = nullptr;
-  bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool overflowed_ ABSL_GUARDED_BY(mu_) = false;
-  std::deque<v1::NodeToAgent> outbox_ ABSL_GUARDED_BY(mu_);
-  v1::NodeToAgent current_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<catalog::LocalAgent>> agents_ ABSL_GUARDED_BY(mu_);
   bool torn_down_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-class AgentHostService::Reactor final
-    : public grpc::ServerBidiReactor<v1::AgentToNode, v1::NodeToAgent> {
+class AgentHostService::Reactor final : public Session::ReactorBase {
  public:
   explicit Reactor(std::shared_ptr<Session> session) : session_(std::move(session)) {}
   void OnReadDone(bool ok) override { session_->OnReadDone(ok); }
@@ -97,13 +93,14 @@ class AgentHostService::Reactor final
   const std::shared_ptr<Session> session_;
 };
 
-void AgentHostService::Session::Start(Reactor* reactor) {
-  {
-    absl::MutexLock lock(&mu_);
-    reactor_ = reactor;
-    reactor_->StartRead(&in_);
-  }
+void AgentHostService::Session::Start(ReactorBase* reactor) {
+  writes_.Attach(reactor);
+  ReadNext();
   ArmLeaseCheck();
+}
+
+void AgentHostService::Session::ReadNext() {
+  writes_.WithOpenReactor([this](ReactorBase* reactor) { reactor->StartRead(&in_); });
 }
 
 void AgentHostService::Session::OnReadDone(bool ok) {
@@ -113,89 +110,34 @@ void AgentHostService::Session::OnReadDone(bool ok) {
   }
   Touch();
   Handle(in_);
-  absl::MutexLock lock(&mu_);
-  if (!finish_requested_) {
-    reactor_->StartRead(&in_);
-  }
-}
-
-void AgentHostService::Session::OnWriteDone(bool ok) {
-  absl::MutexLock lock(&mu_);
-  writing_ = false;
-  if (!ok) {
-    outbox_.clear();
-    FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write to the agent failed"));
-    return;
-  }
-  WriteNextLocked();
+  ReadNext();
 }
 
 void AgentHostService::Session::OnDone() {
-  {
-    absl::MutexLock lock(&mu_);
-    reactor_ = nullptr;
-    finish_requested_ = true;
-    finished_ = true;
-    outbox_.clear();
-  }
+  writes_.Detach();
   Teardown("the stream ended");
   service_.open_streams_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void AgentHostService::Session::Send(v1::NodeToAgent message) {
-  absl::MutexLock lock(&mu_);
-  if (finish_requested_ || reactor_ == nullptr) {
+  if (writes_.Write(std::move(message)) != decltype(writes_)::Result::kFull ||
+      overflowed_.exchange(true)) {
     return;
   }
-  if (outbox_.size() >= kMaxOutbox) {
-    if (!overflowed_) {
-      overflowed_ = true;
-      // Closing takes other components' locks, which our caller may hold.
-      service_.timers_.RunAfter(absl::ZeroDuration(), [self = shared_from_this()] {
-        self->Close(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                 absl::StrCat("the agent left ", kMaxOutbox,
-                                              " messages unread; closing its stream")),
-                    "the agent stopped reading its stream");
-      });
-    }
-    return;
-  }
-  outbox_.push_back(std::move(message));
-  WriteNextLocked();
-}
-
-void AgentHostService::Session::WriteNextLocked() {
-  if (writing_ || reactor_ == nullptr || finished_) {
-    return;
-  }
-  if (outbox_.empty()) {
-    if (finish_requested_) {
-      finished_ = true;
-      reactor_->Finish(finish_status_);
-    }
-    return;
-  }
-  current_ = std::move(outbox_.front());
-  outbox_.pop_front();
-  writing_ = true;
-  reactor_->StartWrite(&current_);
-}
-
-void AgentHostService::Session::FinishLocked(const grpc::Status& status) {
-  if (finish_requested_) {
-    return;
-  }
-  finish_requested_ = true;
-  finish_status_ = status;
-  WriteNextLocked();  // finishes now, or once the outbox is written
+  // Closing takes other components' locks, which our caller may hold.
+  service_.timers_.RunAfter(absl::ZeroDuration(), [self = shared_from_this()] {
+    self->Close(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                             absl::StrCat("the agent left ", kMaxOutbox,
+                                          " messages unread; closing its stream")),
+                "the agent stopped reading its stream");
+  });
 }
 
 void AgentHostService::Session::Close(const grpc::Status& status, const std::string& reason) {
   // Agents leave the catalog before the stream ends, so that an agent that
   // sees its stream end can register again at once.
   Teardown(reason);
-  absl::MutexLock lock(&mu_);
-  FinishLocked(status);
+  writes_.Finish(status);
 }
 
 void AgentHostService::Session::Teardown(const std::string& reason) {
@@ -227,11 +169,8 @@ void AgentHostService::Session::ArmLeaseCheck() {
 }
 
 void AgentHostService::Session::CheckLease() {
-  {
-    absl::MutexLock lock(&mu_);
-    if (finish_requested_) {
-      return;
-    }
+  if (writes_.finishing()) {
+    return;
   }
   absl::Duration silent = service_.clock_.Now() -
                           absl::FromUnixMillis(last_seen_ms_.load(std::memory_order_relaxed));

@@ -612,12 +612,7 @@ void TaskManager::AgentConnected(const std::string& agent_id) {
   {
     absl::MutexLock lock(&mu_);
     ++agent_generation_[agent_id];
-    auto it = by_agent_.find(agent_id);
-    if (it != by_agent_.end()) {
-      for (const std::string& id : it->second) {
-        entries.push_back(active_.at(id));
-      }
-    }
+    entries = EntriesOfLocked(agent_id);
   }
   int resumed = 0;
   for (const EntryPtr& entry : entries) {
@@ -647,12 +642,7 @@ void TaskManager::AgentDisconnected(const std::string& agent_id, const std::stri
   {
     absl::MutexLock lock(&mu_);
     generation = ++agent_generation_[agent_id];
-    auto it = by_agent_.find(agent_id);
-    if (it != by_agent_.end()) {
-      for (const std::string& id : it->second) {
-        entries.push_back(active_.at(id));
-      }
-    }
+    entries = EntriesOfLocked(agent_id);
   }
   int orphaned = 0;
   for (const EntryPtr& entry : entries) {
@@ -672,13 +662,30 @@ void TaskManager::AgentDisconnected(const std::string& agent_id, const std::stri
       .With("tasks", orphaned)
       .With("grace", options_.agent_grace)
       .With("reason", reason);
-  std::string why = absl::StrCat("agent ", agent_id, " disconnected (", reason,
-                                 ") and did not come back within ",
-                                 absl::FormatDuration(options_.agent_grace));
-  timers_.RunAfter(options_.agent_grace, [lifetime = lifetime_, agent_id, generation, why] {
+  ArmGrace(agent_id, generation, options_.agent_grace,
+           absl::StrCat("agent ", agent_id, " disconnected (", reason,
+                        ") and did not come back within ",
+                        absl::FormatDuration(options_.agent_grace)));
+}
+
+std::vector<TaskManager::EntryPtr> TaskManager::EntriesOfLocked(const std::string& agent_id) {
+  std::vector<EntryPtr> entries;
+  auto it = by_agent_.find(agent_id);
+  if (it != by_agent_.end()) {
+    for (const std::string& id : it->second) {
+      entries.push_back(active_.at(id));
+    }
+  }
+  return entries;
+}
+
+void TaskManager::ArmGrace(const std::string& agent_id, uint64_t generation,
+                           absl::Duration grace, std::string reason) {
+  timers_.RunAfter(grace, [lifetime = lifetime_, agent_id, generation,
+                           reason = std::move(reason)] {
     absl::MutexLock lock(&lifetime->mu);
     if (lifetime->self != nullptr) {
-      lifetime->self->FailOrphans(agent_id, generation, why);
+      lifetime->self->FailOrphans(agent_id, generation, reason);
     }
   });
 }
@@ -691,12 +698,7 @@ void TaskManager::FailOrphans(const std::string& agent_id, uint64_t generation,
     if (agent_generation_[agent_id] != generation) {
       return;  // the agent came back (and maybe left again) since
     }
-    auto it = by_agent_.find(agent_id);
-    if (it != by_agent_.end()) {
-      for (const std::string& id : it->second) {
-        entries.push_back(active_.at(id));
-      }
-    }
+    entries = EntriesOfLocked(agent_id);
   }
   for (const EntryPtr& entry : entries) {
     absl::MutexLock lock(&entry->mu);
@@ -737,16 +739,10 @@ absl::Status TaskManager::Recover() {
       absl::MutexLock lock(&mu_);
       generation = agent_generation_[agent_id];
     }
-    std::string why = absl::StrCat("the node restarted and agent ", agent_id,
-                                   " did not register again within ",
-                                   absl::FormatDuration(options_.recovery_grace));
-    timers_.RunAfter(options_.recovery_grace, [lifetime = lifetime_, agent_id = agent_id,
-                                               generation, why] {
-      absl::MutexLock lock(&lifetime->mu);
-      if (lifetime->self != nullptr) {
-        lifetime->self->FailOrphans(agent_id, generation, why);
-      }
-    });
+    ArmGrace(agent_id, generation, options_.recovery_grace,
+             absl::StrCat("the node restarted and agent ", agent_id,
+                          " did not register again within ",
+                          absl::FormatDuration(options_.recovery_grace)));
   }
   if (!stored.empty()) {
     A2AMESH_LOG(Info, "tasks recovered")

@@ -214,6 +214,12 @@ class TaskManager {
   void FailLocked(const EntryPtr& entry, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
   void Remove(const std::string& task_id, const std::string& agent_id);
+  std::vector<EntryPtr> EntriesOfLocked(const std::string& agent_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After `grace`, fails the agent's orphaned tasks with `reason`, unless the
+  // agent connected or disconnected again since `generation`.
+  void ArmGrace(const std::string& agent_id, uint64_t generation, absl::Duration grace,
+                std::string reason);
   void FailOrphans(const std::string& agent_id, uint64_t generation, const std::string& reason);
   lf::a2a::v1::StreamResponse StatusEventLocked(const Entry& entry,
                                                 lf::a2a::v1::TaskState state,

@@ -2,8 +2,6 @@
 // upper-cased, one word per artifact chunk (append, last_chunk on the final
 // word), with --chunk-delay between chunks; stops early when cancelled.
 
-#include <signal.h>
-
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <vector>
@@ -12,7 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
-#include "core/log.h"
+#include "common/example_agent.h"
 
 namespace {
 
@@ -56,13 +54,10 @@ void Uppercase(a2amesh::sdk::TaskContext& task, absl::Duration chunk_delay) {
 
 int main(int argc, char** argv) {
   CLI::App app{"uppercase-agent: an a2a-mesh agent that streams its result"};
-  std::string node = "127.0.0.1:7400";
-  std::string agent_id = "uppercase";
-  int max_concurrency = 8;
+  a2amesh::examples::AgentFlags flags;
+  flags.agent_id = "uppercase";
+  a2amesh::examples::AddAgentFlags(app, &flags);
   std::string delay_text = "100ms";
-  app.add_option("--node", node, "The meshd node's gRPC address")->capture_default_str();
-  app.add_option("--agent-id", agent_id, "This agent's id on the node")->capture_default_str();
-  app.add_option("--max-concurrency", max_concurrency, "Tasks run at once")->capture_default_str();
   app.add_option("--chunk-delay", delay_text, "Pause between streamed chunks")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -72,28 +67,7 @@ int main(int argc, char** argv) {
                  delay_text.c_str());
     return 2;
   }
-
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  a2amesh::sdk::AgentOptions options;
-  options.node = node;
-  options.instance = "uppercase-agent";
-  options.agents.push_back({agent_id, UppercaseCard(), max_concurrency,
-                            [chunk_delay](a2amesh::sdk::TaskContext& task) {
-                              Uppercase(task, chunk_delay);
-                            }});
-  absl::StatusOr<std::unique_ptr<a2amesh::sdk::Agent>> agent =
-      a2amesh::sdk::Agent::Start(std::move(options));
-  if (!agent.ok()) {
-    std::fprintf(stderr, "uppercase-agent: %s\n", std::string(agent.status().message()).c_str());
-    return 2;
-  }
-  A2AMESH_LOG(Info, "uppercase-agent started").With("node", node).With("agent", agent_id);
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
-  return 0;
+  return a2amesh::examples::ServeUntilSignal(
+      "uppercase-agent", flags, UppercaseCard(),
+      [chunk_delay](a2amesh::sdk::TaskContext& task) { Uppercase(task, chunk_delay); });
 }

@@ -1,0 +1,48 @@
+#include "common/example_agent.h"
+
+#include <signal.h>
+
+#include <cstdio>
+
+#include "core/log.h"
+
+namespace a2amesh::examples {
+
+void AddAgentFlags(CLI::App& app, AgentFlags* flags) {
+  app.add_option("--node", flags->node, "The meshd node's gRPC address")->capture_default_str();
+  app.add_option("--agent-id", flags->agent_id, "This agent's id on the node")
+      ->capture_default_str();
+  app.add_option("--max-concurrency", flags->max_concurrency, "Tasks run at once")
+      ->capture_default_str();
+}
+
+int ServeUntilSignal(const std::string& program, const AgentFlags& flags,
+                     lf::a2a::v1::AgentCard card, sdk::TaskHandler handler) {
+  // Taken by sigwait below; blocked before the SDK starts its threads.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  sdk::AgentOptions options;
+  options.node = flags.node;
+  options.instance = program;
+  options.agents.push_back({flags.agent_id, std::move(card), flags.max_concurrency,
+                            std::move(handler)});
+  absl::StatusOr<std::unique_ptr<sdk::Agent>> agent = sdk::Agent::Start(std::move(options));
+  if (!agent.ok()) {
+    std::fprintf(stderr, "%s: %s\n", program.c_str(),
+                 std::string(agent.status().message()).c_str());
+    return 2;
+  }
+  A2AMESH_LOG(Info, "agent started")
+      .With("program", program)
+      .With("node", flags.node)
+      .With("agent", flags.agent_id);
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  return 0;
+}
+
+}  // namespace a2amesh::examples
