@@ -25,9 +25,7 @@ class A2aService::StreamSink final : public tasks::TaskSubscriber {
  public:
   using Reactor = grpc::ServerWriteReactor<StreamResponse>;
 
-  StreamSink(Reactor* stream, size_t max_queued) : writes_(max_queued) {
-    writes_.Attach(stream);
-  }
+  StreamSink(Reactor* stream, size_t max_queued) : writes_(max_queued) { writes_.Attach(stream); }
 
   void OnEvent(const StreamResponse& event, const Task& task) override {
     {
@@ -120,7 +118,9 @@ class A2aService::SendCall final : public grpc::ServerUnaryReactor {
    public:
     Waiter(SendCall* call, lf::a2a::v1::SendMessageResponse* response, bool immediate,
            std::optional<int> history_length)
-        : call_(call), response_(response), immediate_(immediate),
+        : call_(call),
+          response_(response),
+          immediate_(immediate),
           history_length_(history_length) {}
 
     void OnEvent(const StreamResponse& event, const Task& task) override {
@@ -245,9 +245,8 @@ grpc::ServerUnaryReactor* A2aService::RunBlocking(grpc::CallbackServerContext* c
     return Fail(context, version);
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  blocking_.Schedule([reactor, fn = std::move(fn)]() mutable {
-    reactor->Finish(rpc::ToGrpcStatus(fn()));
-  });
+  blocking_.Schedule(
+      [reactor, fn = std::move(fn)]() mutable { reactor->Finish(rpc::ToGrpcStatus(fn())); });
   return reactor;
 }
 
@@ -263,9 +262,8 @@ absl::Status A2aService::Dispatch(const lf::a2a::v1::SendMessageRequest& request
   A2AMESH_ASSIGN_OR_RETURN(routing::Selector selector,
                            routing::SelectorFromRequest(request, options_.default_skill));
   A2AMESH_ASSIGN_OR_RETURN(routing::Route route, router_.Pick(selector));
-  return tasks_.Create(
-      tasks::NewTask{request, std::move(route.runner), std::move(route.skill), ""},
-      std::move(subscriber));
+  return tasks_.Create(tasks::NewTask{request, std::move(route.runner), std::move(route.skill), ""},
+                       std::move(subscriber));
 }
 
 grpc::ServerUnaryReactor* A2aService::SendMessage(grpc::CallbackServerContext* context,
@@ -385,8 +383,8 @@ grpc::ServerUnaryReactor* A2aService::ListTasks(grpc::CallbackServerContext* con
     query.state = request->status();
     query.page_size = page_size;
     if (request->has_status_timestamp_after()) {
-      query.status_after = absl::FromUnixMillis(
-          google::protobuf::util::TimeUtil::TimestampToMilliseconds(
+      query.status_after =
+          absl::FromUnixMillis(google::protobuf::util::TimeUtil::TimestampToMilliseconds(
               request->status_timestamp_after()));
     }
     A2AMESH_ASSIGN_OR_RETURN(tasks::TaskList list, tasks_.List(query, request->page_token()));

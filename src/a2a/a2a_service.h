@@ -62,8 +62,7 @@ class A2aService final : public lf::a2a::v1::A2AService::CallbackService {
       const lf::a2a::v1::ListTaskPushNotificationConfigsRequest* request,
       lf::a2a::v1::ListTaskPushNotificationConfigsResponse* response) override;
   grpc::ServerUnaryReactor* GetExtendedAgentCard(
-      grpc::CallbackServerContext* context,
-      const lf::a2a::v1::GetExtendedAgentCardRequest* request,
+      grpc::CallbackServerContext* context, const lf::a2a::v1::GetExtendedAgentCardRequest* request,
       lf::a2a::v1::AgentCard* response) override;
   grpc::ServerUnaryReactor* DeleteTaskPushNotificationConfig(
       grpc::CallbackServerContext* context,

@@ -19,9 +19,9 @@ absl::Status CheckProtocolVersion(absl::string_view version, bool present) {
   if (version == "1.0" || version == "1") {
     return absl::OkStatus();
   }
-  return MakeA2aError(A2aError::kVersionNotSupported,
-                      absl::StrCat("A2A version '", version,
-                                   "' is not supported; this node speaks A2A 1.0"));
+  return MakeA2aError(
+      A2aError::kVersionNotSupported,
+      absl::StrCat("A2A version '", version, "' is not supported; this node speaks A2A 1.0"));
 }
 
 absl::Status ValidateTaskId(absl::string_view id, absl::string_view field) {
@@ -74,9 +74,8 @@ absl::Status ValidateSendMessage(const lf::a2a::v1::SendMessageRequest& request,
     }
   }
   const auto& config = request.configuration();
-  A2AMESH_RETURN_IF_ERROR(ValidateHistoryLength(config.has_history_length(),
-                                                config.history_length(),
-                                                "configuration.history_length"));
+  A2AMESH_RETURN_IF_ERROR(ValidateHistoryLength(
+      config.has_history_length(), config.history_length(), "configuration.history_length"));
   if (config.has_task_push_notification_config()) {
     return MakeA2aError(A2aError::kPushNotificationNotSupported,
                         "push notifications are not supported by this node "

@@ -40,9 +40,12 @@ class AgentHostService::Session final : public catalog::AgentLink,
   void Start(ReactorBase* reactor);
   void OnReadDone(bool ok);
   void OnWriteDone(bool ok) {
-    writes_.OnWriteDone(ok, grpc::Status(grpc::StatusCode::UNAVAILABLE, "write to the agent failed"));
+    writes_.OnWriteDone(ok,
+                        grpc::Status(grpc::StatusCode::UNAVAILABLE, "write to the agent failed"));
   }
-  void OnCancel() { Close(grpc::Status(grpc::StatusCode::CANCELLED, ""), "the stream was cancelled"); }
+  void OnCancel() {
+    Close(grpc::Status(grpc::StatusCode::CANCELLED, ""), "the stream was cancelled");
+  }
   void OnDone();
 
   void Send(v1::NodeToAgent message) override;
@@ -172,12 +175,12 @@ void AgentHostService::Session::CheckLease() {
   if (writes_.finishing()) {
     return;
   }
-  absl::Duration silent = service_.clock_.Now() -
-                          absl::FromUnixMillis(last_seen_ms_.load(std::memory_order_relaxed));
+  absl::Duration silent =
+      service_.clock_.Now() - absl::FromUnixMillis(last_seen_ms_.load(std::memory_order_relaxed));
   if (silent > service_.options_.lease) {
-    std::string why = absl::StrCat("no message from the agent for ", absl::FormatDuration(silent),
-                                   ", past its lease of ",
-                                   absl::FormatDuration(service_.options_.lease));
+    std::string why =
+        absl::StrCat("no message from the agent for ", absl::FormatDuration(silent),
+                     ", past its lease of ", absl::FormatDuration(service_.options_.lease));
     Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, why + "; send heartbeats"), why);
     return;
   }
@@ -243,8 +246,8 @@ absl::Status AgentHostService::Session::CheckRegistration(
     size_t card_bytes = reg.card().ByteSizeLong();
     if (static_cast<int64_t>(card_bytes) > options.max_card_bytes) {
       return absl::ResourceExhaustedError(
-          absl::StrCat(field, ".card is ", card_bytes, " bytes, over the --max-card-bytes limit of ",
-                       options.max_card_bytes));
+          absl::StrCat(field, ".card is ", card_bytes,
+                       " bytes, over the --max-card-bytes limit of ", options.max_card_bytes));
     }
     absl::Status valid = catalog::ValidateAgentCard(reg.card(), field + ".card");
     if (!valid.ok()) {
@@ -292,7 +295,8 @@ void AgentHostService::Session::Register(const v1::RegisterRequest& request) {
   v1::NodeToAgent reply;
   auto* registered = reply.mutable_registered();
   registered->set_node_id(service_.options_.node_id);
-  registered->set_lease_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(service_.options_.lease)));
+  registered->set_lease_ms(
+      static_cast<uint32_t>(absl::ToInt64Milliseconds(service_.options_.lease)));
   for (const auto& agent : agents) {
     agent_ids_.push_back(agent->id());
     auto* a = registered->add_agents();
@@ -354,7 +358,10 @@ void AgentHostService::Session::Update(v1::TaskUpdate& update) {
 
 AgentHostService::AgentHostService(AgentHostOptions options, catalog::AgentCatalog& catalog,
                                    tasks::TaskManager& tasks, Timers& timers, Clock& clock)
-    : options_(std::move(options)), catalog_(catalog), tasks_(tasks), timers_(timers),
+    : options_(std::move(options)),
+      catalog_(catalog),
+      tasks_(tasks),
+      timers_(timers),
       clock_(clock) {}
 
 grpc::ServerBidiReactor<v1::AgentToNode, v1::NodeToAgent>* AgentHostService::Connect(

@@ -54,9 +54,8 @@ absl::Status AgentCatalog::Add(const std::vector<std::shared_ptr<LocalAgent>>& a
   absl::MutexLock lock(&mu_);
   for (const auto& agent : agents) {
     if (agents_.contains(agent->id())) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("agent id '", agent->id(),
-                       "' is already registered on this node by another connection"));
+      return absl::AlreadyExistsError(absl::StrCat(
+          "agent id '", agent->id(), "' is already registered on this node by another connection"));
     }
   }
   if (agents_.size() + agents.size() > static_cast<size_t>(max_agents_)) {

@@ -54,8 +54,7 @@ absl::Status ValidateAgentCard(const AgentCard& card, absl::string_view field) {
   A2AMESH_RETURN_IF_ERROR(Required(!card.version().empty(), f + ".version"));
   A2AMESH_RETURN_IF_ERROR(Required(card.has_capabilities(), f + ".capabilities"));
   A2AMESH_RETURN_IF_ERROR(NonEmpty(card.default_input_modes_size(), f + ".default_input_modes"));
-  A2AMESH_RETURN_IF_ERROR(
-      NonEmpty(card.default_output_modes_size(), f + ".default_output_modes"));
+  A2AMESH_RETURN_IF_ERROR(NonEmpty(card.default_output_modes_size(), f + ".default_output_modes"));
   if (card.has_provider()) {
     A2AMESH_RETURN_IF_ERROR(Required(!card.provider().url().empty(), f + ".provider.url"));
     A2AMESH_RETURN_IF_ERROR(

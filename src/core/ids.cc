@@ -30,9 +30,9 @@ absl::Status ValidateId(absl::string_view what, absl::string_view id, size_t max
   }
   for (char c : id) {
     if (!IsIdChar(c, allow_upper)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, " '", id, "' contains '", std::string(1, c), "'; allowed: ",
-          allow_upper ? "[A-Za-z0-9._-]" : "[a-z0-9._-]"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " '", id, "' contains '", std::string(1, c),
+                       "'; allowed: ", allow_upper ? "[A-Za-z0-9._-]" : "[a-z0-9._-]"));
     }
   }
   return absl::OkStatus();

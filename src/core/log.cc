@@ -18,7 +18,9 @@ std::atomic<int> g_format{static_cast<int>(LogFormat::kText)};
 absl::Mutex g_sink_mu;
 LogSink* g_sink ABSL_GUARDED_BY(g_sink_mu) = nullptr;
 
-bool IsJson() { return g_format.load(std::memory_order_relaxed) == static_cast<int>(LogFormat::kJson); }
+bool IsJson() {
+  return g_format.load(std::memory_order_relaxed) == static_cast<int>(LogFormat::kJson);
+}
 
 absl::string_view LevelName(LogLevel level) {
   switch (level) {

@@ -67,9 +67,9 @@ class LogLine {
 
 }  // namespace a2amesh
 
-#define A2AMESH_LOG(level, event)                                 \
-  if (!::a2amesh::LogEnabled(::a2amesh::LogLevel::k##level)) {   \
-  } else                                                          \
+#define A2AMESH_LOG(level, event)                              \
+  if (!::a2amesh::LogEnabled(::a2amesh::LogLevel::k##level)) { \
+  } else                                                       \
     ::a2amesh::LogLine(::a2amesh::LogLevel::k##level, event)
 
 #endif  // A2AMESH_CORE_LOG_H_

@@ -11,21 +11,20 @@
 // rename.
 
 // Returns from the current function if `expr` (an absl::Status) is not OK.
-#define A2AMESH_RETURN_IF_ERROR(expr)          \
-  do {                                         \
-    ::absl::Status _a2amesh_status = (expr);   \
-    if (!_a2amesh_status.ok()) {               \
-      return _a2amesh_status;                  \
-    }                                          \
+#define A2AMESH_RETURN_IF_ERROR(expr)        \
+  do {                                       \
+    ::absl::Status _a2amesh_status = (expr); \
+    if (!_a2amesh_status.ok()) {             \
+      return _a2amesh_status;                \
+    }                                        \
   } while (false)
 
 #define A2AMESH_STATUS_CONCAT_INNER_(a, b) a##b
 #define A2AMESH_STATUS_CONCAT_(a, b) A2AMESH_STATUS_CONCAT_INNER_(a, b)
 
 // `lhs = value of expr` if `expr` (an absl::StatusOr) is OK; otherwise returns its status.
-#define A2AMESH_ASSIGN_OR_RETURN(lhs, expr)                                             \
-  A2AMESH_ASSIGN_OR_RETURN_IMPL_(A2AMESH_STATUS_CONCAT_(_a2amesh_statusor, __LINE__), \
-                                 lhs, expr)
+#define A2AMESH_ASSIGN_OR_RETURN(lhs, expr) \
+  A2AMESH_ASSIGN_OR_RETURN_IMPL_(A2AMESH_STATUS_CONCAT_(_a2amesh_statusor, __LINE__), lhs, expr)
 
 #define A2AMESH_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
   auto statusor = (expr);                                   \

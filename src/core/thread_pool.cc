@@ -34,9 +34,8 @@ void ThreadPool::Loop() {
     absl::AnyInvocable<void()> fn;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return !queue_.empty() || stopping_;
-      };
+      auto ready = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !queue_.empty() || stopping_; };
       mu_.Await(absl::Condition(&ready));
       if (queue_.empty()) {
         return;  // stopping, and everything scheduled has run
@@ -97,9 +96,8 @@ void TimerThread::Loop() {
   absl::MutexLock lock(&mu_);
   while (!stopping_) {
     if (heap_.empty()) {
-      auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !heap_.empty();
-      };
+      auto wake = [this]()
+                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !heap_.empty(); };
       mu_.Await(absl::Condition(&wake));
       continue;
     }

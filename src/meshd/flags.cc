@@ -45,8 +45,9 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
   MeshdConfig config;
   NodeOptions& n = config.node;
   n.node_id = Hostname();
-  CLI::App app{"meshd: an a2a-mesh node. Agents register with it over gRPC (AgentHost); "
-               "clients send it A2A v1.0 tasks over gRPC."};
+  CLI::App app{
+      "meshd: an a2a-mesh node. Agents register with it over gRPC (AgentHost); "
+      "clients send it A2A v1.0 tasks over gRPC."};
   app.set_config("--config", "", "Read flags from this TOML or INI file (keys named like flags)");
   app.set_version_flag("--version", std::string("meshd ") + kVersion);
   app.get_formatter()->column_width(34);
@@ -62,7 +63,8 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
                  "host:port for A2A gRPC and AgentHost; port 0 picks a free port")
       ->envname("MESHD_GRPC_ADDRESS")
       ->capture_default_str();
-  app.add_option("--data-dir", n.data_dir, "Directory of the SQLite task store (created if missing)")
+  app.add_option("--data-dir", n.data_dir,
+                 "Directory of the SQLite task store (created if missing)")
       ->envname("MESHD_DATA_DIR")
       ->capture_default_str();
   app.add_flag("--ephemeral", n.ephemeral, "Keep tasks in memory only; nothing survives a restart")
@@ -98,8 +100,7 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
   app.add_option("--max-agents", n.max_agents, "Most agents registered on this node")
       ->envname("MESHD_MAX_AGENTS")
       ->capture_default_str();
-  app.add_option("--max-open-streams", n.max_open_streams,
-                 "Most streaming A2A calls open at once")
+  app.add_option("--max-open-streams", n.max_open_streams, "Most streaming A2A calls open at once")
       ->envname("MESHD_MAX_OPEN_STREAMS")
       ->capture_default_str();
   app.add_option("--default-max-concurrency", n.default_max_concurrency,
@@ -133,8 +134,8 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
   }
   n.store_fsync = store_sync == "full";
   config.log_format = log_format == "json" ? LogFormat::kJson : LogFormat::kText;
-  config.log_level = log_level == "debug"  ? LogLevel::kDebug
-                     : log_level == "warn" ? LogLevel::kWarning
+  config.log_level = log_level == "debug"   ? LogLevel::kDebug
+                     : log_level == "warn"  ? LogLevel::kWarning
                      : log_level == "error" ? LogLevel::kError
                                             : LogLevel::kInfo;
   return config;

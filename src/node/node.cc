@@ -5,8 +5,8 @@
 #include <utility>
 
 #include "a2a/a2a_service.h"
-#include "agenthost/agent_host_service.h"
 #include "absl/strings/str_cat.h"
+#include "agenthost/agent_host_service.h"
 #include "catalog/agent_catalog.h"
 #include "core/ids.h"
 #include "core/log.h"
@@ -36,12 +36,11 @@ absl::Status CheckOptions(const NodeOptions& o) {
     const char* flag;
     int64_t value;
   };
-  for (const Positive& p : {Positive{"--max-message-bytes", o.max_message_bytes},
-                            Positive{"--max-parts", o.max_parts},
-                            Positive{"--max-card-bytes", o.max_card_bytes},
-                            Positive{"--max-agents", o.max_agents},
-                            Positive{"--max-open-streams", o.max_open_streams},
-                            Positive{"--default-max-concurrency", o.default_max_concurrency}}) {
+  for (const Positive& p :
+       {Positive{"--max-message-bytes", o.max_message_bytes}, Positive{"--max-parts", o.max_parts},
+        Positive{"--max-card-bytes", o.max_card_bytes}, Positive{"--max-agents", o.max_agents},
+        Positive{"--max-open-streams", o.max_open_streams},
+        Positive{"--default-max-concurrency", o.default_max_concurrency}}) {
     if (p.value <= 0) {
       return absl::InvalidArgumentError(absl::StrCat(p.flag, ": must be positive, not ", p.value));
     }
@@ -72,12 +71,11 @@ absl::Status Node::Init() {
     std::error_code error;
     std::filesystem::create_directories(options_.data_dir, error);
     if (error) {
-      return absl::UnavailableError(absl::StrCat("--data-dir: cannot create ", options_.data_dir,
-                                                 ": ", error.message()));
+      return absl::UnavailableError(
+          absl::StrCat("--data-dir: cannot create ", options_.data_dir, ": ", error.message()));
     }
-    A2AMESH_ASSIGN_OR_RETURN(
-        store_, store::SqliteTaskStore::Open({options_.data_dir + "/tasks.db",
-                                              options_.store_fsync}));
+    A2AMESH_ASSIGN_OR_RETURN(store_, store::SqliteTaskStore::Open(
+                                         {options_.data_dir + "/tasks.db", options_.store_fsync}));
   }
   catalog_ = std::make_unique<catalog::AgentCatalog>(options_.max_agents);
   tasks::TaskManagerOptions task_options;
@@ -109,24 +107,24 @@ absl::Status Node::Init() {
   builder.RegisterService(a2a_.get());
   builder.RegisterService(agent_host_.get());
   // Our own size check names the flag; gRPC's limit sits above it.
-  const int64_t wire_limit = std::min<int64_t>(2 * options_.max_message_bytes + (1 << 20), INT32_MAX);
+  const int64_t wire_limit =
+      std::min<int64_t>(2 * options_.max_message_bytes + (1 << 20), INT32_MAX);
   builder.SetMaxReceiveMessageSize(static_cast<int>(wire_limit));
   // A second server on a busy port must fail, not share it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || grpc_port_ == 0) {
     server_.reset();
-    return absl::UnavailableError(
-        absl::StrCat("--grpc-address: cannot listen on ", options_.grpc_address,
-                     " (in use, or not an address of this machine)"));
+    return absl::UnavailableError(absl::StrCat("--grpc-address: cannot listen on ",
+                                               options_.grpc_address,
+                                               " (in use, or not an address of this machine)"));
   }
   std::string host = options_.grpc_address.substr(0, options_.grpc_address.rfind(':'));
   grpc_address_ = absl::StrCat(host, ":", grpc_port_);
   A2AMESH_LOG(Info, "meshd serving")
       .With("node", options_.node_id)
       .With("grpc_address", grpc_address_)
-      .With("store", options_.ephemeral ? std::string("memory")
-                                        : options_.data_dir + "/tasks.db");
+      .With("store", options_.ephemeral ? std::string("memory") : options_.data_dir + "/tasks.db");
   return absl::OkStatus();
 }
 

@@ -19,8 +19,7 @@ using lf::a2a::v1::AgentSkill;
 // How far an agent got through the selector; higher is closer.
 enum class Stage { kAgent, kSkill, kTags, kInput, kOutput, kMatch };
 
-bool Covers(const google::protobuf::RepeatedPtrField<std::string>& modes,
-            const std::string& type) {
+bool Covers(const google::protobuf::RepeatedPtrField<std::string>& modes, const std::string& type) {
   return std::any_of(modes.begin(), modes.end(),
                      [&](const std::string& mode) { return ModeCovers(mode, type); });
 }
@@ -34,7 +33,8 @@ Stage MatchSkill(const AgentCard& card, const AgentSkill& skill, const Selector&
       return Stage::kTags;
     }
   }
-  const auto& inputs = skill.input_modes().empty() ? card.default_input_modes() : skill.input_modes();
+  const auto& inputs =
+      skill.input_modes().empty() ? card.default_input_modes() : skill.input_modes();
   if (!inputs.empty()) {
     for (const std::string& type : selector.input_media_types) {
       if (!Covers(inputs, type)) {
@@ -77,8 +77,8 @@ Stage MatchAgent(const LocalAgent& agent, const Selector& selector, std::string*
 
 absl::Status NoMatch(Stage best, const Selector& selector,
                      const std::vector<std::shared_ptr<LocalAgent>>& agents) {
-  const std::string asked = absl::StrCat("nothing here can take this request (", selector.Describe(),
-                                         "): ");
+  const std::string asked =
+      absl::StrCat("nothing here can take this request (", selector.Describe(), "): ");
   if (agents.empty()) {
     return MakeA2aError(A2aError::kUnsupportedOperation,
                         absl::StrCat(asked, "no agents are registered on this node"));
@@ -172,9 +172,9 @@ absl::StatusOr<Route> Router::Pick(const Selector& selector) {
     // Filled up between the check and the acquire: drop it and pick again.
     free.erase(free.begin() + static_cast<std::ptrdiff_t>(pick));
   }
-  return absl::ResourceExhaustedError(absl::StrCat(
-      "all ", matches.size(), " agent(s) matching ", selector.Describe(),
-      " are at their max_concurrency; retry later"));
+  return absl::ResourceExhaustedError(absl::StrCat("all ", matches.size(), " agent(s) matching ",
+                                                   selector.Describe(),
+                                                   " are at their max_concurrency; retry later"));
 }
 
 }  // namespace a2amesh::routing

@@ -107,9 +107,9 @@ absl::StatusOr<Selector> SelectorFromRequest(const lf::a2a::v1::SendMessageReque
         type = "application/json";
       }
     }
-    if (!type.empty() && std::find(selector.input_media_types.begin(),
-                                   selector.input_media_types.end(),
-                                   type) == selector.input_media_types.end()) {
+    if (!type.empty() &&
+        std::find(selector.input_media_types.begin(), selector.input_media_types.end(), type) ==
+            selector.input_media_types.end()) {
       selector.input_media_types.push_back(type);
     }
   }

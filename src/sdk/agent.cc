@@ -59,8 +59,7 @@ bool IsPermanent(absl::StatusCode code) {
          code == absl::StatusCode::kFailedPrecondition ||
          code == absl::StatusCode::kResourceExhausted ||
          code == absl::StatusCode::kPermissionDenied ||
-         code == absl::StatusCode::kUnauthenticated ||
-         code == absl::StatusCode::kUnimplemented;
+         code == absl::StatusCode::kUnauthenticated || code == absl::StatusCode::kUnimplemented;
 }
 
 // The shared state of one running task.
@@ -98,8 +97,7 @@ class TaskContextImpl final : public TaskContext {
   bool SetWorking(absl::string_view note) override {
     return StatusWithText(lf::a2a::v1::TASK_STATE_WORKING, note);
   }
-  bool SendArtifact(const lf::a2a::v1::Artifact& artifact, bool append,
-                    bool last_chunk) override {
+  bool SendArtifact(const lf::a2a::v1::Artifact& artifact, bool append, bool last_chunk) override {
     StreamResponse event;
     auto* update = event.mutable_artifact_update();
     *update->mutable_artifact() = artifact;
@@ -135,12 +133,11 @@ class TaskContextImpl final : public TaskContext {
     if (message != nullptr) {
       *status->mutable_message() = *message;
     }
-    bool final = state == lf::a2a::v1::TASK_STATE_COMPLETED ||
-                 state == lf::a2a::v1::TASK_STATE_FAILED ||
-                 state == lf::a2a::v1::TASK_STATE_CANCELED ||
-                 state == lf::a2a::v1::TASK_STATE_REJECTED ||
-                 state == lf::a2a::v1::TASK_STATE_INPUT_REQUIRED ||
-                 state == lf::a2a::v1::TASK_STATE_AUTH_REQUIRED;
+    bool final =
+        state == lf::a2a::v1::TASK_STATE_COMPLETED || state == lf::a2a::v1::TASK_STATE_FAILED ||
+        state == lf::a2a::v1::TASK_STATE_CANCELED || state == lf::a2a::v1::TASK_STATE_REJECTED ||
+        state == lf::a2a::v1::TASK_STATE_INPUT_REQUIRED ||
+        state == lf::a2a::v1::TASK_STATE_AUTH_REQUIRED;
     return Emit(std::move(event), final);
   }
 
@@ -150,9 +147,8 @@ class TaskContextImpl final : public TaskContext {
   }
   bool WaitForCancel(absl::Duration timeout) override {
     absl::MutexLock lock(&run_->mu);
-    auto is_cancelled = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(run_->mu) {
-      return run_->cancelled;
-    };
+    auto is_cancelled = [this]()
+                            ABSL_EXCLUSIVE_LOCKS_REQUIRED(run_->mu) { return run_->cancelled; };
     run_->mu.AwaitWithTimeout(absl::Condition(&is_cancelled), timeout);
     return run_->cancelled;
   }
@@ -309,10 +305,9 @@ absl::Status AgentImpl::WaitUntilRegistered(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   auto settled = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return settled_; };
   if (!mu_.AwaitWithTimeout(absl::Condition(&settled), timeout)) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("not registered with ", options_.node, " within ",
-                     absl::FormatDuration(timeout),
-                     registration_.ok() ? "" : absl::StrCat(": ", registration_.message())));
+    return absl::DeadlineExceededError(absl::StrCat(
+        "not registered with ", options_.node, " within ", absl::FormatDuration(timeout),
+        registration_.ok() ? "" : absl::StrCat(": ", registration_.message())));
   }
   return registration_;
 }

@@ -96,9 +96,8 @@ void MemoryTaskStore::Commit(std::vector<TaskStoreOp> ops, DoneCallback done) {
 }
 
 absl::StatusOr<StoredTask> MemoryTaskStore::Load(absl::string_view id, const Row& row) const {
-  A2AMESH_ASSIGN_OR_RETURN(StoredTask task,
-                           ParseStoredTask(id, row.snapshot, row.snapshot_seq, row.last_seq,
-                                           row.info));
+  A2AMESH_ASSIGN_OR_RETURN(
+      StoredTask task, ParseStoredTask(id, row.snapshot, row.snapshot_seq, row.last_seq, row.info));
   for (const auto& [seq, event] : row.events) {
     if (seq > row.snapshot_seq) {
       A2AMESH_RETURN_IF_ERROR(AppendStoredEvent(id, seq, event, &task));
@@ -137,8 +136,7 @@ absl::StatusOr<TaskPage> MemoryTaskStore::List(const TaskQuery& query) {
   TaskPage page;
   page.total = static_cast<int64_t>(matches.size());
   for (const auto& [ms, id] : matches) {
-    if (query.has_cursor &&
-        !NewerFirst(query.cursor_status_unix_ms, query.cursor_id, ms, *id)) {
+    if (query.has_cursor && !NewerFirst(query.cursor_status_unix_ms, query.cursor_id, ms, *id)) {
       continue;
     }
     if (static_cast<int>(page.tasks.size()) == query.page_size) {

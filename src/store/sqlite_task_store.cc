@@ -48,9 +48,9 @@ class Statement {
   Statement& operator=(const Statement&) = delete;
 
   absl::Status prepared() const {
-    return rc_ == SQLITE_OK ? absl::OkStatus()
-                            : absl::InternalError(absl::StrCat("sqlite prepare: ",
-                                                               sqlite3_errmsg(db_)));
+    return rc_ == SQLITE_OK
+               ? absl::OkStatus()
+               : absl::InternalError(absl::StrCat("sqlite prepare: ", sqlite3_errmsg(db_)));
   }
   Statement& Bind(int i, absl::string_view text) {
     sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
@@ -124,13 +124,11 @@ absl::Status SqliteError(sqlite3* db, absl::string_view what) {
 
 absl::StatusOr<sqlite3*> OpenDb(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
-    std::string message =
-        absl::StrCat("cannot open task store ", path, ": ",
-                     db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    std::string message = absl::StrCat("cannot open task store ", path, ": ",
+                                       db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     sqlite3_close(db);
     return absl::UnavailableError(message);
   }
@@ -252,9 +250,8 @@ void SqliteTaskStore::Commit(std::vector<TaskStoreOp> ops, DoneCallback done) {
 void SqliteTaskStore::Flush() {
   absl::MutexLock lock(&mu_);
   int64_t target = submitted_;
-  auto flushed = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return completed_ >= target;
-  };
+  auto flushed = [this, target]()
+                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return completed_ >= target; };
   mu_.Await(absl::Condition(&flushed));
 }
 
@@ -270,9 +267,8 @@ void SqliteTaskStore::WriterLoop() {
     std::vector<Pending> batch;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return !queue_.empty() || stopping_;
-      };
+      auto ready = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !queue_.empty() || stopping_; };
       mu_.Await(absl::Condition(&ready));
       if (queue_.empty()) {
         return;  // stopping, and everything queued is written
@@ -400,8 +396,7 @@ absl::StatusOr<StoredTask> SqliteTaskStore::LoadEventsLocked(absl::string_view t
 }
 
 absl::StatusOr<StoredTask> SqliteTaskStore::LoadLocked(absl::string_view task_id) {
-  Statement row(read_db_,
-                "SELECT snapshot, snapshot_seq, last_seq, info FROM tasks WHERE id = ?1");
+  Statement row(read_db_, "SELECT snapshot, snapshot_seq, last_seq, info FROM tasks WHERE id = ?1");
   A2AMESH_RETURN_IF_ERROR(row.prepared());
   row.Bind(1, task_id);
   int rc = row.Step();
@@ -412,8 +407,7 @@ absl::StatusOr<StoredTask> SqliteTaskStore::LoadLocked(absl::string_view task_id
     return SqliteError(read_db_, absl::StrCat("read task ", task_id));
   }
   A2AMESH_ASSIGN_OR_RETURN(
-      StoredTask task,
-      ParseStoredTask(task_id, row.Blob(0), row.Int(1), row.Int(2), row.Blob(3)));
+      StoredTask task, ParseStoredTask(task_id, row.Blob(0), row.Int(1), row.Int(2), row.Blob(3)));
   return LoadEventsLocked(task_id, std::move(task));
 }
 
@@ -441,9 +435,9 @@ absl::StatusOr<TaskPage> SqliteTaskStore::List(const TaskQuery& query) {
     page_where += " AND (status_ms < :cms OR (status_ms = :cms AND id < :cid))";
   }
   std::string count_sql = absl::StrCat("SELECT COUNT(*) FROM tasks ", where);
-  std::string page_sql = absl::StrCat(
-      "SELECT id, status_ms, snapshot, snapshot_seq, last_seq, info FROM tasks ", page_where,
-      " ORDER BY status_ms DESC, id DESC LIMIT :limit");
+  std::string page_sql =
+      absl::StrCat("SELECT id, status_ms, snapshot, snapshot_seq, last_seq, info FROM tasks ",
+                   page_where, " ORDER BY status_ms DESC, id DESC LIMIT :limit");
 
   auto bind = [&](Statement& stmt) {
     if (int i = stmt.ParamIndex(":context")) stmt.Bind(i, query.context_id);

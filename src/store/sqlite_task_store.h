@@ -65,7 +65,7 @@ class SqliteTaskStore final : public TaskStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_);
 
   const std::string path_;
-  sqlite3* const write_db_;  // used by the writer thread only
+  sqlite3* const write_db_;                       // used by the writer thread only
   std::unique_ptr<WriterStatements> statements_;  // writer thread only
 
   absl::Mutex read_mu_;

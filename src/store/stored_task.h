@@ -22,8 +22,7 @@ absl::Status AppendStoredEvent(absl::string_view task_id, int64_t seq, absl::str
                                StoredTask* task);
 
 // The (status time, id) ordering of List: true if `a` comes before `b`.
-inline bool NewerFirst(int64_t a_ms, absl::string_view a_id, int64_t b_ms,
-                       absl::string_view b_id) {
+inline bool NewerFirst(int64_t a_ms, absl::string_view a_id, int64_t b_ms, absl::string_view b_id) {
   return a_ms != b_ms ? a_ms > b_ms : a_id > b_id;
 }
 

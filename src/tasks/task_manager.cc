@@ -15,11 +15,11 @@
 
 namespace a2amesh::tasks {
 
+using google::protobuf::util::TimeUtil;
 using lf::a2a::v1::Message;
 using lf::a2a::v1::StreamResponse;
 using lf::a2a::v1::Task;
 using lf::a2a::v1::TaskState;
-using google::protobuf::util::TimeUtil;
 
 namespace {
 
@@ -52,8 +52,7 @@ std::string EncodePageToken(int64_t status_ms, const std::string& id) {
 absl::Status DecodePageToken(const std::string& token, TaskQuery* query) {
   std::string raw;
   size_t slash;
-  if (!absl::WebSafeBase64Unescape(token, &raw) ||
-      (slash = raw.find('/')) == std::string::npos ||
+  if (!absl::WebSafeBase64Unescape(token, &raw) || (slash = raw.find('/')) == std::string::npos ||
       !absl::SimpleAtoi(absl::string_view(raw).substr(0, slash), &query->cursor_status_unix_ms) ||
       slash + 1 == raw.size()) {
     return InvalidFieldError("page_token", "is not a page token this node issued");
@@ -323,8 +322,7 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
     info.set_agent_id(agent_id);
     info.set_skill(request.skill);
     info.set_parent_task_id(request.parent_task_id);
-    *info.mutable_accepted_output_modes() =
-        request.request.configuration().accepted_output_modes();
+    *info.mutable_accepted_output_modes() = request.request.configuration().accepted_output_modes();
     if (request.request.has_metadata()) {
       *info.mutable_request_metadata() = request.request.metadata();
     }
@@ -350,8 +348,8 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
   }
   std::vector<TaskStoreOp> ops;
   ops.push_back(std::move(op));
-  store_.Commit(std::move(ops), [this, entry, subscriber = std::move(subscriber), task_id,
-                                 agent_id, message = std::move(message)](absl::Status status) {
+  store_.Commit(std::move(ops), [this, entry, subscriber = std::move(subscriber), task_id, agent_id,
+                                 message = std::move(message)](absl::Status status) {
     if (!status.ok()) {
       A2AMESH_LOG(Error, "task not stored; refused").With("task", task_id).With("error", status);
       Remove(task_id, agent_id);
@@ -382,24 +380,24 @@ absl::Status TaskManager::Continue(const lf::a2a::v1::SendMessageRequest& reques
   EntryPtr entry = Find(task_id);
   if (entry == nullptr) {
     A2AMESH_ASSIGN_OR_RETURN(Task ended, LoadEnded(task_id));
-    return MakeA2aError(A2aError::kUnsupportedOperation,
-                        absl::StrCat("task ", task_id, " is already ",
-                                     StateName(ended.status().state()),
-                                     " and takes no more messages"));
+    return MakeA2aError(
+        A2aError::kUnsupportedOperation,
+        absl::StrCat("task ", task_id, " is already ", StateName(ended.status().state()),
+                     " and takes no more messages"));
   }
   absl::MutexLock lock(&entry->mu);
   if (IsTerminalState(entry->task.status().state())) {
-    return MakeA2aError(A2aError::kUnsupportedOperation,
-                        absl::StrCat("task ", task_id, " is already ",
-                                     StateName(entry->task.status().state()),
-                                     " and takes no more messages"));
+    return MakeA2aError(
+        A2aError::kUnsupportedOperation,
+        absl::StrCat("task ", task_id, " is already ", StateName(entry->task.status().state()),
+                     " and takes no more messages"));
   }
   if (!request.message().context_id().empty() &&
       request.message().context_id() != entry->task.context_id()) {
-    return InvalidFieldError("message.context_id",
-                             absl::StrCat("task ", task_id, " belongs to context ",
-                                          entry->task.context_id(), ", not ",
-                                          request.message().context_id()));
+    return InvalidFieldError(
+        "message.context_id",
+        absl::StrCat("task ", task_id, " belongs to context ", entry->task.context_id(), ", not ",
+                     request.message().context_id()));
   }
   if (entry->orphaned) {
     return absl::UnavailableError(absl::StrCat("agent ", entry->info.agent_id(),
@@ -409,9 +407,8 @@ absl::Status TaskManager::Continue(const lf::a2a::v1::SendMessageRequest& reques
   if (entry->runner == nullptr) {
     absl::StatusOr<std::unique_ptr<TaskRunner>> runner = runners_.Rebind(entry->info.agent_id());
     if (!runner.ok()) {
-      return absl::UnavailableError(absl::StrCat("agent ", entry->info.agent_id(),
-                                                 ", which owns task ", task_id,
-                                                 ", is not connected"));
+      return absl::UnavailableError(absl::StrCat(
+          "agent ", entry->info.agent_id(), ", which owns task ", task_id, ", is not connected"));
     }
     entry->runner = std::move(runner).value();
   }
@@ -434,8 +431,7 @@ absl::Status TaskManager::Continue(const lf::a2a::v1::SendMessageRequest& reques
                  if (subscriber != nullptr) {
                    AttachLocked(*entry, subscriber);
                  }
-                 if (entry->runner != nullptr &&
-                     !IsTerminalState(entry->task.status().state())) {
+                 if (entry->runner != nullptr && !IsTerminalState(entry->task.status().state())) {
                    entry->runner->Assign(AssignmentLocked(*entry, assigned, /*resumed=*/false));
                  }
                });
@@ -538,10 +534,9 @@ void TaskManager::Unsubscribe(const std::string& task_id, const TaskSubscriber* 
   }
   absl::MutexLock lock(&entry->mu);
   auto& subs = entry->subscribers;
-  subs.erase(std::remove_if(subs.begin(), subs.end(),
-                            [subscriber](const Subscription& s) {
-                              return s.subscriber.get() == subscriber;
-                            }),
+  subs.erase(std::remove_if(
+                 subs.begin(), subs.end(),
+                 [subscriber](const Subscription& s) { return s.subscriber.get() == subscriber; }),
              subs.end());
 }
 
@@ -662,10 +657,10 @@ void TaskManager::AgentDisconnected(const std::string& agent_id, const std::stri
       .With("tasks", orphaned)
       .With("grace", options_.agent_grace)
       .With("reason", reason);
-  ArmGrace(agent_id, generation, options_.agent_grace,
-           absl::StrCat("agent ", agent_id, " disconnected (", reason,
-                        ") and did not come back within ",
-                        absl::FormatDuration(options_.agent_grace)));
+  ArmGrace(
+      agent_id, generation, options_.agent_grace,
+      absl::StrCat("agent ", agent_id, " disconnected (", reason, ") and did not come back within ",
+                   absl::FormatDuration(options_.agent_grace)));
 }
 
 std::vector<TaskManager::EntryPtr> TaskManager::EntriesOfLocked(const std::string& agent_id) {
@@ -679,10 +674,9 @@ std::vector<TaskManager::EntryPtr> TaskManager::EntriesOfLocked(const std::strin
   return entries;
 }
 
-void TaskManager::ArmGrace(const std::string& agent_id, uint64_t generation,
-                           absl::Duration grace, std::string reason) {
-  timers_.RunAfter(grace, [lifetime = lifetime_, agent_id, generation,
-                           reason = std::move(reason)] {
+void TaskManager::ArmGrace(const std::string& agent_id, uint64_t generation, absl::Duration grace,
+                           std::string reason) {
+  timers_.RunAfter(grace, [lifetime = lifetime_, agent_id, generation, reason = std::move(reason)] {
     absl::MutexLock lock(&lifetime->mu);
     if (lifetime->self != nullptr) {
       lifetime->self->FailOrphans(agent_id, generation, reason);
@@ -739,10 +733,10 @@ absl::Status TaskManager::Recover() {
       absl::MutexLock lock(&mu_);
       generation = agent_generation_[agent_id];
     }
-    ArmGrace(agent_id, generation, options_.recovery_grace,
-             absl::StrCat("the node restarted and agent ", agent_id,
-                          " did not register again within ",
-                          absl::FormatDuration(options_.recovery_grace)));
+    ArmGrace(
+        agent_id, generation, options_.recovery_grace,
+        absl::StrCat("the node restarted and agent ", agent_id, " did not register again within ",
+                     absl::FormatDuration(options_.recovery_grace)));
   }
   if (!stored.empty()) {
     A2AMESH_LOG(Info, "tasks recovered")

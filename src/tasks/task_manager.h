@@ -55,8 +55,7 @@ class TaskSubscriber {
   // Called with the task's lock held, one event at a time, in sequence order:
   // must not block and must not call back into the TaskManager. `task` is the
   // task with this event applied.
-  virtual void OnEvent(const lf::a2a::v1::StreamResponse& event,
-                       const lf::a2a::v1::Task& task) = 0;
+  virtual void OnEvent(const lf::a2a::v1::StreamResponse& event, const lf::a2a::v1::Task& task) = 0;
   // The subscription ends without a final event: the task could not be stored,
   // or the node is shutting down. Called without locks held.
   virtual void OnError(const absl::Status& status) = 0;
@@ -99,8 +98,8 @@ struct TaskList {
 // Executor, never from a gRPC reactor. The others never block.
 class TaskManager {
  public:
-  TaskManager(TaskManagerOptions options, TaskStore& store, RunnerFactory& runners,
-              Timers& timers, Clock& clock);
+  TaskManager(TaskManagerOptions options, TaskStore& store, RunnerFactory& runners, Timers& timers,
+              Clock& clock);
   ~TaskManager();
   TaskManager(const TaskManager&) = delete;
   TaskManager& operator=(const TaskManager&) = delete;
@@ -202,8 +201,7 @@ class TaskManager {
   // write, without locks.
   void AppendLocked(const EntryPtr& entry, lf::a2a::v1::StreamResponse event,
                     DurableCallback on_stored) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
-  void OnStored(const EntryPtr& entry, int64_t seq, absl::Status status,
-                DurableCallback on_stored);
+  void OnStored(const EntryPtr& entry, int64_t seq, absl::Status status, DurableCallback on_stored);
   void PublishReadyLocked(Entry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
   // Sends the Task as it stands to `subscriber` and adds it for later events.
   void AttachLocked(Entry& entry, std::shared_ptr<TaskSubscriber> subscriber)
@@ -221,8 +219,7 @@ class TaskManager {
   void ArmGrace(const std::string& agent_id, uint64_t generation, absl::Duration grace,
                 std::string reason);
   void FailOrphans(const std::string& agent_id, uint64_t generation, const std::string& reason);
-  lf::a2a::v1::StreamResponse StatusEventLocked(const Entry& entry,
-                                                lf::a2a::v1::TaskState state,
+  lf::a2a::v1::StreamResponse StatusEventLocked(const Entry& entry, lf::a2a::v1::TaskState state,
                                                 const std::string& text)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
 
@@ -237,8 +234,7 @@ class TaskManager {
   // Lock order: mu_ before any Entry::mu. Entry::mu is never held while taking mu_.
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, EntryPtr> active_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> by_agent_
-      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> by_agent_ ABSL_GUARDED_BY(mu_);
   // Bumped whenever an agent connects or disconnects, so that a grace timer
   // armed for an earlier disconnect does nothing.
   absl::flat_hash_map<std::string, uint64_t> agent_generation_ ABSL_GUARDED_BY(mu_);

@@ -8,12 +8,12 @@
 
 namespace a2amesh::tasks {
 
+using google::protobuf::util::TimeUtil;
 using lf::a2a::v1::Artifact;
 using lf::a2a::v1::Message;
 using lf::a2a::v1::StreamResponse;
 using lf::a2a::v1::Task;
 using lf::a2a::v1::TaskState;
-using google::protobuf::util::TimeUtil;
 
 google::protobuf::Timestamp StatusTimestamp(absl::Time time) {
   return TimeUtil::MillisecondsToTimestamp(absl::ToUnixMillis(time));
@@ -108,9 +108,9 @@ absl::Status CheckIds(absl::string_view field, const Task& task, std::string* ta
                              absl::StrCat("names task ", *task_id, ", not ", task.id()));
   }
   if (!context_id->empty() && *context_id != task.context_id()) {
-    return InvalidFieldError(absl::StrCat(field, ".context_id"),
-                             absl::StrCat("names context ", *context_id, ", not the task's ",
-                                          task.context_id()));
+    return InvalidFieldError(
+        absl::StrCat(field, ".context_id"),
+        absl::StrCat("names context ", *context_id, ", not the task's ", task.context_id()));
   }
   *task_id = task.id();
   *context_id = task.context_id();
@@ -118,8 +118,8 @@ absl::Status CheckIds(absl::string_view field, const Task& task, std::string* ta
 }
 
 absl::Status NormalizeAgentMessage(absl::string_view field, const Task& task, Message* message) {
-  A2AMESH_RETURN_IF_ERROR(CheckIds(field, task, message->mutable_task_id(),
-                                   message->mutable_context_id()));
+  A2AMESH_RETURN_IF_ERROR(
+      CheckIds(field, task, message->mutable_task_id(), message->mutable_context_id()));
   A2AMESH_RETURN_IF_ERROR(CheckParts(absl::StrCat(field, ".parts"), message->parts()));
   if (message->message_id().empty()) {
     message->set_message_id(NewUuid());
@@ -184,20 +184,19 @@ absl::Status NormalizeAgentEvent(const Task& task, absl::Time now, StreamRespons
   switch (event->payload_case()) {
     case StreamResponse::kStatusUpdate: {
       auto* update = event->mutable_status_update();
-      A2AMESH_RETURN_IF_ERROR(CheckIds("status_update", task, update->mutable_task_id(),
-                                       update->mutable_context_id()));
+      A2AMESH_RETURN_IF_ERROR(
+          CheckIds("status_update", task, update->mutable_task_id(), update->mutable_context_id()));
       if (!update->has_status()) {
         return InvalidFieldError("status_update.status", "is required");
       }
-      absl::Status transition =
-          CheckTransition(task.status().state(), update->status().state());
+      absl::Status transition = CheckTransition(task.status().state(), update->status().state());
       if (!transition.ok()) {
         return absl::Status(transition.code(),
                             absl::StrCat("status_update.status.state: ", transition.message()));
       }
       if (update->status().has_message()) {
-        A2AMESH_RETURN_IF_ERROR(NormalizeAgentMessage(
-            "status_update.status.message", task, update->mutable_status()->mutable_message()));
+        A2AMESH_RETURN_IF_ERROR(NormalizeAgentMessage("status_update.status.message", task,
+                                                      update->mutable_status()->mutable_message()));
       }
       if (!update->status().has_timestamp()) {
         *update->mutable_status()->mutable_timestamp() = StatusTimestamp(now);
@@ -209,8 +208,8 @@ absl::Status NormalizeAgentEvent(const Task& task, absl::Time now, StreamRespons
       A2AMESH_RETURN_IF_ERROR(CheckIds("artifact_update", task, update->mutable_task_id(),
                                        update->mutable_context_id()));
       if (IsTerminalState(task.status().state())) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "artifact_update: the task is already ", StateName(task.status().state())));
+        return absl::FailedPreconditionError(absl::StrCat("artifact_update: the task is already ",
+                                                          StateName(task.status().state())));
       }
       if (!update->has_artifact()) {
         return InvalidFieldError("artifact_update.artifact", "is required");
@@ -227,8 +226,9 @@ absl::Status NormalizeAgentEvent(const Task& task, absl::Time now, StreamRespons
       }
       return NormalizeAgentMessage("message", task, event->mutable_message());
     case StreamResponse::kTask:
-      return InvalidFieldError("event.task", "agents send status, artifact and message events; "
-                                             "the node owns the Task");
+      return InvalidFieldError("event.task",
+                               "agents send status, artifact and message events; "
+                               "the node owns the Task");
     case StreamResponse::PAYLOAD_NOT_SET:
       break;
   }

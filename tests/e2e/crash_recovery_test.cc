@@ -53,14 +53,13 @@ class CrashRecoveryTest : public ::testing::Test {
 
   Subprocess StartMeshd(const std::string& ready_file) {
     std::remove(ready_file.c_str());
-    absl::StatusOr<Subprocess> meshd = Subprocess::Start(
-        {BinaryPath("meshd"), "--node-id", "crash", "--grpc-address", address_, "--data-dir",
-         dir_.File("data"), "--ready-file", ready_file, "--recovery-grace", "30s",
-         "--agent-lease", "3s"},
-        dir_.File("meshd.log"));
+    absl::StatusOr<Subprocess> meshd =
+        Subprocess::Start({BinaryPath("meshd"), "--node-id", "crash", "--grpc-address", address_,
+                           "--data-dir", dir_.File("data"), "--ready-file", ready_file,
+                           "--recovery-grace", "30s", "--agent-lease", "3s"},
+                          dir_.File("meshd.log"));
     EXPECT_TRUE(meshd.ok()) << meshd.status();
-    absl::StatusOr<std::string> ready =
-        testing::WaitForReadyFile(ready_file, absl::Seconds(20));
+    absl::StatusOr<std::string> ready = testing::WaitForReadyFile(ready_file, absl::Seconds(20));
     EXPECT_TRUE(ready.ok()) << ready.status() << "\n"
                             << testing::ReadFileOrEmpty(dir_.File("meshd.log"));
     return std::move(meshd).value();
@@ -120,10 +119,12 @@ TEST_F(CrashRecoveryTest, NoAcceptedTaskIsLostOrDuplicatedAcrossSigkill) {
       }
     });
   }
-  ASSERT_TRUE(WaitFor([&] {
-    absl::MutexLock lock(&mu);
-    return received.size() >= kTasks;
-  }, absl::Seconds(30)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        absl::MutexLock lock(&mu);
+        return received.size() >= kTasks;
+      },
+      absl::Seconds(30)));
   meshd.Signal(SIGKILL);
   ASSERT_EQ(*meshd.Wait(absl::Seconds(10)), 128 + SIGKILL);
   // Let the clients run into the dead node for a moment, then stop them.
@@ -180,16 +181,18 @@ TEST_F(CrashRecoveryTest, NoAcceptedTaskIsLostOrDuplicatedAcrossSigkill) {
   // No duplicates in the store either: each received id is listed exactly once.
   // The store may hold a few tasks no client heard of (accepted as the node
   // died); list once all of them have finished, so that the order is stable.
-  ASSERT_TRUE(WaitFor([&] {
-    lf::a2a::v1::ListTasksRequest all;
-    lf::a2a::v1::ListTasksRequest done;
-    done.set_status(lf::a2a::v1::TASK_STATE_COMPLETED);
-    lf::a2a::v1::ListTasksResponse all_page;
-    lf::a2a::v1::ListTasksResponse done_page;
-    return stub->ListTasks(A2aContext().get(), all, &all_page).ok() &&
-           stub->ListTasks(A2aContext().get(), done, &done_page).ok() &&
-           all_page.total_size() == done_page.total_size();
-  }, absl::Seconds(60)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        lf::a2a::v1::ListTasksRequest all;
+        lf::a2a::v1::ListTasksRequest done;
+        done.set_status(lf::a2a::v1::TASK_STATE_COMPLETED);
+        lf::a2a::v1::ListTasksResponse all_page;
+        lf::a2a::v1::ListTasksResponse done_page;
+        return stub->ListTasks(A2aContext().get(), all, &all_page).ok() &&
+               stub->ListTasks(A2aContext().get(), done, &done_page).ok() &&
+               all_page.total_size() == done_page.total_size();
+      },
+      absl::Seconds(60)));
   std::map<std::string, int> listed;
   std::string token;
   do {

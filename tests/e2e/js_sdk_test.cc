@@ -26,11 +26,11 @@ namespace a2amesh {
 namespace {
 
 using ::a2amesh::testing::Subprocess;
-using ::testing::HasSubstr;
 using google::protobuf::util::JsonStringToMessage;
 using google::protobuf::util::MessageToJsonString;
 using lf::a2a::v1::StreamResponse;
 using lf::a2a::v1::Task;
+using ::testing::HasSubstr;
 
 struct Step {
   std::string step;

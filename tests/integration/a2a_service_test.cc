@@ -11,12 +11,12 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tasks/task_manager.h"
 #include "testing/cards.h"
 #include "testing/node_harness.h"
 #include "testing/proto_builders.h"
 #include "testing/temp_dir.h"
 #include "testing/wait.h"
-#include "tasks/task_manager.h"
 
 namespace a2amesh {
 namespace {
@@ -29,10 +29,10 @@ using ::a2amesh::testing::NodeHarness;
 using ::a2amesh::testing::ReadAll;
 using ::a2amesh::testing::SendText;
 using ::a2amesh::testing::WaitFor;
-using ::testing::HasSubstr;
-using ::testing::SizeIs;
 using lf::a2a::v1::StreamResponse;
 using lf::a2a::v1::Task;
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
 
 lf::a2a::v1::SendMessageRequest ForSkill(const std::string& skill, const std::string& text) {
   lf::a2a::v1::SendMessageRequest request = SendText(text);
@@ -510,8 +510,7 @@ TEST(A2aLimitsTest, OpenStreamsAreLimited) {
   NodeHarness harness(options);
   auto stub = harness.NewA2aStub();
   absl::Notification release;
-  auto agent = harness.StartAgent({{"slow", Card("slow", {"slow"}), 4,
-                                    [&](sdk::TaskContext& task) {
+  auto agent = harness.StartAgent({{"slow", Card("slow", {"slow"}), 4, [&](sdk::TaskContext& task) {
                                       task.SetWorking();
                                       release.WaitForNotificationWithTimeout(absl::Seconds(20));
                                     }}});
@@ -534,8 +533,7 @@ TEST(A2aDrainTest, ADrainingNodeRefusesNewTasksButFinishesRunningOnes) {
   NodeHarness harness;
   auto stub = harness.NewA2aStub();
   absl::Notification release;
-  auto agent = harness.StartAgent({{"slow", Card("slow", {"slow"}), 4,
-                                    [&](sdk::TaskContext& task) {
+  auto agent = harness.StartAgent({{"slow", Card("slow", {"slow"}), 4, [&](sdk::TaskContext& task) {
                                       release.WaitForNotificationWithTimeout(absl::Seconds(20));
                                       task.Complete("finished");
                                     }}});

@@ -23,8 +23,8 @@ using ::a2amesh::testing::Card;
 using ::a2amesh::testing::NodeHarness;
 using ::a2amesh::testing::SendText;
 using ::a2amesh::testing::WaitFor;
-using ::testing::HasSubstr;
 using lf::a2a::v1::Task;
+using ::testing::HasSubstr;
 
 // One raw AgentHost stream, driven by the test.
 class RawAgent {
@@ -190,8 +190,7 @@ TEST(AgentHostLimitsTest, CardSizeAndAgentCountLimitsNameTheFlag) {
 }
 
 TEST_F(AgentHostTest, ADisconnectedAgentsTasksFailWithAReason) {
-  auto agent = harness_.StartAgent({{"slow", Card("slow", {"slow"}), 4,
-                                     [](sdk::TaskContext& task) {
+  auto agent = harness_.StartAgent({{"slow", Card("slow", {"slow"}), 4, [](sdk::TaskContext& task) {
                                        task.SetWorking();
                                        task.WaitForCancel(absl::Seconds(30));
                                      }}});
@@ -259,8 +258,10 @@ TEST_F(AgentHostTest, RefusedUpdatesComeBackAndKeepTheStreamOpen) {
   ASSERT_TRUE(agent.Read(&message));
   ASSERT_TRUE(message.has_update_rejected()) << message.DebugString();
   EXPECT_EQ(message.update_rejected().task_id(), id);
-  EXPECT_EQ(message.update_rejected().code(), static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION));
-  EXPECT_THAT(message.update_rejected().reason(), HasSubstr("cannot go back to submitted (only the node submits)"));
+  EXPECT_EQ(message.update_rejected().code(),
+            static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION));
+  EXPECT_THAT(message.update_rejected().reason(),
+              HasSubstr("cannot go back to submitted (only the node submits)"));
 
   ASSERT_TRUE(agent.Update("n1~other", testing::Status(lf::a2a::v1::TASK_STATE_WORKING)));
   ASSERT_TRUE(agent.Read(&message));
@@ -268,7 +269,8 @@ TEST_F(AgentHostTest, RefusedUpdatesComeBackAndKeepTheStreamOpen) {
 
   // Still usable.
   ASSERT_TRUE(agent.Update(id, testing::Status(lf::a2a::v1::TASK_STATE_COMPLETED)));
-  ASSERT_TRUE(WaitFor([&] { return Get(id).status().state() == lf::a2a::v1::TASK_STATE_COMPLETED; }));
+  ASSERT_TRUE(
+      WaitFor([&] { return Get(id).status().state() == lf::a2a::v1::TASK_STATE_COMPLETED; }));
 }
 
 TEST(AgentHostLeaseTest, ASilentAgentLosesItsLease) {

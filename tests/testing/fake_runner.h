@@ -103,8 +103,7 @@ class FakeRunnerFactory final : public tasks::RunnerFactory {
 // Records what a subscription receives. Thread-safe.
 class RecordingSubscriber final : public tasks::TaskSubscriber {
  public:
-  void OnEvent(const lf::a2a::v1::StreamResponse& event,
-               const lf::a2a::v1::Task& task) override {
+  void OnEvent(const lf::a2a::v1::StreamResponse& event, const lf::a2a::v1::Task& task) override {
     absl::MutexLock lock(&mu_);
     events_.push_back(event);
     last_task_ = task;

@@ -9,8 +9,8 @@ namespace a2amesh::testing {
 
 TempDir::TempDir() {
   const char* base = getenv("TMPDIR");
-  std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
-                        "/a2amesh-test-XXXXXX";
+  std::string pattern =
+      std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/a2amesh-test-XXXXXX";
   char* made = mkdtemp(pattern.data());
   if (made == nullptr) {
     std::perror("mkdtemp");

@@ -28,8 +28,8 @@ int ServeUntilSignal(const std::string& program, const AgentFlags& flags,
   sdk::AgentOptions options;
   options.node = flags.node;
   options.instance = program;
-  options.agents.push_back({flags.agent_id, std::move(card), flags.max_concurrency,
-                            std::move(handler)});
+  options.agents.push_back(
+      {flags.agent_id, std::move(card), flags.max_concurrency, std::move(handler)});
   absl::StatusOr<std::unique_ptr<sdk::Agent>> agent = sdk::Agent::Start(std::move(options));
   if (!agent.ok()) {
     std::fprintf(stderr, "%s: %s\n", program.c_str(),

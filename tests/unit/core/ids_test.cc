@@ -17,7 +17,8 @@ TEST(IdsTest, UuidsAreVersion4AndUnique) {
   absl::flat_hash_set<std::string> seen;
   for (int i = 0; i < 1000; ++i) {
     std::string id = NewUuid();
-    EXPECT_THAT(id, MatchesRegex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"));
+    EXPECT_THAT(
+        id, MatchesRegex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"));
     EXPECT_TRUE(seen.insert(id).second) << id;
   }
 }

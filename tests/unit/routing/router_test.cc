@@ -106,8 +106,8 @@ TEST_F(RouterTest, PicksAnAgentWithTheSkill) {
 TEST_F(RouterTest, ErrorsSayWhatWasAskedAndWhatExists) {
   Selector selector;
   selector.skill = "echo";
-  EXPECT_THAT(router_.Pick(selector),
-              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no agents are registered")));
+  EXPECT_THAT(router_.Pick(selector), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                               HasSubstr("no agents are registered")));
   Add("echo", Card("echo", {"echo"}, {"fast"}));
   Add("shout", Card("shout", {"shout"}));
   selector.skill = "translate";
@@ -133,8 +133,8 @@ TEST_F(RouterTest, ErrorsSayWhatWasAskedAndWhatExists) {
                        HasSubstr("no matching skill accepts input image/png")));
   selector.input_media_types = {"text/plain"};
   selector.accepted_output_modes = {"audio/mpeg"};
-  EXPECT_THAT(router_.Pick(selector),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("produces any of audio/mpeg")));
+  EXPECT_THAT(router_.Pick(selector), StatusIs(absl::StatusCode::kInvalidArgument,
+                                               HasSubstr("produces any of audio/mpeg")));
 }
 
 TEST_F(RouterTest, RespectsMaxConcurrency) {

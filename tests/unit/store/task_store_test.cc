@@ -1,3 +1,5 @@
+#include "a2amesh/task_store.h"
+
 #include <sqlite3.h>
 
 #include <functional>
@@ -5,7 +7,6 @@
 #include <string>
 #include <vector>
 
-#include "a2amesh/task_store.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
@@ -20,11 +21,11 @@ namespace {
 
 using ::a2amesh::testing::IsOk;
 using ::a2amesh::testing::StatusIs;
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using lf::a2a::v1::StreamResponse;
 using lf::a2a::v1::Task;
 using lf::a2a::v1::TaskState;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 
 TaskStoreOp CreateOp(const std::string& id, const std::string& context, int64_t status_ms,
                      const std::string& agent = "echo") {
@@ -155,9 +156,9 @@ TEST_P(TaskStoreTest, ABadCommitFailsAloneAndChangesNothing) {
   };
   store_->Commit({CreateOp("n~2", "ctx", 1000)}, record(0));
   // Duplicate id: the whole commit fails, including its valid event.
-  store_->Commit({EventOp("n~2", 1, lf::a2a::v1::TASK_STATE_WORKING, 1001),
-                  CreateOp("n~1", "ctx", 1000)},
-                 record(1));
+  store_->Commit(
+      {EventOp("n~2", 1, lf::a2a::v1::TASK_STATE_WORKING, 1001), CreateOp("n~1", "ctx", 1000)},
+      record(1));
   store_->Commit({EventOp("n~nope", 1, lf::a2a::v1::TASK_STATE_WORKING, 1001)}, record(2));
   all.WaitForNotification();
   EXPECT_THAT(results[0], IsOk());
@@ -199,8 +200,7 @@ TEST_P(TaskStoreTest, ListsNewestFirstWithFiltersAndCursor) {
   ASSERT_THAT(CommitAndWait({CreateOp("n~a", "c1", 1000), CreateOp("n~b", "c1", 3000),
                              CreateOp("n~c", "c2", 2000), CreateOp("n~d", "c1", 3000, "other")}),
               IsOk());
-  ASSERT_THAT(CommitAndWait({EventOp("n~a", 1, lf::a2a::v1::TASK_STATE_COMPLETED, 4000)}),
-              IsOk());
+  ASSERT_THAT(CommitAndWait({EventOp("n~a", 1, lf::a2a::v1::TASK_STATE_COMPLETED, 4000)}), IsOk());
 
   TaskQuery all;
   absl::StatusOr<TaskPage> page = store_->List(all);
@@ -238,11 +238,11 @@ TEST_P(TaskStoreTest, LoadUnfinishedSkipsTerminalTasks) {
   ASSERT_THAT(CommitAndWait({CreateOp("n~done", "c", 1000), CreateOp("n~running", "c", 1000),
                              CreateOp("n~waiting", "c", 1000)}),
               IsOk());
-  ASSERT_THAT(CommitAndWait({EventOp("n~done", 1, lf::a2a::v1::TASK_STATE_FAILED, 1001),
-                             EventOp("n~running", 1, lf::a2a::v1::TASK_STATE_WORKING, 1001),
-                             EventOp("n~waiting", 1, lf::a2a::v1::TASK_STATE_INPUT_REQUIRED,
-                                     1001)}),
-              IsOk());
+  ASSERT_THAT(
+      CommitAndWait({EventOp("n~done", 1, lf::a2a::v1::TASK_STATE_FAILED, 1001),
+                     EventOp("n~running", 1, lf::a2a::v1::TASK_STATE_WORKING, 1001),
+                     EventOp("n~waiting", 1, lf::a2a::v1::TASK_STATE_INPUT_REQUIRED, 1001)}),
+      IsOk());
   absl::StatusOr<std::vector<StoredTask>> tasks = store_->LoadUnfinished();
   ASSERT_THAT(tasks, IsOk());
   std::vector<std::string> ids;
@@ -256,17 +256,16 @@ TEST_P(TaskStoreTest, LoadUnfinishedSkipsTerminalTasks) {
 
 INSTANTIATE_TEST_SUITE_P(
     Stores, TaskStoreTest,
-    ::testing::Values(
-        StoreFactory{"Memory",
-                     [](const std::string&) -> std::unique_ptr<TaskStore> {
-                       return std::make_unique<MemoryTaskStore>();
-                     }},
-        StoreFactory{"Sqlite",
-                     [](const std::string& dir) -> std::unique_ptr<TaskStore> {
-                       auto store = SqliteTaskStore::Open({dir + "/tasks.db", true});
-                       EXPECT_THAT(store, IsOk());
-                       return std::move(store).value();
-                     }}),
+    ::testing::Values(StoreFactory{"Memory",
+                                   [](const std::string&) -> std::unique_ptr<TaskStore> {
+                                     return std::make_unique<MemoryTaskStore>();
+                                   }},
+                      StoreFactory{"Sqlite",
+                                   [](const std::string& dir) -> std::unique_ptr<TaskStore> {
+                                     auto store = SqliteTaskStore::Open({dir + "/tasks.db", true});
+                                     EXPECT_THAT(store, IsOk());
+                                     return std::move(store).value();
+                                   }}),
     [](const ::testing::TestParamInfo<StoreFactory>& info) { return info.param.name; });
 
 TEST(SqliteTaskStoreTest, SurvivesReopen) {
@@ -276,12 +275,12 @@ TEST(SqliteTaskStoreTest, SurvivesReopen) {
     auto store = SqliteTaskStore::Open(options);
     ASSERT_THAT(store, IsOk());
     absl::Notification done;
-    (*store)->Commit({CreateOp("n~1", "ctx", 1000),
-                      EventOp("n~1", 1, lf::a2a::v1::TASK_STATE_WORKING, 1001)},
-                     [&](absl::Status status) {
-                       EXPECT_THAT(status, IsOk());
-                       done.Notify();
-                     });
+    (*store)->Commit(
+        {CreateOp("n~1", "ctx", 1000), EventOp("n~1", 1, lf::a2a::v1::TASK_STATE_WORKING, 1001)},
+        [&](absl::Status status) {
+          EXPECT_THAT(status, IsOk());
+          done.Notify();
+        });
     done.WaitForNotification();
   }
   auto store = SqliteTaskStore::Open(options);

@@ -23,10 +23,10 @@ using ::a2amesh::testing::RecordingSubscriber;
 using ::a2amesh::testing::SendText;
 using ::a2amesh::testing::Status;
 using ::a2amesh::testing::StatusIs;
-using ::testing::HasSubstr;
-using ::testing::SizeIs;
 using lf::a2a::v1::StreamResponse;
 using lf::a2a::v1::Task;
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
 
 class TaskManagerTest : public ::testing::Test {
  protected:
@@ -132,9 +132,9 @@ TEST_F(TaskManagerTest, TerminalTasksLeaveMemoryAndReadBackFromTheStore) {
               IsOk());
   ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, id, ArtifactChunk("out", "b", true, true)),
               IsOk());
-  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, id,
-                                        Status(lf::a2a::v1::TASK_STATE_COMPLETED, "done")),
-              IsOk());
+  ASSERT_THAT(
+      manager_->ApplyAgentEvent({"echo"}, id, Status(lf::a2a::v1::TASK_STATE_COMPLETED, "done")),
+      IsOk());
   store_.Flush();
   EXPECT_EQ(manager_->active_tasks(), 0u);
   EXPECT_EQ(runners_.Connect("echo")->slots(), 0);
@@ -151,9 +151,11 @@ TEST_F(TaskManagerTest, TerminalTasksLeaveMemoryAndReadBackFromTheStore) {
 TEST_F(TaskManagerTest, RefusesIllegalTransitionsAndOtherAgentsEvents) {
   std::string id = CreateTask("echo");
   EXPECT_THAT(manager_->ApplyAgentEvent({"intruder"}, id, Status(lf::a2a::v1::TASK_STATE_WORKING)),
-              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("belongs to agent echo, not to intruder")));
-  EXPECT_THAT(manager_->ApplyAgentEvent({"echo"}, "n1~nope", Status(lf::a2a::v1::TASK_STATE_WORKING)),
-              StatusIs(absl::StatusCode::kNotFound));
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       HasSubstr("belongs to agent echo, not to intruder")));
+  EXPECT_THAT(
+      manager_->ApplyAgentEvent({"echo"}, "n1~nope", Status(lf::a2a::v1::TASK_STATE_WORKING)),
+      StatusIs(absl::StatusCode::kNotFound));
   ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, id, Status(lf::a2a::v1::TASK_STATE_WORKING)),
               IsOk());
   EXPECT_THAT(manager_->ApplyAgentEvent({"echo"}, id, Status(lf::a2a::v1::TASK_STATE_SUBMITTED)),
@@ -233,8 +235,7 @@ TEST_F(TaskManagerTest, ADisconnectedAgentsTasksFailAfterTheGrace) {
   EXPECT_EQ(task->status().state(), lf::a2a::v1::TASK_STATE_FAILED);
   EXPECT_THAT(task->status().message().parts(0).text(),
               HasSubstr("agent echo disconnected (stream closed)"));
-  EXPECT_EQ(sub->events().back().status_update().status().state(),
-            lf::a2a::v1::TASK_STATE_FAILED);
+  EXPECT_EQ(sub->events().back().status_update().status().state(), lf::a2a::v1::TASK_STATE_FAILED);
 }
 
 TEST_F(TaskManagerTest, AnAgentThatComesBackInTimeGetsItsTasksAgain) {
@@ -295,8 +296,9 @@ TEST_F(TaskManagerTest, RecoverResumesOrFailsUnfinishedTasks) {
   EXPECT_EQ(manager_->Get(resumed)->status().state(), lf::a2a::v1::TASK_STATE_WORKING);
   EXPECT_EQ(manager_->Get(waiting)->status().state(), lf::a2a::v1::TASK_STATE_INPUT_REQUIRED);
   // The event log continues where it left off.
-  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, resumed, Status(lf::a2a::v1::TASK_STATE_COMPLETED)),
-              IsOk());
+  ASSERT_THAT(
+      manager_->ApplyAgentEvent({"echo"}, resumed, Status(lf::a2a::v1::TASK_STATE_COMPLETED)),
+      IsOk());
   store_.Flush();
   EXPECT_EQ(manager_->Get(resumed)->status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
 }

@@ -12,9 +12,9 @@ using ::a2amesh::testing::ArtifactChunk;
 using ::a2amesh::testing::IsOk;
 using ::a2amesh::testing::Status;
 using ::a2amesh::testing::StatusIs;
-using ::testing::HasSubstr;
 using lf::a2a::v1::StreamResponse;
 using lf::a2a::v1::Task;
+using ::testing::HasSubstr;
 
 Task Working() {
   Task task;
@@ -42,15 +42,13 @@ TEST(TaskStateTest, LegalAndIllegalTransitions) {
       IsOk());
   EXPECT_THAT(CheckTransition(lf::a2a::v1::TASK_STATE_WORKING, lf::a2a::v1::TASK_STATE_SUBMITTED),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("back to submitted")));
-  EXPECT_THAT(
-      CheckTransition(lf::a2a::v1::TASK_STATE_SUBMITTED, lf::a2a::v1::TASK_STATE_SUBMITTED),
-      StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("only the node submits")));
+  EXPECT_THAT(CheckTransition(lf::a2a::v1::TASK_STATE_SUBMITTED, lf::a2a::v1::TASK_STATE_SUBMITTED),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("only the node submits")));
   EXPECT_THAT(
       CheckTransition(lf::a2a::v1::TASK_STATE_INPUT_REQUIRED, lf::a2a::v1::TASK_STATE_REJECTED),
       StatusIs(absl::StatusCode::kFailedPrecondition));
-  EXPECT_THAT(
-      CheckTransition(lf::a2a::v1::TASK_STATE_WORKING, lf::a2a::v1::TASK_STATE_UNSPECIFIED),
-      StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(CheckTransition(lf::a2a::v1::TASK_STATE_WORKING, lf::a2a::v1::TASK_STATE_UNSPECIFIED),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(TaskStateTest, FinalEventsAreTerminalOrInterruptedStatusUpdates) {
