@@ -43,7 +43,10 @@ class A2aService::StreamSink final : public tasks::TaskSubscriber {
       case Writes::Result::kClosed:
         return;
       case Writes::Result::kQueued:
-        if (tasks::IsFinalEvent(event)) {
+        // A final event ends the stream; so does a first Task that has already
+        // ended (a follow-up that raced with a cancel).
+        if (tasks::IsFinalEvent(event) ||
+            (event.has_task() && IsTerminalState(task.status().state()))) {
           writes_.Finish(grpc::Status::OK);
         }
         return;
