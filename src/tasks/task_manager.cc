@@ -220,7 +220,22 @@ void TaskManager::AppendLocked(const EntryPtr& entry, StreamResponse event,
   const bool final = IsFinalEvent(event);
   const bool terminal = final && IsTerminalState(state);
 
-  std::vector<TaskStoreOp> ops(1);
+  std::vector<TaskStoreOp> ops;
+  if (entry->hosted) {
+    // Not stored here (its owner stores it); the empty commit keeps the
+    // completion callback in order with everything else.
+    if (final) {
+      entry->runner.reset();
+    }
+    entry->pending.push_back(PendingEvent{seq, std::move(event), /*ready=*/true});
+    PublishReadyLocked(*entry);
+    store_.Commit(std::move(ops), [this, entry, seq,
+                                   on_stored = std::move(on_stored)](absl::Status status) mutable {
+      OnStored(entry, seq, std::move(status), std::move(on_stored));
+    });
+    return;
+  }
+  ops.resize(1);
   ops[0].kind = TaskStoreOp::Kind::kEvent;
   ops[0].task_id = entry->task.id();
   ops[0].seq = seq;
@@ -254,12 +269,15 @@ void TaskManager::AppendLocked(const EntryPtr& entry, StreamResponse event,
 void TaskManager::OnStored(const EntryPtr& entry, int64_t seq, absl::Status status,
                            DurableCallback on_stored) {
   bool remove = false;
+  bool cascade = false;
   std::string task_id;
   std::string agent_id;
+  std::string parent_id;
   {
     absl::MutexLock lock(&entry->mu);
     task_id = entry->task.id();
     agent_id = entry->info.agent_id();
+    parent_id = entry->info.parent_task_id();
     if (!status.ok()) {
       // Publishing anyway keeps clients going; the store error is logged once
       // per batch by the store and here per event.
@@ -274,23 +292,42 @@ void TaskManager::OnStored(const EntryPtr& entry, int64_t seq, absl::Status stat
       }
     }
     PublishReadyLocked(*entry);
-    remove = IsTerminalState(entry->task.status().state()) && entry->pending.empty() &&
-             seq == entry->next_seq - 1;
+    const TaskState state = entry->task.status().state();
+    // A task leaves memory once its terminal state is stored; a hosted turn
+    // once it reaches a final state.
+    bool over = IsTerminalState(state) || (entry->hosted && IsInterruptedState(state));
+    remove = over && entry->pending.empty() && seq == entry->next_seq - 1;
+    cascade = remove && (state == lf::a2a::v1::TASK_STATE_CANCELED ||
+                         state == lf::a2a::v1::TASK_STATE_FAILED ||
+                         state == lf::a2a::v1::TASK_STATE_REJECTED);
     if (remove) {
       entry->subscribers.clear();
     }
   }
   if (remove) {
-    Remove(task_id, agent_id);
+    Remove(task_id, agent_id, parent_id);
+  }
+  if (cascade) {
+    CancelChildren(task_id, absl::StrCat("its parent task ", task_id, " ended"));
   }
   if (on_stored) {
     on_stored(std::move(status));
   }
 }
 
-void TaskManager::Remove(const std::string& task_id, const std::string& agent_id) {
+void TaskManager::Remove(const std::string& task_id, const std::string& agent_id,
+                         const std::string& parent_task_id) {
   absl::MutexLock lock(&mu_);
   active_.erase(task_id);
+  if (!parent_task_id.empty()) {
+    auto siblings = children_.find(parent_task_id);
+    if (siblings != children_.end()) {
+      siblings->second.erase(task_id);
+      if (siblings->second.empty()) {
+        children_.erase(siblings);
+      }
+    }
+  }
   auto it = by_agent_.find(agent_id);
   if (it != by_agent_.end()) {
     it->second.erase(task_id);
@@ -327,6 +364,12 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
       *info.mutable_request_metadata() = request.request.metadata();
     }
     info.set_created_unix_ms(absl::ToUnixMillis(clock_.Now()));
+    for (const std::string& hop : request.hops) {
+      info.add_hops(hop);
+    }
+    if (request.deadline != absl::InfiniteFuture()) {
+      info.set_deadline_unix_ms(absl::ToUnixMillis(request.deadline));
+    }
     entry->runner = std::move(request.runner);
 
     op.kind = TaskStoreOp::Kind::kCreate;
@@ -345,14 +388,21 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
     }
     active_[task_id] = entry;
     by_agent_[agent_id].insert(task_id);
+    if (!request.parent_task_id.empty()) {
+      children_[request.parent_task_id].insert(task_id);
+    }
+  }
+  if (request.deadline != absl::InfiniteFuture()) {
+    ArmDeadline(task_id, request.deadline);
   }
   std::vector<TaskStoreOp> ops;
   ops.push_back(std::move(op));
   store_.Commit(std::move(ops), [this, entry, subscriber = std::move(subscriber), task_id, agent_id,
+                                 parent_id = request.parent_task_id,
                                  message = std::move(message)](absl::Status status) {
     if (!status.ok()) {
       A2AMESH_LOG(Error, "task not stored; refused").With("task", task_id).With("error", status);
-      Remove(task_id, agent_id);
+      Remove(task_id, agent_id, parent_id);
       {
         absl::MutexLock lock(&entry->mu);
         entry->runner.reset();
@@ -372,6 +422,126 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
     }
   });
   return absl::OkStatus();
+}
+
+absl::Status TaskManager::Host(HostedTask hosted, std::shared_ptr<TaskSubscriber> subscriber) {
+  const std::string task_id = hosted.task.id();
+  const std::string agent_id = hosted.info.agent_id();
+  auto entry = std::make_shared<Entry>();
+  {
+    absl::MutexLock lock(&entry->mu);
+    entry->task = std::move(hosted.task);
+    entry->info = std::move(hosted.info);
+    entry->runner = std::move(hosted.runner);
+    entry->hosted = true;
+    // Only new events: the owner already has the task.
+    entry->subscribers.push_back(Subscription{std::move(subscriber), entry->next_seq});
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutting_down_) {
+      return absl::UnavailableError("the node is shutting down");
+    }
+    if (active_.contains(task_id)) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("a turn of task ", task_id, " is already running on this node"));
+    }
+    active_[task_id] = entry;
+    by_agent_[agent_id].insert(task_id);
+  }
+  absl::Time deadline = absl::InfiniteFuture();
+  {
+    absl::MutexLock lock(&entry->mu);
+    if (entry->info.deadline_unix_ms() > 0) {
+      deadline = absl::FromUnixMillis(entry->info.deadline_unix_ms());
+    }
+    entry->runner->Assign(AssignmentLocked(*entry, hosted.message, /*resumed=*/false));
+  }
+  if (deadline != absl::InfiniteFuture()) {
+    ArmDeadline(task_id, deadline);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TaskManager::ApplyRunnerEvent(const TaskRunner* runner, const std::string& task_id,
+                                           StreamResponse event) {
+  EntryPtr entry = Find(task_id);
+  if (entry == nullptr) {
+    return absl::NotFoundError(absl::StrCat("task ", task_id, " is not active on this node"));
+  }
+  absl::MutexLock lock(&entry->mu);
+  if (entry->runner.get() != runner) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("task ", task_id, " is no longer run by ", runner->agent_id()));
+  }
+  A2AMESH_RETURN_IF_ERROR(NormalizeAgentEvent(entry->task, clock_.Now(), &event));
+  AppendLocked(entry, std::move(event), nullptr);
+  return absl::OkStatus();
+}
+
+void TaskManager::RunnerFailed(const TaskRunner* runner, const std::string& task_id,
+                               const std::string& reason) {
+  EntryPtr entry = Find(task_id);
+  if (entry == nullptr) {
+    return;
+  }
+  absl::MutexLock lock(&entry->mu);
+  if (entry->runner.get() == runner) {
+    FailLocked(entry, reason);
+  }
+}
+
+absl::StatusOr<v1::TaskInfo> TaskManager::ActiveInfo(const std::string& task_id) const {
+  EntryPtr entry = Find(task_id);
+  if (entry == nullptr) {
+    return absl::NotFoundError(absl::StrCat("task ", task_id, " is not active on this node"));
+  }
+  absl::MutexLock lock(&entry->mu);
+  return entry->info;
+}
+
+void TaskManager::CancelChildren(const std::string& parent_task_id, const std::string& reason) {
+  std::vector<std::string> children;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = children_.find(parent_task_id);
+    if (it == children_.end()) {
+      return;
+    }
+    children.assign(it->second.begin(), it->second.end());
+  }
+  for (const std::string& child : children) {
+    CancelActive(child, reason);
+  }
+}
+
+void TaskManager::CancelActive(const std::string& task_id, const std::string& reason) {
+  EntryPtr entry = Find(task_id);
+  if (entry == nullptr) {
+    return;
+  }
+  absl::MutexLock lock(&entry->mu);
+  if (!IsTerminalState(entry->task.status().state())) {
+    CancelLocked(entry, reason, nullptr);
+  }
+}
+
+void TaskManager::ArmDeadline(const std::string& task_id, absl::Time deadline) {
+  timers_.RunAfter(deadline - clock_.Now(), [lifetime = lifetime_, task_id] {
+    absl::MutexLock lock(&lifetime->mu);
+    if (lifetime->self != nullptr) {
+      lifetime->self->FailIfActive(task_id, "the task's deadline passed");
+    }
+  });
+}
+
+void TaskManager::FailIfActive(const std::string& task_id, const std::string& reason) {
+  EntryPtr entry = Find(task_id);
+  if (entry == nullptr) {
+    return;
+  }
+  absl::MutexLock lock(&entry->mu);
+  FailLocked(entry, reason);
 }
 
 absl::Status TaskManager::Continue(const lf::a2a::v1::SendMessageRequest& request,
@@ -486,6 +656,20 @@ void TaskManager::Cancel(const std::string& task_id, const std::string& reason,
                                    "; it cannot be canceled")));
     return;
   }
+  // The reply waits for the store, like every answer that ends a task.
+  CancelLocked(entry, reason, [entry, done = std::move(done)](absl::Status) mutable {
+    Task canceled;
+    {
+      absl::MutexLock lock(&entry->mu);
+      canceled = entry->task;
+    }
+    done(std::move(canceled));
+  });
+}
+
+void TaskManager::CancelLocked(const EntryPtr& entry, const std::string& reason,
+                               DurableCallback on_stored) {
+  const std::string& task_id = entry->task.id();
   if (entry->runner != nullptr) {
     entry->runner->Cancel(task_id, reason);
   } else if (absl::StatusOr<std::unique_ptr<TaskRunner>> runner =
@@ -495,16 +679,8 @@ void TaskManager::Cancel(const std::string& task_id, const std::string& reason,
     (*runner)->Cancel(task_id, reason);
   }
   entry->orphaned = false;
-  // The reply waits for the store, like every answer that ends a task.
   AppendLocked(entry, StatusEventLocked(*entry, lf::a2a::v1::TASK_STATE_CANCELED, reason),
-               [entry, done = std::move(done)](absl::Status) mutable {
-                 Task canceled;
-                 {
-                   absl::MutexLock lock(&entry->mu);
-                   canceled = entry->task;
-                 }
-                 done(std::move(canceled));
-               });
+               std::move(on_stored));
 }
 
 absl::Status TaskManager::Subscribe(const std::string& task_id,

@@ -66,7 +66,22 @@ struct NewTask {
   lf::a2a::v1::SendMessageRequest request;
   std::unique_ptr<TaskRunner> runner;
   std::string skill;
+  // For subtasks: the task that delegated this one, and the agents that handle
+  // its ancestors ("agent@node", outermost first).
   std::string parent_task_id;
+  std::vector<std::string> hops;
+  // The task fails if it has not ended by then.
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+// One turn of a task owned by another node, run here on a local agent (a
+// handoff): not stored on this node; it ends when the turn does (a terminal or
+// interrupted state).
+struct HostedTask {
+  lf::a2a::v1::Task task;
+  lf::a2a::v1::Message message;
+  v1::TaskInfo info;
+  std::unique_ptr<TaskRunner> runner;
 };
 
 struct TaskManagerOptions {
@@ -115,6 +130,11 @@ class TaskManager {
   // reaches the subscriber's OnError.
   absl::Status Create(NewTask task, std::shared_ptr<TaskSubscriber> subscriber);
 
+  // Runs a turn of another node's task on a local agent: `subscriber` gets the
+  // events from here on (no initial Task). ALREADY_EXISTS if a turn of that
+  // task is already running here.
+  absl::Status Host(HostedTask task, std::shared_ptr<TaskSubscriber> subscriber);
+
   // A follow-up message to an existing task, for the agent that owns it. Once
   // the message is stored, `subscriber` gets the Task and then its events.
   // TaskNotFound, UnsupportedOperation for a terminal task, INVALID_ARGUMENT for
@@ -128,6 +148,23 @@ class TaskManager {
   // wrong.
   absl::Status ApplyAgentEvent(const std::vector<std::string>& agent_ids,
                                const std::string& task_id, lf::a2a::v1::StreamResponse event);
+
+  // An event from `runner` (a handoff to another node) for `task_id`; refused
+  // unless `runner` is the task's current runner.
+  absl::Status ApplyRunnerEvent(const TaskRunner* runner, const std::string& task_id,
+                                lf::a2a::v1::StreamResponse event);
+  // `runner` lost a task it had accepted (the peer went away): the task fails
+  // with `reason`, unless it already ended or has another runner.
+  void RunnerFailed(const TaskRunner* runner, const std::string& task_id,
+                    const std::string& reason);
+
+  // The node-side record of a task held in memory (running, waiting, or a
+  // hosted turn). NOT_FOUND otherwise. Never blocks.
+  absl::StatusOr<v1::TaskInfo> ActiveInfo(const std::string& task_id) const;
+
+  // Cancels the subtasks this node runs for `parent_task_id` (on any node),
+  // with `reason`. Never blocks.
+  void CancelChildren(const std::string& parent_task_id, const std::string& reason);
 
   // Cancels a task: it becomes CANCELED, its agent is told, and `done` gets the
   // task once that is stored. TaskNotFound, or TaskNotCancelable for a task that
@@ -183,6 +220,8 @@ class TaskManager {
     std::deque<PendingEvent> pending ABSL_GUARDED_BY(mu);
     // Running when its agent went away; waits for the agent to come back.
     bool orphaned ABSL_GUARDED_BY(mu) = false;
+    // A turn of another node's task (see Host): never stored.
+    bool hosted ABSL_GUARDED_BY(mu) = false;
   };
   using EntryPtr = std::shared_ptr<Entry>;
   using DurableCallback = absl::AnyInvocable<void(absl::Status)>;
@@ -208,10 +247,19 @@ class TaskManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
   v1::TaskAssignment AssignmentLocked(const Entry& entry, const lf::a2a::v1::Message& message,
                                       bool resumed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
+  // Tells the agent (if any can be reached) and logs CANCELED.
+  void CancelLocked(const EntryPtr& entry, const std::string& reason, DurableCallback on_stored)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
   // Fails the task (a node-side status update) if it is not terminal yet.
   void FailLocked(const EntryPtr& entry, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
-  void Remove(const std::string& task_id, const std::string& agent_id);
+  void Remove(const std::string& task_id, const std::string& agent_id,
+              const std::string& parent_task_id);
+  // Fails the task with `reason` at `deadline` if it is still running then.
+  void ArmDeadline(const std::string& task_id, absl::Time deadline);
+  void FailIfActive(const std::string& task_id, const std::string& reason);
+  // Cancels an active task without reading the store (for cascades).
+  void CancelActive(const std::string& task_id, const std::string& reason);
   std::vector<EntryPtr> EntriesOfLocked(const std::string& agent_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // After `grace`, fails the agent's orphaned tasks with `reason`, unless the
@@ -238,6 +286,8 @@ class TaskManager {
   // Bumped whenever an agent connects or disconnects, so that a grace timer
   // armed for an earlier disconnect does nothing.
   absl::flat_hash_map<std::string, uint64_t> agent_generation_ ABSL_GUARDED_BY(mu_);
+  // parent task id -> its subtasks that are still active on this node.
+  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> children_ ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -18,6 +18,7 @@ namespace {
 
 using ::a2amesh::testing::ArtifactChunk;
 using ::a2amesh::testing::FakeAgent;
+using ::a2amesh::testing::FakeRunner;
 using ::a2amesh::testing::IsOk;
 using ::a2amesh::testing::RecordingSubscriber;
 using ::a2amesh::testing::SendText;
@@ -347,6 +348,123 @@ TEST_F(TaskManagerTest, ShutdownEndsOpenSubscriptions) {
   ASSERT_THAT(manager_->Subscribe(id, sub), IsOk());
   manager_.reset();
   EXPECT_THAT(sub->error(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("shutting down")));
+}
+
+TEST_F(TaskManagerTest, HostedTurnsPublishWithoutStoringAndEndWithTheTurn) {
+  HostedTask hosted;
+  hosted.task.set_id("other~1");
+  hosted.task.set_context_id("ctx");
+  hosted.task.mutable_status()->set_state(lf::a2a::v1::TASK_STATE_SUBMITTED);
+  hosted.message = testing::UserText("remote work");
+  *hosted.task.add_history() = hosted.message;
+  hosted.info.set_agent_id("echo");
+  hosted.runner = runners_.RunnerFor("echo");
+  auto sub = std::make_shared<RecordingSubscriber>();
+  ASSERT_THAT(manager_->Host(std::move(hosted), sub), IsOk());
+  std::vector<v1::TaskAssignment> assignments = runners_.Connect("echo")->assignments();
+  ASSERT_THAT(assignments, SizeIs(1));
+  EXPECT_EQ(assignments[0].task().id(), "other~1");
+  EXPECT_EQ(assignments[0].message().parts(0).text(), "remote work");
+
+  HostedTask again;
+  again.task.set_id("other~1");
+  again.info.set_agent_id("echo");
+  again.runner = runners_.RunnerFor("echo");
+  EXPECT_THAT(manager_->Host(std::move(again), std::make_shared<RecordingSubscriber>()),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+
+  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, "other~1", ArtifactChunk("a", "x", false, true)),
+              IsOk());
+  ASSERT_THAT(
+      manager_->ApplyAgentEvent({"echo"}, "other~1", Status(lf::a2a::v1::TASK_STATE_COMPLETED)),
+      IsOk());
+  store_.Flush();
+  std::vector<StreamResponse> events = sub->events();
+  ASSERT_THAT(events, SizeIs(2));  // no initial Task: the owner has it
+  EXPECT_TRUE(events[0].has_artifact_update());
+  EXPECT_EQ(events[1].status_update().status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  EXPECT_EQ(manager_->active_tasks(), 0u);
+  EXPECT_THAT(store_.Get("other~1"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(runners_.Connect("echo")->slots(), 0);
+}
+
+TEST_F(TaskManagerTest, RunnerEventsComeOnlyFromTheCurrentRunner) {
+  auto sub = std::make_shared<RecordingSubscriber>();
+  auto runner = runners_.RunnerFor("x@n2");
+  const TaskRunner* remote = runner.get();
+  NewTask task{SendText("hi"), std::move(runner), "echo", ""};
+  ASSERT_THAT(manager_->Create(std::move(task), sub), IsOk());
+  store_.Flush();
+  std::string id = sub->events()[0].task().id();
+  ASSERT_THAT(manager_->ApplyRunnerEvent(remote, id, Status(lf::a2a::v1::TASK_STATE_WORKING)),
+              IsOk());
+  FakeRunner stranger(runners_.Connect("y@n3"));
+  EXPECT_THAT(manager_->ApplyRunnerEvent(&stranger, id, Status(lf::a2a::v1::TASK_STATE_WORKING)),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  manager_->RunnerFailed(&stranger, id, "ignored");
+  manager_->RunnerFailed(remote, id, "peer n2 went away while running the task");
+  store_.Flush();
+  absl::StatusOr<Task> failed = manager_->Get(id);
+  ASSERT_THAT(failed, IsOk());
+  EXPECT_EQ(failed->status().state(), lf::a2a::v1::TASK_STATE_FAILED);
+  EXPECT_EQ(failed->status().message().parts(0).text(), "peer n2 went away while running the task");
+}
+
+TEST_F(TaskManagerTest, CancellingAParentCancelsItsChildren) {
+  std::string parent = CreateTask("planner");
+  auto child_sub = std::make_shared<RecordingSubscriber>();
+  NewTask child{SendText("sub"), runners_.RunnerFor("echo"), "echo", parent};
+  child.hops = {"planner@n1"};
+  ASSERT_THAT(manager_->Create(std::move(child), child_sub), IsOk());
+  store_.Flush();
+  std::string child_id = child_sub->events()[0].task().id();
+  absl::StatusOr<v1::TaskInfo> info = manager_->ActiveInfo(child_id);
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->parent_task_id(), parent);
+  EXPECT_THAT(info->hops(), ::testing::ElementsAre("planner@n1"));
+
+  ASSERT_THAT(CancelAndWait(parent), IsOk());
+  store_.Flush();
+  absl::StatusOr<Task> task = manager_->Get(child_id);
+  ASSERT_THAT(task, IsOk());
+  EXPECT_EQ(task->status().state(), lf::a2a::v1::TASK_STATE_CANCELED);
+  EXPECT_THAT(task->status().message().parts(0).text(),
+              HasSubstr("its parent task " + parent + " ended"));
+  EXPECT_THAT(runners_.Connect("echo")->cancels(), ::testing::Contains(child_id));
+}
+
+TEST_F(TaskManagerTest, ACompletedParentLeavesItsChildrenRunning) {
+  std::string parent = CreateTask("planner");
+  auto child_sub = std::make_shared<RecordingSubscriber>();
+  ASSERT_THAT(manager_->Create(NewTask{SendText("sub"), runners_.RunnerFor("echo"), "echo", parent},
+                               child_sub),
+              IsOk());
+  store_.Flush();
+  std::string child_id = child_sub->events()[0].task().id();
+  ASSERT_THAT(
+      manager_->ApplyAgentEvent({"planner"}, parent, Status(lf::a2a::v1::TASK_STATE_COMPLETED)),
+      IsOk());
+  store_.Flush();
+  EXPECT_EQ(manager_->Get(child_id)->status().state(), lf::a2a::v1::TASK_STATE_SUBMITTED);
+}
+
+TEST_F(TaskManagerTest, TasksFailAtTheirDeadline) {
+  auto sub = std::make_shared<RecordingSubscriber>();
+  NewTask task{SendText("hi"), runners_.RunnerFor("echo"), "echo", ""};
+  task.deadline = clock_.Now() + absl::Seconds(5);
+  ASSERT_THAT(manager_->Create(std::move(task), sub), IsOk());
+  store_.Flush();
+  std::string id = sub->events()[0].task().id();
+  EXPECT_EQ(manager_->ActiveInfo(id)->deadline_unix_ms(),
+            absl::ToUnixMillis(clock_.Now() + absl::Seconds(5)));
+  EXPECT_EQ(timers_.last_delay(), absl::Seconds(5));
+  timers_.FireAll();
+  store_.Flush();
+  absl::StatusOr<Task> failed = manager_->Get(id);
+  ASSERT_THAT(failed, IsOk());
+  EXPECT_EQ(failed->status().state(), lf::a2a::v1::TASK_STATE_FAILED);
+  EXPECT_THAT(failed->status().message().parts(0).text(), HasSubstr("deadline"));
+  EXPECT_THAT(runners_.Connect("echo")->cancels(), ::testing::Contains(id));
 }
 
 }  // namespace
