@@ -67,6 +67,9 @@ absl::Status AgentCatalog::Add(const std::vector<std::shared_ptr<LocalAgent>>& a
     agents_[agent->id()] = agent;
   }
   RebuildSnapshotLocked();
+  for (CatalogListener* listener : listeners_) {
+    listener->OnAgentsAdded(agents);
+  }
   return absl::OkStatus();
 }
 
@@ -74,9 +77,24 @@ void AgentCatalog::Remove(const LocalAgent& agent) {
   absl::MutexLock lock(&mu_);
   auto it = agents_.find(agent.id());
   if (it != agents_.end() && it->second.get() == &agent) {
+    std::shared_ptr<LocalAgent> removed = std::move(it->second);
     agents_.erase(it);
     RebuildSnapshotLocked();
+    for (CatalogListener* listener : listeners_) {
+      listener->OnAgentRemoved(removed);
+    }
   }
+}
+
+AgentCatalog::Snapshot AgentCatalog::AddListener(CatalogListener* listener) {
+  absl::MutexLock lock(&mu_);
+  listeners_.push_back(listener);
+  return snapshot_;
+}
+
+void AgentCatalog::RemoveListener(CatalogListener* listener) {
+  absl::MutexLock lock(&mu_);
+  listeners_.erase(std::remove(listeners_.begin(), listeners_.end(), listener), listeners_.end());
 }
 
 std::shared_ptr<LocalAgent> AgentCatalog::Find(const std::string& agent_id) const {

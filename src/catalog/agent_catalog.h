@@ -74,6 +74,15 @@ class LocalTaskRunner final : public tasks::TaskRunner {
   const std::shared_ptr<LocalAgent> agent_;
 };
 
+// Hears of agents coming and going. Called with the catalog's lock held, in
+// the order of the changes: must not block or call back into the catalog.
+class CatalogListener {
+ public:
+  virtual ~CatalogListener() = default;
+  virtual void OnAgentsAdded(const std::vector<std::shared_ptr<LocalAgent>>& agents) = 0;
+  virtual void OnAgentRemoved(const std::shared_ptr<LocalAgent>& agent) = 0;
+};
+
 // The agents registered on this node. Readers take cheap immutable snapshots.
 // Thread-safe.
 class AgentCatalog final : public tasks::RunnerFactory {
@@ -81,6 +90,12 @@ class AgentCatalog final : public tasks::RunnerFactory {
   using Snapshot = std::shared_ptr<const std::vector<std::shared_ptr<LocalAgent>>>;
 
   explicit AgentCatalog(int max_agents);
+
+  // Adds a listener for later changes, and returns the agents registered now
+  // (atomically with the registration). The listener must outlive the catalog
+  // or be removed.
+  Snapshot AddListener(CatalogListener* listener);
+  void RemoveListener(CatalogListener* listener);
 
   // Adds the agents of one registration, all or none: ALREADY_EXISTS if an id
   // is held by another registration, RESOURCE_EXHAUSTED past max_agents.
@@ -101,6 +116,7 @@ class AgentCatalog final : public tasks::RunnerFactory {
 
   const int max_agents_;
   mutable absl::Mutex mu_;
+  std::vector<CatalogListener*> listeners_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::shared_ptr<LocalAgent>> agents_ ABSL_GUARDED_BY(mu_);
   Snapshot snapshot_ ABSL_GUARDED_BY(mu_);
 };

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "agenthost/agent_host_service.h"
 #include "catalog/agent_catalog.h"
+#include "catalog/remote_catalog.h"
 #include "core/ids.h"
 #include "core/log.h"
 #include "core/status_macros.h"
@@ -78,13 +79,16 @@ absl::Status Node::Init() {
                                          {options_.data_dir + "/tasks.db", options_.store_fsync}));
   }
   catalog_ = std::make_unique<catalog::AgentCatalog>(options_.max_agents);
+  remote_catalog_ = std::make_unique<catalog::RemoteCatalog>();
+  routing::RouterOptions router_options;
+  router_options.node_id = options_.node_id;
+  router_ = std::make_unique<routing::Router>(router_options, *catalog_, *remote_catalog_);
   tasks::TaskManagerOptions task_options;
   task_options.node_id = options_.node_id;
   task_options.agent_grace = options_.agent_grace;
   task_options.recovery_grace = options_.recovery_grace;
-  tasks_ = std::make_unique<tasks::TaskManager>(task_options, *store_, *catalog_, *timers_, clock_);
+  tasks_ = std::make_unique<tasks::TaskManager>(task_options, *store_, *router_, *timers_, clock_);
   A2AMESH_RETURN_IF_ERROR(tasks_->Recover());
-  router_ = std::make_unique<routing::Router>(*catalog_);
 
   a2a::A2aServiceOptions a2a_options;
   a2a_options.default_skill = options_.default_skill;

@@ -24,6 +24,7 @@ class AgentHostService;
 }
 namespace catalog {
 class AgentCatalog;
+class RemoteCatalog;
 }
 namespace routing {
 class Router;
@@ -97,8 +98,9 @@ class Node {
   std::unique_ptr<Executor> blocking_;
   std::unique_ptr<TaskStore> store_;
   std::unique_ptr<catalog::AgentCatalog> catalog_;
-  std::unique_ptr<tasks::TaskManager> tasks_;
+  std::unique_ptr<catalog::RemoteCatalog> remote_catalog_;
   std::unique_ptr<routing::Router> router_;
+  std::unique_ptr<tasks::TaskManager> tasks_;
   std::unique_ptr<a2a::A2aService> a2a_;
   std::unique_ptr<agenthost::AgentHostService> agent_host_;
   std::unique_ptr<grpc::Server> server_;

@@ -13,11 +13,12 @@ namespace a2amesh::routing {
 namespace {
 
 using catalog::LocalAgent;
+using catalog::RemoteAgent;
 using lf::a2a::v1::AgentCard;
 using lf::a2a::v1::AgentSkill;
 
 // How far an agent got through the selector; higher is closer.
-enum class Stage { kAgent, kSkill, kTags, kInput, kOutput, kMatch };
+enum class Stage { kAgent, kSkill, kTags, kInput, kOutput, kCycle, kMatch };
 
 bool Covers(const google::protobuf::RepeatedPtrField<std::string>& modes, const std::string& type) {
   return std::any_of(modes.begin(), modes.end(),
@@ -58,50 +59,66 @@ Stage MatchSkill(const AgentCard& card, const AgentSkill& skill, const Selector&
   return Stage::kMatch;
 }
 
-// The best stage `agent` reaches, and the first matching skill.
-Stage MatchAgent(const LocalAgent& agent, const Selector& selector, std::string* skill) {
-  if (!selector.agent_id.empty() && agent.id() != selector.agent_id) {
+// One agent anywhere in the mesh, as routing sees it.
+struct Candidate {
+  std::shared_ptr<LocalAgent> local;
+  std::shared_ptr<RemoteAgent> remote;
+  std::string skill;
+
+  const std::string& agent_id() const { return local ? local->id() : remote->agent_id(); }
+  const AgentCard& card() const { return local ? local->card() : remote->card(); }
+  double load() const { return local ? local->load() : remote->load(); }
+  bool full() const {
+    return local ? local->outstanding() >= local->max_concurrency()
+                 : remote->outstanding() >= remote->max_concurrency();
+  }
+  bool TryAcquire() const { return local ? local->TryAcquire() : remote->TryAcquire(); }
+};
+
+// The best stage the agent reaches (and its first matching skill).
+Stage MatchAgent(const std::string& agent_id, const std::string& node_id, const AgentCard& card,
+                 const Selector& selector, const std::vector<std::string>& hops,
+                 std::string* skill) {
+  if (!selector.agent_id.empty() && selector.agent_id != agent_id &&
+      selector.agent_id != catalog::QualifiedAgentId(agent_id, node_id)) {
     return Stage::kAgent;
   }
   Stage best = Stage::kSkill;
-  for (const AgentSkill& s : agent.card().skills()) {
-    Stage stage = MatchSkill(agent.card(), s, selector);
+  for (const AgentSkill& s : card.skills()) {
+    Stage stage = MatchSkill(card, s, selector);
     if (stage == Stage::kMatch) {
       *skill = s.id();
-      return stage;
+      best = Stage::kMatch;
+      break;
     }
     best = std::max(best, stage);
+  }
+  if (best == Stage::kMatch &&
+      std::find(hops.begin(), hops.end(), catalog::QualifiedAgentId(agent_id, node_id)) !=
+          hops.end()) {
+    return Stage::kCycle;
   }
   return best;
 }
 
-absl::Status NoMatch(Stage best, const Selector& selector,
-                     const std::vector<std::shared_ptr<LocalAgent>>& agents) {
+absl::Status NoMatch(Stage best, const Selector& selector, const std::vector<std::string>& hops,
+                     const std::vector<std::string>& agent_ids,
+                     const absl::btree_set<std::string>& skills) {
   const std::string asked =
-      absl::StrCat("nothing here can take this request (", selector.Describe(), "): ");
-  if (agents.empty()) {
+      absl::StrCat("nothing in the mesh can take this request (", selector.Describe(), "): ");
+  if (agent_ids.empty()) {
     return MakeA2aError(A2aError::kUnsupportedOperation,
-                        absl::StrCat(asked, "no agents are registered on this node"));
+                        absl::StrCat(asked, "no agents are registered anywhere in the mesh"));
   }
   switch (best) {
-    case Stage::kAgent: {
-      std::vector<std::string> ids;
-      for (const auto& agent : agents) ids.push_back(agent->id());
+    case Stage::kAgent:
       return MakeA2aError(A2aError::kUnsupportedOperation,
                           absl::StrCat(asked, "no agent '", selector.agent_id,
-                                       "' on this node; agents: ", absl::StrJoin(ids, ", ")));
-    }
-    case Stage::kSkill: {
-      absl::btree_set<std::string> skills;
-      for (const auto& agent : agents) {
-        if (selector.agent_id.empty() || agent->id() == selector.agent_id) {
-          for (const auto& s : agent->card().skills()) skills.insert(s.id());
-        }
-      }
+                                       "'; agents: ", absl::StrJoin(agent_ids, ", ")));
+    case Stage::kSkill:
       return MakeA2aError(A2aError::kUnsupportedOperation,
                           absl::StrCat(asked, "no agent offers skill '", selector.skill,
                                        "'; skills: ", absl::StrJoin(skills, ", ")));
-    }
     case Stage::kTags:
       return MakeA2aError(A2aError::kUnsupportedOperation,
                           absl::StrCat(asked, "no skill carries all of the tags [",
@@ -114,67 +131,161 @@ absl::Status NoMatch(Stage best, const Selector& selector,
       return MakeA2aError(A2aError::kContentTypeNotSupported,
                           absl::StrCat(asked, "no matching skill produces any of ",
                                        absl::StrJoin(selector.accepted_output_modes, ", ")));
+    case Stage::kCycle:
+      return MakeA2aError(
+          A2aError::kUnsupportedOperation,
+          absl::StrCat("refused: every agent matching ", selector.Describe(),
+                       " is already in this task's delegation chain (", absl::StrJoin(hops, " -> "),
+                       "); routing there would form a cycle"));
     case Stage::kMatch:
       break;
   }
   return absl::InternalError("no match without a reason");
 }
 
+// Power of two choices: the less loaded of two random candidates.
+size_t TwoChoices(const std::vector<Candidate>& candidates, absl::BitGen& gen) {
+  size_t pick = absl::Uniform<size_t>(gen, 0, candidates.size());
+  if (candidates.size() > 1) {
+    size_t other = absl::Uniform<size_t>(gen, 0, candidates.size() - 1);
+    if (other >= pick) ++other;
+    if (candidates[other].load() < candidates[pick].load()) {
+      pick = other;
+    }
+  }
+  return pick;
+}
+
 }  // namespace
 
-Router::Router(catalog::AgentCatalog& catalog) : catalog_(catalog) {}
+Router::Router(RouterOptions options, catalog::AgentCatalog& local, catalog::RemoteCatalog& remote)
+    : options_(std::move(options)), local_(local), remote_(remote) {}
 
-absl::StatusOr<Route> Router::Pick(const Selector& selector) {
-  catalog::AgentCatalog::Snapshot agents = catalog_.snapshot();
-  struct Candidate {
-    std::shared_ptr<LocalAgent> agent;
-    std::string skill;
-  };
-  std::vector<Candidate> matches;
+void Router::SetRemoteRunners(RemoteRunnerFactory* remote) {
+  absl::MutexLock lock(&mu_);
+  remote_runners_ = remote;
+}
+
+RemoteRunnerFactory* Router::remote_runners() const {
+  absl::MutexLock lock(&mu_);
+  return remote_runners_;
+}
+
+absl::StatusOr<Route> Router::Pick(const Selector& selector, const std::vector<std::string>& hops) {
+  if (static_cast<int>(hops.size()) >= options_.max_hops) {
+    return MakeA2aError(A2aError::kUnsupportedOperation,
+                        absl::StrCat("refused: the delegation chain is already ", hops.size(),
+                                     " deep (", absl::StrJoin(hops, " -> "),
+                                     "), the --max-hops limit of ", options_.max_hops));
+  }
+  RemoteRunnerFactory* remote_runners = this->remote_runners();
+  catalog::AgentCatalog::Snapshot local = local_.snapshot();
+  catalog::RemoteCatalog::Snapshot remote = remote_.snapshot();
+
+  std::vector<Candidate> locals;
+  std::vector<Candidate> remotes;
+  std::vector<std::string> agent_ids;
+  absl::btree_set<std::string> skills;
   Stage best = Stage::kAgent;
-  for (const auto& agent : *agents) {
+  auto consider = [&](const std::string& agent_id, const std::string& node_id,
+                      const AgentCard& card) -> std::optional<std::string> {
     std::string skill;
-    Stage stage = MatchAgent(*agent, selector, &skill);
+    Stage stage = MatchAgent(agent_id, node_id, card, selector, hops, &skill);
     best = std::max(best, stage);
-    if (stage == Stage::kMatch) {
-      matches.push_back({agent, std::move(skill)});
+    if (selector.agent_id.empty() || stage > Stage::kAgent) {
+      for (const auto& s : card.skills()) skills.insert(s.id());
+    }
+    if (stage != Stage::kMatch) {
+      return std::nullopt;
+    }
+    return skill;
+  };
+  for (const auto& agent : *local) {
+    agent_ids.push_back(agent->id());
+    if (std::optional<std::string> skill = consider(agent->id(), options_.node_id, agent->card())) {
+      locals.push_back(Candidate{agent, nullptr, *skill});
     }
   }
-  if (matches.empty()) {
-    return NoMatch(best, selector, *agents);
-  }
-  thread_local absl::BitGen gen;
-  std::vector<Candidate> free = matches;
-  while (!free.empty()) {
-    free.erase(std::remove_if(free.begin(), free.end(),
-                              [](const Candidate& c) {
-                                return c.agent->outstanding() >= c.agent->max_concurrency();
-                              }),
-               free.end());
-    if (free.empty()) {
-      break;
-    }
-    size_t pick = absl::Uniform<size_t>(gen, 0, free.size());
-    if (free.size() > 1) {
-      size_t other = absl::Uniform<size_t>(gen, 0, free.size() - 1);
-      if (other >= pick) ++other;
-      if (free[other].agent->load() < free[pick].agent->load()) {
-        pick = other;
+  if (remote_runners != nullptr) {
+    for (const auto& agent : *remote) {
+      agent_ids.push_back(agent->qualified_id());
+      if (std::optional<std::string> skill =
+              consider(agent->agent_id(), agent->node_id(), agent->card())) {
+        remotes.push_back(Candidate{nullptr, agent, *skill});
       }
     }
-    if (free[pick].agent->TryAcquire()) {
-      Route route;
-      route.agent_id = free[pick].agent->id();
-      route.skill = std::move(free[pick].skill);
-      route.runner = std::make_unique<catalog::LocalTaskRunner>(std::move(free[pick].agent));
+  }
+  const size_t matches = locals.size() + remotes.size();
+  if (matches == 0) {
+    return NoMatch(best, selector, hops, agent_ids, skills);
+  }
+
+  thread_local absl::BitGen gen;
+  auto drop_full = [](std::vector<Candidate>& candidates) {
+    candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
+                                    [](const Candidate& c) { return c.full(); }),
+                     candidates.end());
+  };
+  while (true) {
+    drop_full(locals);
+    drop_full(remotes);
+    if (locals.empty() && remotes.empty()) {
+      break;
+    }
+    size_t local_pick = locals.empty() ? 0 : TwoChoices(locals, gen);
+    size_t remote_pick = remotes.empty() ? 0 : TwoChoices(remotes, gen);
+    bool take_local = !locals.empty() &&
+                      (remotes.empty() || locals[local_pick].load() <=
+                                              remotes[remote_pick].load() + options_.local_bias);
+    std::vector<Candidate>& pool = take_local ? locals : remotes;
+    size_t pick = take_local ? local_pick : remote_pick;
+    if (!pool[pick].TryAcquire()) {
+      // Filled up between the check and the acquire: drop it and pick again.
+      pool.erase(pool.begin() + static_cast<std::ptrdiff_t>(pick));
+      continue;
+    }
+    Route route;
+    route.skill = pool[pick].skill;
+    if (take_local) {
+      route.agent_id = pool[pick].local->id();
+      route.node_id = options_.node_id;
+      route.runner = std::make_unique<catalog::LocalTaskRunner>(pool[pick].local);
       return route;
     }
-    // Filled up between the check and the acquire: drop it and pick again.
-    free.erase(free.begin() + static_cast<std::ptrdiff_t>(pick));
+    std::vector<RemoteCandidate> handoff = {{pool[pick].remote, pool[pick].skill}};
+    pool.erase(pool.begin() + static_cast<std::ptrdiff_t>(pick));
+    std::sort(pool.begin(), pool.end(),
+              [](const Candidate& a, const Candidate& b) { return a.load() < b.load(); });
+    for (size_t i = 0; i < pool.size() && static_cast<int>(i) < options_.max_alternates; ++i) {
+      handoff.push_back({pool[i].remote, pool[i].skill});
+    }
+    route.agent_id = handoff[0].agent->qualified_id();
+    route.node_id = handoff[0].agent->node_id();
+    route.runner = remote_runners->HandoffRunner(std::move(handoff));
+    return route;
   }
-  return absl::ResourceExhaustedError(absl::StrCat("all ", matches.size(), " agent(s) matching ",
+  return absl::ResourceExhaustedError(absl::StrCat("all ", matches, " agent(s) matching ",
                                                    selector.Describe(),
                                                    " are at their max_concurrency; retry later"));
+}
+
+absl::StatusOr<std::unique_ptr<tasks::TaskRunner>> Router::Rebind(const std::string& agent_id) {
+  std::string agent;
+  std::string node;
+  if (!catalog::SplitQualifiedAgentId(agent_id, &agent, &node)) {
+    return local_.Rebind(agent_id);
+  }
+  if (node == options_.node_id) {
+    return local_.Rebind(agent);
+  }
+  RemoteRunnerFactory* remote_runners = this->remote_runners();
+  std::shared_ptr<RemoteAgent> remote = remote_.Find(node, agent);
+  if (remote == nullptr || remote_runners == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("agent ", agent, " on node ", node, " is not reachable"));
+  }
+  remote->Acquire();
+  return remote_runners->RebindRunner(std::move(remote));
 }
 
 }  // namespace a2amesh::routing

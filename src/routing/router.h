@@ -3,38 +3,93 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "catalog/agent_catalog.h"
+#include "catalog/remote_catalog.h"
 #include "routing/selector.h"
 #include "tasks/task_manager.h"
 
 namespace a2amesh::routing {
 
-// Where a request goes: a runner holding a slot on the chosen agent.
+// An agent on another node that can take a task.
+struct RemoteCandidate {
+  std::shared_ptr<catalog::RemoteAgent> agent;
+  std::string skill;
+};
+
+// Makes runners that hand tasks to agents on other nodes (the peer layer).
+// Thread-safe.
+class RemoteRunnerFactory {
+ public:
+  virtual ~RemoteRunnerFactory() = default;
+  // A runner for `candidates[0]` (whose slot is already taken) that falls back
+  // to the next candidates, in order, when one refuses before accepting.
+  virtual std::unique_ptr<tasks::TaskRunner> HandoffRunner(
+      std::vector<RemoteCandidate> candidates) = 0;
+  // A runner for a task `agent` already owns (a follow-up, a cancel).
+  virtual std::unique_ptr<tasks::TaskRunner> RebindRunner(
+      std::shared_ptr<catalog::RemoteAgent> agent) = 0;
+};
+
+// Where a request goes.
 struct Route {
   std::unique_ptr<tasks::TaskRunner> runner;
+  // The agent's id on this node, or "agent@node" for an agent elsewhere.
   std::string agent_id;
+  std::string node_id;
   // The matching skill of the chosen agent.
   std::string skill;
 };
 
-// Picks an agent for a selector (DESIGN §2): only agents that match every part
-// of the selector and have a free slot; among them, the less loaded of two
-// picked at random (power of two choices), which spreads load without herding.
+struct RouterOptions {
+  std::string node_id;
+  // Longest delegation chain (hops) a task may have.
+  int max_hops = 8;
+  // A local agent is preferred unless its load exceeds the best remote one's by
+  // more than this (load = outstanding / max_concurrency).
+  double local_bias = 0.5;
+  // How many other candidates a handoff may fall back to.
+  int max_alternates = 3;
+};
+
+// Picks an agent anywhere in the mesh for a selector (DESIGN §2). Candidates
+// match every part of the selector and have a free slot; a candidate already in
+// the task's hop chain is a cycle and never chosen; a chain at max_hops is
+// refused outright. A local agent wins unless it is much busier than the best
+// remote one; otherwise the less loaded of two random candidates wins (power
+// of two choices). A remote pick carries the next-best remote candidates for
+// the handoff to fall back to.
 //
 // Errors say what was asked and what exists: UnsupportedOperation when no agent
-// has the agent id, skill or tags; ContentTypeNotSupported when agents have the
-// skill but not the media types; RESOURCE_EXHAUSTED when every match is busy.
-// Thread-safe.
-class Router {
+// has the agent id, skill or tags (or only a cycle would), ContentTypeNotSupported
+// when agents have the skill but not the media types, RESOURCE_EXHAUSTED when
+// every match is busy. Thread-safe.
+class Router final : public tasks::RunnerFactory {
  public:
-  explicit Router(catalog::AgentCatalog& catalog);
+  Router(RouterOptions options, catalog::AgentCatalog& local, catalog::RemoteCatalog& remote);
 
-  absl::StatusOr<Route> Pick(const Selector& selector);
+  // Set once, before serving; without it remote agents are never picked.
+  void SetRemoteRunners(RemoteRunnerFactory* remote);
+
+  // `hops` are the agents ("agent@node") handling the task's ancestors.
+  absl::StatusOr<Route> Pick(const Selector& selector, const std::vector<std::string>& hops = {});
+
+  // tasks::RunnerFactory: a runner for "agent" here or "agent@node" elsewhere,
+  // regardless of load.
+  absl::StatusOr<std::unique_ptr<tasks::TaskRunner>> Rebind(const std::string& agent_id) override;
 
  private:
-  catalog::AgentCatalog& catalog_;
+  RemoteRunnerFactory* remote_runners() const;
+
+  const RouterOptions options_;
+  catalog::AgentCatalog& local_;
+  catalog::RemoteCatalog& remote_;
+  mutable absl::Mutex mu_;
+  RemoteRunnerFactory* remote_runners_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace a2amesh::routing

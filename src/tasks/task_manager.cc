@@ -173,6 +173,9 @@ v1::TaskAssignment TaskManager::AssignmentLocked(const Entry& entry, const Messa
   *assignment.mutable_accepted_output_modes() = entry.info.accepted_output_modes();
   assignment.set_skill(entry.info.skill());
   assignment.set_resumed(resumed);
+  *assignment.mutable_hops() = entry.info.hops();
+  assignment.set_deadline_unix_ms(entry.info.deadline_unix_ms());
+  assignment.set_parent_task_id(entry.info.parent_task_id());
   return assignment;
 }
 
@@ -477,6 +480,26 @@ absl::Status TaskManager::ApplyRunnerEvent(const TaskRunner* runner, const std::
   A2AMESH_RETURN_IF_ERROR(NormalizeAgentEvent(entry->task, clock_.Now(), &event));
   AppendLocked(entry, std::move(event), nullptr);
   return absl::OkStatus();
+}
+
+void TaskManager::RunnerMoved(const TaskRunner* runner, const std::string& task_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = active_.find(task_id);
+  if (it == active_.end()) {
+    return;
+  }
+  const EntryPtr& entry = it->second;
+  absl::MutexLock entry_lock(&entry->mu);
+  if (entry->runner.get() != runner || entry->info.agent_id() == runner->agent_id()) {
+    return;
+  }
+  auto& old_tasks = by_agent_[entry->info.agent_id()];
+  old_tasks.erase(task_id);
+  if (old_tasks.empty()) {
+    by_agent_.erase(entry->info.agent_id());
+  }
+  entry->info.set_agent_id(runner->agent_id());
+  by_agent_[entry->info.agent_id()].insert(task_id);
 }
 
 void TaskManager::RunnerFailed(const TaskRunner* runner, const std::string& task_id,

@@ -153,6 +153,9 @@ class TaskManager {
   // unless `runner` is the task's current runner.
   absl::Status ApplyRunnerEvent(const TaskRunner* runner, const std::string& task_id,
                                 lf::a2a::v1::StreamResponse event);
+  // `runner` now runs the task on another agent than the one it was created
+  // for (a handoff fell back to another candidate): the task's agent follows.
+  void RunnerMoved(const TaskRunner* runner, const std::string& task_id);
   // `runner` lost a task it had accepted (the peer went away): the task fails
   // with `reason`, unless it already ended or has another runner.
   void RunnerFailed(const TaskRunner* runner, const std::string& task_id,

@@ -40,7 +40,8 @@ class RouterTest : public ::testing::Test {
   }
 
   catalog::AgentCatalog catalog_{100};
-  Router router_{catalog_};
+  catalog::RemoteCatalog remote_;
+  Router router_{RouterOptions{"n1"}, catalog_, remote_};
 };
 
 TEST_F(RouterTest, SelectorTakesTenantSkillTagsAndMediaTypes) {
@@ -107,7 +108,7 @@ TEST_F(RouterTest, ErrorsSayWhatWasAskedAndWhatExists) {
   Selector selector;
   selector.skill = "echo";
   EXPECT_THAT(router_.Pick(selector), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                               HasSubstr("no agents are registered")));
+                                               HasSubstr("no agents are registered anywhere in the mesh")));
   Add("echo", Card("echo", {"echo"}, {"fast"}));
   Add("shout", Card("shout", {"shout"}));
   selector.skill = "translate";
@@ -119,7 +120,7 @@ TEST_F(RouterTest, ErrorsSayWhatWasAskedAndWhatExists) {
   selector.agent_id = "ghost";
   EXPECT_THAT(router_.Pick(selector),
               StatusIs(absl::StatusCode::kFailedPrecondition,
-                       HasSubstr("no agent 'ghost' on this node; agents: echo, shout")));
+                       HasSubstr("no agent 'ghost'; agents: echo, shout")));
   selector = Selector();
   selector.tags = {"fast", "cheap"};
   EXPECT_THAT(router_.Pick(selector),
