@@ -92,6 +92,7 @@ class TaskStoreTest : public ::testing::TestWithParam<StoreFactory> {
       done.Notify();
     });
     done.WaitForNotification();
+    store_->Flush();  // the callback has returned: nothing of ours is in use
     return result;
   }
 
@@ -149,9 +150,13 @@ TEST_P(TaskStoreTest, ABadCommitFailsAloneAndChangesNothing) {
   int left = 3;
   auto record = [&](int i) {
     return [&, i](absl::Status status) {
-      absl::MutexLock lock(&mu);
-      results[i] = status;
-      if (--left == 0) all.Notify();
+      bool last;
+      {
+        absl::MutexLock lock(&mu);
+        results[i] = status;
+        last = --left == 0;
+      }
+      if (last) all.Notify();
     };
   };
   store_->Commit({CreateOp("n~2", "ctx", 1000)}, record(0));
@@ -161,6 +166,7 @@ TEST_P(TaskStoreTest, ABadCommitFailsAloneAndChangesNothing) {
       record(1));
   store_->Commit({EventOp("n~nope", 1, lf::a2a::v1::TASK_STATE_WORKING, 1001)}, record(2));
   all.WaitForNotification();
+  store_->Flush();
   EXPECT_THAT(results[0], IsOk());
   EXPECT_THAT(results[1], StatusIs(absl::StatusCode::kAlreadyExists));
   EXPECT_THAT(results[2], StatusIs(absl::StatusCode::kNotFound, HasSubstr("n~nope")));

@@ -63,6 +63,7 @@ class TaskManagerTest : public ::testing::Test {
       done.Notify();
     });
     done.WaitForNotification();
+    store_.Flush();  // the callback has returned
     return result;
   }
 
