@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/a2a_error.h"
+#include "core/ids.h"
 #include "core/status_macros.h"
 #include "google/protobuf/util/time_util.h"
 #include "rpc/grpc_status.h"
@@ -54,6 +55,16 @@ class A2aService::StreamSink final : public tasks::TaskSubscriber {
   }
 
   void OnError(const absl::Status& status) override { writes_.Finish(rpc::ToGrpcStatus(status)); }
+
+  // An event from another node's stream (forwarding): written as it is; the
+  // stream ends when that one does.
+  void Relay(const StreamResponse& event) {
+    if (writes_.Write(event) == Writes::Result::kFull) {
+      writes_.Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                  "the client fell too many events behind; stream closed"),
+                     /*drop_queued=*/true);
+    }
+  }
 
   void Finish(const grpc::Status& status) { writes_.Finish(status); }
   void OnWriteDone(bool ok) {
@@ -214,9 +225,46 @@ class A2aService::SendCall final : public grpc::ServerUnaryReactor {
   std::shared_ptr<Waiter> waiter_;
 };
 
+// Relays a forwarded stream (the owner's events) into this node's stream.
+class A2aService::ForwardedStream final : public grpc::ClientReadReactor<StreamResponse> {
+ public:
+  ForwardedStream(std::shared_ptr<StreamSink> sink, std::unique_ptr<grpc::ClientContext> context,
+                  std::unique_ptr<lf::a2a::v1::A2AService::Stub> stub)
+      : sink_(std::move(sink)), context_(std::move(context)), stub_(std::move(stub)) {}
+
+  grpc::ClientContext* context() { return context_.get(); }
+  lf::a2a::v1::A2AService::Stub& stub() { return *stub_; }
+
+  void Begin() {
+    StartRead(&event_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      return;  // OnDone follows
+    }
+    sink_->Relay(event_);
+    StartRead(&event_);
+  }
+  void OnDone(const grpc::Status& status) override {
+    sink_->Finish(status);
+    delete this;
+  }
+
+ private:
+  const std::shared_ptr<StreamSink> sink_;
+  const std::unique_ptr<grpc::ClientContext> context_;
+  const std::unique_ptr<lf::a2a::v1::A2AService::Stub> stub_;
+  StreamResponse event_;
+};
+
 A2aService::A2aService(A2aServiceOptions options, tasks::TaskManager& tasks,
-                       routing::Router& router, Executor& blocking)
-    : options_(std::move(options)), tasks_(tasks), router_(router), blocking_(blocking) {}
+                       routing::Dispatcher& dispatcher, Executor& blocking, ChannelDirectory peers)
+    : options_(std::move(options)),
+      tasks_(tasks),
+      dispatcher_(dispatcher),
+      blocking_(blocking),
+      peers_(std::move(peers)) {}
 
 void A2aService::DropIfFinished(StreamSink& sink) {
   // The client may have left while the subscription was being made.
@@ -229,10 +277,78 @@ absl::Status A2aService::CheckVersion(grpc::CallbackServerContext* context) cons
   const auto& metadata = context->client_metadata();
   auto it = metadata.find("a2a-version");
   if (it == metadata.end()) {
-    return CheckProtocolVersion("", /*present=*/false);
+    return routing::CheckProtocolVersion("", /*present=*/false);
   }
-  return CheckProtocolVersion(absl::string_view(it->second.data(), it->second.size()),
-                              /*present=*/true);
+  return routing::CheckProtocolVersion(absl::string_view(it->second.data(), it->second.size()),
+                                       /*present=*/true);
+}
+
+std::string A2aService::RemoteOwner(grpc::CallbackServerContext* context,
+                                    const std::string& task_id) const {
+  std::string owner(TaskIdOwner(task_id));
+  if (owner.empty() || owner == options_.node_id || !peers_) {
+    return "";
+  }
+  // A call forwarded once is served where it lands: no forwarding loops.
+  if (context->client_metadata().count(
+          grpc::string_ref(kForwardedKey.data(), kForwardedKey.size())) > 0) {
+    return "";
+  }
+  return owner;
+}
+
+std::shared_ptr<grpc::Channel> A2aService::ChannelTo(const std::string& owner) const {
+  return peers_ ? peers_(owner) : nullptr;
+}
+
+std::unique_ptr<grpc::ClientContext> A2aService::ForwardContext(
+    grpc::CallbackServerContext* context, const std::string& owner, const std::string& task_id,
+    absl::Status* error) const {
+  if (ChannelTo(owner) == nullptr) {
+    // To this node the task does not exist; the message says why.
+    *error = MakeA2aError(A2aError::kTaskNotFound,
+                          absl::StrCat("task ", task_id, " not found: it belongs to node ", owner,
+                                       ", which is not a reachable member of the mesh (seen "
+                                       "from node ",
+                                       options_.node_id, ")"));
+    return nullptr;
+  }
+  std::unique_ptr<grpc::ClientContext> forward =
+      grpc::ClientContext::FromCallbackServerContext(*context);
+  forward->AddMetadata("a2a-version", "1.0");
+  forward->AddMetadata(std::string(kForwardedKey), options_.node_id);
+  return forward;
+}
+
+grpc::ServerWriteReactor<StreamResponse>* A2aService::ForwardStream(
+    grpc::CallbackServerContext* context, const std::string& owner, const std::string& task_id,
+    std::function<void(lf::a2a::v1::A2AService::Stub&, grpc::ClientContext*,
+                       grpc::ClientReadReactor<StreamResponse>*)>
+        start) {
+  auto* stream = new EventStream(*this);
+  absl::Status error;
+  std::unique_ptr<grpc::ClientContext> forward = ForwardContext(context, owner, task_id, &error);
+  if (forward == nullptr) {
+    stream->Fail(error);
+    return stream;
+  }
+  auto* relay = new ForwardedStream(stream->sink(), std::move(forward),
+                                    lf::a2a::v1::A2AService::NewStub(ChannelTo(owner)));
+  start(relay->stub(), relay->context(), relay);
+  relay->Begin();
+  return stream;
+}
+
+absl::StatusOr<routing::DispatchContext> A2aService::MakeContext(
+    grpc::CallbackServerContext* context, const lf::a2a::v1::SendMessageRequest& request) const {
+  routing::DispatchContext dispatch;
+  A2AMESH_ASSIGN_OR_RETURN(dispatch.hops, routing::HopsFromRequest(request));
+  // A caller that waits (blocking or streaming) bounds the task by its deadline.
+  if (!request.configuration().return_immediately() &&
+      context->deadline() != std::chrono::system_clock::time_point::max()) {
+    dispatch.deadline = absl::FromChrono(context->deadline());
+  }
+  return dispatch;
 }
 
 grpc::ServerUnaryReactor* A2aService::Fail(grpc::CallbackServerContext* context,
@@ -253,20 +369,26 @@ grpc::ServerUnaryReactor* A2aService::RunBlocking(grpc::CallbackServerContext* c
   return reactor;
 }
 
-absl::Status A2aService::Dispatch(const lf::a2a::v1::SendMessageRequest& request,
-                                  std::shared_ptr<tasks::TaskSubscriber> subscriber) {
-  A2AMESH_RETURN_IF_ERROR(ValidateSendMessage(request, options_.limits));
-  if (!request.message().task_id().empty()) {
-    return tasks_.Continue(request, std::move(subscriber));
+template <typename Request, typename Response, typename Call>
+grpc::ServerUnaryReactor* A2aService::ForwardUnary(grpc::CallbackServerContext* context,
+                                                   const std::string& owner,
+                                                   const std::string& task_id,
+                                                   const Request* request, Response* response,
+                                                   Call call) {
+  absl::Status error;
+  std::unique_ptr<grpc::ClientContext> forward = ForwardContext(context, owner, task_id, &error);
+  if (forward == nullptr) {
+    return Fail(context, error);
   }
-  if (draining_.load()) {
-    return absl::UnavailableError("this node is draining and takes no new tasks; retry elsewhere");
-  }
-  A2AMESH_ASSIGN_OR_RETURN(routing::Selector selector,
-                           routing::SelectorFromRequest(request, options_.default_skill));
-  A2AMESH_ASSIGN_OR_RETURN(routing::Route route, router_.Pick(selector));
-  return tasks_.Create(tasks::NewTask{request, std::move(route.runner), std::move(route.skill), ""},
-                       std::move(subscriber));
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto stub = lf::a2a::v1::A2AService::NewStub(ChannelTo(owner));
+  auto* raw_stub = stub.get();
+  grpc::ClientContext* raw_context = forward.get();
+  call(raw_stub->async(), raw_context, request, response,
+       [reactor, forward = std::shared_ptr<grpc::ClientContext>(std::move(forward)),
+        stub = std::shared_ptr<lf::a2a::v1::A2AService::Stub>(std::move(stub))](
+           grpc::Status status) { reactor->Finish(status); });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* A2aService::SendMessage(grpc::CallbackServerContext* context,
@@ -275,19 +397,30 @@ grpc::ServerUnaryReactor* A2aService::SendMessage(grpc::CallbackServerContext* c
   if (absl::Status version = CheckVersion(context); !version.ok()) {
     return Fail(context, version);
   }
+  const std::string& task_id = request->message().task_id();
+  if (std::string owner = RemoteOwner(context, task_id); !owner.empty()) {
+    return ForwardUnary(context, owner, task_id, request, response,
+                        [](auto* async, auto* ctx, auto* req, auto* resp, auto done) {
+                          async->SendMessage(ctx, req, resp, std::move(done));
+                        });
+  }
+  absl::StatusOr<routing::DispatchContext> dispatch = MakeContext(context, *request);
+  if (!dispatch.ok()) {
+    return Fail(context, dispatch.status());
+  }
   auto* call = new SendCall(*this, *request, response);
   std::shared_ptr<SendCall::Waiter> waiter = call->waiter();
-  if (request->message().task_id().empty()) {
+  if (task_id.empty()) {
     // Routing and creating never block.
-    if (absl::Status status = Dispatch(*request, waiter); !status.ok()) {
+    if (absl::Status status = dispatcher_.Send(*request, *dispatch, waiter); !status.ok()) {
       waiter->OnError(status);
     }
     return call;
   }
   // A follow-up may read the store. The call may end (client cancel) before
   // this runs, so it owns a copy of the request and holds only the waiter.
-  blocking_.Schedule([this, request = *request, waiter] {
-    if (absl::Status status = Dispatch(request, waiter); !status.ok()) {
+  blocking_.Schedule([this, request = *request, dispatch = *dispatch, waiter] {
+    if (absl::Status status = dispatcher_.Send(request, dispatch, waiter); !status.ok()) {
       waiter->OnError(status);
     }
   });
@@ -296,6 +429,15 @@ grpc::ServerUnaryReactor* A2aService::SendMessage(grpc::CallbackServerContext* c
 
 grpc::ServerWriteReactor<StreamResponse>* A2aService::SendStreamingMessage(
     grpc::CallbackServerContext* context, const lf::a2a::v1::SendMessageRequest* request) {
+  const std::string& task_id = request->message().task_id();
+  if (absl::Status version = CheckVersion(context); version.ok()) {
+    if (std::string owner = RemoteOwner(context, task_id); !owner.empty()) {
+      return ForwardStream(context, owner, task_id,
+                           [request](auto& stub, auto* ctx, auto* reactor) {
+                             stub.async()->SendStreamingMessage(ctx, request, reactor);
+                           });
+    }
+  }
   auto* stream = new EventStream(*this);
   if (absl::Status version = CheckVersion(context); !version.ok()) {
     stream->Fail(version);
@@ -307,15 +449,20 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SendStreamingMessage(
                      " streams open, its --max-open-streams limit; retry later")));
     return stream;
   }
+  absl::StatusOr<routing::DispatchContext> dispatch = MakeContext(context, *request);
+  if (!dispatch.ok()) {
+    stream->Fail(dispatch.status());
+    return stream;
+  }
   std::shared_ptr<StreamSink> sink = stream->sink();
-  if (request->message().task_id().empty()) {
-    if (absl::Status status = Dispatch(*request, sink); !status.ok()) {
+  if (task_id.empty()) {
+    if (absl::Status status = dispatcher_.Send(*request, *dispatch, sink); !status.ok()) {
       sink->OnError(status);
     }
     return stream;
   }
-  blocking_.Schedule([this, request = *request, sink] {
-    if (absl::Status status = Dispatch(request, sink); !status.ok()) {
+  blocking_.Schedule([this, request = *request, dispatch = *dispatch, sink] {
+    if (absl::Status status = dispatcher_.Send(request, dispatch, sink); !status.ok()) {
       sink->OnError(status);
       return;
     }
@@ -326,10 +473,18 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SendStreamingMessage(
 
 grpc::ServerWriteReactor<StreamResponse>* A2aService::SubscribeToTask(
     grpc::CallbackServerContext* context, const lf::a2a::v1::SubscribeToTaskRequest* request) {
+  if (CheckVersion(context).ok() && !request->id().empty()) {
+    if (std::string owner = RemoteOwner(context, request->id()); !owner.empty()) {
+      return ForwardStream(context, owner, request->id(),
+                           [request](auto& stub, auto* ctx, auto* reactor) {
+                             stub.async()->SubscribeToTask(ctx, request, reactor);
+                           });
+    }
+  }
   auto* stream = new EventStream(*this);
   absl::Status status = CheckVersion(context);
   if (status.ok()) {
-    status = ValidateTaskId(request->id(), "id");
+    status = routing::ValidateTaskId(request->id(), "id");
   }
   if (status.ok() && open_streams() > options_.max_open_streams) {
     status = absl::ResourceExhaustedError(
@@ -353,10 +508,18 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SubscribeToTask(
 grpc::ServerUnaryReactor* A2aService::GetTask(grpc::CallbackServerContext* context,
                                               const lf::a2a::v1::GetTaskRequest* request,
                                               Task* response) {
+  if (CheckVersion(context).ok()) {
+    if (std::string owner = RemoteOwner(context, request->id()); !owner.empty()) {
+      return ForwardUnary(context, owner, request->id(), request, response,
+                          [](auto* async, auto* ctx, auto* req, auto* resp, auto done) {
+                            async->GetTask(ctx, req, resp, std::move(done));
+                          });
+    }
+  }
   return RunBlocking(context, [this, request, response]() -> absl::Status {
-    A2AMESH_RETURN_IF_ERROR(ValidateTaskId(request->id(), "id"));
-    A2AMESH_RETURN_IF_ERROR(ValidateHistoryLength(request->has_history_length(),
-                                                  request->history_length(), "history_length"));
+    A2AMESH_RETURN_IF_ERROR(routing::ValidateTaskId(request->id(), "id"));
+    A2AMESH_RETURN_IF_ERROR(routing::ValidateHistoryLength(
+        request->has_history_length(), request->history_length(), "history_length"));
     A2AMESH_ASSIGN_OR_RETURN(*response, tasks_.Get(request->id()));
     std::optional<int> history;
     if (request->has_history_length()) {
@@ -375,8 +538,8 @@ grpc::ServerUnaryReactor* A2aService::ListTasks(grpc::CallbackServerContext* con
     if (page_size < 1 || page_size > 100) {
       return InvalidFieldError("page_size", "must be between 1 and 100");
     }
-    A2AMESH_RETURN_IF_ERROR(ValidateHistoryLength(request->has_history_length(),
-                                                  request->history_length(), "history_length"));
+    A2AMESH_RETURN_IF_ERROR(routing::ValidateHistoryLength(
+        request->has_history_length(), request->history_length(), "history_length"));
     if (!lf::a2a::v1::TaskState_IsValid(request->status())) {
       return InvalidFieldError("status", "is not a task state");
     }
@@ -415,8 +578,14 @@ grpc::ServerUnaryReactor* A2aService::CancelTask(grpc::CallbackServerContext* co
   if (absl::Status version = CheckVersion(context); !version.ok()) {
     return Fail(context, version);
   }
-  if (absl::Status id = ValidateTaskId(request->id(), "id"); !id.ok()) {
+  if (absl::Status id = routing::ValidateTaskId(request->id(), "id"); !id.ok()) {
     return Fail(context, id);
+  }
+  if (std::string owner = RemoteOwner(context, request->id()); !owner.empty()) {
+    return ForwardUnary(context, owner, request->id(), request, response,
+                        [](auto* async, auto* ctx, auto* req, auto* resp, auto done) {
+                          async->CancelTask(ctx, req, resp, std::move(done));
+                        });
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   blocking_.Schedule([this, request, response, reactor] {

@@ -3,20 +3,27 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 
-#include "a2a/request_validation.h"
 #include "a2amesh/executor.h"
+#include "grpcpp/grpcpp.h"
 #include "lf/a2a/v1/a2a.grpc.pb.h"
-#include "routing/router.h"
+#include "routing/dispatcher.h"
 #include "tasks/task_manager.h"
 
 namespace a2amesh::a2a {
 
+// Marks a call one node forwarded to another; such calls are not forwarded again.
+inline constexpr absl::string_view kForwardedKey = "a2amesh-forwarded-by";
+
+// A channel to another node of the mesh (nullptr if it is not known), for
+// calls about tasks that node owns.
+using ChannelDirectory = std::function<std::shared_ptr<grpc::Channel>(const std::string& node_id)>;
+
 struct A2aServiceOptions {
-  // The skill for requests that name neither agent, skill nor tags.
-  std::string default_skill;
-  RequestLimits limits;
+  std::string node_id;
   // Streaming calls (SendStreamingMessage, SubscribeToTask) open at once.
   int64_t max_open_streams = 10000;
   // Events a stream may have queued for a slow client before it is cut off.
@@ -26,11 +33,16 @@ struct A2aServiceOptions {
 // lf.a2a.v1.A2AService over gRPC, on the callback API: reactions never block;
 // calls that read the task store run on `blocking`. Every call checks the
 // a2a-version metadata first. Errors carry google.rpc.ErrorInfo details
-// (rpc/grpc_status.h). Thread-safe.
+// (rpc/grpc_status.h).
+//
+// Tasks are location-transparent: GetTask, CancelTask, SubscribeToTask and
+// follow-up messages for a task another node owns (the node in its id) are
+// forwarded to that node, with the caller's deadline and cancellation. Blocking
+// and streaming sends give the task the caller's deadline. Thread-safe.
 class A2aService final : public lf::a2a::v1::A2AService::CallbackService {
  public:
-  A2aService(A2aServiceOptions options, tasks::TaskManager& tasks, routing::Router& router,
-             Executor& blocking);
+  A2aService(A2aServiceOptions options, tasks::TaskManager& tasks, routing::Dispatcher& dispatcher,
+             Executor& blocking, ChannelDirectory peers);
 
   grpc::ServerUnaryReactor* SendMessage(grpc::CallbackServerContext* context,
                                         const lf::a2a::v1::SendMessageRequest* request,
@@ -71,20 +83,37 @@ class A2aService final : public lf::a2a::v1::A2AService::CallbackService {
 
   int64_t open_streams() const { return open_streams_.load(std::memory_order_relaxed); }
 
-  // A draining node refuses new tasks with UNAVAILABLE (clients retry
-  // elsewhere); follow-ups to its tasks, reads and cancels still work.
-  void SetDraining() { draining_.store(true); }
-
  private:
   class StreamSink;
   class EventStream;
   class SendCall;
+  class ForwardedStream;
 
-  // Routes a new task, or hands a follow-up to its task, for `subscriber`.
-  // Continue may block: call it from `blocking_`.
-  absl::Status Dispatch(const lf::a2a::v1::SendMessageRequest& request,
-                        std::shared_ptr<tasks::TaskSubscriber> subscriber);
+  // The request's place in a delegation chain and, for a caller that waits,
+  // its deadline.
+  absl::StatusOr<routing::DispatchContext> MakeContext(
+      grpc::CallbackServerContext* context, const lf::a2a::v1::SendMessageRequest& request) const;
+  template <typename Request, typename Response, typename Call>
+  grpc::ServerUnaryReactor* ForwardUnary(grpc::CallbackServerContext* context,
+                                         const std::string& owner, const std::string& task_id,
+                                         const Request* request, Response* response, Call call);
   absl::Status CheckVersion(grpc::CallbackServerContext* context) const;
+  // The node that owns `task_id`, when it is another node and this call may be
+  // forwarded there; "" to serve it here.
+  std::string RemoteOwner(grpc::CallbackServerContext* context, const std::string& task_id) const;
+  // A client context for forwarding `context`'s call to `owner`, with its
+  // deadline, cancellation and the A2A version; nullptr (and `error`) if the
+  // owner is not reachable.
+  std::unique_ptr<grpc::ClientContext> ForwardContext(grpc::CallbackServerContext* context,
+                                                      const std::string& owner,
+                                                      const std::string& task_id,
+                                                      absl::Status* error) const;
+  std::shared_ptr<grpc::Channel> ChannelTo(const std::string& owner) const;
+  grpc::ServerWriteReactor<lf::a2a::v1::StreamResponse>* ForwardStream(
+      grpc::CallbackServerContext* context, const std::string& owner, const std::string& task_id,
+      std::function<void(lf::a2a::v1::A2AService::Stub&, grpc::ClientContext*,
+                         grpc::ClientReadReactor<lf::a2a::v1::StreamResponse>*)>
+          start);
   // Ends a subscription made for a stream whose client has already left.
   void DropIfFinished(StreamSink& sink);
   // Finishes `context`'s default reactor with `status` now.
@@ -96,10 +125,10 @@ class A2aService final : public lf::a2a::v1::A2AService::CallbackService {
 
   const A2aServiceOptions options_;
   tasks::TaskManager& tasks_;
-  routing::Router& router_;
+  routing::Dispatcher& dispatcher_;
   Executor& blocking_;
+  const ChannelDirectory peers_;
   std::atomic<int64_t> open_streams_{0};
-  std::atomic<bool> draining_{false};
 };
 
 }  // namespace a2amesh::a2a

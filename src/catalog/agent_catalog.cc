@@ -86,10 +86,10 @@ void AgentCatalog::Remove(const LocalAgent& agent) {
   }
 }
 
-AgentCatalog::Snapshot AgentCatalog::AddListener(CatalogListener* listener) {
+void AgentCatalog::AddListener(CatalogListener* listener) {
   absl::MutexLock lock(&mu_);
   listeners_.push_back(listener);
-  return snapshot_;
+  listener->OnAgentsAdded(*snapshot_);
 }
 
 void AgentCatalog::RemoveListener(CatalogListener* listener) {

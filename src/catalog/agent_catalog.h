@@ -91,10 +91,10 @@ class AgentCatalog final : public tasks::RunnerFactory {
 
   explicit AgentCatalog(int max_agents);
 
-  // Adds a listener for later changes, and returns the agents registered now
-  // (atomically with the registration). The listener must outlive the catalog
-  // or be removed.
-  Snapshot AddListener(CatalogListener* listener);
+  // Adds a listener. It first hears the agents registered now (one
+  // OnAgentsAdded, possibly empty), then every later change, with nothing
+  // missed in between. It must be removed before it is destroyed.
+  void AddListener(CatalogListener* listener);
   void RemoveListener(CatalogListener* listener);
 
   // Adds the agents of one registration, all or none: ALREADY_EXISTS if an id

@@ -55,6 +55,8 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
       "Every flag can also be set from the environment as MESHD_<FLAG> (e.g. MESHD_NODE_ID).\n"
       "Examples:\n"
       "  meshd --node-id n1 --grpc-address 127.0.0.1:7400 --data-dir /var/lib/meshd\n"
+      "  meshd --node-id n2 --grpc-address 127.0.0.1:7401 --peers 127.0.0.1:7400\n"
+      "  meshd --discovery-dns a2a-mesh-headless.default.svc.cluster.local\n"
       "  meshd --ephemeral --grpc-address 127.0.0.1:0 --ready-file /tmp/n1.json");
 
   app.add_option("--node-id", n.node_id, "This node's id, unique in the mesh (default: hostname)")
@@ -78,6 +80,31 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
   app.add_option("--default-skill", n.default_skill,
                  "Skill for requests that name no agent, skill or tags")
       ->envname("MESHD_DEFAULT_SKILL");
+  app.add_option("--advertise-address", n.advertise_address,
+                 "host:port other nodes use to reach this one (default: the gRPC address)")
+      ->envname("MESHD_ADVERTISE_ADDRESS");
+  app.add_option("--peers", n.peers,
+                 "Static peers, host:port,... (a node learns the rest from them)")
+      ->envname("MESHD_PEERS")
+      ->delimiter(',');
+  app.add_option("--discovery-dns", n.discovery_dns,
+                 "DNS name of the mesh's members (A/AAAA, or SRV _grpc._tcp.<name>)")
+      ->envname("MESHD_DISCOVERY_DNS");
+  app.add_option("--discovery-dns-port", n.discovery_dns_port,
+                 "Port for A/AAAA members (default: this node's gRPC port)")
+      ->envname("MESHD_DISCOVERY_DNS_PORT");
+  app.add_option("--discovery-dns-server", n.discovery_dns_server,
+                 "Ask this DNS server (host:port) instead of the system's resolvers")
+      ->envname("MESHD_DISCOVERY_DNS_SERVER");
+  AddDuration(app, "--discovery-interval", &n.discovery_interval, "How often DNS is resolved",
+              "MESHD_DISCOVERY_INTERVAL");
+  AddDuration(app, "--peer-heartbeat", &n.peer_heartbeat,
+              "How often peers exchange heartbeats (with agent loads)", "MESHD_PEER_HEARTBEAT");
+  AddDuration(app, "--peer-timeout", &n.peer_timeout,
+              "A peer silent this long is down and its agents leave routing", "MESHD_PEER_TIMEOUT");
+  app.add_option("--max-hops", n.max_hops, "Longest delegation chain a task may have")
+      ->envname("MESHD_MAX_HOPS")
+      ->capture_default_str();
   AddDuration(app, "--drain-timeout", &n.drain_timeout,
               "On SIGTERM, how long running tasks may take to finish", "MESHD_DRAIN_TIMEOUT");
   AddDuration(app, "--agent-grace", &n.agent_grace,

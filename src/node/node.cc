@@ -1,5 +1,7 @@
 #include "node/node.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <system_error>
 #include <utility>
@@ -13,7 +15,12 @@
 #include "core/log.h"
 #include "core/status_macros.h"
 #include "core/thread_pool.h"
+#include "discovery/discovery_source.h"
+#include "discovery/dns_discovery_source.h"
 #include "grpcpp/grpcpp.h"
+#include "peer/peer_manager.h"
+#include "peer/peer_service.h"
+#include "routing/dispatcher.h"
 #include "routing/router.h"
 #include "store/memory_task_store.h"
 #include "store/sqlite_task_store.h"
@@ -21,6 +28,14 @@
 
 namespace a2amesh {
 namespace {
+
+std::string LocalHostName() {
+  char name[256] = {0};
+  if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') {
+    return "localhost";
+  }
+  return name;
+}
 
 absl::Status CheckOptions(const NodeOptions& o) {
   if (absl::Status id = ValidateNodeId(o.node_id); !id.ok()) {
@@ -48,6 +63,20 @@ absl::Status CheckOptions(const NodeOptions& o) {
   }
   if (o.agent_lease < absl::Milliseconds(100)) {
     return absl::InvalidArgumentError("--agent-lease: must be at least 100ms");
+  }
+  for (const std::string& peer : o.peers) {
+    size_t colon = peer.rfind(':');
+    if (peer.empty() || colon == std::string::npos || colon == 0 || colon + 1 == peer.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("--peers: '", peer, "' is not host:port"));
+    }
+  }
+  if (o.peer_timeout <= o.peer_heartbeat) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--peer-timeout (", absl::FormatDuration(o.peer_timeout),
+        ") must be longer than --peer-heartbeat (", absl::FormatDuration(o.peer_heartbeat), ")"));
+  }
+  if (o.max_hops < 1) {
+    return absl::InvalidArgumentError("--max-hops: must be at least 1");
   }
   return absl::OkStatus();
 }
@@ -82,6 +111,7 @@ absl::Status Node::Init() {
   remote_catalog_ = std::make_unique<catalog::RemoteCatalog>();
   routing::RouterOptions router_options;
   router_options.node_id = options_.node_id;
+  router_options.max_hops = options_.max_hops;
   router_ = std::make_unique<routing::Router>(router_options, *catalog_, *remote_catalog_);
   tasks::TaskManagerOptions task_options;
   task_options.node_id = options_.node_id;
@@ -90,12 +120,29 @@ absl::Status Node::Init() {
   tasks_ = std::make_unique<tasks::TaskManager>(task_options, *store_, *router_, *timers_, clock_);
   A2AMESH_RETURN_IF_ERROR(tasks_->Recover());
 
+  routing::RequestLimits limits;
+  limits.max_message_bytes = options_.max_message_bytes;
+  limits.max_parts = options_.max_parts;
+  dispatcher_ =
+      std::make_unique<routing::Dispatcher>(options_.default_skill, limits, *router_, *tasks_);
+
+  peer::PeerOptions peer_options;
+  peer_options.node_id = options_.node_id;
+  peer_options.heartbeat = options_.peer_heartbeat;
+  peer_options.timeout = options_.peer_timeout;
+  peer_options.max_hops = options_.max_hops;
+  peers_ = std::make_unique<peer::PeerManager>(peer_options, *catalog_, *remote_catalog_, *tasks_,
+                                               *timers_, clock_);
+  router_->SetRemoteRunners(peers_.get());
+  peer_service_ = std::make_unique<peer::PeerService>(
+      peer::HandoffServerOptions{options_.node_id, options_.max_hops}, *peers_, *catalog_, *tasks_);
+
   a2a::A2aServiceOptions a2a_options;
-  a2a_options.default_skill = options_.default_skill;
-  a2a_options.limits.max_message_bytes = options_.max_message_bytes;
-  a2a_options.limits.max_parts = options_.max_parts;
+  a2a_options.node_id = options_.node_id;
   a2a_options.max_open_streams = options_.max_open_streams;
-  a2a_ = std::make_unique<a2a::A2aService>(a2a_options, *tasks_, *router_, *blocking_);
+  a2a_ = std::make_unique<a2a::A2aService>(
+      a2a_options, *tasks_, *dispatcher_, *blocking_,
+      [peers = peers_.get()](const std::string& node_id) { return peers->ChannelTo(node_id); });
 
   agenthost::AgentHostOptions host_options;
   host_options.node_id = options_.node_id;
@@ -110,6 +157,7 @@ absl::Status Node::Init() {
   builder.AddListeningPort(options_.grpc_address, grpc::InsecureServerCredentials(), &grpc_port_);
   builder.RegisterService(a2a_.get());
   builder.RegisterService(agent_host_.get());
+  builder.RegisterService(peer_service_.get());
   // Our own size check names the flag; gRPC's limit sits above it.
   const int64_t wire_limit =
       std::min<int64_t>(2 * options_.max_message_bytes + (1 << 20), INT32_MAX);
@@ -125,15 +173,42 @@ absl::Status Node::Init() {
   }
   std::string host = options_.grpc_address.substr(0, options_.grpc_address.rfind(':'));
   grpc_address_ = absl::StrCat(host, ":", grpc_port_);
+  std::string advertise = options_.advertise_address;
+  if (advertise.empty()) {
+    bool wildcard = host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::";
+    advertise = wildcard ? absl::StrCat(LocalHostName(), ":", grpc_port_) : grpc_address_;
+  }
+  peers_->SetAdvertiseAddress(advertise);
+  peers_->Start();
+  if (!options_.peers.empty()) {
+    discovery_.push_back(std::make_unique<discovery::StaticDiscoverySource>(options_.peers));
+  }
+  if (!options_.discovery_dns.empty()) {
+    discovery::DnsDiscoveryOptions dns;
+    dns.name = options_.discovery_dns;
+    dns.port = options_.discovery_dns_port > 0 ? options_.discovery_dns_port : grpc_port_;
+    dns.interval = options_.discovery_interval;
+    dns.server = options_.discovery_dns_server;
+    A2AMESH_ASSIGN_OR_RETURN(auto source, discovery::DnsDiscoverySource::Create(dns));
+    discovery_.push_back(std::move(source));
+  }
+  for (auto& source : discovery_) {
+    source->Start(
+        [peers = peers_.get(), name = source->name()](const std::vector<std::string>& addresses) {
+          peers->SetAddresses(name, addresses);
+        });
+  }
   A2AMESH_LOG(Info, "meshd serving")
       .With("node", options_.node_id)
       .With("grpc_address", grpc_address_)
+      .With("advertise", advertise)
       .With("store", options_.ephemeral ? std::string("memory") : options_.data_dir + "/tasks.db");
   return absl::OkStatus();
 }
 
 size_t Node::Drain(absl::Duration timeout) {
-  a2a_->SetDraining();
+  dispatcher_->SetDraining();
+  peers_->SetDraining();
   size_t running = tasks_->running_tasks();
   A2AMESH_LOG(Info, "draining").With("running_tasks", running).With("timeout", timeout);
   absl::Time deadline = absl::Now() + timeout;
@@ -152,10 +227,14 @@ void Node::Shutdown() {
   if (server_ == nullptr) {
     return;
   }
+  for (auto& source : discovery_) {
+    source->Stop();
+  }
   // Open calls are cancelled after a short grace; every reactor finishes.
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   server_.reset();
-  blocking_.reset();  // runs what was scheduled, while everything it uses exists
+  peers_->Shutdown();  // the calls this node made
+  blocking_.reset();   // runs what was scheduled, while everything it uses exists
   timers_.reset();
   A2AMESH_LOG(Info, "meshd stopped").With("node", options_.node_id);
 }

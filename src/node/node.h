@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "a2amesh/clock.h"
 #include "a2amesh/executor.h"
@@ -19,16 +20,24 @@ namespace a2amesh {
 namespace a2a {
 class A2aService;
 }
+namespace discovery {
+class DiscoverySource;
+}
+namespace peer {
+class PeerManager;
+class PeerService;
+}  // namespace peer
 namespace agenthost {
 class AgentHostService;
 }
 namespace catalog {
 class AgentCatalog;
 class RemoteCatalog;
-}
+}  // namespace catalog
 namespace routing {
+class Dispatcher;
 class Router;
-}
+}  // namespace routing
 namespace tasks {
 class TaskManager;
 }
@@ -45,6 +54,21 @@ struct NodeOptions {
   // fsync every group commit (synchronous=FULL); off: survive process crashes only.
   bool store_fsync = true;
   std::string default_skill;
+  // Where other nodes reach this node; default: the gRPC address with the bound
+  // port (and this host's name for 0.0.0.0 / [::]).
+  std::string advertise_address;
+  // Static peers, host:port.
+  std::vector<std::string> peers;
+  // A DNS name whose A/AAAA records (port: dns_port) or SRV records
+  // (_grpc._tcp.<name>) are the mesh's members; resolved every dns_interval.
+  std::string discovery_dns;
+  int discovery_dns_port = 0;  // 0: this node's gRPC port
+  absl::Duration discovery_interval = absl::Seconds(5);
+  // Query this DNS server (host:port) instead of the system's resolvers.
+  std::string discovery_dns_server;
+  absl::Duration peer_heartbeat = absl::Seconds(1);
+  absl::Duration peer_timeout = absl::Seconds(3);
+  int max_hops = 8;
   absl::Duration agent_grace = absl::Seconds(10);
   absl::Duration recovery_grace = absl::Seconds(30);
   absl::Duration agent_lease = absl::Seconds(15);
@@ -87,6 +111,8 @@ class Node {
 
   tasks::TaskManager& tasks() { return *tasks_; }
   catalog::AgentCatalog& catalog() { return *catalog_; }
+  catalog::RemoteCatalog& remote_catalog() { return *remote_catalog_; }
+  peer::PeerManager& peers() { return *peers_; }
 
  private:
   explicit Node(NodeOptions options);
@@ -101,6 +127,10 @@ class Node {
   std::unique_ptr<catalog::RemoteCatalog> remote_catalog_;
   std::unique_ptr<routing::Router> router_;
   std::unique_ptr<tasks::TaskManager> tasks_;
+  std::unique_ptr<routing::Dispatcher> dispatcher_;
+  std::unique_ptr<peer::PeerManager> peers_;
+  std::unique_ptr<peer::PeerService> peer_service_;
+  std::vector<std::unique_ptr<discovery::DiscoverySource>> discovery_;
   std::unique_ptr<a2a::A2aService> a2a_;
   std::unique_ptr<agenthost::AgentHostService> agent_host_;
   std::unique_ptr<grpc::Server> server_;

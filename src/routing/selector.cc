@@ -71,6 +71,26 @@ std::string Selector::Describe() const {
   return parts.empty() ? "any agent" : absl::StrJoin(parts, ", ");
 }
 
+absl::StatusOr<std::vector<std::string>> HopsFromRequest(
+    const lf::a2a::v1::SendMessageRequest& request) {
+  std::vector<std::string> hops;
+  std::string where;
+  const Value* value = Lookup(request, kHopsKey, &where);
+  if (value == nullptr) {
+    return hops;
+  }
+  if (value->kind_case() != Value::kListValue) {
+    return InvalidFieldError(where, "must be a list of \"agent@node\" strings");
+  }
+  for (const Value& hop : value->list_value().values()) {
+    if (hop.kind_case() != Value::kStringValue || hop.string_value().empty()) {
+      return InvalidFieldError(where, "must be a list of \"agent@node\" strings");
+    }
+    hops.push_back(hop.string_value());
+  }
+  return hops;
+}
+
 absl::StatusOr<Selector> SelectorFromRequest(const lf::a2a::v1::SendMessageRequest& request,
                                              absl::string_view default_skill) {
   Selector selector;

@@ -14,6 +14,10 @@ namespace a2amesh::routing {
 // request's metadata (or, failing that, the message's).
 inline constexpr absl::string_view kSkillKey = "a2amesh/skill";
 inline constexpr absl::string_view kTagsKey = "a2amesh/tags";
+// The delegation chain a request belongs to ("agent@node" entries, outermost
+// first), for callers that are themselves mesh agents reaching a node as A2A
+// clients.
+inline constexpr absl::string_view kHopsKey = "a2amesh/hops";
 
 // What a request asks for. Every set field must match.
 struct Selector {
@@ -40,6 +44,11 @@ struct Selector {
 // tags. INVALID_ARGUMENT naming the metadata key if a value has the wrong type.
 absl::StatusOr<Selector> SelectorFromRequest(const lf::a2a::v1::SendMessageRequest& request,
                                              absl::string_view default_skill);
+
+// The request's `a2amesh/hops` metadata (empty if absent); INVALID_ARGUMENT
+// naming the key if it is not a list of strings.
+absl::StatusOr<std::vector<std::string>> HopsFromRequest(
+    const lf::a2a::v1::SendMessageRequest& request);
 
 // Whether a card or skill's declared mode `mode` covers media type `type`:
 // equal ignoring case and parameters, "*/*", "type/*", or a bare "type".

@@ -64,12 +64,6 @@ absl::Status DecodePageToken(const std::string& token, TaskQuery* query) {
 
 }  // namespace
 
-// Lets timer callbacks find out, safely, whether the manager still exists.
-struct TaskManager::Lifetime {
-  absl::Mutex mu;
-  TaskManager* self ABSL_GUARDED_BY(mu);
-};
-
 TaskManager::TaskManager(TaskManagerOptions options, TaskStore& store, RunnerFactory& runners,
                          Timers& timers, Clock& clock)
     : options_(std::move(options)),
@@ -77,17 +71,11 @@ TaskManager::TaskManager(TaskManagerOptions options, TaskStore& store, RunnerFac
       runners_(runners),
       timers_(timers),
       clock_(clock),
-      lifetime_(std::make_shared<Lifetime>()) {
-  absl::MutexLock lock(&lifetime_->mu);
-  lifetime_->self = this;
-}
+      weak_self_(this) {}
 
 TaskManager::~TaskManager() {
-  {
-    absl::MutexLock lock(&lifetime_->mu);
-    lifetime_->self = nullptr;  // no timer callback runs from here on
-  }
-  store_.Flush();  // every store callback that refers to us has run
+  weak_self_.Reset();  // no timer callback runs from here on
+  store_.Flush();      // every store callback that refers to us has run
   std::vector<std::shared_ptr<TaskSubscriber>> subscribers;
   {
     absl::MutexLock lock(&mu_);
@@ -474,8 +462,9 @@ absl::Status TaskManager::ApplyRunnerEvent(const TaskRunner* runner, const std::
   }
   absl::MutexLock lock(&entry->mu);
   if (entry->runner.get() != runner) {
+    // `runner` may be gone: compare it, never use it.
     return absl::FailedPreconditionError(
-        absl::StrCat("task ", task_id, " is no longer run by ", runner->agent_id()));
+        absl::StrCat("task ", task_id, " is no longer run by that runner"));
   }
   A2AMESH_RETURN_IF_ERROR(NormalizeAgentEvent(entry->task, clock_.Now(), &event));
   AppendLocked(entry, std::move(event), nullptr);
@@ -550,12 +539,9 @@ void TaskManager::CancelActive(const std::string& task_id, const std::string& re
 }
 
 void TaskManager::ArmDeadline(const std::string& task_id, absl::Time deadline) {
-  timers_.RunAfter(deadline - clock_.Now(), [lifetime = lifetime_, task_id] {
-    absl::MutexLock lock(&lifetime->mu);
-    if (lifetime->self != nullptr) {
-      lifetime->self->FailIfActive(task_id, "the task's deadline passed");
-    }
-  });
+  timers_.RunAfter(deadline - clock_.Now(), weak_self_.Bind([task_id](TaskManager& self) {
+    self.FailIfActive(task_id, "the task's deadline passed");
+  }));
 }
 
 void TaskManager::FailIfActive(const std::string& task_id, const std::string& reason) {
@@ -875,12 +861,10 @@ std::vector<TaskManager::EntryPtr> TaskManager::EntriesOfLocked(const std::strin
 
 void TaskManager::ArmGrace(const std::string& agent_id, uint64_t generation, absl::Duration grace,
                            std::string reason) {
-  timers_.RunAfter(grace, [lifetime = lifetime_, agent_id, generation, reason = std::move(reason)] {
-    absl::MutexLock lock(&lifetime->mu);
-    if (lifetime->self != nullptr) {
-      lifetime->self->FailOrphans(agent_id, generation, reason);
-    }
-  });
+  timers_.RunAfter(
+      grace, weak_self_.Bind([agent_id, generation, reason = std::move(reason)](TaskManager& self) {
+        self.FailOrphans(agent_id, generation, reason);
+      }));
 }
 
 void TaskManager::FailOrphans(const std::string& agent_id, uint64_t generation,

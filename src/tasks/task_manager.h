@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/weak_self.h"
 #include "lf/a2a/v1/a2a.pb.h"
 
 namespace a2amesh::tasks {
@@ -165,6 +166,9 @@ class TaskManager {
   // hosted turn). NOT_FOUND otherwise. Never blocks.
   absl::StatusOr<v1::TaskInfo> ActiveInfo(const std::string& task_id) const;
 
+  // Cancels a task held in memory (running, waiting, or a hosted turn), if it
+  // has not ended; does nothing otherwise. Never blocks.
+  void CancelActive(const std::string& task_id, const std::string& reason);
   // Cancels the subtasks this node runs for `parent_task_id` (on any node),
   // with `reason`. Never blocks.
   void CancelChildren(const std::string& parent_task_id, const std::string& reason);
@@ -229,8 +233,6 @@ class TaskManager {
   using EntryPtr = std::shared_ptr<Entry>;
   using DurableCallback = absl::AnyInvocable<void(absl::Status)>;
 
-  struct Lifetime;
-
   EntryPtr Find(const std::string& task_id) const;
   // Whether the entry has a final event (or client message) not yet stored.
   static bool HasUnstoredFinalEvent(const EntryPtr& entry);
@@ -261,8 +263,6 @@ class TaskManager {
   // Fails the task with `reason` at `deadline` if it is still running then.
   void ArmDeadline(const std::string& task_id, absl::Time deadline);
   void FailIfActive(const std::string& task_id, const std::string& reason);
-  // Cancels an active task without reading the store (for cascades).
-  void CancelActive(const std::string& task_id, const std::string& reason);
   std::vector<EntryPtr> EntriesOfLocked(const std::string& agent_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // After `grace`, fails the agent's orphaned tasks with `reason`, unless the
@@ -279,8 +279,8 @@ class TaskManager {
   RunnerFactory& runners_;
   Timers& timers_;
   Clock& clock_;
-  // Timer callbacks hold this, not `this`: they do nothing once we are gone.
-  const std::shared_ptr<Lifetime> lifetime_;
+  // Timer callbacks go through this: they do nothing once we are gone.
+  WeakSelf<TaskManager> weak_self_;
 
   // Lock order: mu_ before any Entry::mu. Entry::mu is never held while taking mu_.
   mutable absl::Mutex mu_;

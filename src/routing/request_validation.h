@@ -1,5 +1,5 @@
-#ifndef A2AMESH_A2A_REQUEST_VALIDATION_H_
-#define A2AMESH_A2A_REQUEST_VALIDATION_H_
+#ifndef A2AMESH_ROUTING_REQUEST_VALIDATION_H_
+#define A2AMESH_ROUTING_REQUEST_VALIDATION_H_
 
 #include <cstdint>
 
@@ -8,7 +8,7 @@
 #include "lf/a2a/v1/a2a.pb.h"
 
 // Checks of A2A requests from clients, the same for every binding.
-namespace a2amesh::a2a {
+namespace a2amesh::routing {
 
 struct RequestLimits {
   int64_t max_message_bytes = 4 * 1024 * 1024;
@@ -34,6 +34,6 @@ absl::Status ValidateTaskId(absl::string_view id, absl::string_view field);
 // A history_length, when set, is not negative.
 absl::Status ValidateHistoryLength(bool has, int32_t value, absl::string_view field);
 
-}  // namespace a2amesh::a2a
+}  // namespace a2amesh::routing
 
-#endif  // A2AMESH_A2A_REQUEST_VALIDATION_H_
+#endif  // A2AMESH_ROUTING_REQUEST_VALIDATION_H_

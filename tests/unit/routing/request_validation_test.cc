@@ -1,4 +1,4 @@
-#include "a2a/request_validation.h"
+#include "routing/request_validation.h"
 
 #include "core/a2a_error.h"
 #include "gmock/gmock.h"
@@ -6,7 +6,7 @@
 #include "testing/proto_builders.h"
 #include "testing/status_matchers.h"
 
-namespace a2amesh::a2a {
+namespace a2amesh::routing {
 namespace {
 
 using ::a2amesh::testing::IsOk;
@@ -63,4 +63,4 @@ TEST(RequestValidationTest, TaskIdsAndHistoryLengths) {
 }
 
 }  // namespace
-}  // namespace a2amesh::a2a
+}  // namespace a2amesh::routing

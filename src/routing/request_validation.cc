@@ -1,4 +1,4 @@
-#include "a2a/request_validation.h"
+#include "routing/request_validation.h"
 
 #include <string>
 
@@ -7,7 +7,7 @@
 #include "core/a2a_error.h"
 #include "core/status_macros.h"
 
-namespace a2amesh::a2a {
+namespace a2amesh::routing {
 
 absl::Status CheckProtocolVersion(absl::string_view version, bool present) {
   if (!present) {
@@ -84,4 +84,4 @@ absl::Status ValidateSendMessage(const lf::a2a::v1::SendMessageRequest& request,
   return absl::OkStatus();
 }
 
-}  // namespace a2amesh::a2a
+}  // namespace a2amesh::routing

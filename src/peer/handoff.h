@@ -1,0 +1,55 @@
+#ifndef A2AMESH_PEER_HANDOFF_H_
+#define A2AMESH_PEER_HANDOFF_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "a2amesh/v1/peer.grpc.pb.h"
+#include "catalog/agent_catalog.h"
+#include "routing/router.h"
+#include "tasks/task_manager.h"
+
+namespace a2amesh::peer {
+
+class PeerManager;
+struct HandoffState;
+
+// Runs a task's turn on an agent of another node through a Peer.Handoff
+// stream. A candidate that refuses before accepting (busy, gone, unreachable)
+// is replaced by the next; when none accepts, or the accepting node goes away
+// mid-turn, the task fails with a reason that names the nodes. Holds one slot
+// of the current candidate (in this node's view of its load) until the turn
+// ends. Thread-safe.
+class HandoffRunner final : public tasks::TaskRunner {
+ public:
+  // `candidates[0]`'s slot is already taken.
+  HandoffRunner(PeerManager& peers, tasks::TaskManager& tasks,
+                std::vector<routing::RemoteCandidate> candidates);
+  ~HandoffRunner() override;
+
+  const std::string& agent_id() const override;
+  void Assign(const v1::TaskAssignment& assignment) override;
+  void Cancel(const std::string& task_id, const std::string& reason) override;
+
+ private:
+  const std::shared_ptr<HandoffState> state_;
+};
+
+struct HandoffServerOptions {
+  std::string node_id;
+  int max_hops = 8;
+};
+
+// The receiving side of Peer.Handoff: checks the request (agent here, no cycle,
+// depth, deadline, a free slot), answers Accepted, runs the turn as a hosted
+// task and streams its events back. A cancel (or the sender going away) cancels
+// the turn; a cancel-only request cancels what this node still runs for the
+// task. Returns the reactor for one call.
+grpc::ServerBidiReactor<v1::HandoffRequest, v1::HandoffResponse>* AcceptHandoff(
+    const HandoffServerOptions& options, PeerManager& peers, catalog::AgentCatalog& catalog,
+    tasks::TaskManager& tasks);
+
+}  // namespace a2amesh::peer
+
+#endif  // A2AMESH_PEER_HANDOFF_H_

@@ -1,0 +1,201 @@
+#ifndef A2AMESH_PEER_PEER_MANAGER_H_
+#define A2AMESH_PEER_PEER_MANAGER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "a2amesh/clock.h"
+#include "a2amesh/executor.h"
+#include "a2amesh/v1/peer.grpc.pb.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "catalog/agent_catalog.h"
+#include "catalog/remote_catalog.h"
+#include "core/weak_self.h"
+#include "grpcpp/grpcpp.h"
+#include "peer/connection.h"
+#include "routing/router.h"
+#include "tasks/task_manager.h"
+
+namespace a2amesh::peer {
+
+// A client call this node makes to a peer (a handoff), which Shutdown ends.
+class CancellableCall {
+ public:
+  virtual ~CancellableCall() = default;
+  virtual void CancelCall() = 0;
+};
+
+struct PeerOptions {
+  std::string node_id;
+  // Where other nodes reach this node's gRPC port.
+  std::string advertise_address;
+  // Heartbeats (with agent loads) go to every peer this often...
+  absl::Duration heartbeat = absl::Seconds(1);
+  // ...and a peer silent this long is down.
+  absl::Duration timeout = absl::Seconds(3);
+  absl::Duration min_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(5);
+  int max_hops = 8;
+};
+
+// One member of the mesh as this node sees it.
+struct MemberState {
+  std::string node_id;
+  std::string address;
+  bool up = false;
+  bool draining = false;
+  bool dialed = false;  // this node dialed the stream in use
+  int agents = 0;
+};
+
+// Keeps this node connected to every other member of the mesh and the catalog
+// in step (DESIGN §4): dials the addresses that discovery sources and peers'
+// member lists name, exchanges adverts, deltas and heartbeats on one stream per
+// pair of nodes, marks a peer down (its agents leave routing) when its stream
+// breaks or it falls silent, and redials with backoff. Also makes the runners
+// that hand tasks to other nodes (routing::RemoteRunnerFactory), and channels
+// to peers for forwarding.
+//
+// Thread-safe. Lock order: the local catalog's lock, then mu_, then connection
+// locks; never the other way.
+class PeerManager final : public catalog::CatalogListener,
+                          public routing::RemoteRunnerFactory,
+                          public ConnectionListener {
+ public:
+  PeerManager(PeerOptions options, catalog::AgentCatalog& local, catalog::RemoteCatalog& remote,
+              tasks::TaskManager& tasks, Timers& timers, Clock& clock);
+  ~PeerManager() override;
+
+  const PeerOptions& options() const { return options_; }
+  // Where peers reach this node, once known (the bound port); before Start.
+  void SetAdvertiseAddress(const std::string& address);
+  uint64_t incarnation() const { return incarnation_; }
+
+  // Starts listening to the local catalog and the heartbeat loop.
+  void Start();
+  // Closes every peer stream and handoff, stops dialing, and waits until the
+  // streams this node dialed are over.
+  void Shutdown();
+
+  // The addresses a discovery source names now (replacing what it named
+  // before). Addresses a source stops naming, and no other source names, are
+  // dropped: not dialed, refused when they dial in, ignored in member lists.
+  void SetAddresses(const std::string& source, const std::vector<std::string>& addresses);
+
+  // Tells every peer to stop routing to this node.
+  void SetDraining();
+  bool draining() const;
+
+  std::vector<MemberState> members() const;
+  int peers_up() const;
+
+  // A channel to node `node_id` (nullptr if no such peer is known). One channel
+  // per peer, shared by its catalog stream, handoffs and forwarded calls.
+  std::shared_ptr<grpc::Channel> ChannelTo(const std::string& node_id);
+
+  // An accepted Exchange stream (PeerService).
+  InboundConnection::Reactor* Accept();
+
+  // catalog::CatalogListener
+  void OnAgentsAdded(const std::vector<std::shared_ptr<catalog::LocalAgent>>& agents) override;
+  void OnAgentRemoved(const std::shared_ptr<catalog::LocalAgent>& agent) override;
+
+  // routing::RemoteRunnerFactory
+  std::unique_ptr<tasks::TaskRunner> HandoffRunner(
+      std::vector<routing::RemoteCandidate> candidates) override;
+  std::unique_ptr<tasks::TaskRunner> RebindRunner(
+      std::shared_ptr<catalog::RemoteAgent> agent) override;
+
+  // ConnectionListener
+  void OnMessage(Connection* connection, const v1::PeerMessage& message) override;
+  void OnClosed(Connection* connection, const std::string& reason) override;
+
+  // Handoff calls this node makes register here so that Shutdown can end them;
+  // they untrack themselves when over.
+  void TrackCall(const std::shared_ptr<CancellableCall>& call);
+  void UntrackCall(CancellableCall* call);
+
+ private:
+  struct ConnState {
+    std::shared_ptr<Connection> connection;
+    bool dialed = false;
+    std::string dial_address;
+    // From the peer's hello:
+    bool established = false;
+    std::string node_id;
+    uint64_t incarnation = 0;
+    std::string address;
+    absl::Time last_heard;
+  };
+  struct DialState {
+    bool in_progress = false;
+    int failures = 0;
+    absl::Time next_attempt = absl::InfinitePast();
+  };
+  struct Action;  // what to do once mu_ is released
+
+  void Tick();
+  v1::PeerMessage HelloLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::PeerMessage AdvertLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<std::string> MembersLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::AgentAdvert AgentAdvertOf(const catalog::LocalAgent& agent) const;
+  // Sends `message` to every established peer.
+  void BroadcastLocked(const v1::PeerMessage& message, Action* action)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MembersChangedLocked(Action* action) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleHelloLocked(ConnState& state, const v1::Hello& hello, Action* action)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void GossipLocked(const std::string& from_node, const std::vector<std::string>& members)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Which addresses to dial now.
+  void ReconcileLocked(Action* action) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool WantedLocked(const std::string& address) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Run(Action& action);
+  void Dial(const std::string& address);
+  std::shared_ptr<grpc::Channel> ChannelForAddressLocked(const std::string& address)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  PeerOptions options_;  // advertise_address is set once, before Start
+  const uint64_t incarnation_;
+  catalog::AgentCatalog& local_;
+  catalog::RemoteCatalog& remote_;
+  tasks::TaskManager& tasks_;
+  Timers& timers_;
+  Clock& clock_;
+  WeakSelf<PeerManager> weak_self_{this};
+
+  mutable absl::Mutex mu_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::shared_ptr<catalog::LocalAgent>> local_agents_ ABSL_GUARDED_BY(mu_);
+  // source -> addresses it names.
+  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> sources_ ABSL_GUARDED_BY(mu_);
+  // address -> the peers whose member lists name it.
+  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> gossip_ ABSL_GUARDED_BY(mu_);
+  // Addresses discovery dropped.
+  absl::flat_hash_set<std::string> tombstones_ ABSL_GUARDED_BY(mu_);
+  // Addresses that turned out to be this node.
+  absl::flat_hash_set<std::string> self_addresses_ ABSL_GUARDED_BY(mu_);
+  // Dialed address -> the node that answered there.
+  absl::flat_hash_map<std::string, std::string> node_at_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, DialState> dials_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<Connection*, std::unique_ptr<ConnState>> connections_ ABSL_GUARDED_BY(mu_);
+  // node id -> its connection in use.
+  absl::flat_hash_map<std::string, ConnState*> peers_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::shared_ptr<grpc::Channel>> channels_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::unique_ptr<v1::Peer::Stub>> stubs_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<CancellableCall*, std::weak_ptr<CancellableCall>> calls_ ABSL_GUARDED_BY(mu_);
+  int outbound_open_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace a2amesh::peer
+
+#endif  // A2AMESH_PEER_PEER_MANAGER_H_

@@ -1,0 +1,36 @@
+#include "routing/dispatcher.h"
+
+#include <utility>
+
+#include "core/status_macros.h"
+#include "routing/selector.h"
+
+namespace a2amesh::routing {
+
+Dispatcher::Dispatcher(std::string default_skill, RequestLimits limits, Router& router,
+                       tasks::TaskManager& tasks)
+    : default_skill_(std::move(default_skill)), limits_(limits), router_(router), tasks_(tasks) {}
+
+absl::Status Dispatcher::Send(const lf::a2a::v1::SendMessageRequest& request,
+                              const DispatchContext& context,
+                              std::shared_ptr<tasks::TaskSubscriber> subscriber) {
+  A2AMESH_RETURN_IF_ERROR(ValidateSendMessage(request, limits_));
+  if (!request.message().task_id().empty()) {
+    return tasks_.Continue(request, std::move(subscriber));
+  }
+  if (draining_.load()) {
+    return absl::UnavailableError("this node is draining and takes no new tasks; retry elsewhere");
+  }
+  A2AMESH_ASSIGN_OR_RETURN(Selector selector, SelectorFromRequest(request, default_skill_));
+  A2AMESH_ASSIGN_OR_RETURN(Route route, router_.Pick(selector, context.hops));
+  tasks::NewTask task;
+  task.request = request;
+  task.runner = std::move(route.runner);
+  task.skill = std::move(route.skill);
+  task.parent_task_id = context.parent_task_id;
+  task.hops = context.hops;
+  task.deadline = context.deadline;
+  return tasks_.Create(std::move(task), std::move(subscriber));
+}
+
+}  // namespace a2amesh::routing

@@ -1,0 +1,51 @@
+#ifndef A2AMESH_ROUTING_DISPATCHER_H_
+#define A2AMESH_ROUTING_DISPATCHER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "lf/a2a/v1/a2a.pb.h"
+#include "routing/request_validation.h"
+#include "routing/router.h"
+#include "tasks/task_manager.h"
+
+namespace a2amesh::routing {
+
+// Where a request sits in a delegation chain.
+struct DispatchContext {
+  // The agents ("agent@node") handling the task's ancestors, outermost first.
+  std::vector<std::string> hops;
+  std::string parent_task_id;
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+// The one path from an A2A SendMessage (from a client, or from an agent
+// delegating a subtask) to a task: validates the request, hands a follow-up to
+// its task, routes a new one and creates it. Thread-safe.
+class Dispatcher {
+ public:
+  Dispatcher(std::string default_skill, RequestLimits limits, Router& router,
+             tasks::TaskManager& tasks);
+
+  // `subscriber` gets the task's events (the Task first). A follow-up (the
+  // message names a task) may read the store: call it from an Executor.
+  absl::Status Send(const lf::a2a::v1::SendMessageRequest& request, const DispatchContext& context,
+                    std::shared_ptr<tasks::TaskSubscriber> subscriber);
+
+  // New tasks are refused with UNAVAILABLE from now on (the node drains).
+  void SetDraining() { draining_.store(true); }
+
+ private:
+  const std::string default_skill_;
+  const RequestLimits limits_;
+  Router& router_;
+  tasks::TaskManager& tasks_;
+  std::atomic<bool> draining_{false};
+};
+
+}  // namespace a2amesh::routing
+
+#endif  // A2AMESH_ROUTING_DISPATCHER_H_
