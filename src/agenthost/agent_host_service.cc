@@ -46,6 +46,10 @@ class AgentHostService::Session final : public catalog::AgentLink,
   void OnCancel() {
     Close(grpc::Status(grpc::StatusCode::CANCELLED, ""), "the stream was cancelled");
   }
+  void Shutdown() {
+    Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the node is shutting down"),
+          "the node is shutting down");
+  }
   void OnDone();
 
   void Send(v1::NodeToAgent message) override;
@@ -119,6 +123,10 @@ void AgentHostService::Session::OnReadDone(bool ok) {
 void AgentHostService::Session::OnDone() {
   writes_.Detach();
   Teardown("the stream ended");
+  {
+    absl::MutexLock lock(&service_.mu_);
+    service_.sessions_.erase(this);
+  }
   service_.open_streams_.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -369,8 +377,31 @@ grpc::ServerBidiReactor<v1::AgentToNode, v1::NodeToAgent>* AgentHostService::Con
   open_streams_.fetch_add(1, std::memory_order_relaxed);
   auto session = std::make_shared<Session>(*this, context->peer());
   auto* reactor = new Reactor(session);
+  bool shut_down;
+  {
+    absl::MutexLock lock(&mu_);
+    shut_down = shut_down_;
+    sessions_[session.get()] = session;
+  }
   session->Start(reactor);
+  if (shut_down) {
+    session->Shutdown();
+  }
   return reactor;
+}
+
+void AgentHostService::Shutdown() {
+  std::vector<std::shared_ptr<Session>> sessions;
+  {
+    absl::MutexLock lock(&mu_);
+    shut_down_ = true;
+    for (const auto& [ptr, weak] : sessions_) {
+      if (auto session = weak.lock()) sessions.push_back(std::move(session));
+    }
+  }
+  for (const auto& session : sessions) {
+    session->Shutdown();
+  }
 }
 
 int64_t AgentHostService::open_streams() const {

@@ -7,6 +7,9 @@
 #include "a2amesh/clock.h"
 #include "a2amesh/executor.h"
 #include "a2amesh/v1/agent_host.grpc.pb.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "catalog/agent_catalog.h"
 #include "tasks/task_manager.h"
@@ -44,6 +47,9 @@ class AgentHostService final : public v1::AgentHost::CallbackService {
   // Open agent streams.
   int64_t open_streams() const;
 
+  // Ends every agent stream (the node is stopping); new ones are refused.
+  void Shutdown();
+
  private:
   class Session;
   class Reactor;
@@ -54,6 +60,9 @@ class AgentHostService final : public v1::AgentHost::CallbackService {
   Timers& timers_;
   Clock& clock_;
   std::atomic<int64_t> open_streams_{0};
+  absl::Mutex mu_;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  absl::flat_hash_map<Session*, std::weak_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace a2amesh::agenthost

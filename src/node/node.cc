@@ -230,11 +230,13 @@ void Node::Shutdown() {
   for (auto& source : discovery_) {
     source->Stop();
   }
-  // Open calls are cancelled after a short grace; every reactor finishes.
+  // The long-lived streams first (they never end on their own), then the
+  // server: calls still open after a short grace are cancelled.
+  peers_->Shutdown();
+  agent_host_->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   server_.reset();
-  peers_->Shutdown();  // the calls this node made
-  blocking_.reset();   // runs what was scheduled, while everything it uses exists
+  blocking_.reset();  // runs what was scheduled, while everything it uses exists
   timers_.reset();
   A2AMESH_LOG(Info, "meshd stopped").With("node", options_.node_id);
 }

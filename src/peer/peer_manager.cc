@@ -1,6 +1,7 @@
 #include "peer/peer_manager.h"
 
 #include <algorithm>
+#include <map>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -588,19 +589,26 @@ void PeerManager::Run(Action& action) {
 
 std::vector<MemberState> PeerManager::members() const {
   absl::MutexLock lock(&mu_);
-  std::vector<MemberState> members;
+  std::map<std::string, MemberState> members;
   for (const catalog::RemoteNodeInfo& info : remote_.nodes()) {
-    MemberState member;
+    MemberState& member = members[info.node_id];
     member.node_id = info.node_id;
     member.address = info.address;
     member.draining = info.draining;
     member.agents = info.agents;
-    auto peer = peers_.find(info.node_id);
-    member.up = peer != peers_.end();
-    member.dialed = member.up && peer->second->dialed;
-    members.push_back(std::move(member));
   }
-  return members;
+  for (const auto& [node, state] : peers_) {
+    MemberState& member = members[node];
+    member.node_id = node;
+    member.address = state->address;
+    member.up = true;
+    member.dialed = state->dialed;
+  }
+  std::vector<MemberState> list;
+  for (auto& [node, member] : members) {
+    list.push_back(std::move(member));
+  }
+  return list;
 }
 
 int PeerManager::peers_up() const {

@@ -1,0 +1,237 @@
+// The mesh in one process: several real nodes on 127.0.0.1:0, with SDK agents
+// spread across them, talking over real gRPC.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "catalog/remote_catalog.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "peer/peer_manager.h"
+#include "tasks/task_manager.h"
+#include "testing/cards.h"
+#include "testing/node_harness.h"
+#include "testing/proto_builders.h"
+#include "testing/wait.h"
+
+namespace a2amesh {
+namespace {
+
+using ::a2amesh::testing::A2aContext;
+using ::a2amesh::testing::Card;
+using ::a2amesh::testing::ErrorReason;
+using ::a2amesh::testing::NodeHarness;
+using ::a2amesh::testing::ReadAll;
+using ::a2amesh::testing::SendText;
+using ::a2amesh::testing::WaitFor;
+using lf::a2a::v1::StreamResponse;
+using lf::a2a::v1::Task;
+using ::testing::HasSubstr;
+
+lf::a2a::v1::SendMessageRequest ForSkill(const std::string& skill, const std::string& text) {
+  lf::a2a::v1::SendMessageRequest request = SendText(text);
+  (*request.mutable_metadata()->mutable_fields())["a2amesh/skill"].set_string_value(skill);
+  return request;
+}
+
+sdk::AgentSpec Upper(const std::string& id) {
+  return {id, Card(id, {"upper"}), 8, [](sdk::TaskContext& task) {
+            task.SetWorking();
+            std::string text = task.text();
+            for (size_t i = 0; i < text.size(); ++i) {
+              task.SendArtifact(
+                  sdk::TextArtifact("out", "out", std::string(1, std::toupper(text[i]))), i > 0,
+                  i + 1 == text.size());
+            }
+            task.Complete("done on " + task.agent_id());
+          }};
+}
+
+class MeshTest : public ::testing::Test {
+ protected:
+  static NodeOptions Options(const std::string& id, std::vector<std::string> peers) {
+    NodeOptions options = NodeHarness::TestOptions(id);
+    options.peers = std::move(peers);
+    options.peer_heartbeat = absl::Milliseconds(100);
+    options.peer_timeout = absl::Milliseconds(600);
+    return options;
+  }
+
+  // A, then B and C seeded with A only: they learn of each other through A.
+  void SetUp() override {
+    a_ = std::make_unique<NodeHarness>(Options("a", {}));
+    b_ = std::make_unique<NodeHarness>(Options("b", {a_->address()}));
+    c_ = std::make_unique<NodeHarness>(Options("c", {a_->address()}));
+    ASSERT_TRUE(WaitFor([&] { return FullMesh({a_.get(), b_.get(), c_.get()}); }));
+  }
+
+  static bool FullMesh(const std::vector<NodeHarness*>& nodes) {
+    for (NodeHarness* node : nodes) {
+      if (node->node().peers().peers_up() != static_cast<int>(nodes.size()) - 1) return false;
+    }
+    return true;
+  }
+
+  // Waits until `node` routes to `qualified` ("agent@node").
+  static bool Sees(NodeHarness& node, const std::string& qualified) {
+    return WaitFor([&] {
+      std::string agent, owner;
+      catalog::SplitQualifiedAgentId(qualified, &agent, &owner);
+      return node.node().remote_catalog().Find(owner, agent) != nullptr;
+    });
+  }
+
+  std::unique_ptr<NodeHarness> a_, b_, c_;
+};
+
+TEST_F(MeshTest, ANodeSeededWithOnePeerLearnsTheWholeMembership) {
+  NodeHarness d(Options("d", {b_->address()}));
+  ASSERT_TRUE(WaitFor([&] { return FullMesh({a_.get(), b_.get(), c_.get(), &d}); }));
+  std::vector<peer::MemberState> members = d.node().peers().members();
+  ASSERT_EQ(members.size(), 3u);
+  EXPECT_EQ(members[0].node_id, "a");
+  EXPECT_EQ(members[2].node_id, "c");
+  EXPECT_TRUE(members[2].up);
+}
+
+TEST_F(MeshTest, ATaskForASkillOnlyCHasRunsOnCAndStreamsBackThroughA) {
+  auto agent = c_->StartAgent({Upper("upper")});
+  ASSERT_TRUE(Sees(*a_, "upper@c"));
+  auto stub = a_->NewA2aStub();
+  auto context = A2aContext();
+  auto reader = stub->SendStreamingMessage(context.get(), ForSkill("upper", "mesh"));
+  grpc::Status status;
+  std::vector<StreamResponse> events = ReadAll(*reader, &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(events.size(), 7u);
+  const std::string id = events[0].task().id();
+  EXPECT_THAT(id, HasSubstr("a~"));  // owned by the node it entered
+  EXPECT_EQ(events[1].status_update().status().state(), lf::a2a::v1::TASK_STATE_WORKING);
+  std::string streamed;
+  for (int i = 2; i < 6; ++i) {
+    streamed += events[i].artifact_update().artifact().parts(0).text();
+    EXPECT_EQ(events[i].artifact_update().append(), i > 2);
+  }
+  EXPECT_EQ(streamed, "MESH");
+  EXPECT_EQ(events[6].status_update().status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  EXPECT_EQ(events[6].status_update().status().message().parts(0).text(), "done on upper");
+
+  // Any node answers for it: B forwards to A, the owner.
+  lf::a2a::v1::GetTaskRequest get;
+  get.set_id(id);
+  Task task;
+  status = b_->NewA2aStub()->GetTask(A2aContext().get(), get, &task);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(task.status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  EXPECT_EQ(task.artifacts(0).parts_size(), 4);
+  // The node that ran it keeps nothing of it.
+  EXPECT_EQ(c_->node().tasks().active_tasks(), 0u);
+  EXPECT_FALSE(c_->node().tasks().Get(id).ok());
+}
+
+TEST_F(MeshTest, CancelAndSubscribeWorkFromAnyNode) {
+  std::atomic<int> cancels{0};
+  auto agent = c_->StartAgent({{"slow", Card("slow", {"slow"}), 4, [&](sdk::TaskContext& task) {
+                                  task.SetWorking();
+                                  if (task.WaitForCancel(absl::Seconds(20))) cancels++;
+                                }}});
+  ASSERT_TRUE(Sees(*a_, "slow@c"));
+  lf::a2a::v1::SendMessageRequest request = ForSkill("slow", "x");
+  request.mutable_configuration()->set_return_immediately(true);
+  lf::a2a::v1::SendMessageResponse response;
+  ASSERT_TRUE(a_->NewA2aStub()->SendMessage(A2aContext().get(), request, &response).ok());
+  const std::string id = response.task().id();
+  ASSERT_TRUE(WaitFor([&] {
+    return a_->node().tasks().Get(id)->status().state() == lf::a2a::v1::TASK_STATE_WORKING;
+  }));
+
+  // Subscribe through B, cancel through C: both reach A.
+  lf::a2a::v1::SubscribeToTaskRequest subscribe;
+  subscribe.set_id(id);
+  auto sub_context = A2aContext();
+  auto reader = b_->NewA2aStub()->SubscribeToTask(sub_context.get(), subscribe);
+  StreamResponse first;
+  ASSERT_TRUE(reader->Read(&first));
+  EXPECT_EQ(first.task().status().state(), lf::a2a::v1::TASK_STATE_WORKING);
+  lf::a2a::v1::CancelTaskRequest cancel;
+  cancel.set_id(id);
+  Task canceled;
+  grpc::Status status = c_->NewA2aStub()->CancelTask(A2aContext().get(), cancel, &canceled);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(canceled.status().state(), lf::a2a::v1::TASK_STATE_CANCELED);
+  std::vector<StreamResponse> rest = ReadAll(*reader, &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(rest.size(), 1u);
+  EXPECT_EQ(rest[0].status_update().status().state(), lf::a2a::v1::TASK_STATE_CANCELED);
+  EXPECT_TRUE(WaitFor([&] { return cancels.load() == 1; }));  // the agent on C saw it
+}
+
+TEST_F(MeshTest, ADeadNodesAgentsLeaveRoutingAndTasksGoElsewhere) {
+  auto on_b = b_->StartAgent({Upper("upper-b")});
+  auto on_c = c_->StartAgent({Upper("upper-c")});
+  ASSERT_TRUE(Sees(*a_, "upper-b@b"));
+  ASSERT_TRUE(Sees(*a_, "upper-c@c"));
+  on_c.reset();
+  c_.reset();  // node C goes away
+  ASSERT_TRUE(WaitFor([&] { return a_->node().peers().peers_up() == 1; }));
+  EXPECT_EQ(a_->node().remote_catalog().Find("c", "upper-c"), nullptr);
+  auto stub = a_->NewA2aStub();
+  for (int i = 0; i < 4; ++i) {
+    lf::a2a::v1::SendMessageResponse response;
+    grpc::Status status = stub->SendMessage(A2aContext().get(), ForSkill("upper", "x"), &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.task().status().message().parts(0).text(), "done on upper-b");
+  }
+}
+
+TEST_F(MeshTest, CyclesAndOverDeepChainsAreRefusedBeforeAnyHandoff) {
+  auto agent = c_->StartAgent({Upper("upper")});
+  ASSERT_TRUE(Sees(*a_, "upper@c"));
+  auto stub = a_->NewA2aStub();
+  lf::a2a::v1::SendMessageRequest cycle = ForSkill("upper", "x");
+  auto* hops = (*cycle.mutable_metadata()->mutable_fields())["a2amesh/hops"].mutable_list_value();
+  hops->add_values()->set_string_value("planner@b");
+  hops->add_values()->set_string_value("upper@c");
+  lf::a2a::v1::SendMessageResponse response;
+  grpc::Status status = stub->SendMessage(A2aContext().get(), cycle, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(ErrorReason(status), "UNSUPPORTED_OPERATION");
+  EXPECT_THAT(status.error_message(), HasSubstr("planner@b -> upper@c"));
+  EXPECT_THAT(status.error_message(), HasSubstr("would form a cycle"));
+
+  lf::a2a::v1::SendMessageRequest deep = ForSkill("upper", "x");
+  auto* chain = (*deep.mutable_metadata()->mutable_fields())["a2amesh/hops"].mutable_list_value();
+  for (int i = 0; i < 8; ++i) {
+    chain->add_values()->set_string_value(absl::StrCat("agent", i, "@b"));
+  }
+  status = stub->SendMessage(A2aContext().get(), deep, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), HasSubstr("already 8 deep"));
+  EXPECT_THAT(status.error_message(), HasSubstr("--max-hops limit of 8"));
+  EXPECT_EQ(a_->node().tasks().active_tasks(), 0u);  // nothing was created
+}
+
+TEST_F(MeshTest, ExplicitAgentsWorkAcrossNodes) {
+  auto on_b = b_->StartAgent({Upper("upper")});
+  auto on_c = c_->StartAgent({Upper("upper")});
+  ASSERT_TRUE(Sees(*a_, "upper@b"));
+  ASSERT_TRUE(Sees(*a_, "upper@c"));
+  lf::a2a::v1::SendMessageRequest request = SendText("x");
+  request.set_tenant("upper@c");
+  lf::a2a::v1::SendMessageResponse response;
+  auto stub = a_->NewA2aStub();
+  for (int i = 0; i < 3; ++i) {
+    grpc::Status status = stub->SendMessage(A2aContext().get(), request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    // Both agents are named "upper"; only C's answers this tenant.
+    EXPECT_EQ(response.task().status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  }
+  absl::StatusOr<v1::TaskInfo> info = a_->node().tasks().ActiveInfo(response.task().id());
+  EXPECT_FALSE(info.ok());  // finished: only the store has it
+}
+
+}  // namespace
+}  // namespace a2amesh
