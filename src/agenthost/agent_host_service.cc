@@ -9,11 +9,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "catalog/card_validation.h"
+#include "catalog/remote_catalog.h"
 #include "core/a2a_error.h"
 #include "core/ids.h"
 #include "core/log.h"
 #include "rpc/grpc_status.h"
 #include "rpc/write_queue.h"
+#include "tasks/task_state.h"
 
 namespace a2amesh::agenthost {
 namespace {
@@ -61,6 +63,14 @@ class AgentHostService::Session final : public catalog::AgentLink,
   absl::Status CheckRegistration(const v1::RegisterRequest& request,
                                  std::vector<std::shared_ptr<catalog::LocalAgent>>* agents);
   void Update(v1::TaskUpdate& update);
+  void Delegate(const v1::DelegateRequest& request);
+  absl::Status StartDelegation(const v1::DelegateRequest& request);
+  void CancelDelegation(const std::string& request_id);
+
+  friend class DelegationSink;
+  // A subtask ended (or failed to start): forget it.
+  void DelegationDone(const std::string& request_id);
+  void SendDelegationError(const std::string& request_id, const absl::Status& status);
   void Close(const grpc::Status& status, const std::string& reason);
   void Teardown(const std::string& reason);
   void ArmLeaseCheck();
@@ -83,6 +93,52 @@ class AgentHostService::Session final : public catalog::AgentLink,
   absl::Mutex mu_;
   std::vector<std::shared_ptr<catalog::LocalAgent>> agents_ ABSL_GUARDED_BY(mu_);
   bool torn_down_ ABSL_GUARDED_BY(mu_) = false;
+  // Open delegations: request id -> the subtask's id (once known).
+  absl::flat_hash_map<std::string, std::shared_ptr<DelegationSink>> delegations_
+      ABSL_GUARDED_BY(mu_);
+};
+
+// Relays a subtask's events to the agent that delegated it, as DelegationEvents
+// on its stream.
+class AgentHostService::DelegationSink final : public tasks::TaskSubscriber {
+ public:
+  DelegationSink(std::weak_ptr<Session> session, std::string request_id)
+      : session_(std::move(session)), request_id_(std::move(request_id)) {}
+
+  void OnEvent(const lf::a2a::v1::StreamResponse& event, const lf::a2a::v1::Task& task) override {
+    {
+      absl::MutexLock lock(&mu_);
+      task_id_ = task.id();
+    }
+    std::shared_ptr<Session> session = session_.lock();
+    if (session == nullptr) {
+      return;
+    }
+    v1::NodeToAgent message;
+    message.mutable_delegation_event()->set_request_id(request_id_);
+    *message.mutable_delegation_event()->mutable_event() = event;
+    session->Send(std::move(message));
+    if (tasks::IsFinalEvent(event) ||
+        (event.has_task() && IsTerminalState(task.status().state()))) {
+      session->DelegationDone(request_id_);
+    }
+  }
+  void OnError(const absl::Status& status) override {
+    if (std::shared_ptr<Session> session = session_.lock()) {
+      session->SendDelegationError(request_id_, status);
+      session->DelegationDone(request_id_);
+    }
+  }
+  std::string task_id() const {
+    absl::MutexLock lock(&mu_);
+    return task_id_;
+  }
+
+ private:
+  const std::weak_ptr<Session> session_;
+  const std::string request_id_;
+  mutable absl::Mutex mu_;
+  std::string task_id_ ABSL_GUARDED_BY(mu_);
 };
 
 class AgentHostService::Reactor final : public Session::ReactorBase {
@@ -219,18 +275,12 @@ void AgentHostService::Session::Handle(v1::AgentToNode& message) {
     case v1::AgentToNode::kUpdate:
       Update(*message.mutable_update());
       return;
-    case v1::AgentToNode::kDelegate: {
-      v1::NodeToAgent reply;
-      auto* event = reply.mutable_delegation_event();
-      event->set_request_id(message.delegate().request_id());
-      event->mutable_error()->set_code(static_cast<int>(absl::StatusCode::kUnimplemented));
-      event->mutable_error()->set_message(
-          "delegation is not available on this node yet: it needs the mesh (peer routing)");
-      Send(std::move(reply));
+    case v1::AgentToNode::kDelegate:
+      Delegate(message.delegate());
       return;
-    }
     case v1::AgentToNode::kCancelDelegation:
-      return;  // nothing was delegated
+      CancelDelegation(message.cancel_delegation().request_id());
+      return;
     default:
       Close(rpc::ToGrpcStatus(InvalidFieldError("msg", "is empty or of an unknown kind")),
             "it sent an unknown message");
@@ -339,6 +389,110 @@ void AgentHostService::Session::Register(const v1::RegisterRequest& request) {
   }
 }
 
+void AgentHostService::Session::SendDelegationError(const std::string& request_id,
+                                                    const absl::Status& status) {
+  v1::NodeToAgent reply;
+  auto* event = reply.mutable_delegation_event();
+  event->set_request_id(request_id);
+  event->mutable_error()->set_code(static_cast<int>(status.code()));
+  event->mutable_error()->set_message(std::string(status.message()));
+  Send(std::move(reply));
+}
+
+void AgentHostService::Session::Delegate(const v1::DelegateRequest& request) {
+  if (absl::Status status = StartDelegation(request); !status.ok()) {
+    A2AMESH_LOG(Debug, "delegation refused")
+        .With("parent", request.parent_task_id())
+        .With("error", status);
+    SendDelegationError(request.request_id(), status);
+    DelegationDone(request.request_id());
+  }
+}
+
+absl::Status AgentHostService::Session::StartDelegation(const v1::DelegateRequest& request) {
+  if (request.request_id().empty()) {
+    return InvalidFieldError("delegate.request_id", "is required");
+  }
+  if (!request.has_message()) {
+    return InvalidFieldError("delegate.message", "is required");
+  }
+  if (!request.message().task_id().empty()) {
+    return InvalidFieldError("delegate.message.task_id",
+                             "must be empty: a delegation starts a new subtask");
+  }
+  absl::StatusOr<v1::TaskInfo> parent = service_.tasks_.ActiveInfo(request.parent_task_id());
+  if (!parent.ok()) {
+    return absl::NotFoundError(absl::StrCat("delegate.parent_task_id: task ",
+                                            request.parent_task_id(),
+                                            " is not running on this node"));
+  }
+  if (std::find(agent_ids_.begin(), agent_ids_.end(), parent->agent_id()) == agent_ids_.end()) {
+    return absl::PermissionDeniedError(absl::StrCat("delegate.parent_task_id: task ",
+                                                    request.parent_task_id(),
+                                                    " is not run by this stream's agents"));
+  }
+  lf::a2a::v1::SendMessageRequest subtask;
+  subtask.set_tenant(request.selector().agent_id());
+  *subtask.mutable_message() = request.message();
+  lf::a2a::v1::Message* message = subtask.mutable_message();
+  if (message->message_id().empty()) {
+    message->set_message_id(NewUuid());
+  }
+  if (message->role() == lf::a2a::v1::ROLE_UNSPECIFIED) {
+    message->set_role(lf::a2a::v1::ROLE_USER);  // the delegating agent is the subtask's client
+  }
+  auto& fields = *subtask.mutable_metadata()->mutable_fields();
+  if (!request.selector().skill().empty()) {
+    fields["a2amesh/skill"].set_string_value(request.selector().skill());
+  }
+  if (!request.selector().tags().empty()) {
+    auto* tags = fields["a2amesh/tags"].mutable_list_value();
+    for (const std::string& tag : request.selector().tags()) {
+      tags->add_values()->set_string_value(tag);
+    }
+  }
+  *subtask.mutable_configuration()->mutable_accepted_output_modes() =
+      request.selector().accepted_output_modes();
+
+  routing::DispatchContext context;
+  context.hops.assign(parent->hops().begin(), parent->hops().end());
+  context.hops.push_back(catalog::QualifiedAgentId(parent->agent_id(), service_.options_.node_id));
+  context.parent_task_id = request.parent_task_id();
+  if (parent->deadline_unix_ms() > 0) {
+    context.deadline = absl::FromUnixMillis(parent->deadline_unix_ms());
+  }
+  auto sink = std::make_shared<DelegationSink>(weak_from_this(), request.request_id());
+  {
+    absl::MutexLock lock(&mu_);
+    if (!delegations_.emplace(request.request_id(), sink).second) {
+      return InvalidFieldError("delegate.request_id",
+                               absl::StrCat("'", request.request_id(), "' is already in use"));
+    }
+  }
+  return service_.dispatcher_.Send(subtask, context, sink);
+}
+
+void AgentHostService::Session::CancelDelegation(const std::string& request_id) {
+  std::shared_ptr<DelegationSink> sink;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = delegations_.find(request_id);
+    if (it == delegations_.end()) {
+      return;
+    }
+    sink = it->second;
+  }
+  std::string task_id = sink->task_id();
+  if (!task_id.empty()) {
+    service_.tasks_.CancelActive(task_id, "the delegating agent canceled it");
+  }
+}
+
+void AgentHostService::Session::DelegationDone(const std::string& request_id) {
+  absl::MutexLock lock(&mu_);
+  delegations_.erase(request_id);
+}
+
 void AgentHostService::Session::Update(v1::TaskUpdate& update) {
   absl::Status status;
   size_t bytes = update.event().ByteSizeLong();
@@ -365,10 +519,12 @@ void AgentHostService::Session::Update(v1::TaskUpdate& update) {
 }
 
 AgentHostService::AgentHostService(AgentHostOptions options, catalog::AgentCatalog& catalog,
-                                   tasks::TaskManager& tasks, Timers& timers, Clock& clock)
+                                   tasks::TaskManager& tasks, routing::Dispatcher& dispatcher,
+                                   Timers& timers, Clock& clock)
     : options_(std::move(options)),
       catalog_(catalog),
       tasks_(tasks),
+      dispatcher_(dispatcher),
       timers_(timers),
       clock_(clock) {}
 

@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "catalog/agent_catalog.h"
+#include "routing/dispatcher.h"
 #include "tasks/task_manager.h"
 
 namespace a2amesh::agenthost {
@@ -33,13 +34,16 @@ struct AgentHostOptions {
 // The AgentHost gRPC service: one bidi stream per agent process (see
 // proto/a2amesh/v1/agent_host.proto). Registers agents in the catalog, relays
 // task assignments and cancels to them and their events to the task manager,
-// and takes their agents out of the catalog the moment the stream ends.
+// and takes their agents out of the catalog the moment the stream ends. An
+// agent's DelegateRequest becomes a subtask of one of its tasks, routed
+// anywhere in the mesh; the subtask's events come back on the same stream.
 //
 // Reactions never block. Thread-safe.
 class AgentHostService final : public v1::AgentHost::CallbackService {
  public:
   AgentHostService(AgentHostOptions options, catalog::AgentCatalog& catalog,
-                   tasks::TaskManager& tasks, Timers& timers, Clock& clock);
+                   tasks::TaskManager& tasks, routing::Dispatcher& dispatcher, Timers& timers,
+                   Clock& clock);
 
   grpc::ServerBidiReactor<v1::AgentToNode, v1::NodeToAgent>* Connect(
       grpc::CallbackServerContext* context) override;
@@ -53,10 +57,12 @@ class AgentHostService final : public v1::AgentHost::CallbackService {
  private:
   class Session;
   class Reactor;
+  class DelegationSink;
 
   const AgentHostOptions options_;
   catalog::AgentCatalog& catalog_;
   tasks::TaskManager& tasks_;
+  routing::Dispatcher& dispatcher_;
   Timers& timers_;
   Clock& clock_;
   std::atomic<int64_t> open_streams_{0};

@@ -151,7 +151,7 @@ absl::Status Node::Init() {
   host_options.max_card_bytes = options_.max_card_bytes;
   host_options.max_event_bytes = options_.max_message_bytes;
   agent_host_ = std::make_unique<agenthost::AgentHostService>(host_options, *catalog_, *tasks_,
-                                                              *timers_, clock_);
+                                                              *dispatcher_, *timers_, clock_);
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.grpc_address, grpc::InsecureServerCredentials(), &grpc_port_);

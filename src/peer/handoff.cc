@@ -390,7 +390,8 @@ class HandoffServerCall final : public HandoffReactor {
       }
       std::string reason =
           request_.cancel().reason().empty() ? "canceled by its owner" : request_.cancel().reason();
-      tasks_.CancelChildren(task_id, reason);
+      tasks_.CancelChildren(task_id,
+                            absl::StrCat("its parent task ", task_id, " ended (", reason, ")"));
       if (started) {
         tasks_.CancelActive(task_id, reason);
       } else {

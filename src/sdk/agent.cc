@@ -38,6 +38,14 @@ lf::a2a::v1::Artifact TextArtifact(absl::string_view artifact_id, absl::string_v
   return artifact;
 }
 
+Subtask TextSubtask(absl::string_view skill, absl::string_view text) {
+  Subtask subtask;
+  subtask.skill = std::string(skill);
+  subtask.message.set_role(lf::a2a::v1::ROLE_USER);
+  *subtask.message.add_parts() = TextPart(text);
+  return subtask;
+}
+
 lf::a2a::v1::Message AgentMessage(absl::string_view text) {
   lf::a2a::v1::Message message;
   message.set_message_id(NewUuid());
@@ -62,12 +70,74 @@ bool IsPermanent(absl::StatusCode code) {
          code == absl::StatusCode::kUnauthenticated || code == absl::StatusCode::kUnimplemented;
 }
 
+// One subtask being waited for.
+struct Delegation {
+  absl::Mutex mu;
+  std::deque<lf::a2a::v1::StreamResponse> events ABSL_GUARDED_BY(mu);
+  bool done ABSL_GUARDED_BY(mu) = false;
+  bool cancelled ABSL_GUARDED_BY(mu) = false;
+  absl::Status error ABSL_GUARDED_BY(mu);
+};
+
 // The shared state of one running task.
 struct TaskRun {
   absl::Mutex mu;
   bool cancelled ABSL_GUARDED_BY(mu) = false;
   bool ended ABSL_GUARDED_BY(mu) = false;
+  // Its subtasks being waited for.
+  std::vector<std::shared_ptr<Delegation>> delegations ABSL_GUARDED_BY(mu);
 };
+
+// Applies one event of a subtask to the Task the delegating agent keeps of it.
+void ApplySubtaskEvent(const lf::a2a::v1::StreamResponse& event, lf::a2a::v1::Task* task) {
+  switch (event.payload_case()) {
+    case lf::a2a::v1::StreamResponse::kTask:
+      *task = event.task();
+      break;
+    case lf::a2a::v1::StreamResponse::kStatusUpdate:
+      if (event.status_update().status().has_message()) {
+        *task->add_history() = event.status_update().status().message();
+      }
+      *task->mutable_status() = event.status_update().status();
+      break;
+    case lf::a2a::v1::StreamResponse::kArtifactUpdate: {
+      const auto& update = event.artifact_update();
+      lf::a2a::v1::Artifact* existing = nullptr;
+      for (auto& artifact : *task->mutable_artifacts()) {
+        if (artifact.artifact_id() == update.artifact().artifact_id()) existing = &artifact;
+      }
+      if (existing == nullptr) {
+        *task->add_artifacts() = update.artifact();
+      } else if (update.append()) {
+        for (const auto& part : update.artifact().parts()) *existing->add_parts() = part;
+      } else {
+        *existing = update.artifact();
+      }
+      break;
+    }
+    case lf::a2a::v1::StreamResponse::kMessage:
+      *task->add_history() = event.message();
+      break;
+    default:
+      break;
+  }
+}
+
+bool EndsSubtask(const lf::a2a::v1::StreamResponse& event) {
+  auto final_state = [](lf::a2a::v1::TaskState s) {
+    return s == lf::a2a::v1::TASK_STATE_COMPLETED || s == lf::a2a::v1::TASK_STATE_FAILED ||
+           s == lf::a2a::v1::TASK_STATE_CANCELED || s == lf::a2a::v1::TASK_STATE_REJECTED ||
+           s == lf::a2a::v1::TASK_STATE_INPUT_REQUIRED ||
+           s == lf::a2a::v1::TASK_STATE_AUTH_REQUIRED;
+  };
+  if (event.has_status_update()) return final_state(event.status_update().status().state());
+  if (event.has_task()) {
+    auto s = event.task().status().state();
+    return s == lf::a2a::v1::TASK_STATE_COMPLETED || s == lf::a2a::v1::TASK_STATE_FAILED ||
+           s == lf::a2a::v1::TASK_STATE_CANCELED || s == lf::a2a::v1::TASK_STATE_REJECTED;
+  }
+  return false;
+}
 
 class AgentImpl;
 
@@ -141,6 +211,10 @@ class TaskContextImpl final : public TaskContext {
     return Emit(std::move(event), final);
   }
 
+  absl::StatusOr<lf::a2a::v1::Task> Delegate(
+      const Subtask& subtask,
+      const std::function<void(const lf::a2a::v1::StreamResponse&)>& on_event) override;
+
   bool cancelled() const override {
     absl::MutexLock lock(&run_->mu);
     return run_->cancelled;
@@ -200,6 +274,10 @@ class AgentImpl final : public Agent {
   // Sends now if the stream is up, else keeps it for after the reconnect.
   void Write(v1::AgentToNode message);
 
+  // Subtasks being waited for, by request id.
+  void AddDelegation(const std::string& request_id, std::shared_ptr<Delegation> delegation);
+  void RemoveDelegation(const std::string& request_id);
+
  private:
   void ConnectionLoop();
   // Runs one stream until it breaks. Returns false if the agent should stop
@@ -232,6 +310,7 @@ class AgentImpl final : public Agent {
   int registration_generation_ ABSL_GUARDED_BY(mu_) = 0;
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::flat_hash_map<std::string, std::shared_ptr<TaskRun>> running_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::shared_ptr<Delegation>> delegations_ ABSL_GUARDED_BY(mu_);
 
   absl::Mutex write_mu_;
   Stream* stream_ ABSL_GUARDED_BY(write_mu_) = nullptr;
@@ -242,6 +321,80 @@ class AgentImpl final : public Agent {
   std::thread connection_thread_;
   std::thread heartbeat_thread_;
 };
+
+absl::StatusOr<lf::a2a::v1::Task> TaskContextImpl::Delegate(
+    const Subtask& subtask, const std::function<void(const StreamResponse&)>& on_event) {
+  auto delegation = std::make_shared<Delegation>();
+  {
+    absl::MutexLock lock(&run_->mu);
+    if (run_->cancelled) {
+      return absl::CancelledError("the task was canceled");
+    }
+    run_->delegations.push_back(delegation);
+  }
+  const std::string request_id = NewUuid();
+  agent_.AddDelegation(request_id, delegation);
+  v1::AgentToNode message;
+  auto* request = message.mutable_delegate();
+  request->set_request_id(request_id);
+  request->set_parent_task_id(task_id());
+  auto* selector = request->mutable_selector();
+  selector->set_agent_id(subtask.agent_id);
+  selector->set_skill(subtask.skill);
+  for (const auto& tag : subtask.tags) selector->add_tags(tag);
+  for (const auto& mode : subtask.accepted_output_modes) selector->add_accepted_output_modes(mode);
+  *request->mutable_message() = subtask.message;
+  if (request->message().message_id().empty()) {
+    request->mutable_message()->set_message_id(NewUuid());
+  }
+  request->mutable_message()->set_role(lf::a2a::v1::ROLE_USER);
+  agent_.Write(std::move(message));
+
+  lf::a2a::v1::Task result;
+  absl::Status status;
+  while (true) {
+    std::deque<StreamResponse> events;
+    bool done;
+    bool cancelled;
+    {
+      absl::MutexLock lock(&delegation->mu);
+      auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(delegation->mu) {
+        return !delegation->events.empty() || delegation->done || delegation->cancelled;
+      };
+      delegation->mu.Await(absl::Condition(&ready));
+      events.swap(delegation->events);
+      done = delegation->done;
+      cancelled = delegation->cancelled;
+      status = delegation->error;
+    }
+    bool ended = false;
+    for (const StreamResponse& event : events) {
+      ApplySubtaskEvent(event, &result);
+      if (on_event) on_event(event);
+      ended = ended || EndsSubtask(event);
+    }
+    if (cancelled && !ended) {
+      v1::AgentToNode cancel;
+      cancel.mutable_cancel_delegation()->set_request_id(request_id);
+      agent_.Write(std::move(cancel));
+      status = absl::CancelledError("the task was canceled; its subtask was canceled too");
+      break;
+    }
+    if (ended || done) {
+      break;
+    }
+  }
+  agent_.RemoveDelegation(request_id);
+  {
+    absl::MutexLock lock(&run_->mu);
+    auto& list = run_->delegations;
+    list.erase(std::remove(list.begin(), list.end(), delegation), list.end());
+  }
+  if (!status.ok()) {
+    return status;
+  }
+  return result;
+}
 
 bool TaskContextImpl::Emit(StreamResponse event, bool final) {
   {
@@ -326,6 +479,17 @@ void AgentImpl::Write(v1::AgentToNode message) {
   pending_.push_back(std::move(message));
 }
 
+void AgentImpl::AddDelegation(const std::string& request_id,
+                              std::shared_ptr<Delegation> delegation) {
+  absl::MutexLock lock(&mu_);
+  delegations_[request_id] = std::move(delegation);
+}
+
+void AgentImpl::RemoveDelegation(const std::string& request_id) {
+  absl::MutexLock lock(&mu_);
+  delegations_.erase(request_id);
+}
+
 void AgentImpl::ConnectionLoop() {
   absl::BitGen gen;
   absl::Duration backoff = options_.min_backoff;
@@ -407,6 +571,26 @@ bool AgentImpl::RunStream(absl::Duration* backoff) {
         case v1::NodeToAgent::kHeartbeat:
           heartbeat_acks_.fetch_add(1, std::memory_order_relaxed);
           break;
+        case v1::NodeToAgent::kDelegationEvent: {
+          const auto& event = message.delegation_event();
+          std::shared_ptr<Delegation> delegation;
+          {
+            absl::MutexLock lock(&mu_);
+            auto it = delegations_.find(event.request_id());
+            if (it != delegations_.end()) delegation = it->second;
+          }
+          if (delegation != nullptr) {
+            absl::MutexLock lock(&delegation->mu);
+            if (event.has_error()) {
+              delegation->error = absl::Status(static_cast<absl::StatusCode>(event.error().code()),
+                                               event.error().message());
+              delegation->done = true;
+            } else {
+              delegation->events.push_back(event.event());
+            }
+          }
+          break;
+        }
         case v1::NodeToAgent::kUpdateRejected:
           A2AMESH_LOG(Warning, "the node refused an update")
               .With("task", message.update_rejected().task_id())
@@ -418,6 +602,19 @@ bool AgentImpl::RunStream(absl::Duration* backoff) {
     }
     absl::MutexLock lock(&write_mu_);
     stream_ = nullptr;
+  }
+  // Subtasks' events would arrive on this stream: their waits end here.
+  std::vector<std::shared_ptr<Delegation>> broken;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, delegation] : delegations_) broken.push_back(delegation);
+  }
+  for (const auto& delegation : broken) {
+    absl::MutexLock lock(&delegation->mu);
+    if (!delegation->done) {
+      delegation->error = absl::UnavailableError("the stream to the node broke during the subtask");
+      delegation->done = true;
+    }
   }
   absl::Status status = rpc::FromGrpcStatus(stream->Finish());
   absl::MutexLock lock(&mu_);
@@ -509,8 +706,16 @@ void AgentImpl::Cancel(const std::string& task_id) {
   if (it == running_.end()) {
     return;
   }
-  absl::MutexLock run_lock(&it->second->mu);
-  it->second->cancelled = true;
+  std::vector<std::shared_ptr<Delegation>> delegations;
+  {
+    absl::MutexLock run_lock(&it->second->mu);
+    it->second->cancelled = true;
+    delegations = it->second->delegations;
+  }
+  for (const auto& delegation : delegations) {
+    absl::MutexLock delegation_lock(&delegation->mu);
+    delegation->cancelled = true;
+  }
 }
 
 }  // namespace

@@ -2,11 +2,13 @@
 // spread across them, talking over real gRPC.
 
 #include <atomic>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "catalog/remote_catalog.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -231,6 +233,139 @@ TEST_F(MeshTest, ExplicitAgentsWorkAcrossNodes) {
   }
   absl::StatusOr<v1::TaskInfo> info = a_->node().tasks().ActiveInfo(response.task().id());
   EXPECT_FALSE(info.ok());  // finished: only the store has it
+}
+
+// A planner that runs its input through `steps` at once, as subtasks, and
+// composes the results ("[skill] result" lines).
+sdk::AgentSpec Planner(std::vector<std::string> steps, std::atomic<int>* cancels = nullptr) {
+  return {"planner", Card("planner", {"plan"}), 4, [steps, cancels](sdk::TaskContext& task) {
+            std::vector<std::string> lines;
+            for (const std::string& skill : steps) {
+              absl::StatusOr<Task> result = task.Delegate(sdk::TextSubtask(skill, task.text()));
+              if (!result.ok()) {
+                if (absl::IsCancelled(result.status()) && cancels != nullptr) ++*cancels;
+                task.Fail(std::string(result.status().message()));
+                return;
+              }
+              std::string text;
+              for (const auto& part : result->artifacts(0).parts()) text += part.text();
+              lines.push_back(absl::StrCat("[", skill, "] ", text, " (", result->id(), ")"));
+            }
+            task.SendArtifact(sdk::TextArtifact("plan", "plan", absl::StrJoin(lines, "\n")));
+            task.Complete();
+          }};
+}
+
+sdk::AgentSpec Echo(const std::string& id) {
+  return {id, Card(id, {"echo"}), 8, [](sdk::TaskContext& task) {
+            task.SendArtifact(sdk::TextArtifact("echo", "echo", "echo " + task.text()));
+            task.Complete("echoed by " + task.agent_id());
+          }};
+}
+
+TEST_F(MeshTest, APlannerOnBDelegatesToSkillsOnAAndCAndComposesTheResults) {
+  auto on_a = a_->StartAgent({Upper("upper")});
+  auto on_c = c_->StartAgent({Echo("echo")});
+  auto on_b = b_->StartAgent({Planner({"upper", "echo"})});
+  ASSERT_TRUE(Sees(*b_, "upper@a"));
+  ASSERT_TRUE(Sees(*b_, "echo@c"));
+  ASSERT_TRUE(Sees(*c_, "planner@b"));
+  // The client talks to C; the plan runs on B; its steps on A and C.
+  lf::a2a::v1::SendMessageResponse response;
+  grpc::Status status =
+      c_->NewA2aStub()->SendMessage(A2aContext().get(), ForSkill("plan", "hi"), &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const Task& root = response.task();
+  ASSERT_EQ(root.status().state(), lf::a2a::v1::TASK_STATE_COMPLETED) << root.DebugString();
+  EXPECT_THAT(root.id(), HasSubstr("c~"));
+  std::string plan = root.artifacts(0).parts(0).text();
+  EXPECT_THAT(plan, HasSubstr("[upper] HI (b~"));  // subtasks belong to B, where the planner is
+  EXPECT_THAT(plan, HasSubstr("[echo] echo hi (b~"));
+  // The subtasks are B's, children of the root, and ran one hop further on.
+  lf::a2a::v1::ListTasksRequest list;
+  lf::a2a::v1::ListTasksResponse children;
+  ASSERT_TRUE(b_->NewA2aStub()->ListTasks(A2aContext().get(), list, &children).ok());
+  ASSERT_EQ(children.tasks_size(), 2);
+  for (const Task& child : children.tasks()) {
+    EXPECT_EQ(child.status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  }
+}
+
+TEST_F(MeshTest, CancellingTheRootCancelsTheChildrenOnOtherNodes) {
+  std::atomic<int> started{0};
+  std::atomic<int> child_cancels{0};
+  std::atomic<int> planner_cancels{0};
+  auto slow = [&](const std::string& id) -> sdk::AgentSpec {
+    return {id, Card(id, {"slow"}), 4, [&](sdk::TaskContext& task) {
+              ++started;
+              task.SetWorking();
+              if (task.WaitForCancel(absl::Seconds(30))) ++child_cancels;
+            }};
+  };
+  auto on_a = a_->StartAgent({slow("slow-a")});
+  auto on_c = c_->StartAgent({slow("slow-c")});
+  // Two steps on the same skill: the router spreads them over A and C.
+  std::atomic<int> unused{0};
+  auto on_b = b_->StartAgent(
+      {{"planner", Card("planner", {"plan"}), 4, [&](sdk::TaskContext& task) {
+          auto run = [&task] { return task.Delegate(sdk::TextSubtask("slow", "x")); };
+          auto first = std::async(std::launch::async, run);
+          auto second = std::async(std::launch::async, run);
+          // A subtask ends canceled, or the wait does: either
+          // way the planner hears of it.
+          for (auto* step : {&first, &second}) {
+            absl::StatusOr<Task> result = step->get();
+            if (absl::IsCancelled(result.status()) ||
+                (result.ok() && result->status().state() == lf::a2a::v1::TASK_STATE_CANCELED)) {
+              ++planner_cancels;
+            }
+          }
+        }}});
+  ASSERT_TRUE(Sees(*b_, "slow-a@a"));
+  ASSERT_TRUE(Sees(*b_, "slow-c@c"));
+  ASSERT_TRUE(Sees(*a_, "planner@b"));
+  lf::a2a::v1::SendMessageRequest request = ForSkill("plan", "go");
+  request.mutable_configuration()->set_return_immediately(true);
+  lf::a2a::v1::SendMessageResponse response;
+  ASSERT_TRUE(a_->NewA2aStub()->SendMessage(A2aContext().get(), request, &response).ok());
+  ASSERT_TRUE(WaitFor([&] { return started.load() == 2; }));
+
+  lf::a2a::v1::CancelTaskRequest cancel;
+  cancel.set_id(response.task().id());
+  Task canceled;
+  grpc::Status status = a_->NewA2aStub()->CancelTask(A2aContext().get(), cancel, &canceled);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(WaitFor([&] { return child_cancels.load() == 2; }));  // on A and on C
+  EXPECT_TRUE(WaitFor([&] { return planner_cancels.load() == 2; }));
+  // B's records of the subtasks say why they ended.
+  lf::a2a::v1::ListTasksRequest list;
+  list.set_status(lf::a2a::v1::TASK_STATE_CANCELED);
+  lf::a2a::v1::ListTasksResponse children;
+  ASSERT_TRUE(WaitFor([&] {
+    return b_->NewA2aStub()->ListTasks(A2aContext().get(), list, &children).ok() &&
+           children.tasks_size() == 2;
+  }));
+  EXPECT_THAT(children.tasks(0).status().message().parts(0).text(),
+              HasSubstr("its parent task " + response.task().id() + " ended"));
+}
+
+TEST_F(MeshTest, DelegationErrorsComeBackToTheAgent) {
+  absl::Status missing;
+  absl::Status cycle;
+  auto on_b =
+      b_->StartAgent({{"planner", Card("planner", {"plan"}), 4, [&](sdk::TaskContext& task) {
+                         missing = task.Delegate(sdk::TextSubtask("translate", "x")).status();
+                         cycle = task.Delegate(sdk::TextSubtask("plan", "again")).status();
+                         task.Complete();
+                       }}});
+  lf::a2a::v1::SendMessageResponse response;
+  ASSERT_TRUE(
+      b_->NewA2aStub()->SendMessage(A2aContext().get(), ForSkill("plan", "x"), &response).ok());
+  EXPECT_EQ(missing.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(missing.message(), HasSubstr("no agent offers skill 'translate'"));
+  EXPECT_EQ(cycle.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(cycle.message(), HasSubstr("planner@b"));
+  EXPECT_THAT(cycle.message(), HasSubstr("would form a cycle"));
 }
 
 }  // namespace

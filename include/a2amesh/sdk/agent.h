@@ -28,6 +28,21 @@
 
 namespace a2amesh::sdk {
 
+// A subtask for TaskContext::Delegate: where it goes (every set field must
+// match) and what it says.
+struct Subtask {
+  // An agent id, or "agent@node" for one on a given node.
+  std::string agent_id;
+  std::string skill;
+  std::vector<std::string> tags;
+  std::vector<std::string> accepted_output_modes;
+  // At least one part; its ids and role are filled in.
+  lf::a2a::v1::Message message;
+};
+
+// A subtask for `skill` that says `text`.
+Subtask TextSubtask(absl::string_view skill, absl::string_view text);
+
 // One task, as its handler sees it. Valid until the handler returns.
 // Thread-safe: a handler may emit events from threads of its own.
 class TaskContext {
@@ -67,6 +82,17 @@ class TaskContext {
   virtual bool RequireInput(absl::string_view question) = 0;
   // Any status, with an optional message.
   virtual bool SetStatus(lf::a2a::v1::TaskState state, const lf::a2a::v1::Message* message) = 0;
+
+  // Runs a subtask of this task on an agent anywhere in the mesh, and waits
+  // until it ends (or asks for input). `on_event` sees each of its events, on
+  // this thread, as they arrive. Returns the subtask's Task as it ended.
+  // Errors: what the node answered (no agent offers the skill, a cycle in the
+  // delegation chain, ...), UNAVAILABLE if the stream to the node broke, and
+  // CANCELLED if this task was cancelled meanwhile (the node cancels the
+  // subtask too). Subtasks may run in parallel from several threads.
+  virtual absl::StatusOr<lf::a2a::v1::Task> Delegate(
+      const Subtask& subtask,
+      const std::function<void(const lf::a2a::v1::StreamResponse&)>& on_event = nullptr) = 0;
 
   // Whether the task was cancelled (by the client, or by the node).
   virtual bool cancelled() const = 0;
