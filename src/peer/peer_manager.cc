@@ -611,6 +611,17 @@ std::vector<MemberState> PeerManager::members() const {
   return list;
 }
 
+std::map<std::string, std::vector<std::string>> PeerManager::discovered() const {
+  absl::MutexLock lock(&mu_);
+  std::map<std::string, std::vector<std::string>> discovered;
+  for (const auto& [source, addresses] : sources_) {
+    std::vector<std::string>& list = discovered[source];
+    list.assign(addresses.begin(), addresses.end());
+    std::sort(list.begin(), list.end());
+  }
+  return discovered;
+}
+
 int PeerManager::peers_up() const {
   absl::MutexLock lock(&mu_);
   return static_cast<int>(peers_.size());

@@ -2,6 +2,7 @@
 #define A2AMESH_PEER_PEER_MANAGER_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -93,6 +94,8 @@ class PeerManager final : public catalog::CatalogListener,
   bool draining() const;
 
   std::vector<MemberState> members() const;
+  // What each discovery source names now, by source.
+  std::map<std::string, std::vector<std::string>> discovered() const;
   int peers_up() const;
 
   // A channel to node `node_id` (nullptr if no such peer is known). One channel
