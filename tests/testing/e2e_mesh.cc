@@ -51,7 +51,7 @@ Subprocess E2eNode::StartCommand(std::vector<std::string> argv, const std::strin
   return std::move(process).value();
 }
 
-bool E2eNode::WaitForAgent(const std::string& agent_id, absl::Duration timeout) {
+bool E2eNode::Sees(const std::string& agent_id) {
   auto stub = lf::a2a::v1::A2AService::NewStub(
       grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
   lf::a2a::v1::SendMessageRequest probe;
@@ -62,13 +62,13 @@ bool E2eNode::WaitForAgent(const std::string& agent_id, absl::Duration timeout) 
   auto* part = message->add_parts();
   part->set_text("probe");
   part->set_media_type("application/x-a2amesh-readiness-probe");
-  bool ready = WaitFor(
-      [&] {
-        lf::a2a::v1::SendMessageResponse response;
-        grpc::Status status = stub->SendMessage(A2aContext().get(), probe, &response);
-        return ErrorReason(status) == "CONTENT_TYPE_NOT_SUPPORTED";
-      },
-      timeout);
+  lf::a2a::v1::SendMessageResponse response;
+  grpc::Status status = stub->SendMessage(A2aContext().get(), probe, &response);
+  return ErrorReason(status) == "CONTENT_TYPE_NOT_SUPPORTED";
+}
+
+bool E2eNode::WaitForAgent(const std::string& agent_id, absl::Duration timeout) {
+  bool ready = WaitFor([&] { return Sees(agent_id); }, timeout);
   if (!ready) {
     std::cerr << "agent " << agent_id << " did not register\n--- " << node_id_ << " log ---\n"
               << log();

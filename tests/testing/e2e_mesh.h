@@ -29,9 +29,12 @@ class E2eNode {
   // Starts a command as is (e.g. the Python agent).
   Subprocess StartCommand(std::vector<std::string> argv, const std::string& log_name);
 
-  // Waits until agent `agent_id` is registered. The probe addresses the agent
-  // with a media type no agent accepts: an absent agent gives "no agent", a
-  // present one ContentTypeNotSupported, and no task is created either way.
+  // Whether this node can route to agent `agent_id` (anywhere in the mesh)
+  // now. The probe addresses the agent with a media type no agent accepts: an
+  // absent agent gives "no agent", a present one ContentTypeNotSupported, and
+  // no task is created either way.
+  bool Sees(const std::string& agent_id);
+  // Waits until Sees(agent_id); prints the node's log if it never does.
   bool WaitForAgent(const std::string& agent_id, absl::Duration timeout = absl::Seconds(30));
 
  private:

@@ -1,0 +1,208 @@
+// The mesh end to end: three real meshd processes on 127.0.0.1, the example
+// agents as processes of their own spread across them, the official A2A JS SDK
+// as the client, and SIGTERM drain of a node with a task in flight.
+
+#include <signal.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "lf/a2a/v1/a2a.grpc.pb.h"
+#include "testing/e2e_mesh.h"
+#include "testing/node_harness.h"
+#include "testing/proto_builders.h"
+#include "testing/subprocess.h"
+#include "testing/temp_dir.h"
+#include "testing/wait.h"
+
+namespace a2amesh {
+namespace {
+
+using ::a2amesh::testing::A2aContext;
+using ::a2amesh::testing::E2eNode;
+using ::a2amesh::testing::ErrorReason;
+using ::a2amesh::testing::Subprocess;
+using ::a2amesh::testing::WaitFor;
+using ::testing::HasSubstr;
+
+class MeshE2eTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    if (HasFailure()) {
+      for (const char* log : {"n1.log", "n2.log", "n3.log", "js.out"}) {
+        std::cerr << "--- " << log << " ---\n" << testing::ReadFileOrEmpty(dir_.File(log));
+      }
+    }
+  }
+  static std::vector<std::string> Flags(const std::string& peer) {
+    std::vector<std::string> flags = {"--ephemeral", "--peer-heartbeat", "200ms", "--peer-timeout",
+                                      "1s",          "--drain-timeout",  "20s"};
+    if (!peer.empty()) {
+      flags.push_back("--peers");
+      flags.push_back(peer);
+    }
+    return flags;
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(MeshE2eTest, TheJsSdkSendsToOneNodeATaskThatRunsOnAnother) {
+  const std::string js_dir = testing::SourcePath("tests/e2e/js");
+  ASSERT_FALSE(testing::ReadFileOrEmpty(js_dir + "/node_modules/@a2a-js/sdk/package.json").empty())
+      << "the JS SDK is not installed: run `npm ci` in " << js_dir << " (tools/test does)";
+  E2eNode n1(dir_, "n1", Flags(""));
+  ASSERT_TRUE(n1.Start());
+  E2eNode n2(dir_, "n2", Flags(n1.address()));
+  E2eNode n3(dir_, "n3", Flags(n1.address()));
+  ASSERT_TRUE(n2.Start());
+  ASSERT_TRUE(n3.Start());
+  // No agent on n1: echo lives on n2, uppercase on n3.
+  Subprocess echo = n2.StartAgent("echo-agent", {});
+  Subprocess upper = n3.StartAgent("uppercase-agent", {"--chunk-delay", "20ms"});
+  ASSERT_TRUE(n1.WaitForAgent("echo"));
+  ASSERT_TRUE(n1.WaitForAgent("uppercase"));
+
+  absl::StatusOr<Subprocess> client = Subprocess::Start(
+      {"/usr/bin/env", "node", js_dir + "/meshd-client.mjs", n1.address()}, dir_.File("js.out"));
+  ASSERT_TRUE(client.ok());
+  absl::StatusOr<int> exit_code = client->Wait(absl::Seconds(60));
+  ASSERT_TRUE(exit_code.ok());
+  ASSERT_EQ(*exit_code, 0);
+  std::string output = testing::ReadFileOrEmpty(dir_.File("js.out"));
+  int events = 0;
+  std::string streamed;
+  for (absl::string_view line : absl::StrSplit(output, '\n', absl::SkipEmpty())) {
+    google::protobuf::Struct step;
+    if (!google::protobuf::util::JsonStringToMessage(std::string(line), &step).ok()) continue;
+    const auto& fields = step.fields();
+    if (fields.at("step").string_value() == "send") {
+      const auto& task = fields.at("task").struct_value().fields();
+      EXPECT_THAT(task.at("id").string_value(), HasSubstr("n1~"));  // n1 owns it
+      EXPECT_EQ(task.at("status").struct_value().fields().at("state").string_value(),
+                "TASK_STATE_COMPLETED");
+    }
+    if (fields.at("step").string_value() == "stream") {
+      ++events;
+      const auto& event = fields.at("event").struct_value().fields();
+      if (event.count("artifactUpdate") > 0) {
+        streamed += event.at("artifactUpdate")
+                        .struct_value()
+                        .fields()
+                        .at("artifact")
+                        .struct_value()
+                        .fields()
+                        .at("parts")
+                        .list_value()
+                        .values(0)
+                        .struct_value()
+                        .fields()
+                        .at("text")
+                        .string_value();
+      }
+    }
+  }
+  EXPECT_EQ(events, 6);  // task, working, three chunks, completed: streamed across n1 <- n3
+  EXPECT_EQ(streamed, "STREAM THESE WORDS");
+  EXPECT_THAT(n1.log(), HasSubstr("peer up peer=n3"));
+}
+
+TEST_F(MeshE2eTest, ADrainingNodeFinishesItsTaskAndExitsZero) {
+  E2eNode n1(dir_, "n1", Flags(""));
+  ASSERT_TRUE(n1.Start());
+  E2eNode n2(dir_, "n2", Flags(n1.address()));
+  ASSERT_TRUE(n2.Start());
+  Subprocess slow = n2.StartAgent("echo-agent", {"--agent-id", "slow", "--delay", "2s"});
+  ASSERT_TRUE(n1.WaitForAgent("slow"));
+
+  auto stub = lf::a2a::v1::A2AService::NewStub(
+      grpc::CreateChannel(n1.address(), grpc::InsecureChannelCredentials()));
+  lf::a2a::v1::SendMessageRequest request = testing::SendText("in flight");
+  request.set_tenant("slow");
+  request.mutable_configuration()->set_return_immediately(true);
+  lf::a2a::v1::SendMessageResponse response;
+  ASSERT_TRUE(stub->SendMessage(A2aContext().get(), request, &response).ok());
+  const std::string id = response.task().id();
+  auto state = [&] {
+    lf::a2a::v1::GetTaskRequest get;
+    get.set_id(id);
+    lf::a2a::v1::Task task;
+    grpc::Status status = stub->GetTask(A2aContext().get(), get, &task);
+    return status.ok() ? task.status().state() : lf::a2a::v1::TASK_STATE_UNSPECIFIED;
+  };
+  ASSERT_TRUE(WaitFor([&] { return state() == lf::a2a::v1::TASK_STATE_WORKING; }));
+
+  n2.process().Signal(SIGTERM);
+  // n2 tells its peers at once: n1 stops routing to its agents...
+  ASSERT_TRUE(WaitFor([&] {
+    lf::a2a::v1::SendMessageResponse refused;
+    grpc::Status status = stub->SendMessage(A2aContext().get(), request, &refused);
+    return ErrorReason(status) == "UNSUPPORTED_OPERATION";
+  }));
+  // ...the task in flight still completes, and n2 exits 0.
+  ASSERT_TRUE(
+      WaitFor([&] { return state() == lf::a2a::v1::TASK_STATE_COMPLETED; }, absl::Seconds(30)));
+  absl::StatusOr<int> exit_code = n2.process().Wait(absl::Seconds(30));
+  ASSERT_TRUE(exit_code.ok());
+  EXPECT_EQ(*exit_code, 0);
+  EXPECT_THAT(n2.log(), HasSubstr("draining running_tasks=1"));
+  EXPECT_THAT(n1.log(), HasSubstr("peer draining peer=n2"));
+}
+
+TEST_F(MeshE2eTest, ASilentNodeLeavesRoutingWithinThePeerTimeoutAndComesBack) {
+  E2eNode n1(dir_, "n1", Flags(""));
+  ASSERT_TRUE(n1.Start());
+  E2eNode n2(dir_, "n2", Flags(n1.address()));
+  E2eNode n3(dir_, "n3", Flags(n1.address()));
+  ASSERT_TRUE(n2.Start());
+  ASSERT_TRUE(n3.Start());
+  Subprocess on_n2 = n2.StartAgent("uppercase-agent", {"--agent-id", "up2", "--chunk-delay", "0s"});
+  Subprocess on_n3 = n3.StartAgent("uppercase-agent", {"--agent-id", "up3", "--chunk-delay", "0s"});
+  ASSERT_TRUE(n1.WaitForAgent("up2"));
+  ASSERT_TRUE(n1.WaitForAgent("up3"));
+  auto stub = lf::a2a::v1::A2AService::NewStub(
+      grpc::CreateChannel(n1.address(), grpc::InsecureChannelCredentials()));
+  auto routes_to_up3 = [&] {
+    lf::a2a::v1::SendMessageRequest request = testing::SendText("x");
+    request.set_tenant("up3");
+    lf::a2a::v1::SendMessageResponse response;
+    grpc::ClientContext context;
+    context.AddMetadata("a2a-version", "1.0");
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    return stub->SendMessage(&context, request, &response).ok();
+  };
+  ASSERT_TRUE(routes_to_up3());
+
+  // n3 freezes: its streams stay open, it just stops talking.
+  n3.process().Signal(SIGSTOP);
+  absl::Time frozen = absl::Now();
+  ASSERT_TRUE(WaitFor([&] { return !n1.Sees("up3"); }, absl::Seconds(3)));
+  EXPECT_LT(absl::Now() - frozen, absl::Seconds(3));  // the peer timeout is 1 s here
+  for (int i = 0; i < 3; ++i) {
+    lf::a2a::v1::SendMessageResponse response;
+    grpc::Status status = stub->SendMessage(
+        A2aContext().get(),
+        [] {
+          auto request = testing::SendText("go");
+          (*request.mutable_metadata()->mutable_fields())["a2amesh/skill"].set_string_value(
+              "uppercase");
+          return request;
+        }(),
+        &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.task().status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  }
+  EXPECT_THAT(n1.log(), HasSubstr("peer down peer=n3 reason=\"no word from n3"));
+
+  n3.process().Signal(SIGCONT);  // it comes back when it reconnects
+  ASSERT_TRUE(n1.WaitForAgent("up3"));
+  EXPECT_TRUE(routes_to_up3());
+}
+
+}  // namespace
+}  // namespace a2amesh
