@@ -395,6 +395,7 @@ void PeerManager::HandleHelloLocked(ConnState& state, const v1::Hello& hello, Ac
     dials_[state.dial_address].failures = 0;
   }
   auto existing = peers_.find(state.node_id);
+  const bool replacing = existing != peers_.end();
   if (existing != peers_.end()) {
     ConnState& old = *existing->second;
     if (old.incarnation != state.incarnation) {
@@ -425,10 +426,12 @@ void PeerManager::HandleHelloLocked(ConnState& state, const v1::Hello& hello, Ac
   state.established = true;
   peers_[state.node_id] = &state;
   state.connection->Send(AdvertLocked());
-  A2AMESH_LOG(Info, "peer up")
-      .With("peer", state.node_id)
-      .With("address", state.address)
-      .With("dialed", state.dialed);
+  if (!replacing) {
+    A2AMESH_LOG(Info, "peer up")
+        .With("peer", state.node_id)
+        .With("address", state.address)
+        .With("dialed", state.dialed);
+  }
   MembersChangedLocked(action);
 }
 

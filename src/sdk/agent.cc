@@ -143,10 +143,15 @@ class AgentImpl;
 
 class TaskContextImpl final : public TaskContext {
  public:
-  TaskContextImpl(AgentImpl& agent, v1::TaskAssignment assignment, std::shared_ptr<TaskRun> run)
-      : agent_(agent), assignment_(std::move(assignment)), run_(std::move(run)) {}
+  TaskContextImpl(AgentImpl& agent, std::string node_id, v1::TaskAssignment assignment,
+                  std::shared_ptr<TaskRun> run)
+      : agent_(agent),
+        node_id_(std::move(node_id)),
+        assignment_(std::move(assignment)),
+        run_(std::move(run)) {}
 
   const std::string& agent_id() const override { return assignment_.agent_id(); }
+  const std::string& node_id() const override { return node_id_; }
   const std::string& task_id() const override { return assignment_.task().id(); }
   const std::string& context_id() const override { return assignment_.task().context_id(); }
   const std::string& skill() const override { return assignment_.skill(); }
@@ -244,6 +249,7 @@ class TaskContextImpl final : public TaskContext {
   bool Emit(StreamResponse event, bool final);
 
   AgentImpl& agent_;
+  const std::string node_id_;
   const v1::TaskAssignment assignment_;
   const std::shared_ptr<TaskRun> run_;
 };
@@ -303,6 +309,7 @@ class AgentImpl final : public Agent {
   absl::Status registration_ ABSL_GUARDED_BY(mu_);
   int registrations_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::string> agent_ids_ ABSL_GUARDED_BY(mu_);
+  std::string node_id_ ABSL_GUARDED_BY(mu_);
   // agent id -> index in options_.agents
   absl::flat_hash_map<std::string, size_t> spec_of_ ABSL_GUARDED_BY(mu_);
   absl::Duration heartbeat_every_ ABSL_GUARDED_BY(mu_) = absl::Seconds(5);
@@ -538,6 +545,7 @@ bool AgentImpl::RunStream(absl::Duration* backoff) {
       absl::MutexLock lock(&mu_);
       agent_ids_.clear();
       spec_of_.clear();
+      node_id_ = reply.registered().node_id();
       for (int i = 0; i < reply.registered().agents_size(); ++i) {
         agent_ids_.push_back(reply.registered().agents(i).agent_id());
         spec_of_[agent_ids_.back()] = static_cast<size_t>(i);
@@ -670,8 +678,10 @@ void AgentImpl::Dispatch(v1::TaskAssignment assignment) {
   const std::string task_id = assignment.task().id();
   std::shared_ptr<TaskRun> run;
   TaskHandler handler;
+  std::string node_id;
   {
     absl::MutexLock lock(&mu_);
+    node_id = node_id_;
     if (stopping_) {
       return;  // the node resumes it elsewhere or fails it after its grace
     }
@@ -686,8 +696,9 @@ void AgentImpl::Dispatch(v1::TaskAssignment assignment) {
     run = std::make_shared<TaskRun>();
     running_[task_id] = run;
   }
-  workers_->Schedule([this, assignment = std::move(assignment), run, handler, task_id]() mutable {
-    TaskContextImpl context(*this, std::move(assignment), run);
+  workers_->Schedule([this, assignment = std::move(assignment), run, handler, task_id,
+                      node_id = std::move(node_id)]() mutable {
+    TaskContextImpl context(*this, std::move(node_id), std::move(assignment), run);
     handler(context);
     if (!context.ended() && !context.cancelled()) {
       context.Complete("");

@@ -52,6 +52,6 @@ int main(int argc, char** argv) {
           return;  // the node already marked it canceled
         }
         task.SendArtifact(a2amesh::sdk::TextArtifact("echo", "echo", task.text()));
-        task.Complete();
+        task.Complete("echoed by " + task.agent_id() + "@" + task.node_id());
       });
 }

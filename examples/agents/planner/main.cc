@@ -38,10 +38,19 @@ lf::a2a::v1::AgentCard PlannerCard() {
   return card;
 }
 
-// A subtask's result as text: its artifacts' parts, data parts as JSON.
-std::string ResultText(const lf::a2a::v1::Task& task) {
+// A message's text parts.
+std::string Text(const lf::a2a::v1::Message& message) {
   std::string text;
+  for (const auto& part : message.parts()) text += part.text();
+  return text;
+}
+
+// A subtask's result as text: each artifact's parts (data parts as JSON),
+// artifacts separated by " | ".
+std::string ResultText(const lf::a2a::v1::Task& task) {
+  std::vector<std::string> artifacts;
   for (const auto& artifact : task.artifacts()) {
+    std::string text;
     for (const auto& part : artifact.parts()) {
       if (part.has_text()) {
         text += part.text();
@@ -51,11 +60,12 @@ std::string ResultText(const lf::a2a::v1::Task& task) {
         text += json;
       }
     }
+    artifacts.push_back(std::move(text));
   }
-  if (text.empty() && task.status().has_message()) {
-    for (const auto& part : task.status().message().parts()) text += part.text();
+  if (artifacts.empty()) {
+    return Text(task.status().message());
   }
-  return text;
+  return absl::StrJoin(artifacts, " | ");
 }
 
 void Plan(a2amesh::sdk::TaskContext& task, const std::vector<std::string>& steps) {
@@ -81,7 +91,10 @@ void Plan(a2amesh::sdk::TaskContext& task, const std::vector<std::string>& steps
                                       ResultText(*result)));
       continue;
     }
-    task.SetWorking(absl::StrCat(steps[i], " done (subtask ", result->id(), ")"));
+    // The subtask's final status message says who did it (e.g. "upper-cased by uppercase@n2").
+    std::string who = Text(result->status().message());
+    task.SetWorking(absl::StrCat(steps[i], " done", who.empty() ? "" : ": " + who, " (subtask ",
+                                 result->id(), ")"));
     sections.push_back(absl::StrCat("[", steps[i], "] ", ResultText(*result)));
   }
   if (task.cancelled()) {

@@ -78,6 +78,7 @@ class Connection:
     def __init__(self, stub):
         self.outbox = queue.Queue()
         self.cancelled = set()
+        self.node_id = ""
         self.lock = threading.Lock()
         self.responses = stub.Connect(iter(self.outbox.get, None))
 
@@ -124,7 +125,8 @@ def run_task(conn, assignment):
                       media_type="text/plain")
     conn.update(task_id, artifact_update=a2a.TaskArtifactUpdateEvent(
         artifact=summary, last_chunk=True))
-    conn.update(task_id, status_update=status(a2a.TASK_STATE_COMPLETED))
+    conn.update(task_id, status_update=status(
+        a2a.TASK_STATE_COMPLETED, f"counted by {assignment.agent_id}@{conn.node_id}"))
 
 
 def heartbeat(conn, every, stop):
@@ -146,6 +148,7 @@ def serve_once(stub):
             kind = message.WhichOneof("msg")
             if kind == "registered":
                 lease = message.registered.lease_ms / 1000.0
+                conn.node_id = message.registered.node_id
                 log("registered", node=message.registered.node_id, lease=f"{lease}s")
                 threading.Thread(target=heartbeat, args=(conn, lease / 3, stop),
                                  daemon=True).start()

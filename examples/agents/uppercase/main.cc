@@ -47,7 +47,7 @@ void Uppercase(a2amesh::sdk::TaskContext& task, absl::Duration chunk_delay) {
     task.SendArtifact(a2amesh::sdk::TextArtifact("uppercase", "uppercase", chunk),
                       /*append=*/i > 0, /*last_chunk=*/i + 1 == words.size());
   }
-  task.Complete();
+  task.Complete("upper-cased by " + task.agent_id() + "@" + task.node_id());
 }
 
 }  // namespace

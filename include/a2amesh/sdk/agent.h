@@ -50,6 +50,8 @@ class TaskContext {
   virtual ~TaskContext() = default;
 
   virtual const std::string& agent_id() const = 0;
+  // The node the agent is registered with.
+  virtual const std::string& node_id() const = 0;
   virtual const std::string& task_id() const = 0;
   virtual const std::string& context_id() const = 0;
   // The skill the node routed the task for ("" if the request named none).
