@@ -230,6 +230,8 @@ void Node::Shutdown() {
   for (auto& source : discovery_) {
     source->Stop();
   }
+  // Turns run here for other nodes end now, with a reason their owners see.
+  tasks_->FailHosted(absl::StrCat("node ", options_.node_id, " shut down while running the task"));
   // The long-lived streams first (they never end on their own), then the
   // server: calls still open after a short grace are cancelled.
   peers_->Shutdown();

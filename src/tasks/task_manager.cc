@@ -787,6 +787,22 @@ void TaskManager::FailLocked(const EntryPtr& entry, const std::string& reason) {
   AppendLocked(entry, StatusEventLocked(*entry, lf::a2a::v1::TASK_STATE_FAILED, reason), nullptr);
 }
 
+void TaskManager::FailHosted(const std::string& reason) {
+  std::vector<EntryPtr> entries;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, entry] : active_) {
+      entries.push_back(entry);
+    }
+  }
+  for (const EntryPtr& entry : entries) {
+    absl::MutexLock lock(&entry->mu);
+    if (entry->hosted) {
+      FailLocked(entry, reason);
+    }
+  }
+}
+
 void TaskManager::AgentConnected(const std::string& agent_id) {
   std::vector<EntryPtr> entries;
   {

@@ -195,6 +195,10 @@ class TaskManager {
   // key. May block.
   absl::StatusOr<TaskList> List(TaskQuery query, const std::string& page_token);
 
+  // Fails every turn this node runs for other nodes (the node is stopping), so
+  // that their owners learn why.
+  void FailHosted(const std::string& reason);
+
   // Agent lifecycle, from AgentHost. A connected agent gets back its orphaned
   // tasks (resumed); a disconnected agent's running tasks are orphaned and fail
   // after agent_grace unless it connects again.

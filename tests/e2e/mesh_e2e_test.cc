@@ -204,5 +204,35 @@ TEST_F(MeshE2eTest, ASilentNodeLeavesRoutingWithinThePeerTimeoutAndComesBack) {
   EXPECT_TRUE(routes_to_up3());
 }
 
+TEST_F(MeshE2eTest, ANodeKilledMidTaskFailsTheTaskNamingTheNode) {
+  E2eNode n1(dir_, "n1", Flags(""));
+  ASSERT_TRUE(n1.Start());
+  E2eNode n3(dir_, "n3", Flags(n1.address()));
+  ASSERT_TRUE(n3.Start());
+  Subprocess slow = n3.StartAgent("echo-agent", {"--agent-id", "slow", "--delay", "30s"});
+  ASSERT_TRUE(n1.WaitForAgent("slow"));
+  auto stub = lf::a2a::v1::A2AService::NewStub(
+      grpc::CreateChannel(n1.address(), grpc::InsecureChannelCredentials()));
+  lf::a2a::v1::SendMessageRequest request = testing::SendText("x");
+  request.set_tenant("slow");
+  request.mutable_configuration()->set_return_immediately(true);
+  lf::a2a::v1::SendMessageResponse response;
+  ASSERT_TRUE(stub->SendMessage(A2aContext().get(), request, &response).ok());
+  lf::a2a::v1::GetTaskRequest get;
+  get.set_id(response.task().id());
+  lf::a2a::v1::Task task;
+  ASSERT_TRUE(WaitFor([&] {
+    return stub->GetTask(A2aContext().get(), get, &task).ok() &&
+           task.status().state() == lf::a2a::v1::TASK_STATE_WORKING;
+  }));
+  n3.process().Signal(SIGKILL);
+  ASSERT_TRUE(WaitFor([&] {
+    return stub->GetTask(A2aContext().get(), get, &task).ok() &&
+           task.status().state() == lf::a2a::v1::TASK_STATE_FAILED;
+  }));
+  EXPECT_THAT(task.status().message().parts(0).text(),
+              HasSubstr("node n3 went away while running the task"));
+}
+
 }  // namespace
 }  // namespace a2amesh

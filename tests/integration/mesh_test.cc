@@ -14,7 +14,9 @@
 #include "gtest/gtest.h"
 #include "peer/peer_manager.h"
 #include "tasks/task_manager.h"
+#include "tasks/task_state.h"
 #include "testing/cards.h"
+#include "testing/fake_runner.h"
 #include "testing/node_harness.h"
 #include "testing/proto_builders.h"
 #include "testing/wait.h"
@@ -366,6 +368,78 @@ TEST_F(MeshTest, DelegationErrorsComeBackToTheAgent) {
   EXPECT_EQ(cycle.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(cycle.message(), HasSubstr("planner@b"));
   EXPECT_THAT(cycle.message(), HasSubstr("would form a cycle"));
+}
+
+TEST_F(MeshTest, AHandoffRefusedBeforeAcceptanceFallsBackToTheNextCandidate) {
+  auto on_b = b_->StartAgent({Upper("upper")});
+  ASSERT_TRUE(Sees(*a_, "upper@b"));
+  // The first candidate names an agent node C does not have: C refuses.
+  auto ghost = std::make_shared<catalog::RemoteAgent>("c", "ghost", Card("ghost", {"upper"}), 4);
+  ghost->Acquire();
+  std::shared_ptr<catalog::RemoteAgent> real = a_->node().remote_catalog().Find("b", "upper");
+  auto sub = std::make_shared<testing::RecordingSubscriber>();
+  std::unique_ptr<tasks::TaskRunner> runner =
+      a_->node().peers().HandoffRunner({{ghost, "upper"}, {real, "upper"}});
+  ASSERT_TRUE(
+      a_->node()
+          .tasks()
+          .Create(tasks::NewTask{ForSkill("upper", "hop"), std::move(runner), "upper", ""}, sub)
+          .ok());
+  ASSERT_TRUE(WaitFor([&] {
+    std::vector<StreamResponse> events = sub->events();
+    return !events.empty() && tasks::IsFinalEvent(events.back());
+  }));
+  Task task = sub->last_task();
+  EXPECT_EQ(task.status().state(), lf::a2a::v1::TASK_STATE_COMPLETED) << task.DebugString();
+  EXPECT_EQ(task.status().message().parts(0).text(), "done on upper");
+  EXPECT_EQ(ghost->outstanding(), 0);  // its slot was given back
+
+  // When no candidate accepts, the task fails and says why, node by node.
+  auto ghost2 = std::make_shared<catalog::RemoteAgent>("c", "ghost", Card("ghost", {"upper"}), 4);
+  ghost2->Acquire();
+  auto lost = std::make_shared<catalog::RemoteAgent>("z", "gone", Card("gone", {"upper"}), 4);
+  auto failed_sub = std::make_shared<testing::RecordingSubscriber>();
+  ASSERT_TRUE(a_->node()
+                  .tasks()
+                  .Create(tasks::NewTask{ForSkill("upper", "x"),
+                                         a_->node().peers().HandoffRunner(
+                                             {{ghost2, "upper"}, {lost, "upper"}}),
+                                         "upper", ""},
+                          failed_sub)
+                  .ok());
+  ASSERT_TRUE(WaitFor([&] {
+    std::vector<StreamResponse> events = failed_sub->events();
+    return !events.empty() && tasks::IsFinalEvent(events.back());
+  }));
+  Task failed = failed_sub->last_task();
+  EXPECT_EQ(failed.status().state(), lf::a2a::v1::TASK_STATE_FAILED);
+  std::string reason = failed.status().message().parts(0).text();
+  EXPECT_THAT(reason, HasSubstr("no node accepted the task"));
+  EXPECT_THAT(reason, HasSubstr("agent ghost is not on node c"));
+  EXPECT_THAT(reason, HasSubstr("z (not connected)"));
+}
+
+TEST_F(MeshTest, APeerThatDiesMidTaskFailsTheTaskNamingThePeer) {
+  std::atomic<int> started{0};
+  auto on_c = c_->StartAgent({{"slow", Card("slow", {"slow"}), 4, [&](sdk::TaskContext& task) {
+                                 ++started;
+                                 task.SetWorking();
+                                 task.WaitForCancel(absl::Seconds(30));
+                               }}});
+  ASSERT_TRUE(Sees(*a_, "slow@c"));
+  lf::a2a::v1::SendMessageRequest request = ForSkill("slow", "x");
+  request.mutable_configuration()->set_return_immediately(true);
+  lf::a2a::v1::SendMessageResponse response;
+  ASSERT_TRUE(a_->NewA2aStub()->SendMessage(A2aContext().get(), request, &response).ok());
+  ASSERT_TRUE(WaitFor([&] { return started.load() == 1; }));
+  c_.reset();  // node C dies with the task running on it (its agent lives on)
+  absl::StatusOr<Task> task;
+  ASSERT_TRUE(WaitFor([&] {
+    task = a_->node().tasks().Get(response.task().id());
+    return task.ok() && task->status().state() == lf::a2a::v1::TASK_STATE_FAILED;
+  }));
+  EXPECT_THAT(task->status().message().parts(0).text(),
+              HasSubstr("node c shut down while running the task"));
 }
 
 }  // namespace
