@@ -107,8 +107,9 @@ TEST_F(RouterTest, PicksAnAgentWithTheSkill) {
 TEST_F(RouterTest, ErrorsSayWhatWasAskedAndWhatExists) {
   Selector selector;
   selector.skill = "echo";
-  EXPECT_THAT(router_.Pick(selector), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                               HasSubstr("no agents are registered anywhere in the mesh")));
+  EXPECT_THAT(router_.Pick(selector),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("no agents are registered anywhere in the mesh")));
   Add("echo", Card("echo", {"echo"}, {"fast"}));
   Add("shout", Card("shout", {"shout"}));
   selector.skill = "translate";
@@ -118,9 +119,8 @@ TEST_F(RouterTest, ErrorsSayWhatWasAskedAndWhatExists) {
                                  "skills: echo, shout")));
   selector = Selector();
   selector.agent_id = "ghost";
-  EXPECT_THAT(router_.Pick(selector),
-              StatusIs(absl::StatusCode::kFailedPrecondition,
-                       HasSubstr("no agent 'ghost'; agents: echo, shout")));
+  EXPECT_THAT(router_.Pick(selector), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                               HasSubstr("no agent 'ghost'; agents: echo, shout")));
   selector = Selector();
   selector.tags = {"fast", "cheap"};
   EXPECT_THAT(router_.Pick(selector),
@@ -173,6 +173,128 @@ TEST_F(RouterTest, TwoChoicesPreferTheLessLoadedAgent) {
   // With two agents both are always compared, so the idle one wins until it
   // carries as much as the busy one.
   EXPECT_EQ(picks["idle"], 40);
+}
+
+// Records the candidates handoffs are made for.
+class RecordingRemoteRunners final : public RemoteRunnerFactory {
+ public:
+  std::unique_ptr<tasks::TaskRunner> HandoffRunner(
+      std::vector<RemoteCandidate> candidates) override {
+    handoffs.push_back(candidates);
+    return std::make_unique<catalog::LocalTaskRunner>(nullptr_agent());
+  }
+  std::unique_ptr<tasks::TaskRunner> RebindRunner(
+      std::shared_ptr<catalog::RemoteAgent> agent) override {
+    rebound.push_back(agent->qualified_id());
+    return std::make_unique<catalog::LocalTaskRunner>(nullptr_agent());
+  }
+  // A throwaway local agent for the runner objects (they only need to exist).
+  std::shared_ptr<catalog::LocalAgent> nullptr_agent() {
+    auto agent = std::make_shared<catalog::LocalAgent>("x", Card("x", {"x"}), 1000,
+                                                       std::make_shared<NullLink>(), absl::Now());
+    agent->Acquire();
+    return agent;
+  }
+  std::vector<std::vector<RemoteCandidate>> handoffs;
+  std::vector<std::string> rebound;
+};
+
+class MeshRouterTest : public RouterTest {
+ protected:
+  MeshRouterTest() { router_.SetRemoteRunners(&remote_runners_); }
+
+  std::shared_ptr<catalog::RemoteAgent> Remote(const std::string& node, const std::string& id,
+                                               const std::string& skill, int max = 4,
+                                               int outstanding = 0) {
+    v1::NodeAdvert advert;
+    if (auto existing = remote_.node(node); existing.has_value()) {
+      for (const auto& agent : *remote_.snapshot()) {
+        if (agent->node_id() == node) {
+          auto* a = advert.add_agents();
+          a->set_agent_id(agent->agent_id());
+          *a->mutable_card() = agent->card();
+          a->set_max_concurrency(agent->max_concurrency());
+        }
+      }
+    }
+    auto* a = advert.add_agents();
+    a->set_agent_id(id);
+    *a->mutable_card() = Card(id, {skill});
+    a->set_max_concurrency(max);
+    a->set_outstanding(outstanding);
+    remote_.ApplyAdvert(node, 1, node + ":7400", advert);
+    return remote_.Find(node, id);
+  }
+
+  RecordingRemoteRunners remote_runners_;
+};
+
+TEST_F(MeshRouterTest, ASkillOnlyAnotherNodeHasIsHandedOffWithFallbacks) {
+  Remote("n2", "up2", "upper", 4, 2);
+  Remote("n3", "up3", "upper", 4, 0);
+  Remote("n4", "up4", "upper", 4, 1);
+  Selector selector;
+  selector.skill = "upper";
+  absl::StatusOr<Route> route = router_.Pick(selector);
+  ASSERT_THAT(route, IsOk());
+  ASSERT_EQ(remote_runners_.handoffs.size(), 1u);
+  const auto& candidates = remote_runners_.handoffs[0];
+  ASSERT_EQ(candidates.size(), 3u);
+  EXPECT_EQ(route->agent_id, candidates[0].agent->qualified_id());
+  EXPECT_EQ(route->node_id, candidates[0].agent->node_id());
+  // The fallbacks follow, least loaded first.
+  EXPECT_LE(candidates[1].agent->load(), candidates[2].agent->load());
+}
+
+TEST_F(MeshRouterTest, LocalAgentsWinUnlessMuchBusier) {
+  auto local = Add("echo", Card("echo", {"echo"}), 10);
+  Remote("n2", "echo", "echo", 10, 0);
+  Selector selector;
+  selector.skill = "echo";
+  std::vector<Route> held;  // each held route keeps its slot
+  for (int i = 0; i < 6; ++i) {
+    absl::StatusOr<Route> route = router_.Pick(selector);
+    ASSERT_THAT(route, IsOk());
+    EXPECT_EQ(route->node_id, "n1") << i;  // loads 0.0 .. 0.5 are within the bias of 0.5
+    held.push_back(std::move(route).value());
+  }
+  // At 0.6 the local agent is more than 0.5 above the idle remote one.
+  absl::StatusOr<Route> route = router_.Pick(selector);
+  ASSERT_THAT(route, IsOk());
+  EXPECT_EQ(route->node_id, "n2");
+  EXPECT_EQ(route->agent_id, "echo@n2");
+  EXPECT_EQ(local->outstanding(), 6);
+}
+
+TEST_F(MeshRouterTest, AgentAtNodeNamesOneAgentAndRebindGoesThroughThePeerLayer) {
+  Remote("n2", "echo", "echo");
+  Remote("n3", "echo", "echo");
+  Selector selector;
+  selector.agent_id = "echo@n3";
+  for (int i = 0; i < 4; ++i) {
+    absl::StatusOr<Route> route = router_.Pick(selector);
+    ASSERT_THAT(route, IsOk());
+    EXPECT_EQ(route->agent_id, "echo@n3");
+  }
+  ASSERT_THAT(router_.Rebind("echo@n2"), IsOk());
+  EXPECT_THAT(remote_runners_.rebound, ElementsAre("echo@n2"));
+  EXPECT_THAT(router_.Rebind("echo@n9"), StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST_F(MeshRouterTest, CyclesAreNeverPickedAndDeepChainsAreRefused) {
+  Remote("n2", "planner", "plan");
+  Remote("n3", "planner", "plan");
+  Selector selector;
+  selector.skill = "plan";
+  absl::StatusOr<Route> route = router_.Pick(selector, {"planner@n2"});
+  ASSERT_THAT(route, IsOk());
+  EXPECT_EQ(route->agent_id, "planner@n3");
+  EXPECT_THAT(router_.Pick(selector, {"planner@n2", "planner@n3"}),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("(planner@n2 -> planner@n3); routing there would form a cycle")));
+  std::vector<std::string> deep(8, "x@n9");
+  EXPECT_THAT(router_.Pick(selector, deep),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("already 8 deep")));
 }
 
 }  // namespace
