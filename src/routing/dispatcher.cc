@@ -18,7 +18,9 @@ absl::Status Dispatcher::Send(const lf::a2a::v1::SendMessageRequest& request,
   if (!request.message().task_id().empty()) {
     return tasks_.Continue(request, std::move(subscriber));
   }
-  if (draining_.load()) {
+  // A draining node takes no new work from clients, but its running tasks may
+  // still delegate: they must be able to finish.
+  if (draining_.load() && context.parent_task_id.empty()) {
     return absl::UnavailableError("this node is draining and takes no new tasks; retry elsewhere");
   }
   A2AMESH_ASSIGN_OR_RETURN(Selector selector, SelectorFromRequest(request, default_skill_));

@@ -35,7 +35,8 @@ class Dispatcher {
   absl::Status Send(const lf::a2a::v1::SendMessageRequest& request, const DispatchContext& context,
                     std::shared_ptr<tasks::TaskSubscriber> subscriber);
 
-  // New tasks are refused with UNAVAILABLE from now on (the node drains).
+  // New tasks from clients are refused with UNAVAILABLE from now on (the node
+  // drains); subtasks its running tasks delegate are still taken.
   void SetDraining() { draining_.store(true); }
 
  private:

@@ -5,10 +5,12 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
 #include "catalog/remote_catalog.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -440,6 +442,66 @@ TEST_F(MeshTest, APeerThatDiesMidTaskFailsTheTaskNamingThePeer) {
   }));
   EXPECT_THAT(task->status().message().parts(0).text(),
               HasSubstr("node c shut down while running the task"));
+}
+
+TEST_F(MeshTest, FollowUpsReachAnAgentOnAnotherNodeInANewTurn) {
+  auto on_c =
+      c_->StartAgent({{"ask", Card("ask", {"ask"}), 4, [](sdk::TaskContext& task) {
+                         if (task.task().history_size() <= 1) {
+                           task.RequireInput("which color?");
+                           return;
+                         }
+                         task.Complete("you chose " + task.text() + " on " + task.node_id());
+                       }}});
+  ASSERT_TRUE(Sees(*a_, "ask@c"));
+  lf::a2a::v1::SendMessageResponse first;
+  ASSERT_TRUE(
+      a_->NewA2aStub()->SendMessage(A2aContext().get(), ForSkill("ask", "paint"), &first).ok());
+  ASSERT_EQ(first.task().status().state(), lf::a2a::v1::TASK_STATE_INPUT_REQUIRED);
+  EXPECT_EQ(c_->node().tasks().active_tasks(), 0u);  // the turn is over on C
+  // The answer comes in through B: forwarded to A (the owner), then a new turn on C.
+  lf::a2a::v1::SendMessageRequest answer = SendText("blue");
+  answer.mutable_message()->set_task_id(first.task().id());
+  lf::a2a::v1::SendMessageResponse done;
+  grpc::Status status = b_->NewA2aStub()->SendMessage(A2aContext().get(), answer, &done);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(done.task().status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  EXPECT_EQ(done.task().status().message().parts(0).text(), "you chose blue on c");
+}
+
+TEST_F(MeshTest, ADrainingNodesRunningTasksMayStillDelegate) {
+  absl::Notification go;
+  auto on_b = b_->StartAgent({Upper("upper")});
+  auto on_a =
+      a_->StartAgent({{"planner", Card("planner", {"plan"}), 4, [&](sdk::TaskContext& task) {
+                         go.WaitForNotificationWithTimeout(absl::Seconds(20));
+                         absl::StatusOr<Task> step =
+                             task.Delegate(sdk::TextSubtask("upper", "late"));
+                         if (!step.ok()) {
+                           task.Fail(std::string(step.status().message()));
+                           return;
+                         }
+                         task.Complete(step->status().message().parts(0).text());
+                       }}});
+  ASSERT_TRUE(Sees(*a_, "upper@b"));
+  lf::a2a::v1::SendMessageRequest request = ForSkill("plan", "x");
+  request.mutable_configuration()->set_return_immediately(true);
+  lf::a2a::v1::SendMessageResponse response;
+  ASSERT_TRUE(a_->NewA2aStub()->SendMessage(A2aContext().get(), request, &response).ok());
+  std::thread drain([&] { EXPECT_EQ(a_->node().Drain(absl::Seconds(20)), 0u); });
+  // New client work is refused while the node drains...
+  ASSERT_TRUE(WaitFor([&] {
+    lf::a2a::v1::SendMessageResponse refused;
+    grpc::Status status =
+        a_->NewA2aStub()->SendMessage(A2aContext().get(), ForSkill("upper", "x"), &refused);
+    return status.error_code() == grpc::StatusCode::UNAVAILABLE;
+  }));
+  go.Notify();  // ...but the running planner's subtask is taken.
+  drain.join();
+  absl::StatusOr<Task> task = a_->node().tasks().Get(response.task().id());
+  ASSERT_TRUE(task.ok());
+  EXPECT_EQ(task->status().state(), lf::a2a::v1::TASK_STATE_COMPLETED)
+      << task->status().message().DebugString();
 }
 
 }  // namespace
