@@ -35,6 +35,8 @@ struct TaskStoreOp {
   // kCreate only.
   std::string context_id;
   std::string agent_id;
+  std::string skill;
+  std::string parent_id;
   std::string info;  // serialized TaskInfo
   // kCreate, kSnapshot: a serialized lf.a2a.v1.Task. kEvent: a serialized StreamResponse.
   std::string payload;
@@ -59,6 +61,9 @@ struct StoredTask {
 struct TaskQuery {
   std::string context_id;
   std::string agent_id;
+  std::string skill;
+  // Subtasks of this task.
+  std::string parent_id;
   lf::a2a::v1::TaskState state = lf::a2a::v1::TASK_STATE_UNSPECIFIED;
   // Only tasks whose status timestamp is after this.
   absl::Time status_after = absl::InfinitePast();

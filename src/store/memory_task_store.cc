@@ -53,6 +53,8 @@ void MemoryTaskStore::Apply(TaskStoreOp& op) {
     case TaskStoreOp::Kind::kCreate:
       row.context_id = std::move(op.context_id);
       row.agent_id = std::move(op.agent_id);
+      row.skill = std::move(op.skill);
+      row.parent_id = std::move(op.parent_id);
       row.snapshot = std::move(op.payload);
       row.snapshot_seq = 0;
       row.info = std::move(op.info);
@@ -124,6 +126,8 @@ absl::StatusOr<TaskPage> MemoryTaskStore::List(const TaskQuery& query) {
   for (const auto& [id, row] : rows_) {
     if ((!query.context_id.empty() && row.context_id != query.context_id) ||
         (!query.agent_id.empty() && row.agent_id != query.agent_id) ||
+        (!query.skill.empty() && row.skill != query.skill) ||
+        (!query.parent_id.empty() && row.parent_id != query.parent_id) ||
         (query.state != lf::a2a::v1::TASK_STATE_UNSPECIFIED && row.state != query.state) ||
         row.status_unix_ms <= after_ms) {
       continue;

@@ -12,7 +12,9 @@
 namespace a2amesh::store {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// 1: the first schema. 2: tasks.skill and tasks.parent_id (admin views and
+// the subtask tree), filled in from each task's TaskInfo when upgrading.
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS tasks (
@@ -24,11 +26,14 @@ CREATE TABLE IF NOT EXISTS tasks (
   last_seq     INTEGER NOT NULL,
   snapshot     BLOB NOT NULL,
   snapshot_seq INTEGER NOT NULL,
-  info         BLOB NOT NULL
+  info         BLOB NOT NULL,
+  skill        TEXT NOT NULL DEFAULT '',
+  parent_id    TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS tasks_by_status_time ON tasks (status_ms DESC, id DESC);
 CREATE INDEX IF NOT EXISTS tasks_by_context ON tasks (context_id, status_ms DESC);
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state);
+CREATE INDEX IF NOT EXISTS tasks_by_parent ON tasks (parent_id) WHERE parent_id != '';
 CREATE TABLE IF NOT EXISTS events (
   task_id TEXT NOT NULL,
   seq     INTEGER NOT NULL,
@@ -136,13 +141,53 @@ absl::StatusOr<sqlite3*> OpenDb(const std::string& path) {
   return db;
 }
 
+// Adds tasks.skill and tasks.parent_id to a version 1 store and fills them in
+// from each task's TaskInfo.
+absl::Status UpgradeFromVersion1(sqlite3* db, const std::string& path) {
+  auto exec = [&](const char* sql) -> absl::Status {
+    if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return SqliteError(db, absl::StrCat("upgrading task store ", path));
+    }
+    return absl::OkStatus();
+  };
+  A2AMESH_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
+  absl::Status status = exec("ALTER TABLE tasks ADD COLUMN skill TEXT NOT NULL DEFAULT ''");
+  if (status.ok()) {
+    status = exec("ALTER TABLE tasks ADD COLUMN parent_id TEXT NOT NULL DEFAULT ''");
+  }
+  if (status.ok()) {
+    Statement rows(db, "SELECT id, info FROM tasks");
+    Statement update(db, "UPDATE tasks SET skill = ?1, parent_id = ?2 WHERE id = ?3");
+    status = rows.prepared();
+    if (status.ok()) status = update.prepared();
+    while (status.ok() && rows.Step() == SQLITE_ROW) {
+      v1::TaskInfo info;
+      absl::string_view blob = rows.Blob(1);
+      if (!info.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
+        continue;  // unreadable info: the columns stay empty
+      }
+      update.Bind(1, info.skill()).Bind(2, info.parent_task_id()).Bind(3, rows.Text(0));
+      if (update.Step() != SQLITE_DONE) {
+        status = SqliteError(db, "filling in tasks.skill and tasks.parent_id");
+      }
+      update.Reset();
+    }
+  }
+  if (status.ok()) {
+    return exec("COMMIT");
+  }
+  sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  return status;
+}
+
 }  // namespace
 
 struct SqliteTaskStore::WriterStatements {
   explicit WriterStatements(sqlite3* db)
       : insert_task(db,
                     "INSERT INTO tasks (id, context_id, agent_id, state, status_ms, last_seq, "
-                    "snapshot, snapshot_seq, info) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, 0, ?7)"),
+                    "snapshot, snapshot_seq, info, skill, parent_id) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, 0, ?7, ?8, ?9)"),
         exists(db, "SELECT 1 FROM tasks WHERE id = ?1"),
         insert_event(db, "INSERT INTO events (task_id, seq, event) VALUES (?1, ?2, ?3)"),
         put_snapshot(db,
@@ -185,14 +230,21 @@ absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(const Opt
   if (status.ok()) {
     status = exec(options.fsync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
   }
+  int64_t found_version = 0;
   if (status.ok()) {
     Statement version(write_db, "PRAGMA user_version");
     status = version.prepared();
-    if (status.ok() && version.Step() == SQLITE_ROW && version.Int(0) > kSchemaVersion) {
+    if (status.ok() && version.Step() == SQLITE_ROW) {
+      found_version = version.Int(0);
+    }
+    if (status.ok() && found_version > kSchemaVersion) {
       status = absl::FailedPreconditionError(absl::StrCat(
-          "task store ", options.path, " has schema version ", version.Int(0),
+          "task store ", options.path, " has schema version ", found_version,
           "; this meshd understands up to ", kSchemaVersion, " (a newer meshd wrote it)"));
     }
+  }
+  if (status.ok() && found_version == 1) {
+    status = UpgradeFromVersion1(write_db, options.path);
   }
   if (status.ok()) {
     status = exec(kSchema);
@@ -335,7 +387,9 @@ absl::Status SqliteTaskStore::ApplyOp(TaskStoreOp& op) {
           .Bind(4, static_cast<int64_t>(op.state))
           .Bind(5, op.status_unix_ms)
           .BindBlob(6, op.payload)
-          .BindBlob(7, op.info);
+          .BindBlob(7, op.info)
+          .Bind(8, op.skill)
+          .Bind(9, op.parent_id);
       if (insert->Step() != SQLITE_DONE) {
         return SqliteError(db, absl::StrCat("create task ", op.task_id));
       }
@@ -424,6 +478,12 @@ absl::StatusOr<TaskPage> SqliteTaskStore::List(const TaskQuery& query) {
   if (!query.agent_id.empty()) {
     where += " AND agent_id = :agent";
   }
+  if (!query.skill.empty()) {
+    where += " AND skill = :skill";
+  }
+  if (!query.parent_id.empty()) {
+    where += " AND parent_id = :parent";
+  }
   if (query.state != lf::a2a::v1::TASK_STATE_UNSPECIFIED) {
     where += " AND state = :state";
   }
@@ -442,6 +502,8 @@ absl::StatusOr<TaskPage> SqliteTaskStore::List(const TaskQuery& query) {
   auto bind = [&](Statement& stmt) {
     if (int i = stmt.ParamIndex(":context")) stmt.Bind(i, query.context_id);
     if (int i = stmt.ParamIndex(":agent")) stmt.Bind(i, query.agent_id);
+    if (int i = stmt.ParamIndex(":skill")) stmt.Bind(i, query.skill);
+    if (int i = stmt.ParamIndex(":parent")) stmt.Bind(i, query.parent_id);
     if (int i = stmt.ParamIndex(":state")) stmt.Bind(i, static_cast<int64_t>(query.state));
     if (int i = stmt.ParamIndex(":after")) stmt.Bind(i, absl::ToUnixMillis(query.status_after));
     if (int i = stmt.ParamIndex(":cms")) stmt.Bind(i, query.cursor_status_unix_ms);

@@ -367,6 +367,8 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
     op.task_id = task.id();
     op.context_id = task.context_id();
     op.agent_id = agent_id;
+    op.skill = info.skill();
+    op.parent_id = info.parent_task_id();
     op.state = task.status().state();
     op.status_unix_ms = StatusUnixMs(task);
     op.payload = task.SerializeAsString();

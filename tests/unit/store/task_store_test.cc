@@ -28,7 +28,8 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 TaskStoreOp CreateOp(const std::string& id, const std::string& context, int64_t status_ms,
-                     const std::string& agent = "echo") {
+                     const std::string& agent = "echo", const std::string& skill = "",
+                     const std::string& parent = "") {
   Task task;
   task.set_id(id);
   task.set_context_id(context);
@@ -40,6 +41,8 @@ TaskStoreOp CreateOp(const std::string& id, const std::string& context, int64_t 
   op.task_id = id;
   op.context_id = context;
   op.agent_id = agent;
+  op.skill = skill;
+  op.parent_id = parent;
   op.state = lf::a2a::v1::TASK_STATE_SUBMITTED;
   op.status_unix_ms = status_ms;
   op.payload = task.SerializeAsString();
@@ -240,6 +243,24 @@ TEST_P(TaskStoreTest, ListsNewestFirstWithFiltersAndCursor) {
   EXPECT_THAT(Ids(*page), ElementsAre("n~b", "n~c"));
 }
 
+TEST_P(TaskStoreTest, ListsBySkillAndParent) {
+  ASSERT_THAT(CommitAndWait({CreateOp("n~root", "c", 1000, "planner", "plan"),
+                             CreateOp("n~a", "c", 1001, "echo", "echo", "n~root"),
+                             CreateOp("n~b", "c", 1002, "upper", "upper", "n~root"),
+                             CreateOp("n~other", "c", 1003, "echo", "echo", "n~x")}),
+              IsOk());
+  TaskQuery children;
+  children.parent_id = "n~root";
+  absl::StatusOr<TaskPage> page = store_->List(children);
+  ASSERT_THAT(page, IsOk());
+  EXPECT_THAT(Ids(*page), ElementsAre("n~b", "n~a"));
+  TaskQuery by_skill;
+  by_skill.skill = "echo";
+  page = store_->List(by_skill);
+  ASSERT_THAT(page, IsOk());
+  EXPECT_THAT(Ids(*page), ElementsAre("n~other", "n~a"));
+}
+
 TEST_P(TaskStoreTest, LoadUnfinishedSkipsTerminalTasks) {
   ASSERT_THAT(CommitAndWait({CreateOp("n~done", "c", 1000), CreateOp("n~running", "c", 1000),
                              CreateOp("n~waiting", "c", 1000)}),
@@ -296,6 +317,48 @@ TEST(SqliteTaskStoreTest, SurvivesReopen) {
   ASSERT_EQ(task->events.size(), 1u);
   EXPECT_EQ(task->events[0].event.status_update().status().state(),
             lf::a2a::v1::TASK_STATE_WORKING);
+}
+
+TEST(SqliteTaskStoreTest, UpgradesAVersion1StoreInPlace) {
+  testing::TempDir dir;
+  std::string path = dir.File("tasks.db");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  const char* v1 =
+      "CREATE TABLE tasks (id TEXT PRIMARY KEY, context_id TEXT NOT NULL, agent_id TEXT NOT NULL,"
+      " state INTEGER NOT NULL, status_ms INTEGER NOT NULL, last_seq INTEGER NOT NULL,"
+      " snapshot BLOB NOT NULL, snapshot_seq INTEGER NOT NULL, info BLOB NOT NULL);"
+      "CREATE TABLE events (task_id TEXT NOT NULL, seq INTEGER NOT NULL, event BLOB NOT NULL,"
+      " PRIMARY KEY (task_id, seq)) WITHOUT ROWID;"
+      "PRAGMA user_version=1;";
+  ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK);
+  TaskStoreOp old = CreateOp("n~child", "c", 1000, "echo", "echo", "n~parent");
+  v1::TaskInfo info;
+  info.set_skill("echo");
+  info.set_parent_task_id("n~parent");
+  sqlite3_stmt* insert = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "INSERT INTO tasks VALUES ('n~child', 'c', 'echo', 1, 1000, 0, ?1, "
+                               "0, ?2)",
+                               -1, &insert, nullptr),
+            SQLITE_OK);
+  sqlite3_bind_blob(insert, 1, old.payload.data(), static_cast<int>(old.payload.size()),
+                    SQLITE_STATIC);
+  std::string blob = info.SerializeAsString();
+  sqlite3_bind_blob(insert, 2, blob.data(), static_cast<int>(blob.size()), SQLITE_STATIC);
+  ASSERT_EQ(sqlite3_step(insert), SQLITE_DONE);
+  sqlite3_finalize(insert);
+  sqlite3_close(db);
+
+  auto store = SqliteTaskStore::Open({path, true});
+  ASSERT_THAT(store, IsOk());
+  TaskQuery children;
+  children.parent_id = "n~parent";
+  children.skill = "echo";
+  absl::StatusOr<TaskPage> page = (*store)->List(children);
+  ASSERT_THAT(page, IsOk());
+  ASSERT_EQ(page->tasks.size(), 1u);
+  EXPECT_EQ(page->tasks[0].snapshot.id(), "n~child");
 }
 
 TEST(SqliteTaskStoreTest, OpenNamesTheBadPath) {
