@@ -11,6 +11,7 @@
 #include "core/status_macros.h"
 #include "google/protobuf/util/time_util.h"
 #include "rpc/grpc_status.h"
+#include "rpc/unary.h"
 #include "rpc/write_queue.h"
 #include "tasks/task_state.h"
 
@@ -290,8 +291,7 @@ std::string A2aService::RemoteOwner(grpc::CallbackServerContext* context,
     return "";
   }
   // A call forwarded once is served where it lands: no forwarding loops.
-  if (context->client_metadata().count(
-          grpc::string_ref(kForwardedKey.data(), kForwardedKey.size())) > 0) {
+  if (rpc::WasForwarded(*context)) {
     return "";
   }
   return owner;
@@ -313,10 +313,8 @@ std::unique_ptr<grpc::ClientContext> A2aService::ForwardContext(
                                        options_.node_id, ")"));
     return nullptr;
   }
-  std::unique_ptr<grpc::ClientContext> forward =
-      grpc::ClientContext::FromCallbackServerContext(*context);
+  std::unique_ptr<grpc::ClientContext> forward = rpc::ForwardingContext(*context, options_.node_id);
   forward->AddMetadata("a2a-version", "1.0");
-  forward->AddMetadata(std::string(kForwardedKey), options_.node_id);
   return forward;
 }
 
@@ -353,9 +351,7 @@ absl::StatusOr<routing::DispatchContext> A2aService::MakeContext(
 
 grpc::ServerUnaryReactor* A2aService::Fail(grpc::CallbackServerContext* context,
                                            const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(rpc::ToGrpcStatus(status));
-  return reactor;
+  return rpc::FinishNow(context, status);
 }
 
 template <typename Fn>
@@ -363,10 +359,7 @@ grpc::ServerUnaryReactor* A2aService::RunBlocking(grpc::CallbackServerContext* c
   if (absl::Status version = CheckVersion(context); !version.ok()) {
     return Fail(context, version);
   }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  blocking_.Schedule(
-      [reactor, fn = std::move(fn)]() mutable { reactor->Finish(rpc::ToGrpcStatus(fn())); });
-  return reactor;
+  return rpc::FinishOn(blocking_, context, std::move(fn));
 }
 
 template <typename Request, typename Response, typename Call>
@@ -380,15 +373,10 @@ grpc::ServerUnaryReactor* A2aService::ForwardUnary(grpc::CallbackServerContext* 
   if (forward == nullptr) {
     return Fail(context, error);
   }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto stub = lf::a2a::v1::A2AService::NewStub(ChannelTo(owner));
-  auto* raw_stub = stub.get();
-  grpc::ClientContext* raw_context = forward.get();
-  call(raw_stub->async(), raw_context, request, response,
-       [reactor, forward = std::shared_ptr<grpc::ClientContext>(std::move(forward)),
-        stub = std::shared_ptr<lf::a2a::v1::A2AService::Stub>(std::move(stub))](
-           grpc::Status status) { reactor->Finish(status); });
-  return reactor;
+  return rpc::Relay(context, std::move(forward), lf::a2a::v1::A2AService::NewStub(ChannelTo(owner)),
+                    [&](auto* async, grpc::ClientContext* forwarded, auto done) {
+                      call(async, forwarded, request, response, std::move(done));
+                    });
 }
 
 grpc::ServerUnaryReactor* A2aService::SendMessage(grpc::CallbackServerContext* context,
@@ -558,7 +546,8 @@ grpc::ServerUnaryReactor* A2aService::ListTasks(grpc::CallbackServerContext* con
     if (request->has_history_length()) {
       history = request->history_length();
     }
-    for (Task& task : list.tasks) {
+    for (tasks::TaskRecord& record : list.tasks) {
+      Task& task = record.task;
       tasks::TrimHistory(history, &task);
       if (!request->include_artifacts()) {
         task.clear_artifacts();

@@ -15,9 +15,6 @@
 
 namespace a2amesh::a2a {
 
-// Marks a call one node forwarded to another; such calls are not forwarded again.
-inline constexpr absl::string_view kForwardedKey = "a2amesh-forwarded-by";
-
 // A channel to another node of the mesh (nullptr if it is not known), for
 // calls about tasks that node owns.
 using ChannelDirectory = std::function<std::shared_ptr<grpc::Channel>(const std::string& node_id)>;

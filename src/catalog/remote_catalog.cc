@@ -58,7 +58,7 @@ std::shared_ptr<RemoteAgent> RemoteCatalog::MakeAgent(const std::string& node_id
 
 void RemoteCatalog::ApplyAdvert(const std::string& node_id, uint64_t incarnation,
                                 const std::string& address, const v1::NodeAdvert& advert) {
-  absl::MutexLock lock(&mu_);
+  absl::ReleasableMutexLock lock(&mu_);
   Node& node = nodes_[node_id];
   node = Node();
   node.info.node_id = node_id;
@@ -72,10 +72,12 @@ void RemoteCatalog::ApplyAdvert(const std::string& node_id, uint64_t incarnation
   }
   node.info.agents = static_cast<int>(node.agents.size());
   RebuildSnapshotLocked();
+  lock.Release();
+  Changed();
 }
 
 void RemoteCatalog::ApplyDelta(const std::string& node_id, const v1::CatalogDelta& delta) {
-  absl::MutexLock lock(&mu_);
+  absl::ReleasableMutexLock lock(&mu_);
   auto it = nodes_.find(node_id);
   if (it == nodes_.end()) {
     return;  // no advert yet: the advert will carry everything
@@ -96,6 +98,8 @@ void RemoteCatalog::ApplyDelta(const std::string& node_id, const v1::CatalogDelt
   }
   node.info.agents = static_cast<int>(node.agents.size());
   RebuildSnapshotLocked();
+  lock.Release();
+  Changed();
 }
 
 void RemoteCatalog::ApplyLoads(const std::string& node_id,
@@ -114,10 +118,38 @@ void RemoteCatalog::ApplyLoads(const std::string& node_id,
 }
 
 void RemoteCatalog::RemoveNode(const std::string& node_id) {
-  absl::MutexLock lock(&mu_);
-  if (nodes_.erase(node_id) > 0) {
-    RebuildSnapshotLocked();
+  absl::ReleasableMutexLock lock(&mu_);
+  if (nodes_.erase(node_id) == 0) {
+    return;
   }
+  RebuildSnapshotLocked();
+  lock.Release();
+  Changed();
+}
+
+void RemoteCatalog::SetChangeListener(std::function<void()> listener) {
+  on_change_ = std::move(listener);
+}
+
+void RemoteCatalog::Changed() const {
+  if (on_change_) {
+    on_change_();
+  }
+}
+
+std::vector<std::shared_ptr<RemoteAgent>> RemoteCatalog::all_agents() const {
+  std::vector<std::shared_ptr<RemoteAgent>> agents;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, node] : nodes_) {
+      for (const auto& [agent_id, agent] : node.agents) {
+        agents.push_back(agent);
+      }
+    }
+  }
+  std::sort(agents.begin(), agents.end(),
+            [](const auto& a, const auto& b) { return a->qualified_id() < b->qualified_id(); });
+  return agents;
 }
 
 RemoteCatalog::Snapshot RemoteCatalog::snapshot() const {

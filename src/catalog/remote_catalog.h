@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -75,6 +76,10 @@ class RemoteCatalog {
 
   RemoteCatalog();
 
+  // Called after every change of nodes or agents (not of loads), without the
+  // catalog's lock: it must not block. Set once, before the catalog is used.
+  void SetChangeListener(std::function<void()> listener);
+
   // A node's full advert: replaces everything known about it.
   void ApplyAdvert(const std::string& node_id, uint64_t incarnation, const std::string& address,
                    const v1::NodeAdvert& advert);
@@ -88,6 +93,8 @@ class RemoteCatalog {
 
   // Agents of nodes that are up and not draining, ordered by (node, agent).
   Snapshot snapshot() const;
+  // Agents of every node that is up, draining ones included, in the same order.
+  std::vector<std::shared_ptr<RemoteAgent>> all_agents() const;
   std::shared_ptr<RemoteAgent> Find(const std::string& node_id, const std::string& agent_id) const;
   std::optional<RemoteNodeInfo> node(const std::string& node_id) const;
   std::vector<RemoteNodeInfo> nodes() const;
@@ -101,6 +108,9 @@ class RemoteCatalog {
                                                 const v1::AgentAdvert& advert);
   void RebuildSnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  void Changed() const;
+
+  std::function<void()> on_change_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
   Snapshot snapshot_ ABSL_GUARDED_BY(mu_);

@@ -6,11 +6,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "core/version.h"
 
 namespace a2amesh::meshd {
 namespace {
-
-constexpr const char* kVersion = "0.1.0";
 
 std::string Hostname() {
   char name[256] = {0};
@@ -49,7 +48,7 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
       "meshd: an a2a-mesh node. Agents register with it over gRPC (AgentHost); "
       "clients send it A2A v1.0 tasks over gRPC."};
   app.set_config("--config", "", "Read flags from this TOML or INI file (keys named like flags)");
-  app.set_version_flag("--version", std::string("meshd ") + kVersion);
+  app.set_version_flag("--version", std::string("meshd ") + Version());
   app.get_formatter()->column_width(34);
   app.footer(
       "Every flag can also be set from the environment as MESHD_<FLAG> (e.g. MESHD_NODE_ID).\n"
@@ -154,7 +153,7 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
     config.exit_message = app.help();
     return config;
   } catch (const CLI::CallForVersion&) {
-    config.exit_message = std::string("meshd ") + kVersion + "\n";
+    config.exit_message = std::string("meshd ") + Version() + "\n";
     return config;
   } catch (const CLI::ParseError& e) {
     return absl::InvalidArgumentError(e.what());

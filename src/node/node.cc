@@ -8,6 +8,7 @@
 
 #include "a2a/a2a_service.h"
 #include "absl/strings/str_cat.h"
+#include "admin/admin_service.h"
 #include "agenthost/agent_host_service.h"
 #include "catalog/agent_catalog.h"
 #include "catalog/remote_catalog.h"
@@ -85,6 +86,11 @@ absl::Status CheckOptions(const NodeOptions& o) {
 
 Node::Node(NodeOptions options) : options_(std::move(options)) {}
 
+std::string Node::StoreDescription() const {
+  return options_.ephemeral ? std::string("memory")
+                            : absl::StrCat("sqlite:", options_.data_dir, "/tasks.db");
+}
+
 absl::StatusOr<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
   A2AMESH_RETURN_IF_ERROR(CheckOptions(options));
   std::unique_ptr<Node> node(new Node(std::move(options)));
@@ -93,8 +99,10 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
 }
 
 absl::Status Node::Init() {
+  const absl::Time started_at = clock_.Now();
   timers_ = std::make_unique<TimerThread>();
   blocking_ = std::make_unique<ThreadPool>(std::max(1, options_.blocking_threads));
+  fanout_ = std::make_unique<ThreadPool>(2);
   if (options_.ephemeral) {
     store_ = std::make_unique<store::MemoryTaskStore>();
   } else {
@@ -153,11 +161,29 @@ absl::Status Node::Init() {
   agent_host_ = std::make_unique<agenthost::AgentHostService>(host_options, *catalog_, *tasks_,
                                                               *dispatcher_, *timers_, clock_);
 
+  admin::AdminServiceOptions admin_options;
+  admin_options.node_id = options_.node_id;
+  admin_options.default_skill = options_.default_skill;
+  admin_options.store = StoreDescription();
+  admin_options.started_at = started_at;
+  admin_options.max_depth = options_.max_hops + 1;
+  admin::NodeHooks hooks;
+  hooks.start_draining = [this] { StartDraining(); };
+  admin_ = std::make_unique<admin::AdminService>(admin_options, *tasks_, *catalog_,
+                                                 *remote_catalog_, *peers_, *router_, *blocking_,
+                                                 *fanout_, clock_, std::move(hooks));
+  catalog_->AddListener(admin_.get());
+  remote_catalog_->SetChangeListener([admin = admin_.get()] { admin->CatalogChanged(); });
+
+  // grpc.health.v1.Health, for load balancers and Kubernetes probes: SERVING
+  // until the node drains.
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.grpc_address, grpc::InsecureServerCredentials(), &grpc_port_);
   builder.RegisterService(a2a_.get());
   builder.RegisterService(agent_host_.get());
   builder.RegisterService(peer_service_.get());
+  builder.RegisterService(admin_.get());
   // Our own size check names the flag; gRPC's limit sits above it.
   const int64_t wire_limit =
       std::min<int64_t>(2 * options_.max_message_bytes + (1 << 20), INT32_MAX);
@@ -173,6 +199,7 @@ absl::Status Node::Init() {
   }
   std::string host = options_.grpc_address.substr(0, options_.grpc_address.rfind(':'));
   grpc_address_ = absl::StrCat(host, ":", grpc_port_);
+  admin_->SetGrpcAddress(grpc_address_);
   std::string advertise = options_.advertise_address;
   if (advertise.empty()) {
     bool wildcard = host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::";
@@ -202,13 +229,25 @@ absl::Status Node::Init() {
       .With("node", options_.node_id)
       .With("grpc_address", grpc_address_)
       .With("advertise", advertise)
-      .With("store", options_.ephemeral ? std::string("memory") : options_.data_dir + "/tasks.db");
+      .With("store", StoreDescription());
   return absl::OkStatus();
 }
 
-size_t Node::Drain(absl::Duration timeout) {
+void Node::StartDraining() {
+  if (peers_->draining()) {
+    return;
+  }
   dispatcher_->SetDraining();
   peers_->SetDraining();
+  if (server_ != nullptr && server_->GetHealthCheckService() != nullptr) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+  }
+  admin_->CatalogChanged();
+  A2AMESH_LOG(Info, "draining: new client work is refused").With("node", options_.node_id);
+}
+
+size_t Node::Drain(absl::Duration timeout) {
+  StartDraining();
   size_t running = tasks_->running_tasks();
   A2AMESH_LOG(Info, "draining").With("running_tasks", running).With("timeout", timeout);
   absl::Time deadline = absl::Now() + timeout;
@@ -236,6 +275,8 @@ void Node::Shutdown() {
   // server: calls still open after a short grace are cancelled.
   peers_->Shutdown();
   agent_host_->Shutdown();
+  admin_->Shutdown();
+  catalog_->RemoveListener(admin_.get());
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   server_.reset();
   blocking_.reset();  // runs what was scheduled, while everything it uses exists

@@ -20,6 +20,9 @@ namespace a2amesh {
 namespace a2a {
 class A2aService;
 }
+namespace admin {
+class AdminService;
+}
 namespace discovery {
 class DiscoverySource;
 }
@@ -103,8 +106,13 @@ class Node {
   const std::string& grpc_address() const { return grpc_address_; }
   int grpc_port() const { return grpc_port_; }
 
-  // Stops taking new tasks, waits up to `timeout` for running tasks to finish,
-  // then stops serving. Returns how many tasks were still running.
+  // Stops taking new client work: the node refuses new tasks from clients
+  // (running tasks may still delegate), peers stop routing to its agents, and
+  // its gRPC health turns NOT_SERVING. It keeps serving what it has.
+  // Idempotent.
+  void StartDraining();
+  // Starts draining, waits up to `timeout` for running tasks to finish, then
+  // stops serving. Returns how many tasks were still running.
   size_t Drain(absl::Duration timeout);
   // Stops serving now. Idempotent.
   void Shutdown();
@@ -117,11 +125,15 @@ class Node {
  private:
   explicit Node(NodeOptions options);
   absl::Status Init();
+  // "sqlite:<path>" or "memory".
+  std::string StoreDescription() const;
 
   const NodeOptions options_;
   RealClock clock_;
   std::unique_ptr<Timers> timers_;
   std::unique_ptr<Executor> blocking_;
+  // Admin calls that wait on other nodes.
+  std::unique_ptr<Executor> fanout_;
   std::unique_ptr<TaskStore> store_;
   std::unique_ptr<catalog::AgentCatalog> catalog_;
   std::unique_ptr<catalog::RemoteCatalog> remote_catalog_;
@@ -132,6 +144,7 @@ class Node {
   std::unique_ptr<peer::PeerService> peer_service_;
   std::vector<std::unique_ptr<discovery::DiscoverySource>> discovery_;
   std::unique_ptr<a2a::A2aService> a2a_;
+  std::unique_ptr<admin::AdminService> admin_;
   std::unique_ptr<agenthost::AgentHostService> agent_host_;
   std::unique_ptr<grpc::Server> server_;
   std::string grpc_address_;

@@ -267,11 +267,8 @@ bool PeerManager::WantedLocked(const std::string& address) const {
          !tombstones_.contains(address) && !self_addresses_.contains(address);
 }
 
-void PeerManager::ReconcileLocked(Action* action) {
-  if (!started_ || shut_down_) {
-    return;
-  }
-  absl::flat_hash_set<std::string> wanted;
+absl::btree_set<std::string> PeerManager::WantedAddressesLocked() const {
+  absl::btree_set<std::string> wanted;
   for (const auto& [source, addresses] : sources_) {
     for (const std::string& address : addresses) {
       if (WantedLocked(address)) wanted.insert(address);
@@ -280,17 +277,26 @@ void PeerManager::ReconcileLocked(Action* action) {
   for (const auto& [address, from] : gossip_) {
     if (WantedLocked(address)) wanted.insert(address);
   }
-  absl::flat_hash_set<std::string> connected;
-  for (const auto& [node, state] : peers_) {
-    connected.insert(state->address);
+  return wanted;
+}
+
+bool PeerManager::ConnectedLocked(const std::string& address) const {
+  auto node = node_at_.find(address);
+  if (node != node_at_.end() && peers_.contains(node->second)) {
+    return true;
+  }
+  return std::any_of(peers_.begin(), peers_.end(),
+                     [&](const auto& peer) { return peer.second->address == address; });
+}
+
+void PeerManager::ReconcileLocked(Action* action) {
+  if (!started_ || shut_down_) {
+    return;
   }
   const absl::Time now = clock_.Now();
-  for (const std::string& address : wanted) {
+  for (const std::string& address : WantedAddressesLocked()) {
     DialState& dial = dials_[address];
-    auto node = node_at_.find(address);
-    bool up =
-        connected.contains(address) || (node != node_at_.end() && peers_.contains(node->second));
-    if (up || dial.in_progress || dial.next_attempt > now) {
+    if (ConnectedLocked(address) || dial.in_progress || dial.next_attempt > now) {
       continue;
     }
     dial.in_progress = true;
@@ -606,6 +612,21 @@ std::vector<MemberState> PeerManager::members() const {
     member.address = state->address;
     member.up = true;
     member.dialed = state->dialed;
+  }
+  // Addresses this node is trying to reach: down members, under the id of the
+  // node last found there (or their address, if none ever answered).
+  for (const std::string& address : WantedAddressesLocked()) {
+    if (ConnectedLocked(address)) {
+      continue;
+    }
+    auto node = node_at_.find(address);
+    const std::string key = node != node_at_.end() ? node->second : address;
+    if (members.count(key) > 0) {
+      continue;
+    }
+    MemberState& member = members[key];
+    member.node_id = node != node_at_.end() ? node->second : "";
+    member.address = address;
   }
   std::vector<MemberState> list;
   for (auto& [node, member] : members) {

@@ -11,6 +11,7 @@
 #include "a2amesh/executor.h"
 #include "a2amesh/v1/peer.grpc.pb.h"
 #include "absl/base/thread_annotations.h"
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
@@ -93,6 +94,8 @@ class PeerManager final : public catalog::CatalogListener,
   void SetDraining();
   bool draining() const;
 
+  // Every other node: connected ones (up), and addresses this node is trying
+  // to reach (down), ordered by node id.
   std::vector<MemberState> members() const;
   // What each discovery source names now, by source.
   std::map<std::string, std::vector<std::string>> discovered() const;
@@ -159,6 +162,10 @@ class PeerManager final : public catalog::CatalogListener,
   // Which addresses to dial now.
   void ReconcileLocked(Action* action) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool WantedLocked(const std::string& address) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Every address discovery or gossip names that is wanted, ordered.
+  absl::btree_set<std::string> WantedAddressesLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether an established peer stream reaches the node at `address`.
+  bool ConnectedLocked(const std::string& address) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Run(Action& action);
   void Dial(const std::string& address);
   std::shared_ptr<grpc::Channel> ChannelForAddressLocked(const std::string& address)

@@ -1,6 +1,8 @@
 #include "routing/router.h"
 
 #include <algorithm>
+#include <optional>
+#include <tuple>
 #include <vector>
 
 #include "absl/container/btree_set.h"
@@ -8,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/a2a_error.h"
+#include "core/status_macros.h"
 
 namespace a2amesh::routing {
 namespace {
@@ -66,6 +69,10 @@ struct Candidate {
   std::string skill;
 
   const std::string& agent_id() const { return local ? local->id() : remote->agent_id(); }
+  int outstanding() const { return local ? local->outstanding() : remote->outstanding(); }
+  int max_concurrency() const {
+    return local ? local->max_concurrency() : remote->max_concurrency();
+  }
   const AgentCard& card() const { return local ? local->card() : remote->card(); }
   double load() const { return local ? local->load() : remote->load(); }
   bool full() const {
@@ -156,6 +163,90 @@ size_t TwoChoices(const std::vector<Candidate>& candidates, absl::BitGen& gen) {
   return pick;
 }
 
+std::string StageReason(Stage stage, const Selector& selector) {
+  switch (stage) {
+    case Stage::kAgent:
+      return absl::StrCat("not agent '", selector.agent_id, "'");
+    case Stage::kSkill:
+      return absl::StrCat("no skill '", selector.skill, "'");
+    case Stage::kTags:
+      return absl::StrCat("no matching skill carries all of the tags [",
+                          absl::StrJoin(selector.tags, ", "), "]");
+    case Stage::kInput:
+      return absl::StrCat("no matching skill accepts input ",
+                          absl::StrJoin(selector.input_media_types, ", "));
+    case Stage::kOutput:
+      return absl::StrCat("no matching skill produces any of ",
+                          absl::StrJoin(selector.accepted_output_modes, ", "));
+    case Stage::kCycle:
+      return "already in the task's delegation chain: a cycle";
+    case Stage::kMatch:
+      break;
+  }
+  return "";
+}
+
+// Every agent in the mesh, weighed against a selector.
+struct Survey {
+  std::vector<Candidate> locals;
+  std::vector<Candidate> remotes;
+  std::vector<std::string> agent_ids;
+  absl::btree_set<std::string> skills;
+  Stage best = Stage::kAgent;
+  // Every agent that does not match, with how far it got (for Explain).
+  std::vector<std::pair<Candidate, Stage>> rejected;
+};
+
+// Weighs the agents of `local` (this node, `node_id`) and `remote` (nullptr:
+// none) against the selector.
+Survey SurveyMesh(const Selector& selector, const std::vector<std::string>& hops,
+                  const std::string& node_id, const catalog::AgentCatalog::Snapshot& local,
+                  const catalog::RemoteCatalog::Snapshot& remote) {
+  Survey survey;
+  auto consider = [&](Candidate candidate, const std::string& agent_id, const std::string& node,
+                      const AgentCard& card) {
+    Stage stage = MatchAgent(agent_id, node, card, selector, hops, &candidate.skill);
+    survey.best = std::max(survey.best, stage);
+    if (selector.agent_id.empty() || stage > Stage::kAgent) {
+      for (const auto& s : card.skills()) survey.skills.insert(s.id());
+    }
+    if (stage != Stage::kMatch) {
+      survey.rejected.emplace_back(std::move(candidate), stage);
+    } else if (candidate.local) {
+      survey.locals.push_back(std::move(candidate));
+    } else {
+      survey.remotes.push_back(std::move(candidate));
+    }
+  };
+  for (const auto& agent : *local) {
+    survey.agent_ids.push_back(agent->id());
+    consider(Candidate{agent, nullptr, ""}, agent->id(), node_id, agent->card());
+  }
+  if (remote != nullptr) {
+    for (const auto& agent : *remote) {
+      survey.agent_ids.push_back(agent->qualified_id());
+      consider(Candidate{nullptr, agent, ""}, agent->agent_id(), agent->node_id(), agent->card());
+    }
+  }
+  return survey;
+}
+
+absl::Status CheckDepth(const std::vector<std::string>& hops, int max_hops) {
+  if (static_cast<int>(hops.size()) >= max_hops) {
+    return MakeA2aError(
+        A2aError::kUnsupportedOperation,
+        absl::StrCat("refused: the delegation chain is already ", hops.size(), " deep (",
+                     absl::StrJoin(hops, " -> "), "), the --max-hops limit of ", max_hops));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AllBusy(const Selector& selector, size_t matches) {
+  return absl::ResourceExhaustedError(absl::StrCat("all ", matches, " agent(s) matching ",
+                                                   selector.Describe(),
+                                                   " are at their max_concurrency; retry later"));
+}
+
 }  // namespace
 
 Router::Router(RouterOptions options, catalog::AgentCatalog& local, catalog::RemoteCatalog& remote)
@@ -172,52 +263,15 @@ RemoteRunnerFactory* Router::remote_runners() const {
 }
 
 absl::StatusOr<Route> Router::Pick(const Selector& selector, const std::vector<std::string>& hops) {
-  if (static_cast<int>(hops.size()) >= options_.max_hops) {
-    return MakeA2aError(A2aError::kUnsupportedOperation,
-                        absl::StrCat("refused: the delegation chain is already ", hops.size(),
-                                     " deep (", absl::StrJoin(hops, " -> "),
-                                     "), the --max-hops limit of ", options_.max_hops));
-  }
+  A2AMESH_RETURN_IF_ERROR(CheckDepth(hops, options_.max_hops));
   RemoteRunnerFactory* remote_runners = this->remote_runners();
-  catalog::AgentCatalog::Snapshot local = local_.snapshot();
-  catalog::RemoteCatalog::Snapshot remote = remote_.snapshot();
-
-  std::vector<Candidate> locals;
-  std::vector<Candidate> remotes;
-  std::vector<std::string> agent_ids;
-  absl::btree_set<std::string> skills;
-  Stage best = Stage::kAgent;
-  auto consider = [&](const std::string& agent_id, const std::string& node_id,
-                      const AgentCard& card) -> std::optional<std::string> {
-    std::string skill;
-    Stage stage = MatchAgent(agent_id, node_id, card, selector, hops, &skill);
-    best = std::max(best, stage);
-    if (selector.agent_id.empty() || stage > Stage::kAgent) {
-      for (const auto& s : card.skills()) skills.insert(s.id());
-    }
-    if (stage != Stage::kMatch) {
-      return std::nullopt;
-    }
-    return skill;
-  };
-  for (const auto& agent : *local) {
-    agent_ids.push_back(agent->id());
-    if (std::optional<std::string> skill = consider(agent->id(), options_.node_id, agent->card())) {
-      locals.push_back(Candidate{agent, nullptr, *skill});
-    }
-  }
-  if (remote_runners != nullptr) {
-    for (const auto& agent : *remote) {
-      agent_ids.push_back(agent->qualified_id());
-      if (std::optional<std::string> skill =
-              consider(agent->agent_id(), agent->node_id(), agent->card())) {
-        remotes.push_back(Candidate{nullptr, agent, *skill});
-      }
-    }
-  }
+  Survey survey = SurveyMesh(selector, hops, options_.node_id, local_.snapshot(),
+                             remote_runners != nullptr ? remote_.snapshot() : nullptr);
+  std::vector<Candidate>& locals = survey.locals;
+  std::vector<Candidate>& remotes = survey.remotes;
   const size_t matches = locals.size() + remotes.size();
   if (matches == 0) {
-    return NoMatch(best, selector, hops, agent_ids, skills);
+    return NoMatch(survey.best, selector, hops, survey.agent_ids, survey.skills);
   }
 
   thread_local absl::BitGen gen;
@@ -264,9 +318,89 @@ absl::StatusOr<Route> Router::Pick(const Selector& selector, const std::vector<s
     route.runner = remote_runners->HandoffRunner(std::move(handoff));
     return route;
   }
-  return absl::ResourceExhaustedError(absl::StrCat("all ", matches, " agent(s) matching ",
-                                                   selector.Describe(),
-                                                   " are at their max_concurrency; retry later"));
+  return AllBusy(selector, matches);
+}
+
+v1::RouteExplanation Router::Explain(const Selector& selector,
+                                     const std::vector<std::string>& hops) const {
+  v1::RouteExplanation out;
+  out.set_selector(selector.Describe());
+  out.set_policy(absl::StrCat(
+      "candidates match every part of the selector, are not in the task's delegation chain and "
+      "have a free slot; score = load (outstanding / max_concurrency), less ",
+      options_.local_bias,
+      " for an agent on this node; the lowest score wins, and among several similar ones the "
+      "less loaded of two taken at random (power of two choices)"));
+  RemoteRunnerFactory* remote_runners = this->remote_runners();
+  Survey survey = SurveyMesh(selector, hops, options_.node_id, local_.snapshot(),
+                             remote_runners != nullptr ? remote_.snapshot() : nullptr);
+
+  auto describe = [&](const Candidate& c, const std::string& excluded) {
+    v1::RouteCandidate r;
+    const bool local = c.local != nullptr;
+    r.set_node_id(local ? options_.node_id : c.remote->node_id());
+    r.set_agent_id(catalog::QualifiedAgentId(c.agent_id(), r.node_id()));
+    r.set_local(local);
+    r.set_skill(c.skill);
+    r.set_outstanding(c.outstanding());
+    r.set_max_concurrency(c.max_concurrency());
+    r.set_load(c.load());
+    r.set_score(c.load() - (local ? options_.local_bias : 0.0));
+    r.set_excluded(excluded);
+    return r;
+  };
+  std::vector<v1::RouteCandidate> eligible;
+  std::vector<v1::RouteCandidate> excluded;
+  for (const auto* pool : {&survey.locals, &survey.remotes}) {
+    for (const Candidate& c : *pool) {
+      if (c.full()) {
+        excluded.push_back(describe(
+            c, absl::StrCat("busy: all ", c.max_concurrency(), " of its slots are taken")));
+      } else {
+        eligible.push_back(describe(c, ""));
+      }
+    }
+  }
+  for (const auto& [c, stage] : survey.rejected) {
+    excluded.push_back(describe(c, StageReason(stage, selector)));
+  }
+  if (remote_runners != nullptr) {
+    for (const auto& agent : remote_.all_agents()) {
+      std::optional<catalog::RemoteNodeInfo> node = remote_.node(agent->node_id());
+      if (node.has_value() && node->draining) {
+        excluded.push_back(describe(Candidate{nullptr, agent, ""},
+                                    absl::StrCat("node ", agent->node_id(), " is draining")));
+      }
+    }
+  }
+  // Best first; a local agent wins a tie with a remote one, as in Pick.
+  std::sort(eligible.begin(), eligible.end(), [](const auto& a, const auto& b) {
+    return std::make_tuple(a.score(), !a.local(), a.agent_id()) <
+           std::make_tuple(b.score(), !b.local(), b.agent_id());
+  });
+  std::sort(excluded.begin(), excluded.end(),
+            [](const auto& a, const auto& b) { return a.agent_id() < b.agent_id(); });
+
+  absl::Status status = CheckDepth(hops, options_.max_hops);
+  if (status.ok() && eligible.empty()) {
+    const size_t matches = survey.locals.size() + survey.remotes.size();
+    status = matches == 0 ? NoMatch(survey.best, selector, hops, survey.agent_ids, survey.skills)
+                          : AllBusy(selector, matches);
+  }
+  if (!status.ok()) {
+    out.set_error(std::string(status.message()));
+  } else {
+    const v1::RouteCandidate& best = eligible.front();
+    out.set_pick_agent_id(best.agent_id());
+    out.set_pick_node_id(best.node_id());
+    out.set_tied(static_cast<int32_t>(
+        std::count_if(eligible.begin(), eligible.end(), [&](const v1::RouteCandidate& c) {
+          return c.score() == best.score() && c.local() == best.local();
+        })));
+  }
+  for (auto& c : eligible) *out.add_candidates() = std::move(c);
+  for (auto& c : excluded) *out.add_candidates() = std::move(c);
+  return out;
 }
 
 absl::StatusOr<std::unique_ptr<tasks::TaskRunner>> Router::Rebind(const std::string& agent_id) {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "a2amesh/v1/admin.pb.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -77,6 +78,12 @@ class Router final : public tasks::RunnerFactory {
 
   // `hops` are the agents ("agent@node") handling the task's ancestors.
   absl::StatusOr<Route> Pick(const Selector& selector, const std::vector<std::string>& hops = {});
+
+  // What Pick would do with the mesh as it stands, for people (Admin
+  // ExplainRoute): every agent, as a candidate with its score or with why it is
+  // excluded, and the candidate Pick would most likely take. Takes no slot.
+  v1::RouteExplanation Explain(const Selector& selector,
+                               const std::vector<std::string>& hops = {}) const;
 
   // tasks::RunnerFactory: a runner for "agent" here or "agent@node" elsewhere,
   // regardless of load.

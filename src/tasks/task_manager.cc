@@ -100,7 +100,7 @@ TaskManager::EntryPtr TaskManager::Find(const std::string& task_id) const {
   return it == active_.end() ? nullptr : it->second;
 }
 
-absl::StatusOr<Task> TaskManager::LoadEnded(const std::string& task_id) {
+absl::StatusOr<TaskRecord> TaskManager::LoadEnded(const std::string& task_id) {
   absl::StatusOr<StoredTask> stored = store_.Get(task_id);
   if (absl::IsNotFound(stored.status())) {
     return MakeA2aError(A2aError::kTaskNotFound, absl::StrCat("task ", task_id, " not found"));
@@ -108,7 +108,10 @@ absl::StatusOr<Task> TaskManager::LoadEnded(const std::string& task_id) {
   if (!stored.ok()) {
     return stored.status();
   }
-  return Materialize(*stored);
+  TaskRecord record;
+  A2AMESH_ASSIGN_OR_RETURN(record.task, Materialize(*stored));
+  record.info = std::move(stored->info);
+  return record;
 }
 
 size_t TaskManager::active_tasks() const {
@@ -560,10 +563,10 @@ absl::Status TaskManager::Continue(const lf::a2a::v1::SendMessageRequest& reques
   const std::string& task_id = request.message().task_id();
   EntryPtr entry = Find(task_id);
   if (entry == nullptr) {
-    A2AMESH_ASSIGN_OR_RETURN(Task ended, LoadEnded(task_id));
+    A2AMESH_ASSIGN_OR_RETURN(TaskRecord ended, LoadEnded(task_id));
     return MakeA2aError(
         A2aError::kUnsupportedOperation,
-        absl::StrCat("task ", task_id, " is already ", StateName(ended.status().state()),
+        absl::StrCat("task ", task_id, " is already ", StateName(ended.task.status().state()),
                      " and takes no more messages"));
   }
   absl::MutexLock lock(&entry->mu);
@@ -649,14 +652,15 @@ void TaskManager::Cancel(const std::string& task_id, const std::string& reason,
                          absl::AnyInvocable<void(absl::StatusOr<Task>)> done) {
   EntryPtr entry = Find(task_id);
   if (entry == nullptr) {
-    absl::StatusOr<Task> ended = LoadEnded(task_id);
+    absl::StatusOr<TaskRecord> ended = LoadEnded(task_id);
     if (!ended.ok()) {
       done(ended.status());
       return;
     }
-    done(MakeA2aError(A2aError::kTaskNotCancelable,
-                      absl::StrCat("task ", task_id, " is already ",
-                                   StateName(ended->status().state()), "; it cannot be canceled")));
+    done(MakeA2aError(
+        A2aError::kTaskNotCancelable,
+        absl::StrCat("task ", task_id, " is already ", StateName(ended->task.status().state()),
+                     "; it cannot be canceled")));
     return;
   }
   absl::MutexLock lock(&entry->mu);
@@ -699,8 +703,8 @@ absl::Status TaskManager::Subscribe(const std::string& task_id,
   EntryPtr entry = Find(task_id);
   TaskState state = lf::a2a::v1::TASK_STATE_UNSPECIFIED;
   if (entry == nullptr) {
-    A2AMESH_ASSIGN_OR_RETURN(Task ended, LoadEnded(task_id));
-    state = ended.status().state();
+    A2AMESH_ASSIGN_OR_RETURN(TaskRecord ended, LoadEnded(task_id));
+    state = ended.task.status().state();
   } else {
     absl::MutexLock lock(&entry->mu);
     state = entry->task.status().state();
@@ -738,6 +742,11 @@ bool TaskManager::HasUnstoredFinalEvent(const EntryPtr& entry) {
 }
 
 absl::StatusOr<Task> TaskManager::Get(const std::string& task_id) {
+  A2AMESH_ASSIGN_OR_RETURN(TaskRecord record, GetRecord(task_id));
+  return std::move(record.task);
+}
+
+absl::StatusOr<TaskRecord> TaskManager::GetRecord(const std::string& task_id) {
   EntryPtr entry = Find(task_id);
   if (entry != nullptr) {
     // Never show a final state before it is stored (a crash could undo it).
@@ -745,7 +754,7 @@ absl::StatusOr<Task> TaskManager::Get(const std::string& task_id) {
       store_.Flush();
     }
     absl::MutexLock lock(&entry->mu);
-    return entry->task;
+    return TaskRecord{entry->task, entry->info};
   }
   return LoadEnded(task_id);
 }
@@ -763,14 +772,16 @@ absl::StatusOr<TaskList> TaskManager::List(TaskQuery query, const std::string& p
     EntryPtr entry = Find(stored.snapshot.id());
     if (entry != nullptr) {
       absl::MutexLock lock(&entry->mu);
-      list.tasks.push_back(entry->task);
+      list.tasks.push_back(TaskRecord{entry->task, entry->info});
       continue;
     }
-    A2AMESH_ASSIGN_OR_RETURN(Task task, Materialize(stored));
-    list.tasks.push_back(std::move(task));
+    TaskRecord record;
+    A2AMESH_ASSIGN_OR_RETURN(record.task, Materialize(stored));
+    record.info = stored.info;
+    list.tasks.push_back(std::move(record));
   }
   if (page.more && !list.tasks.empty()) {
-    list.next_page_token = EncodePageToken(page.last_status_unix_ms, list.tasks.back().id());
+    list.next_page_token = EncodePageToken(page.last_status_unix_ms, list.tasks.back().task.id());
   }
   return list;
 }

@@ -94,8 +94,14 @@ struct TaskManagerOptions {
   absl::Duration recovery_grace = absl::Seconds(30);
 };
 
+// A task and the node's record of it (agent, skill, parent, hops).
+struct TaskRecord {
+  lf::a2a::v1::Task task;
+  v1::TaskInfo info;
+};
+
 struct TaskList {
-  std::vector<lf::a2a::v1::Task> tasks;
+  std::vector<TaskRecord> tasks;
   int64_t total = 0;
   // Empty on the last page.
   std::string next_page_token;
@@ -188,6 +194,8 @@ class TaskManager {
   // The task as it stands, as far as it is stored: a final state shows once it
   // is durable. TaskNotFound. May block.
   absl::StatusOr<lf::a2a::v1::Task> Get(const std::string& task_id);
+  // The same, with the node's record of the task. May block.
+  absl::StatusOr<TaskRecord> GetRecord(const std::string& task_id);
 
   // A page of tasks, newest status first. `page_token` continues a previous
   // page; INVALID_ARGUMENT if it is not one of ours. Tasks whose status changes
@@ -242,7 +250,7 @@ class TaskManager {
   static bool HasUnstoredFinalEvent(const EntryPtr& entry);
   // A task that is not in memory, hence terminal, from the store; TaskNotFound
   // if the store does not have it either. May block.
-  absl::StatusOr<lf::a2a::v1::Task> LoadEnded(const std::string& task_id);
+  absl::StatusOr<TaskRecord> LoadEnded(const std::string& task_id);
 
   // Logs `event` as the task's next event, stores it, and publishes it (now, or
   // once stored if it must be durable first). `on_stored` runs after the store

@@ -19,6 +19,7 @@
 #include "tasks/task_state.h"
 #include "testing/cards.h"
 #include "testing/fake_runner.h"
+#include "testing/mesh_fixture.h"
 #include "testing/node_harness.h"
 #include "testing/proto_builders.h"
 #include "testing/wait.h"
@@ -28,70 +29,21 @@ namespace {
 
 using ::a2amesh::testing::A2aContext;
 using ::a2amesh::testing::Card;
+using ::a2amesh::testing::Echo;
 using ::a2amesh::testing::ErrorReason;
+using ::a2amesh::testing::ForSkill;
+using ::a2amesh::testing::MeshFixture;
 using ::a2amesh::testing::NodeHarness;
+using ::a2amesh::testing::Planner;
 using ::a2amesh::testing::ReadAll;
 using ::a2amesh::testing::SendText;
+using ::a2amesh::testing::Upper;
 using ::a2amesh::testing::WaitFor;
 using lf::a2a::v1::StreamResponse;
 using lf::a2a::v1::Task;
 using ::testing::HasSubstr;
 
-lf::a2a::v1::SendMessageRequest ForSkill(const std::string& skill, const std::string& text) {
-  lf::a2a::v1::SendMessageRequest request = SendText(text);
-  (*request.mutable_metadata()->mutable_fields())["a2amesh/skill"].set_string_value(skill);
-  return request;
-}
-
-sdk::AgentSpec Upper(const std::string& id) {
-  return {id, Card(id, {"upper"}), 8, [](sdk::TaskContext& task) {
-            task.SetWorking();
-            std::string text = task.text();
-            for (size_t i = 0; i < text.size(); ++i) {
-              task.SendArtifact(
-                  sdk::TextArtifact("out", "out", std::string(1, std::toupper(text[i]))), i > 0,
-                  i + 1 == text.size());
-            }
-            task.Complete("done on " + task.agent_id() + "@" + task.node_id());
-          }};
-}
-
-class MeshTest : public ::testing::Test {
- protected:
-  static NodeOptions Options(const std::string& id, std::vector<std::string> peers) {
-    NodeOptions options = NodeHarness::TestOptions(id);
-    options.peers = std::move(peers);
-    options.peer_heartbeat = absl::Milliseconds(100);
-    options.peer_timeout = absl::Milliseconds(600);
-    return options;
-  }
-
-  // A, then B and C seeded with A only: they learn of each other through A.
-  void SetUp() override {
-    a_ = std::make_unique<NodeHarness>(Options("a", {}));
-    b_ = std::make_unique<NodeHarness>(Options("b", {a_->address()}));
-    c_ = std::make_unique<NodeHarness>(Options("c", {a_->address()}));
-    ASSERT_TRUE(WaitFor([&] { return FullMesh({a_.get(), b_.get(), c_.get()}); }));
-  }
-
-  static bool FullMesh(const std::vector<NodeHarness*>& nodes) {
-    for (NodeHarness* node : nodes) {
-      if (node->node().peers().peers_up() != static_cast<int>(nodes.size()) - 1) return false;
-    }
-    return true;
-  }
-
-  // Waits until `node` routes to `qualified` ("agent@node").
-  static bool Sees(NodeHarness& node, const std::string& qualified) {
-    return WaitFor([&] {
-      std::string agent, owner;
-      catalog::SplitQualifiedAgentId(qualified, &agent, &owner);
-      return node.node().remote_catalog().Find(owner, agent) != nullptr;
-    });
-  }
-
-  std::unique_ptr<NodeHarness> a_, b_, c_;
-};
+using MeshTest = MeshFixture;
 
 TEST_F(MeshTest, ANodeSeededWithOnePeerLearnsTheWholeMembership) {
   NodeHarness d(Options("d", {b_->address()}));
@@ -235,34 +187,6 @@ TEST_F(MeshTest, ExplicitAgentsWorkAcrossNodes) {
     // Both agents are named "upper"; only C's answers this tenant.
     EXPECT_EQ(response.task().status().message().parts(0).text(), "done on upper@c");
   }
-}
-
-// A planner that runs its input through `steps` at once, as subtasks, and
-// composes the results ("[skill] result" lines).
-sdk::AgentSpec Planner(std::vector<std::string> steps, std::atomic<int>* cancels = nullptr) {
-  return {"planner", Card("planner", {"plan"}), 4, [steps, cancels](sdk::TaskContext& task) {
-            std::vector<std::string> lines;
-            for (const std::string& skill : steps) {
-              absl::StatusOr<Task> result = task.Delegate(sdk::TextSubtask(skill, task.text()));
-              if (!result.ok()) {
-                if (absl::IsCancelled(result.status()) && cancels != nullptr) ++*cancels;
-                task.Fail(std::string(result.status().message()));
-                return;
-              }
-              std::string text;
-              for (const auto& part : result->artifacts(0).parts()) text += part.text();
-              lines.push_back(absl::StrCat("[", skill, "] ", text, " (", result->id(), ")"));
-            }
-            task.SendArtifact(sdk::TextArtifact("plan", "plan", absl::StrJoin(lines, "\n")));
-            task.Complete();
-          }};
-}
-
-sdk::AgentSpec Echo(const std::string& id) {
-  return {id, Card(id, {"echo"}), 8, [](sdk::TaskContext& task) {
-            task.SendArtifact(sdk::TextArtifact("echo", "echo", "echo " + task.text()));
-            task.Complete("echoed by " + task.agent_id());
-          }};
 }
 
 TEST_F(MeshTest, APlannerOnBDelegatesToSkillsOnAAndCAndComposesTheResults) {

@@ -297,5 +297,52 @@ TEST_F(MeshRouterTest, CyclesAreNeverPickedAndDeepChainsAreRefused) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("already 8 deep")));
 }
 
+TEST_F(MeshRouterTest, ExplainNamesWhatPickTakesAsLoadsShift) {
+  auto local = Add("echo", Card("echo", {"echo"}), 10);
+  auto remote = Remote("n2", "echo", "echo", 10, 0);
+  Selector selector;
+  selector.skill = "echo";
+  std::vector<Route> held;
+  for (int i = 0; i < 8; ++i) {
+    v1::RouteExplanation explanation = router_.Explain(selector);
+    absl::StatusOr<Route> route = router_.Pick(selector);
+    ASSERT_THAT(route, IsOk());
+    const std::string picked = route->node_id == "n1" ? route->agent_id + "@n1" : route->agent_id;
+    EXPECT_EQ(explanation.pick_agent_id(), picked) << i;
+    EXPECT_EQ(explanation.pick_node_id(), route->node_id) << i;
+    held.push_back(std::move(route).value());
+  }
+  // Local until it is 0.6 busy, then the remote one once (0.6 > 0 + 0.5), then
+  // local again (0.6 <= 0.1 + 0.5): the explanation followed every switch.
+  EXPECT_EQ(local->outstanding(), 7);
+  EXPECT_EQ(remote->outstanding(), 1);
+}
+
+TEST_F(MeshRouterTest, ExplainExcludesBusyAgentsAndSaysWhyNothingCanTakeIt) {
+  auto full = Add("one", Card("one", {"echo"}), 1);
+  ASSERT_TRUE(full->TryAcquire());
+  Add("other", Card("other", {"upper"}));
+  Selector selector;
+  selector.skill = "echo";
+  v1::RouteExplanation explanation = router_.Explain(selector);
+  ASSERT_EQ(explanation.candidates_size(), 2);
+  EXPECT_EQ(explanation.candidates(0).agent_id(), "one@n1");
+  EXPECT_EQ(explanation.candidates(0).excluded(), "busy: all 1 of its slots are taken");
+  EXPECT_EQ(explanation.candidates(0).outstanding(), 1);
+  EXPECT_EQ(explanation.candidates(1).excluded(), "no skill 'echo'");
+  EXPECT_TRUE(explanation.pick_agent_id().empty());
+  EXPECT_THAT(explanation.error(), HasSubstr("are at their max_concurrency"));
+  EXPECT_EQ(full->outstanding(), 1);  // explaining takes no slot
+
+  selector.skill = "upper";
+  EXPECT_THAT(router_.Explain(selector, std::vector<std::string>(8, "x@n9")).error(),
+              HasSubstr("already 8 deep"));
+  selector.tags = {"fast"};
+  explanation = router_.Explain(selector);
+  EXPECT_EQ(explanation.candidates(1).excluded(),
+            "no matching skill carries all of the tags [fast]");
+  EXPECT_THAT(explanation.error(), HasSubstr("no skill carries all of the tags [fast]"));
+}
+
 }  // namespace
 }  // namespace a2amesh::routing

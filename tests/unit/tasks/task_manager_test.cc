@@ -316,15 +316,15 @@ TEST_F(TaskManagerTest, ListPagesWithTokens) {
   absl::StatusOr<TaskList> page = manager_->List(query, "");
   ASSERT_THAT(page, IsOk());
   ASSERT_THAT(page->tasks, SizeIs(2));
-  EXPECT_EQ(page->tasks[0].id(), ids[4]);
+  EXPECT_EQ(page->tasks[0].task.id(), ids[4]);
   EXPECT_EQ(page->total, 5);
   std::vector<std::string> seen;
   std::string token = page->next_page_token;
-  for (const Task& t : page->tasks) seen.push_back(t.id());
+  for (const TaskRecord& t : page->tasks) seen.push_back(t.task.id());
   while (!token.empty()) {
     page = manager_->List(query, token);
     ASSERT_THAT(page, IsOk());
-    for (const Task& t : page->tasks) seen.push_back(t.id());
+    for (const TaskRecord& t : page->tasks) seen.push_back(t.task.id());
     token = page->next_page_token;
   }
   EXPECT_EQ(seen, std::vector<std::string>(ids.rbegin(), ids.rend()));

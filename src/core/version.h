@@ -1,0 +1,11 @@
+#ifndef A2AMESH_CORE_VERSION_H_
+#define A2AMESH_CORE_VERSION_H_
+
+namespace a2amesh {
+
+// The a2a-mesh release these binaries belong to (CMake's PROJECT_VERSION).
+const char* Version();
+
+}  // namespace a2amesh
+
+#endif  // A2AMESH_CORE_VERSION_H_
