@@ -191,7 +191,11 @@ TEST_P(A2aServiceTest, ThreeSubscribersSeeIdenticalEvents) {
   grpc::Status status;
   std::string id = Send(request, &status).task().id();
   ASSERT_TRUE(status.ok());
-  ASSERT_TRUE(WaitFor([&] { return started_.load() == 1; }));
+  // The node has applied the agent's WORKING (not just the agent sent it).
+  ASSERT_TRUE(WaitFor([&] {
+    grpc::Status s;
+    return Get(id, &s).status().state() == lf::a2a::v1::TASK_STATE_WORKING;
+  }));
 
   std::vector<std::vector<StreamResponse>> seen(3);
   std::vector<grpc::Status> results(3);

@@ -18,9 +18,22 @@ namespace a2amesh::testing {
 
 absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& argv,
                                              const std::string& log_path) {
-  int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  return Start(argv, log_path, log_path);
+}
+
+absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& argv,
+                                             const std::string& out_path,
+                                             const std::string& err_path) {
+  int log = open(out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log < 0) {
-    return absl::UnavailableError(absl::StrCat("cannot open ", log_path));
+    return absl::UnavailableError(absl::StrCat("cannot open ", out_path));
+  }
+  int err_log = err_path == out_path
+                    ? fcntl(log, F_DUPFD_CLOEXEC, 0)
+                    : open(err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (err_log < 0) {
+    close(log);
+    return absl::UnavailableError(absl::StrCat("cannot open ", err_path));
   }
   std::vector<char*> args;
   for (const std::string& arg : argv) {
@@ -30,11 +43,12 @@ absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& arg
   pid_t pid = fork();
   if (pid < 0) {
     close(log);
+    close(err_log);
     return absl::UnavailableError("fork failed");
   }
   if (pid == 0) {
     dup2(log, STDOUT_FILENO);
-    dup2(log, STDERR_FILENO);
+    dup2(err_log, STDERR_FILENO);
     // Tests may block signals in their threads; the child starts clean.
     sigset_t none;
     sigemptyset(&none);
@@ -43,6 +57,7 @@ absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& arg
     _exit(127);
   }
   close(log);
+  close(err_log);
   return Subprocess(pid);
 }
 

@@ -18,6 +18,9 @@ class Subprocess {
  public:
   static absl::StatusOr<Subprocess> Start(const std::vector<std::string>& argv,
                                           const std::string& log_path);
+  // The same, with stdout and stderr appended to files of their own.
+  static absl::StatusOr<Subprocess> Start(const std::vector<std::string>& argv,
+                                          const std::string& out_path, const std::string& err_path);
   Subprocess(Subprocess&& other) noexcept;
   Subprocess& operator=(Subprocess&& other) noexcept;
   ~Subprocess();

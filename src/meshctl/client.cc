@@ -1,0 +1,128 @@
+#include "meshctl/client.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "core/a2a_error.h"
+#include "rpc/grpc_status.h"
+
+namespace a2amesh::meshctl {
+namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat(flag, ": cannot read ", path));
+  }
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+const char* CodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED:
+      return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS:
+      return "DATA_LOSS";
+    default:
+      return "UNKNOWN";
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (options.tls) {
+    grpc::SslCredentialsOptions ssl;
+    if (!options.ca_file.empty()) {
+      absl::StatusOr<std::string> ca = ReadFile("--tls-ca-file", options.ca_file);
+      if (!ca.ok()) return ca.status();
+      ssl.pem_root_certs = *std::move(ca);
+    }
+    if (!options.cert_file.empty()) {
+      absl::StatusOr<std::string> cert = ReadFile("--tls-cert-file", options.cert_file);
+      if (!cert.ok()) return cert.status();
+      absl::StatusOr<std::string> key = ReadFile("--tls-key-file", options.key_file);
+      if (!key.ok()) return key.status();
+      ssl.pem_cert_chain = *std::move(cert);
+      ssl.pem_private_key = *std::move(key);
+    }
+    credentials = grpc::SslCredentials(ssl);
+  } else {
+    credentials = grpc::InsecureChannelCredentials();
+  }
+  grpc::ChannelArguments args;
+  // Responses carry whole catalogs and task trees.
+  args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+  return std::unique_ptr<Client>(
+      new Client(options, grpc::CreateCustomChannel(options.server, credentials, args)));
+}
+
+std::unique_ptr<grpc::ClientContext> Client::Context(absl::Duration default_timeout) const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->AddMetadata("a2a-version", "1.0");
+  if (!options_.token.empty()) {
+    context->AddMetadata("authorization", absl::StrCat("Bearer ", options_.token));
+  }
+  absl::Duration timeout = options_.timeout.value_or(default_timeout);
+  if (timeout > absl::ZeroDuration()) {
+    context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  }
+  return context;
+}
+
+std::string DescribeError(const grpc::Status& status, const std::string& server) {
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+      (status.error_message().find("failed to connect") != std::string::npos ||
+       status.error_message().find("DNS resolution failed") != std::string::npos ||
+       status.error_message().find("Connection refused") != std::string::npos)) {
+    return absl::StrCat("cannot reach a node at ", server,
+                        " (UNAVAILABLE: ", status.error_message(),
+                        "); check --server or A2AMESH_SERVER");
+  }
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    return absl::StrCat("no answer from ", server, " within the deadline (DEADLINE_EXCEEDED); ",
+                        "raise --timeout");
+  }
+  std::string text = absl::StrCat(status.error_message(), " (", CodeName(status.error_code()));
+  absl::Status converted = rpc::FromGrpcStatus(status);
+  if (std::optional<A2aError> error = GetA2aError(converted); error.has_value()) {
+    absl::StrAppend(&text, ", A2A ", A2aErrorReason(*error));
+  }
+  return text + ")";
+}
+
+}  // namespace a2amesh::meshctl

@@ -1,0 +1,918 @@
+#include "meshctl/meshctl.h"
+
+#include <CLI/CLI.hpp>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "a2amesh/v1/admin.grpc.pb.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "core/ids.h"
+#include "core/version.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/time_util.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "lf/a2a/v1/a2a.grpc.pb.h"
+#include "meshctl/client.h"
+#include "meshctl/output.h"
+
+namespace a2amesh::meshctl {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+// Unary calls wait this long unless --timeout says otherwise; `send` and the
+// streams wait as long as the task or the watch lasts.
+constexpr absl::Duration kCallTimeout = absl::Seconds(30);
+
+std::string Lower(std::string name) {
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : name) {
+    if (c == '_') c = '-';
+  }
+  return name;
+}
+
+// An enum value's name as people write it: prefix dropped, lower-case, dashes.
+std::string EnumName(const std::string& name, absl::string_view prefix) {
+  return Lower(absl::StartsWith(name, prefix) ? name.substr(prefix.size()) : name);
+}
+
+// Help footers: CLI11 prints them without a final newline.
+std::string Footer(const std::string& text) { return text + "\n"; }
+
+std::string Load(int outstanding, int max) { return absl::StrCat(outstanding, "/", max); }
+
+std::string JoinOrDash(const google::protobuf::RepeatedPtrField<std::string>& items) {
+  return items.empty() ? "-" : absl::StrJoin(items, ",");
+}
+
+std::string OrDash(const std::string& text) { return text.empty() ? "-" : text; }
+
+// What every verb needs: the connection, the output format, the streams.
+struct Env {
+  Client& client;
+  Format format;
+  std::ostream& out;
+  std::ostream& err;
+
+  bool structured() const { return format == Format::kJson || format == Format::kYaml; }
+  bool wide() const { return format == Format::kWide; }
+
+  // Prints the error of a failed call; returns the exit code.
+  int Fail(const grpc::Status& status) const {
+    err << "error: " << DescribeError(status, client.server()) << "\n";
+    return kExitError;
+  }
+  // Prints what is wrong with the command line; returns the exit code.
+  int Usage(const absl::Status& status) const {
+    err << "error: " << status.message() << "\n";
+    return kExitUsage;
+  }
+  std::unique_ptr<v1::Admin::Stub> Admin() const { return v1::Admin::NewStub(client.channel()); }
+  std::unique_ptr<lf::a2a::v1::A2AService::Stub> A2a() const {
+    return lf::a2a::v1::A2AService::NewStub(client.channel());
+  }
+};
+
+// ---- nodes, agents, card, skills -------------------------------------------
+
+int Nodes(const Env& env) {
+  v1::ListNodesResponse response;
+  grpc::Status status =
+      env.Admin()->ListNodes(env.client.Context(kCallTimeout).get(), {}, &response);
+  if (!status.ok()) return env.Fail(status);
+  if (env.structured()) {
+    PrintDocument(response, env.format, env.out);
+    return kExitOk;
+  }
+  std::vector<std::string> header = {"NODE", "STATE", "ADDRESS", "AGENTS"};
+  if (env.wide()) header.insert(header.end(), {"INCARNATION", "ANSWERED"});
+  Table table(header);
+  for (const v1::NodeSummary& node : response.nodes()) {
+    std::vector<std::string> row = {
+        OrDash(node.node_id()), EnumName(v1::NodeState_Name(node.state()), "NODE_STATE_"),
+        node.address(), node.state() == v1::NODE_STATE_DOWN ? "-" : absl::StrCat(node.agents())};
+    if (env.wide()) {
+      row.push_back(node.incarnation() == 0 ? "-" : absl::StrCat(node.incarnation()));
+      row.push_back(node.self() ? "yes" : "");
+    }
+    table.AddRow(row);
+  }
+  table.Print(env.out);
+  return kExitOk;
+}
+
+struct AgentsFlags {
+  std::string skill;
+  std::vector<std::string> tags;
+  std::string node;
+};
+
+int Agents(const Env& env, const AgentsFlags& flags) {
+  v1::ListAgentsRequest request;
+  request.set_skill(flags.skill);
+  for (const std::string& tag : flags.tags) request.add_tags(tag);
+  request.set_node_id(flags.node);
+  v1::ListAgentsResponse response;
+  grpc::Status status =
+      env.Admin()->ListAgents(env.client.Context(kCallTimeout).get(), request, &response);
+  if (!status.ok()) return env.Fail(status);
+  if (env.structured()) {
+    PrintDocument(response, env.format, env.out);
+    return kExitOk;
+  }
+  if (response.agents().empty()) {
+    env.err << "no agents"
+            << (flags.skill.empty() && flags.tags.empty() && flags.node.empty()
+                    ? " are registered in the mesh"
+                    : " match")
+            << "\n";
+    return kExitOk;
+  }
+  std::vector<std::string> header = {"AGENT", "NODE", "SKILLS", "LOAD", "HEALTH"};
+  if (env.wide()) header.insert(header.end(), {"NAME", "VERSION", "TAGS", "AGE"});
+  Table table(header);
+  const absl::Time now = absl::Now();
+  for (const v1::AgentInfo& agent : response.agents()) {
+    std::vector<std::string> row = {
+        agent.id(), agent.node_id(), JoinOrDash(agent.skills()),
+        Load(agent.outstanding(), agent.max_concurrency()),
+        EnumName(v1::AgentHealth_Name(agent.health()), "AGENT_HEALTH_")};
+    if (env.wide()) {
+      row.insert(row.end(), {OrDash(agent.name()), OrDash(agent.version()),
+                             JoinOrDash(agent.tags()), Age(agent.registered_at(), now)});
+    }
+    table.AddRow(row);
+  }
+  table.Print(env.out);
+  return kExitOk;
+}
+
+int Card(const Env& env, const std::string& id) {
+  v1::GetAgentRequest request;
+  request.set_id(id);
+  v1::AgentInfo agent;
+  grpc::Status status =
+      env.Admin()->GetAgent(env.client.Context(kCallTimeout).get(), request, &agent);
+  if (!status.ok()) return env.Fail(status);
+  const lf::a2a::v1::AgentCard& card = agent.card();
+  if (env.structured()) {
+    PrintDocument(card, env.format, env.out);
+    return kExitOk;
+  }
+  env.out << "Agent:        " << agent.id() << "\n"
+          << "Name:         " << card.name() << "\n"
+          << "Description:  " << card.description() << "\n"
+          << "Version:      " << OrDash(card.version()) << "\n"
+          << "Provider:     " << OrDash(card.provider().organization()) << "\n"
+          << "Streaming:    " << (card.capabilities().streaming() ? "yes" : "no") << "\n"
+          << "Input modes:  " << JoinOrDash(card.default_input_modes()) << "\n"
+          << "Output modes: " << JoinOrDash(card.default_output_modes()) << "\n"
+          << "Load:         " << Load(agent.outstanding(), agent.max_concurrency()) << " ("
+          << EnumName(v1::AgentHealth_Name(agent.health()), "AGENT_HEALTH_") << ")\n\n";
+  Table table({"SKILL", "NAME", "TAGS", "DESCRIPTION"});
+  for (const lf::a2a::v1::AgentSkill& skill : card.skills()) {
+    table.AddRow({skill.id(), skill.name(), JoinOrDash(skill.tags()), skill.description()});
+  }
+  table.Print(env.out);
+  return kExitOk;
+}
+
+int Skills(const Env& env) {
+  v1::ListSkillsResponse response;
+  grpc::Status status =
+      env.Admin()->ListSkills(env.client.Context(kCallTimeout).get(), {}, &response);
+  if (!status.ok()) return env.Fail(status);
+  if (env.structured()) {
+    PrintDocument(response, env.format, env.out);
+    return kExitOk;
+  }
+  if (response.skills().empty()) {
+    env.err << "no skills: no agents are registered in the mesh\n";
+    return kExitOk;
+  }
+  std::vector<std::string> header = {"SKILL", "AGENTS", "READY", "TAGS"};
+  if (env.wide()) header.insert(header.end(), {"NAME", "AGENT IDS", "DESCRIPTION"});
+  Table table(header);
+  for (const v1::SkillInfo& skill : response.skills()) {
+    std::vector<std::string> row = {skill.id(), absl::StrCat(skill.agents_size()),
+                                    absl::StrCat(skill.ready()), JoinOrDash(skill.tags())};
+    if (env.wide()) {
+      row.insert(row.end(),
+                 {OrDash(skill.name()), JoinOrDash(skill.agents()), OrDash(skill.description())});
+    }
+    table.AddRow(row);
+  }
+  table.Print(env.out);
+  return kExitOk;
+}
+
+// ---- tasks -------------------------------------------------------------------
+
+struct TasksFlags {
+  std::string state;
+  std::string skill;
+  std::string context;
+  std::string agent;
+  int limit = 50;
+  bool local = false;
+};
+
+std::vector<std::string> TaskRow(const v1::TaskSummary& task, bool wide, absl::Time now,
+                                 const std::string& prefix = "") {
+  std::vector<std::string> row = {prefix + task.id(), StateName(task.state()), OrDash(task.skill()),
+                                  OrDash(task.agent_id()), Age(task.updated_at(), now)};
+  if (wide) {
+    row.insert(row.end(), {OrDash(task.context_id()), OrDash(task.parent_task_id()),
+                           Age(task.created_at(), now), OrDash(task.status_text())});
+  }
+  return row;
+}
+
+std::vector<std::string> TaskHeader(bool wide) {
+  std::vector<std::string> header = {"TASK", "STATE", "SKILL", "AGENT", "UPDATED"};
+  if (wide) header.insert(header.end(), {"CONTEXT", "PARENT", "CREATED", "STATUS"});
+  return header;
+}
+
+int Tasks(const Env& env, const TasksFlags& flags) {
+  v1::ListTasksAdminRequest request;
+  if (!flags.state.empty()) {
+    absl::StatusOr<lf::a2a::v1::TaskState> state = ParseState(flags.state);
+    if (!state.ok()) return env.Usage(state.status());
+    request.set_state(*state);
+  }
+  if (flags.limit < 1 || flags.limit > 1000) {
+    return env.Usage(absl::InvalidArgumentError(
+        absl::StrCat("--limit: must be between 1 and 1000, not ", flags.limit)));
+  }
+  request.set_skill(flags.skill);
+  request.set_context_id(flags.context);
+  request.set_agent_id(flags.agent);
+  request.set_limit(flags.limit);
+  request.set_all_nodes(!flags.local);
+  v1::ListTasksAdminResponse response;
+  grpc::Status status =
+      env.Admin()->ListTasks(env.client.Context(kCallTimeout).get(), request, &response);
+  if (!status.ok()) return env.Fail(status);
+  for (const std::string& error : response.errors()) {
+    env.err << "warning: " << error << "\n";
+  }
+  if (env.structured()) {
+    PrintDocument(response, env.format, env.out);
+    return kExitOk;
+  }
+  if (response.tasks().empty()) {
+    env.err << "no tasks match\n";
+    return kExitOk;
+  }
+  Table table(TaskHeader(env.wide()));
+  const absl::Time now = absl::Now();
+  for (const v1::TaskSummary& task : response.tasks()) {
+    table.AddRow(TaskRow(task, env.wide(), now));
+  }
+  table.Print(env.out);
+  return kExitOk;
+}
+
+void AddTree(const v1::TaskTree& tree, const std::string& indent, bool last, bool root, bool wide,
+             absl::Time now, Table* table, std::vector<std::string>* errors) {
+  const std::string branch = root ? "" : indent + (last ? "└─ " : "├─ ");
+  table->AddRow(TaskRow(tree.task(), wide, now, branch));
+  for (const std::string& error : tree.errors()) {
+    errors->push_back(absl::StrCat(tree.task().id(), ": ", error));
+  }
+  const std::string child_indent = root ? "" : indent + (last ? "   " : "│  ");
+  for (int i = 0; i < tree.subtasks_size(); ++i) {
+    AddTree(tree.subtasks(i), child_indent, i + 1 == tree.subtasks_size(), false, wide, now, table,
+            errors);
+  }
+}
+
+int TaskTree(const Env& env, const std::string& id) {
+  v1::GetTaskTreeRequest request;
+  request.set_task_id(id);
+  v1::TaskTree tree;
+  grpc::Status status =
+      env.Admin()->GetTaskTree(env.client.Context(kCallTimeout).get(), request, &tree);
+  if (!status.ok()) return env.Fail(status);
+  if (env.structured()) {
+    PrintDocument(tree, env.format, env.out);
+    return kExitOk;
+  }
+  Table table(TaskHeader(env.wide()));
+  std::vector<std::string> errors;
+  AddTree(tree, "", true, true, env.wide(), absl::Now(), &table, &errors);
+  table.Print(env.out);
+  const lf::a2a::v1::Task& task = tree.task().task();
+  if (!tree.task().status_text().empty()) {
+    env.out << "\nStatus: " << tree.task().status_text() << "\n";
+  }
+  for (const lf::a2a::v1::Artifact& artifact : task.artifacts()) {
+    env.out << "\nArtifact " << OrDash(artifact.name()) << ":\n"
+            << PartsText(artifact.parts()) << "\n";
+  }
+  for (const std::string& error : errors) env.err << "warning: " << error << "\n";
+  return kExitOk;
+}
+
+// ---- send, cancel -------------------------------------------------------------
+
+struct SendFlags {
+  std::string skill;
+  std::string agent;
+  std::vector<std::string> tags;
+  std::string data;
+  std::string context;
+  std::string task;
+  std::vector<std::string> accept;
+  bool stream = false;
+  bool no_wait = false;
+  std::vector<std::string> text;
+};
+
+// The --data value: JSON inline, or @file.
+absl::StatusOr<google::protobuf::Value> ParseData(const std::string& data) {
+  std::string json = data;
+  std::string what = "the value";
+  if (absl::StartsWith(data, "@")) {
+    what = data.substr(1);
+    std::ifstream in(what, std::ios::binary);
+    if (!in) return absl::InvalidArgumentError(absl::StrCat("--data: cannot read ", what));
+    std::ostringstream contents;
+    contents << in.rdbuf();
+    json = contents.str();
+  }
+  google::protobuf::Value value;
+  auto status = google::protobuf::util::JsonStringToMessage(json, &value);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--data: ", what, " is not JSON (", status.message().as_string(), ")"));
+  }
+  return value;
+}
+
+absl::StatusOr<lf::a2a::v1::SendMessageRequest> SendRequest(const SendFlags& flags) {
+  lf::a2a::v1::SendMessageRequest request;
+  lf::a2a::v1::Message* message = request.mutable_message();
+  message->set_message_id(NewUuid());
+  message->set_role(lf::a2a::v1::ROLE_USER);
+  message->set_context_id(flags.context);
+  message->set_task_id(flags.task);
+  const std::string text = absl::StrJoin(flags.text, " ");
+  if (!text.empty()) message->add_parts()->set_text(text);
+  if (!flags.data.empty()) {
+    absl::StatusOr<google::protobuf::Value> data = ParseData(flags.data);
+    if (!data.ok()) return data.status();
+    lf::a2a::v1::Part* part = message->add_parts();
+    *part->mutable_data() = *std::move(data);
+    part->set_media_type("application/json");
+  }
+  if (message->parts().empty()) {
+    return absl::InvalidArgumentError("send: give the message as TEXT, or --data");
+  }
+  request.set_tenant(flags.agent);
+  auto& metadata = *request.mutable_metadata()->mutable_fields();
+  if (!flags.skill.empty()) metadata["a2amesh/skill"].set_string_value(flags.skill);
+  if (!flags.tags.empty()) {
+    auto* tags = metadata["a2amesh/tags"].mutable_list_value();
+    for (const std::string& tag : flags.tags) tags->add_values()->set_string_value(tag);
+  }
+  for (const std::string& mode : flags.accept) {
+    request.mutable_configuration()->add_accepted_output_modes(mode);
+  }
+  if (flags.no_wait) {
+    if (flags.stream) {
+      return absl::InvalidArgumentError("send: --no-wait and --stream do not go together");
+    }
+    request.mutable_configuration()->set_return_immediately(true);
+  }
+  return request;
+}
+
+// Exit code for a task that stopped in `state`: failures are errors.
+int TaskExit(const Env& env, const lf::a2a::v1::Task& task) {
+  switch (task.status().state()) {
+    case lf::a2a::v1::TASK_STATE_FAILED:
+    case lf::a2a::v1::TASK_STATE_REJECTED:
+    case lf::a2a::v1::TASK_STATE_CANCELED:
+      env.err << "error: task " << task.id() << " " << StateName(task.status().state());
+      if (!PartsText(task.status().message().parts()).empty()) {
+        env.err << ": " << PartsText(task.status().message().parts());
+      }
+      env.err << "\n";
+      return kExitError;
+    default:
+      return kExitOk;
+  }
+}
+
+void PrintTask(const Env& env, const lf::a2a::v1::Task& task) {
+  env.out << "task " << task.id() << " " << StateName(task.status().state());
+  const std::string status = PartsText(task.status().message().parts());
+  if (!status.empty()) env.out << ": " << status;
+  env.out << "\n";
+  for (const lf::a2a::v1::Artifact& artifact : task.artifacts()) {
+    env.out << "[" << OrDash(artifact.name()) << "] " << PartsText(artifact.parts()) << "\n";
+  }
+}
+
+// One streamed event as a line for people.
+std::string EventLine(const lf::a2a::v1::StreamResponse& event) {
+  switch (event.payload_case()) {
+    case lf::a2a::v1::StreamResponse::kTask:
+      return absl::StrCat("task ", event.task().id(), " ",
+                          StateName(event.task().status().state()));
+    case lf::a2a::v1::StreamResponse::kStatusUpdate: {
+      const auto& status = event.status_update().status();
+      std::string line = absl::StrCat("status ", StateName(status.state()));
+      if (const std::string text = PartsText(status.message().parts()); !text.empty()) {
+        absl::StrAppend(&line, ": ", text);
+      }
+      return line;
+    }
+    case lf::a2a::v1::StreamResponse::kArtifactUpdate: {
+      const auto& update = event.artifact_update();
+      std::string name = update.artifact().name().empty() ? update.artifact().artifact_id()
+                                                          : update.artifact().name();
+      return absl::StrCat("artifact ", name, update.append() ? " +" : "", ": ",
+                          PartsText(update.artifact().parts()));
+    }
+    case lf::a2a::v1::StreamResponse::kMessage:
+      return absl::StrCat("message: ", PartsText(event.message().parts()));
+    case lf::a2a::v1::StreamResponse::PAYLOAD_NOT_SET:
+      break;
+  }
+  return "event";
+}
+
+int Send(const Env& env, const SendFlags& flags) {
+  absl::StatusOr<lf::a2a::v1::SendMessageRequest> built = SendRequest(flags);
+  if (!built.ok()) return env.Usage(built.status());
+  const lf::a2a::v1::SendMessageRequest& request = *built;
+  auto stub = env.A2a();
+  if (!flags.stream) {
+    lf::a2a::v1::SendMessageResponse response;
+    grpc::Status status =
+        stub->SendMessage(env.client.Context(absl::ZeroDuration()).get(), request, &response);
+    if (!status.ok()) return env.Fail(status);
+    if (env.structured()) {
+      PrintDocument(response, env.format, env.out);
+    } else if (response.has_task()) {
+      PrintTask(env, response.task());
+    } else {
+      env.out << "message: " << PartsText(response.message().parts()) << "\n";
+    }
+    return response.has_task() ? TaskExit(env, response.task()) : kExitOk;
+  }
+  auto context = env.client.Context(absl::ZeroDuration());
+  auto reader = stub->SendStreamingMessage(context.get(), request);
+  lf::a2a::v1::StreamResponse event;
+  lf::a2a::v1::Task task;
+  while (reader->Read(&event)) {
+    if (env.format == Format::kJson) {
+      env.out << ToJson(event, /*pretty=*/false) << std::endl;  // one document per line
+    } else if (env.format == Format::kYaml) {
+      env.out << "---\n" << ToYaml(event) << std::flush;
+    } else {
+      env.out << EventLine(event) << std::endl;
+    }
+    if (event.has_task()) task = event.task();
+    if (event.has_status_update()) {
+      task.set_id(event.status_update().task_id());
+      *task.mutable_status() = event.status_update().status();
+    }
+  }
+  grpc::Status status = reader->Finish();
+  if (!status.ok()) return env.Fail(status);
+  return TaskExit(env, task);
+}
+
+int Cancel(const Env& env, const std::string& id) {
+  lf::a2a::v1::CancelTaskRequest request;
+  request.set_id(id);
+  lf::a2a::v1::Task task;
+  grpc::Status status =
+      env.A2a()->CancelTask(env.client.Context(kCallTimeout).get(), request, &task);
+  if (!status.ok()) return env.Fail(status);
+  if (env.structured()) {
+    PrintDocument(task, env.format, env.out);
+  } else {
+    env.out << "task " << task.id() << " " << StateName(task.status().state()) << "\n";
+  }
+  return kExitOk;
+}
+
+// ---- route, watch, drain -------------------------------------------------------
+
+struct RouteFlags {
+  std::string skill;
+  std::string agent;
+  std::vector<std::string> tags;
+  std::vector<std::string> input;
+  std::vector<std::string> accept;
+  std::vector<std::string> hops;
+};
+
+std::string Score(double value) {
+  std::ostringstream out;
+  out.setf(std::ios::fixed);
+  out.precision(2);
+  out << value;
+  return out.str();
+}
+
+int Route(const Env& env, const RouteFlags& flags) {
+  v1::ExplainRouteRequest request;
+  request.set_skill(flags.skill);
+  request.set_agent_id(flags.agent);
+  for (const auto& tag : flags.tags) request.add_tags(tag);
+  for (const auto& mode : flags.input) request.add_input_modes(mode);
+  for (const auto& mode : flags.accept) request.add_accepted_output_modes(mode);
+  for (const auto& hop : flags.hops) request.add_hops(hop);
+  v1::RouteExplanation explanation;
+  grpc::Status status =
+      env.Admin()->ExplainRoute(env.client.Context(kCallTimeout).get(), request, &explanation);
+  if (!status.ok()) return env.Fail(status);
+  if (env.structured()) {
+    PrintDocument(explanation, env.format, env.out);
+  } else {
+    env.out << "Selector: " << explanation.selector() << "\n";
+    if (explanation.pick_agent_id().empty()) {
+      env.out << "Pick:     none\n";
+    } else {
+      env.out << "Pick:     " << explanation.pick_agent_id() << " on node "
+              << explanation.pick_node_id();
+      if (explanation.tied() > 1) {
+        env.out << " (or one of the " << explanation.tied() << " that share its score)";
+      }
+      env.out << "\n";
+    }
+    if (env.wide()) env.out << "Policy:   " << explanation.policy() << "\n";
+    env.out << "\n";
+    Table table({"AGENT", "NODE", "SKILL", "LOAD", "SCORE", "VERDICT"});
+    for (const v1::RouteCandidate& c : explanation.candidates()) {
+      std::string verdict = !c.excluded().empty()                         ? "out: " + c.excluded()
+                            : c.agent_id() == explanation.pick_agent_id() ? "pick"
+                                                                          : "candidate";
+      table.AddRow({c.agent_id(), c.node_id(), OrDash(c.skill()),
+                    Load(c.outstanding(), c.max_concurrency()),
+                    c.excluded().empty() ? Score(c.score()) : "-", verdict});
+    }
+    if (!table.empty()) table.Print(env.out);
+  }
+  if (!explanation.error().empty()) {
+    env.err << "error: " << explanation.error() << "\n";
+    return kExitError;
+  }
+  return kExitOk;
+}
+
+int Watch(const Env& env) {
+  auto context = env.client.Context(absl::ZeroDuration());
+  auto reader = env.Admin()->WatchCatalog(context.get(), v1::WatchCatalogRequest());
+  v1::CatalogEvent event;
+  bool header = false;
+  while (reader->Read(&event)) {
+    if (env.format == Format::kJson) {
+      env.out << ToJson(event, /*pretty=*/false) << std::endl;
+      continue;
+    }
+    if (env.format == Format::kYaml) {
+      env.out << "---\n" << ToYaml(event) << std::flush;
+      continue;
+    }
+    if (!header) {
+      env.out << absl::StrFormat("%-8s  %-13s  %-12s  %-24s  %s", "TIME", "EVENT", "NODE", "AGENT",
+                                 "SKILLS")
+              << std::endl;
+      header = true;
+    }
+    const absl::Time time = absl::FromUnixMillis(TimeUtil::TimestampToMilliseconds(event.time()));
+    env.out << absl::StrFormat("%-8s  %-13s  %-12s  %-24s  %s",
+                               absl::FormatTime("%H:%M:%S", time, absl::LocalTimeZone()),
+                               EnumName(v1::CatalogEvent::Kind_Name(event.kind()), ""),
+                               event.node_id(), OrDash(event.agent_id()),
+                               absl::StrJoin(event.skills(), ","))
+            << std::endl;
+  }
+  return env.Fail(reader->Finish());  // a watch only ends on an error
+}
+
+int Drain(const Env& env, const std::string& node) {
+  v1::DrainRequest request;
+  request.set_node_id(node);
+  v1::DrainResponse response;
+  grpc::Status status =
+      env.Admin()->Drain(env.client.Context(kCallTimeout).get(), request, &response);
+  if (!status.ok()) return env.Fail(status);
+  if (env.structured()) {
+    PrintDocument(response, env.format, env.out);
+  } else {
+    env.out << "node " << response.node_id()
+            << " is draining: it takes no new client work and the mesh routes around it; "
+            << response.running_tasks() << " task(s) still running there\n";
+  }
+  return kExitOk;
+}
+
+// ---- health, version ---------------------------------------------------------------
+
+int Health(const Env& env) {
+  auto health = grpc::health::v1::Health::NewStub(env.client.channel());
+  grpc::health::v1::HealthCheckResponse check;
+  grpc::Status status = health->Check(env.client.Context(kCallTimeout).get(),
+                                      grpc::health::v1::HealthCheckRequest(), &check);
+  if (!status.ok()) return env.Fail(status);
+  v1::ListNodesResponse nodes;
+  status = env.Admin()->ListNodes(env.client.Context(kCallTimeout).get(), {}, &nodes);
+  if (!status.ok()) return env.Fail(status);
+  const std::string serving =
+      grpc::health::v1::HealthCheckResponse::ServingStatus_Name(check.status());
+  const bool ok = check.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+  if (env.structured()) {
+    google::protobuf::Struct document;
+    auto& fields = *document.mutable_fields();
+    fields["server"].set_string_value(env.client.server());
+    fields["status"].set_string_value(serving);
+    google::protobuf::ListValue* list = fields["nodes"].mutable_list_value();
+    for (const v1::NodeSummary& node : nodes.nodes()) {
+      google::protobuf::Value* item = list->add_values();
+      if (!google::protobuf::util::JsonStringToMessage(ToJson(node, false), item).ok()) {
+        item->set_string_value(node.node_id());
+      }
+    }
+    PrintDocument(document, env.format, env.out);
+  } else {
+    env.out << env.client.server() << ": " << serving << "\n\n";
+    Table table({"NODE", "STATE", "ADDRESS"});
+    for (const v1::NodeSummary& node : nodes.nodes()) {
+      table.AddRow({OrDash(node.node_id()),
+                    EnumName(v1::NodeState_Name(node.state()), "NODE_STATE_"), node.address()});
+    }
+    table.Print(env.out);
+  }
+  return ok ? kExitOk : kExitError;
+}
+
+int Version(const Env& env, bool client_only) {
+  google::protobuf::Struct document;
+  auto& fields = *document.mutable_fields();
+  (*fields["client"].mutable_struct_value()->mutable_fields())["version"].set_string_value(
+      a2amesh::Version());
+  int code = kExitOk;
+  v1::NodeInfo node;
+  if (!client_only) {
+    grpc::Status status = env.Admin()->GetNode(env.client.Context(kCallTimeout).get(), {}, &node);
+    if (status.ok()) {
+      auto& server = *fields["server"].mutable_struct_value()->mutable_fields();
+      server["version"].set_string_value(node.version());
+      server["node"].set_string_value(node.node_id());
+      server["address"].set_string_value(env.client.server());
+    } else {
+      code = env.Fail(status);
+    }
+  }
+  if (env.structured()) {
+    PrintDocument(document, env.format, env.out);
+  } else {
+    env.out << "client: meshctl " << a2amesh::Version() << "\n";
+    if (!client_only && code == kExitOk) {
+      env.out << "server: meshd " << node.version() << " (node " << node.node_id() << " at "
+              << env.client.server() << ")\n";
+    }
+  }
+  return code;
+}
+
+}  // namespace
+
+int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
+  CLI::App app{"meshctl: inspect and drive an a2a-mesh through any of its nodes."};
+  app.name("meshctl");
+  app.require_subcommand(1, 1);
+  app.fallthrough();
+  app.get_formatter()->column_width(30);
+  app.footer(
+      Footer("Examples:\n"
+             "  meshctl nodes\n"
+             "  meshctl agents --skill summarize\n"
+             "  meshctl send --skill upper --stream 'hello mesh'\n"
+             "  meshctl task a~6f1c...   (a task and its subtasks, across nodes)\n"
+             "  meshctl route --skill summarize -o yaml\n"
+             "Exit codes: 0 ok, 1 error, 2 usage."));
+
+  ClientOptions client_options;
+  std::string output = "table";
+  std::string timeout;
+  app.add_option("-s,--server", client_options.server, "host:port of any node of the mesh")
+      ->envname("A2AMESH_SERVER")
+      ->capture_default_str();
+  app.add_option("-o,--output", output, "Output format: table, wide, json or yaml")
+      ->capture_default_str();
+  app.add_option("--timeout", timeout,
+                 "Deadline of each call (e.g. 5s, 1m); default 30s, and none for send and watch");
+  app.add_flag("--tls", client_options.tls, "Connect with TLS");
+  app.add_option("--tls-ca-file", client_options.ca_file,
+                 "PEM CA bundle that signs the node's certificate (with --tls)");
+  app.add_option("--tls-cert-file", client_options.cert_file,
+                 "PEM client certificate, for mutual TLS (with --tls-key-file)");
+  app.add_option("--tls-key-file", client_options.key_file, "PEM key of --tls-cert-file");
+  app.add_option("--token", client_options.token, "Bearer token sent with every call")
+      ->envname("A2AMESH_TOKEN");
+  app.set_version_flag("--version", std::string("meshctl ") + a2amesh::Version());
+
+  std::function<int(const Env&)> verb;
+
+  CLI::App* nodes = app.add_subcommand("nodes", "List the nodes of the mesh and their state");
+  nodes->footer(Footer("Examples:\n  meshctl nodes\n  meshctl nodes -o wide"));
+  nodes->callback([&] { verb = Nodes; });
+
+  AgentsFlags agents_flags;
+  CLI::App* agents = app.add_subcommand("agents", "List the agents of the mesh");
+  agents->add_option("--skill", agents_flags.skill, "Only agents with this skill");
+  agents
+      ->add_option("--tag", agents_flags.tags,
+                   "Only agents with a skill carrying this tag (repeat: all of them)")
+      ->allow_extra_args(false);
+  agents->add_option("--node", agents_flags.node, "Only the agents of this node");
+  agents->footer(
+      Footer("Examples:\n  meshctl agents\n  meshctl agents --skill summarize -o wide\n"
+             "  meshctl agents --tag fast --tag en --node node-1 -o json"));
+  agents->callback([&] { verb = [&](const Env& env) { return Agents(env, agents_flags); }; });
+
+  std::string card_id;
+  CLI::App* card = app.add_subcommand("card", "Show an agent's A2A card");
+  card->add_option("agent", card_id, "agent@node, or an agent id (this node's, else the only one)")
+      ->required();
+  card->footer(Footer("Examples:\n  meshctl card echo\n  meshctl card echo@node-2 -o json"));
+  card->callback([&] { verb = [&](const Env& env) { return Card(env, card_id); }; });
+
+  CLI::App* skills = app.add_subcommand("skills", "List the skills offered in the mesh");
+  skills->footer(Footer("Examples:\n  meshctl skills\n  meshctl skills -o wide"));
+  skills->callback([&] { verb = Skills; });
+
+  TasksFlags tasks_flags;
+  CLI::App* tasks = app.add_subcommand("tasks", "List tasks, newest first, from every node");
+  tasks->add_option("--state", tasks_flags.state,
+                    "Only tasks in this state (submitted, working, completed, failed, ...)");
+  tasks->add_option("--skill", tasks_flags.skill, "Only tasks routed for this skill");
+  tasks->add_option("--context", tasks_flags.context, "Only tasks of this context id");
+  tasks->add_option("--agent", tasks_flags.agent,
+                    "Only tasks of this agent, as its owner names it");
+  tasks->add_option("--limit", tasks_flags.limit, "At most this many (1-1000)")
+      ->capture_default_str();
+  tasks->add_flag("--local", tasks_flags.local, "Only the tasks of the node that answers");
+  tasks->footer(Footer(
+      "Examples:\n  meshctl tasks\n  meshctl tasks --state failed --skill summarize -o wide\n"
+      "  meshctl tasks --context 5b1f... -o json"));
+  tasks->callback([&] { verb = [&](const Env& env) { return Tasks(env, tasks_flags); }; });
+
+  std::string task_id;
+  CLI::App* task = app.add_subcommand("task", "Show a task and its subtasks, across nodes");
+  task->add_option("id", task_id, "The task id")->required();
+  task->footer(
+      Footer("Examples:\n  meshctl task a~6f1c2d4e-...\n  meshctl task a~6f1c2d4e-... -o yaml"));
+  task->callback([&] { verb = [&](const Env& env) { return TaskTree(env, task_id); }; });
+
+  SendFlags send_flags;
+  CLI::App* send = app.add_subcommand(
+      "send", "Send a task (A2A SendMessage) and print its result, or its events live");
+  send->add_option("--skill", send_flags.skill, "Route to an agent with this skill");
+  send->add_option("--agent", send_flags.agent, "Route to this agent (agent or agent@node)");
+  send->add_option("--tag", send_flags.tags, "Route to a skill carrying this tag (repeatable)")
+      ->allow_extra_args(false);
+  send->add_option("--data", send_flags.data, "A JSON data part: inline JSON, or @file.json");
+  send->add_option("--context", send_flags.context, "Continue this context");
+  send->add_option("--task", send_flags.task, "A follow-up message for this task");
+  send->add_option("--accept", send_flags.accept, "An accepted output media type (repeatable)")
+      ->allow_extra_args(false);
+  send->add_flag("--stream", send_flags.stream, "Print each event as it arrives");
+  send->add_flag("--no-wait", send_flags.no_wait,
+                 "Return once the task is accepted, without waiting for its result");
+  send->add_option("text", send_flags.text, "The message text");
+  send->footer(
+      Footer("Examples:\n  meshctl send --skill upper 'hello mesh'\n"
+             "  meshctl send --skill upper --stream 'hello mesh'\n"
+             "  meshctl send --agent echo@node-2 --data @request.json\n"
+             "  meshctl send --task a~6f1c... 'the missing input'\n"
+             "  meshctl send --skill summarize --no-wait 'a long report'; meshctl task <id>\n"
+             "A task that ends failed, rejected or canceled exits 1."));
+  send->callback([&] { verb = [&](const Env& env) { return Send(env, send_flags); }; });
+
+  std::string cancel_id;
+  CLI::App* cancel = app.add_subcommand("cancel", "Cancel a task (and its subtasks)");
+  cancel->add_option("id", cancel_id, "The task id")->required();
+  cancel->footer(Footer("Examples:\n  meshctl cancel a~6f1c2d4e-..."));
+  cancel->callback([&] { verb = [&](const Env& env) { return Cancel(env, cancel_id); }; });
+
+  RouteFlags route_flags;
+  CLI::App* route =
+      app.add_subcommand("route", "Explain where the node would route a request, and why");
+  route->add_option("--skill", route_flags.skill, "The skill asked for");
+  route->add_option("--agent", route_flags.agent, "The agent asked for (agent or agent@node)");
+  route->add_option("--tag", route_flags.tags, "A tag the skill must carry (repeatable)")
+      ->allow_extra_args(false);
+  route
+      ->add_option("--input", route_flags.input,
+                   "Media type of the message's parts (repeatable; default text/plain)")
+      ->allow_extra_args(false);
+  route->add_option("--accept", route_flags.accept, "An accepted output media type (repeatable)")
+      ->allow_extra_args(false);
+  route
+      ->add_option("--hop", route_flags.hops,
+                   "agent@node already in the delegation chain (repeatable, outermost first)")
+      ->allow_extra_args(false);
+  route->footer(
+      Footer("Examples:\n  meshctl route --skill summarize\n"
+             "  meshctl --server node-2:7400 route --skill plan --hop planner@node-1 -o wide\n"
+             "Exits 1 when nothing in the mesh can take the request."));
+  route->callback([&] { verb = [&](const Env& env) { return Route(env, route_flags); }; });
+
+  CLI::App* watch = app.add_subcommand(
+      "watch", "Print the catalog, then every change as it happens (until interrupted)");
+  watch->footer(Footer("Examples:\n  meshctl watch\n  meshctl watch -o json | jq ."));
+  watch->callback([&] { verb = Watch; });
+
+  std::string drain_node;
+  CLI::App* drain =
+      app.add_subcommand("drain", "Stop a node taking new client work; its running tasks finish");
+  drain->add_option("node", drain_node, "The node id")->required();
+  drain->footer(Footer("Examples:\n  meshctl drain node-2"));
+  drain->callback([&] { verb = [&](const Env& env) { return Drain(env, drain_node); }; });
+
+  CLI::App* health = app.add_subcommand(
+      "health", "Check the node's gRPC health (exit 1 unless SERVING) and the mesh's nodes");
+  health->footer(
+      Footer("Examples:\n  meshctl health\n  meshctl --server node-2:7400 health -o json"));
+  health->callback([&] { verb = Health; });
+
+  bool client_only = false;
+  CLI::App* version = app.add_subcommand("version", "Print meshctl's version and the node's");
+  version->add_flag("--client", client_only, "Only meshctl's version");
+  version->footer(Footer("Examples:\n  meshctl version\n  meshctl version -o json"));
+  version->callback([&] { verb = [&](const Env& env) { return Version(env, client_only); }; });
+
+  std::string shell;
+  CLI::App* completion = app.add_subcommand("completion", "Print a shell completion script");
+  completion->add_option("shell", shell, "bash or zsh")
+      ->required()
+      ->check(CLI::IsMember({"bash", "zsh"}));
+  completion->footer(
+      Footer("Examples:\n  source <(meshctl completion bash)\n"
+             "  meshctl completion zsh > \"${fpath[1]}/_meshctl\""));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::ostringstream help_out;
+    std::ostringstream help_err;
+    int code = app.exit(e, help_out, help_err);
+    out << help_out.str();
+    err << help_err.str();
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+  if (app.got_subcommand(completion)) {
+    out << CompletionScript(shell.c_str());
+    return kExitOk;
+  }
+  absl::StatusOr<Format> format = ParseFormat(output);
+  if (!format.ok()) {
+    err << "error: " << format.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (!timeout.empty()) {
+    absl::Duration d;
+    if (!absl::ParseDuration(timeout, &d) || d <= absl::ZeroDuration()) {
+      err << "error: --timeout: '" << timeout << "' is not a duration such as 500ms, 10s or 2m\n";
+      return kExitUsage;
+    }
+    client_options.timeout = d;
+  }
+  if (client_options.cert_file.empty() != client_options.key_file.empty()) {
+    err << "error: --tls-cert-file and --tls-key-file go together\n";
+    return kExitUsage;
+  }
+  if (!client_options.tls &&
+      (!client_options.ca_file.empty() || !client_options.cert_file.empty())) {
+    err << "error: --tls-ca-file, --tls-cert-file and --tls-key-file need --tls\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(client_options);
+  if (!client.ok()) {
+    err << "error: " << client.status().message() << "\n";
+    return kExitError;
+  }
+  return verb(Env{**client, *format, out, err});
+}
+
+}  // namespace a2amesh::meshctl
