@@ -305,12 +305,7 @@ std::unique_ptr<grpc::ClientContext> A2aService::ForwardContext(
     grpc::CallbackServerContext* context, const std::string& owner, const std::string& task_id,
     absl::Status* error) const {
   if (ChannelTo(owner) == nullptr) {
-    // To this node the task does not exist; the message says why.
-    *error = MakeA2aError(A2aError::kTaskNotFound,
-                          absl::StrCat("task ", task_id, " not found: it belongs to node ", owner,
-                                       ", which is not a reachable member of the mesh (seen "
-                                       "from node ",
-                                       options_.node_id, ")"));
+    *error = UnreachableTaskError(task_id, owner, options_.node_id);
     return nullptr;
   }
   std::unique_ptr<grpc::ClientContext> forward = rpc::ForwardingContext(*context, options_.node_id);

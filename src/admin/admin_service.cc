@@ -349,6 +349,19 @@ std::unique_ptr<v1::Admin::Stub> AdminService::StubFor(const std::string& node_i
   return v1::Admin::NewStub(std::move(channel));
 }
 
+template <typename Start>
+grpc::ServerUnaryReactor* AdminService::ForwardTo(grpc::CallbackServerContext* context,
+                                                  const std::string& node_id,
+                                                  const absl::Status& unreachable, Start start) {
+  absl::Status error;
+  std::unique_ptr<v1::Admin::Stub> stub = StubFor(node_id, &error);
+  if (stub == nullptr) {
+    return rpc::FinishNow(context, unreachable.ok() ? error : unreachable);
+  }
+  return rpc::Relay(context, rpc::ForwardingContext(*context, options_.node_id), std::move(stub),
+                    std::move(start));
+}
+
 std::unique_ptr<grpc::ClientContext> AdminService::PeerContext(
     const grpc::CallbackServerContext& context) {
   std::unique_ptr<grpc::ClientContext> forward = rpc::ForwardingContext(context, options_.node_id);
@@ -664,23 +677,11 @@ grpc::ServerUnaryReactor* AdminService::GetTaskTree(grpc::CallbackServerContext*
   }
   const std::string owner(TaskIdOwner(request->task_id()));
   if (!owner.empty() && owner != options_.node_id && !rpc::WasForwarded(*context)) {
-    absl::Status error;
-    std::unique_ptr<v1::Admin::Stub> stub = StubFor(owner, &error);
-    if (stub == nullptr) {
-      return rpc::FinishNow(
-          context,
-          MakeA2aError(A2aError::kTaskNotFound, absl::StrCat("task ", request->task_id(),
-                                                             " not found: it belongs "
-                                                             "to node ",
-                                                             owner,
-                                                             ", which is not a reachable "
-                                                             "member of the mesh (seen from node ",
-                                                             options_.node_id, ")")));
-    }
-    return rpc::Relay(context, rpc::ForwardingContext(*context, options_.node_id), std::move(stub),
-                      [request, response](auto* async, grpc::ClientContext* ctx, auto done) {
-                        async->GetTaskTree(ctx, request, response, std::move(done));
-                      });
+    return ForwardTo(context, owner,
+                     UnreachableTaskError(request->task_id(), owner, options_.node_id),
+                     [request, response](auto* async, grpc::ClientContext* ctx, auto done) {
+                       async->GetTaskTree(ctx, request, response, std::move(done));
+                     });
   }
   return rpc::FinishOn(fanout_, context, [this, context, request, response]() -> absl::Status {
     A2AMESH_ASSIGN_OR_RETURN(tasks::TaskRecord record, tasks_.GetRecord(request->task_id()));
@@ -753,18 +754,14 @@ grpc::ServerUnaryReactor* AdminService::Drain(grpc::CallbackServerContext* conte
                                               v1::DrainResponse* response) {
   const std::string& node_id = request->node_id();
   if (!node_id.empty() && node_id != options_.node_id) {
-    absl::Status error;
-    std::unique_ptr<v1::Admin::Stub> stub =
-        rpc::WasForwarded(*context) ? nullptr : StubFor(node_id, &error);
-    if (stub == nullptr) {
-      return rpc::FinishNow(context, error.ok() ? absl::NotFoundError(absl::StrCat(
-                                                      "node ", node_id, " is not this node"))
-                                                : error);
+    if (rpc::WasForwarded(*context)) {
+      return rpc::FinishNow(
+          context, absl::NotFoundError(absl::StrCat("node ", node_id, " is not this node")));
     }
-    return rpc::Relay(context, rpc::ForwardingContext(*context, options_.node_id), std::move(stub),
-                      [request, response](auto* async, grpc::ClientContext* ctx, auto done) {
-                        async->Drain(ctx, request, response, std::move(done));
-                      });
+    return ForwardTo(context, node_id, absl::OkStatus(),
+                     [request, response](auto* async, grpc::ClientContext* ctx, auto done) {
+                       async->Drain(ctx, request, response, std::move(done));
+                     });
   }
   if (hooks_.start_draining) {
     hooks_.start_draining();

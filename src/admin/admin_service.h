@@ -116,6 +116,14 @@ class AdminService final : public v1::Admin::CallbackService, public catalog::Ca
   // A stub for node `node_id`, or nullptr (and `error`) if it is not a
   // reachable peer.
   std::unique_ptr<v1::Admin::Stub> StubFor(const std::string& node_id, absl::Status* error);
+  // Forwards the call to node `node_id` and finishes it with that node's
+  // answer; `start(async_stub, client_context, done)` makes the call. Fails
+  // with `unreachable` (or, if that is OK, a NOT_FOUND naming the node) when
+  // the node is not a reachable peer. Never blocks.
+  template <typename Start>
+  grpc::ServerUnaryReactor* ForwardTo(grpc::CallbackServerContext* context,
+                                      const std::string& node_id, const absl::Status& unreachable,
+                                      Start start);
   // A context for a call this node makes to a peer while serving `context`.
   std::unique_ptr<grpc::ClientContext> PeerContext(const grpc::CallbackServerContext& context);
   // The subtasks of `parent` found on `node_id` (this node or a peer). May block.

@@ -70,6 +70,14 @@ absl::string_view A2aErrorReason(A2aError error) { return SpecOf(error).reason; 
 
 int A2aErrorJsonRpcCode(A2aError error) { return SpecOf(error).json_rpc_code; }
 
+absl::Status UnreachableTaskError(absl::string_view task_id, absl::string_view owner,
+                                  absl::string_view seen_from) {
+  return MakeA2aError(A2aError::kTaskNotFound,
+                      absl::StrCat("task ", task_id, " not found: it belongs to node ", owner,
+                                   ", which is not a reachable member of the mesh (seen from node ",
+                                   seen_from, ")"));
+}
+
 absl::Status InvalidFieldError(absl::string_view field, absl::string_view description) {
   absl::Status status = absl::InvalidArgumentError(absl::StrCat(field, ": ", description));
   status.SetPayload(kFieldPayload, absl::Cord(field));

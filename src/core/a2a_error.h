@@ -46,6 +46,11 @@ int A2aErrorJsonRpcCode(A2aError error);
 // The domain of A2A ErrorInfo details.
 inline constexpr absl::string_view kA2aErrorDomain = "a2a-protocol.org";
 
+// TaskNotFound for a task that node `owner` owns but that node `seen_from`
+// cannot reach: to the caller the task does not exist, and the message says why.
+absl::Status UnreachableTaskError(absl::string_view task_id, absl::string_view owner,
+                                  absl::string_view seen_from);
+
 // INVALID_ARGUMENT that names the offending field (e.g. "message.parts[0]"); the
 // field also travels as a payload so that edges can attach a google.rpc.BadRequest.
 absl::Status InvalidFieldError(absl::string_view field, absl::string_view description);

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -83,16 +84,29 @@ struct Env {
   }
 };
 
+// Makes a unary call (`rpc(context, response)`) and, for -o json|yaml, prints
+// its response. Returns the exit code when that is all, or nullopt for the
+// caller to print a table.
+template <typename Response, typename Rpc>
+std::optional<int> Fetch(const Env& env, Response* response, Rpc rpc) {
+  std::unique_ptr<grpc::ClientContext> context = env.client.Context(kCallTimeout);
+  grpc::Status status = rpc(context.get(), response);
+  if (!status.ok()) return env.Fail(status);
+  if (env.structured()) {
+    PrintDocument(*response, env.format, env.out);
+    return kExitOk;
+  }
+  return std::nullopt;
+}
+
 // ---- nodes, agents, card, skills -------------------------------------------
 
 int Nodes(const Env& env) {
   v1::ListNodesResponse response;
-  grpc::Status status =
-      env.Admin()->ListNodes(env.client.Context(kCallTimeout).get(), {}, &response);
-  if (!status.ok()) return env.Fail(status);
-  if (env.structured()) {
-    PrintDocument(response, env.format, env.out);
-    return kExitOk;
+  if (auto done = Fetch(env, &response, [&](auto* context, auto* r) {
+        return env.Admin()->ListNodes(context, {}, r);
+      })) {
+    return *done;
   }
   std::vector<std::string> header = {"NODE", "STATE", "ADDRESS", "AGENTS"};
   if (env.wide()) header.insert(header.end(), {"INCARNATION", "ANSWERED"});
@@ -123,12 +137,10 @@ int Agents(const Env& env, const AgentsFlags& flags) {
   for (const std::string& tag : flags.tags) request.add_tags(tag);
   request.set_node_id(flags.node);
   v1::ListAgentsResponse response;
-  grpc::Status status =
-      env.Admin()->ListAgents(env.client.Context(kCallTimeout).get(), request, &response);
-  if (!status.ok()) return env.Fail(status);
-  if (env.structured()) {
-    PrintDocument(response, env.format, env.out);
-    return kExitOk;
+  if (auto done = Fetch(env, &response, [&](auto* context, auto* r) {
+        return env.Admin()->ListAgents(context, request, r);
+      })) {
+    return *done;
   }
   if (response.agents().empty()) {
     env.err << "no agents"
@@ -189,12 +201,10 @@ int Card(const Env& env, const std::string& id) {
 
 int Skills(const Env& env) {
   v1::ListSkillsResponse response;
-  grpc::Status status =
-      env.Admin()->ListSkills(env.client.Context(kCallTimeout).get(), {}, &response);
-  if (!status.ok()) return env.Fail(status);
-  if (env.structured()) {
-    PrintDocument(response, env.format, env.out);
-    return kExitOk;
+  if (auto done = Fetch(env, &response, [&](auto* context, auto* r) {
+        return env.Admin()->ListSkills(context, {}, r);
+      })) {
+    return *done;
   }
   if (response.skills().empty()) {
     env.err << "no skills: no agents are registered in the mesh\n";
@@ -261,16 +271,13 @@ int Tasks(const Env& env, const TasksFlags& flags) {
   request.set_limit(flags.limit);
   request.set_all_nodes(!flags.local);
   v1::ListTasksAdminResponse response;
-  grpc::Status status =
-      env.Admin()->ListTasks(env.client.Context(kCallTimeout).get(), request, &response);
-  if (!status.ok()) return env.Fail(status);
+  std::optional<int> done = Fetch(env, &response, [&](auto* context, auto* r) {
+    return env.Admin()->ListTasks(context, request, r);
+  });
   for (const std::string& error : response.errors()) {
     env.err << "warning: " << error << "\n";
   }
-  if (env.structured()) {
-    PrintDocument(response, env.format, env.out);
-    return kExitOk;
-  }
+  if (done) return *done;
   if (response.tasks().empty()) {
     env.err << "no tasks match\n";
     return kExitOk;
@@ -302,12 +309,10 @@ int TaskTree(const Env& env, const std::string& id) {
   v1::GetTaskTreeRequest request;
   request.set_task_id(id);
   v1::TaskTree tree;
-  grpc::Status status =
-      env.Admin()->GetTaskTree(env.client.Context(kCallTimeout).get(), request, &tree);
-  if (!status.ok()) return env.Fail(status);
-  if (env.structured()) {
-    PrintDocument(tree, env.format, env.out);
-    return kExitOk;
+  if (auto done = Fetch(env, &tree, [&](auto* context, auto* r) {
+        return env.Admin()->GetTaskTree(context, request, r);
+      })) {
+    return *done;
   }
   Table table(TaskHeader(env.wide()));
   std::vector<std::string> errors;
@@ -501,14 +506,12 @@ int Cancel(const Env& env, const std::string& id) {
   lf::a2a::v1::CancelTaskRequest request;
   request.set_id(id);
   lf::a2a::v1::Task task;
-  grpc::Status status =
-      env.A2a()->CancelTask(env.client.Context(kCallTimeout).get(), request, &task);
-  if (!status.ok()) return env.Fail(status);
-  if (env.structured()) {
-    PrintDocument(task, env.format, env.out);
-  } else {
-    env.out << "task " << task.id() << " " << StateName(task.status().state()) << "\n";
+  if (auto done = Fetch(env, &task, [&](auto* context, auto* r) {
+        return env.A2a()->CancelTask(context, request, r);
+      })) {
+    return *done;
   }
+  env.out << "task " << task.id() << " " << StateName(task.status().state()) << "\n";
   return kExitOk;
 }
 
@@ -612,16 +615,14 @@ int Drain(const Env& env, const std::string& node) {
   v1::DrainRequest request;
   request.set_node_id(node);
   v1::DrainResponse response;
-  grpc::Status status =
-      env.Admin()->Drain(env.client.Context(kCallTimeout).get(), request, &response);
-  if (!status.ok()) return env.Fail(status);
-  if (env.structured()) {
-    PrintDocument(response, env.format, env.out);
-  } else {
-    env.out << "node " << response.node_id()
-            << " is draining: it takes no new client work and the mesh routes around it; "
-            << response.running_tasks() << " task(s) still running there\n";
+  if (auto done = Fetch(env, &response, [&](auto* context, auto* r) {
+        return env.Admin()->Drain(context, request, r);
+      })) {
+    return *done;
   }
+  env.out << "node " << response.node_id()
+          << " is draining: it takes no new client work and the mesh routes around it; "
+          << response.running_tasks() << " task(s) still running there\n";
   return kExitOk;
 }
 
