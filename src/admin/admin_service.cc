@@ -282,6 +282,11 @@ void AdminService::Shutdown() {
   }
 }
 
+int64_t AdminService::open_watches() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int64_t>(watches_.size());
+}
+
 void AdminService::RemoveWatch(Watch* watch) {
   std::shared_ptr<Watch> removed;
   absl::MutexLock lock(&mu_);

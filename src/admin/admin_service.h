@@ -68,6 +68,8 @@ class AdminService final : public v1::Admin::CallbackService, public catalog::Ca
   void CatalogChanged();
   // Ends every watch (the node is stopping).
   void Shutdown();
+  // WatchCatalog streams open now.
+  int64_t open_watches() const;
 
   // catalog::CatalogListener
   void OnAgentsAdded(const std::vector<std::shared_ptr<catalog::LocalAgent>>& agents) override;

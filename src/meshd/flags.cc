@@ -54,15 +54,21 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
       "Every flag can also be set from the environment as MESHD_<FLAG> (e.g. MESHD_NODE_ID).\n"
       "Examples:\n"
       "  meshd --node-id n1 --grpc-address 127.0.0.1:7400 --data-dir /var/lib/meshd\n"
-      "  meshd --node-id n2 --grpc-address 127.0.0.1:7401 --peers 127.0.0.1:7400\n"
+      "  meshd --node-id n2 --grpc-address 127.0.0.1:7401 --metrics-address 127.0.0.1:9465 \\\n"
+      "        --peers 127.0.0.1:7400\n"
       "  meshd --discovery-dns a2a-mesh-headless.default.svc.cluster.local\n"
-      "  meshd --ephemeral --grpc-address 127.0.0.1:0 --ready-file /tmp/n1.json");
+      "  meshd --ephemeral --grpc-address 127.0.0.1:0 --metrics-address 127.0.0.1:0 \\\n"
+      "        --ready-file /tmp/n1.json");
 
   app.add_option("--node-id", n.node_id, "This node's id, unique in the mesh (default: hostname)")
       ->envname("MESHD_NODE_ID");
   app.add_option("--grpc-address", n.grpc_address,
                  "host:port for A2A gRPC and AgentHost; port 0 picks a free port")
       ->envname("MESHD_GRPC_ADDRESS")
+      ->capture_default_str();
+  app.add_option("--metrics-address", n.metrics_address,
+                 "host:port for Prometheus' /metrics; port 0 picks a free port; empty: none")
+      ->envname("MESHD_METRICS_ADDRESS")
       ->capture_default_str();
   app.add_option("--data-dir", n.data_dir,
                  "Directory of the SQLite task store (created if missing)")

@@ -5,8 +5,10 @@
 #include <filesystem>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "a2a/a2a_service.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "admin/admin_service.h"
 #include "agenthost/agent_host_service.h"
@@ -19,6 +21,7 @@
 #include "discovery/discovery_source.h"
 #include "discovery/dns_discovery_source.h"
 #include "grpcpp/grpcpp.h"
+#include "metrics/metrics.h"
 #include "peer/peer_manager.h"
 #include "peer/peer_service.h"
 #include "routing/dispatcher.h"
@@ -86,6 +89,35 @@ absl::Status CheckOptions(const NodeOptions& o) {
 
 Node::Node(NodeOptions options) : options_(std::move(options)) {}
 
+int Node::metrics_port() const { return metrics_server_ != nullptr ? metrics_server_->port() : 0; }
+
+metrics::NodeSample Node::Sample() const {
+  metrics::NodeSample sample;
+  for (const char* state : {"up", "draining", "down"}) sample.peers[state] = 0;
+  for (const peer::MemberState& member : peers_->members()) {
+    ++sample.peers[!member.up ? "down" : member.draining ? "draining" : "up"];
+  }
+  catalog::AgentCatalog::Snapshot local = catalog_->snapshot();
+  std::vector<std::shared_ptr<catalog::RemoteAgent>> remote = remote_catalog_->all_agents();
+  sample.agents["local"] = static_cast<int64_t>(local->size());
+  sample.agents["remote"] = static_cast<int64_t>(remote.size());
+  absl::flat_hash_set<std::string> skills;
+  for (const auto& agent : *local) {
+    for (const auto& skill : agent->card().skills()) skills.insert(skill.id());
+  }
+  for (const auto& agent : remote) {
+    for (const auto& skill : agent->card().skills()) skills.insert(skill.id());
+  }
+  sample.skills = static_cast<int64_t>(skills.size());
+  sample.open_streams["a2a"] = a2a_->open_streams();
+  sample.open_streams["agent_host"] = agent_host_->open_streams();
+  sample.open_streams["peer"] = peers_->peers_up();
+  sample.open_streams["admin_watch"] = admin_->open_watches();
+  sample.tasks = tasks_->active_by_state();
+  sample.draining = peers_->draining();
+  return sample;
+}
+
 std::string Node::StoreDescription() const {
   return options_.ephemeral ? std::string("memory")
                             : absl::StrCat("sqlite:", options_.data_dir, "/tasks.db");
@@ -100,6 +132,7 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
 
 absl::Status Node::Init() {
   const absl::Time started_at = clock_.Now();
+  metrics_ = std::make_unique<metrics::Metrics>([this] { return Sample(); });
   timers_ = std::make_unique<TimerThread>();
   blocking_ = std::make_unique<ThreadPool>(std::max(1, options_.blocking_threads));
   fanout_ = std::make_unique<ThreadPool>(2);
@@ -112,19 +145,22 @@ absl::Status Node::Init() {
       return absl::UnavailableError(
           absl::StrCat("--data-dir: cannot create ", options_.data_dir, ": ", error.message()));
     }
-    A2AMESH_ASSIGN_OR_RETURN(store_, store::SqliteTaskStore::Open(
-                                         {options_.data_dir + "/tasks.db", options_.store_fsync}));
+    A2AMESH_ASSIGN_OR_RETURN(
+        store_, store::SqliteTaskStore::Open(
+                    {options_.data_dir + "/tasks.db", options_.store_fsync, metrics_.get()}));
   }
   catalog_ = std::make_unique<catalog::AgentCatalog>(options_.max_agents);
   remote_catalog_ = std::make_unique<catalog::RemoteCatalog>();
   routing::RouterOptions router_options;
   router_options.node_id = options_.node_id;
   router_options.max_hops = options_.max_hops;
+  router_options.telemetry = metrics_.get();
   router_ = std::make_unique<routing::Router>(router_options, *catalog_, *remote_catalog_);
   tasks::TaskManagerOptions task_options;
   task_options.node_id = options_.node_id;
   task_options.agent_grace = options_.agent_grace;
   task_options.recovery_grace = options_.recovery_grace;
+  task_options.telemetry = metrics_.get();
   tasks_ = std::make_unique<tasks::TaskManager>(task_options, *store_, *router_, *timers_, clock_);
   A2AMESH_RETURN_IF_ERROR(tasks_->Recover());
 
@@ -139,6 +175,7 @@ absl::Status Node::Init() {
   peer_options.heartbeat = options_.peer_heartbeat;
   peer_options.timeout = options_.peer_timeout;
   peer_options.max_hops = options_.max_hops;
+  peer_options.telemetry = metrics_.get();
   peers_ = std::make_unique<peer::PeerManager>(peer_options, *catalog_, *remote_catalog_, *tasks_,
                                                *timers_, clock_);
   router_->SetRemoteRunners(peers_.get());
@@ -206,6 +243,13 @@ absl::Status Node::Init() {
     advertise = wildcard ? absl::StrCat(LocalHostName(), ":", grpc_port_) : grpc_address_;
   }
   peers_->SetAdvertiseAddress(advertise);
+  if (!options_.metrics_address.empty()) {
+    A2AMESH_ASSIGN_OR_RETURN(metrics_server_,
+                             metrics::MetricsServer::Start(options_.metrics_address, *metrics_));
+    metrics_address_ =
+        absl::StrCat(options_.metrics_address.substr(0, options_.metrics_address.rfind(':')), ":",
+                     metrics_server_->port());
+  }
   peers_->Start();
   if (!options_.peers.empty()) {
     discovery_.push_back(std::make_unique<discovery::StaticDiscoverySource>(options_.peers));
@@ -229,6 +273,7 @@ absl::Status Node::Init() {
       .With("node", options_.node_id)
       .With("grpc_address", grpc_address_)
       .With("advertise", advertise)
+      .With("metrics", metrics_address_.empty() ? std::string("off") : metrics_address_)
       .With("store", StoreDescription());
   return absl::OkStatus();
 }
@@ -266,6 +311,7 @@ void Node::Shutdown() {
   if (server_ == nullptr) {
     return;
   }
+  metrics_server_.reset();  // scrapes read what is stopped below
   for (auto& source : discovery_) {
     source->Stop();
   }

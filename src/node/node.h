@@ -44,12 +44,20 @@ class Router;
 namespace tasks {
 class TaskManager;
 }
+namespace metrics {
+class Metrics;
+class MetricsServer;
+struct NodeSample;
+}  // namespace metrics
 
 // Everything a node is configured with. Defaults run a useful single node.
 struct NodeOptions {
   std::string node_id;
   // host:port; port 0 picks a free port (see Node::grpc_address()).
   std::string grpc_address = "0.0.0.0:7400";
+  // Where Prometheus scrapes /metrics (host:port; port 0 picks one); empty:
+  // no metrics endpoint.
+  std::string metrics_address = "0.0.0.0:9464";
   // Where the SQLite task store lives; created if missing. Unused if ephemeral.
   std::string data_dir = "meshd-data";
   // Keep tasks in memory only: nothing survives a restart.
@@ -105,6 +113,9 @@ class Node {
   // The address the gRPC server listens on, with the port it bound.
   const std::string& grpc_address() const { return grpc_address_; }
   int grpc_port() const { return grpc_port_; }
+  // The port /metrics is served on (0 if it is not), and host:port ("" if not).
+  int metrics_port() const;
+  const std::string& metrics_address() const { return metrics_address_; }
 
   // Stops taking new client work: the node refuses new tasks from clients
   // (running tasks may still delegate), peers stop routing to its agents, and
@@ -127,9 +138,13 @@ class Node {
   absl::Status Init();
   // "sqlite:<path>" or "memory".
   std::string StoreDescription() const;
+  // The node as it stands, for a metrics scrape.
+  metrics::NodeSample Sample() const;
 
   const NodeOptions options_;
   RealClock clock_;
+  // Before everything that reports to it.
+  std::unique_ptr<metrics::Metrics> metrics_;
   std::unique_ptr<Timers> timers_;
   std::unique_ptr<Executor> blocking_;
   // Admin calls that wait on other nodes.
@@ -147,8 +162,10 @@ class Node {
   std::unique_ptr<admin::AdminService> admin_;
   std::unique_ptr<agenthost::AgentHostService> agent_host_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<metrics::MetricsServer> metrics_server_;
   std::string grpc_address_;
   int grpc_port_ = 0;
+  std::string metrics_address_;
 };
 
 }  // namespace a2amesh

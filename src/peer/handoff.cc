@@ -70,6 +70,7 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
   const std::string& node_id() const { return node_id_; }
 
   void Begin(const std::shared_ptr<grpc::Channel>& channel, v1::HandoffRequest first) {
+    started_ = absl::Now();
     self_ = shared_from_this();
     stub_ = v1::Peer::NewStub(channel);
     state_->peers.TrackCall(self_);
@@ -89,6 +90,7 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
     }
     if (in_.has_accepted()) {
       accepted_ = true;
+      state_->peers.options().telemetry->Handoff(node_id_, "accepted", absl::Now() - started_);
       state_->OnAccepted(this);
     } else if (in_.has_event()) {
       state_->OnEvent(this, std::move(*in_.mutable_event()));
@@ -99,6 +101,9 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
   void OnDone(const grpc::Status& status) override {
     std::shared_ptr<HandoffCall> self = std::move(self_);
     writes_.Detach();
+    if (!accepted_) {
+      state_->peers.options().telemetry->Handoff(node_id_, "refused", absl::Now() - started_);
+    }
     state_->peers.UntrackCall(this);
     state_->OnCallDone(this, status, accepted_);
   }
@@ -116,6 +121,7 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
   grpc::ClientContext context_;
   v1::HandoffResponse in_;
   std::atomic<bool> accepted_{false};
+  absl::Time started_;
   Writer writer_{this};
   rpc::WriteQueue<Writer, v1::HandoffRequest> writes_{64};
   std::shared_ptr<HandoffCall> self_;
@@ -148,6 +154,7 @@ void HandoffState::StartCall() {
       return;
     }
     // Not reachable at all: the next candidate, if any.
+    peers.options().telemetry->Handoff(target->agent->node_id(), "refused", absl::ZeroDuration());
     const tasks::TaskRunner* failed_runner;
     std::string failed_task;
     std::string reason;
@@ -227,6 +234,7 @@ void HandoffState::OnCallDone(HandoffCall* done, const grpc::Status& status, boo
     if (accepted) {
       ReleaseSlotLocked();
       if (!turn_over && runner != nullptr) {
+        peers.options().telemetry->Handoff(done->node_id(), "failed", absl::ZeroDuration());
         failed_runner = runner;
         failed_task = task_id;
         reason = absl::StrCat("node ", done->node_id(), " went away while running the task (",

@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "catalog/agent_catalog.h"
 #include "catalog/remote_catalog.h"
+#include "core/telemetry.h"
 #include "core/weak_self.h"
 #include "grpcpp/grpcpp.h"
 #include "peer/connection.h"
@@ -44,6 +45,8 @@ struct PeerOptions {
   absl::Duration min_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(5);
   int max_hops = 8;
+  // Hears of handoffs this node makes.
+  Telemetry* telemetry = &NoTelemetry();
 };
 
 // One member of the mesh as this node sees it.

@@ -263,7 +263,10 @@ RemoteRunnerFactory* Router::remote_runners() const {
 }
 
 absl::StatusOr<Route> Router::Pick(const Selector& selector, const std::vector<std::string>& hops) {
-  A2AMESH_RETURN_IF_ERROR(CheckDepth(hops, options_.max_hops));
+  if (absl::Status depth = CheckDepth(hops, options_.max_hops); !depth.ok()) {
+    options_.telemetry->Routed("refused");
+    return depth;
+  }
   RemoteRunnerFactory* remote_runners = this->remote_runners();
   Survey survey = SurveyMesh(selector, hops, options_.node_id, local_.snapshot(),
                              remote_runners != nullptr ? remote_.snapshot() : nullptr);
@@ -271,6 +274,7 @@ absl::StatusOr<Route> Router::Pick(const Selector& selector, const std::vector<s
   std::vector<Candidate>& remotes = survey.remotes;
   const size_t matches = locals.size() + remotes.size();
   if (matches == 0) {
+    options_.telemetry->Routed(survey.best == Stage::kCycle ? "refused" : "none");
     return NoMatch(survey.best, selector, hops, survey.agent_ids, survey.skills);
   }
 
@@ -304,6 +308,7 @@ absl::StatusOr<Route> Router::Pick(const Selector& selector, const std::vector<s
       route.agent_id = pool[pick].local->id();
       route.node_id = options_.node_id;
       route.runner = std::make_unique<catalog::LocalTaskRunner>(pool[pick].local);
+      options_.telemetry->Routed("local");
       return route;
     }
     std::vector<RemoteCandidate> handoff = {{pool[pick].remote, pool[pick].skill}};
@@ -316,8 +321,10 @@ absl::StatusOr<Route> Router::Pick(const Selector& selector, const std::vector<s
     route.agent_id = handoff[0].agent->qualified_id();
     route.node_id = handoff[0].agent->node_id();
     route.runner = remote_runners->HandoffRunner(std::move(handoff));
+    options_.telemetry->Routed("remote");
     return route;
   }
+  options_.telemetry->Routed("busy");
   return AllBusy(selector, matches);
 }
 

@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "catalog/agent_catalog.h"
 #include "catalog/remote_catalog.h"
+#include "core/telemetry.h"
 #include "routing/selector.h"
 #include "tasks/task_manager.h"
 
@@ -55,6 +56,8 @@ struct RouterOptions {
   double local_bias = 0.5;
   // How many other candidates a handoff may fall back to.
   int max_alternates = 3;
+  // Hears of every decision Pick makes.
+  Telemetry* telemetry = &NoTelemetry();
 };
 
 // Picks an agent anywhere in the mesh for a selector (DESIGN §2). Candidates

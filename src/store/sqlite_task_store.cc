@@ -269,12 +269,13 @@ absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(const Opt
     return read_db.status();
   }
   return std::unique_ptr<SqliteTaskStore>(
-      new SqliteTaskStore(options.path, write_db, *read_db, std::move(statements)));
+      new SqliteTaskStore(options, write_db, *read_db, std::move(statements)));
 }
 
-SqliteTaskStore::SqliteTaskStore(std::string path, sqlite3* write_db, sqlite3* read_db,
+SqliteTaskStore::SqliteTaskStore(const Options& options, sqlite3* write_db, sqlite3* read_db,
                                  std::unique_ptr<WriterStatements> statements)
-    : path_(std::move(path)),
+    : path_(options.path),
+      telemetry_(options.telemetry),
       write_db_(write_db),
       statements_(std::move(statements)),
       read_db_(read_db) {
@@ -328,6 +329,7 @@ void SqliteTaskStore::WriterLoop() {
       batch.swap(queue_);
     }
     std::vector<absl::Status> results(batch.size());
+    const absl::Time started = absl::Now();
     absl::Status txn = Exec(write_db_, "BEGIN IMMEDIATE");
     if (txn.ok()) {
       for (size_t i = 0; i < batch.size(); ++i) {
@@ -345,6 +347,7 @@ void SqliteTaskStore::WriterLoop() {
     if (txn.ok()) {
       txn = Exec(write_db_, "COMMIT");
     }
+    telemetry_->StoreCommitted(absl::Now() - started, txn.ok());
     if (!txn.ok()) {
       sqlite3_exec(write_db_, "ROLLBACK", nullptr, nullptr, nullptr);
       A2AMESH_LOG(Error, "task store write failed").With("path", path_).With("error", txn);

@@ -11,6 +11,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "core/telemetry.h"
 
 struct sqlite3;
 
@@ -33,6 +34,8 @@ class SqliteTaskStore final : public TaskStore {
     // The database file; its directory must exist.
     std::string path;
     bool fsync = true;
+    // Hears how long each group commit takes.
+    Telemetry* telemetry = &NoTelemetry();
   };
 
   static absl::StatusOr<std::unique_ptr<SqliteTaskStore>> Open(const Options& options);
@@ -52,7 +55,7 @@ class SqliteTaskStore final : public TaskStore {
   // The writer's prepared statements, made once.
   struct WriterStatements;
 
-  SqliteTaskStore(std::string path, sqlite3* write_db, sqlite3* read_db,
+  SqliteTaskStore(const Options& options, sqlite3* write_db, sqlite3* read_db,
                   std::unique_ptr<WriterStatements> statements);
   void WriterLoop();
   // Applies one Commit's ops inside the writer's open transaction.
@@ -65,6 +68,7 @@ class SqliteTaskStore final : public TaskStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_);
 
   const std::string path_;
+  Telemetry* const telemetry_;
   sqlite3* const write_db_;                       // used by the writer thread only
   std::unique_ptr<WriterStatements> statements_;  // writer thread only
 

@@ -114,6 +114,16 @@ absl::StatusOr<TaskRecord> TaskManager::LoadEnded(const std::string& task_id) {
   return record;
 }
 
+std::map<std::string, int64_t> TaskManager::active_by_state() const {
+  std::map<std::string, int64_t> counts;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, entry] : active_) {
+    absl::MutexLock entry_lock(&entry->mu);
+    ++counts[std::string(StateName(entry->task.status().state()))];
+  }
+  return counts;
+}
+
 size_t TaskManager::active_tasks() const {
   absl::MutexLock lock(&mu_);
   return active_.size();
@@ -213,6 +223,10 @@ void TaskManager::AppendLocked(const EntryPtr& entry, StreamResponse event,
   const TaskState state = entry->task.status().state();
   const bool final = IsFinalEvent(event);
   const bool terminal = final && IsTerminalState(state);
+  if (terminal && !entry->hosted) {
+    options_.telemetry->TaskEnded(entry->info.skill(), std::string(StateName(state)),
+                                  AgeLocked(*entry));
+  }
 
   std::vector<TaskStoreOp> ops;
   if (entry->hosted) {
@@ -258,6 +272,18 @@ void TaskManager::AppendLocked(const EntryPtr& entry, StreamResponse event,
                 [this, entry, seq, on_stored = std::move(on_stored)](absl::Status status) mutable {
                   OnStored(entry, seq, std::move(status), std::move(on_stored));
                 });
+}
+
+void TaskManager::NoteAgentEventLocked(Entry& entry) {
+  if (entry.answered || entry.hosted) {
+    return;
+  }
+  entry.answered = true;
+  options_.telemetry->TaskFirstEvent(entry.info.skill(), AgeLocked(entry));
+}
+
+absl::Duration TaskManager::AgeLocked(const Entry& entry) const {
+  return clock_.Now() - absl::FromUnixMillis(entry.info.created_unix_ms());
 }
 
 void TaskManager::OnStored(const EntryPtr& entry, int64_t seq, absl::Status status,
@@ -410,6 +436,7 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
       return;
     }
     absl::MutexLock lock(&entry->mu);
+    options_.telemetry->TaskCreated(entry->info.skill());
     if (subscriber != nullptr) {
       AttachLocked(*entry, subscriber);
     }
@@ -472,6 +499,7 @@ absl::Status TaskManager::ApplyRunnerEvent(const TaskRunner* runner, const std::
         absl::StrCat("task ", task_id, " is no longer run by that runner"));
   }
   A2AMESH_RETURN_IF_ERROR(NormalizeAgentEvent(entry->task, clock_.Now(), &event));
+  NoteAgentEventLocked(*entry);
   AppendLocked(entry, std::move(event), nullptr);
   return absl::OkStatus();
 }
@@ -644,6 +672,7 @@ absl::Status TaskManager::ApplyAgentEvent(const std::vector<std::string>& agent_
         .With("agent", agent_id)
         .With("reason", why.parts_size() > 0 ? why.parts(0).text() : "");
   }
+  NoteAgentEventLocked(*entry);
   AppendLocked(entry, std::move(event), nullptr);
   return absl::OkStatus();
 }

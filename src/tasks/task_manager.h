@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/telemetry.h"
 #include "core/weak_self.h"
 #include "lf/a2a/v1/a2a.pb.h"
 
@@ -92,6 +94,8 @@ struct TaskManagerOptions {
   absl::Duration agent_grace = absl::Seconds(10);
   // The same, for unfinished tasks found in the store at start-up.
   absl::Duration recovery_grace = absl::Seconds(30);
+  // Hears of tasks created, first answered and ended (tasks this node owns).
+  Telemetry* telemetry = &NoTelemetry();
 };
 
 // A task and the node's record of it (agent, skill, parent, hops).
@@ -218,6 +222,8 @@ class TaskManager {
   // Tasks an agent is working on or will resume: neither terminal nor waiting
   // for their client. A draining node waits for these.
   size_t running_tasks() const;
+  // Tasks held in memory by state name ("working", "input-required", ...).
+  std::map<std::string, int64_t> active_by_state() const;
 
  private:
   struct Subscription {
@@ -241,6 +247,8 @@ class TaskManager {
     bool orphaned ABSL_GUARDED_BY(mu) = false;
     // A turn of another node's task (see Host): never stored.
     bool hosted ABSL_GUARDED_BY(mu) = false;
+    // An agent has sent an event for it (telemetry: time to first event).
+    bool answered ABSL_GUARDED_BY(mu) = false;
   };
   using EntryPtr = std::shared_ptr<Entry>;
   using DurableCallback = absl::AnyInvocable<void(absl::Status)>;
@@ -282,6 +290,10 @@ class TaskManager {
   void ArmGrace(const std::string& agent_id, uint64_t generation, absl::Duration grace,
                 std::string reason);
   void FailOrphans(const std::string& agent_id, uint64_t generation, const std::string& reason);
+  // Telemetry for an agent's event, before it is applied.
+  void NoteAgentEventLocked(Entry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
+  // How long ago the entry's task was created.
+  absl::Duration AgeLocked(const Entry& entry) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
   lf::a2a::v1::StreamResponse StatusEventLocked(const Entry& entry, lf::a2a::v1::TaskState state,
                                                 const std::string& text)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);

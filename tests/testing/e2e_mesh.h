@@ -21,6 +21,8 @@ class E2eNode {
   // it did not come up.
   bool Start();
   const std::string& address() const { return address_; }
+  // Where its /metrics is served (host:port).
+  const std::string& metrics_address() const { return metrics_address_; }
   Subprocess& process() { return *process_; }
   std::string log() const;
 
@@ -43,6 +45,7 @@ class E2eNode {
   const std::vector<std::string> flags_;
   std::unique_ptr<Subprocess> process_;
   std::string address_;
+  std::string metrics_address_;
 };
 
 }  // namespace a2amesh::testing

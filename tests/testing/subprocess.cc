@@ -146,14 +146,22 @@ std::string ReadFileOrEmpty(const std::string& path) {
   return content.str();
 }
 
+std::string ReadyFileField(const std::string& path, const std::string& key) {
+  const std::string content = ReadFileOrEmpty(path);
+  const std::string quoted = absl::StrCat("\"", key, "\":\"");
+  size_t at = content.find(quoted);
+  if (at == std::string::npos) {
+    return "";
+  }
+  size_t start = at + quoted.size();
+  return content.substr(start, content.find('"', start) - start);
+}
+
 absl::StatusOr<std::string> WaitForReadyFile(const std::string& path, absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
-    std::string content = ReadFileOrEmpty(path);
-    size_t key = content.find("\"grpc_address\":\"");
-    if (key != std::string::npos) {
-      size_t start = key + 16;
-      return content.substr(start, content.find('"', start) - start);
+    if (std::string address = ReadyFileField(path, "grpc_address"); !address.empty()) {
+      return address;
     }
     absl::SleepFor(absl::Milliseconds(5));
   }

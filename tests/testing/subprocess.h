@@ -46,6 +46,9 @@ std::string SourcePath(const std::string& relative);
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int PickFreePort();
 
+// A string field of meshd's --ready-file ("" if absent).
+std::string ReadyFileField(const std::string& path, const std::string& key);
+
 // Waits for meshd's --ready-file and returns its grpc_address.
 absl::StatusOr<std::string> WaitForReadyFile(const std::string& path, absl::Duration timeout);
 

@@ -1,0 +1,52 @@
+#ifndef A2AMESH_CORE_TELEMETRY_H_
+#define A2AMESH_CORE_TELEMETRY_H_
+
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace a2amesh {
+
+// What components tell the node's metrics as things happen. The task manager,
+// the router, the peer layer and the store each call the methods about them;
+// src/metrics implements them with Prometheus. Every method has a no-op
+// default, and NoTelemetry() is the sink to use when nothing listens (tests,
+// tools). Label values are bounded: skill ids that exist in the mesh, node
+// ids of members, and the fixed words below.
+//
+// Implementations are thread-safe; calls never block and may come with the
+// caller's locks held.
+class Telemetry {
+ public:
+  virtual ~Telemetry() = default;
+
+  // A task this node owns was created, routed for `skill` ("" if it named
+  // an agent only).
+  virtual void TaskCreated(const std::string& skill) {}
+  // Its first event from an agent arrived, `latency` after it was created.
+  virtual void TaskFirstEvent(const std::string& skill, absl::Duration latency) {}
+  // It ended in `state` ("completed", "failed", "canceled", "rejected"),
+  // `duration` after it was created.
+  virtual void TaskEnded(const std::string& skill, const std::string& state,
+                         absl::Duration duration) {}
+
+  // A routing decision: "local", "remote", "none" (nothing matches), "busy"
+  // (every match is at max_concurrency) or "refused" (a cycle, or too deep).
+  virtual void Routed(const std::string& decision) {}
+
+  // A handoff to `peer` ended its first step: "accepted" (`latency` after it
+  // started), "refused" (the next candidate is tried) or "failed" (the
+  // stream broke).
+  virtual void Handoff(const std::string& peer, const std::string& result, absl::Duration latency) {
+  }
+
+  // A group commit of the task store took `latency`; `ok` unless it failed.
+  virtual void StoreCommitted(absl::Duration latency, bool ok) {}
+};
+
+// A Telemetry that records nothing. Never destroyed.
+Telemetry& NoTelemetry();
+
+}  // namespace a2amesh
+
+#endif  // A2AMESH_CORE_TELEMETRY_H_

@@ -1,0 +1,110 @@
+#ifndef A2AMESH_METRICS_METRICS_H_
+#define A2AMESH_METRICS_METRICS_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/telemetry.h"
+
+namespace a2amesh::http {
+class Server;
+}
+
+namespace prometheus {
+class Registry;
+template <typename T>
+class Family;
+class Counter;
+class Histogram;
+}  // namespace prometheus
+
+namespace a2amesh::metrics {
+
+// The node as it stands, read at each scrape.
+struct NodeSample {
+  // Other nodes by state: "up", "draining", "down".
+  std::map<std::string, int64_t> peers;
+  // Agents in the catalog: "local", "remote".
+  std::map<std::string, int64_t> agents;
+  // Distinct skills in the catalog.
+  int64_t skills = 0;
+  // Open streams by kind: "a2a", "agent_host", "peer", "admin_watch".
+  std::map<std::string, int64_t> open_streams;
+  // Tasks held in memory by state ("submitted", "working", "input-required",
+  // ...): the node's tasks not yet ended, and the turns it runs for others.
+  std::map<std::string, int64_t> tasks;
+  bool draining = false;
+};
+
+// The node's Prometheus metrics (names: docs/metrics.md): counters and
+// histograms fed by Telemetry as things happen, gauges read from a NodeSample
+// at each scrape, build info, and the process_* metrics every Prometheus
+// client exports. Label values are bounded: skill ids, member node ids and
+// fixed words. Thread-safe.
+class Metrics final : public Telemetry {
+ public:
+  // `sample` is called at each scrape, on the scraping thread; it must not
+  // block.
+  explicit Metrics(std::function<NodeSample()> sample);
+  ~Metrics() override;
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // The text exposition format (0.0.4) of every metric, as /metrics serves it.
+  std::string Scrape() const;
+
+  // Telemetry
+  void TaskCreated(const std::string& skill) override;
+  void TaskFirstEvent(const std::string& skill, absl::Duration latency) override;
+  void TaskEnded(const std::string& skill, const std::string& state,
+                 absl::Duration duration) override;
+  void Routed(const std::string& decision) override;
+  void Handoff(const std::string& peer, const std::string& result, absl::Duration latency) override;
+  void StoreCommitted(absl::Duration latency, bool ok) override;
+
+ private:
+  friend class MetricsServer;
+  class NodeCollector;
+  class ProcessCollector;
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<NodeCollector> node_;
+  std::shared_ptr<ProcessCollector> process_;
+  prometheus::Family<prometheus::Counter>& tasks_created_;
+  prometheus::Family<prometheus::Counter>& tasks_ended_;
+  prometheus::Family<prometheus::Histogram>& task_duration_;
+  prometheus::Family<prometheus::Histogram>& task_first_event_;
+  prometheus::Family<prometheus::Counter>& routing_decisions_;
+  prometheus::Family<prometheus::Counter>& handoffs_;
+  prometheus::Family<prometheus::Histogram>& handoff_latency_;
+  prometheus::Histogram& store_commit_;
+  prometheus::Counter& store_failures_;
+};
+
+// Serves GET /metrics over HTTP (http::Server: one thread, stops at once).
+// Thread-safe.
+class MetricsServer {
+ public:
+  // Listens on `address` (host:port; port 0 picks one). UNAVAILABLE naming the
+  // address if it cannot.
+  static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(const std::string& address,
+                                                              Metrics& metrics);
+  ~MetricsServer();
+
+  // The port it bound.
+  int port() const { return port_; }
+
+ private:
+  explicit MetricsServer(std::unique_ptr<http::Server> server);
+
+  std::unique_ptr<http::Server> server_;
+  const int port_;
+};
+
+}  // namespace a2amesh::metrics
+
+#endif  // A2AMESH_METRICS_METRICS_H_

@@ -1,0 +1,77 @@
+#include "testing/http_client.h"
+
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace a2amesh::testing {
+
+absl::StatusOr<std::string> HttpExchange(const std::string& address, const std::string& raw,
+                                         absl::Duration timeout) {
+  const size_t colon = address.rfind(':');
+  std::string host = address.substr(0, colon);
+  if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), address.substr(colon + 1).c_str(), &hints, &found) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot resolve ", address));
+  }
+  int fd = socket(found->ai_family, found->ai_socktype | SOCK_CLOEXEC, found->ai_protocol);
+  if (fd < 0 || connect(fd, found->ai_addr, found->ai_addrlen) != 0) {
+    freeaddrinfo(found);
+    if (fd >= 0) close(fd);
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect to ", address, ": ", std::strerror(errno)));
+  }
+  freeaddrinfo(found);
+  size_t sent = 0;
+  while (sent < raw.size()) {
+    ssize_t n = send(fd, raw.data() + sent, raw.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<size_t>(n);
+  }
+  std::string response;
+  const absl::Time deadline = absl::Now() + timeout;
+  char buffer[16 * 1024];
+  while (absl::Now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n <= 0) break;
+    response.append(buffer, static_cast<size_t>(n));
+  }
+  close(fd);
+  return response;
+}
+
+absl::StatusOr<HttpResult> ParseHttpResponse(const std::string& raw) {
+  const size_t end = raw.find("\r\n\r\n");
+  if (raw.size() < 12 || end == std::string::npos) {
+    return absl::DataLossError(absl::StrCat("not an HTTP response: '", raw, "'"));
+  }
+  HttpResult result;
+  if (!absl::SimpleAtoi(raw.substr(9, 3), &result.status)) {
+    return absl::DataLossError(absl::StrCat("no status in '", raw.substr(0, 40), "'"));
+  }
+  result.headers = raw.substr(0, end);
+  result.body = raw.substr(end + 4);
+  return result;
+}
+
+absl::StatusOr<HttpResult> HttpGet(const std::string& address, const std::string& path) {
+  absl::StatusOr<std::string> raw = HttpExchange(
+      address,
+      absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: ", address, "\r\nConnection: close\r\n\r\n"));
+  if (!raw.ok()) return raw.status();
+  return ParseHttpResponse(*raw);
+}
+
+}  // namespace a2amesh::testing

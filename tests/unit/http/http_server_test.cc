@@ -1,0 +1,127 @@
+#include "http/http_server.h"
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "testing/http_client.h"
+
+namespace a2amesh::http {
+namespace {
+
+using ::a2amesh::testing::HttpExchange;
+using ::a2amesh::testing::HttpGet;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServerOptions options;
+    options.max_header_bytes = 1024;
+    options.max_body_bytes = 64;
+    absl::StatusOr<std::unique_ptr<Server>> server =
+        Server::Start("127.0.0.1:0", options, [this](const Request& request) {
+          ++requests_;
+          Response response;
+          response.body = absl::StrCat(request.method, " ", request.path, " q=", request.query,
+                                       " body=", request.body);
+          if (const std::string* h = request.Header("x-test")) response.body += " x=" + *h;
+          return response;
+        });
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    address_ = absl::StrCat("127.0.0.1:", server_->port());
+  }
+
+  std::atomic<int> requests_{0};
+  std::unique_ptr<Server> server_;
+  std::string address_;
+};
+
+TEST_F(HttpServerTest, AnswersAGet) {
+  absl::StatusOr<testing::HttpResult> result = HttpGet(address_, "/metrics?x=1");
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->status, 200);
+  EXPECT_THAT(result->headers, HasSubstr("Content-Type: text/plain; charset=utf-8"));
+  EXPECT_THAT(result->headers, HasSubstr("Content-Length: 24"));
+  EXPECT_THAT(result->headers, HasSubstr("Connection: close"));
+  EXPECT_EQ(result->body, "GET /metrics q=x=1 body=");
+}
+
+TEST_F(HttpServerTest, KeepsConnectionsAliveAndAnswersPipelinedRequestsInOrder) {
+  absl::StatusOr<std::string> raw =
+      HttpExchange(address_,
+                   "GET /a HTTP/1.1\r\nHost: x\r\nX-Test: one\r\n\r\n"
+                   "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                   "HEAD /c HTTP/1.1\r\nHost: x\r\n\r\n"
+                   "GET /d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  ASSERT_TRUE(raw.ok());
+  const size_t a = raw->find("GET /a q= body= x=one");
+  const size_t b = raw->find("POST /b q= body=hello");
+  const size_t d = raw->find("GET /d");
+  EXPECT_NE(a, std::string::npos) << *raw;
+  EXPECT_LT(a, b);
+  EXPECT_LT(b, d);
+  EXPECT_EQ(raw->find("HEAD /c"), std::string::npos);  // HEAD: headers only
+  EXPECT_EQ(requests_.load(), 4);
+}
+
+TEST_F(HttpServerTest, BadRequestsGetTheRightStatusAndTheConnectionCloses) {
+  auto status_of = [&](const std::string& request) {
+    absl::StatusOr<std::string> raw = HttpExchange(address_, request);
+    EXPECT_TRUE(raw.ok());
+    absl::StatusOr<testing::HttpResult> result = testing::ParseHttpResponse(*raw);
+    EXPECT_TRUE(result.ok()) << result.status();
+    if (result.ok()) EXPECT_THAT(result->headers, HasSubstr("Connection: close"));
+    return result.ok() ? result->status : 0;
+  };
+  EXPECT_EQ(status_of("NONSENSE\r\n\r\n"), 400);
+  EXPECT_EQ(status_of("GET /x HTTP/2.0\r\n\r\n"), 505);
+  EXPECT_EQ(status_of("GET /x HTTP/1.1\r\nbroken header\r\n\r\n"), 400);
+  EXPECT_EQ(status_of("POST /x HTTP/1.1\r\nContent-Length: 65\r\n\r\n"), 413);
+  EXPECT_EQ(status_of("POST /x HTTP/1.1\r\nContent-Length: nope\r\n\r\n"), 400);
+  EXPECT_EQ(status_of("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 501);
+  EXPECT_EQ(
+      status_of(absl::StrCat("GET /x HTTP/1.1\r\nX-Big: ", std::string(2000, 'a'), "\r\n\r\n")),
+      431);
+  EXPECT_EQ(requests_.load(), 0);  // none reached the handler
+}
+
+TEST_F(HttpServerTest, ServesManyClientsAtOnce) {
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 16; ++i) {
+    clients.emplace_back([&, i] {
+      absl::StatusOr<testing::HttpResult> result = HttpGet(address_, absl::StrCat("/", i));
+      if (result.ok() && result->body == absl::StrCat("GET /", i, " q= body=")) ++ok;
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), 16);
+}
+
+TEST_F(HttpServerTest, StopClosesConnectionsAndTheBusyPortIsNamed) {
+  absl::StatusOr<std::unique_ptr<Server>> second =
+      Server::Start(address_, ServerOptions(), [](const Request&) { return Response(); });
+  ASSERT_FALSE(second.ok());
+  EXPECT_THAT(std::string(second.status().message()),
+              HasSubstr(absl::StrCat("cannot listen on ", address_)));
+  server_->Stop();
+  EXPECT_FALSE(HttpGet(address_, "/").ok());
+  server_->Stop();  // idempotent
+}
+
+TEST(HttpServerAddressTest, BadAddressesAreNamed) {
+  auto handler = [](const Request&) { return Response(); };
+  EXPECT_THAT(std::string(Server::Start("nocolon", {}, handler).status().message()),
+              HasSubstr("'nocolon' is not host:port"));
+  EXPECT_FALSE(Server::Start("256.1.1.1:80", {}, handler).ok());
+}
+
+}  // namespace
+}  // namespace a2amesh::http

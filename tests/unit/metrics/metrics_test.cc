@@ -1,0 +1,119 @@
+#include "metrics/metrics.h"
+
+#include <unistd.h>
+
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace a2amesh::metrics {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// The value of the sample line `series` (name with labels) in `text`, or -1.
+double Value(const std::string& text, const std::string& series) {
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (absl::StartsWith(line, series + " ")) {
+      double value = -1;
+      EXPECT_TRUE(absl::SimpleAtod(line.substr(series.size() + 1), &value)) << line;
+      return value;
+    }
+  }
+  return -1;
+}
+
+TEST(MetricsTest, TelemetryFeedsCountersAndHistograms) {
+  Metrics metrics([] { return NodeSample(); });
+  metrics.TaskCreated("echo");
+  metrics.TaskCreated("echo");
+  metrics.TaskFirstEvent("echo", absl::Milliseconds(3));
+  metrics.TaskEnded("echo", "completed", absl::Milliseconds(40));
+  metrics.TaskEnded("echo", "failed", absl::Seconds(3));
+  metrics.Routed("local");
+  metrics.Routed("remote");
+  metrics.Routed("remote");
+  metrics.Handoff("n2", "accepted", absl::Microseconds(700));
+  metrics.Handoff("n3", "refused", absl::ZeroDuration());
+  metrics.StoreCommitted(absl::Microseconds(300), true);
+  metrics.StoreCommitted(absl::Milliseconds(2), false);
+  const std::string text = metrics.Scrape();
+  EXPECT_EQ(Value(text, "a2amesh_tasks_created_total{skill=\"echo\"}"), 2);
+  EXPECT_EQ(Value(text, "a2amesh_tasks_ended_total{skill=\"echo\",state=\"completed\"}"), 1);
+  EXPECT_EQ(Value(text, "a2amesh_tasks_ended_total{skill=\"echo\",state=\"failed\"}"), 1);
+  EXPECT_EQ(Value(text, "a2amesh_task_duration_seconds_count{skill=\"echo\"}"), 2);
+  EXPECT_DOUBLE_EQ(Value(text, "a2amesh_task_duration_seconds_sum{skill=\"echo\"}"), 3.04);
+  EXPECT_EQ(Value(text, "a2amesh_task_duration_seconds_bucket{skill=\"echo\",le=\"0.05\"}"), 1);
+  EXPECT_EQ(Value(text, "a2amesh_task_first_event_seconds_count{skill=\"echo\"}"), 1);
+  EXPECT_EQ(Value(text, "a2amesh_routing_decisions_total{decision=\"remote\"}"), 2);
+  EXPECT_EQ(Value(text, "a2amesh_routing_decisions_total{decision=\"none\"}"), 0);  // present
+  EXPECT_EQ(Value(text, "a2amesh_handoffs_total{peer=\"n2\",result=\"accepted\"}"), 1);
+  EXPECT_EQ(Value(text, "a2amesh_handoffs_total{peer=\"n3\",result=\"refused\"}"), 1);
+  EXPECT_EQ(Value(text, "a2amesh_handoff_latency_seconds_count{peer=\"n2\"}"), 1);
+  EXPECT_THAT(text, Not(HasSubstr("a2amesh_handoff_latency_seconds_count{peer=\"n3\"}")));
+  EXPECT_EQ(Value(text, "a2amesh_store_commit_seconds_count"), 2);
+  EXPECT_EQ(Value(text, "a2amesh_store_commit_failures_total"), 1);
+}
+
+TEST(MetricsTest, GaugesAreReadFromTheNodeAtEachScrape) {
+  int scrapes = 0;
+  Metrics metrics([&] {
+    ++scrapes;
+    NodeSample sample;
+    sample.peers = {{"up", 2}, {"down", 1}, {"draining", 0}};
+    sample.agents = {{"local", 3}, {"remote", 5}};
+    sample.skills = 4;
+    sample.open_streams = {{"a2a", scrapes}};
+    sample.tasks = {{"working", 7}};
+    sample.draining = true;
+    return sample;
+  });
+  std::string text = metrics.Scrape();
+  EXPECT_EQ(Value(text, "a2amesh_peers{state=\"up\"}"), 2);
+  EXPECT_EQ(Value(text, "a2amesh_peers{state=\"down\"}"), 1);
+  EXPECT_EQ(Value(text, "a2amesh_agents{location=\"remote\"}"), 5);
+  EXPECT_EQ(Value(text, "a2amesh_skills"), 4);
+  EXPECT_EQ(Value(text, "a2amesh_tasks{state=\"working\"}"), 7);
+  EXPECT_EQ(Value(text, "a2amesh_draining"), 1);
+  EXPECT_EQ(Value(text, "a2amesh_open_streams{kind=\"a2a\"}"), 1);
+  EXPECT_THAT(text, HasSubstr("a2amesh_build_info{version=\""));
+  text = metrics.Scrape();
+  EXPECT_EQ(Value(text, "a2amesh_open_streams{kind=\"a2a\"}"), 2);  // read again
+}
+
+TEST(MetricsTest, ProcessMetricsDescribeThisProcess) {
+  Metrics metrics([] { return NodeSample(); });
+  const std::string text = metrics.Scrape();
+  EXPECT_GT(Value(text, "process_resident_memory_bytes"), 1 << 20);
+  EXPECT_GT(Value(text, "process_virtual_memory_bytes"),
+            Value(text, "process_resident_memory_bytes"));
+  EXPECT_GE(Value(text, "process_cpu_seconds_total"), 0);
+  EXPECT_GE(Value(text, "process_open_fds"), 3);  // stdin, stdout, stderr at least
+  EXPECT_GT(Value(text, "process_max_fds"), 0);
+  const double start = Value(text, "process_start_time_seconds");
+  const double now = static_cast<double>(absl::ToUnixSeconds(absl::Now()));
+  EXPECT_GT(start, now - 3600);  // started within the hour, not in the future
+  EXPECT_LE(start, now + 1);
+}
+
+TEST(MetricsTest, TheServerServesTheScrapeOverHttpAndNamesABusyAddress) {
+  Metrics metrics([] { return NodeSample(); });
+  absl::StatusOr<std::unique_ptr<MetricsServer>> server =
+      MetricsServer::Start("127.0.0.1:0", metrics);
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_GT((*server)->port(), 0);
+  absl::StatusOr<std::unique_ptr<MetricsServer>> again =
+      MetricsServer::Start(absl::StrCat("127.0.0.1:", (*server)->port()), metrics);
+  ASSERT_FALSE(again.ok());
+  EXPECT_THAT(std::string(again.status().message()), HasSubstr("--metrics-address"));
+}
+
+}  // namespace
+}  // namespace a2amesh::metrics
