@@ -113,7 +113,10 @@ metrics::NodeSample Node::Sample() const {
   sample.open_streams["agent_host"] = agent_host_->open_streams();
   sample.open_streams["peer"] = peers_->peers_up();
   sample.open_streams["admin_watch"] = admin_->open_watches();
-  sample.tasks = tasks_->active_by_state();
+  for (const char* state : {"submitted", "working", "input-required", "auth-required"}) {
+    sample.tasks[state] = 0;  // every series exists from the start
+  }
+  for (const auto& [state, count] : tasks_->active_by_state()) sample.tasks[state] = count;
   sample.draining = peers_->draining();
   return sample;
 }

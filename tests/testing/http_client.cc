@@ -7,6 +7,8 @@
 
 #include <cstring>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -63,6 +65,22 @@ absl::StatusOr<HttpResult> ParseHttpResponse(const std::string& raw) {
   }
   result.headers = raw.substr(0, end);
   result.body = raw.substr(end + 4);
+  if (absl::StrContains(absl::AsciiStrToLower(result.headers), "transfer-encoding: chunked")) {
+    std::string body;
+    size_t at = 0;
+    while (true) {
+      const size_t line_end = result.body.find("\r\n", at);
+      size_t size = 0;
+      if (line_end == std::string::npos ||
+          !absl::SimpleHexAtoi(result.body.substr(at, line_end - at), &size)) {
+        return absl::DataLossError("a malformed chunked body");
+      }
+      if (size == 0) break;
+      body += result.body.substr(line_end + 2, size);
+      at = line_end + 2 + size + 2;
+    }
+    result.body = std::move(body);
+  }
   return result;
 }
 

@@ -23,7 +23,7 @@ absl::StatusOr<std::string> HttpExchange(const std::string& address, const std::
 // GET `path` with Connection: close, parsed.
 absl::StatusOr<HttpResult> HttpGet(const std::string& address, const std::string& path);
 
-// Splits one HTTP response.
+// Splits one HTTP response, undoing a chunked transfer encoding.
 absl::StatusOr<HttpResult> ParseHttpResponse(const std::string& raw);
 
 }  // namespace a2amesh::testing
