@@ -77,7 +77,9 @@ TEST_F(HttpServerTest, BadRequestsGetTheRightStatusAndTheConnectionCloses) {
     EXPECT_TRUE(raw.ok());
     absl::StatusOr<testing::HttpResult> result = testing::ParseHttpResponse(*raw);
     EXPECT_TRUE(result.ok()) << result.status();
-    if (result.ok()) EXPECT_THAT(result->headers, HasSubstr("Connection: close"));
+    if (result.ok()) {
+      EXPECT_THAT(result->headers, HasSubstr("Connection: close"));
+    }
     return result.ok() ? result->status : 0;
   };
   EXPECT_EQ(status_of("NONSENSE\r\n\r\n"), 400);
