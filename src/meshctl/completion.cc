@@ -46,6 +46,7 @@ _meshctl() {
     send) flags="--skill --agent --tag --data --context --task --accept --stream --no-wait" ;;
     route) flags="--skill --agent --tag --input --accept --hop" ;;
     drain) [[ "$cur" != -* ]] && { COMPREPLY=($(compgen -W "$(_meshctl_column1 nodes)" -- "$cur")); return; } ;;
+    health) flags="--service" ;;
     version) flags="--client" ;;
     completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")); return ;;
   esac
@@ -110,6 +111,7 @@ _meshctl() {
              '--agent[agent]:agent:($(_meshctl_column1 agents))' '*--tag[tag]:tag:' \
              '*--input[media type]:type:' '*--accept[media type]:type:' '*--hop[agent@node]:hop:' ;;
     drain) _arguments $global '1:node:($(_meshctl_column1 nodes))' ;;
+    health) _arguments $global '--service[health service]:service:(liveness)' ;;
     version) _arguments $global '--client[only meshctl'"'"'s version]' ;;
     completion) _arguments '1:shell:(bash zsh)' ;;
     *) _arguments $global ;;

@@ -628,11 +628,12 @@ int Drain(const Env& env, const std::string& node) {
 
 // ---- health, version ---------------------------------------------------------------
 
-int Health(const Env& env) {
+int Health(const Env& env, const std::string& service) {
   auto health = grpc::health::v1::Health::NewStub(env.client.channel());
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
   grpc::health::v1::HealthCheckResponse check;
-  grpc::Status status = health->Check(env.client.Context(kCallTimeout).get(),
-                                      grpc::health::v1::HealthCheckRequest(), &check);
+  grpc::Status status = health->Check(env.client.Context(kCallTimeout).get(), request, &check);
   if (!status.ok()) return env.Fail(status);
   v1::ListNodesResponse nodes;
   status = env.Admin()->ListNodes(env.client.Context(kCallTimeout).get(), {}, &nodes);
@@ -851,11 +852,16 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
   drain->footer(Footer("Examples:\n  meshctl drain node-2"));
   drain->callback([&] { verb = [&](const Env& env) { return Drain(env, drain_node); }; });
 
+  std::string health_service;
   CLI::App* health = app.add_subcommand(
       "health", "Check the node's gRPC health (exit 1 unless SERVING) and the mesh's nodes");
+  health->add_option("--service", health_service,
+                     "The health service: default the node's readiness (NOT_SERVING while "
+                     "draining); liveness stays SERVING through a drain");
   health->footer(
-      Footer("Examples:\n  meshctl health\n  meshctl --server node-2:7400 health -o json"));
-  health->callback([&] { verb = Health; });
+      Footer("Examples:\n  meshctl health\n  meshctl --server node-2:7400 health -o json\n"
+             "  meshctl health --service liveness"));
+  health->callback([&] { verb = [&](const Env& env) { return Health(env, health_service); }; });
 
   bool client_only = false;
   CLI::App* version = app.add_subcommand("version", "Print meshctl's version and the node's");

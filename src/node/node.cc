@@ -41,6 +41,10 @@ std::string LocalHostName() {
   return name;
 }
 
+// grpc.health.v1 service names.
+constexpr char kReadinessService[] = "";
+constexpr char kLivenessService[] = "liveness";
+
 absl::Status CheckOptions(const NodeOptions& o) {
   if (absl::Status id = ValidateNodeId(o.node_id); !id.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--node-id: ", id.message()));
@@ -237,6 +241,9 @@ absl::Status Node::Init() {
                                                options_.grpc_address,
                                                " (in use, or not an address of this machine)"));
   }
+  // The overall status ("") is readiness: NOT_SERVING once draining. "liveness"
+  // stays SERVING while the process serves at all (a drain is not a failure).
+  server_->GetHealthCheckService()->SetServingStatus(kLivenessService, true);
   std::string host = options_.grpc_address.substr(0, options_.grpc_address.rfind(':'));
   grpc_address_ = absl::StrCat(host, ":", grpc_port_);
   admin_->SetGrpcAddress(grpc_address_);
@@ -288,7 +295,7 @@ void Node::StartDraining() {
   dispatcher_->SetDraining();
   peers_->SetDraining();
   if (server_ != nullptr && server_->GetHealthCheckService() != nullptr) {
-    server_->GetHealthCheckService()->SetServingStatus(false);
+    server_->GetHealthCheckService()->SetServingStatus(kReadinessService, false);
   }
   admin_->CatalogChanged();
   A2AMESH_LOG(Info, "draining: new client work is refused").With("node", options_.node_id);

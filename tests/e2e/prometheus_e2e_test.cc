@@ -157,13 +157,16 @@ class PrometheusE2eTest : public ::testing::Test {
     return -1;
   }
 
-  static grpc::health::v1::HealthCheckResponse::ServingStatus Health(const std::string& address) {
+  static grpc::health::v1::HealthCheckResponse::ServingStatus Health(
+      const std::string& address, const std::string& service = "") {
     auto stub = grpc::health::v1::Health::NewStub(
         grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
     grpc::health::v1::HealthCheckResponse response;
-    if (!stub->Check(&context, grpc::health::v1::HealthCheckRequest(), &response).ok()) {
+    if (!stub->Check(&context, request, &response).ok()) {
       return grpc::health::v1::HealthCheckResponse::UNKNOWN;
     }
     return response.status();
@@ -289,6 +292,7 @@ TEST_F(PrometheusE2eTest, HealthIsServingThenNotServingWhileDraining) {
   Subprocess slow = n1.StartAgent("echo-agent", {"--agent-id", "slow", "--delay", "3s"});
   ASSERT_TRUE(n1.WaitForAgent("slow"));
   EXPECT_EQ(Health(n1.address()), grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(Health(n1.address(), "liveness"), grpc::health::v1::HealthCheckResponse::SERVING);
 
   auto stub = lf::a2a::v1::A2AService::NewStub(
       grpc::CreateChannel(n1.address(), grpc::InsecureChannelCredentials()));
@@ -302,6 +306,8 @@ TEST_F(PrometheusE2eTest, HealthIsServingThenNotServingWhileDraining) {
   EXPECT_TRUE(WaitFor(
       [&] { return Health(n1.address()) == grpc::health::v1::HealthCheckResponse::NOT_SERVING; }));
   EXPECT_TRUE(n1.process().running());
+  // Liveness stays SERVING: a draining node is not a dead one.
+  EXPECT_EQ(Health(n1.address(), "liveness"), grpc::health::v1::HealthCheckResponse::SERVING);
   absl::StatusOr<testing::HttpResult> metrics = HttpGet(n1.metrics_address(), "/metrics");
   ASSERT_TRUE(metrics.ok());
   EXPECT_THAT(metrics->body, HasSubstr("a2amesh_draining 1"));
