@@ -1,379 +1,663 @@
 #include "http/http_server.h"
 
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <optional>
+#include <thread>
 
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
-
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "absl/time/clock.h"
+#include "absl/synchronization/mutex.h"
+#include "boost/asio/bind_executor.hpp"
+#include "boost/asio/executor_work_guard.hpp"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/post.hpp"
+#include "boost/asio/steady_timer.hpp"
+#include "boost/asio/strand.hpp"
+#include "boost/asio/write.hpp"
+#include "boost/beast/core/flat_buffer.hpp"
+#include "boost/beast/http/error.hpp"
+#include "boost/beast/http/read.hpp"
+#include "boost/beast/http/string_body.hpp"
 #include "core/log.h"
 
 namespace a2amesh::http {
+
+namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using Strand = asio::strand<asio::io_context::executor_type>;
+using Socket = tcp::socket::rebind_executor<Strand>::other;
+using Timer = asio::basic_waitable_timer<std::chrono::steady_clock,
+                                         asio::wait_traits<std::chrono::steady_clock>, Strand>;
+
 namespace {
 
-constexpr char kHeaderEnd[] = "\r\n\r\n";
-constexpr size_t kHeaderEndSize = 4;
-
-bool SetNonBlocking(int fd) {
-  int flags = fcntl(fd, F_GETFL, 0);
-  return flags >= 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
-}
-
-// Binds and listens on host:port; the bound port in `port`.
-absl::StatusOr<int> Listen(const std::string& address, int* port) {
+// Resolves "host:port" to an endpoint to listen on.
+absl::StatusOr<tcp::endpoint> ListenEndpoint(const std::string& address) {
   const size_t colon = address.rfind(':');
   if (colon == std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat("'", address, "' is not host:port"));
   }
   std::string host = address.substr(0, colon);
-  const std::string service = address.substr(colon + 1);
+  const std::string port = address.substr(colon + 1);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
-  addrinfo hints{};
-  hints.ai_family = host.empty() ? AF_INET : AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  int error = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found);
-  if (error != 0) {
+  if (host.empty()) {
+    host = "0.0.0.0";
+  }
+  asio::io_context ioc;
+  tcp::resolver resolver(ioc);
+  boost::system::error_code ec;
+  auto results =
+      resolver.resolve(host, port, tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || results.empty()) {
     return absl::UnavailableError(
-        absl::StrCat("cannot resolve ", address, ": ", gai_strerror(error)));
+        absl::StrCat("cannot resolve ", address, ": ", ec ? ec.message() : "no address"));
   }
-  std::string why = "no address";
-  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) {
-      why = std::strerror(errno);
-      continue;
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 128) != 0 || !SetNonBlocking(fd)) {
-      why = std::strerror(errno);
-      close(fd);
-      continue;
-    }
-    sockaddr_storage bound{};
-    socklen_t length = sizeof(bound);
-    getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length);
-    *port = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                                              : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-    freeaddrinfo(found);
-    return fd;
-  }
-  freeaddrinfo(found);
-  return absl::UnavailableError(absl::StrCat("cannot listen on ", address, ": ", why));
+  return results.begin()->endpoint();
 }
 
-std::string Serialize(const Response& response, bool head, bool close) {
-  std::string out = absl::StrCat("HTTP/1.1 ", response.status, " ", ReasonPhrase(response.status),
-                                 "\r\nContent-Type: ", response.content_type,
-                                 "\r\nContent-Length: ", response.body.size(), "\r\n");
-  for (const auto& [name, value] : response.headers) {
-    absl::StrAppend(&out, name, ": ", value, "\r\n");
-  }
-  if (close) out += "Connection: close\r\n";
-  out += "\r\n";
-  if (!head) out += response.body;
-  return out;
-}
-
-Response Error(int status, absl::string_view message) {
-  Response response;
-  response.status = status;
-  response.body = absl::StrCat(message, "\n");
-  return response;
-}
+std::chrono::nanoseconds ToChrono(absl::Duration d) { return absl::ToChronoNanoseconds(d); }
 
 }  // namespace
 
-struct Server::Connection {
-  int fd = -1;
-  std::string in;
-  std::string out;
-  absl::Time last_active;
-  // Close once `out` is written.
-  bool closing = false;
-};
-
 const std::string* Request::Header(absl::string_view name) const {
   for (const auto& [key, value] : headers) {
-    if (key == name) return &value;
+    if (key == name) {
+      return &value;
+    }
   }
   return nullptr;
 }
 
 absl::string_view ReasonPhrase(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 204:
-      return "No Content";
-    case 400:
-      return "Bad Request";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 413:
-      return "Content Too Large";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 503:
-      return "Service Unavailable";
-    case 505:
-      return "HTTP Version Not Supported";
-    default:
-      return "Unknown";
+  boost::beast::string_view reason = bhttp::obsolete_reason(bhttp::int_to_status(status));
+  if (status == 413) {
+    return "Content Too Large";  // RFC 9110's name
   }
+  return absl::string_view(reason.data(), reason.size());
+}
+
+class Session;
+
+class ServerCore : public std::enable_shared_from_this<ServerCore> {
+ public:
+  ServerCore(ServerOptions options, AsyncHandler handler)
+      : options(std::move(options)), handler(std::move(handler)) {}
+
+  const ServerOptions options;
+  const AsyncHandler handler;
+  // Declared before the io_context: sessions that die with it unregister here.
+  absl::Mutex mu;
+  absl::flat_hash_set<Session*> sessions ABSL_GUARDED_BY(mu);
+  bool stopping ABSL_GUARDED_BY(mu) = false;
+  int running ABSL_GUARDED_BY(mu) = 0;
+  std::atomic<bool> stopped{false};
+  asio::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::vector<std::thread> threads;
+  int port = 0;
+
+  void Accept();
+  bool Idle() const ABSL_SHARED_LOCKS_REQUIRED(mu) { return running == 0; }
+};
+
+namespace {
+
+class ExchangeImpl;
+
+}  // namespace
+
+// One connection. Everything runs on its strand.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(ServerCore& core, Socket socket)
+      : core_(core), socket_(std::move(socket)), timer_(socket_.get_executor()) {}
+
+  ~Session() {
+    absl::MutexLock lock(&core_.mu);
+    core_.sessions.erase(this);
+  }
+
+  Strand strand() { return socket_.get_executor(); }
+
+  void Start() { ReadRequest(); }
+  void Reject(int status, std::string message) { Fail(status, std::move(message)); }
+
+  void Respond(ExchangeImpl* exchange, Response response);
+  void StartStream(ExchangeImpl* exchange, Response head);
+  void Write(ExchangeImpl* exchange, std::string data, std::function<void(bool)> written);
+  void End(ExchangeImpl* exchange);
+  void Close();
+
+ private:
+  struct Pending {
+    std::string data;
+    std::function<void(bool)> written;
+    bool last = false;  // the response ends with it
+  };
+
+  void ReadRequest();
+  void OnRead(boost::system::error_code ec);
+  void Dispatch();
+  // Notices a client that closes the connection while its request is handled.
+  void Watch();
+  void OnWatch(boost::system::error_code ec, size_t n);
+  void Fail(int status, std::string message);
+  void Queue(std::string data, std::function<void(bool)> written, bool last);
+  void WriteNext();
+  void OnWrite(boost::system::error_code ec);
+  // The response has been written: the next request, or the end.
+  void Finished();
+  void Arm(absl::Duration timeout);
+  void Disarm() {
+    ++timer_generation_;
+    timer_.cancel();
+  }
+  bool Current(ExchangeImpl* exchange) const;
+  enum class Framing { kLength, kChunked, kUntilClose };
+  std::string Head(const Response& response, Framing framing) const;
+
+  ServerCore& core_;
+  Socket socket_;
+  Timer timer_;
+  uint64_t timer_generation_ = 0;
+  boost::beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::shared_ptr<ExchangeImpl> exchange_;
+  bool keep_alive_ = false;
+  bool head_request_ = false;
+  bool http10_ = false;
+  bool streaming_ = false;
+  bool responded_ = false;
+  std::deque<Pending> writes_;
+  bool writing_ = false;
+  bool watching_ = false;
+  bool read_after_watch_ = false;
+  bool closed_ = false;
+};
+
+namespace {
+
+// Runs a write's callback exactly once: with the write's outcome, or with
+// false if the write is dropped unrun (the connection or the server went away).
+class WriteCallback {
+ public:
+  explicit WriteCallback(std::function<void(bool)> fn) : fn_(std::move(fn)) {}
+  ~WriteCallback() { Run(false); }
+  WriteCallback(const WriteCallback&) = delete;
+  WriteCallback& operator=(const WriteCallback&) = delete;
+  std::function<void(bool)> Take() { return std::exchange(fn_, nullptr); }
+  void Run(bool ok) {
+    if (std::function<void(bool)> fn = Take()) fn(ok);
+  }
+
+ private:
+  std::function<void(bool)> fn_;
+};
+
+class ExchangeImpl final : public Exchange, public std::enable_shared_from_this<ExchangeImpl> {
+ public:
+  ExchangeImpl(std::shared_ptr<ServerCore> core, std::weak_ptr<Session> session, Strand strand,
+               Request request)
+      : core_(std::move(core)),
+        session_(std::move(session)),
+        strand_(std::move(strand)),
+        request_(std::move(request)) {}
+
+  const Request& request() const override { return request_; }
+
+  void Respond(Response response) override {
+    Post([response = std::move(response)](Session& s, ExchangeImpl* self) mutable {
+      s.Respond(self, std::move(response));
+    });
+  }
+  void StartStream(Response head) override {
+    Post([head = std::move(head)](Session& s, ExchangeImpl* self) mutable {
+      s.StartStream(self, std::move(head));
+    });
+  }
+  void Write(std::string data, std::function<void(bool)> written) override {
+    auto callback = std::make_shared<WriteCallback>(std::move(written));
+    Post([data = std::move(data), callback](Session& s, ExchangeImpl* self) mutable {
+      s.Write(self, std::move(data), callback->Take());
+    });
+  }
+  void End() override {
+    Post([](Session& s, ExchangeImpl* self) { s.End(self); });
+  }
+  void OnClientGone(std::function<void()> gone) override {
+    bool now;
+    {
+      absl::MutexLock lock(&mu_);
+      now = gone_;
+      if (!now) {
+        on_gone_.push_back(std::move(gone));
+      }
+    }
+    if (now) {
+      gone();
+    }
+  }
+
+  // On the strand: the connection closed before the response ended.
+  void ClientGone() {
+    std::vector<std::function<void()>> callbacks;
+    {
+      absl::MutexLock lock(&mu_);
+      if (gone_) return;
+      gone_ = true;
+      callbacks.swap(on_gone_);
+    }
+    for (auto& callback : callbacks) {
+      callback();
+    }
+  }
+  // On the strand: the response has ended; gone callbacks are dropped.
+  void Ended() {
+    absl::MutexLock lock(&mu_);
+    gone_ = true;
+    on_gone_.clear();
+  }
+
+ private:
+  // Runs `fn` on the session's strand if the server runs and the session
+  // lives (dropping `fn` unrun otherwise).
+  template <typename Fn>
+  void Post(Fn fn) {
+    if (core_->stopped.load(std::memory_order_acquire)) {
+      return;
+    }
+    asio::post(strand_,
+               [session = session_, self = shared_from_this(), fn = std::move(fn)]() mutable {
+                 if (std::shared_ptr<Session> s = session.lock()) {
+                   fn(*s, self.get());
+                 }
+               });
+  }
+
+  // Keeps the io_context alive for as long as a handler holds the exchange.
+  const std::shared_ptr<ServerCore> core_;
+  const std::weak_ptr<Session> session_;
+  Strand strand_;
+  const Request request_;
+  absl::Mutex mu_;
+  bool gone_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::function<void()>> on_gone_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+bool Session::Current(ExchangeImpl* exchange) const {
+  return !closed_ && exchange_ != nullptr && exchange_.get() == exchange;
+}
+
+void Session::Arm(absl::Duration timeout) {
+  const uint64_t generation = ++timer_generation_;
+  timer_.expires_after(ToChrono(timeout));
+  timer_.async_wait([self = shared_from_this(), generation](boost::system::error_code ec) {
+    if (!ec && generation == self->timer_generation_) {
+      self->Close();
+    }
+  });
+}
+
+void Session::ReadRequest() {
+  if (closed_) return;
+  parser_.emplace();
+  parser_->header_limit(static_cast<uint32_t>(core_.options.max_header_bytes));
+  parser_->body_limit(core_.options.max_body_bytes);
+  Arm(core_.options.idle_timeout);
+  bhttp::async_read(
+      socket_, buffer_, *parser_,
+      [self = shared_from_this()](boost::system::error_code ec, size_t) { self->OnRead(ec); });
+}
+
+void Session::OnRead(boost::system::error_code ec) {
+  Disarm();
+  if (closed_) return;
+  if (ec == bhttp::error::header_limit) {
+    return Fail(431, "request headers are larger than the server accepts");
+  }
+  if (ec == bhttp::error::bad_version) {
+    return Fail(505, "only HTTP/1.0 and HTTP/1.1 are served here");
+  }
+  if (ec == bhttp::error::body_limit) {
+    return Fail(413, absl::StrCat("request body is larger than the server accepts (",
+                                  core_.options.max_body_bytes, " bytes)"));
+  }
+  if (ec && ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category() &&
+      ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
+    return Fail(400, absl::StrCat("malformed HTTP request: ", ec.message()));
+  }
+  if (ec) {
+    return Close();  // the client left (or idled out) between requests
+  }
+  const auto& message = parser_->get();
+  if (message.version() != 10 && message.version() != 11) {
+    return Fail(505, "only HTTP/1.0 and HTTP/1.1 are served here");
+  }
+  Dispatch();
+}
+
+void Session::Dispatch() {
+  auto message = parser_->release();
+  parser_.reset();
+  Request request;
+  request.method = std::string(message.method_string());
+  request.target = std::string(message.target());
+  const size_t question = request.target.find('?');
+  request.path = request.target.substr(0, question);
+  if (question != std::string::npos) {
+    request.query = request.target.substr(question + 1);
+  }
+  for (const auto& field : message) {
+    request.headers.emplace_back(absl::AsciiStrToLower(absl::string_view(
+                                     field.name_string().data(), field.name_string().size())),
+                                 std::string(field.value()));
+  }
+  request.body = std::move(message.body());
+  keep_alive_ = message.keep_alive();
+  head_request_ = message.method() == bhttp::verb::head;
+  http10_ = message.version() == 10;
+  streaming_ = false;
+  responded_ = false;
+  exchange_ = std::make_shared<ExchangeImpl>(core_.shared_from_this(), weak_from_this(), strand(),
+                                             std::move(request));
+  Watch();
+  std::shared_ptr<ExchangeImpl> exchange = exchange_;
+  core_.handler(exchange);
+}
+
+void Session::Watch() {
+  // Data already buffered is the next pipelined request: the client is there.
+  if (watching_ || closed_ || buffer_.size() > 0) return;
+  watching_ = true;
+  socket_.async_read_some(buffer_.prepare(4096),
+                          [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+                            self->OnWatch(ec, n);
+                          });
+}
+
+void Session::OnWatch(boost::system::error_code ec, size_t n) {
+  watching_ = false;
+  buffer_.commit(n);
+  if (closed_) return;
+  if (read_after_watch_) {
+    read_after_watch_ = false;
+    if (ec && ec != asio::error::operation_aborted) {
+      return Close();
+    }
+    return ReadRequest();
+  }
+  if (ec) {
+    Close();  // the client closed the connection before its answer
+  }
+  // Data: a pipelined request, read once this one is answered.
+}
+
+std::string Session::Head(const Response& response, Framing framing) const {
+  std::string out = absl::StrCat("HTTP/1.1 ", response.status, " ", ReasonPhrase(response.status),
+                                 "\r\nContent-Type: ", response.content_type, "\r\n");
+  for (const auto& [name, value] : response.headers) {
+    absl::StrAppend(&out, name, ": ", value, "\r\n");
+  }
+  if (framing == Framing::kChunked) {
+    out += "Transfer-Encoding: chunked\r\n";
+  } else if (framing == Framing::kLength) {
+    absl::StrAppend(&out, "Content-Length: ", response.body.size(), "\r\n");
+  }
+  if (!keep_alive_) {
+    out += "Connection: close\r\n";
+  }
+  out += "\r\n";
+  return out;
+}
+
+void Session::Respond(ExchangeImpl* exchange, Response response) {
+  if (!Current(exchange) || responded_) return;
+  responded_ = true;
+  std::string out = Head(response, Framing::kLength);
+  if (!head_request_) {
+    out += response.body;
+  }
+  Queue(std::move(out), nullptr, /*last=*/true);
+}
+
+void Session::StartStream(ExchangeImpl* exchange, Response head) {
+  if (!Current(exchange) || responded_) return;
+  responded_ = true;
+  streaming_ = true;
+  std::string body = std::move(head.body);
+  head.body.clear();
+  if (head_request_) {
+    Queue(Head(head, Framing::kLength), nullptr, /*last=*/true);
+    return;
+  }
+  if (http10_) {  // no chunked encoding in HTTP/1.0: the body ends with the connection
+    keep_alive_ = false;
+  }
+  Queue(Head(head, http10_ ? Framing::kUntilClose : Framing::kChunked), nullptr, /*last=*/false);
+  if (!body.empty()) {
+    Write(exchange, std::move(body), nullptr);
+  }
+}
+
+void Session::Write(ExchangeImpl* exchange, std::string data, std::function<void(bool)> written) {
+  if (!Current(exchange) || !streaming_ || head_request_) {
+    if (written) written(false);
+    return;
+  }
+  if (data.empty()) {  // an empty chunk would end the body
+    if (written) written(true);
+    return;
+  }
+  if (http10_) {
+    Queue(std::move(data), std::move(written), /*last=*/false);
+    return;
+  }
+  std::string chunk = absl::StrCat(absl::Hex(data.size()), "\r\n");
+  chunk += data;
+  chunk += "\r\n";
+  Queue(std::move(chunk), std::move(written), /*last=*/false);
+}
+
+void Session::End(ExchangeImpl* exchange) {
+  if (!Current(exchange) || !streaming_ || head_request_) return;
+  streaming_ = false;
+  Queue(http10_ ? "" : "0\r\n\r\n", nullptr, /*last=*/true);
+}
+
+void Session::Fail(int status, std::string message) {
+  keep_alive_ = false;
+  Response response;
+  response.status = status;
+  response.body = std::move(message) + "\n";
+  Queue(Head(response, Framing::kLength) + response.body, nullptr, /*last=*/true);
+}
+
+void Session::Queue(std::string data, std::function<void(bool)> written, bool last) {
+  writes_.push_back(Pending{std::move(data), std::move(written), last});
+  WriteNext();
+}
+
+void Session::WriteNext() {
+  if (writing_ || writes_.empty() || closed_) return;
+  writing_ = true;
+  Arm(core_.options.write_timeout);
+  asio::async_write(
+      socket_, asio::buffer(writes_.front().data),
+      [self = shared_from_this()](boost::system::error_code ec, size_t) { self->OnWrite(ec); });
+}
+
+void Session::OnWrite(boost::system::error_code ec) {
+  Disarm();
+  writing_ = false;
+  if (closed_) return;
+  Pending done = std::move(writes_.front());
+  writes_.pop_front();
+  if (ec) {
+    if (done.written) done.written(false);
+    return Close();
+  }
+  if (done.written) done.written(true);
+  if (done.last) {
+    return Finished();
+  }
+  WriteNext();
+}
+
+void Session::Finished() {
+  if (exchange_ != nullptr) {
+    exchange_->Ended();
+    exchange_.reset();
+  }
+  if (!keep_alive_) {
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    return Close();
+  }
+  if (watching_) {
+    read_after_watch_ = true;
+    boost::system::error_code ignored;
+    socket_.cancel(ignored);
+    return;
+  }
+  ReadRequest();
+}
+
+void Session::Close() {
+  if (closed_) return;
+  closed_ = true;
+  Disarm();
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+  std::deque<Pending> writes;
+  writes.swap(writes_);
+  for (Pending& pending : writes) {
+    if (pending.written) pending.written(false);
+  }
+  if (exchange_ != nullptr) {
+    std::shared_ptr<ExchangeImpl> exchange = std::move(exchange_);
+    exchange->ClientGone();
+  }
+}
+
+void ServerCore::Accept() {
+  acceptor.async_accept(asio::make_strand(ioc),
+                        [this](boost::system::error_code ec, Socket socket) {
+                          if (ec == asio::error::operation_aborted || !acceptor.is_open()) {
+                            return;
+                          }
+                          if (!ec) {
+                            socket.set_option(tcp::no_delay(true), ec);
+                            auto session = std::make_shared<Session>(*this, std::move(socket));
+                            bool accepted;
+                            bool over;
+                            {
+                              absl::MutexLock lock(&mu);
+                              accepted = !stopping;
+                              over = sessions.size() >= options.max_connections;
+                              if (accepted) sessions.insert(session.get());
+                            }
+                            if (accepted) {
+                              asio::post(session->strand(), [session, over] {
+                                if (over) {
+                                  session->Reject(503, "too many connections; try again later");
+                                } else {
+                                  session->Start();
+                                }
+                              });
+                            }
+                          }
+                          Accept();
+                        });
+}
+
+Server::Server(std::shared_ptr<ServerCore> core) : core_(std::move(core)) {}
+
+Server::~Server() { Stop(); }
+
+int Server::port() const { return core_->port; }
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& address,
+                                                      ServerOptions options, AsyncHandler handler) {
+  absl::StatusOr<tcp::endpoint> endpoint = ListenEndpoint(address);
+  if (!endpoint.ok()) return endpoint.status();
+  const int threads = std::max(1, options.threads);
+  auto core = std::make_shared<ServerCore>(std::move(options), std::move(handler));
+  boost::system::error_code ec;
+  core->acceptor.open(endpoint->protocol(), ec);
+  if (!ec) core->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) core->acceptor.bind(*endpoint, ec);
+  if (!ec) core->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", address, ": ", ec.message()));
+  }
+  core->port = core->acceptor.local_endpoint().port();
+  core->work.emplace(core->ioc.get_executor());
+  core->Accept();
+  {
+    absl::MutexLock lock(&core->mu);
+    core->running = threads;
+  }
+  for (int i = 0; i < threads; ++i) {
+    core->threads.emplace_back([c = core.get()] {
+      c->ioc.run();
+      absl::MutexLock lock(&c->mu);
+      --c->running;
+    });
+  }
+  return std::unique_ptr<Server>(new Server(std::move(core)));
 }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& address,
                                                       ServerOptions options, Handler handler) {
-  int port = 0;
-  absl::StatusOr<int> listen_fd = Listen(address, &port);
-  if (!listen_fd.ok()) return listen_fd.status();
-  int wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wake_fd < 0) {
-    close(*listen_fd);
-    return absl::UnavailableError(absl::StrCat("eventfd: ", std::strerror(errno)));
-  }
-  return std::unique_ptr<Server>(
-      new Server(std::move(options), std::move(handler), *listen_fd, wake_fd, port));
+  return Start(address, std::move(options),
+               [handler = std::move(handler)](std::shared_ptr<Exchange> exchange) {
+                 exchange->Respond(handler(exchange->request()));
+               });
 }
-
-Server::Server(ServerOptions options, Handler handler, int listen_fd, int wake_fd, int port)
-    : options_(std::move(options)),
-      handler_(std::move(handler)),
-      listen_fd_(listen_fd),
-      wake_fd_(wake_fd),
-      port_(port) {
-  thread_ = std::thread([this] { Loop(); });
-}
-
-Server::~Server() { Stop(); }
 
 void Server::Stop() {
-  if (stopping_.exchange(true)) {
-    return;
-  }
-  uint64_t one = 1;
-  (void)!write(wake_fd_, &one, sizeof(one));
-  if (thread_.joinable()) thread_.join();
-  close(listen_fd_);  // from now on, connecting is refused
-  close(wake_fd_);
-}
-
-void Server::Loop() {
-  std::vector<pollfd> fds;
-  while (!stopping_.load()) {
-    fds.clear();
-    fds.push_back({wake_fd_, POLLIN, 0});
-    const bool accepting = connections_.size() < options_.max_connections;
-    fds.push_back({listen_fd_, static_cast<short>(accepting ? POLLIN : 0), 0});
-    for (const auto& c : connections_) {
-      fds.push_back({c->fd, static_cast<short>(c->out.empty() ? POLLIN : POLLOUT), 0});
-    }
-    // Wakes at least once a second to close idle connections.
-    int ready = poll(fds.data(), fds.size(), 1000);
-    if (ready < 0 && errno != EINTR) {
-      A2AMESH_LOG(Error, "http server poll failed").With("error", std::strerror(errno));
-      break;
-    }
-    if (stopping_.load()) break;
-    const absl::Time now = absl::Now();
-    std::vector<bool> keep(connections_.size(), true);
-    for (size_t i = 0; i < connections_.size(); ++i) {
-      Connection& c = *connections_[i];
-      const short events = fds[i + 2].revents;
-      if (events & (POLLERR | POLLNVAL)) {
-        keep[i] = false;
-      } else if (events & POLLOUT) {
-        keep[i] = OnWritable(c);
-      } else if (events & (POLLIN | POLLHUP)) {
-        keep[i] = OnReadable(c);
-      } else if (now - c.last_active > options_.idle_timeout) {
-        keep[i] = false;
+  ServerCore& core = *core_;
+  std::vector<std::shared_ptr<Session>> sessions;
+  {
+    absl::MutexLock lock(&core.mu);
+    if (core.stopping) return;
+    core.stopping = true;
+    for (Session* session : core.sessions) {
+      if (std::shared_ptr<Session> live = session->weak_from_this().lock()) {
+        sessions.push_back(std::move(live));
       }
     }
-    std::vector<std::unique_ptr<Connection>> kept;
-    for (size_t i = 0; i < connections_.size(); ++i) {
-      if (keep[i]) {
-        kept.push_back(std::move(connections_[i]));
-      } else {
-        close(connections_[i]->fd);
-      }
-    }
-    connections_ = std::move(kept);
-    if (fds[1].revents & POLLIN) Accept();
   }
-  for (const auto& c : connections_) close(c->fd);
-  connections_.clear();
-}
-
-void Server::Accept() {
-  while (connections_.size() < options_.max_connections) {
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN: none left; errors: try again next round
-    auto c = std::make_unique<Connection>();
-    c->fd = fd;
-    c->last_active = absl::Now();
-    connections_.push_back(std::move(c));
+  asio::post(core.ioc, [&core] {
+    boost::system::error_code ignored;
+    core.acceptor.close(ignored);
+  });
+  for (std::shared_ptr<Session>& session : sessions) {
+    asio::post(session->strand(), [session] { session->Close(); });
   }
-}
-
-bool Server::OnReadable(Connection& c) {
-  char buffer[16 * 1024];
-  while (true) {
-    ssize_t n = read(c.fd, buffer, sizeof(buffer));
-    if (n > 0) {
-      c.in.append(buffer, static_cast<size_t>(n));
-      c.last_active = absl::Now();
-      if (c.in.size() > options_.max_header_bytes + options_.max_body_bytes) break;
-      continue;
-    }
-    if (n == 0) {  // the client closed its side: answer what it sent, then close
-      c.closing = true;
-      break;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-    return false;
+  sessions.clear();
+  // Let the loop run the closes (their exchanges see the client gone), then stop.
+  core.work.reset();
+  {
+    absl::MutexLock lock(&core.mu);
+    core.mu.AwaitWithTimeout(absl::Condition(&core, &ServerCore::Idle), absl::Seconds(2));
   }
-  Process(c);
-  if (!c.out.empty()) return OnWritable(c);
-  return !c.closing;
-}
-
-bool Server::OnWritable(Connection& c) {
-  while (!c.out.empty()) {
-    ssize_t n = send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
-    if (n > 0) {
-      c.out.erase(0, static_cast<size_t>(n));
-      c.last_active = absl::Now();
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
-    return false;
+  core.stopped.store(true, std::memory_order_release);
+  core.ioc.stop();
+  for (std::thread& thread : core.threads) {
+    thread.join();
   }
-  if (c.closing) return false;
-  Process(c);  // requests that arrived while the answer was written
-  return true;
-}
-
-void Server::Process(Connection& c) {
-  while (!c.closing || !c.in.empty()) {
-    const size_t end = c.in.find(kHeaderEnd);
-    if (end == std::string::npos) {
-      if (c.in.size() > options_.max_header_bytes) {
-        c.out += Serialize(Error(431, "request headers too large"), false, true);
-        c.closing = true;
-      } else if (c.closing && !c.in.empty()) {
-        c.in.clear();  // a partial request from a client that left
-      }
-      return;
-    }
-    if (end > options_.max_header_bytes) {
-      c.out += Serialize(Error(431, "request headers too large"), false, true);
-      c.closing = true;
-      return;
-    }
-    Request request;
-    std::vector<absl::string_view> lines =
-        absl::StrSplit(absl::string_view(c.in).substr(0, end), "\r\n");
-    std::vector<absl::string_view> start = absl::StrSplit(lines[0], ' ');
-    if (start.size() != 3 || start[0].empty() || start[1].empty() || start[1][0] != '/') {
-      c.out += Serialize(Error(400, "malformed request line"), false, true);
-      c.closing = true;
-      return;
-    }
-    if (start[2] != "HTTP/1.1" && start[2] != "HTTP/1.0") {
-      c.out += Serialize(Error(505, "HTTP/1.1 only"), false, true);
-      c.closing = true;
-      return;
-    }
-    request.method = std::string(start[0]);
-    request.target = std::string(start[1]);
-    const size_t question = request.target.find('?');
-    request.path = request.target.substr(0, question);
-    request.query = question == std::string::npos ? "" : request.target.substr(question + 1);
-    bool bad = false;
-    for (size_t i = 1; i < lines.size(); ++i) {
-      const size_t colon = lines[i].find(':');
-      if (colon == absl::string_view::npos || colon == 0) {
-        bad = true;
-        break;
-      }
-      request.headers.emplace_back(
-          absl::AsciiStrToLower(lines[i].substr(0, colon)),
-          std::string(absl::StripAsciiWhitespace(lines[i].substr(colon + 1))));
-    }
-    if (bad) {
-      c.out += Serialize(Error(400, "malformed header line"), false, true);
-      c.closing = true;
-      return;
-    }
-    if (request.Header("transfer-encoding") != nullptr) {
-      c.out += Serialize(Error(501,
-                               "chunked request bodies are not supported; send "
-                               "Content-Length"),
-                         false, true);
-      c.closing = true;
-      return;
-    }
-    size_t length = 0;
-    if (const std::string* value = request.Header("content-length")) {
-      if (!absl::SimpleAtoi(*value, &length)) {
-        c.out += Serialize(Error(400, "bad Content-Length"), false, true);
-        c.closing = true;
-        return;
-      }
-      if (length > options_.max_body_bytes) {
-        c.out += Serialize(
-            Error(413, absl::StrCat("request body over ", options_.max_body_bytes, " bytes")),
-            false, true);
-        c.closing = true;
-        return;
-      }
-    }
-    const size_t body_start = end + kHeaderEndSize;
-    if (c.in.size() < body_start + length) {
-      if (c.closing) c.in.clear();  // the client left mid-body
-      return;                       // wait for the rest
-    }
-    request.body = c.in.substr(body_start, length);
-    c.in.erase(0, body_start + length);
-
-    const std::string* connection = request.Header("connection");
-    bool close = start[2] == "HTTP/1.0"
-                     ? !(connection != nullptr && absl::EqualsIgnoreCase(*connection, "keep-alive"))
-                     : (connection != nullptr && absl::EqualsIgnoreCase(*connection, "close"));
-    close = close || c.closing;
-    c.out += Serialize(handler_(request), request.method == "HEAD", close);
-    if (close) {
-      c.closing = true;
-      c.in.clear();
-      return;
-    }
-  }
+  core.threads.clear();
 }
 
 }  // namespace a2amesh::http

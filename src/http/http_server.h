@@ -1,12 +1,10 @@
 #ifndef A2AMESH_HTTP_HTTP_SERVER_H_
 #define A2AMESH_HTTP_HTTP_SERVER_H_
 
-#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -37,56 +35,76 @@ struct Response {
   std::string body;
 };
 
-// Answers one request. Runs on the server's thread: it must not block.
+// One request being answered. The handler answers it exactly once, either with
+// Respond() or with StartStream() followed by Write()s and End() (a chunked
+// body, e.g. server-sent events). Every method may be called from any thread;
+// calls after the exchange has ended, or after the client has gone, do nothing.
+class Exchange {
+ public:
+  virtual ~Exchange() = default;
+
+  virtual const Request& request() const = 0;
+  virtual void Respond(Response response) = 0;
+  // Sends `head`'s status and headers; its body, if any, is the first piece.
+  virtual void StartStream(Response head) = 0;
+  // Sends one piece of a streamed body. `written`, if set, runs once the piece
+  // is on the socket (true) or can never be (false): a streaming producer
+  // waits for it before making the next piece, so a slow client slows it down
+  // instead of growing a queue.
+  virtual void Write(std::string data, std::function<void(bool ok)> written) = 0;
+  virtual void End() = 0;
+  // `gone` runs once if the connection closes before the response has ended
+  // (the client left, a write timed out, or the server stopped), so that the
+  // work behind the request can be cancelled.
+  virtual void OnClientGone(std::function<void()> gone) = 0;
+};
+
+// Takes a request; must not block (answer later from any thread).
+using AsyncHandler = std::function<void(std::shared_ptr<Exchange>)>;
+// Answers a request at once, on the server's thread: it must not block.
 using Handler = std::function<Response(const Request&)>;
 
 struct ServerOptions {
   size_t max_header_bytes = 64 * 1024;
   size_t max_body_bytes = 4 * 1024 * 1024;
   size_t max_connections = 256;
-  // A connection with nothing to do for this long is closed.
+  // A connection waiting this long for (the rest of) a request is closed.
   absl::Duration idle_timeout = absl::Seconds(60);
+  // A client that takes longer than this to take one write is closed.
+  absl::Duration write_timeout = absl::Seconds(30);
+  // Threads running the event loop.
+  int threads = 1;
 };
 
-// A small HTTP/1.1 server on one thread and poll(2): keep-alive, pipelining,
-// Content-Length bodies, HEAD, and the errors a client needs (400, 405 from
-// handlers, 413, 431, 501 for chunked request bodies, 505). Stop is immediate.
-// Made for /metrics; its handler is synchronous. Thread-safe.
+class ServerCore;
+
+// An HTTP/1.1 server on Boost.Beast/Asio: event-driven, so one thread holds
+// thousands of open streams. Keep-alive, pipelining (answers in order),
+// chunked request bodies, HEAD, streamed (chunked) responses with
+// back-pressure, and the errors a client needs before any handler runs: 400,
+// 413 (body over max_body_bytes), 431 (headers over max_header_bytes), 503
+// (over max_connections), 505. Stop is immediate. Thread-safe.
 class Server {
  public:
   // Listens on `address` ("host:port"; port 0 picks one; host "" or 0.0.0.0:
-  // every IPv4 address, "[::]": every address). UNAVAILABLE naming the
-  // address if it cannot.
+  // every IPv4 address, "[::]": every address). UNAVAILABLE naming the address
+  // if it cannot, INVALID_ARGUMENT if it is not host:port.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const std::string& address,
+                                                       ServerOptions options, AsyncHandler handler);
   static absl::StatusOr<std::unique_ptr<Server>> Start(const std::string& address,
                                                        ServerOptions options, Handler handler);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  int port() const { return port_; }
-  // Closes every connection and stops listening. Idempotent.
+  int port() const;
+  // Closes every connection (their exchanges see the client gone) and stops
+  // listening. Idempotent.
   void Stop();
 
  private:
-  struct Connection;
-
-  Server(ServerOptions options, Handler handler, int listen_fd, int wake_fd, int port);
-  void Loop();
-  void Accept();
-  // Reads what is there; false if the connection is done.
-  bool OnReadable(Connection& connection);
-  bool OnWritable(Connection& connection);
-  // Answers every complete request in the connection's buffer.
-  void Process(Connection& connection);
-
-  const ServerOptions options_;
-  const Handler handler_;
-  const int listen_fd_;
-  const int wake_fd_;
-  const int port_;
-  std::vector<std::unique_ptr<Connection>> connections_;  // the loop thread only
-  std::atomic<bool> stopping_{false};
-  std::thread thread_;
+  explicit Server(std::shared_ptr<ServerCore> core);
+  std::shared_ptr<ServerCore> core_;
 };
 
 // "Not Found" for 404, ...

@@ -85,7 +85,7 @@ class Metrics final : public Telemetry {
   prometheus::Counter& store_failures_;
 };
 
-// Serves GET /metrics over HTTP (http::Server: one thread, stops at once).
+// Serves GET /metrics over HTTP (http::Server: one event-loop thread, stops at once).
 // Thread-safe.
 class MetricsServer {
  public:

@@ -15,8 +15,7 @@
 
 namespace a2amesh::testing {
 
-absl::StatusOr<std::string> HttpExchange(const std::string& address, const std::string& raw,
-                                         absl::Duration timeout) {
+absl::StatusOr<std::unique_ptr<HttpConnection>> HttpConnection::Open(const std::string& address) {
   const size_t colon = address.rfind(':');
   std::string host = address.substr(0, colon);
   if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
@@ -34,24 +33,53 @@ absl::StatusOr<std::string> HttpExchange(const std::string& address, const std::
         absl::StrCat("cannot connect to ", address, ": ", std::strerror(errno)));
   }
   freeaddrinfo(found);
+  return std::unique_ptr<HttpConnection>(new HttpConnection(fd));
+}
+
+HttpConnection::~HttpConnection() { Close(); }
+
+void HttpConnection::Close() {
+  if (fd_ >= 0) {
+    close(fd_);
+    fd_ = -1;
+  }
+}
+
+bool HttpConnection::Send(const std::string& raw) {
   size_t sent = 0;
   while (sent < raw.size()) {
-    ssize_t n = send(fd, raw.data() + sent, raw.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;
+    ssize_t n = send(fd_, raw.data() + sent, raw.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) return false;
     sent += static_cast<size_t>(n);
   }
-  std::string response;
+  return true;
+}
+
+bool HttpConnection::ReadUntil(const std::function<bool(const std::string&)>& done,
+                               absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   char buffer[16 * 1024];
-  while (absl::Now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 100) <= 0) continue;
-    ssize_t n = read(fd, buffer, sizeof(buffer));
-    if (n <= 0) break;
-    response.append(buffer, static_cast<size_t>(n));
+  while (!done(received_)) {
+    if (absl::Now() >= deadline || fd_ < 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0) continue;
+    ssize_t n = read(fd_, buffer, sizeof(buffer));
+    if (n <= 0) {
+      closed_ = true;
+      return done(received_);
+    }
+    received_.append(buffer, static_cast<size_t>(n));
   }
-  close(fd);
-  return response;
+  return true;
+}
+
+absl::StatusOr<std::string> HttpExchange(const std::string& address, const std::string& raw,
+                                         absl::Duration timeout) {
+  absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Open(address);
+  if (!connection.ok()) return connection.status();
+  (*connection)->Send(raw);
+  (*connection)->ReadUntil([&](const std::string&) { return (*connection)->closed(); }, timeout);
+  return (*connection)->received();
 }
 
 absl::StatusOr<HttpResult> ParseHttpResponse(const std::string& raw) {

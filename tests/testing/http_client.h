@@ -1,6 +1,8 @@
 #ifndef A2AMESH_TESTS_TESTING_HTTP_CLIENT_H_
 #define A2AMESH_TESTS_TESTING_HTTP_CLIENT_H_
 
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -13,6 +15,30 @@ struct HttpResult {
   // The header block, lines as sent.
   std::string headers;
   std::string body;
+};
+
+// A raw client connection, for tests that watch a response arrive piece by
+// piece or that hang up in the middle.
+class HttpConnection {
+ public:
+  static absl::StatusOr<std::unique_ptr<HttpConnection>> Open(const std::string& address);
+  ~HttpConnection();
+
+  bool Send(const std::string& raw);
+  // Reads until `done(everything received so far)` holds; false if the
+  // connection closed or `timeout` passed first.
+  bool ReadUntil(const std::function<bool(const std::string&)>& done,
+                 absl::Duration timeout = absl::Seconds(10));
+  const std::string& received() const { return received_; }
+  // Whether the server closed the connection (seen by ReadUntil).
+  bool closed() const { return closed_; }
+  void Close();
+
+ private:
+  explicit HttpConnection(int fd) : fd_(fd) {}
+  int fd_;
+  bool closed_ = false;
+  std::string received_;
 };
 
 // Sends `raw` (a whole HTTP request, or several) to host:port and returns all

@@ -5,16 +5,21 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "testing/http_client.h"
+#include "testing/wait.h"
 
 namespace a2amesh::http {
 namespace {
 
+using ::a2amesh::testing::HttpConnection;
 using ::a2amesh::testing::HttpExchange;
 using ::a2amesh::testing::HttpGet;
+using ::a2amesh::testing::WaitFor;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
@@ -87,11 +92,146 @@ TEST_F(HttpServerTest, BadRequestsGetTheRightStatusAndTheConnectionCloses) {
   EXPECT_EQ(status_of("GET /x HTTP/1.1\r\nbroken header\r\n\r\n"), 400);
   EXPECT_EQ(status_of("POST /x HTTP/1.1\r\nContent-Length: 65\r\n\r\n"), 413);
   EXPECT_EQ(status_of("POST /x HTTP/1.1\r\nContent-Length: nope\r\n\r\n"), 400);
-  EXPECT_EQ(status_of("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 501);
   EXPECT_EQ(
       status_of(absl::StrCat("GET /x HTTP/1.1\r\nX-Big: ", std::string(2000, 'a'), "\r\n\r\n")),
       431);
   EXPECT_EQ(requests_.load(), 0);  // none reached the handler
+}
+
+TEST_F(HttpServerTest, ReadsChunkedRequestBodies) {
+  absl::StatusOr<std::string> raw = HttpExchange(
+      address_,
+      "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+      "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+  ASSERT_TRUE(raw.ok());
+  absl::StatusOr<testing::HttpResult> result = testing::ParseHttpResponse(*raw);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->body, "POST /c q= body=abcde");
+}
+
+TEST_F(HttpServerTest, RefusesConnectionsOverTheLimit) {
+  ServerOptions options;
+  options.max_connections = 1;
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Server::Start("127.0.0.1:0", options, [](const Request&) { return Response(); });
+  ASSERT_TRUE(server.ok());
+  const std::string address = absl::StrCat("127.0.0.1:", (*server)->port());
+  absl::StatusOr<std::unique_ptr<HttpConnection>> first = HttpConnection::Open(address);
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE((*first)->Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE((*first)->ReadUntil(
+      [](const std::string& got) { return absl::StrContains(got, "\r\n\r\n"); }));
+  absl::StatusOr<std::string> second = HttpExchange(address, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(second.ok());
+  EXPECT_THAT(*second, StartsWith("HTTP/1.1 503"));
+  EXPECT_THAT(*second, HasSubstr("too many connections"));
+}
+
+// A handler that answers later, from another thread, with a streamed body.
+class StreamingServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<Server>> server =
+        Server::Start("127.0.0.1:0", ServerOptions(), [this](std::shared_ptr<Exchange> exchange) {
+          exchange->OnClientGone([this] { ++gone_; });
+          absl::MutexLock lock(&mu_);
+          exchanges_.push_back(std::move(exchange));
+        });
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    address_ = absl::StrCat("127.0.0.1:", server_->port());
+  }
+
+  std::shared_ptr<Exchange> WaitForExchange(size_t index) {
+    auto arrived = [&] {
+      absl::MutexLock lock(&mu_);
+      return exchanges_.size() > index;
+    };
+    if (!WaitFor(arrived)) return nullptr;
+    absl::MutexLock lock(&mu_);
+    return exchanges_[index];
+  }
+
+  absl::Mutex mu_;
+  std::vector<std::shared_ptr<Exchange>> exchanges_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int> gone_{0};
+  std::unique_ptr<Server> server_;
+  std::string address_;
+};
+
+TEST_F(StreamingServerTest, StreamsPiecesInOrderThenServesTheNextRequest) {
+  absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Open(address_);
+  ASSERT_TRUE(connection.ok());
+  HttpConnection& client = **connection;
+  ASSERT_TRUE(client.Send("GET /events HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::shared_ptr<Exchange> exchange = WaitForExchange(0);
+  ASSERT_NE(exchange, nullptr);
+  EXPECT_EQ(exchange->request().path, "/events");
+
+  Response head;
+  head.content_type = "text/event-stream";
+  head.body = "data: 0\n\n";
+  std::thread producer([&] {
+    exchange->StartStream(head);
+    for (int i = 1; i <= 3; ++i) {
+      std::atomic<int> written{-1};
+      exchange->Write(absl::StrCat("data: ", i, "\n\n"), [&](bool ok) { written = ok; });
+      // Back-pressure: the next piece only once this one is on the socket.
+      ASSERT_TRUE(WaitFor([&] { return written.load() != -1; }));
+      EXPECT_EQ(written.load(), 1);
+    }
+    exchange->End();
+  });
+  producer.join();
+  ASSERT_TRUE(
+      client.ReadUntil([](const std::string& got) { return absl::StrContains(got, "0\r\n\r\n"); }));
+  absl::StatusOr<testing::HttpResult> result = testing::ParseHttpResponse(client.received());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->headers, HasSubstr("Content-Type: text/event-stream"));
+  EXPECT_THAT(result->headers, HasSubstr("Transfer-Encoding: chunked"));
+  EXPECT_EQ(result->body, "data: 0\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\n");
+
+  // The connection stays open for the next request; writes after the end do nothing.
+  bool late = true;
+  exchange->Write("late", [&](bool ok) { late = ok; });
+  ASSERT_TRUE(client.Send("GET /second HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::shared_ptr<Exchange> second = WaitForExchange(1);
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(second->request().path, "/second");
+  EXPECT_TRUE(WaitFor([&] { return !late; }));
+  EXPECT_EQ(gone_.load(), 0);
+}
+
+TEST_F(StreamingServerTest, AClientThatHangsUpIsNoticedWhileItsRequestIsHandled) {
+  absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Open(address_);
+  ASSERT_TRUE(connection.ok());
+  ASSERT_TRUE((*connection)->Send("POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"));
+  std::shared_ptr<Exchange> exchange = WaitForExchange(0);
+  ASSERT_NE(exchange, nullptr);
+  EXPECT_EQ(exchange->request().body, "hi");
+  (*connection)->Close();
+  EXPECT_TRUE(WaitFor([&] { return gone_.load() == 1; }));
+  // Answering a client that has gone is harmless; a callback added late runs at once.
+  exchange->Respond(Response());
+  bool late_gone = false;
+  exchange->OnClientGone([&] { late_gone = true; });
+  EXPECT_TRUE(late_gone);
+}
+
+TEST_F(StreamingServerTest, StopEndsOpenStreamsAndTheirExchangesSeeTheClientGone) {
+  absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Open(address_);
+  ASSERT_TRUE(connection.ok());
+  ASSERT_TRUE((*connection)->Send("GET /events HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::shared_ptr<Exchange> exchange = WaitForExchange(0);
+  ASSERT_NE(exchange, nullptr);
+  exchange->StartStream(Response());
+  server_->Stop();
+  EXPECT_EQ(gone_.load(), 1);
+  bool written = true;
+  exchange->Write("after stop", [&](bool ok) { written = ok; });
+  EXPECT_FALSE(written);
+  EXPECT_TRUE(
+      (*connection)->ReadUntil([&](const std::string&) { return (*connection)->closed(); }));
 }
 
 TEST_F(HttpServerTest, ServesManyClientsAtOnce) {
