@@ -476,9 +476,21 @@ void Session::End(ExchangeImpl* exchange) {
 
 void Session::Fail(int status, std::string message) {
   keep_alive_ = false;
+  Request partial;
+  if (parser_.has_value() && parser_->is_header_done()) {
+    const auto& header = parser_->get();
+    partial.method = std::string(header.method_string());
+    partial.target = std::string(header.target());
+    partial.path = partial.target.substr(0, partial.target.find('?'));
+  }
   Response response;
-  response.status = status;
-  response.body = std::move(message) + "\n";
+  if (core_.options.error_response) {
+    response = core_.options.error_response(partial, status, message);
+    response.status = status;
+  } else {
+    response.status = status;
+    response.body = std::move(message) + "\n";
+  }
   Queue(Head(response, Framing::kLength) + response.body, nullptr, /*last=*/true);
 }
 

@@ -74,6 +74,11 @@ struct ServerOptions {
   absl::Duration write_timeout = absl::Seconds(30);
   // Threads running the event loop.
   int threads = 1;
+  // Formats the errors the server answers by itself (400, 413, 431, 503,
+  // 505); `request` has what was read of the request (method and target, if
+  // the request line was), no body. Default: the message as text/plain.
+  std::function<Response(const Request& request, int status, const std::string& message)>
+      error_response;
 };
 
 class ServerCore;

@@ -46,7 +46,7 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
   n.node_id = Hostname();
   CLI::App app{
       "meshd: an a2a-mesh node. Agents register with it over gRPC (AgentHost); "
-      "clients send it A2A v1.0 tasks over gRPC."};
+      "clients send it A2A v1.0 tasks over gRPC, JSON-RPC or HTTP+JSON."};
   app.set_config("--config", "", "Read flags from this TOML or INI file (keys named like flags)");
   app.set_version_flag("--version", std::string("meshd ") + Version());
   app.get_formatter()->column_width(34);
@@ -57,8 +57,8 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
       "  meshd --node-id n2 --grpc-address 127.0.0.1:7401 --metrics-address 127.0.0.1:9465 \\\n"
       "        --peers 127.0.0.1:7400\n"
       "  meshd --discovery-dns a2a-mesh-headless.default.svc.cluster.local\n"
-      "  meshd --ephemeral --grpc-address 127.0.0.1:0 --metrics-address 127.0.0.1:0 \\\n"
-      "        --ready-file /tmp/n1.json");
+      "  meshd --ephemeral --grpc-address 127.0.0.1:0 --http-address 127.0.0.1:0 \\\n"
+      "        --metrics-address 127.0.0.1:0 --ready-file /tmp/n1.json");
 
   app.add_option("--node-id", n.node_id, "This node's id, unique in the mesh (default: hostname)")
       ->envname("MESHD_NODE_ID");
@@ -70,6 +70,18 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
                  "host:port for Prometheus' /metrics; port 0 picks a free port; empty: none")
       ->envname("MESHD_METRICS_ADDRESS")
       ->capture_default_str();
+  app.add_option("--http-address", n.http_address,
+                 "host:port for A2A over HTTP (JSON-RPC, HTTP+JSON, agent cards); port 0 picks "
+                 "a free port; empty: none")
+      ->envname("MESHD_HTTP_ADDRESS")
+      ->capture_default_str();
+  app.add_option("--public-http-url", n.public_http_url,
+                 "Base URL agent cards give for the HTTP bindings, e.g. behind an ingress "
+                 "(default: http://<the request's Host>)")
+      ->envname("MESHD_PUBLIC_HTTP_URL");
+  app.add_option("--public-grpc-url", n.public_grpc_url,
+                 "host:port agent cards give for gRPC (default: the Host's name and the gRPC port)")
+      ->envname("MESHD_PUBLIC_GRPC_URL");
   app.add_option("--data-dir", n.data_dir,
                  "Directory of the SQLite task store (created if missing)")
       ->envname("MESHD_DATA_DIR")

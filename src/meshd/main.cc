@@ -18,7 +18,8 @@ bool WriteReadyFile(const std::string& path, const a2amesh::Node& node) {
   {
     std::ofstream out(tmp, std::ios::trunc);
     out << "{\"node_id\":\"" << node.node_id() << "\",\"grpc_address\":\"" << node.grpc_address()
-        << "\",\"metrics_address\":\"" << node.metrics_address() << "\"}\n";
+        << "\",\"http_address\":\"" << node.http_address() << "\",\"metrics_address\":\""
+        << node.metrics_address() << "\"}\n";
     if (!out) {
       return false;
     }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "a2a/a2a_service.h"
+#include "a2a/http_binding.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "admin/admin_service.h"
@@ -18,9 +19,11 @@
 #include "core/log.h"
 #include "core/status_macros.h"
 #include "core/thread_pool.h"
+#include "core/version.h"
 #include "discovery/discovery_source.h"
 #include "discovery/dns_discovery_source.h"
 #include "grpcpp/grpcpp.h"
+#include "http/http_server.h"
 #include "metrics/metrics.h"
 #include "peer/peer_manager.h"
 #include "peer/peer_service.h"
@@ -89,11 +92,47 @@ absl::Status CheckOptions(const NodeOptions& o) {
   return absl::OkStatus();
 }
 
+// The agent cards the HTTP binding publishes: this node's agents by id, other
+// nodes' as "id@node".
+class CatalogCards final : public a2a::CardSource {
+ public:
+  CatalogCards(const catalog::AgentCatalog& local, const catalog::RemoteCatalog& remote)
+      : local_(local), remote_(remote) {}
+
+  std::vector<std::pair<std::string, lf::a2a::v1::AgentCard>> Agents() const override {
+    std::vector<std::pair<std::string, lf::a2a::v1::AgentCard>> agents;
+    for (const auto& agent : *local_.snapshot()) {
+      agents.emplace_back(agent->id(), agent->card());
+    }
+    for (const auto& agent : *remote_.snapshot()) {
+      agents.emplace_back(agent->qualified_id(), agent->card());
+    }
+    return agents;
+  }
+
+  std::optional<lf::a2a::v1::AgentCard> Find(const std::string& tenant) const override {
+    std::string agent_id;
+    std::string node_id;
+    if (catalog::SplitQualifiedAgentId(tenant, &agent_id, &node_id)) {
+      if (auto agent = remote_.Find(node_id, agent_id)) return agent->card();
+      return std::nullopt;
+    }
+    if (auto agent = local_.Find(tenant)) return agent->card();
+    return std::nullopt;
+  }
+
+ private:
+  const catalog::AgentCatalog& local_;
+  const catalog::RemoteCatalog& remote_;
+};
+
 }  // namespace
 
 Node::Node(NodeOptions options) : options_(std::move(options)) {}
 
 int Node::metrics_port() const { return metrics_server_ != nullptr ? metrics_server_->port() : 0; }
+
+int Node::http_port() const { return http_server_ != nullptr ? http_server_->port() : 0; }
 
 metrics::NodeSample Node::Sample() const {
   metrics::NodeSample sample;
@@ -260,6 +299,9 @@ absl::Status Node::Init() {
         absl::StrCat(options_.metrics_address.substr(0, options_.metrics_address.rfind(':')), ":",
                      metrics_server_->port());
   }
+  if (!options_.http_address.empty()) {
+    A2AMESH_RETURN_IF_ERROR(StartHttp());
+  }
   peers_->Start();
   if (!options_.peers.empty()) {
     discovery_.push_back(std::make_unique<discovery::StaticDiscoverySource>(options_.peers));
@@ -283,8 +325,46 @@ absl::Status Node::Init() {
       .With("node", options_.node_id)
       .With("grpc_address", grpc_address_)
       .With("advertise", advertise)
+      .With("http", http_address_.empty() ? std::string("off") : http_address_)
       .With("metrics", metrics_address_.empty() ? std::string("off") : metrics_address_)
       .With("store", StoreDescription());
+  return absl::OkStatus();
+}
+
+absl::Status Node::StartHttp() {
+  cards_ = std::make_unique<CatalogCards>(*catalog_, *remote_catalog_);
+  a2a::HttpBindingOptions binding;
+  binding.node_id = options_.node_id;
+  binding.version = Version();
+  binding.public_http_url = options_.public_http_url;
+  binding.public_grpc_url = options_.public_grpc_url;
+  binding.grpc_port = grpc_port_;
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  args.SetMaxSendMessageSize(-1);
+  http_binding_ = std::make_unique<a2a::HttpBinding>(std::move(binding),
+                                                     server_->InProcessChannel(args), *cards_);
+  http::ServerOptions server;
+  // A JSON body is bigger than the same message in protobuf; the node's own
+  // size checks (--max-message-bytes) apply after parsing.
+  server.max_body_bytes = static_cast<size_t>(2 * options_.max_message_bytes + (1 << 20));
+  server.max_connections = static_cast<size_t>(options_.max_open_streams + 1024);
+  server.error_response = [binding = http_binding_.get()](const http::Request& request, int status,
+                                                          const std::string& message) {
+    return binding->ErrorResponse(request, status, message);
+  };
+  absl::StatusOr<std::unique_ptr<http::Server>> started = http::Server::Start(
+      options_.http_address, std::move(server),
+      [binding = http_binding_.get()](std::shared_ptr<http::Exchange> exchange) {
+        binding->Handle(std::move(exchange));
+      });
+  if (!started.ok()) {
+    return absl::Status(started.status().code(),
+                        absl::StrCat("--http-address: ", started.status().message()));
+  }
+  http_server_ = *std::move(started);
+  http_address_ = absl::StrCat(options_.http_address.substr(0, options_.http_address.rfind(':')),
+                               ":", http_server_->port());
   return absl::OkStatus();
 }
 
@@ -322,6 +402,9 @@ void Node::Shutdown() {
     return;
   }
   metrics_server_.reset();  // scrapes read what is stopped below
+  // HTTP clients' calls are cancelled with their connections, before the
+  // gRPC server they run on stops.
+  if (http_server_ != nullptr) http_server_->Stop();
   for (auto& source : discovery_) {
     source->Stop();
   }
@@ -335,6 +418,7 @@ void Node::Shutdown() {
   catalog_->RemoveListener(admin_.get());
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   server_.reset();
+  http_server_.reset();
   blocking_.reset();  // runs what was scheduled, while everything it uses exists
   timers_.reset();
   A2AMESH_LOG(Info, "meshd stopped").With("node", options_.node_id);

@@ -44,6 +44,13 @@ class Router;
 namespace tasks {
 class TaskManager;
 }
+namespace http {
+class Server;
+}
+namespace a2a {
+class CardSource;
+class HttpBinding;
+}  // namespace a2a
 namespace metrics {
 class Metrics;
 class MetricsServer;
@@ -58,6 +65,13 @@ struct NodeOptions {
   // Where Prometheus scrapes /metrics (host:port; port 0 picks one); empty:
   // no metrics endpoint.
   std::string metrics_address = "0.0.0.0:9464";
+  // A2A over HTTP (JSON-RPC, HTTP+JSON/REST, agent cards), host:port; port 0
+  // picks one; empty: none.
+  std::string http_address = "0.0.0.0:7480";
+  // The URLs agent cards give clients (behind an ingress or a load balancer):
+  // the HTTP base URL and the gRPC host:port. Default: from the request's Host.
+  std::string public_http_url;
+  std::string public_grpc_url;
   // Where the SQLite task store lives; created if missing. Unused if ephemeral.
   std::string data_dir = "meshd-data";
   // Keep tasks in memory only: nothing survives a restart.
@@ -116,6 +130,9 @@ class Node {
   // The port /metrics is served on (0 if it is not), and host:port ("" if not).
   int metrics_port() const;
   const std::string& metrics_address() const { return metrics_address_; }
+  // The port A2A over HTTP is served on (0 if it is not), and host:port.
+  int http_port() const;
+  const std::string& http_address() const { return http_address_; }
 
   // Stops taking new client work: the node refuses new tasks from clients
   // (running tasks may still delegate), peers stop routing to its agents, and
@@ -136,6 +153,7 @@ class Node {
  private:
   explicit Node(NodeOptions options);
   absl::Status Init();
+  absl::Status StartHttp();
   // "sqlite:<path>" or "memory".
   std::string StoreDescription() const;
   // The node as it stands, for a metrics scrape.
@@ -163,6 +181,11 @@ class Node {
   std::unique_ptr<agenthost::AgentHostService> agent_host_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<metrics::MetricsServer> metrics_server_;
+  // What the HTTP binding reads agent cards from.
+  std::unique_ptr<a2a::CardSource> cards_;
+  std::unique_ptr<a2a::HttpBinding> http_binding_;
+  std::unique_ptr<http::Server> http_server_;
+  std::string http_address_;
   std::string grpc_address_;
   int grpc_port_ = 0;
   std::string metrics_address_;

@@ -54,9 +54,9 @@ class CrashRecoveryTest : public ::testing::Test {
   Subprocess StartMeshd(const std::string& ready_file) {
     std::remove(ready_file.c_str());
     absl::StatusOr<Subprocess> meshd = Subprocess::Start(
-        {BinaryPath("meshd"), "--node-id", "crash", "--grpc-address", address_, "--metrics-address",
-         "127.0.0.1:0", "--data-dir", dir_.File("data"), "--ready-file", ready_file,
-         "--recovery-grace", "30s", "--agent-lease", "3s"},
+        {BinaryPath("meshd"), "--node-id", "crash", "--grpc-address", address_, "--http-address",
+         "127.0.0.1:0", "--metrics-address", "127.0.0.1:0", "--data-dir", dir_.File("data"),
+         "--ready-file", ready_file, "--recovery-grace", "30s", "--agent-lease", "3s"},
         dir_.File("meshd.log"));
     EXPECT_TRUE(meshd.ok()) << meshd.status();
     absl::StatusOr<std::string> ready = testing::WaitForReadyFile(ready_file, absl::Seconds(20));

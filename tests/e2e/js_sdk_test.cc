@@ -1,11 +1,14 @@
-// Wire compatibility with the official A2A JS SDK: its gRPC client
-// (tests/e2e/js/meshd-client.mjs, versions pinned by package-lock.json) sends
-// to a real meshd process, which hands the tasks to the example agents
-// (echo-agent, uppercase-agent) running as processes of their own.
+// Wire compatibility with the official A2A JS SDK: its client
+// (tests/e2e/js/meshd-client.mjs, versions pinned by package-lock.json)
+// discovers a real meshd process's agent card and runs the same scenario over
+// each binding the card lists (JSON-RPC, HTTP+JSON, gRPC); meshd hands the
+// tasks to the example agents (echo-agent, uppercase-agent) running as
+// processes of their own. The results must be the same on every binding.
 
 #include <signal.h>
 
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -15,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "lf/a2a/v1/a2a.grpc.pb.h"
@@ -47,7 +51,72 @@ Message Field(const Step& step, const std::string& name) {
   return message;
 }
 
-TEST(JsSdkTest, TheOfficialGrpcClientSendsAndStreamsThroughMeshd) {
+// Runs the JS client over `binding` against `node`; its steps in order.
+std::vector<Step> RunClient(const testing::TempDir& dir, const testing::E2eNode& node,
+                            const std::string& binding) {
+  const std::string js_dir = testing::SourcePath("tests/e2e/js");
+  std::string out = dir.File("js-" + binding + ".out");
+  absl::StatusOr<Subprocess> client =
+      Subprocess::Start({"/usr/bin/env", "node", js_dir + "/meshd-client.mjs",
+                         absl::StrCat("http://", node.http_address()), binding},
+                        out);
+  EXPECT_TRUE(client.ok());
+  if (!client.ok()) return {};
+  absl::StatusOr<int> exit_code = client->Wait(absl::Seconds(60));
+  std::string output = testing::ReadFileOrEmpty(out);
+  EXPECT_TRUE(exit_code.ok());
+  EXPECT_EQ(exit_code.value_or(-1), 0) << binding << ":\n" << output;
+  std::vector<Step> steps;
+  for (absl::string_view line : absl::StrSplit(output, '\n', absl::SkipEmpty())) {
+    Step step;
+    if (!JsonStringToMessage(std::string(line), &step.body).ok()) {
+      continue;  // not one of ours (e.g. an npm warning)
+    }
+    step.step = step.body.fields().at("step").string_value();
+    steps.push_back(std::move(step));
+  }
+  return steps;
+}
+
+// `value` without what differs from run to run (ids, timestamps) or from
+// binding to binding by design (the binding's own name, the SDK's error
+// class, how many events a subscription caught before the task ended).
+void Normalize(google::protobuf::Value* value) {
+  if (value->has_struct_value()) {
+    auto* fields = value->mutable_struct_value()->mutable_fields();
+    for (const char* key :
+         {"id", "contextId", "messageId", "taskId", "timestamp", "binding", "name", "events"}) {
+      fields->erase(key);
+    }
+    for (auto& [key, field] : *fields) Normalize(&field);
+  } else if (value->has_list_value()) {
+    for (auto& item : *value->mutable_list_value()->mutable_values()) Normalize(&item);
+  }
+}
+
+google::protobuf::Value Normalized(const Step& step) {
+  google::protobuf::Value value;
+  *value.mutable_struct_value() = step.body;
+  Normalize(&value);
+  if (step.step == "cancel") {
+    // How far the task got before the cancel reached it is a matter of timing.
+    auto* task = (*value.mutable_struct_value()->mutable_fields())["task"].mutable_struct_value();
+    task->mutable_fields()->erase("history");
+    task->mutable_fields()->erase("artifacts");
+  }
+  return value;
+}
+
+MATCHER_P(SameAs, expected, "") {
+  if (google::protobuf::util::MessageDifferencer::Equals(arg, expected)) return true;
+  std::string a, b;
+  (void)MessageToJsonString(arg, &a);
+  (void)MessageToJsonString(expected, &b);
+  *result_listener << "\n  is " << a << "\n  vs " << b;
+  return false;
+}
+
+TEST(JsSdkTest, TheOfficialClientDiscoversTheCardAndWorksTheSameOverEveryBinding) {
   const std::string js_dir = testing::SourcePath("tests/e2e/js");
   ASSERT_FALSE(testing::ReadFileOrEmpty(js_dir + "/node_modules/@a2a-js/sdk/package.json").empty())
       << "the JS SDK is not installed: run `npm ci` in " << js_dir << " (tools/test does)";
@@ -60,67 +129,90 @@ TEST(JsSdkTest, TheOfficialGrpcClientSendsAndStreamsThroughMeshd) {
   ASSERT_TRUE(node.WaitForAgent("echo"));
   ASSERT_TRUE(node.WaitForAgent("uppercase"));
 
-  std::string out = dir.File("js.out");
-  absl::StatusOr<Subprocess> client = Subprocess::Start(
-      {"/usr/bin/env", "node", js_dir + "/meshd-client.mjs", node.address()}, out);
-  ASSERT_TRUE(client.ok());
-  absl::StatusOr<int> exit_code = client->Wait(absl::Seconds(60));
-  std::string output = testing::ReadFileOrEmpty(out);
-  ASSERT_TRUE(exit_code.ok());
-  ASSERT_EQ(*exit_code, 0) << output;
+  std::map<std::string, std::vector<Step>> runs;
+  for (const std::string binding : {"JSONRPC", "HTTP+JSON", "GRPC"}) {
+    SCOPED_TRACE(binding);
+    std::vector<Step> steps = RunClient(dir, node, binding);
+    ASSERT_EQ(steps.size(), 14u);
 
-  std::vector<Step> steps;
-  for (absl::string_view line : absl::StrSplit(output, '\n', absl::SkipEmpty())) {
-    Step step;
-    if (!JsonStringToMessage(std::string(line), &step.body).ok()) {
-      continue;  // not one of ours (e.g. an npm warning)
+    EXPECT_EQ(steps[0].step, "card");
+    EXPECT_EQ(steps[0].body.fields().at("binding").string_value(), binding);
+    EXPECT_TRUE(steps[0].body.fields().at("streaming").bool_value());
+    std::vector<std::string> skills;
+    for (const auto& skill : steps[0].body.fields().at("skills").list_value().values()) {
+      skills.push_back(skill.string_value());
     }
-    step.step = step.body.fields().at("step").string_value();
-    steps.push_back(std::move(step));
+    EXPECT_THAT(skills, ::testing::UnorderedElementsAre("echo", "uppercase"));
+
+    Task sent = Field<Task>(steps[1], "task");
+    EXPECT_EQ(steps[1].step, "send");
+    EXPECT_THAT(sent.id(), HasSubstr("js-node~"));
+    EXPECT_EQ(sent.status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+    ASSERT_EQ(sent.artifacts_size(), 1);
+    EXPECT_EQ(sent.artifacts(0).parts(0).text(), "hello from js");
+
+    Task immediate = Field<Task>(steps[2], "task");
+    EXPECT_EQ(steps[2].step, "send_immediate");
+    EXPECT_EQ(immediate.status().state(), lf::a2a::v1::TASK_STATE_SUBMITTED);
+
+    std::vector<StreamResponse> events;
+    for (int i = 3; i < 9; ++i) {
+      EXPECT_EQ(steps[i].step, "stream");
+      events.push_back(Field<StreamResponse>(steps[i], "event"));
+    }
+    const std::string id = events[0].task().id();
+    EXPECT_EQ(events[0].task().status().state(), lf::a2a::v1::TASK_STATE_SUBMITTED);
+    EXPECT_EQ(events[1].status_update().status().state(), lf::a2a::v1::TASK_STATE_WORKING);
+    const char* chunks[] = {"STREAM ", "THESE ", "WORDS"};
+    for (int i = 0; i < 3; ++i) {
+      const auto& update = events[2 + i].artifact_update();
+      EXPECT_EQ(update.task_id(), id);
+      EXPECT_EQ(update.artifact().parts(0).text(), chunks[i]);
+      EXPECT_EQ(update.append(), i > 0);
+      EXPECT_EQ(update.last_chunk(), i == 2);
+    }
+    EXPECT_EQ(events[5].status_update().task_id(), id);
+    EXPECT_EQ(events[5].status_update().status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+
+    Task got = Field<Task>(steps[9], "task");
+    EXPECT_EQ(steps[9].step, "get");
+    EXPECT_EQ(got.id(), id);
+    EXPECT_EQ(got.status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+    ASSERT_EQ(got.artifacts_size(), 1);
+    ASSERT_EQ(got.artifacts(0).parts_size(), 3);
+    EXPECT_EQ(got.artifacts(0).parts(2).text(), "WORDS");
+
+    EXPECT_EQ(steps[10].step, "list");
+    auto listed = Field<lf::a2a::v1::ListTasksResponse>(steps[10], "response");
+    ASSERT_EQ(listed.tasks_size(), 1);
+    EXPECT_EQ(listed.tasks(0).id(), id);
+    EXPECT_EQ(listed.tasks(0).history_size(), 0);  // historyLength 0
+    EXPECT_EQ(listed.tasks(0).artifacts_size(), 1);
+
+    EXPECT_EQ(steps[11].step, "cancel");
+    EXPECT_EQ(Field<Task>(steps[11], "task").status().state(), lf::a2a::v1::TASK_STATE_CANCELED);
+
+    EXPECT_EQ(steps[12].step, "subscribe");
+    EXPECT_EQ(steps[12].body.fields().at("first").string_value(), "task");
+    EXPECT_EQ(Field<StreamResponse>(steps[12], "last").status_update().status().state(),
+              lf::a2a::v1::TASK_STATE_COMPLETED);
+    Task subscribed = Field<Task>(steps[12], "final");
+    EXPECT_EQ(subscribed.artifacts(0).parts_size(), 6);
+
+    EXPECT_EQ(steps[13].step, "error");
+    EXPECT_EQ(steps[13].body.fields().at("reason").string_value(), "TASK_NOT_FOUND");
+    EXPECT_THAT(steps[13].body.fields().at("message").string_value(), HasSubstr("js~no-such-task"));
+    runs[binding] = std::move(steps);
   }
-  ASSERT_EQ(steps.size(), 10u) << output;
 
-  Task sent = Field<Task>(steps[0], "task");
-  EXPECT_EQ(steps[0].step, "send");
-  EXPECT_THAT(sent.id(), HasSubstr("js-node~"));
-  EXPECT_EQ(sent.status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
-  ASSERT_EQ(sent.artifacts_size(), 1);
-  EXPECT_EQ(sent.artifacts(0).parts(0).text(), "hello from js");
-
-  Task immediate = Field<Task>(steps[1], "task");
-  EXPECT_EQ(steps[1].step, "send_immediate");
-  EXPECT_EQ(immediate.status().state(), lf::a2a::v1::TASK_STATE_SUBMITTED);
-
-  std::vector<StreamResponse> events;
-  for (int i = 2; i < 8; ++i) {
-    EXPECT_EQ(steps[i].step, "stream");
-    events.push_back(Field<StreamResponse>(steps[i], "event"));
+  // The same answers, step by step, whatever the binding.
+  ASSERT_EQ(runs.size(), 3u);
+  for (size_t i = 0; i < runs["GRPC"].size(); ++i) {
+    EXPECT_THAT(Normalized(runs["JSONRPC"][i]), SameAs(Normalized(runs["GRPC"][i])))
+        << "step " << i;
+    EXPECT_THAT(Normalized(runs["HTTP+JSON"][i]), SameAs(Normalized(runs["GRPC"][i])))
+        << "step " << i;
   }
-  const std::string id = events[0].task().id();
-  EXPECT_EQ(events[0].task().status().state(), lf::a2a::v1::TASK_STATE_SUBMITTED);
-  EXPECT_EQ(events[1].status_update().status().state(), lf::a2a::v1::TASK_STATE_WORKING);
-  const char* chunks[] = {"STREAM ", "THESE ", "WORDS"};
-  for (int i = 0; i < 3; ++i) {
-    const auto& update = events[2 + i].artifact_update();
-    EXPECT_EQ(update.task_id(), id);
-    EXPECT_EQ(update.artifact().parts(0).text(), chunks[i]);
-    EXPECT_EQ(update.append(), i > 0);
-    EXPECT_EQ(update.last_chunk(), i == 2);
-  }
-  EXPECT_EQ(events[5].status_update().task_id(), id);
-  EXPECT_EQ(events[5].status_update().status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
-
-  Task got = Field<Task>(steps[8], "task");
-  EXPECT_EQ(steps[8].step, "get");
-  EXPECT_EQ(got.id(), id);
-  EXPECT_EQ(got.status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
-  ASSERT_EQ(got.artifacts_size(), 1);
-  ASSERT_EQ(got.artifacts(0).parts_size(), 3);
-  EXPECT_EQ(got.artifacts(0).parts(2).text(), "WORDS");
-
-  EXPECT_EQ(steps[9].step, "error");
-  EXPECT_EQ(steps[9].body.fields().at("name").string_value(), "GrpcTaskNotFoundError");
-  EXPECT_THAT(steps[9].body.fields().at("message").string_value(), HasSubstr("js~no-such-task"));
 }
 
 }  // namespace

@@ -68,8 +68,10 @@ TEST_F(MeshE2eTest, TheJsSdkSendsToOneNodeATaskThatRunsOnAnother) {
   ASSERT_TRUE(n1.WaitForAgent("echo"));
   ASSERT_TRUE(n1.WaitForAgent("uppercase"));
 
-  absl::StatusOr<Subprocess> client = Subprocess::Start(
-      {"/usr/bin/env", "node", js_dir + "/meshd-client.mjs", n1.address()}, dir_.File("js.out"));
+  absl::StatusOr<Subprocess> client =
+      Subprocess::Start({"/usr/bin/env", "node", js_dir + "/meshd-client.mjs",
+                         absl::StrCat("http://", n1.http_address()), "JSONRPC"},
+                        dir_.File("js.out"));
   ASSERT_TRUE(client.ok());
   absl::StatusOr<int> exit_code = client->Wait(absl::Seconds(60));
   ASSERT_TRUE(exit_code.ok());

@@ -18,9 +18,10 @@ std::string E2eNode::log() const { return ReadFileOrEmpty(dir_.File(node_id_ + "
 bool E2eNode::Start() {
   std::string ready = dir_.File(node_id_ + ".ready.json");
   std::remove(ready.c_str());
-  std::vector<std::string> argv = {BinaryPath("meshd"), "--node-id",    node_id_,
-                                   "--grpc-address",    "127.0.0.1:0",  "--metrics-address",
-                                   "127.0.0.1:0",       "--ready-file", ready};
+  std::vector<std::string> argv = {
+      BinaryPath("meshd"), "--node-id",      node_id_,      "--grpc-address",
+      "127.0.0.1:0",       "--http-address", "127.0.0.1:0", "--metrics-address",
+      "127.0.0.1:0",       "--ready-file",   ready};
   argv.insert(argv.end(), flags_.begin(), flags_.end());
   absl::StatusOr<Subprocess> process = Subprocess::Start(argv, dir_.File(node_id_ + ".log"));
   if (!process.ok()) {
@@ -35,6 +36,7 @@ bool E2eNode::Start() {
   }
   address_ = *address;
   metrics_address_ = ReadyFileField(ready, "metrics_address");
+  http_address_ = ReadyFileField(ready, "http_address");
   return true;
 }
 

@@ -23,6 +23,8 @@ class E2eNode {
   const std::string& address() const { return address_; }
   // Where its /metrics is served (host:port).
   const std::string& metrics_address() const { return metrics_address_; }
+  // Where A2A over HTTP is served (host:port).
+  const std::string& http_address() const { return http_address_; }
   Subprocess& process() { return *process_; }
   std::string log() const;
 
@@ -46,6 +48,7 @@ class E2eNode {
   std::unique_ptr<Subprocess> process_;
   std::string address_;
   std::string metrics_address_;
+  std::string http_address_;
 };
 
 }  // namespace a2amesh::testing

@@ -11,6 +11,7 @@ NodeOptions NodeHarness::TestOptions(const std::string& node_id) {
   options.node_id = node_id;
   options.grpc_address = "127.0.0.1:0";
   options.metrics_address = "127.0.0.1:0";
+  options.http_address = "127.0.0.1:0";
   options.ephemeral = true;
   options.agent_grace = absl::Milliseconds(300);
   options.recovery_grace = absl::Seconds(2);

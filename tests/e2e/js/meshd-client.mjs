@@ -1,93 +1,133 @@
 #!/usr/bin/env node
 // The official A2A JS SDK (@a2a-js/sdk, pinned in package.json) as a
-// third-party gRPC client of meshd. It runs a fixed scenario against the node
-// and prints one JSON object per line, in the SDK's ProtoJSON wire form, for
-// the C++ test (tests/e2e/js_sdk_test.cc) to check:
+// third-party client of meshd. It discovers the node's agent card at
+// BASE_URL/.well-known/agent-card.json, picks BINDING (JSONRPC, HTTP+JSON or
+// GRPC) from the card's interfaces, runs a fixed scenario and prints one JSON
+// object per line, in the SDK's ProtoJSON wire form, for the C++ test
+// (tests/e2e/js_sdk_test.cc) to check and to compare across bindings:
+//   {"step":"card","binding":...,"interfaces":[...]}  the card and the binding used
 //   {"step":"send","task":{...}}              blocking SendMessage, skill echo
 //   {"step":"send_immediate","task":{...}}    returnImmediately, skill echo
 //   {"step":"stream","event":{...}}           SendStreamingMessage, skill uppercase
 //   {"step":"get","task":{...}}               GetTask of the streamed task
-//   {"step":"error","name":...,"message":...} GetTask of an unknown id
-// Usage: node meshd-client.mjs HOST:PORT
+//   {"step":"list","response":{...}}          ListTasks of the streamed task's context
+//   {"step":"cancel","task":{...}}            CancelTask of a long uppercase task
+//   {"step":"subscribe","first":..,"last":{...},"events":N}  SubscribeToTask of a running task
+//   {"step":"error","reason":...,"message":...}  GetTask of an unknown id
+// Usage: node meshd-client.mjs BASE_URL BINDING
 import crypto from 'node:crypto';
-import { Role, StreamResponse, Task } from '@a2a-js/sdk';
-import { ClientFactory, ClientFactoryOptions } from '@a2a-js/sdk/client';
+import { AgentCard, ListTasksResponse, Role, StreamResponse, Task } from '@a2a-js/sdk';
+import {
+  ClientFactory,
+  ClientFactoryOptions,
+  JsonRpcTransportFactory,
+  RestTransportFactory,
+} from '@a2a-js/sdk/client';
 import { GrpcTransportFactory } from '@a2a-js/sdk/client/grpc';
 
-const target = process.argv[2];
-if (!target) {
-  console.error('usage: node meshd-client.mjs HOST:PORT');
+const [baseUrl, binding] = process.argv.slice(2);
+if (!baseUrl || !binding) {
+  console.error('usage: node meshd-client.mjs BASE_URL JSONRPC|HTTP+JSON|GRPC');
   process.exit(2);
 }
 
-// meshd serves gRPC only for now, so there is no card to discover: describe the
-// endpoint directly, as a client configured by hand would.
-const card = {
-  name: 'meshd',
-  description: 'an a2a-mesh node',
-  supportedInterfaces: [{ url: target, protocolBinding: 'GRPC', tenant: '', protocolVersion: '1.0' }],
-  provider: undefined,
-  version: '0',
-  capabilities: { streaming: true, extensions: [] },
-  securitySchemes: {},
-  securityRequirements: [],
-  defaultInputModes: ['text/plain'],
-  defaultOutputModes: ['text/plain'],
-  skills: [],
-  signatures: [],
-};
 const factory = new ClientFactory(
   ClientFactoryOptions.createFrom(ClientFactoryOptions.default, {
-    transports: [new GrpcTransportFactory()],
-    preferredTransports: ['GRPC'],
+    transports: [new JsonRpcTransportFactory(), new RestTransportFactory(), new GrpcTransportFactory()],
+    preferredTransports: [binding],
   })
 );
-const client = await factory.createFromAgentCard(card);
 
+const message = (text) => ({
+  messageId: crypto.randomUUID(),
+  role: Role.ROLE_USER,
+  parts: [{ content: { $case: 'text', value: text }, metadata: undefined, filename: '', mediaType: 'text/plain' }],
+  taskId: '',
+  contextId: '',
+  extensions: [],
+  metadata: undefined,
+  referenceTaskIds: [],
+});
 const request = (skill, text, configuration = undefined) => ({
   tenant: '',
-  message: {
-    messageId: crypto.randomUUID(),
-    role: Role.ROLE_USER,
-    parts: [{ content: { $case: 'text', value: text }, metadata: undefined, filename: '', mediaType: 'text/plain' }],
-    taskId: '',
-    contextId: '',
-    extensions: [],
-    metadata: undefined,
-    referenceTaskIds: [],
-  },
+  message: message(text),
   configuration,
   metadata: { 'a2amesh/skill': skill },
 });
+const immediately = {
+  acceptedOutputModes: ['text/plain'],
+  taskPushNotificationConfig: undefined,
+  historyLength: undefined,
+  returnImmediately: true,
+};
 const print = (obj) => console.log(JSON.stringify(obj));
+const isFinal = (state) =>
+  ['TASK_STATE_COMPLETED', 'TASK_STATE_FAILED', 'TASK_STATE_CANCELED', 'TASK_STATE_REJECTED'].includes(state);
 
 try {
+  const client = await factory.createFromUrl(baseUrl);
+  const card = AgentCard.toJSON(await client.getAgentCard());
+  print({
+    step: 'card',
+    binding: card.supportedInterfaces.find((i) => i.protocolBinding === binding)?.protocolBinding,
+    interfaces: card.supportedInterfaces,
+    skills: card.skills.map((s) => s.id),
+    streaming: card.capabilities.streaming,
+  });
+
   const sent = await client.sendMessage(request('echo', 'hello from js'));
   print({ step: 'send', task: Task.toJSON(sent) });
 
-  const immediate = await client.sendMessage(
-    request('echo', 'right away', {
-      acceptedOutputModes: ['text/plain'],
-      taskPushNotificationConfig: undefined,
-      historyLength: undefined,
-      returnImmediately: true,
-    })
-  );
+  const immediate = await client.sendMessage(request('echo', 'right away', immediately));
   print({ step: 'send_immediate', task: Task.toJSON(immediate) });
 
-  let streamedId;
+  let streamed;
   for await (const event of client.sendMessageStream(request('uppercase', 'stream these words'))) {
     print({ step: 'stream', event: StreamResponse.toJSON(event) });
-    if (event.payload?.$case === 'task') streamedId = event.payload.value.id;
+    if (event.payload?.$case === 'task') streamed = event.payload.value;
   }
-  const got = await client.getTask({ tenant: '', id: streamedId, historyLength: undefined });
+  const got = await client.getTask({ tenant: '', id: streamed.id, historyLength: undefined });
   print({ step: 'get', task: Task.toJSON(got) });
+
+  const listed = await client.listTasks({
+    tenant: '',
+    contextId: streamed.contextId,
+    status: 0, // TASK_STATE_UNSPECIFIED: any state
+    pageSize: 10,
+    pageToken: '',
+    historyLength: 0,
+    statusTimestampAfter: undefined,
+    includeArtifacts: true,
+  });
+  print({ step: 'list', response: ListTasksResponse.toJSON(listed) });
+
+  // Long enough (50 words, 20 ms apart) to be cancelled while it runs.
+  const long = await client.sendMessage(request('uppercase', Array(50).fill('word').join(' '), immediately));
+  const canceled = await client.cancelTask({ tenant: '', id: long.id, metadata: undefined });
+  print({ step: 'cancel', task: Task.toJSON(canceled) });
+
+  const running = await client.sendMessage(request('uppercase', 'one two three four five six', immediately));
+  let first;
+  let last;
+  let events = 0;
+  for await (const event of client.resubscribeTask({ tenant: '', id: running.id })) {
+    const json = StreamResponse.toJSON(event);
+    first ??= Object.keys(json)[0];
+    last = json;
+    ++events;
+  }
+  const done = await client.getTask({ tenant: '', id: running.id, historyLength: 0 });
+  print({ step: 'subscribe', first, last, events, final: Task.toJSON(done) });
 
   try {
     await client.getTask({ tenant: '', id: 'js~no-such-task', historyLength: undefined });
-    print({ step: 'error', name: 'none', message: 'GetTask of an unknown id succeeded' });
+    print({ step: 'error', reason: 'none', message: 'GetTask of an unknown id succeeded' });
   } catch (e) {
-    print({ step: 'error', name: e?.constructor?.name, message: e?.message });
+    print({ step: 'error', reason: e?.reason, name: e?.constructor?.name, message: e?.message });
+  }
+  if (!isFinal(Task.toJSON(done).status.state)) {
+    console.error('the subscribed task did not end');
+    process.exit(1);
   }
   process.exit(0);
 } catch (e) {
