@@ -202,8 +202,9 @@ http::Response JsonRpcError(const std::string& id, int code, absl::string_view m
   return JsonResponse(200, kJsonType, JsonRpcErrorJson(id, code, message));
 }
 
-http::Response RestError(const absl::Status& status) {
-  const int http_status = HttpStatusFor(status);
+// `status` as a REST error; `http_status` overrides the mapped one (405, 415).
+http::Response RestError(const absl::Status& status, int http_status = 0) {
+  if (http_status == 0) http_status = HttpStatusFor(status);
   return JsonResponse(http_status, kA2aJsonType, RestErrorJson(ErrorFrom(status), http_status));
 }
 
@@ -288,8 +289,7 @@ absl::Status ApplyQuery(absl::string_view query, Message* message) {
       json = absl::StrCat("{\"", field->json_name(), "\":[", absl::StrJoin(items, ","), "]}");
     } else if (field->type() == FieldDescriptor::TYPE_BOOL) {
       if (value != "true" && value != "false") {
-        return InvalidFieldError(key, absl::StrCat("query parameter ", key,
-                                                   " must be true or false, not '", value, "'"));
+        return InvalidFieldError(key, absl::StrCat("must be true or false, not '", value, "'"));
       }
       json = absl::StrCat("{\"", field->json_name(), "\":", value, "}");
     } else {
@@ -297,8 +297,8 @@ absl::Status ApplyQuery(absl::string_view query, Message* message) {
     }
     std::unique_ptr<Message> part(message->New());
     if (auto status = JsonStringToMessage(json, part.get()); !status.ok()) {
-      return InvalidFieldError(key, absl::StrCat("query parameter ", key, "='", value,
-                                                 "' is not valid: ", status.message().ToString()));
+      return InvalidFieldError(
+          key, absl::StrCat("'", value, "' is not valid: ", status.message().ToString()));
     }
     message->MergeFrom(*part);
   }
@@ -668,9 +668,9 @@ void HttpBinding::ServeCard(const std::shared_ptr<http::Exchange>& exchange,
                             const std::string& tenant) {
   const http::Request& request = exchange->request();
   if (request.method != "GET" && request.method != "HEAD") {
-    http::Response response = RestError(absl::InvalidArgumentError(
-        absl::StrCat("agent cards are read with GET, not ", request.method)));
-    response.status = 405;
+    http::Response response = RestError(absl::InvalidArgumentError(absl::StrCat(
+                                            "agent cards are read with GET, not ", request.method)),
+                                        405);
     response.headers.emplace_back("Allow", "GET, HEAD");
     return exchange->Respond(std::move(response));
   }
@@ -892,9 +892,9 @@ void HttpBinding::ServeRest(const std::shared_ptr<http::Exchange>& exchange,
   }
   if (!route.has_value()) {
     if (wrong_verb) {
-      http::Response response = RestError(absl::InvalidArgumentError(
-          absl::StrCat(request.method, " is not allowed on ", request.path)));
-      response.status = 405;
+      http::Response response = RestError(absl::InvalidArgumentError(absl::StrCat(
+                                              request.method, " is not allowed on ", request.path)),
+                                          405);
       response.headers.emplace_back("Allow", absl::StrJoin(allowed, ", "));
       return exchange->Respond(std::move(response));
     }

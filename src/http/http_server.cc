@@ -3,11 +3,13 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <limits>
 #include <optional>
 #include <thread>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "boost/asio/bind_executor.hpp"
@@ -118,7 +120,10 @@ class ExchangeImpl;
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(ServerCore& core, Socket socket)
-      : core_(core), socket_(std::move(socket)), timer_(socket_.get_executor()) {}
+      : core_(core),
+        socket_(std::move(socket)),
+        read_deadline_(socket_.get_executor()),
+        write_deadline_(socket_.get_executor()) {}
 
   ~Session() {
     absl::MutexLock lock(&core_.mu);
@@ -144,7 +149,9 @@ class Session : public std::enable_shared_from_this<Session> {
   };
 
   void ReadRequest();
+  void OnHeader(boost::system::error_code ec);
   void OnRead(boost::system::error_code ec);
+  bool FailRead(boost::system::error_code ec);
   void Dispatch();
   // Notices a client that closes the connection while its request is handled.
   void Watch();
@@ -155,10 +162,17 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnWrite(boost::system::error_code ec);
   // The response has been written: the next request, or the end.
   void Finished();
-  void Arm(absl::Duration timeout);
-  void Disarm() {
-    ++timer_generation_;
-    timer_.cancel();
+  // A deadline for what the connection waits on; past it, it is closed.
+  // Reads (a request) and writes (a response) have one each.
+  struct Deadline {
+    explicit Deadline(const Strand& strand) : timer(strand) {}
+    Timer timer;
+    uint64_t generation = 0;
+  };
+  void Arm(Deadline& deadline, absl::Duration timeout);
+  void Disarm(Deadline& deadline) {
+    ++deadline.generation;
+    deadline.timer.cancel();
   }
   bool Current(ExchangeImpl* exchange) const;
   enum class Framing { kLength, kChunked, kUntilClose };
@@ -166,8 +180,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   ServerCore& core_;
   Socket socket_;
-  Timer timer_;
-  uint64_t timer_generation_ = 0;
+  Deadline read_deadline_;
+  Deadline write_deadline_;
   boost::beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::shared_ptr<ExchangeImpl> exchange_;
@@ -298,51 +312,81 @@ bool Session::Current(ExchangeImpl* exchange) const {
   return !closed_ && exchange_ != nullptr && exchange_.get() == exchange;
 }
 
-void Session::Arm(absl::Duration timeout) {
-  const uint64_t generation = ++timer_generation_;
-  timer_.expires_after(ToChrono(timeout));
-  timer_.async_wait([self = shared_from_this(), generation](boost::system::error_code ec) {
-    if (!ec && generation == self->timer_generation_) {
-      self->Close();
-    }
-  });
+void Session::Arm(Deadline& deadline, absl::Duration timeout) {
+  const uint64_t generation = ++deadline.generation;
+  deadline.timer.expires_after(ToChrono(timeout));
+  deadline.timer.async_wait(
+      [self = shared_from_this(), &deadline, generation](boost::system::error_code ec) {
+        if (!ec && generation == deadline.generation) {
+          self->Close();
+        }
+      });
 }
 
 void Session::ReadRequest() {
   if (closed_) return;
   parser_.emplace();
   parser_->header_limit(static_cast<uint32_t>(core_.options.max_header_bytes));
+  // The declared length is checked once the header is in (so the error can
+  // be shaped for the request's path); a chunked body is limited as it comes.
+  // (Not boost::none: Beast 1.74 then refuses every Content-Length.)
+  parser_->body_limit(std::numeric_limits<uint64_t>::max());
+  Arm(read_deadline_, core_.options.idle_timeout);
+  bhttp::async_read_header(
+      socket_, buffer_, *parser_,
+      [self = shared_from_this()](boost::system::error_code ec, size_t) { self->OnHeader(ec); });
+}
+
+// An error of a request being read; false if there is none.
+bool Session::FailRead(boost::system::error_code ec) {
+  if (!ec) return false;
+  if (ec == bhttp::error::header_limit) {
+    Fail(431, "request headers are larger than the server accepts");
+  } else if (ec == bhttp::error::bad_version) {
+    Fail(505, "only HTTP/1.0 and HTTP/1.1 are served here");
+  } else if (ec == bhttp::error::body_limit) {
+    Fail(413, absl::StrCat("request body is larger than the server accepts (",
+                           core_.options.max_body_bytes, " bytes)"));
+  } else if (ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category() &&
+             ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
+    Fail(400, absl::StrCat("malformed HTTP request: ", ec.message()));
+  } else {
+    Close();  // the client left (or idled out) between requests
+  }
+  return true;
+}
+
+void Session::OnHeader(boost::system::error_code ec) {
+  Disarm(read_deadline_);
+  if (closed_ || FailRead(ec)) return;
+  const auto& header = parser_->get();
+  if (header.version() != 10 && header.version() != 11) {
+    return Fail(505, "only HTTP/1.0 and HTTP/1.1 are served here");
+  }
+  const boost::optional<uint64_t> length = parser_->content_length();
+  if (length.has_value() && *length > core_.options.max_body_bytes) {
+    return Fail(413, absl::StrCat("request body is larger than the server accepts (", *length,
+                                  " bytes; at most ", core_.options.max_body_bytes, ")"));
+  }
   parser_->body_limit(core_.options.max_body_bytes);
-  Arm(core_.options.idle_timeout);
+  if (parser_->is_done()) {
+    return Dispatch();
+  }
+  if (absl::EqualsIgnoreCase(absl::string_view(header[bhttp::field::expect].data(),
+                                               header[bhttp::field::expect].size()),
+                             "100-continue")) {
+    // The client waits for this before it sends the body.
+    Queue("HTTP/1.1 100 Continue\r\n\r\n", nullptr, /*last=*/false);
+  }
+  Arm(read_deadline_, core_.options.idle_timeout);
   bhttp::async_read(
       socket_, buffer_, *parser_,
       [self = shared_from_this()](boost::system::error_code ec, size_t) { self->OnRead(ec); });
 }
 
 void Session::OnRead(boost::system::error_code ec) {
-  Disarm();
-  if (closed_) return;
-  if (ec == bhttp::error::header_limit) {
-    return Fail(431, "request headers are larger than the server accepts");
-  }
-  if (ec == bhttp::error::bad_version) {
-    return Fail(505, "only HTTP/1.0 and HTTP/1.1 are served here");
-  }
-  if (ec == bhttp::error::body_limit) {
-    return Fail(413, absl::StrCat("request body is larger than the server accepts (",
-                                  core_.options.max_body_bytes, " bytes)"));
-  }
-  if (ec && ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category() &&
-      ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
-    return Fail(400, absl::StrCat("malformed HTTP request: ", ec.message()));
-  }
-  if (ec) {
-    return Close();  // the client left (or idled out) between requests
-  }
-  const auto& message = parser_->get();
-  if (message.version() != 10 && message.version() != 11) {
-    return Fail(505, "only HTTP/1.0 and HTTP/1.1 are served here");
-  }
+  Disarm(read_deadline_);
+  if (closed_ || FailRead(ec)) return;
   Dispatch();
 }
 
@@ -502,14 +546,14 @@ void Session::Queue(std::string data, std::function<void(bool)> written, bool la
 void Session::WriteNext() {
   if (writing_ || writes_.empty() || closed_) return;
   writing_ = true;
-  Arm(core_.options.write_timeout);
+  Arm(write_deadline_, core_.options.write_timeout);
   asio::async_write(
       socket_, asio::buffer(writes_.front().data),
       [self = shared_from_this()](boost::system::error_code ec, size_t) { self->OnWrite(ec); });
 }
 
 void Session::OnWrite(boost::system::error_code ec) {
-  Disarm();
+  Disarm(write_deadline_);
   writing_ = false;
   if (closed_) return;
   Pending done = std::move(writes_.front());
@@ -547,7 +591,8 @@ void Session::Finished() {
 void Session::Close() {
   if (closed_) return;
   closed_ = true;
-  Disarm();
+  Disarm(read_deadline_);
+  Disarm(write_deadline_);
   boost::system::error_code ignored;
   socket_.close(ignored);
   std::deque<Pending> writes;

@@ -109,6 +109,20 @@ TEST_F(HttpServerTest, ReadsChunkedRequestBodies) {
   EXPECT_EQ(result->body, "POST /c q= body=abcde");
 }
 
+TEST_F(HttpServerTest, AnswersExpectContinueBeforeTheBodyIsSent) {
+  absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Open(address_);
+  ASSERT_TRUE(connection.ok());
+  HttpConnection& client = **connection;
+  ASSERT_TRUE(client.Send(
+      "POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"));
+  ASSERT_TRUE(client.ReadUntil([](const std::string& got) {
+    return absl::StrContains(got, "HTTP/1.1 100 Continue\r\n\r\n");
+  }));
+  ASSERT_TRUE(client.Send("body"));
+  ASSERT_TRUE(client.ReadUntil(
+      [](const std::string& got) { return absl::StrContains(got, "POST /e q= body=body"); }));
+}
+
 TEST_F(HttpServerTest, RefusesConnectionsOverTheLimit) {
   ServerOptions options;
   options.max_connections = 1;

@@ -1,0 +1,410 @@
+// A2A over HTTP end to end, in one process: a real node with its HTTP server on
+// 127.0.0.1:0, SDK agents over real AgentHost streams, and raw HTTP/1.1
+// clients, so that every byte of the error shapes is checked. (The official
+// JS SDK's clients run against meshd in tests/e2e/js_sdk_test.cc.)
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "testing/cards.h"
+#include "testing/http_client.h"
+#include "testing/node_harness.h"
+#include "testing/wait.h"
+
+namespace a2amesh {
+namespace {
+
+using ::a2amesh::testing::Card;
+using ::a2amesh::testing::HttpConnection;
+using ::a2amesh::testing::HttpResult;
+using ::a2amesh::testing::NodeHarness;
+using ::a2amesh::testing::WaitFor;
+using google::protobuf::Struct;
+using google::protobuf::Value;
+using ::testing::HasSubstr;
+
+NodeOptions Options() {
+  NodeOptions options = NodeHarness::TestOptions();
+  // HTTP bodies may be 2 × this + 1 MiB: small, so an oversized body is cheap.
+  options.max_message_bytes = 64 * 1024;
+  return options;
+}
+
+class HttpBindingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    agent_ = harness_.StartAgent({
+        {"echo", Card("echo", {"echo"}), 8,
+         [](sdk::TaskContext& task) {
+           task.SetWorking();
+           task.SendArtifact(sdk::TextArtifact("echo", "echo", task.text()));
+           task.Complete("echo: " + task.text());
+         }},
+        {"slow", Card("slow", {"slow"}), 4,
+         [this](sdk::TaskContext& task) {
+           task.SetWorking();
+           if (task.WaitForCancel(absl::Seconds(20))) {
+             cancels_.fetch_add(1);
+             return;
+           }
+           task.Complete("slow done");
+         }},
+    });
+    ASSERT_NE(agent_, nullptr);
+    address_ = absl::StrCat("127.0.0.1:", harness_.node().http_port());
+  }
+
+  // One request on its own connection; the parsed response.
+  HttpResult Call(
+      const std::string& method, const std::string& path, const std::string& body,
+      const std::string& headers = "A2A-Version: 1.0\r\nContent-Type: application/json\r\n") {
+    absl::StatusOr<std::string> raw = testing::HttpExchange(
+        address_,
+        absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: ", address_, "\r\n", headers,
+                     "Content-Length: ", body.size(), "\r\nConnection: close\r\n\r\n", body));
+    EXPECT_TRUE(raw.ok()) << raw.status();
+    absl::StatusOr<HttpResult> result = testing::ParseHttpResponse(raw.value_or(""));
+    EXPECT_TRUE(result.ok()) << result.status() << " in " << raw.value_or("");
+    return result.value_or(HttpResult());
+  }
+
+  HttpResult JsonRpc(
+      const std::string& body,
+      const std::string& headers = "A2A-Version: 1.0\r\nContent-Type: application/json\r\n") {
+    return Call("POST", "/a2a/jsonrpc", body, headers);
+  }
+
+  static Struct Json(const std::string& text) {
+    Struct parsed;
+    auto status = google::protobuf::util::JsonStringToMessage(text, &parsed);
+    EXPECT_TRUE(status.ok()) << status.ToString() << " in " << text;
+    return parsed;
+  }
+
+  // The JSON-RPC error code in `result` (0 if it has none).
+  static int RpcCode(const HttpResult& result) {
+    Struct body = Json(result.body);
+    auto error = body.fields().find("error");
+    if (error == body.fields().end()) return 0;
+    return static_cast<int>(error->second.struct_value().fields().at("code").number_value());
+  }
+  static std::string RpcMessage(const HttpResult& result) {
+    return Json(result.body)
+        .fields()
+        .at("error")
+        .struct_value()
+        .fields()
+        .at("message")
+        .string_value();
+  }
+  // The first ErrorInfo reason of a JSON-RPC ("data") or REST ("details") error.
+  static std::string Reason(const HttpResult& result) {
+    Struct body = Json(result.body);
+    const auto& error = body.fields().at("error").struct_value().fields();
+    auto details = error.find("data");
+    if (details == error.end()) details = error.find("details");
+    if (details == error.end()) return "";
+    for (const Value& detail : details->second.list_value().values()) {
+      auto reason = detail.struct_value().fields().find("reason");
+      if (reason != detail.struct_value().fields().end()) return reason->second.string_value();
+    }
+    return "";
+  }
+
+  static std::string SendEcho(const std::string& text) {
+    return absl::StrCat(
+        R"({"jsonrpc":"2.0","id":7,"method":"SendMessage","params":{"message":{"messageId":"m-)",
+        text, R"(","role":"ROLE_USER","parts":[{"text":")", text,
+        R"("}]},"metadata":{"a2amesh/skill":"echo"}}})");
+  }
+
+  NodeHarness harness_{Options()};
+  std::unique_ptr<sdk::Agent> agent_;
+  std::string address_;
+  std::atomic<int> cancels_{0};
+};
+
+TEST_F(HttpBindingTest, JsonRpcSendsAndAnswersWithTheTask) {
+  HttpResult result = JsonRpc(SendEcho("hello"));
+  ASSERT_EQ(result.status, 200) << result.body;
+  EXPECT_THAT(result.headers, HasSubstr("Content-Type: application/json"));
+  Struct body = Json(result.body);
+  EXPECT_EQ(body.fields().at("jsonrpc").string_value(), "2.0");
+  EXPECT_EQ(body.fields().at("id").number_value(), 7);
+  const auto& task = body.fields().at("result").struct_value().fields().at("task").struct_value();
+  EXPECT_EQ(task.fields().at("status").struct_value().fields().at("state").string_value(),
+            "TASK_STATE_COMPLETED");
+  EXPECT_THAT(result.body, HasSubstr(R"("artifacts":[{"artifactId":"echo")"));
+}
+
+TEST_F(HttpBindingTest, BadRequestsGetTheSpecsErrorsAndTheNodeKeepsServing) {
+  struct Case {
+    std::string body;
+    int code;
+    std::string message;
+  };
+  const Case cases[] = {
+      {R"({"jsonrpc":"2.0","id":1,"method":)", -32700, "Parse error"},
+      {"not json at all", -32700, "Parse error"},
+      {R"([{"jsonrpc":"2.0","id":1,"method":"GetTask"}])", -32600, "batch requests"},
+      {R"("just a string")", -32600, "JSON-RPC 2.0 request object"},
+      {R"({"id":1,"method":"GetTask","params":{"id":"x"}})", -32600, R"("jsonrpc" must be "2.0")"},
+      {R"({"jsonrpc":"1.0","id":1,"method":"GetTask"})", -32600, R"("jsonrpc" must be "2.0")"},
+      {R"({"jsonrpc":"2.0","id":1,"method":5})", -32600, R"("method" must be a non-empty string)"},
+      {R"({"jsonrpc":"2.0","id":{"a":1},"method":"GetTask"})", -32600, "id must be"},
+      {R"({"jsonrpc":"2.0","id":1,"method":"message/send","params":{}})", -32601,
+       "Method not found: 'message/send'"},
+      {R"({"jsonrpc":"2.0","id":1,"method":"GetTask","params":[1]})", -32602,
+       R"("params" must be an object)"},
+      {R"({"jsonrpc":"2.0","id":1,"method":"ListTasks","params":{"pageSize":"lots"}})", -32602,
+       "Invalid params for ListTasks"},
+      {R"({"jsonrpc":"2.0","id":1,"method":"GetTask","params":{}})", -32602, "id"},
+      {R"({"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"n1~missing"}})", -32001,
+       "not found"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.body);
+    HttpResult result = JsonRpc(c.body);
+    EXPECT_EQ(result.status, 200);
+    EXPECT_EQ(RpcCode(result), c.code) << result.body;
+    EXPECT_THAT(RpcMessage(result), HasSubstr(c.message));
+  }
+  // The A2A error carries its ErrorInfo.
+  EXPECT_EQ(
+      Reason(JsonRpc(R"({"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"n1~x"}})")),
+      "TASK_NOT_FOUND");
+
+  // No version header: VersionNotSupportedError (-32009), whatever the method.
+  HttpResult unversioned = JsonRpc(SendEcho("v"), "Content-Type: application/json\r\n");
+  EXPECT_EQ(RpcCode(unversioned), -32009) << unversioned.body;
+  EXPECT_EQ(Reason(unversioned), "VERSION_NOT_SUPPORTED");
+  // ...unless it comes as the query parameter the spec allows.
+  HttpResult query_version = Call("POST", "/a2a/jsonrpc?A2A-Version=1.0", SendEcho("q"),
+                                  "Content-Type: application/json\r\n");
+  EXPECT_EQ(RpcCode(query_version), 0) << query_version.body;
+
+  // Not JSON by its type, not POST.
+  HttpResult form = JsonRpc(SendEcho("f"), "A2A-Version: 1.0\r\nContent-Type: text/plain\r\n");
+  EXPECT_EQ(form.status, 415);
+  EXPECT_EQ(RpcCode(form), -32600);
+  HttpResult get = Call("GET", "/a2a/jsonrpc", "");
+  EXPECT_EQ(get.status, 405);
+  EXPECT_THAT(get.headers, HasSubstr("Allow: POST"));
+
+  // Oversized: refused before it is read, in the binding's shape.
+  HttpResult big = JsonRpc(std::string(2 * 1024 * 1024, ' '));
+  EXPECT_EQ(big.status, 413);
+  EXPECT_EQ(RpcCode(big), -32600);
+  EXPECT_THAT(RpcMessage(big), HasSubstr("larger than the server accepts"));
+  HttpResult big_rest = Call("POST", "/a2a/rest/message:send", std::string(2 * 1024 * 1024, ' '));
+  EXPECT_EQ(big_rest.status, 413);
+  EXPECT_EQ(
+      Json(big_rest.body).fields().at("error").struct_value().fields().at("code").number_value(),
+      413);
+
+  // Through all of it the node kept serving.
+  HttpResult after = JsonRpc(SendEcho("still-here"));
+  EXPECT_EQ(RpcCode(after), 0) << after.body;
+  EXPECT_THAT(after.body, HasSubstr("TASK_STATE_COMPLETED"));
+}
+
+TEST_F(HttpBindingTest, RestRoutesTenantsAndErrors) {
+  const std::string send =
+      R"({"message":{"messageId":"r1","role":"ROLE_USER","parts":[{"text":"to echo"}]}})";
+  // The tenant is the agent: no skill needed.
+  HttpResult sent = Call("POST", "/a2a/rest/echo/message:send", send,
+                         "A2A-Version: 1.0\r\nContent-Type: application/a2a+json\r\n");
+  ASSERT_EQ(sent.status, 200) << sent.body;
+  EXPECT_THAT(sent.headers, HasSubstr("Content-Type: application/a2a+json"));
+  Struct task = Json(sent.body).fields().at("task").struct_value();
+  const std::string id = task.fields().at("id").string_value();
+  EXPECT_EQ(task.fields().at("status").struct_value().fields().at("state").string_value(),
+            "TASK_STATE_COMPLETED");
+
+  HttpResult got = Call("GET", absl::StrCat("/a2a/rest/tasks/", id, "?historyLength=0"), "");
+  ASSERT_EQ(got.status, 200) << got.body;
+  EXPECT_EQ(Json(got.body).fields().count("history"), 0u);
+
+  HttpResult listed = Call("GET", "/a2a/rest/echo/tasks?pageSize=5&includeArtifacts=false", "");
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  Struct list = Json(listed.body);
+  EXPECT_EQ(list.fields().at("tasks").list_value().values_size(), 1);
+  EXPECT_EQ(list.fields().at("nextPageToken").string_value(), "");  // present though empty
+  EXPECT_EQ(
+      list.fields().at("tasks").list_value().values(0).struct_value().fields().count("artifacts"),
+      0u);
+
+  // Errors: google.rpc.Status with the HTTP code, the gRPC status name and details.
+  HttpResult missing = Call("GET", "/a2a/rest/tasks/n1~nope", "");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(Reason(missing), "TASK_NOT_FOUND");
+  EXPECT_THAT(missing.body, HasSubstr(R"("code":404,"status":"NOT_FOUND")"));
+  HttpResult not_cancelable = Call("POST", absl::StrCat("/a2a/rest/tasks/", id, ":cancel"), "");
+  EXPECT_EQ(not_cancelable.status, 400);
+  EXPECT_EQ(Reason(not_cancelable), "TASK_NOT_CANCELABLE");
+  HttpResult unversioned = Call("GET", "/a2a/rest/tasks", "", "");
+  EXPECT_EQ(unversioned.status, 400);
+  EXPECT_EQ(Reason(unversioned), "VERSION_NOT_SUPPORTED");
+  HttpResult bad_bool = Call("GET", "/a2a/rest/tasks?includeArtifacts=maybe", "");
+  EXPECT_EQ(bad_bool.status, 400);
+  EXPECT_THAT(bad_bool.body, HasSubstr("includeArtifacts: must be true or false"));
+  EXPECT_THAT(bad_bool.body, HasSubstr("google.rpc.BadRequest"));
+  HttpResult bad_body = Call("POST", "/a2a/rest/message:send", "{oops");
+  EXPECT_EQ(bad_body.status, 400);
+  EXPECT_THAT(bad_body.body, HasSubstr("not a valid SendMessageRequest"));
+  HttpResult wrong_verb = Call("DELETE", "/a2a/rest/tasks", "");
+  EXPECT_EQ(wrong_verb.status, 405);
+  EXPECT_THAT(wrong_verb.headers, HasSubstr("Allow: GET"));
+  HttpResult nowhere = Call("GET", "/a2a/rest/no/such/route/here", "");
+  EXPECT_EQ(nowhere.status, 404);
+  EXPECT_THAT(nowhere.body, HasSubstr("no A2A route"));
+}
+
+TEST_F(HttpBindingTest, SubscribeByGetOrPostStreamsServerSentEvents) {
+  HttpResult started =
+      Call("POST", "/a2a/rest/message:send",
+           R"({"message":{"messageId":"s1","role":"ROLE_USER","parts":[{"text":"x"}]},
+                                "metadata":{"a2amesh/skill":"slow"},
+                                "configuration":{"returnImmediately":true}})");
+  ASSERT_EQ(started.status, 200) << started.body;
+  const std::string id =
+      Json(started.body).fields().at("task").struct_value().fields().at("id").string_value();
+
+  for (const char* verb : {"GET", "POST"}) {
+    SCOPED_TRACE(verb);
+    absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Open(address_);
+    ASSERT_TRUE(connection.ok());
+    ASSERT_TRUE((*connection)
+                    ->Send(absl::StrCat(verb, " /a2a/rest/tasks/", id,
+                                        ":subscribe HTTP/1.1\r\nHost: x\r\nA2A-Version: "
+                                        "1.0\r\nContent-Length: 0\r\n\r\n")));
+    // The current Task comes first.
+    ASSERT_TRUE((*connection)->ReadUntil([](const std::string& got) {
+      return absl::StrContains(got, "data: {\"task\":");
+    })) << (*connection)->received();
+    EXPECT_THAT((*connection)->received(), HasSubstr("Content-Type: text/event-stream"));
+  }
+
+  // JSON-RPC: the stream's events are JSON-RPC responses with the request's id.
+  absl::StatusOr<std::unique_ptr<HttpConnection>> rpc = HttpConnection::Open(address_);
+  ASSERT_TRUE(rpc.ok());
+  const std::string body = absl::StrCat(
+      R"({"jsonrpc":"2.0","id":"sub-1","method":"SubscribeToTask","params":{"id":")", id, R"("}})");
+  ASSERT_TRUE((*rpc)->Send(
+      absl::StrCat("POST /a2a/jsonrpc HTTP/1.1\r\nHost: x\r\nA2A-Version: 1.0\r\nContent-Type: "
+                   "application/json\r\nContent-Length: ",
+                   body.size(), "\r\n\r\n", body)));
+  ASSERT_TRUE((*rpc)->ReadUntil([](const std::string& got) {
+    return absl::StrContains(got, R"(data: {"jsonrpc":"2.0","id":"sub-1","result":{"task":)");
+  })) << (*rpc)->received();
+
+  // Cancelling ends every subscription with the final event.
+  HttpResult canceled = Call("POST", absl::StrCat("/a2a/rest/tasks/", id, ":cancel"), "");
+  EXPECT_EQ(canceled.status, 200) << canceled.body;
+  EXPECT_TRUE((*rpc)->ReadUntil([](const std::string& got) {
+    return absl::StrContains(got, "TASK_STATE_CANCELED") && absl::StrContains(got, "0\r\n\r\n");
+  })) << (*rpc)->received();
+  EXPECT_TRUE(WaitFor([&] { return cancels_.load() == 1; }));
+}
+
+TEST_F(HttpBindingTest, AClientThatHangsUpEndsItsStream) {
+  auto open_streams = [&]() -> std::string {
+    absl::StatusOr<HttpResult> metrics =
+        testing::HttpGet(absl::StrCat("127.0.0.1:", harness_.node().metrics_port()), "/metrics");
+    if (!metrics.ok()) return "";
+    size_t at = metrics->body.find("a2amesh_open_streams{kind=\"a2a\"} ");
+    return at == std::string::npos ? "" : metrics->body.substr(at + 33, 1);
+  };
+  ASSERT_EQ(open_streams(), "0");
+  absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Open(address_);
+  ASSERT_TRUE(connection.ok());
+  const std::string body =
+      R"({"jsonrpc":"2.0","id":1,"method":"SendStreamingMessage","params":{"message":{"messageId":"h1","role":"ROLE_USER","parts":[{"text":"x"}]},"metadata":{"a2amesh/skill":"slow"}}})";
+  ASSERT_TRUE((*connection)
+                  ->Send(absl::StrCat(
+                      "POST /a2a/jsonrpc HTTP/1.1\r\nHost: x\r\nA2A-Version: 1.0\r\nContent-Type: "
+                      "application/json\r\nContent-Length: ",
+                      body.size(), "\r\n\r\n", body)));
+  ASSERT_TRUE((*connection)->ReadUntil([](const std::string& got) {
+    return absl::StrContains(got, "TASK_STATE_WORKING");
+  }));
+  EXPECT_EQ(open_streams(), "1");
+  (*connection)->Close();
+  EXPECT_TRUE(WaitFor([&] { return open_streams() == "0"; }));
+}
+
+TEST_F(HttpBindingTest, AgentCardsWithETagsAndPerAgentInterfaces) {
+  HttpResult card = Call("GET", "/.well-known/agent-card.json", "", "");
+  ASSERT_EQ(card.status, 200) << card.body;
+  Struct mesh = Json(card.body);
+  std::vector<std::string> skills;
+  for (const Value& skill : mesh.fields().at("skills").list_value().values()) {
+    skills.push_back(skill.struct_value().fields().at("id").string_value());
+  }
+  EXPECT_THAT(skills, ::testing::UnorderedElementsAre("echo", "slow"));
+  const auto& interfaces = mesh.fields().at("supportedInterfaces").list_value();
+  ASSERT_EQ(interfaces.values_size(), 3);
+  auto field = [](const Value& v, const char* name) {
+    return v.struct_value().fields().at(name).string_value();
+  };
+  EXPECT_EQ(field(interfaces.values(0), "protocolBinding"), "JSONRPC");
+  EXPECT_EQ(field(interfaces.values(0), "url"), absl::StrCat("http://", address_, "/a2a/jsonrpc"));
+  EXPECT_EQ(field(interfaces.values(1), "protocolBinding"), "HTTP+JSON");
+  EXPECT_EQ(field(interfaces.values(1), "url"), absl::StrCat("http://", address_, "/a2a/rest"));
+  EXPECT_EQ(field(interfaces.values(2), "protocolBinding"), "GRPC");
+  EXPECT_EQ(field(interfaces.values(2), "url"), harness_.address());
+  EXPECT_EQ(field(interfaces.values(2), "protocolVersion"), "1.0");
+  EXPECT_TRUE(
+      mesh.fields().at("capabilities").struct_value().fields().at("streaming").bool_value());
+
+  // Caching: ETag and max-age; the same ETag gets a 304 with no body.
+  const size_t at = card.headers.find("ETag: ");
+  ASSERT_NE(at, std::string::npos) << card.headers;
+  const std::string etag = card.headers.substr(at + 6, card.headers.find("\r\n", at) - at - 6);
+  EXPECT_THAT(card.headers, HasSubstr("Cache-Control: public, max-age=300"));
+  HttpResult cached = Call("GET", "/.well-known/agent-card.json", "",
+                           absl::StrCat("If-None-Match: ", etag, "\r\n"));
+  EXPECT_EQ(cached.status, 304);
+  EXPECT_EQ(cached.body, "");
+  HttpResult stale =
+      Call("GET", "/.well-known/agent-card.json", "", "If-None-Match: W/\"0000000000000000\"\r\n");
+  EXPECT_EQ(stale.status, 200);
+
+  // Each agent: its own card, reachable as its tenant on every interface.
+  HttpResult echo = Call("GET", "/agents/echo/.well-known/agent-card.json", "", "");
+  ASSERT_EQ(echo.status, 200) << echo.body;
+  Struct echo_card = Json(echo.body);
+  EXPECT_EQ(echo_card.fields().at("name").string_value(), "echo");
+  for (const Value& interface :
+       echo_card.fields().at("supportedInterfaces").list_value().values()) {
+    EXPECT_EQ(field(interface, "tenant"), "echo");
+  }
+  HttpResult nobody = Call("GET", "/agents/nobody/.well-known/agent-card.json", "", "");
+  EXPECT_EQ(nobody.status, 404);
+  EXPECT_THAT(nobody.body, HasSubstr("no agent 'nobody'"));
+  HttpResult post = Call("POST", "/.well-known/agent-card.json", "", "");
+  EXPECT_EQ(post.status, 405);
+}
+
+TEST(HttpBindingPublicUrlTest, CardsGiveTheConfiguredPublicUrls) {
+  NodeOptions options = NodeHarness::TestOptions();
+  options.public_http_url = "https://mesh.example.com/";
+  options.public_grpc_url = "grpc.mesh.example.com:443";
+  NodeHarness harness(options);
+  absl::StatusOr<HttpResult> card = testing::HttpGet(
+      absl::StrCat("127.0.0.1:", harness.node().http_port()), "/.well-known/agent-card.json");
+  ASSERT_TRUE(card.ok()) << card.status();
+  EXPECT_THAT(card->body, HasSubstr(R"("url":"https://mesh.example.com/a2a/jsonrpc")"));
+  EXPECT_THAT(card->body, HasSubstr(R"("url":"https://mesh.example.com/a2a/rest")"));
+  EXPECT_THAT(card->body, HasSubstr(R"("url":"grpc.mesh.example.com:443")"));
+}
+
+}  // namespace
+}  // namespace a2amesh
