@@ -25,6 +25,12 @@ struct TaskStoreOp {
     kEvent,
     // A full snapshot as of `seq`; events up to `seq` are no longer needed.
     kSnapshot,
+    // A push-notification config of the task (`payload`: a serialized
+    // lf.a2a.v1.TaskPushNotificationConfig whose id is `config_id`), added or
+    // replaced. The task's state and sequence are left as they are.
+    kPutPushConfig,
+    // Removes push-notification config `config_id` of the task, if it exists.
+    kDeletePushConfig,
   };
   Kind kind = Kind::kEvent;
   std::string task_id;
@@ -38,7 +44,10 @@ struct TaskStoreOp {
   std::string skill;
   std::string parent_id;
   std::string info;  // serialized TaskInfo
-  // kCreate, kSnapshot: a serialized lf.a2a.v1.Task. kEvent: a serialized StreamResponse.
+  // kPutPushConfig, kDeletePushConfig.
+  std::string config_id;
+  // kCreate, kSnapshot: a serialized lf.a2a.v1.Task. kEvent: a serialized
+  // StreamResponse. kPutPushConfig: a serialized TaskPushNotificationConfig.
   std::string payload;
 };
 
@@ -112,6 +121,11 @@ class TaskStore {
 
   // Every task that is not in a terminal state, for recovery after a restart.
   virtual absl::StatusOr<std::vector<StoredTask>> LoadUnfinished() = 0;
+
+  // The push-notification configs of task `task_id` (of every task that is
+  // not in a terminal state if `task_id` is empty), by task, then config id.
+  virtual absl::StatusOr<std::vector<lf::a2a::v1::TaskPushNotificationConfig>> ListPushConfigs(
+      absl::string_view task_id) = 0;
 
   // Blocks until every Commit issued before the call has called `done`.
   virtual void Flush() = 0;

@@ -38,6 +38,8 @@ absl::Status MemoryTaskStore::Check(const std::vector<TaskStoreOp>& ops) {
         break;
       }
       case TaskStoreOp::Kind::kSnapshot:
+      case TaskStoreOp::Kind::kPutPushConfig:
+      case TaskStoreOp::Kind::kDeletePushConfig:
         if (!exists) {
           return absl::NotFoundError(absl::StrCat("task ", op.task_id, " is not in the store"));
         }
@@ -50,6 +52,12 @@ absl::Status MemoryTaskStore::Check(const std::vector<TaskStoreOp>& ops) {
 void MemoryTaskStore::Apply(TaskStoreOp& op) {
   Row& row = rows_[op.task_id];
   switch (op.kind) {
+    case TaskStoreOp::Kind::kPutPushConfig:
+      row.push_configs[op.config_id] = std::move(op.payload);
+      break;
+    case TaskStoreOp::Kind::kDeletePushConfig:
+      row.push_configs.erase(op.config_id);
+      break;
     case TaskStoreOp::Kind::kCreate:
       row.context_id = std::move(op.context_id);
       row.agent_id = std::move(op.agent_id);
@@ -164,6 +172,30 @@ absl::StatusOr<std::vector<StoredTask>> MemoryTaskStore::LoadUnfinished() {
     }
   }
   return tasks;
+}
+
+absl::StatusOr<std::vector<lf::a2a::v1::TaskPushNotificationConfig>>
+MemoryTaskStore::ListPushConfigs(absl::string_view task_id) {
+  absl::ReaderMutexLock lock(&mu_);
+  std::map<std::string, const Row*> rows;  // by task id
+  if (!task_id.empty()) {
+    auto it = rows_.find(task_id);
+    if (it != rows_.end()) rows.emplace(it->first, &it->second);
+  } else {
+    for (const auto& [id, row] : rows_) {
+      if (!IsTerminalState(row.state)) rows.emplace(id, &row);
+    }
+  }
+  std::vector<lf::a2a::v1::TaskPushNotificationConfig> configs;
+  for (const auto& [id, row] : rows) {
+    for (const auto& [config_id, payload] : row->push_configs) {
+      if (!configs.emplace_back().ParseFromString(payload)) {
+        return absl::DataLossError(
+            absl::StrCat("push config ", config_id, " of task ", id, " is corrupt"));
+      }
+    }
+  }
+  return configs;
 }
 
 void MemoryTaskStore::Flush() {

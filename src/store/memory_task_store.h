@@ -25,6 +25,8 @@ class MemoryTaskStore final : public TaskStore {
   absl::StatusOr<StoredTask> Get(absl::string_view task_id) override;
   absl::StatusOr<TaskPage> List(const TaskQuery& query) override;
   absl::StatusOr<std::vector<StoredTask>> LoadUnfinished() override;
+  absl::StatusOr<std::vector<lf::a2a::v1::TaskPushNotificationConfig>> ListPushConfigs(
+      absl::string_view task_id) override;
   void Flush() override;
 
  private:
@@ -40,6 +42,8 @@ class MemoryTaskStore final : public TaskStore {
     int64_t snapshot_seq = 0;
     std::string info;
     std::map<int64_t, std::string> events;
+    // Serialized TaskPushNotificationConfigs by id.
+    std::map<std::string, std::string> push_configs;
   };
 
   absl::Status Check(const std::vector<TaskStoreOp>& ops) ABSL_SHARED_LOCKS_REQUIRED(mu_);

@@ -14,7 +14,8 @@ namespace {
 
 // 1: the first schema. 2: tasks.skill and tasks.parent_id (admin views and
 // the subtask tree), filled in from each task's TaskInfo when upgrading.
-constexpr int kSchemaVersion = 2;
+// 3: push_configs (a version 2 store gains the empty table).
+constexpr int kSchemaVersion = 3;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS tasks (
@@ -39,6 +40,12 @@ CREATE TABLE IF NOT EXISTS events (
   seq     INTEGER NOT NULL,
   event   BLOB NOT NULL,
   PRIMARY KEY (task_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS push_configs (
+  task_id TEXT NOT NULL,
+  id      TEXT NOT NULL,
+  config  BLOB NOT NULL,
+  PRIMARY KEY (task_id, id)
 ) WITHOUT ROWID;
 )sql";
 
@@ -196,11 +203,16 @@ struct SqliteTaskStore::WriterStatements {
         trim_events(db, "DELETE FROM events WHERE task_id = ?1 AND seq <= ?2"),
         update_summary(db,
                        "UPDATE tasks SET state = ?1, status_ms = ?2, last_seq = ?3 "
-                       "WHERE id = ?4 AND last_seq <= ?3") {}
+                       "WHERE id = ?4 AND last_seq <= ?3"),
+        put_push_config(db,
+                        "INSERT OR REPLACE INTO push_configs (task_id, id, config) "
+                        "VALUES (?1, ?2, ?3)"),
+        delete_push_config(db, "DELETE FROM push_configs WHERE task_id = ?1 AND id = ?2") {}
 
   absl::Status prepared() const {
     for (const Statement* s :
-         {&insert_task, &exists, &insert_event, &put_snapshot, &trim_events, &update_summary}) {
+         {&insert_task, &exists, &insert_event, &put_snapshot, &trim_events, &update_summary,
+          &put_push_config, &delete_push_config}) {
       A2AMESH_RETURN_IF_ERROR(s->prepared());
     }
     return absl::OkStatus();
@@ -212,6 +224,8 @@ struct SqliteTaskStore::WriterStatements {
   Statement put_snapshot;
   Statement trim_events;
   Statement update_summary;
+  Statement put_push_config;
+  Statement delete_push_config;
 };
 
 absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(const Options& options) {
@@ -382,6 +396,26 @@ absl::Status SqliteTaskStore::ApplyOp(TaskStoreOp& op) {
     return absl::OkStatus();
   };
   switch (op.kind) {
+    case TaskStoreOp::Kind::kPutPushConfig: {
+      A2AMESH_RETURN_IF_ERROR(missing());
+      Use put(st.put_push_config);
+      put->Bind(1, op.task_id).Bind(2, op.config_id).BindBlob(3, op.payload);
+      if (put->Step() != SQLITE_DONE) {
+        return SqliteError(db, absl::StrCat("put push config ", op.config_id, " of task ",
+                                            op.task_id));
+      }
+      return absl::OkStatus();
+    }
+    case TaskStoreOp::Kind::kDeletePushConfig: {
+      A2AMESH_RETURN_IF_ERROR(missing());
+      Use remove(st.delete_push_config);
+      remove->Bind(1, op.task_id).Bind(2, op.config_id);
+      if (remove->Step() != SQLITE_DONE) {
+        return SqliteError(db, absl::StrCat("delete push config ", op.config_id, " of task ",
+                                            op.task_id));
+      }
+      return absl::OkStatus();
+    }
     case TaskStoreOp::Kind::kCreate: {
       Use insert(st.insert_task);
       insert->Bind(1, op.task_id)
@@ -567,6 +601,32 @@ absl::StatusOr<std::vector<StoredTask>> SqliteTaskStore::LoadUnfinished() {
     tasks.push_back(std::move(task));
   }
   return tasks;
+}
+
+absl::StatusOr<std::vector<lf::a2a::v1::TaskPushNotificationConfig>>
+SqliteTaskStore::ListPushConfigs(absl::string_view task_id) {
+  absl::MutexLock lock(&read_mu_);
+  Statement rows(read_db_, task_id.empty()
+                               ? "SELECT p.task_id, p.id, p.config FROM push_configs p "
+                                 "JOIN tasks t ON t.id = p.task_id "
+                                 "WHERE t.state NOT IN (3, 4, 5, 7) ORDER BY p.task_id, p.id"
+                               : "SELECT task_id, id, config FROM push_configs "
+                                 "WHERE task_id = ?1 ORDER BY id");
+  A2AMESH_RETURN_IF_ERROR(rows.prepared());
+  if (!task_id.empty()) rows.Bind(1, task_id);
+  std::vector<lf::a2a::v1::TaskPushNotificationConfig> configs;
+  int rc;
+  while ((rc = rows.Step()) == SQLITE_ROW) {
+    absl::string_view blob = rows.Blob(2);
+    if (!configs.emplace_back().ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
+      return absl::DataLossError(absl::StrCat("push config ", rows.Text(1), " of task ",
+                                              rows.Text(0), " in ", path_, " is corrupt"));
+    }
+  }
+  if (rc != SQLITE_DONE) {
+    return SqliteError(read_db_, "list push configs");
+  }
+  return configs;
 }
 
 }  // namespace a2amesh::store

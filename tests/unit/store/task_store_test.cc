@@ -281,6 +281,57 @@ TEST_P(TaskStoreTest, LoadUnfinishedSkipsTerminalTasks) {
   EXPECT_THAT(ids, ElementsAre("n~running", "n~waiting"));
 }
 
+TaskStoreOp PushOp(const std::string& task_id, const std::string& id, const std::string& url) {
+  lf::a2a::v1::TaskPushNotificationConfig config;
+  config.set_task_id(task_id);
+  config.set_id(id);
+  config.set_url(url);
+  TaskStoreOp op;
+  op.kind = TaskStoreOp::Kind::kPutPushConfig;
+  op.task_id = task_id;
+  op.config_id = id;
+  op.payload = config.SerializeAsString();
+  return op;
+}
+
+TEST_P(TaskStoreTest, PushConfigsArePutReplacedListedAndDeleted) {
+  // With the task's creation, in one commit; then on their own.
+  ASSERT_THAT(CommitAndWait({CreateOp("n~a", "c", 1000), PushOp("n~a", "hook-2", "http://b")}),
+              IsOk());
+  ASSERT_THAT(CommitAndWait({CreateOp("n~done", "c", 1000), PushOp("n~done", "x", "http://x"),
+                             EventOp("n~done", 1, lf::a2a::v1::TASK_STATE_COMPLETED, 1001)}),
+              IsOk());
+  ASSERT_THAT(
+      CommitAndWait({PushOp("n~a", "hook-1", "http://a"), PushOp("n~a", "hook-2", "http://c")}),
+      IsOk());
+  EXPECT_THAT(CommitAndWait({PushOp("n~missing", "h", "http://a")}),
+              StatusIs(absl::StatusCode::kNotFound));
+
+  auto urls = [](const absl::StatusOr<std::vector<lf::a2a::v1::TaskPushNotificationConfig>>& list) {
+    std::vector<std::string> out;
+    for (const auto& config : list.value())
+      out.push_back(config.task_id() + "/" + config.id() + "=" + config.url());
+    return out;
+  };
+  EXPECT_THAT(urls(store_->ListPushConfigs("n~a")),
+              ElementsAre("n~a/hook-1=http://a", "n~a/hook-2=http://c"));
+  // All of them: only tasks still running.
+  EXPECT_THAT(urls(store_->ListPushConfigs("")),
+              ElementsAre("n~a/hook-1=http://a", "n~a/hook-2=http://c"));
+  EXPECT_THAT(urls(store_->ListPushConfigs("n~done")), ElementsAre("n~done/x=http://x"));
+
+  TaskStoreOp remove;
+  remove.kind = TaskStoreOp::Kind::kDeletePushConfig;
+  remove.task_id = "n~a";
+  remove.config_id = "hook-1";
+  ASSERT_THAT(CommitAndWait({remove}), IsOk());
+  EXPECT_THAT(urls(store_->ListPushConfigs("n~a")), ElementsAre("n~a/hook-2=http://c"));
+  // Push configs leave the task as it was.
+  absl::StatusOr<StoredTask> task = store_->Get("n~a");
+  ASSERT_THAT(task, IsOk());
+  EXPECT_EQ(task->last_seq, 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Stores, TaskStoreTest,
     ::testing::Values(StoreFactory{"Memory",
