@@ -42,6 +42,12 @@ class Telemetry {
 
   // A group commit of the task store took `latency`; `ok` unless it failed.
   virtual void StoreCommitted(absl::Duration latency, bool ok) {}
+
+  // A push notification's POST to a webhook ended: "delivered" (2xx, after
+  // `latency`), "retried" (it will be tried again), "failed" (given up after
+  // the last attempt), "dropped" (the delivery queue was full) or "refused"
+  // (the target's address is not allowed).
+  virtual void PushAttempt(const std::string& outcome, absl::Duration latency) {}
 };
 
 // A Telemetry that records nothing. Never destroyed.

@@ -97,6 +97,10 @@ class Metrics::NodeCollector final : public prometheus::Collectable {
         LabelledGauges("a2amesh_tasks",
                        "Tasks held in memory (not ended, or turns run for other nodes), by state.",
                        "state", sample.tasks));
+    MetricFamily push_queued = GaugeFamily(
+        "a2amesh_push_queued", "Push notifications waiting to be delivered to webhooks.");
+    AddGauge(push_queued, static_cast<double>(sample.push_queued));
+    families.push_back(std::move(push_queued));
     MetricFamily draining =
         GaugeFamily("a2amesh_draining", "1 while the node is draining (takes no new client work).");
     AddGauge(draining, sample.draining ? 1 : 0);
@@ -242,9 +246,23 @@ Metrics::Metrics(std::function<NodeSample()> sample)
                           .Name("a2amesh_store_commit_failures_total")
                           .Help("Group commits of the task store that failed.")
                           .Register(*registry_)
-                          .Add({})) {
+                          .Add({})),
+      push_attempts_(prometheus::BuildCounter()
+                         .Name("a2amesh_push_notifications_total")
+                         .Help("Push notifications to webhooks, by outcome: delivered, retried "
+                               "(tried again after a backoff), failed (given up), dropped (the "
+                               "queue was full), refused (the target is not allowed).")
+                         .Register(*registry_)),
+      push_latency_(prometheus::BuildHistogram()
+                        .Name("a2amesh_push_delivery_seconds")
+                        .Help("Time a webhook took to accept a push notification.")
+                        .Register(*registry_)
+                        .Add({}, LatencyBuckets())) {
   for (const char* decision : {"local", "remote", "none", "busy", "refused"}) {
     routing_decisions_.Add({{"decision", decision}});  // every series from the start
+  }
+  for (const char* outcome : {"delivered", "retried", "failed", "dropped", "refused"}) {
+    push_attempts_.Add({{"outcome", outcome}});
   }
 }
 
@@ -283,6 +301,13 @@ void Metrics::Handoff(const std::string& peer, const std::string& result, absl::
   handoffs_.Add({{"peer", peer}, {"result", result}}).Increment();
   if (result == "accepted") {
     handoff_latency_.Add({{"peer", peer}}, LatencyBuckets()).Observe(Seconds(latency));
+  }
+}
+
+void Metrics::PushAttempt(const std::string& outcome, absl::Duration latency) {
+  push_attempts_.Add({{"outcome", outcome}}).Increment();
+  if (outcome == "delivered") {
+    push_latency_.Observe(Seconds(latency));
   }
 }
 

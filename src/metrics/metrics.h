@@ -37,6 +37,8 @@ struct NodeSample {
   // Tasks held in memory by state ("submitted", "working", "input-required",
   // ...): the node's tasks not yet ended, and the turns it runs for others.
   std::map<std::string, int64_t> tasks;
+  // Push notifications waiting to be delivered.
+  int64_t push_queued = 0;
   bool draining = false;
 };
 
@@ -65,6 +67,7 @@ class Metrics final : public Telemetry {
   void Routed(const std::string& decision) override;
   void Handoff(const std::string& peer, const std::string& result, absl::Duration latency) override;
   void StoreCommitted(absl::Duration latency, bool ok) override;
+  void PushAttempt(const std::string& outcome, absl::Duration latency) override;
 
  private:
   friend class MetricsServer;
@@ -83,6 +86,8 @@ class Metrics final : public Telemetry {
   prometheus::Family<prometheus::Histogram>& handoff_latency_;
   prometheus::Histogram& store_commit_;
   prometheus::Counter& store_failures_;
+  prometheus::Family<prometheus::Counter>& push_attempts_;
+  prometheus::Histogram& push_latency_;
 };
 
 // Serves GET /metrics over HTTP (http::Server: one event-loop thread, stops at once).

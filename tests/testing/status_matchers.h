@@ -42,6 +42,16 @@ MATCHER_P2(StatusIs, code, message_matcher,
                                        result_listener);
 }
 
+// An OK StatusOr whose value matches `value_matcher`.
+MATCHER_P(IsOkAndHolds, value_matcher,
+          "is OK and holds " + ::testing::PrintToString(value_matcher)) {
+  if (!arg.ok()) {
+    *result_listener << "which is " << arg.status();
+    return false;
+  }
+  return ::testing::ExplainMatchResult(value_matcher, *arg, result_listener);
+}
+
 }  // namespace a2amesh::testing
 
 #define A2AMESH_ASSERT_OK(expr) ASSERT_THAT(expr, ::a2amesh::testing::IsOk())
