@@ -260,12 +260,14 @@ class A2aService::ForwardedStream final : public grpc::ClientReadReactor<StreamR
 };
 
 A2aService::A2aService(A2aServiceOptions options, tasks::TaskManager& tasks,
-                       routing::Dispatcher& dispatcher, Executor& blocking, ChannelDirectory peers)
+                       routing::Dispatcher& dispatcher, Executor& blocking, ChannelDirectory peers,
+                       push::PushNotifier* push)
     : options_(std::move(options)),
       tasks_(tasks),
       dispatcher_(dispatcher),
       blocking_(blocking),
-      peers_(std::move(peers)) {}
+      peers_(std::move(peers)),
+      push_(push) {}
 
 void A2aService::DropIfFinished(StreamSink& sink) {
   // The client may have left while the subscription was being made.
@@ -593,29 +595,77 @@ grpc::ServerUnaryReactor* A2aService::PushNotSupported(grpc::CallbackServerConte
                                     "(capabilities.pushNotifications is false)"));
 }
 
+template <typename Request, typename Response, typename Forward, typename Fn>
+grpc::ServerUnaryReactor* A2aService::PushCall(grpc::CallbackServerContext* context,
+                                               const std::string& task_id, const Request* request,
+                                               Response* response, Forward forward, Fn fn) {
+  if (push_ == nullptr) {
+    return PushNotSupported(context);
+  }
+  if (CheckVersion(context).ok()) {
+    if (std::string owner = RemoteOwner(context, task_id); !owner.empty()) {
+      return ForwardUnary(context, owner, task_id, request, response, forward);
+    }
+  }
+  return RunBlocking(context, std::move(fn));
+}
+
 grpc::ServerUnaryReactor* A2aService::CreateTaskPushNotificationConfig(
-    grpc::CallbackServerContext* context, const lf::a2a::v1::TaskPushNotificationConfig*,
-    lf::a2a::v1::TaskPushNotificationConfig*) {
-  return PushNotSupported(context);
+    grpc::CallbackServerContext* context, const lf::a2a::v1::TaskPushNotificationConfig* request,
+    lf::a2a::v1::TaskPushNotificationConfig* response) {
+  return PushCall(
+      context, request->task_id(), request, response,
+      [](auto* async, auto* ctx, auto* req, auto* resp, auto done) {
+        async->CreateTaskPushNotificationConfig(ctx, req, resp, std::move(done));
+      },
+      [this, request, response]() -> absl::Status {
+        A2AMESH_ASSIGN_OR_RETURN(*response, push_->Create(*request));
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* A2aService::GetTaskPushNotificationConfig(
-    grpc::CallbackServerContext* context, const lf::a2a::v1::GetTaskPushNotificationConfigRequest*,
-    lf::a2a::v1::TaskPushNotificationConfig*) {
-  return PushNotSupported(context);
+    grpc::CallbackServerContext* context,
+    const lf::a2a::v1::GetTaskPushNotificationConfigRequest* request,
+    lf::a2a::v1::TaskPushNotificationConfig* response) {
+  return PushCall(
+      context, request->task_id(), request, response,
+      [](auto* async, auto* ctx, auto* req, auto* resp, auto done) {
+        async->GetTaskPushNotificationConfig(ctx, req, resp, std::move(done));
+      },
+      [this, request, response]() -> absl::Status {
+        A2AMESH_ASSIGN_OR_RETURN(*response, push_->Get(request->task_id(), request->id()));
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* A2aService::ListTaskPushNotificationConfigs(
     grpc::CallbackServerContext* context,
-    const lf::a2a::v1::ListTaskPushNotificationConfigsRequest*,
-    lf::a2a::v1::ListTaskPushNotificationConfigsResponse*) {
-  return PushNotSupported(context);
+    const lf::a2a::v1::ListTaskPushNotificationConfigsRequest* request,
+    lf::a2a::v1::ListTaskPushNotificationConfigsResponse* response) {
+  return PushCall(
+      context, request->task_id(), request, response,
+      [](auto* async, auto* ctx, auto* req, auto* resp, auto done) {
+        async->ListTaskPushNotificationConfigs(ctx, req, resp, std::move(done));
+      },
+      [this, request, response]() -> absl::Status {
+        A2AMESH_ASSIGN_OR_RETURN(*response, push_->List(*request));
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* A2aService::DeleteTaskPushNotificationConfig(
     grpc::CallbackServerContext* context,
-    const lf::a2a::v1::DeleteTaskPushNotificationConfigRequest*, google::protobuf::Empty*) {
-  return PushNotSupported(context);
+    const lf::a2a::v1::DeleteTaskPushNotificationConfigRequest* request,
+    google::protobuf::Empty* response) {
+  return PushCall(
+      context, request->task_id(), request, response,
+      [](auto* async, auto* ctx, auto* req, auto* resp, auto done) {
+        async->DeleteTaskPushNotificationConfig(ctx, req, resp, std::move(done));
+      },
+      [this, request]() -> absl::Status {
+        return push_->Delete(request->task_id(), request->id());
+      });
 }
 
 grpc::ServerUnaryReactor* A2aService::GetExtendedAgentCard(

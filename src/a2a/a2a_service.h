@@ -10,6 +10,7 @@
 #include "a2amesh/executor.h"
 #include "grpcpp/grpcpp.h"
 #include "lf/a2a/v1/a2a.grpc.pb.h"
+#include "push/push_notifier.h"
 #include "routing/dispatcher.h"
 #include "tasks/task_manager.h"
 
@@ -38,8 +39,10 @@ struct A2aServiceOptions {
 // and streaming sends give the task the caller's deadline. Thread-safe.
 class A2aService final : public lf::a2a::v1::A2AService::CallbackService {
  public:
+  // `push` (may be null: push notifications are not supported) serves the
+  // push-notification config RPCs.
   A2aService(A2aServiceOptions options, tasks::TaskManager& tasks, routing::Dispatcher& dispatcher,
-             Executor& blocking, ChannelDirectory peers);
+             Executor& blocking, ChannelDirectory peers, push::PushNotifier* push = nullptr);
 
   grpc::ServerUnaryReactor* SendMessage(grpc::CallbackServerContext* context,
                                         const lf::a2a::v1::SendMessageRequest* request,
@@ -119,12 +122,19 @@ class A2aService final : public lf::a2a::v1::A2AService::CallbackService {
   template <typename Fn>
   grpc::ServerUnaryReactor* RunBlocking(grpc::CallbackServerContext* context, Fn fn);
   grpc::ServerUnaryReactor* PushNotSupported(grpc::CallbackServerContext* context);
+  // Runs a push-config RPC for task `task_id`: forwarded to its owner, refused
+  // if push is off, else `fn` on the blocking executor.
+  template <typename Request, typename Response, typename Forward, typename Fn>
+  grpc::ServerUnaryReactor* PushCall(grpc::CallbackServerContext* context,
+                                     const std::string& task_id, const Request* request,
+                                     Response* response, Forward forward, Fn fn);
 
   const A2aServiceOptions options_;
   tasks::TaskManager& tasks_;
   routing::Dispatcher& dispatcher_;
   Executor& blocking_;
   const ChannelDirectory peers_;
+  push::PushNotifier* const push_;
   std::atomic<int64_t> open_streams_{0};
 };
 

@@ -151,6 +151,27 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
                  "max_concurrency of agents that register without one")
       ->envname("MESHD_DEFAULT_MAX_CONCURRENCY")
       ->capture_default_str();
+  app.add_option("--push-notifications", n.push_notifications,
+                 "A2A push notifications to webhooks (true/false)")
+      ->envname("MESHD_PUSH_NOTIFICATIONS")
+      ->capture_default_str();
+  app.add_flag("--push-allow-private-targets", n.push_allow_private_targets,
+               "Let webhooks be loopback, private or link-local addresses (refused by default: "
+               "a client picks the URL)")
+      ->envname("MESHD_PUSH_ALLOW_PRIVATE_TARGETS");
+  app.add_option("--push-max-queued", n.push_max_queued,
+                 "Push notifications waiting for delivery, at most; more are dropped")
+      ->envname("MESHD_PUSH_MAX_QUEUED")
+      ->capture_default_str();
+  app.add_option("--push-max-attempts", n.push_max_attempts,
+                 "Tries of one push notification before it is given up")
+      ->envname("MESHD_PUSH_MAX_ATTEMPTS")
+      ->capture_default_str();
+  AddDuration(app, "--push-initial-backoff", &n.push_initial_backoff,
+              "First wait before a push is retried (doubles, up to 30s)",
+              "MESHD_PUSH_INITIAL_BACKOFF");
+  AddDuration(app, "--push-timeout", &n.push_timeout,
+              "How long a webhook may take to answer one push", "MESHD_PUSH_TIMEOUT");
   std::string log_format = "text";
   app.add_option("--log-format", log_format, "text or json (one object per line)")
       ->envname("MESHD_LOG_FORMAT")

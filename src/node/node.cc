@@ -27,6 +27,7 @@
 #include "metrics/metrics.h"
 #include "peer/peer_manager.h"
 #include "peer/peer_service.h"
+#include "push/push_notifier.h"
 #include "routing/dispatcher.h"
 #include "routing/router.h"
 #include "store/memory_task_store.h"
@@ -67,7 +68,9 @@ absl::Status CheckOptions(const NodeOptions& o) {
        {Positive{"--max-message-bytes", o.max_message_bytes}, Positive{"--max-parts", o.max_parts},
         Positive{"--max-card-bytes", o.max_card_bytes}, Positive{"--max-agents", o.max_agents},
         Positive{"--max-open-streams", o.max_open_streams},
-        Positive{"--default-max-concurrency", o.default_max_concurrency}}) {
+        Positive{"--default-max-concurrency", o.default_max_concurrency},
+        Positive{"--push-max-queued", o.push_max_queued},
+        Positive{"--push-max-attempts", o.push_max_attempts}}) {
     if (p.value <= 0) {
       return absl::InvalidArgumentError(absl::StrCat(p.flag, ": must be positive, not ", p.value));
     }
@@ -161,6 +164,7 @@ metrics::NodeSample Node::Sample() const {
   }
   for (const auto& [state, count] : tasks_->active_by_state()) sample.tasks[state] = count;
   sample.draining = peers_->draining();
+  sample.push_queued = push_ != nullptr ? push_->queued() : 0;
   return sample;
 }
 
@@ -207,8 +211,23 @@ absl::Status Node::Init() {
   task_options.agent_grace = options_.agent_grace;
   task_options.recovery_grace = options_.recovery_grace;
   task_options.telemetry = metrics_.get();
+  if (options_.push_notifications) {
+    push::PushOptions push_options;
+    push_options.allow_private_targets = options_.push_allow_private_targets;
+    push_options.max_queued = options_.push_max_queued;
+    push_options.max_attempts = options_.push_max_attempts;
+    push_options.initial_backoff = options_.push_initial_backoff;
+    push_options.request_timeout = options_.push_timeout;
+    push_options.telemetry = metrics_.get();
+    push_ = std::make_unique<push::PushNotifier>(push_options, *store_);
+    task_options.push = push_.get();
+  }
   tasks_ = std::make_unique<tasks::TaskManager>(task_options, *store_, *router_, *timers_, clock_);
   A2AMESH_RETURN_IF_ERROR(tasks_->Recover());
+  if (push_ != nullptr) {
+    push_->SetTaskManager(tasks_.get());
+    A2AMESH_RETURN_IF_ERROR(push_->Recover());
+  }
 
   routing::RequestLimits limits;
   limits.max_message_bytes = options_.max_message_bytes;
@@ -233,7 +252,8 @@ absl::Status Node::Init() {
   a2a_options.max_open_streams = options_.max_open_streams;
   a2a_ = std::make_unique<a2a::A2aService>(
       a2a_options, *tasks_, *dispatcher_, *blocking_,
-      [peers = peers_.get()](const std::string& node_id) { return peers->ChannelTo(node_id); });
+      [peers = peers_.get()](const std::string& node_id) { return peers->ChannelTo(node_id); },
+      push_.get());
 
   agenthost::AgentHostOptions host_options;
   host_options.node_id = options_.node_id;
@@ -339,6 +359,7 @@ absl::Status Node::StartHttp() {
   binding.public_http_url = options_.public_http_url;
   binding.public_grpc_url = options_.public_grpc_url;
   binding.grpc_port = grpc_port_;
+  binding.push_notifications = push_ != nullptr;
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
@@ -419,6 +440,8 @@ void Node::Shutdown() {
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   server_.reset();
   http_server_.reset();
+  // Watches end before the task manager does; what is queued is dropped.
+  if (push_ != nullptr) push_->Shutdown();
   blocking_.reset();  // runs what was scheduled, while everything it uses exists
   timers_.reset();
   A2AMESH_LOG(Info, "meshd stopped").With("node", options_.node_id);

@@ -47,6 +47,9 @@ class TaskManager;
 namespace http {
 class Server;
 }
+namespace push {
+class PushNotifier;
+}
 namespace a2a {
 class CardSource;
 class HttpBinding;
@@ -104,6 +107,14 @@ struct NodeOptions {
   int max_agents = 1024;
   int64_t max_open_streams = 10000;
   int default_max_concurrency = 16;
+  // A2A push notifications (webhooks).
+  bool push_notifications = true;
+  // Let webhooks be loopback, private or link-local addresses.
+  bool push_allow_private_targets = false;
+  int64_t push_max_queued = 10000;
+  int push_max_attempts = 8;
+  absl::Duration push_initial_backoff = absl::Milliseconds(200);
+  absl::Duration push_timeout = absl::Seconds(10);
   // Threads for work that may block (store reads).
   int blocking_threads = 2;
 };
@@ -168,6 +179,7 @@ class Node {
   // Admin calls that wait on other nodes.
   std::unique_ptr<Executor> fanout_;
   std::unique_ptr<TaskStore> store_;
+  std::unique_ptr<push::PushNotifier> push_;
   std::unique_ptr<catalog::AgentCatalog> catalog_;
   std::unique_ptr<catalog::RemoteCatalog> remote_catalog_;
   std::unique_ptr<routing::Router> router_;

@@ -76,10 +76,11 @@ absl::Status ValidateSendMessage(const lf::a2a::v1::SendMessageRequest& request,
   const auto& config = request.configuration();
   A2AMESH_RETURN_IF_ERROR(ValidateHistoryLength(
       config.has_history_length(), config.history_length(), "configuration.history_length"));
-  if (config.has_task_push_notification_config()) {
-    return MakeA2aError(A2aError::kPushNotificationNotSupported,
-                        "push notifications are not supported by this node "
-                        "(capabilities.pushNotifications is false)");
+  if (config.has_task_push_notification_config() && !message.task_id().empty()) {
+    return InvalidFieldError(
+        "configuration.task_push_notification_config",
+        absl::StrCat("comes with the message that creates a task; for task ", message.task_id(),
+                     ", call CreateTaskPushNotificationConfig"));
   }
   return absl::OkStatus();
 }

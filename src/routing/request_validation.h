@@ -24,7 +24,7 @@ absl::Status CheckProtocolVersion(absl::string_view version, bool present);
 
 // SendMessage / SendStreamingMessage: the message's required fields, the part
 // and size limits (RESOURCE_EXHAUSTED naming the limit), history_length, and
-// PushNotificationNotSupported for a push config (this node declares none).
+// a push config only on a message that creates a task.
 absl::Status ValidateSendMessage(const lf::a2a::v1::SendMessageRequest& request,
                                  const RequestLimits& limits);
 

@@ -1,5 +1,6 @@
 #include "tasks/task_manager.h"
 
+#include <optional>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -180,11 +181,12 @@ v1::TaskAssignment TaskManager::AssignmentLocked(const Entry& entry, const Messa
   return assignment;
 }
 
-void TaskManager::AttachLocked(Entry& entry, std::shared_ptr<TaskSubscriber> subscriber) {
+void TaskManager::AttachLocked(Entry& entry, std::shared_ptr<TaskSubscriber> subscriber,
+                               bool until_terminal) {
   StreamResponse first;
   *first.mutable_task() = entry.task;
   subscriber->OnEvent(first, entry.task);
-  entry.subscribers.push_back(Subscription{std::move(subscriber), entry.next_seq});
+  entry.subscribers.push_back(Subscription{std::move(subscriber), entry.next_seq, until_terminal});
 }
 
 void TaskManager::PublishReadyLocked(Entry& entry) {
@@ -198,10 +200,11 @@ void TaskManager::PublishReadyLocked(Entry& entry) {
         }
       }
       if (final) {
-        // Streams and waiters end on a final event.
+        // Streams and waiters end on a final event; watchers on a terminal one.
+        const bool terminal = IsTerminalState(entry.task.status().state());
         std::vector<Subscription> later;
         for (Subscription& s : entry.subscribers) {
-          if (s.from_seq > pending.seq) {
+          if (s.from_seq > pending.seq || (s.until_terminal && !terminal)) {
             later.push_back(std::move(s));
           }
         }
@@ -363,6 +366,16 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
   Message message = in;
   std::string task_id = MakeTaskId(options_.node_id);
   std::string agent_id = request.runner->agent_id();
+  std::optional<lf::a2a::v1::TaskPushNotificationConfig> push;
+  if (request.request.configuration().has_task_push_notification_config()) {
+    if (options_.push == nullptr) {
+      return MakeA2aError(A2aError::kPushNotificationNotSupported,
+                          "push notifications are not enabled on this node");
+    }
+    A2AMESH_ASSIGN_OR_RETURN(
+        push, options_.push->Prepare(
+                  task_id, request.request.configuration().task_push_notification_config()));
+  }
   TaskStoreOp op;
   {
     absl::MutexLock lock(&entry->mu);
@@ -419,9 +432,16 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
   }
   std::vector<TaskStoreOp> ops;
   ops.push_back(std::move(op));
+  if (push.has_value()) {
+    TaskStoreOp& put = ops.emplace_back();
+    put.kind = TaskStoreOp::Kind::kPutPushConfig;
+    put.task_id = task_id;
+    put.config_id = push->id();
+    put.payload = push->SerializeAsString();
+  }
   store_.Commit(std::move(ops), [this, entry, subscriber = std::move(subscriber), task_id, agent_id,
-                                 parent_id = request.parent_task_id,
-                                 message = std::move(message)](absl::Status status) {
+                                 parent_id = request.parent_task_id, message = std::move(message),
+                                 push = std::move(push)](absl::Status status) {
     if (!status.ok()) {
       A2AMESH_LOG(Error, "task not stored; refused").With("task", task_id).With("error", status);
       Remove(task_id, agent_id, parent_id);
@@ -437,6 +457,9 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
     }
     absl::MutexLock lock(&entry->mu);
     options_.telemetry->TaskCreated(entry->info.skill());
+    if (push.has_value()) {
+      AttachLocked(*entry, options_.push->Attach(*push), /*until_terminal=*/true);
+    }
     if (subscriber != nullptr) {
       AttachLocked(*entry, subscriber);
     }
@@ -729,6 +752,16 @@ void TaskManager::CancelLocked(const EntryPtr& entry, const std::string& reason,
 
 absl::Status TaskManager::Subscribe(const std::string& task_id,
                                     std::shared_ptr<TaskSubscriber> subscriber) {
+  return Attach(task_id, std::move(subscriber), /*until_terminal=*/false);
+}
+
+absl::Status TaskManager::Watch(const std::string& task_id,
+                                std::shared_ptr<TaskSubscriber> subscriber) {
+  return Attach(task_id, std::move(subscriber), /*until_terminal=*/true);
+}
+
+absl::Status TaskManager::Attach(const std::string& task_id,
+                                 std::shared_ptr<TaskSubscriber> subscriber, bool until_terminal) {
   EntryPtr entry = Find(task_id);
   TaskState state = lf::a2a::v1::TASK_STATE_UNSPECIFIED;
   if (entry == nullptr) {
@@ -738,7 +771,7 @@ absl::Status TaskManager::Subscribe(const std::string& task_id,
     absl::MutexLock lock(&entry->mu);
     state = entry->task.status().state();
     if (!IsTerminalState(state)) {
-      AttachLocked(*entry, std::move(subscriber));
+      AttachLocked(*entry, std::move(subscriber), until_terminal);
       return absl::OkStatus();
     }
   }

@@ -87,6 +87,21 @@ struct HostedTask {
   std::unique_ptr<TaskRunner> runner;
 };
 
+// What the task manager needs of push notifications (push/push_notifier.h),
+// for a task created with configuration.task_push_notification_config.
+class PushHook {
+ public:
+  virtual ~PushHook() = default;
+  // The config as it will be stored with new task `task_id` (ids filled in),
+  // or why it is refused (then so is the task). Must not block.
+  virtual absl::StatusOr<lf::a2a::v1::TaskPushNotificationConfig> Prepare(
+      const std::string& task_id, lf::a2a::v1::TaskPushNotificationConfig config) = 0;
+  // The task is stored with `config`: the subscriber that delivers its events
+  // from now until it is terminal.
+  virtual std::shared_ptr<TaskSubscriber> Attach(
+      const lf::a2a::v1::TaskPushNotificationConfig& config) = 0;
+};
+
 struct TaskManagerOptions {
   std::string node_id;
   // How long the tasks of an agent whose stream broke wait for the same agent id
@@ -96,6 +111,8 @@ struct TaskManagerOptions {
   absl::Duration recovery_grace = absl::Seconds(30);
   // Hears of tasks created, first answered and ended (tasks this node owns).
   Telemetry* telemetry = &NoTelemetry();
+  // Push notifications; nullptr: a push config in a request is refused.
+  PushHook* push = nullptr;
 };
 
 // A task and the node's record of it (agent, skill, parent, hops).
@@ -192,6 +209,10 @@ class TaskManager {
   // Subscribes to a task's events; the first is the Task as it stands. TaskNotFound,
   // or UnsupportedOperation for a terminal task. May block.
   absl::Status Subscribe(const std::string& task_id, std::shared_ptr<TaskSubscriber> subscriber);
+  // Like Subscribe, but the subscription outlives interrupted states (input
+  // or auth required) and ends only when the task is terminal: for watchers
+  // of the whole task, such as push notifications. May block.
+  absl::Status Watch(const std::string& task_id, std::shared_ptr<TaskSubscriber> subscriber);
   // Ends a subscription; no event reaches `subscriber` after this returns.
   void Unsubscribe(const std::string& task_id, const TaskSubscriber* subscriber);
 
@@ -229,6 +250,8 @@ class TaskManager {
   struct Subscription {
     std::shared_ptr<TaskSubscriber> subscriber;
     int64_t from_seq;
+    // Kept past interrupted states, until the task is terminal (Watch).
+    bool until_terminal = false;
   };
   struct PendingEvent {
     int64_t seq;
@@ -268,8 +291,10 @@ class TaskManager {
   void OnStored(const EntryPtr& entry, int64_t seq, absl::Status status, DurableCallback on_stored);
   void PublishReadyLocked(Entry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
   // Sends the Task as it stands to `subscriber` and adds it for later events.
-  void AttachLocked(Entry& entry, std::shared_ptr<TaskSubscriber> subscriber)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
+  absl::Status Attach(const std::string& task_id, std::shared_ptr<TaskSubscriber> subscriber,
+                      bool until_terminal);
+  void AttachLocked(Entry& entry, std::shared_ptr<TaskSubscriber> subscriber,
+                    bool until_terminal = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
   v1::TaskAssignment AssignmentLocked(const Entry& entry, const lf::a2a::v1::Message& message,
                                       bool resumed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
   // Tells the agent (if any can be reached) and logs CANCELED.

@@ -362,30 +362,38 @@ TEST_P(A2aServiceTest, FollowUpMessagesGoToTheOwningAgent) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
-TEST_P(A2aServiceTest, PushNotificationRpcsAreNotSupported) {
+TEST(A2aServicePushOffTest, PushNotificationRpcsAreNotSupportedWhenPushIsOff) {
+  NodeOptions options = NodeHarness::TestOptions();
+  options.push_notifications = false;
+  NodeHarness harness(options);
+  std::unique_ptr<sdk::Agent> agent = harness.StartAgent(
+      {{"echo", Card("echo", {"echo"}), 8, [](sdk::TaskContext& task) { task.Complete("x"); }}});
+  ASSERT_NE(agent, nullptr);
+  std::unique_ptr<lf::a2a::v1::A2AService::Stub> stub = harness.NewA2aStub();
   lf::a2a::v1::TaskPushNotificationConfig config;
   config.set_task_id("n1~x");
   config.set_url("https://example.com/hook");
   lf::a2a::v1::TaskPushNotificationConfig out;
-  grpc::Status status = stub_->CreateTaskPushNotificationConfig(A2aContext().get(), config, &out);
+  grpc::Status status = stub->CreateTaskPushNotificationConfig(A2aContext().get(), config, &out);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(ErrorReason(status), "PUSH_NOTIFICATION_NOT_SUPPORTED");
 
   lf::a2a::v1::GetTaskPushNotificationConfigRequest get;
-  status = stub_->GetTaskPushNotificationConfig(A2aContext().get(), get, &out);
+  status = stub->GetTaskPushNotificationConfig(A2aContext().get(), get, &out);
   EXPECT_EQ(ErrorReason(status), "PUSH_NOTIFICATION_NOT_SUPPORTED");
   lf::a2a::v1::ListTaskPushNotificationConfigsRequest list;
   lf::a2a::v1::ListTaskPushNotificationConfigsResponse configs;
-  status = stub_->ListTaskPushNotificationConfigs(A2aContext().get(), list, &configs);
+  status = stub->ListTaskPushNotificationConfigs(A2aContext().get(), list, &configs);
   EXPECT_EQ(ErrorReason(status), "PUSH_NOTIFICATION_NOT_SUPPORTED");
   lf::a2a::v1::DeleteTaskPushNotificationConfigRequest del;
   google::protobuf::Empty empty;
-  status = stub_->DeleteTaskPushNotificationConfig(A2aContext().get(), del, &empty);
+  status = stub->DeleteTaskPushNotificationConfig(A2aContext().get(), del, &empty);
   EXPECT_EQ(ErrorReason(status), "PUSH_NOTIFICATION_NOT_SUPPORTED");
 
   lf::a2a::v1::SendMessageRequest with_push = ForSkill("echo", "x");
   *with_push.mutable_configuration()->mutable_task_push_notification_config() = config;
-  Send(with_push, &status);
+  lf::a2a::v1::SendMessageResponse response;
+  status = stub->SendMessage(A2aContext().get(), with_push, &response);
   EXPECT_EQ(ErrorReason(status), "PUSH_NOTIFICATION_NOT_SUPPORTED");
 }
 

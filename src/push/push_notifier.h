@@ -1,0 +1,126 @@
+#ifndef A2AMESH_PUSH_PUSH_NOTIFIER_H_
+#define A2AMESH_PUSH_PUSH_NOTIFIER_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "a2amesh/task_store.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "core/telemetry.h"
+#include "http/http_client.h"
+#include "lf/a2a/v1/a2a.pb.h"
+#include "tasks/task_manager.h"
+
+namespace a2amesh::push {
+
+struct PushOptions {
+  // Deliver to loopback, private and link-local addresses too (tests, or a
+  // mesh whose webhooks are inside the cluster).
+  bool allow_private_targets = false;
+  // Events waiting for delivery, over all webhooks; past it new ones are
+  // dropped (and counted).
+  int64_t max_queued = 10000;
+  // Tries of one event before it is given up.
+  int max_attempts = 8;
+  // Retries wait initial_backoff, doubling up to max_backoff (±20% jitter).
+  absl::Duration initial_backoff = absl::Milliseconds(200);
+  absl::Duration max_backoff = absl::Seconds(30);
+  absl::Duration request_timeout = absl::Seconds(10);
+  int max_configs_per_task = 16;
+  Telemetry* telemetry = &NoTelemetry();
+};
+
+// A2A push notifications: the four config RPCs and the delivery of task
+// events to webhooks.
+//
+// Configs are stored with their task (durably, in the same commit when they
+// come with the SendMessage that creates it) and watched again after a
+// restart. Each config watches its task until it is terminal: its first event
+// is the Task as it stands, then every event in order, through interrupted
+// states. Each is POSTed as StreamResponse JSON (Content-Type
+// application/a2a+json) with `Authorization: <scheme> <credentials>` from the
+// config's authentication and `X-A2A-Notification-Token` from its token.
+// Delivery is at least once and in order per webhook: an event is retried
+// with exponential backoff until a 2xx or max_attempts, and the next waits
+// for it. Targets that resolve to loopback, private or link-local addresses
+// are refused unless allowed. The queue is in memory, bounded by max_queued:
+// what is still queued when the node stops is not delivered.
+//
+// Thread-safe.
+class PushNotifier final : public tasks::PushHook {
+ public:
+  PushNotifier(PushOptions options, TaskStore& store);
+  ~PushNotifier() override;
+  PushNotifier(const PushNotifier&) = delete;
+  PushNotifier& operator=(const PushNotifier&) = delete;
+
+  // Set once, before anything else is called (the task manager is built with
+  // this notifier as its PushHook).
+  void SetTaskManager(tasks::TaskManager* tasks) { tasks_ = tasks; }
+  // Watches again the unfinished tasks that have configs. After the task
+  // manager has recovered. May block.
+  absl::Status Recover();
+  // Stops delivering: unsubscribes every watch and drops what is queued.
+  // Idempotent; before the task manager goes away.
+  void Shutdown();
+
+  // The A2A RPCs, for tasks this node owns. May block.
+  absl::StatusOr<lf::a2a::v1::TaskPushNotificationConfig> Create(
+      lf::a2a::v1::TaskPushNotificationConfig config);
+  absl::StatusOr<lf::a2a::v1::TaskPushNotificationConfig> Get(const std::string& task_id,
+                                                              const std::string& id);
+  absl::StatusOr<lf::a2a::v1::ListTaskPushNotificationConfigsResponse> List(
+      const lf::a2a::v1::ListTaskPushNotificationConfigsRequest& request);
+  absl::Status Delete(const std::string& task_id, const std::string& id);
+
+  // Events waiting for delivery.
+  int64_t queued() const;
+
+  // tasks::PushHook
+  absl::StatusOr<lf::a2a::v1::TaskPushNotificationConfig> Prepare(
+      const std::string& task_id, lf::a2a::v1::TaskPushNotificationConfig config) override;
+  std::shared_ptr<tasks::TaskSubscriber> Attach(
+      const lf::a2a::v1::TaskPushNotificationConfig& config) override;
+
+ private:
+  class Target;
+  using Key = std::pair<std::string, std::string>;  // task id, config id
+
+  // A config checked and completed (id) for task `task_id`.
+  absl::StatusOr<lf::a2a::v1::TaskPushNotificationConfig> Check(
+      const std::string& task_id, lf::a2a::v1::TaskPushNotificationConfig config) const;
+  // The config's task, which must be one of this node's (TaskNotFound if not).
+  absl::StatusOr<lf::a2a::v1::Task> OwnTask(const std::string& task_id) const;
+  absl::Status CommitAndWait(TaskStoreOp op);
+  // Registers a watcher for `config`, replacing one with the same key.
+  std::shared_ptr<Target> Register(const lf::a2a::v1::TaskPushNotificationConfig& config);
+  void Unregister(const Key& key);
+
+  // From a Target (with the task's lock held): queue `event`.
+  void Enqueue(const std::shared_ptr<Target>& target, const lf::a2a::v1::StreamResponse& event,
+               bool last);
+  void SendLocked(const std::shared_ptr<Target>& target) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnSent(const std::shared_ptr<Target>& target, absl::StatusOr<int> result,
+              absl::Time started);
+  absl::Duration Backoff(int attempts);
+
+  const PushOptions options_;
+  TaskStore& store_;
+  tasks::TaskManager* tasks_ = nullptr;
+  std::unique_ptr<http::Client> client_;
+
+  mutable absl::Mutex mu_;
+  std::map<Key, std::shared_ptr<Target>> targets_ ABSL_GUARDED_BY(mu_);
+  int64_t queued_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace a2amesh::push
+
+#endif  // A2AMESH_PUSH_PUSH_NOTIFIER_H_
