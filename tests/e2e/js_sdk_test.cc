@@ -133,11 +133,12 @@ TEST(JsSdkTest, TheOfficialClientDiscoversTheCardAndWorksTheSameOverEveryBinding
   for (const std::string binding : {"JSONRPC", "HTTP+JSON", "GRPC"}) {
     SCOPED_TRACE(binding);
     std::vector<Step> steps = RunClient(dir, node, binding);
-    ASSERT_EQ(steps.size(), 14u);
+    ASSERT_EQ(steps.size(), 15u);
 
     EXPECT_EQ(steps[0].step, "card");
     EXPECT_EQ(steps[0].body.fields().at("binding").string_value(), binding);
     EXPECT_TRUE(steps[0].body.fields().at("streaming").bool_value());
+    EXPECT_TRUE(steps[0].body.fields().at("pushNotifications").bool_value());
     std::vector<std::string> skills;
     for (const auto& skill : steps[0].body.fields().at("skills").list_value().values()) {
       skills.push_back(skill.string_value());
@@ -189,19 +190,31 @@ TEST(JsSdkTest, TheOfficialClientDiscoversTheCardAndWorksTheSameOverEveryBinding
     EXPECT_EQ(listed.tasks(0).history_size(), 0);  // historyLength 0
     EXPECT_EQ(listed.tasks(0).artifacts_size(), 1);
 
-    EXPECT_EQ(steps[11].step, "cancel");
-    EXPECT_EQ(Field<Task>(steps[11], "task").status().state(), lf::a2a::v1::TASK_STATE_CANCELED);
+    EXPECT_EQ(steps[11].step, "push");
+    auto created = Field<lf::a2a::v1::TaskPushNotificationConfig>(steps[11], "created");
+    EXPECT_EQ(created.id(), "js-hook");
+    EXPECT_THAT(created.task_id(), HasSubstr("js-node~"));
+    EXPECT_EQ(created.authentication().credentials(), "js-secret");
+    auto got_hook = Field<lf::a2a::v1::TaskPushNotificationConfig>(steps[11], "got");
+    EXPECT_EQ(got_hook.url(), "https://hooks.example.com/a2a");
+    EXPECT_EQ(got_hook.token(), "js-token");
+    EXPECT_EQ(steps[11].body.fields().at("listed").number_value(), 1);
+    EXPECT_EQ(steps[11].body.fields().at("left").number_value(), 0);
 
-    EXPECT_EQ(steps[12].step, "subscribe");
-    EXPECT_EQ(steps[12].body.fields().at("first").string_value(), "task");
-    EXPECT_EQ(Field<StreamResponse>(steps[12], "last").status_update().status().state(),
+    EXPECT_EQ(steps[12].step, "cancel");
+    EXPECT_EQ(Field<Task>(steps[12], "task").status().state(), lf::a2a::v1::TASK_STATE_CANCELED);
+
+    EXPECT_EQ(steps[13].step, "subscribe");
+    EXPECT_EQ(steps[13].body.fields().at("first").string_value(), "task");
+    EXPECT_EQ(Field<StreamResponse>(steps[13], "last").status_update().status().state(),
               lf::a2a::v1::TASK_STATE_COMPLETED);
-    Task subscribed = Field<Task>(steps[12], "final");
+    Task subscribed = Field<Task>(steps[13], "final");
     EXPECT_EQ(subscribed.artifacts(0).parts_size(), 6);
 
-    EXPECT_EQ(steps[13].step, "error");
-    EXPECT_EQ(steps[13].body.fields().at("reason").string_value(), "TASK_NOT_FOUND");
-    EXPECT_THAT(steps[13].body.fields().at("message").string_value(), HasSubstr("js~no-such-task"));
+    EXPECT_EQ(steps[14].step, "error");
+    EXPECT_EQ(steps[14].body.fields().at("reason").string_value(), "TASK_NOT_FOUND");
+    EXPECT_THAT(steps[14].body.fields().at("message").string_value(),
+                HasSubstr("js~no-such-task"));
     runs[binding] = std::move(steps);
   }
 

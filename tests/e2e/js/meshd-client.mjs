@@ -11,12 +11,14 @@
 //   {"step":"stream","event":{...}}           SendStreamingMessage, skill uppercase
 //   {"step":"get","task":{...}}               GetTask of the streamed task
 //   {"step":"list","response":{...}}          ListTasks of the streamed task's context
+//   {"step":"push","created":{...},"got":{...},"listed":1,"left":0}  push config
+//                                             create, get, list, delete on a running task
 //   {"step":"cancel","task":{...}}            CancelTask of a long uppercase task
 //   {"step":"subscribe","first":..,"last":{...},"events":N}  SubscribeToTask of a running task
 //   {"step":"error","reason":...,"message":...}  GetTask of an unknown id
 // Usage: node meshd-client.mjs BASE_URL BINDING
 import crypto from 'node:crypto';
-import { AgentCard, ListTasksResponse, Role, StreamResponse, Task } from '@a2a-js/sdk';
+import { AgentCard, ListTasksResponse, Role, StreamResponse, Task, TaskPushNotificationConfig } from '@a2a-js/sdk';
 import {
   ClientFactory,
   ClientFactoryOptions,
@@ -73,6 +75,7 @@ try {
     interfaces: card.supportedInterfaces,
     skills: card.skills.map((s) => s.id),
     streaming: card.capabilities.streaming,
+    pushNotifications: card.capabilities.pushNotifications,
   });
 
   const sent = await client.sendMessage(request('echo', 'hello from js'));
@@ -103,6 +106,28 @@ try {
 
   // Long enough (50 words, 20 ms apart) to be cancelled while it runs.
   const long = await client.sendMessage(request('uppercase', Array(50).fill('word').join(' '), immediately));
+
+  // The four push-notification config calls, on the running task.
+  const hook = {
+    tenant: '',
+    id: 'js-hook',
+    taskId: long.id,
+    url: 'https://hooks.example.com/a2a',
+    token: 'js-token',
+    authentication: { scheme: 'Bearer', credentials: 'js-secret' },
+  };
+  const created = await client.createTaskPushNotificationConfig(hook);
+  const gotHook = await client.getTaskPushNotificationConfig({ tenant: '', taskId: long.id, id: 'js-hook' });
+  const hooks = await client.listTaskPushNotificationConfig({ tenant: '', taskId: long.id, pageSize: 0, pageToken: '' });
+  await client.deleteTaskPushNotificationConfig({ tenant: '', taskId: long.id, id: 'js-hook' });
+  const left = await client.listTaskPushNotificationConfig({ tenant: '', taskId: long.id, pageSize: 0, pageToken: '' });
+  print({
+    step: 'push',
+    created: TaskPushNotificationConfig.toJSON(created),
+    got: TaskPushNotificationConfig.toJSON(gotHook),
+    listed: hooks.configs.length,
+    left: left.configs.length,
+  });
   const canceled = await client.cancelTask({ tenant: '', id: long.id, metadata: undefined });
   print({ step: 'cancel', task: Task.toJSON(canceled) });
 
