@@ -7,6 +7,7 @@ real meshd and meshctl with the arguments and commands the chart renders.
 """
 
 import argparse
+import json
 import os
 import re
 import shlex
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 
 import yaml
 
@@ -117,7 +119,11 @@ class WiringTest(unittest.TestCase):
 
         # Container ports are the ports the flags listen on; peers are told the pod IP.
         self.assertEqual(flag(args, "--grpc-address"), f"0.0.0.0:{ports['grpc']}")
+        self.assertEqual(flag(args, "--http-address"), f"0.0.0.0:{ports['http']}")
         self.assertEqual(flag(args, "--metrics-address"), f"0.0.0.0:{ports['metrics']}")
+        client = {p["name"]: p for p in docs["Service/mesh-a2a-mesh"]["spec"]["ports"]}
+        self.assertEqual(client["http"]["port"], ports["http"])
+        self.assertEqual(client["grpc"]["port"], ports["grpc"])
         self.assertEqual(flag(args, "--advertise-address"), f"$(POD_IP):{ports['grpc']}")
         env = {e["name"]: e for e in meshd["env"]}
         self.assertEqual(env["MESHD_NODE_ID"]["valueFrom"]["fieldRef"]["fieldPath"],
@@ -155,7 +161,7 @@ class WiringTest(unittest.TestCase):
     def test_defaults(self):
         docs = documents(render())
         ports = self.check(docs, "agents", "cluster.local")
-        self.assertEqual(ports, {"grpc": 7400, "metrics": 9464})
+        self.assertEqual(ports, {"grpc": 7400, "http": 7480, "metrics": 9464})
         self.assertEqual(docs["PodDisruptionBudget/mesh-a2a-mesh"]["spec"]["maxUnavailable"], 1)
         self.assertNotIn("ServiceMonitor/mesh-a2a-mesh", docs)
         claim = docs["StatefulSet/mesh-a2a-mesh"]["spec"]["volumeClaimTemplates"][0]
@@ -164,7 +170,7 @@ class WiringTest(unittest.TestCase):
     def test_every_feature(self):
         docs = documents(render("-f", VALUES_ALL, namespace="agents-prod"))
         ports = self.check(docs, "agents-prod", "cluster.example")
-        self.assertEqual(ports, {"grpc": 7500, "metrics": 9500})
+        self.assertEqual(ports, {"grpc": 7500, "http": 7580, "metrics": 9500})
         args = container(docs)["args"]
         self.assertEqual(flag(args, "--drain-timeout"), "120s")
         self.assertEqual(docs["StatefulSet/mesh-a2a-mesh"]["spec"]["template"]["spec"]
@@ -191,12 +197,18 @@ class WiringTest(unittest.TestCase):
         self.assertTrue(mounts["tls"]["readOnly"])
         self.assertEqual(mounts["tokens"]["mountPath"], "/etc/a2a-mesh/tokens")
         policy = docs["NetworkPolicy/mesh-a2a-mesh"]["spec"]
-        self.assertEqual([rule["ports"][0]["port"] for rule in policy["ingress"]],
-                         ["grpc", "metrics"])
+        self.assertEqual([[p["port"] for p in rule["ports"]] for rule in policy["ingress"]],
+                         [["grpc", "http"], ["metrics"]])
+        args = container(docs)["args"]
+        self.assertEqual(flag(args, "--public-http-url"), "https://a2a.example.com")
+        self.assertEqual(flag(args, "--public-grpc-url"), "a2a-grpc.example.com:443")
+        self.assertIn("--push-allow-private-targets", args)
+        self.assertEqual(flag(args, "--push-max-attempts"), "4")
 
     def test_meshd_runs_with_the_rendered_arguments_and_the_hooks_work(self):
-        grpc_port, metrics_port = free_port(), free_port()
+        grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
         docs = documents(render("--set", f"node.grpcPort={grpc_port}",
+                                "--set", f"node.httpPort={http_port}",
                                 "--set", f"node.metricsPort={metrics_port}",
                                 "--set", "replicaCount=1"))
         meshd = container(docs)
@@ -223,6 +235,16 @@ class WiringTest(unittest.TestCase):
                     content = f.read()
                 self.assertIn(f'"grpc_address":"0.0.0.0:{grpc_port}"', content)
                 self.assertIn(f'"metrics_address":"0.0.0.0:{metrics_port}"', content)
+                self.assertIn(f'"http_address":"0.0.0.0:{http_port}"', content)
+                # The HTTP port serves the node's agent card, which names the ports.
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{http_port}/.well-known/agent-card.json",
+                        timeout=10) as response:
+                    card = json.load(response)
+                urls = {i["protocolBinding"]: i["url"] for i in card["supportedInterfaces"]}
+                self.assertEqual(urls["JSONRPC"], f"http://127.0.0.1:{http_port}/a2a/jsonrpc")
+                self.assertEqual(urls["GRPC"], f"127.0.0.1:{grpc_port}")
+                self.assertTrue(card["capabilities"]["pushNotifications"])
 
                 # The helm test's script passes against this node.
                 script = docs["Pod/mesh-a2a-mesh-test-health"]["spec"]["containers"][0]["command"]
