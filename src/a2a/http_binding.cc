@@ -654,6 +654,8 @@ lf::a2a::v1::AgentCard HttpBinding::MeshCard(const http::Request& request) const
       for (const std::string& tag : tags) it->second->add_tags(tag);
     }
   }
+  std::sort(card.mutable_skills()->begin(), card.mutable_skills()->end(),
+            [](const auto& a, const auto& b) { return a.id() < b.id(); });
   if (input_modes.empty()) input_modes.push_back("text/plain");
   if (output_modes.empty()) output_modes.push_back("text/plain");
   for (const std::string& mode : input_modes) card.add_default_input_modes(mode);

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <system_error>
 #include <utility>
@@ -110,6 +111,9 @@ class CatalogCards final : public a2a::CardSource {
     for (const auto& agent : *remote_.snapshot()) {
       agents.emplace_back(agent->qualified_id(), agent->card());
     }
+    // A stable order: the node's card (and its ETag) changes only with the agents.
+    std::sort(agents.begin(), agents.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
     return agents;
   }
 

@@ -44,6 +44,8 @@ TEST(MetricsTest, TelemetryFeedsCountersAndHistograms) {
   metrics.Handoff("n3", "refused", absl::ZeroDuration());
   metrics.StoreCommitted(absl::Microseconds(300), true);
   metrics.StoreCommitted(absl::Milliseconds(2), false);
+  metrics.PushAttempt("retried", absl::ZeroDuration());
+  metrics.PushAttempt("delivered", absl::Milliseconds(4));
   const std::string text = metrics.Scrape();
   EXPECT_EQ(Value(text, "a2amesh_tasks_created_total{skill=\"echo\"}"), 2);
   EXPECT_EQ(Value(text, "a2amesh_tasks_ended_total{skill=\"echo\",state=\"completed\"}"), 1);
@@ -60,6 +62,10 @@ TEST(MetricsTest, TelemetryFeedsCountersAndHistograms) {
   EXPECT_THAT(text, Not(HasSubstr("a2amesh_handoff_latency_seconds_count{peer=\"n3\"}")));
   EXPECT_EQ(Value(text, "a2amesh_store_commit_seconds_count"), 2);
   EXPECT_EQ(Value(text, "a2amesh_store_commit_failures_total"), 1);
+  EXPECT_EQ(Value(text, "a2amesh_push_notifications_total{outcome=\"retried\"}"), 1);
+  EXPECT_EQ(Value(text, "a2amesh_push_notifications_total{outcome=\"delivered\"}"), 1);
+  EXPECT_EQ(Value(text, "a2amesh_push_notifications_total{outcome=\"dropped\"}"), 0);  // present
+  EXPECT_EQ(Value(text, "a2amesh_push_delivery_seconds_count"), 1);
 }
 
 TEST(MetricsTest, GaugesAreReadFromTheNodeAtEachScrape) {
@@ -73,6 +79,7 @@ TEST(MetricsTest, GaugesAreReadFromTheNodeAtEachScrape) {
     sample.open_streams = {{"a2a", scrapes}};
     sample.tasks = {{"working", 7}};
     sample.draining = true;
+    sample.push_queued = 9;
     return sample;
   });
   std::string text = metrics.Scrape();
@@ -82,6 +89,7 @@ TEST(MetricsTest, GaugesAreReadFromTheNodeAtEachScrape) {
   EXPECT_EQ(Value(text, "a2amesh_skills"), 4);
   EXPECT_EQ(Value(text, "a2amesh_tasks{state=\"working\"}"), 7);
   EXPECT_EQ(Value(text, "a2amesh_draining"), 1);
+  EXPECT_EQ(Value(text, "a2amesh_push_queued"), 9);
   EXPECT_EQ(Value(text, "a2amesh_open_streams{kind=\"a2a\"}"), 1);
   EXPECT_THAT(text, HasSubstr("a2amesh_build_info{version=\""));
   text = metrics.Scrape();
