@@ -607,34 +607,40 @@ void Session::Close() {
 }
 
 void ServerCore::Accept() {
-  acceptor.async_accept(asio::make_strand(ioc),
-                        [this](boost::system::error_code ec, Socket socket) {
-                          if (ec == asio::error::operation_aborted || !acceptor.is_open()) {
-                            return;
-                          }
-                          if (!ec) {
-                            socket.set_option(tcp::no_delay(true), ec);
-                            auto session = std::make_shared<Session>(*this, std::move(socket));
-                            bool accepted;
-                            bool over;
-                            {
-                              absl::MutexLock lock(&mu);
-                              accepted = !stopping;
-                              over = sessions.size() >= options.max_connections;
-                              if (accepted) sessions.insert(session.get());
-                            }
-                            if (accepted) {
-                              asio::post(session->strand(), [session, over] {
-                                if (over) {
-                                  session->Reject(503, "too many connections; try again later");
-                                } else {
-                                  session->Start();
-                                }
-                              });
-                            }
-                          }
-                          Accept();
-                        });
+  acceptor.async_accept(
+      asio::make_strand(ioc), [this](boost::system::error_code ec, Socket socket) {
+        if (ec == asio::error::operation_aborted || !acceptor.is_open()) {
+          return;
+        }
+        if (ec) {
+          // Out of file descriptors (or memory): accepting again at once would
+          // spin. Wait a little; connections queue in the backlog meanwhile.
+          A2AMESH_LOG(Warning, "cannot accept HTTP connections").With("error", ec.message());
+          auto timer = std::make_shared<asio::steady_timer>(ioc, std::chrono::milliseconds(100));
+          timer->async_wait([this, timer](boost::system::error_code) { Accept(); });
+          return;
+        }
+        socket.set_option(tcp::no_delay(true), ec);
+        auto session = std::make_shared<Session>(*this, std::move(socket));
+        bool accepted;
+        bool over;
+        {
+          absl::MutexLock lock(&mu);
+          accepted = !stopping;
+          over = sessions.size() >= options.max_connections;
+          if (accepted) sessions.insert(session.get());
+        }
+        if (accepted) {
+          asio::post(session->strand(), [session, over] {
+            if (over) {
+              session->Reject(503, "too many connections; try again later");
+            } else {
+              session->Start();
+            }
+          });
+        }
+        Accept();
+      });
 }
 
 Server::Server(std::shared_ptr<ServerCore> core) : core_(std::move(core)) {}

@@ -1,6 +1,7 @@
 // meshd: one a2a-mesh node.
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <fstream>
@@ -27,6 +28,17 @@ bool WriteReadyFile(const std::string& path, const a2amesh::Node& node) {
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
+// Every open stream (gRPC or HTTP) holds a descriptor; the usual soft limit
+// of 1024 would cap a node far below --max-open-streams. Raise it to the hard
+// limit, as servers meant to hold many connections do.
+void RaiseFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -40,6 +52,7 @@ int main(int argc, char** argv) {
     std::fputs(config->exit_message.c_str(), stdout);
     return config->exit_code;
   }
+  RaiseFileLimit();
   a2amesh::SetLogFormat(config->log_format);
   a2amesh::SetLogLevel(config->log_level);
 

@@ -263,7 +263,7 @@ TEST_F(PrometheusE2eTest, PrometheusScrapesTwoNodesAndTheSeriesHoldWhatHappened)
   const auto& groups =
       rules.fields().at("data").struct_value().fields().at("groups").list_value().values();
   ASSERT_EQ(groups.size(), 1);
-  EXPECT_EQ(groups[0].struct_value().fields().at("rules").list_value().values_size(), 5);
+  EXPECT_EQ(groups[0].struct_value().fields().at("rules").list_value().values_size(), 6);
   EXPECT_TRUE(Holds("ALERTS{alertstate=\"firing\"}", {}));
 
   // Every query of the dashboard parses and runs.

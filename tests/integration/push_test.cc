@@ -33,7 +33,7 @@ using lf::a2a::v1::StreamResponse;
 using lf::a2a::v1::TaskPushNotificationConfig;
 using ::testing::HasSubstr;
 
-// A webhook: records every POST; answers 503 to the first `failures`.
+// A webhook: records every POST (answering 204), or fails as told.
 class Receiver {
  public:
   struct Post {
@@ -43,7 +43,7 @@ class Receiver {
     std::string content_type;
   };
 
-  explicit Receiver(int failures = 0) : failures_(failures) {
+  Receiver() {
     auto server =
         http::Server::Start("127.0.0.1:0", http::ServerOptions(),
                             [this](const http::Request& request) { return Handle(request); });
@@ -52,6 +52,11 @@ class Receiver {
   }
 
   std::string url() const { return absl::StrCat("http://127.0.0.1:", server_->port(), "/hook"); }
+  // Answers 503 to the next `failures` POSTs.
+  void FailNext(int failures) {
+    absl::MutexLock lock(&mu_);
+    failures_ = failures;
+  }
   int attempts() const {
     absl::MutexLock lock(&mu_);
     return attempts_;
@@ -99,7 +104,7 @@ class Receiver {
   }
 
   mutable absl::Mutex mu_;
-  int failures_ ABSL_GUARDED_BY(mu_);
+  int failures_ ABSL_GUARDED_BY(mu_) = 0;
   int attempts_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<Post> posts_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<http::Server> server_;
@@ -167,21 +172,30 @@ std::string Describe(const StreamResponse& event) {
   return "other";
 }
 
-TEST(PushTest, TheWebhookGetsEveryEventOfTheTaskInOrderWithItsCredentials) {
-  NodeHarness harness(PushOptions());
-  std::unique_ptr<sdk::Agent> agent = harness.StartAgent(Agents());
-  ASSERT_NE(agent, nullptr);
-  Receiver receiver;
-  auto stub = harness.NewA2aStub();
+// A node that may push to loopback, its agents, a webhook and a client.
+class PushTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    agent_ = harness_.StartAgent(Agents());
+    ASSERT_NE(agent_, nullptr);
+  }
+
+  NodeHarness harness_{PushOptions()};
+  std::unique_ptr<sdk::Agent> agent_;
+  Receiver receiver_;
+  std::unique_ptr<lf::a2a::v1::A2AService::Stub> stub_ = harness_.NewA2aStub();
+};
+
+TEST_F(PushTest, TheWebhookGetsEveryEventOfTheTaskInOrderWithItsCredentials) {
   lf::a2a::v1::SendMessageResponse response;
-  grpc::Status status =
-      stub->SendMessage(A2aContext().get(), WithPush("steps", receiver.url(), "tok-1"), &response);
+  grpc::Status status = stub_->SendMessage(A2aContext().get(),
+                                           WithPush("steps", receiver_.url(), "tok-1"), &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
   const std::string id = response.task().id();
-  ASSERT_TRUE(receiver.WaitForState(lf::a2a::v1::TASK_STATE_COMPLETED));
+  ASSERT_TRUE(receiver_.WaitForState(lf::a2a::v1::TASK_STATE_COMPLETED));
 
   std::vector<std::string> seen;
-  for (const Receiver::Post& post : receiver.posts()) {
+  for (const Receiver::Post& post : receiver_.posts()) {
     seen.push_back(Describe(post.event));
     EXPECT_EQ(post.token, "tok-1");
     EXPECT_EQ(post.authorization, "Bearer s3cret");
@@ -198,32 +212,28 @@ TEST(PushTest, TheWebhookGetsEveryEventOfTheTaskInOrderWithItsCredentials) {
   lf::a2a::v1::ListTaskPushNotificationConfigsRequest list;
   list.set_task_id(id);
   lf::a2a::v1::ListTaskPushNotificationConfigsResponse configs;
-  ASSERT_TRUE(stub->ListTaskPushNotificationConfigs(A2aContext().get(), list, &configs).ok());
+  ASSERT_TRUE(stub_->ListTaskPushNotificationConfigs(A2aContext().get(), list, &configs).ok());
   ASSERT_EQ(configs.configs_size(), 1);
-  EXPECT_EQ(configs.configs(0).url(), receiver.url());
+  EXPECT_EQ(configs.configs(0).url(), receiver_.url());
   EXPECT_FALSE(configs.configs(0).id().empty());
 }
 
-TEST(PushTest, AReceiverThatFailsTwiceStillGetsEveryEventAfterRetries) {
-  NodeHarness harness(PushOptions());
-  std::unique_ptr<sdk::Agent> agent = harness.StartAgent(Agents());
-  ASSERT_NE(agent, nullptr);
-  Receiver receiver(/*failures=*/2);
-  auto stub = harness.NewA2aStub();
+TEST_F(PushTest, AReceiverThatFailsTwiceStillGetsEveryEventAfterRetries) {
+  receiver_.FailNext(2);
   lf::a2a::v1::SendMessageResponse response;
   ASSERT_TRUE(
-      stub->SendMessage(A2aContext().get(), WithPush("steps", receiver.url(), "t"), &response)
+      stub_->SendMessage(A2aContext().get(), WithPush("steps", receiver_.url(), "t"), &response)
           .ok());
-  ASSERT_TRUE(receiver.WaitForState(lf::a2a::v1::TASK_STATE_COMPLETED));
+  ASSERT_TRUE(receiver_.WaitForState(lf::a2a::v1::TASK_STATE_COMPLETED));
   std::vector<std::string> seen;
-  for (const Receiver::Post& post : receiver.posts()) seen.push_back(Describe(post.event));
+  for (const Receiver::Post& post : receiver_.posts()) seen.push_back(Describe(post.event));
   EXPECT_EQ(seen.size(), 6u);
   EXPECT_EQ(seen.front(), absl::StrCat("task ", lf::a2a::v1::TASK_STATE_SUBMITTED));
   EXPECT_EQ(seen.back(), absl::StrCat("status ", lf::a2a::v1::TASK_STATE_COMPLETED));
-  EXPECT_EQ(receiver.attempts(), 8);  // 6 events, the first tried three times
+  EXPECT_EQ(receiver_.attempts(), 8);  // 6 events, the first tried three times
 
   absl::StatusOr<testing::HttpResult> metrics =
-      testing::HttpGet(absl::StrCat("127.0.0.1:", harness.node().metrics_port()), "/metrics");
+      testing::HttpGet(absl::StrCat("127.0.0.1:", harness_.node().metrics_port()), "/metrics");
   ASSERT_TRUE(metrics.ok());
   EXPECT_THAT(metrics->body, HasSubstr("a2amesh_push_notifications_total{outcome=\"retried\"} 2"));
   EXPECT_THAT(metrics->body,
@@ -231,92 +241,83 @@ TEST(PushTest, AReceiverThatFailsTwiceStillGetsEveryEventAfterRetries) {
   EXPECT_THAT(metrics->body, HasSubstr("a2amesh_push_queued 0"));
 }
 
-TEST(PushTest, AWatchLastsThroughInputRequiredUntilTheTaskEnds) {
-  NodeHarness harness(PushOptions());
-  std::unique_ptr<sdk::Agent> agent = harness.StartAgent(Agents());
-  ASSERT_NE(agent, nullptr);
-  Receiver receiver;
-  auto stub = harness.NewA2aStub();
+TEST_F(PushTest, AWatchLastsThroughInputRequiredUntilTheTaskEnds) {
   lf::a2a::v1::SendMessageResponse response;
   ASSERT_TRUE(
-      stub->SendMessage(A2aContext().get(), WithPush("ask", receiver.url(), "t"), &response).ok());
-  ASSERT_TRUE(receiver.WaitForState(lf::a2a::v1::TASK_STATE_INPUT_REQUIRED));
+      stub_->SendMessage(A2aContext().get(), WithPush("ask", receiver_.url(), "t"), &response)
+          .ok());
+  ASSERT_TRUE(receiver_.WaitForState(lf::a2a::v1::TASK_STATE_INPUT_REQUIRED));
   lf::a2a::v1::SendMessageRequest answer = SendText("blue");
   answer.mutable_message()->set_task_id(response.task().id());
   lf::a2a::v1::SendMessageResponse answered;
-  ASSERT_TRUE(stub->SendMessage(A2aContext().get(), answer, &answered).ok());
-  ASSERT_TRUE(receiver.WaitForState(lf::a2a::v1::TASK_STATE_COMPLETED));
+  ASSERT_TRUE(stub_->SendMessage(A2aContext().get(), answer, &answered).ok());
+  ASSERT_TRUE(receiver_.WaitForState(lf::a2a::v1::TASK_STATE_COMPLETED));
   // A push config comes with the message that creates the task, not later ones.
-  lf::a2a::v1::SendMessageRequest late = WithPush("ask", receiver.url(), "t");
+  lf::a2a::v1::SendMessageRequest late = WithPush("ask", receiver_.url(), "t");
   late.mutable_message()->set_task_id(response.task().id());
-  grpc::Status status = stub->SendMessage(A2aContext().get(), late, &answered);
+  grpc::Status status = stub_->SendMessage(A2aContext().get(), late, &answered);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("CreateTaskPushNotificationConfig"));
 }
 
-TEST(PushTest, ConfigRpcsCreateGetListAndDeleteAndRefuseWhatIsWrong) {
-  NodeHarness harness(PushOptions());
-  std::unique_ptr<sdk::Agent> agent = harness.StartAgent(Agents());
-  ASSERT_NE(agent, nullptr);
-  Receiver receiver;
-  auto stub = harness.NewA2aStub();
+TEST_F(PushTest, ConfigRpcsCreateGetListAndDeleteAndRefuseWhatIsWrong) {
   lf::a2a::v1::SendMessageRequest slow = SendText("wait");
   (*slow.mutable_metadata()->mutable_fields())["a2amesh/skill"].set_string_value("slow");
   slow.mutable_configuration()->set_return_immediately(true);
   lf::a2a::v1::SendMessageResponse started;
-  ASSERT_TRUE(stub->SendMessage(A2aContext().get(), slow, &started).ok());
+  ASSERT_TRUE(stub_->SendMessage(A2aContext().get(), slow, &started).ok());
   const std::string id = started.task().id();
 
   TaskPushNotificationConfig config;
   config.set_task_id(id);
   config.set_id("hook-a");
-  config.set_url(receiver.url());
+  config.set_url(receiver_.url());
   TaskPushNotificationConfig created;
-  ASSERT_TRUE(stub->CreateTaskPushNotificationConfig(A2aContext().get(), config, &created).ok());
+  ASSERT_TRUE(stub_->CreateTaskPushNotificationConfig(A2aContext().get(), config, &created).ok());
   EXPECT_EQ(created.id(), "hook-a");
   // The first push is the task as it stands.
-  ASSERT_TRUE(receiver.WaitForState(lf::a2a::v1::TASK_STATE_WORKING));
-  EXPECT_TRUE(receiver.posts().front().event.has_task());
+  ASSERT_TRUE(receiver_.WaitForState(lf::a2a::v1::TASK_STATE_WORKING));
+  EXPECT_TRUE(receiver_.posts().front().event.has_task());
 
   lf::a2a::v1::GetTaskPushNotificationConfigRequest get;
   get.set_task_id(id);
   get.set_id("hook-a");
   TaskPushNotificationConfig got;
-  ASSERT_TRUE(stub->GetTaskPushNotificationConfig(A2aContext().get(), get, &got).ok());
-  EXPECT_EQ(got.url(), receiver.url());
+  ASSERT_TRUE(stub_->GetTaskPushNotificationConfig(A2aContext().get(), get, &got).ok());
+  EXPECT_EQ(got.url(), receiver_.url());
 
   lf::a2a::v1::DeleteTaskPushNotificationConfigRequest remove;
   remove.set_task_id(id);
   remove.set_id("hook-a");
   google::protobuf::Empty empty;
-  ASSERT_TRUE(stub->DeleteTaskPushNotificationConfig(A2aContext().get(), remove, &empty).ok());
-  grpc::Status status = stub->GetTaskPushNotificationConfig(A2aContext().get(), get, &got);
+  ASSERT_TRUE(stub_->DeleteTaskPushNotificationConfig(A2aContext().get(), remove, &empty).ok());
+  grpc::Status status = stub_->GetTaskPushNotificationConfig(A2aContext().get(), get, &got);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_THAT(status.error_message(), HasSubstr("no push notification config 'hook-a'"));
 
   // Deleted: the cancel that ends the task is not pushed.
-  const size_t before = receiver.posts().size();
+  const size_t before = receiver_.posts().size();
   lf::a2a::v1::CancelTaskRequest cancel;
   cancel.set_id(id);
   lf::a2a::v1::Task canceled;
-  ASSERT_TRUE(stub->CancelTask(A2aContext().get(), cancel, &canceled).ok());
+  ASSERT_TRUE(stub_->CancelTask(A2aContext().get(), cancel, &canceled).ok());
 
   TaskPushNotificationConfig bad = config;
   bad.set_url("ftp://example.com/");
-  status = stub->CreateTaskPushNotificationConfig(A2aContext().get(), bad, &created);
+  status = stub_->CreateTaskPushNotificationConfig(A2aContext().get(), bad, &created);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("url: 'ftp://example.com/' is not an http"));
   bad = config;
   bad.set_task_id("n1~no-such-task");
-  status = stub->CreateTaskPushNotificationConfig(A2aContext().get(), bad, &created);
+  status = stub_->CreateTaskPushNotificationConfig(A2aContext().get(), bad, &created);
   EXPECT_EQ(ErrorReason(status), "TASK_NOT_FOUND");
   // The task has ended: nothing more to push.
-  status = stub->CreateTaskPushNotificationConfig(A2aContext().get(), config, &created);
+  status = stub_->CreateTaskPushNotificationConfig(A2aContext().get(), config, &created);
   EXPECT_EQ(ErrorReason(status), "UNSUPPORTED_OPERATION");
-  EXPECT_EQ(receiver.posts().size(), before);
+  EXPECT_EQ(receiver_.posts().size(), before);
 }
 
-TEST(PushTest, PrivateTargetsAreRefusedUnlessTheNodeAllowsThem) {
+TEST(PushPolicyTest, PrivateTargetsAreRefusedUnlessTheNodeAllowsThem) {
   NodeHarness harness;  // default options: private targets refused
   std::unique_ptr<sdk::Agent> agent = harness.StartAgent(Agents());
   ASSERT_NE(agent, nullptr);
@@ -332,7 +333,7 @@ TEST(PushTest, PrivateTargetsAreRefusedUnlessTheNodeAllowsThem) {
   }
 }
 
-TEST(PushTest, ConfigsSurviveARestartAndTheirTasksAreWatchedAgain) {
+TEST(PushRestartTest, ConfigsSurviveARestartAndTheirTasksAreWatchedAgain) {
   testing::TempDir dir;
   Receiver receiver;
   std::string id;
