@@ -200,7 +200,9 @@ TEST_F(PushTest, TheWebhookGetsEveryEventOfTheTaskInOrderWithItsCredentials) {
     EXPECT_EQ(post.token, "tok-1");
     EXPECT_EQ(post.authorization, "Bearer s3cret");
     EXPECT_EQ(post.content_type, "application/a2a+json");
-    if (post.event.has_status_update()) EXPECT_EQ(post.event.status_update().task_id(), id);
+    if (post.event.has_status_update()) {
+      EXPECT_EQ(post.event.status_update().task_id(), id);
+    }
   }
   EXPECT_THAT(seen,
               ::testing::ElementsAre(absl::StrCat("task ", lf::a2a::v1::TASK_STATE_SUBMITTED),
