@@ -105,11 +105,21 @@ bool IsPublicAddress(absl::string_view text) {
 }
 
 struct Client::Impl {
-  explicit Impl(ClientOptions o) : options(o), tls(asio::ssl::context::tls_client) {
-    tls.set_default_verify_paths();
-    tls.set_verify_mode(asio::ssl::verify_peer);
+  explicit Impl(ClientOptions o) : options(o) {
     work.emplace(ioc.get_executor());
     thread = std::thread([this] { ioc.run(); });
+  }
+
+  // Made at the first https:// request, on the client's thread: reading the
+  // system's CA certificates takes milliseconds a node should not spend at
+  // start-up when nothing needs TLS.
+  asio::ssl::context& Tls() {
+    if (!tls.has_value()) {
+      tls.emplace(asio::ssl::context::tls_client);
+      tls->set_default_verify_paths();
+      tls->set_verify_mode(asio::ssl::verify_peer);
+    }
+    return *tls;
   }
   ~Impl() {
     work.reset();
@@ -119,7 +129,7 @@ struct Client::Impl {
 
   const ClientOptions options;
   asio::io_context ioc;
-  asio::ssl::context tls;
+  std::optional<asio::ssl::context> tls;  // the client's thread only
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::thread thread;
 };
@@ -130,7 +140,7 @@ namespace {
 // once: with the outcome, or CANCELLED if the client stops first.
 class Exchange : public std::enable_shared_from_this<Exchange> {
  public:
-  Exchange(asio::io_context& ioc, asio::ssl::context& tls, const ClientOptions& options, Url url,
+  Exchange(asio::io_context& ioc, asio::ssl::context* tls, const ClientOptions& options, Url url,
            std::string request, std::function<void(absl::StatusOr<int>)> done)
       : options_(options),
         url_(std::move(url)),
@@ -139,7 +149,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
         resolver_(ioc),
         socket_(ioc),
         deadline_(ioc) {
-    if (url_.tls) tls_.emplace(ioc, tls);
+    if (tls != nullptr) tls_.emplace(ioc, *tls);
   }
 
   ~Exchange() { Finish(absl::CancelledError("the node is stopping")); }
@@ -273,10 +283,23 @@ void Client::Post(const std::string& url, std::vector<std::pair<std::string, std
     absl::StrAppend(&request, name, ": ", value, "\r\n");
   }
   absl::StrAppend(&request, "\r\n", body);
-  auto exchange =
-      std::make_shared<Exchange>(impl_->ioc, impl_->tls, impl_->options, *std::move(parsed),
-                                 std::move(request), std::move(done));
-  asio::post(impl_->ioc, [exchange] { exchange->Start(); });
+  // `done` runs even if the client stops before this does.
+  struct Pending {
+    std::function<void(absl::StatusOr<int>)> done;
+    ~Pending() {
+      if (done) done(absl::CancelledError("the node is stopping"));
+    }
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->done = std::move(done);
+  asio::post(impl_->ioc, [impl = impl_.get(), url = *std::move(parsed),
+                          request = std::move(request), pending]() mutable {
+    asio::ssl::context* tls = url.tls ? &impl->Tls() : nullptr;
+    auto exchange =
+        std::make_shared<Exchange>(impl->ioc, tls, impl->options, std::move(url),
+                                   std::move(request), std::exchange(pending->done, nullptr));
+    exchange->Start();
+  });
 }
 
 void Client::After(absl::Duration delay, std::function<void()> fn) {
