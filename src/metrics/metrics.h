@@ -9,18 +9,12 @@
 
 #include "absl/status/statusor.h"
 #include "core/telemetry.h"
+#include "metrics/exposition.h"
 
 namespace a2amesh::http {
 class Server;
 }
 
-namespace prometheus {
-class Registry;
-template <typename T>
-class Family;
-class Counter;
-class Histogram;
-}  // namespace prometheus
 
 namespace a2amesh::metrics {
 
@@ -45,7 +39,7 @@ struct NodeSample {
 // The node's Prometheus metrics (names: docs/metrics.md): counters and
 // histograms fed by Telemetry as things happen, gauges read from a NodeSample
 // at each scrape, build info, and the process_* metrics every Prometheus
-// client exports. Label values are bounded: skill ids, member node ids and
+// client exports, in the text format (metrics/exposition.h). Label values are bounded: skill ids, member node ids and
 // fixed words. Thread-safe.
 class Metrics final : public Telemetry {
  public:
@@ -70,24 +64,22 @@ class Metrics final : public Telemetry {
   void PushAttempt(const std::string& outcome, absl::Duration latency) override;
 
  private:
-  friend class MetricsServer;
-  class NodeCollector;
-  class ProcessCollector;
+  // The gauges read from the node, and the process_* metrics.
+  void WriteNode(TextWriter& writer) const;
+  static void WriteProcess(TextWriter& writer);
 
-  std::shared_ptr<prometheus::Registry> registry_;
-  std::shared_ptr<NodeCollector> node_;
-  std::shared_ptr<ProcessCollector> process_;
-  prometheus::Family<prometheus::Counter>& tasks_created_;
-  prometheus::Family<prometheus::Counter>& tasks_ended_;
-  prometheus::Family<prometheus::Histogram>& task_duration_;
-  prometheus::Family<prometheus::Histogram>& task_first_event_;
-  prometheus::Family<prometheus::Counter>& routing_decisions_;
-  prometheus::Family<prometheus::Counter>& handoffs_;
-  prometheus::Family<prometheus::Histogram>& handoff_latency_;
-  prometheus::Histogram& store_commit_;
-  prometheus::Counter& store_failures_;
-  prometheus::Family<prometheus::Counter>& push_attempts_;
-  prometheus::Histogram& push_latency_;
+  const std::function<NodeSample()> sample_;
+  Family<Counter> tasks_created_;
+  Family<Counter> tasks_ended_;
+  Family<Histogram> task_duration_;
+  Family<Histogram> task_first_event_;
+  Family<Counter> routing_decisions_;
+  Family<Counter> handoffs_;
+  Family<Histogram> handoff_latency_;
+  Family<Histogram> store_commit_;
+  Family<Counter> store_failures_;
+  Family<Counter> push_attempts_;
+  Family<Histogram> push_latency_;
 };
 
 // Serves GET /metrics over HTTP (http::Server: one event-loop thread, stops at once).
