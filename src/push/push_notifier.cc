@@ -331,17 +331,17 @@ void PushNotifier::Enqueue(const std::shared_ptr<Target>& target, const StreamRe
   if (target->removed || stopped_) return;
   if (target->refused) {
     options_.telemetry->PushAttempt("refused", absl::ZeroDuration());
-    return;
-  }
-  if (queued_ >= options_.max_queued) {
+  } else if (queued_ >= options_.max_queued) {
     options_.telemetry->PushAttempt("dropped", absl::ZeroDuration());
     A2AMESH_LOG(Warning, "push notification dropped: the delivery queue is full")
         .With("task", target->config.task_id())
         .With("queued", queued_);
-    return;
+  } else {
+    target->queue.push_back(std::move(json));
+    ++queued_;
   }
-  target->queue.push_back(std::move(json));
-  ++queued_;
+  // Sends what is queued; forgets the target once its watch has ended and
+  // nothing is left to send.
   SendLocked(target);
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
@@ -333,6 +334,43 @@ TEST(PushPolicyTest, PrivateTargetsAreRefusedUnlessTheNodeAllowsThem) {
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_THAT(status.error_message(), HasSubstr("loopback, private or link-local"));
   }
+}
+
+TEST(PushPolicyTest, AFullQueueDropsAndCountsWhatDoesNotFit) {
+  // A webhook that takes the POST and never answers: nothing leaves the queue.
+  absl::Mutex mu;
+  std::vector<std::shared_ptr<http::Exchange>> held;
+  auto webhook = http::Server::Start("127.0.0.1:0", http::ServerOptions(),
+                                     [&](std::shared_ptr<http::Exchange> exchange) {
+                                       absl::MutexLock lock(&mu);
+                                       held.push_back(std::move(exchange));
+                                     });
+  ASSERT_TRUE(webhook.ok());
+  NodeOptions options = PushOptions();
+  options.push_max_queued = 2;
+  NodeHarness harness(options);
+  std::unique_ptr<sdk::Agent> agent = harness.StartAgent(Agents());
+  ASSERT_NE(agent, nullptr);
+  lf::a2a::v1::SendMessageResponse response;
+  ASSERT_TRUE(harness.NewA2aStub()
+                  ->SendMessage(
+                      A2aContext().get(),
+                      WithPush("steps",
+                               absl::StrCat("http://127.0.0.1:", (*webhook)->port(), "/hook"), "t"),
+                      &response)
+                  .ok());
+  // Six events: two fit (the first is being POSTed), four are dropped.
+  const std::string metrics_address = absl::StrCat("127.0.0.1:", harness.node().metrics_port());
+  auto scrape = [&] {
+    absl::StatusOr<testing::HttpResult> metrics = testing::HttpGet(metrics_address, "/metrics");
+    return metrics.ok() ? metrics->body : std::string();
+  };
+  EXPECT_TRUE(WaitFor([&] {
+    return absl::StrContains(scrape(), "a2amesh_push_notifications_total{outcome=\"dropped\"} 4");
+  })) << scrape();
+  EXPECT_THAT(scrape(), HasSubstr("a2amesh_push_queued 2"));
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(held.size(), 1u);  // in order: one at a time
 }
 
 TEST(PushRestartTest, ConfigsSurviveARestartAndTheirTasksAreWatchedAgain) {
