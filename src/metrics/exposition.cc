@@ -1,5 +1,6 @@
 #include "metrics/exposition.h"
 
+#include <charconv>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -26,10 +27,14 @@ void AppendEscaped(std::string* out, const std::string& value) {
   }
 }
 
+// The shortest text that reads back as `value` (absl::StrCat keeps only six
+// significant digits: a timestamp or a large counter would lose its ones).
 std::string Number(double value) {
   if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
   if (std::isnan(value)) return "NaN";
-  return absl::StrCat(value);
+  char buffer[64];
+  auto [end, error] = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  return error == std::errc() ? std::string(buffer, end) : absl::StrCat(value);
 }
 
 }  // namespace

@@ -68,6 +68,19 @@ TEST(MetricsTest, TelemetryFeedsCountersAndHistograms) {
   EXPECT_EQ(Value(text, "a2amesh_push_delivery_seconds_count"), 1);
 }
 
+TEST(MetricsTest, NumbersKeepEveryDigit) {
+  Metrics metrics([] {
+    NodeSample sample;
+    sample.skills = 1234567891;  // more than six significant digits
+    sample.push_queued = 7;
+    return sample;
+  });
+  const std::string text = metrics.Scrape();
+  EXPECT_THAT(text, HasSubstr("\na2amesh_skills 1234567891\n"));
+  EXPECT_THAT(text, HasSubstr("\na2amesh_push_queued 7\n"));
+  EXPECT_THAT(text, HasSubstr("le=\"0.00025\"}"));
+}
+
 TEST(MetricsTest, GaugesAreReadFromTheNodeAtEachScrape) {
   int scrapes = 0;
   Metrics metrics([&] {
