@@ -48,7 +48,9 @@ v1::TaskSummary Summarize(const tasks::TaskRecord& record, bool full) {
   s.set_context_id(task.context_id());
   s.set_state(task.status().state());
   s.set_status_text(StatusText(task));
-  if (info.created_unix_ms() > 0) {
+  if (info.created_unix_us() > 0) {
+    *s.mutable_created_at() = TimeUtil::MicrosecondsToTimestamp(info.created_unix_us());
+  } else if (info.created_unix_ms() > 0) {
     *s.mutable_created_at() = TimeUtil::MillisecondsToTimestamp(info.created_unix_ms());
   }
   if (task.status().has_timestamp()) {
@@ -637,8 +639,8 @@ absl::StatusOr<std::vector<v1::TaskSummary>> AdminService::SubtasksOn(
   }
   // Oldest first: the order they were delegated in.
   std::sort(subtasks.begin(), subtasks.end(), [](const auto& a, const auto& b) {
-    return std::make_pair(TimeUtil::TimestampToMilliseconds(a.created_at()), a.id()) <
-           std::make_pair(TimeUtil::TimestampToMilliseconds(b.created_at()), b.id());
+    return std::make_pair(TimeUtil::TimestampToMicroseconds(a.created_at()), a.id()) <
+           std::make_pair(TimeUtil::TimestampToMicroseconds(b.created_at()), b.id());
   });
   return subtasks;
 }

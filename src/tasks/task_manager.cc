@@ -396,7 +396,9 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
     if (request.request.has_metadata()) {
       *info.mutable_request_metadata() = request.request.metadata();
     }
-    info.set_created_unix_ms(absl::ToUnixMillis(clock_.Now()));
+    const absl::Time created = clock_.Now();
+    info.set_created_unix_ms(absl::ToUnixMillis(created));
+    info.set_created_unix_us(absl::ToUnixMicros(created));
     for (const std::string& hop : request.hops) {
       info.add_hops(hop);
     }
