@@ -15,7 +15,6 @@ namespace a2amesh::http {
 class Server;
 }
 
-
 namespace a2amesh::metrics {
 
 // The node as it stands, read at each scrape.
@@ -39,8 +38,8 @@ struct NodeSample {
 // The node's Prometheus metrics (names: docs/metrics.md): counters and
 // histograms fed by Telemetry as things happen, gauges read from a NodeSample
 // at each scrape, build info, and the process_* metrics every Prometheus
-// client exports, in the text format (metrics/exposition.h). Label values are bounded: skill ids, member node ids and
-// fixed words. Thread-safe.
+// client exports, in the text format (metrics/exposition.h). Label values are bounded: skill ids,
+// member node ids and fixed words. Thread-safe.
 class Metrics final : public Telemetry {
  public:
   // `sample` is called at each scrape, on the scraping thread; it must not

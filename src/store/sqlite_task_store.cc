@@ -210,9 +210,8 @@ struct SqliteTaskStore::WriterStatements {
         delete_push_config(db, "DELETE FROM push_configs WHERE task_id = ?1 AND id = ?2") {}
 
   absl::Status prepared() const {
-    for (const Statement* s :
-         {&insert_task, &exists, &insert_event, &put_snapshot, &trim_events, &update_summary,
-          &put_push_config, &delete_push_config}) {
+    for (const Statement* s : {&insert_task, &exists, &insert_event, &put_snapshot, &trim_events,
+                               &update_summary, &put_push_config, &delete_push_config}) {
       A2AMESH_RETURN_IF_ERROR(s->prepared());
     }
     return absl::OkStatus();
@@ -401,8 +400,8 @@ absl::Status SqliteTaskStore::ApplyOp(TaskStoreOp& op) {
       Use put(st.put_push_config);
       put->Bind(1, op.task_id).Bind(2, op.config_id).BindBlob(3, op.payload);
       if (put->Step() != SQLITE_DONE) {
-        return SqliteError(db, absl::StrCat("put push config ", op.config_id, " of task ",
-                                            op.task_id));
+        return SqliteError(db,
+                           absl::StrCat("put push config ", op.config_id, " of task ", op.task_id));
       }
       return absl::OkStatus();
     }
@@ -411,8 +410,8 @@ absl::Status SqliteTaskStore::ApplyOp(TaskStoreOp& op) {
       Use remove(st.delete_push_config);
       remove->Bind(1, op.task_id).Bind(2, op.config_id);
       if (remove->Step() != SQLITE_DONE) {
-        return SqliteError(db, absl::StrCat("delete push config ", op.config_id, " of task ",
-                                            op.task_id));
+        return SqliteError(
+            db, absl::StrCat("delete push config ", op.config_id, " of task ", op.task_id));
       }
       return absl::OkStatus();
     }

@@ -213,8 +213,7 @@ TEST(JsSdkTest, TheOfficialClientDiscoversTheCardAndWorksTheSameOverEveryBinding
 
     EXPECT_EQ(steps[14].step, "error");
     EXPECT_EQ(steps[14].body.fields().at("reason").string_value(), "TASK_NOT_FOUND");
-    EXPECT_THAT(steps[14].body.fields().at("message").string_value(),
-                HasSubstr("js~no-such-task"));
+    EXPECT_THAT(steps[14].body.fields().at("message").string_value(), HasSubstr("js~no-such-task"));
     runs[binding] = std::move(steps);
   }
 
