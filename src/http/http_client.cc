@@ -79,6 +79,12 @@ absl::StatusOr<Url> ParseUrl(absl::string_view url) {
   return parsed;
 }
 
+bool IsIpAddress(absl::string_view text) {
+  boost::system::error_code ec;
+  asio::ip::make_address(std::string(text), ec);
+  return !ec;
+}
+
 bool IsPublicAddress(absl::string_view text) {
   boost::system::error_code ec;
   asio::ip::address address = asio::ip::make_address(std::string(text), ec);

@@ -25,6 +25,9 @@ struct Url {
 // URL with a host and no user info.
 absl::StatusOr<Url> ParseUrl(absl::string_view url);
 
+// Whether `text` is an IPv4 or IPv6 address (not a name to resolve).
+bool IsIpAddress(absl::string_view text);
+
 // Whether an address (text form) is one a node may send to without being
 // told it may: not loopback, private (RFC 1918, unique-local fc00::/7),
 // link-local, carrier-grade NAT (100.64/10), unspecified or multicast. A

@@ -157,16 +157,16 @@ Metrics::Metrics(std::function<NodeSample()> sample)
                      "again after a backoff), failed (given up), dropped (the queue was full), "
                      "refused (the target is not allowed)."),
       push_latency_("a2amesh_push_delivery_seconds",
-                    "Time a webhook took to accept a push notification.", LatencyBuckets()) {
+                    "Time a webhook took to accept a push notification.", LatencyBuckets()),
+      store_commit_seconds_(store_commit_.Add({})),
+      store_failures_total_(store_failures_.Add({})),
+      push_delivery_seconds_(push_latency_.Add({})) {
   for (const char* decision : {"local", "remote", "none", "busy", "refused"}) {
     routing_decisions_.Add({{"decision", decision}});  // every series from the start
   }
   for (const char* outcome : {"delivered", "retried", "failed", "dropped", "refused"}) {
     push_attempts_.Add({{"outcome", outcome}});
   }
-  store_commit_.Add({});
-  store_failures_.Add({});
-  push_latency_.Add({});
 }
 
 Metrics::~Metrics() = default;
@@ -217,13 +217,13 @@ void Metrics::Handoff(const std::string& peer, const std::string& result, absl::
 void Metrics::PushAttempt(const std::string& outcome, absl::Duration latency) {
   push_attempts_.Add({{"outcome", outcome}}).Increment();
   if (outcome == "delivered") {
-    push_latency_.Add({}).Observe(Seconds(latency));
+    push_delivery_seconds_.Observe(Seconds(latency));
   }
 }
 
 void Metrics::StoreCommitted(absl::Duration latency, bool ok) {
-  store_commit_.Add({}).Observe(Seconds(latency));
-  if (!ok) store_failures_.Add({}).Increment();
+  store_commit_seconds_.Observe(Seconds(latency));
+  if (!ok) store_failures_total_.Increment();
 }
 
 MetricsServer::MetricsServer(std::unique_ptr<http::Server> server)

@@ -79,6 +79,11 @@ class Metrics final : public Telemetry {
   Family<Counter> store_failures_;
   Family<Counter> push_attempts_;
   Family<Histogram> push_latency_;
+  // The families above without labels have one metric each, kept at hand:
+  // their updates (one per group commit, per push) skip the family's lookup.
+  Histogram& store_commit_seconds_;
+  Counter& store_failures_total_;
+  Histogram& push_delivery_seconds_;
 };
 
 // Serves GET /metrics over HTTP (http::Server: one event-loop thread, stops at once).

@@ -1,7 +1,5 @@
 #include "push/push_notifier.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <deque>
 #include <random>
@@ -24,13 +22,6 @@ using lf::a2a::v1::StreamResponse;
 using lf::a2a::v1::TaskPushNotificationConfig;
 
 namespace {
-
-// Whether `host` is an IP address literal (so it can be checked before any DNS).
-bool IsIpLiteral(const std::string& host) {
-  unsigned char buffer[16];
-  return inet_pton(AF_INET, host.c_str(), buffer) == 1 ||
-         inet_pton(AF_INET6, host.c_str(), buffer) == 1;
-}
 
 // Header values must not carry line breaks (they would add headers).
 bool SafeHeaderValue(absl::string_view value) {
@@ -121,7 +112,8 @@ absl::StatusOr<TaskPushNotificationConfig> PushNotifier::Check(
   }
   if (!options_.allow_private_targets &&
       (absl::EqualsIgnoreCase(url->host, "localhost") ||
-       (IsIpLiteral(url->host) && !http::IsPublicAddress(url->host)))) {
+       // An address literal can be checked before any DNS.
+       (http::IsIpAddress(url->host) && !http::IsPublicAddress(url->host)))) {
     return InvalidFieldError(
         "url", absl::StrCat(url->host,
                             " is a loopback, private or link-local address; push targets must be "

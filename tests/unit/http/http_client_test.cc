@@ -48,6 +48,15 @@ TEST(UrlTest, RefusesWhatIsNotAnHttpUrlAndSaysWhy) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unclosed IPv6")));
 }
 
+TEST(PublicAddressTest, AddressesAreTellableFromNames) {
+  for (const char* yes : {"10.0.0.1", "::1", "fe80::1", "2606:2800:220:1::1"}) {
+    EXPECT_TRUE(IsIpAddress(yes)) << yes;
+  }
+  for (const char* no : {"localhost", "example.com", "10.0.0", "", "[::1]"}) {
+    EXPECT_FALSE(IsIpAddress(no)) << no;
+  }
+}
+
 TEST(PublicAddressTest, OnlyPublicAddressesPass) {
   for (const char* yes : {"8.8.8.8", "93.184.216.34", "2606:2800:220:1::1", "100.63.255.255"}) {
     EXPECT_TRUE(IsPublicAddress(yes)) << yes;
