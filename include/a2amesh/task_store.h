@@ -96,11 +96,20 @@ struct TaskPage {
 
 // Durable storage of tasks and their event logs.
 //
-// Writes are asynchronous and grouped: Commit queues ops and calls `done` once
-// they are durable (or failed). `done` is called on the store's own thread, in
-// commit order, never inline from Commit; it must not block. Reads are
-// synchronous and may block on disk; call them from an Executor, never from a
-// gRPC reactor. Reads see every write whose `done` has run.
+// Two kinds of write. Commit is for what someone waits for (a new task before
+// its id is returned, the event that ends a stream): it calls `done` once the
+// ops are durable, or failed. Append is for everything else (intermediate
+// status, artifact chunks): its ops ride along with the next group commit and
+// nobody is called back. Both keep the order in which they were issued.
+//
+// `done` runs on the store's writer thread, or inline from Commit in a store
+// that completes at once (MemoryTaskStore), in commit order, never with the
+// store's locks held; it must not block. So Commit and Append must not be
+// called with a lock held that `done` takes.
+//
+// Reads are synchronous and may block on disk; call them from an Executor,
+// never from a gRPC reactor. Reads see every write whose `done` has run, and
+// every Append issued before the last Flush.
 //
 // Implementations are thread-safe.
 class TaskStore {
@@ -112,6 +121,14 @@ class TaskStore {
   // Applies `ops` atomically and in order. Commit never fails synchronously; an
   // error (a duplicate task id, a disk error) comes back through `done`.
   virtual void Commit(std::vector<TaskStoreOp> ops, DoneCallback done) = 0;
+
+  // Applies `ops` atomically and in order with a later group commit, without
+  // starting one for them: they are written with the next Commit, or within
+  // the store's lazy delay, or at Flush. Never blocks. An error is logged and
+  // counted, not returned: nobody waits for these ops, and a crash may lose
+  // those not yet written (what they recorded is not what a client was told
+  // last).
+  virtual void Append(std::vector<TaskStoreOp> ops) = 0;
 
   // The task with `task_id`; NOT_FOUND if there is none.
   virtual absl::StatusOr<StoredTask> Get(absl::string_view task_id) = 0;
@@ -127,7 +144,8 @@ class TaskStore {
   virtual absl::StatusOr<std::vector<lf::a2a::v1::TaskPushNotificationConfig>> ListPushConfigs(
       absl::string_view task_id) = 0;
 
-  // Blocks until every Commit issued before the call has called `done`.
+  // Blocks until every Commit issued before the call has called `done` and
+  // every Append issued before it is written.
   virtual void Flush() = 0;
 };
 

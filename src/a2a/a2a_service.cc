@@ -29,13 +29,14 @@ class A2aService::StreamSink final : public tasks::TaskSubscriber {
 
   StreamSink(Reactor* stream, size_t max_queued) : writes_(max_queued) { writes_.Attach(stream); }
 
-  void OnEvent(const StreamResponse& event, const Task& task) override {
+  void OnEvent(const tasks::TaskEvent& e) override {
     {
       absl::MutexLock lock(&mu_);
       if (task_id_.empty()) {
-        task_id_ = task.id();
+        task_id_ = e.task_id;
       }
     }
+    const StreamResponse& event = e.event;
     switch (writes_.Write(event)) {
       case Writes::Result::kFull:
         writes_.Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -47,8 +48,7 @@ class A2aService::StreamSink final : public tasks::TaskSubscriber {
       case Writes::Result::kQueued:
         // A final event ends the stream; so does a first Task that has already
         // ended (a follow-up that raced with a cancel).
-        if (tasks::IsFinalEvent(event) ||
-            (event.has_task() && IsTerminalState(task.status().state()))) {
+        if (tasks::IsFinalEvent(event) || (event.has_task() && IsTerminalState(e.state))) {
           writes_.Finish(grpc::Status::OK);
         }
         return;
@@ -138,30 +138,45 @@ class A2aService::SendCall final : public grpc::ServerUnaryReactor {
           immediate_(immediate),
           history_length_(history_length) {}
 
-    void OnEvent(const StreamResponse& event, const Task& task) override {
-      absl::MutexLock lock(&mu_);
-      task_id_ = task.id();
-      bool answer = immediate_ || tasks::IsFinalEvent(event) ||
-                    (event.has_task() && IsTerminalState(task.status().state()));
-      if (!answer || done_) {
-        return;
+    void OnEvent(const tasks::TaskEvent& e) override {
+      SendCall* call;
+      {
+        absl::MutexLock lock(&mu_);
+        if (task_id_.empty()) {
+          task_id_ = e.task_id;
+        }
+        bool answer = immediate_ || tasks::IsFinalEvent(e.event) ||
+                      (e.event.has_task() && IsTerminalState(e.state));
+        if (!answer || done_ || call_ == nullptr || e.task == nullptr) {
+          return;
+        }
+        done_ = true;
+        call = call_;
+        Task* result = response_->mutable_task();
+        *result = *e.task;
+        tasks::TrimHistory(history_length_, result);
       }
-      Task* result = response_->mutable_task();
-      *result = task;
-      tasks::TrimHistory(history_length_, result);
-      FinishLocked(grpc::Status::OK);
+      call->Finish(grpc::Status::OK);
     }
 
-    void OnError(const absl::Status& status) override {
-      absl::MutexLock lock(&mu_);
-      FinishLocked(rpc::ToGrpcStatus(status));
-    }
+    void OnError(const absl::Status& status) override { Finish(rpc::ToGrpcStatus(status)); }
 
+    // Finishes the call with `status` unless it is finished already. Decided
+    // under the lock, done after it.
     void Finish(const grpc::Status& status) {
-      absl::MutexLock lock(&mu_);
-      FinishLocked(status);
+      SendCall* call;
+      {
+        absl::MutexLock lock(&mu_);
+        if (done_ || call_ == nullptr) {
+          return;
+        }
+        done_ = true;
+        call = call_;
+      }
+      call->Finish(status);
     }
 
+    // The call is over (OnDone): nothing touches it from now on.
     void Detach() {
       absl::MutexLock lock(&mu_);
       call_ = nullptr;
@@ -174,14 +189,6 @@ class A2aService::SendCall final : public grpc::ServerUnaryReactor {
     }
 
    private:
-    void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      if (done_ || call_ == nullptr) {
-        return;
-      }
-      done_ = true;
-      call_->Finish(status);
-    }
-
     absl::Mutex mu_;
     SendCall* call_ ABSL_GUARDED_BY(mu_);
     lf::a2a::v1::SendMessageResponse* const response_;

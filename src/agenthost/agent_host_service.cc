@@ -105,10 +105,12 @@ class AgentHostService::DelegationSink final : public tasks::TaskSubscriber {
   DelegationSink(std::weak_ptr<Session> session, std::string request_id)
       : session_(std::move(session)), request_id_(std::move(request_id)) {}
 
-  void OnEvent(const lf::a2a::v1::StreamResponse& event, const lf::a2a::v1::Task& task) override {
+  void OnEvent(const tasks::TaskEvent& e) override {
     {
       absl::MutexLock lock(&mu_);
-      task_id_ = task.id();
+      if (task_id_.empty()) {
+        task_id_ = e.task_id;
+      }
     }
     std::shared_ptr<Session> session = session_.lock();
     if (session == nullptr) {
@@ -116,10 +118,9 @@ class AgentHostService::DelegationSink final : public tasks::TaskSubscriber {
     }
     v1::NodeToAgent message;
     message.mutable_delegation_event()->set_request_id(request_id_);
-    *message.mutable_delegation_event()->mutable_event() = event;
+    *message.mutable_delegation_event()->mutable_event() = e.event;
     session->Send(std::move(message));
-    if (tasks::IsFinalEvent(event) ||
-        (event.has_task() && IsTerminalState(task.status().state()))) {
+    if (tasks::IsFinalEvent(e.event) || (e.event.has_task() && IsTerminalState(e.state))) {
       session->DelegationDone(request_id_);
     }
   }
@@ -191,13 +192,12 @@ void AgentHostService::Session::Send(v1::NodeToAgent message) {
       overflowed_.exchange(true)) {
     return;
   }
-  // Closing takes other components' locks, which our caller may hold.
-  service_.timers_.RunAfter(absl::ZeroDuration(), [self = shared_from_this()] {
-    self->Close(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                             absl::StrCat("the agent left ", kMaxOutbox,
-                                          " messages unread; closing its stream")),
-                "the agent stopped reading its stream");
-  });
+  // Callers hold no lock (task effects run after their task's lock), so the
+  // stream closes here and now.
+  Close(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                     absl::StrCat("the agent left ", kMaxOutbox,
+                                  " messages unread; closing its stream")),
+        "the agent stopped reading its stream");
 }
 
 void AgentHostService::Session::Close(const grpc::Status& status, const std::string& reason) {

@@ -33,9 +33,9 @@ LocalTaskRunner::LocalTaskRunner(std::shared_ptr<LocalAgent> agent) : agent_(std
 
 LocalTaskRunner::~LocalTaskRunner() { agent_->Release(); }
 
-void LocalTaskRunner::Assign(const v1::TaskAssignment& assignment) {
+void LocalTaskRunner::Assign(v1::TaskAssignment assignment) {
   v1::NodeToAgent message;
-  *message.mutable_assignment() = assignment;
+  *message.mutable_assignment() = std::move(assignment);
   agent_->link().Send(std::move(message));
 }
 

@@ -67,7 +67,7 @@ class LocalTaskRunner final : public tasks::TaskRunner {
   ~LocalTaskRunner() override;
 
   const std::string& agent_id() const override { return agent_->id(); }
-  void Assign(const v1::TaskAssignment& assignment) override;
+  void Assign(v1::TaskAssignment assignment) override;
   void Cancel(const std::string& task_id, const std::string& reason) override;
 
  private:

@@ -1,11 +1,12 @@
 #include "core/ids.h"
 
 #include <cstdint>
+#include <optional>
+#include <utility>
 
 #include "absl/random/random.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 
 namespace a2amesh {
 namespace {
@@ -38,20 +39,62 @@ absl::Status ValidateId(absl::string_view what, absl::string_view id, size_t max
   return absl::OkStatus();
 }
 
-}  // namespace
+// Appends the canonical text form (8-4-4-4-12 lowercase hex digits) of the
+// UUID whose 128 bits are hi:lo.
+void AppendUuid(uint64_t hi, uint64_t lo, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  char text[36];
+  int pos = 0;
+  for (int i = 0; i < 32; ++i) {
+    if (i == 8 || i == 12 || i == 16 || i == 20) {
+      text[pos++] = '-';
+    }
+    const uint64_t word = i < 16 ? hi : lo;
+    text[pos++] = kHex[(word >> (60 - 4 * (i % 16))) & 0xf];
+  }
+  out->append(text, sizeof(text));
+}
 
-std::string NewUuid() {
+// The 128 bits of a version 4 (random) or version 7 (time-ordered: 48 bits of
+// Unix milliseconds first) UUID, with the RFC 9562 variant.
+std::pair<uint64_t, uint64_t> UuidBits(std::optional<absl::Time> time) {
   thread_local absl::BitGen gen;
   uint64_t hi = absl::Uniform<uint64_t>(gen);
   uint64_t lo = absl::Uniform<uint64_t>(gen);
-  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
-  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // RFC 4122 variant
-  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", hi >> 32, (hi >> 16) & 0xffff, hi & 0xffff,
-                         lo >> 48, lo & 0xffffffffffffULL);
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10
+  if (time.has_value()) {
+    const uint64_t unix_ms = static_cast<uint64_t>(absl::ToUnixMillis(*time)) & 0xffffffffffffULL;
+    hi = (unix_ms << 16) | 0x7000 | (hi & 0x0fff);
+  } else {
+    hi = (hi & 0xffffffffffff0fffULL) | 0x4000;
+  }
+  return {hi, lo};
 }
 
-std::string MakeTaskId(absl::string_view node_id) {
-  return absl::StrCat(node_id, std::string(1, kTaskIdSeparator), NewUuid());
+}  // namespace
+
+std::string NewUuid() {
+  auto [hi, lo] = UuidBits(std::nullopt);
+  std::string text;
+  AppendUuid(hi, lo, &text);
+  return text;
+}
+
+std::string NewTimeOrderedUuid(absl::Time now) {
+  auto [hi, lo] = UuidBits(now);
+  std::string text;
+  AppendUuid(hi, lo, &text);
+  return text;
+}
+
+std::string MakeTaskId(absl::string_view node_id, absl::Time now) {
+  auto [hi, lo] = UuidBits(now);
+  std::string id;
+  id.reserve(node_id.size() + 37);
+  id.append(node_id.data(), node_id.size());
+  id.push_back(kTaskIdSeparator);
+  AppendUuid(hi, lo, &id);
+  return id;
 }
 
 absl::string_view TaskIdOwner(absl::string_view task_id) {

@@ -5,16 +5,24 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace a2amesh {
 
 // A random (version 4) UUID in its canonical lowercase text form. Thread-safe.
 std::string NewUuid();
 
-// Task ids carry the node that owns the task: "<node-id>~<uuid>". Any node can
-// find a task's owner from its id alone.
+// A time-ordered (version 7, RFC 9562) UUID: 48 bits of Unix milliseconds,
+// then 74 random bits. Ids made later sort later, so the store's indexes grow
+// at their right edge instead of touching a random page per new task.
+// Thread-safe.
+std::string NewTimeOrderedUuid(absl::Time now);
+
+// Task ids carry the node that owns the task: "<node-id>~<uuid>", with a
+// time-ordered UUID made at `now`. Any node can find a task's owner from its
+// id alone.
 inline constexpr char kTaskIdSeparator = '~';
-std::string MakeTaskId(absl::string_view node_id);
+std::string MakeTaskId(absl::string_view node_id, absl::Time now);
 
 // The owning node of `task_id`, or "" if the id was not made by MakeTaskId.
 absl::string_view TaskIdOwner(absl::string_view task_id);

@@ -199,9 +199,11 @@ absl::Status Node::Init() {
       return absl::UnavailableError(
           absl::StrCat("--data-dir: cannot create ", options_.data_dir, ": ", error.message()));
     }
-    A2AMESH_ASSIGN_OR_RETURN(
-        store_, store::SqliteTaskStore::Open(
-                    {options_.data_dir + "/tasks.db", options_.store_fsync, metrics_.get()}));
+    store::SqliteTaskStore::Options store_options;
+    store_options.path = options_.data_dir + "/tasks.db";
+    store_options.fsync = options_.store_fsync;
+    store_options.telemetry = metrics_.get();
+    A2AMESH_ASSIGN_OR_RETURN(store_, store::SqliteTaskStore::Open(store_options));
   }
   catalog_ = std::make_unique<catalog::AgentCatalog>(options_.max_agents);
   remote_catalog_ = std::make_unique<catalog::RemoteCatalog>();

@@ -286,23 +286,23 @@ const std::string& HandoffRunner::agent_id() const {
   return state_->candidate()->agent->qualified_id();
 }
 
-void HandoffRunner::Assign(const v1::TaskAssignment& assignment) {
+void HandoffRunner::Assign(v1::TaskAssignment assignment) {
   {
     absl::MutexLock lock(&state_->mu);
     v1::HandoffStart& start = state_->start;
-    *start.mutable_task() = assignment.task();
-    *start.mutable_message() = assignment.message();
+    *start.mutable_task() = std::move(*assignment.mutable_task());
+    *start.mutable_message() = std::move(*assignment.mutable_message());
     if (assignment.has_request_metadata()) {
-      *start.mutable_request_metadata() = assignment.request_metadata();
+      *start.mutable_request_metadata() = std::move(*assignment.mutable_request_metadata());
     }
-    *start.mutable_accepted_output_modes() = assignment.accepted_output_modes();
+    *start.mutable_accepted_output_modes() = std::move(*assignment.mutable_accepted_output_modes());
     start.set_skill(assignment.skill());
-    *start.mutable_hops() = assignment.hops();
+    *start.mutable_hops() = std::move(*assignment.mutable_hops());
     start.set_deadline_unix_ms(assignment.deadline_unix_ms());
     start.set_parent_task_id(assignment.parent_task_id());
     start.set_from_node(state_->peers.options().node_id);
     state_->has_start = true;
-    state_->task_id = assignment.task().id();
+    state_->task_id = start.task().id();
   }
   state_->StartCall();
 }
@@ -357,11 +357,11 @@ class HandoffSink final : public tasks::TaskSubscriber {
     return writes_.WithOpenReactor(std::move(op));
   }
 
-  void OnEvent(const lf::a2a::v1::StreamResponse& event, const lf::a2a::v1::Task&) override {
+  void OnEvent(const tasks::TaskEvent& e) override {
     v1::HandoffResponse response;
-    *response.mutable_event() = event;
+    *response.mutable_event() = e.event;
     writes_.Write(std::move(response));
-    if (tasks::IsFinalEvent(event)) {
+    if (tasks::IsFinalEvent(e.event)) {
       writes_.Finish(grpc::Status::OK);
     }
   }

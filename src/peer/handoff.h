@@ -29,7 +29,7 @@ class HandoffRunner final : public tasks::TaskRunner {
   ~HandoffRunner() override;
 
   const std::string& agent_id() const override;
-  void Assign(const v1::TaskAssignment& assignment) override;
+  void Assign(v1::TaskAssignment assignment) override;
   void Cancel(const std::string& task_id, const std::string& reason) override;
 
  private:

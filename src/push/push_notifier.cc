@@ -38,11 +38,11 @@ class PushNotifier::Target final : public tasks::TaskSubscriber,
   Target(PushNotifier& notifier, TaskPushNotificationConfig config)
       : notifier_(notifier), config(std::move(config)) {}
 
-  void OnEvent(const StreamResponse& event, const lf::a2a::v1::Task& task) override {
+  void OnEvent(const tasks::TaskEvent& e) override {
     // The watch ends with the task's terminal event.
     const bool last =
-        IsTerminalState(task.status().state()) && (tasks::IsFinalEvent(event) || event.has_task());
-    notifier_.Enqueue(shared_from_this(), event, last);
+        IsTerminalState(e.state) && (tasks::IsFinalEvent(e.event) || e.event.has_task());
+    notifier_.Enqueue(shared_from_this(), e.event, last);
   }
   void OnError(const absl::Status& status) override {
     A2AMESH_LOG(Warning, "push watch ended early")

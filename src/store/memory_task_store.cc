@@ -5,7 +5,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
+#include "core/log.h"
 #include "core/status_macros.h"
 #include "store/stored_task.h"
 
@@ -13,7 +13,7 @@ namespace a2amesh::store {
 
 MemoryTaskStore::MemoryTaskStore() = default;
 
-MemoryTaskStore::~MemoryTaskStore() { Flush(); }
+MemoryTaskStore::~MemoryTaskStore() = default;
 
 absl::Status MemoryTaskStore::Check(const std::vector<TaskStoreOp>& ops) {
   absl::flat_hash_set<std::string> created;
@@ -91,18 +91,23 @@ void MemoryTaskStore::Apply(TaskStoreOp& op) {
   }
 }
 
-void MemoryTaskStore::Commit(std::vector<TaskStoreOp> ops, DoneCallback done) {
-  absl::Status status;
-  {
-    absl::MutexLock lock(&mu_);
-    status = Check(ops);
-    if (status.ok()) {
-      for (TaskStoreOp& op : ops) {
-        Apply(op);
-      }
-    }
+absl::Status MemoryTaskStore::CheckAndApply(std::vector<TaskStoreOp>& ops) {
+  absl::MutexLock lock(&mu_);
+  A2AMESH_RETURN_IF_ERROR(Check(ops));
+  for (TaskStoreOp& op : ops) {
+    Apply(op);
   }
-  callbacks_.Schedule([done = std::move(done), status]() mutable { done(status); });
+  return absl::OkStatus();
+}
+
+void MemoryTaskStore::Commit(std::vector<TaskStoreOp> ops, DoneCallback done) {
+  done(CheckAndApply(ops));
+}
+
+void MemoryTaskStore::Append(std::vector<TaskStoreOp> ops) {
+  if (absl::Status status = CheckAndApply(ops); !status.ok()) {
+    A2AMESH_LOG(Error, "task store write failed").With("store", "memory").With("error", status);
+  }
 }
 
 absl::StatusOr<StoredTask> MemoryTaskStore::Load(absl::string_view id, const Row& row) const {
@@ -198,10 +203,6 @@ MemoryTaskStore::ListPushConfigs(absl::string_view task_id) {
   return configs;
 }
 
-void MemoryTaskStore::Flush() {
-  absl::Notification flushed;
-  callbacks_.Schedule([&flushed] { flushed.Notify(); });
-  flushed.WaitForNotification();
-}
+void MemoryTaskStore::Flush() {}  // every write is done when Commit or Append returns
 
 }  // namespace a2amesh::store

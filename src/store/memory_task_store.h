@@ -9,19 +9,20 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
-#include "core/thread_pool.h"
 
 namespace a2amesh::store {
 
-// A TaskStore in memory, for tests and `--ephemeral` nodes: same semantics as the
-// SQLite store (atomic commits, callbacks in order on the store's own thread),
-// nothing survives the process. Thread-safe.
+// A TaskStore in memory, for tests and `--ephemeral` nodes: atomic commits as
+// in the SQLite store, but every write is applied at once and `done` runs
+// inline from Commit (with no lock of the store's held). Nothing survives the
+// process. Thread-safe.
 class MemoryTaskStore final : public TaskStore {
  public:
   MemoryTaskStore();
   ~MemoryTaskStore() override;
 
   void Commit(std::vector<TaskStoreOp> ops, DoneCallback done) override;
+  void Append(std::vector<TaskStoreOp> ops) override;
   absl::StatusOr<StoredTask> Get(absl::string_view task_id) override;
   absl::StatusOr<TaskPage> List(const TaskQuery& query) override;
   absl::StatusOr<std::vector<StoredTask>> LoadUnfinished() override;
@@ -46,14 +47,13 @@ class MemoryTaskStore final : public TaskStore {
     std::map<std::string, std::string> push_configs;
   };
 
+  absl::Status CheckAndApply(std::vector<TaskStoreOp>& ops) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Check(const std::vector<TaskStoreOp>& ops) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void Apply(TaskStoreOp& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<StoredTask> Load(absl::string_view id, const Row& row) const;
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Row> rows_ ABSL_GUARDED_BY(mu_);
-  // Runs `done` callbacks, one at a time, in commit order.
-  ThreadPool callbacks_{1};
 };
 
 }  // namespace a2amesh::store

@@ -2,8 +2,11 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "core/log.h"
 #include "core/status_macros.h"
@@ -207,11 +210,18 @@ struct SqliteTaskStore::WriterStatements {
         put_push_config(db,
                         "INSERT OR REPLACE INTO push_configs (task_id, id, config) "
                         "VALUES (?1, ?2, ?3)"),
-        delete_push_config(db, "DELETE FROM push_configs WHERE task_id = ?1 AND id = ?2") {}
+        delete_push_config(db, "DELETE FROM push_configs WHERE task_id = ?1 AND id = ?2"),
+        begin(db, "BEGIN IMMEDIATE"),
+        commit(db, "COMMIT"),
+        savepoint(db, "SAVEPOINT w"),
+        release(db, "RELEASE w"),
+        rollback_to(db, "ROLLBACK TO w") {}
 
   absl::Status prepared() const {
-    for (const Statement* s : {&insert_task, &exists, &insert_event, &put_snapshot, &trim_events,
-                               &update_summary, &put_push_config, &delete_push_config}) {
+    for (const Statement* s :
+         {&insert_task, &exists, &insert_event, &put_snapshot, &trim_events, &update_summary,
+          &put_push_config, &delete_push_config, &begin, &commit, &savepoint, &release,
+          &rollback_to}) {
       A2AMESH_RETURN_IF_ERROR(s->prepared());
     }
     return absl::OkStatus();
@@ -225,6 +235,65 @@ struct SqliteTaskStore::WriterStatements {
   Statement update_summary;
   Statement put_push_config;
   Statement delete_push_config;
+  // Transaction control, prepared once rather than parsed per write.
+  Statement begin;
+  Statement commit;
+  Statement savepoint;
+  Statement release;
+  Statement rollback_to;
+};
+
+// Within one transaction: which tasks are known to exist, which events a
+// snapshot later in the same batch trims anyway (they are not written at all),
+// and each task's newest summary (state, status time, last sequence), written
+// once per task when the batch ends rather than once per event: each summary
+// write updates three indexes. What a write learns counts only once its
+// savepoint is released.
+struct SqliteTaskStore::BatchState {
+  struct Summary {
+    int64_t seq = -1;
+    int64_t state = 0;
+    int64_t status_unix_ms = 0;
+  };
+
+  explicit BatchState(const std::vector<Pending>& batch) {
+    for (const Pending& pending : batch) {
+      for (const TaskStoreOp& op : pending.ops) {
+        if (op.kind == TaskStoreOp::Kind::kSnapshot) {
+          int64_t& seq = snapshot_seq[op.task_id];
+          seq = std::max(seq, op.seq);
+        }
+      }
+    }
+  }
+
+  // Whether event `seq` of `task_id` is trimmed by a snapshot in this batch.
+  bool Superseded(absl::string_view task_id, int64_t seq) const {
+    auto it = snapshot_seq.find(task_id);
+    return it != snapshot_seq.end() && seq <= it->second;
+  }
+
+  // The ops of a write whose savepoint was released.
+  void Released(const std::vector<TaskStoreOp>& ops) {
+    for (const TaskStoreOp& op : ops) {
+      known.insert(op.task_id);
+      if (op.kind == TaskStoreOp::Kind::kEvent || op.kind == TaskStoreOp::Kind::kSnapshot) {
+        Summary& summary = summaries[op.task_id];
+        if (op.seq >= summary.seq) {
+          summary = Summary{op.seq, static_cast<int64_t>(op.state), op.status_unix_ms};
+        }
+      }
+    }
+    known_here.clear();
+  }
+  void RolledBack() { known_here.clear(); }
+
+  absl::flat_hash_map<absl::string_view, int64_t> snapshot_seq;
+  // Tasks that exist, as of the last released savepoint and within the
+  // current one.
+  absl::flat_hash_set<absl::string_view> known;
+  absl::flat_hash_set<absl::string_view> known_here;
+  absl::flat_hash_map<absl::string_view, Summary> summaries;
 };
 
 absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(const Options& options) {
@@ -288,6 +357,8 @@ absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(const Opt
 SqliteTaskStore::SqliteTaskStore(const Options& options, sqlite3* write_db, sqlite3* read_db,
                                  std::unique_ptr<WriterStatements> statements)
     : path_(options.path),
+      max_lazy_delay_(options.max_lazy_delay),
+      max_lazy_bytes_(options.max_lazy_bytes),
       telemetry_(options.telemetry),
       write_db_(write_db),
       statements_(std::move(statements)),
@@ -311,21 +382,35 @@ void SqliteTaskStore::Commit(std::vector<TaskStoreOp> ops, DoneCallback done) {
   absl::MutexLock lock(&mu_);
   queue_.push_back(Pending{std::move(ops), std::move(done)});
   ++submitted_;
+  ++waiting_;
+}
+
+void SqliteTaskStore::Append(std::vector<TaskStoreOp> ops) {
+  size_t bytes = 0;
+  for (const TaskStoreOp& op : ops) {
+    bytes += op.payload.size() + op.info.size();
+  }
+  absl::MutexLock lock(&mu_);
+  if (lazy_bytes_ == 0) {
+    oldest_lazy_ = absl::Now();
+  }
+  lazy_bytes_ += std::max<size_t>(bytes, 1);
+  queue_.push_back(Pending{std::move(ops), nullptr});
+  ++submitted_;
 }
 
 void SqliteTaskStore::Flush() {
   absl::MutexLock lock(&mu_);
-  int64_t target = submitted_;
+  const int64_t target = submitted_;
+  ++flushing_;
   auto flushed = [this, target]()
                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return completed_ >= target; };
   mu_.Await(absl::Condition(&flushed));
+  --flushing_;
 }
 
-absl::Status SqliteTaskStore::Exec(sqlite3* db, const char* sql) {
-  if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
-    return SqliteError(db, absl::StrCat("task store ", path_, ": ", sql));
-  }
-  return absl::OkStatus();
+bool SqliteTaskStore::MustWriteLocked() const {
+  return stopping_ || waiting_ > 0 || flushing_ > 0 || lazy_bytes_ >= max_lazy_bytes_;
 }
 
 void SqliteTaskStore::WriterLoop() {
@@ -333,65 +418,111 @@ void SqliteTaskStore::WriterLoop() {
     std::vector<Pending> batch;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]()
-                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !queue_.empty() || stopping_; };
-      mu_.Await(absl::Condition(&ready));
+      auto queued = [this]()
+                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !queue_.empty() || stopping_; };
+      mu_.Await(absl::Condition(&queued));
       if (queue_.empty()) {
         return;  // stopping, and everything queued is written
       }
+      // Only Appends so far: wait for a reason to write, at most max_lazy_delay.
+      auto must_write = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return MustWriteLocked(); };
+      mu_.AwaitWithDeadline(absl::Condition(&must_write), oldest_lazy_ + max_lazy_delay_);
       batch.swap(queue_);
+      waiting_ = 0;
+      lazy_bytes_ = 0;
     }
-    std::vector<absl::Status> results(batch.size());
-    const absl::Time started = absl::Now();
-    absl::Status txn = Exec(write_db_, "BEGIN IMMEDIATE");
-    if (txn.ok()) {
-      for (size_t i = 0; i < batch.size(); ++i) {
-        txn = Exec(write_db_, "SAVEPOINT c");
-        if (!txn.ok()) {
-          break;
-        }
-        results[i] = ApplyOps(batch[i].ops);
-        txn = Exec(write_db_, results[i].ok() ? "RELEASE c" : "ROLLBACK TO c; RELEASE c");
-        if (!txn.ok()) {
-          break;
-        }
-      }
-    }
-    if (txn.ok()) {
-      txn = Exec(write_db_, "COMMIT");
-    }
-    telemetry_->StoreCommitted(absl::Now() - started, txn.ok());
-    if (!txn.ok()) {
-      sqlite3_exec(write_db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      A2AMESH_LOG(Error, "task store write failed").With("path", path_).With("error", txn);
-      for (absl::Status& result : results) {
-        result = txn;
-      }
-    }
+    std::vector<absl::Status> results = WriteBatch(batch);
     for (size_t i = 0; i < batch.size(); ++i) {
-      batch[i].done(results[i]);
+      if (batch[i].done) {
+        batch[i].done(std::move(results[i]));
+      } else if (!results[i].ok()) {
+        A2AMESH_LOG(Error, "task store write failed")
+            .With("path", path_)
+            .With("error", results[i]);
+      }
     }
     absl::MutexLock lock(&mu_);
     completed_ += static_cast<int64_t>(batch.size());
   }
 }
 
-absl::Status SqliteTaskStore::ApplyOps(std::vector<TaskStoreOp>& ops) {
+std::vector<absl::Status> SqliteTaskStore::WriteBatch(std::vector<Pending>& batch) {
+  WriterStatements& st = *statements_;
+  auto step = [this](Statement& statement, const char* what) -> absl::Status {
+    Use use(statement);
+    if (use->Step() != SQLITE_DONE) {
+      return SqliteError(write_db_, absl::StrCat("task store ", path_, ": ", what));
+    }
+    return absl::OkStatus();
+  };
+  std::vector<absl::Status> results(batch.size());
+  const absl::Time started = absl::Now();
+  absl::Status txn = step(st.begin, "BEGIN");
+  BatchState state(batch);
+  for (size_t i = 0; txn.ok() && i < batch.size(); ++i) {
+    txn = step(st.savepoint, "SAVEPOINT");
+    if (!txn.ok()) {
+      break;
+    }
+    results[i] = ApplyOps(batch[i].ops, state);
+    if (!results[i].ok()) {
+      state.RolledBack();
+      txn = step(st.rollback_to, "ROLLBACK TO");
+    } else {
+      state.Released(batch[i].ops);
+    }
+    if (txn.ok()) {
+      txn = step(st.release, "RELEASE");
+    }
+  }
+  // Summaries move forward, never back.
+  for (const auto& [task_id, summary] : state.summaries) {
+    if (!txn.ok()) {
+      break;
+    }
+    Use update(st.update_summary);
+    update->Bind(1, summary.state)
+        .Bind(2, summary.status_unix_ms)
+        .Bind(3, summary.seq)
+        .Bind(4, task_id);
+    if (update->Step() != SQLITE_DONE) {
+      txn = SqliteError(write_db_, absl::StrCat("update task ", task_id));
+    }
+  }
+  if (txn.ok()) {
+    txn = step(st.commit, "COMMIT");
+  }
+  telemetry_->StoreCommitted(absl::Now() - started, txn.ok());
+  if (!txn.ok()) {
+    sqlite3_exec(write_db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    A2AMESH_LOG(Error, "task store write failed").With("path", path_).With("error", txn);
+    for (absl::Status& result : results) {
+      result = txn;
+    }
+  }
+  return results;
+}
+
+absl::Status SqliteTaskStore::ApplyOps(std::vector<TaskStoreOp>& ops, BatchState& batch) {
   for (TaskStoreOp& op : ops) {
-    A2AMESH_RETURN_IF_ERROR(ApplyOp(op));
+    A2AMESH_RETURN_IF_ERROR(ApplyOp(op, batch));
   }
   return absl::OkStatus();
 }
 
-absl::Status SqliteTaskStore::ApplyOp(TaskStoreOp& op) {
+absl::Status SqliteTaskStore::ApplyOp(TaskStoreOp& op, BatchState& batch) {
   sqlite3* db = write_db_;
   WriterStatements& st = *statements_;
   auto missing = [&]() -> absl::Status {
+    if (batch.known.contains(op.task_id) || batch.known_here.contains(op.task_id)) {
+      return absl::OkStatus();
+    }
     Use exists(st.exists);
     exists->Bind(1, op.task_id);
     if (exists->Step() != SQLITE_ROW) {
       return absl::NotFoundError(absl::StrCat("task ", op.task_id, " is not in the store"));
     }
+    batch.known_here.insert(op.task_id);
     return absl::OkStatus();
   };
   switch (op.kind) {
@@ -429,16 +560,20 @@ absl::Status SqliteTaskStore::ApplyOp(TaskStoreOp& op) {
       if (insert->Step() != SQLITE_DONE) {
         return SqliteError(db, absl::StrCat("create task ", op.task_id));
       }
+      batch.known_here.insert(op.task_id);
       return absl::OkStatus();
     }
     case TaskStoreOp::Kind::kEvent: {
       A2AMESH_RETURN_IF_ERROR(missing());
+      if (batch.Superseded(op.task_id, op.seq)) {
+        return absl::OkStatus();  // a snapshot in this batch replaces it
+      }
       Use insert(st.insert_event);
       insert->Bind(1, op.task_id).Bind(2, op.seq).BindBlob(3, op.payload);
       if (insert->Step() != SQLITE_DONE) {
         return SqliteError(db, absl::StrCat("append event ", op.seq, " of task ", op.task_id));
       }
-      break;
+      return absl::OkStatus();
     }
     case TaskStoreOp::Kind::kSnapshot: {
       A2AMESH_RETURN_IF_ERROR(missing());
@@ -454,17 +589,8 @@ absl::Status SqliteTaskStore::ApplyOp(TaskStoreOp& op) {
       if (trim->Step() != SQLITE_DONE) {
         return SqliteError(db, absl::StrCat("trim events of task ", op.task_id));
       }
-      break;
+      return absl::OkStatus();
     }
-  }
-  // kEvent and kSnapshot move the task's summary columns forward, never back.
-  Use update(st.update_summary);
-  update->Bind(1, static_cast<int64_t>(op.state))
-      .Bind(2, op.status_unix_ms)
-      .Bind(3, op.seq)
-      .Bind(4, op.task_id);
-  if (update->Step() != SQLITE_DONE) {
-    return SqliteError(db, absl::StrCat("update task ", op.task_id));
   }
   return absl::OkStatus();
 }

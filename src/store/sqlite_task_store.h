@@ -11,6 +11,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "core/telemetry.h"
 
 struct sqlite3;
@@ -19,13 +20,17 @@ namespace a2amesh::store {
 
 // A TaskStore in one SQLite database file in WAL mode.
 //
-// Writes are group-committed: one writer thread takes every Commit queued since
-// its last transaction and applies them in a single transaction (each Commit in a
-// savepoint of its own, so one bad Commit fails alone), then calls their `done`
-// callbacks in order. With `fsync` (the default) the transaction is on disk
-// before `done` runs (synchronous=FULL), so durability costs one fsync per group,
-// not per write. Without it (synchronous=NORMAL) a commit survives a crash of the
-// process but not of the machine.
+// Writes are group-committed: one writer thread takes every Commit and Append
+// queued since its last transaction and applies them in a single transaction
+// (each in a savepoint of its own, so one bad write fails alone), then calls
+// the Commits' `done` callbacks in order. With `fsync` (the default) the
+// transaction is on disk before `done` runs (synchronous=FULL), so durability
+// costs one fsync per group, not per write. Without it (synchronous=NORMAL) a
+// commit survives a crash of the process but not of the machine.
+//
+// Only a Commit (someone waits), a Flush, or a backlog of Appends past
+// max_lazy_bytes wakes the writer; Appends alone wait up to max_lazy_delay, so
+// that events nobody waits for cost no wake-up of their own.
 //
 // Reads use a second connection, so they run alongside the writer. Thread-safe.
 class SqliteTaskStore final : public TaskStore {
@@ -34,6 +39,10 @@ class SqliteTaskStore final : public TaskStore {
     // The database file; its directory must exist.
     std::string path;
     bool fsync = true;
+    // How long Appends may wait for a Commit to ride along with, and how many
+    // bytes of them may wait.
+    absl::Duration max_lazy_delay = absl::Milliseconds(100);
+    size_t max_lazy_bytes = 1 << 20;
     // Hears how long each group commit takes.
     Telemetry* telemetry = &NoTelemetry();
   };
@@ -42,6 +51,7 @@ class SqliteTaskStore final : public TaskStore {
   ~SqliteTaskStore() override;
 
   void Commit(std::vector<TaskStoreOp> ops, DoneCallback done) override;
+  void Append(std::vector<TaskStoreOp> ops) override;
   absl::StatusOr<StoredTask> Get(absl::string_view task_id) override;
   absl::StatusOr<TaskPage> List(const TaskQuery& query) override;
   absl::StatusOr<std::vector<StoredTask>> LoadUnfinished() override;
@@ -52,7 +62,7 @@ class SqliteTaskStore final : public TaskStore {
  private:
   struct Pending {
     std::vector<TaskStoreOp> ops;
-    DoneCallback done;
+    DoneCallback done;  // empty for an Append
   };
   // The writer's prepared statements, made once.
   struct WriterStatements;
@@ -60,16 +70,23 @@ class SqliteTaskStore final : public TaskStore {
   SqliteTaskStore(const Options& options, sqlite3* write_db, sqlite3* read_db,
                   std::unique_ptr<WriterStatements> statements);
   void WriterLoop();
-  // Applies one Commit's ops inside the writer's open transaction.
-  absl::Status ApplyOps(std::vector<TaskStoreOp>& ops);
-  absl::Status ApplyOp(TaskStoreOp& op);
-  absl::Status Exec(sqlite3* db, const char* sql);
+  // Whether the writer should start a transaction now.
+  bool MustWriteLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes `batch` in one transaction; returns each write's result.
+  std::vector<absl::Status> WriteBatch(std::vector<Pending>& batch);
+  // What the writer learns within one transaction, to spare statements.
+  struct BatchState;
+  // Applies one write's ops inside the writer's open transaction.
+  absl::Status ApplyOps(std::vector<TaskStoreOp>& ops, BatchState& batch);
+  absl::Status ApplyOp(TaskStoreOp& op, BatchState& batch);
   absl::StatusOr<StoredTask> LoadLocked(absl::string_view task_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_);
   absl::StatusOr<StoredTask> LoadEventsLocked(absl::string_view task_id, StoredTask task)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_);
 
   const std::string path_;
+  const absl::Duration max_lazy_delay_;
+  const size_t max_lazy_bytes_;
   Telemetry* const telemetry_;
   sqlite3* const write_db_;                       // used by the writer thread only
   std::unique_ptr<WriterStatements> statements_;  // writer thread only
@@ -79,6 +96,13 @@ class SqliteTaskStore final : public TaskStore {
 
   absl::Mutex mu_;
   std::vector<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  // Commits in queue_ (someone waits for them).
+  int waiting_ ABSL_GUARDED_BY(mu_) = 0;
+  // Bytes of Appends in queue_, and when the oldest was queued.
+  size_t lazy_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time oldest_lazy_ ABSL_GUARDED_BY(mu_);
+  // Threads in Flush.
+  int flushing_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

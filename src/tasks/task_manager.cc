@@ -3,34 +3,24 @@
 #include <optional>
 #include <utility>
 
-#include "absl/strings/escaping.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/a2a_error.h"
 #include "core/ids.h"
 #include "core/log.h"
 #include "core/status_macros.h"
-#include "google/protobuf/util/time_util.h"
+#include "tasks/page_token.h"
+#include "tasks/recovery.h"
 #include "tasks/task_state.h"
 
 namespace a2amesh::tasks {
 
-using google::protobuf::util::TimeUtil;
 using lf::a2a::v1::Message;
 using lf::a2a::v1::StreamResponse;
 using lf::a2a::v1::Task;
 using lf::a2a::v1::TaskState;
 
 namespace {
-
-int64_t StatusUnixMs(const Task& task) {
-  return TimeUtil::TimestampToMilliseconds(task.status().timestamp());
-}
-
-bool IsUserMessage(const StreamResponse& event) {
-  return event.has_message() && event.message().role() == lf::a2a::v1::ROLE_USER;
-}
 
 // The message an agent should act on when a task is resumed: the last one the
 // client sent.
@@ -43,26 +33,6 @@ const Message* LastUserMessage(const Task& task) {
   return nullptr;
 }
 
-// Page tokens are opaque to clients: base64url("<status ms>/<task id>").
-std::string EncodePageToken(int64_t status_ms, const std::string& id) {
-  std::string token;
-  absl::WebSafeBase64Escape(absl::StrCat(status_ms, "/", id), &token);
-  return token;
-}
-
-absl::Status DecodePageToken(const std::string& token, TaskQuery* query) {
-  std::string raw;
-  size_t slash;
-  if (!absl::WebSafeBase64Unescape(token, &raw) || (slash = raw.find('/')) == std::string::npos ||
-      !absl::SimpleAtoi(absl::string_view(raw).substr(0, slash), &query->cursor_status_unix_ms) ||
-      slash + 1 == raw.size()) {
-    return InvalidFieldError("page_token", "is not a page token this node issued");
-  }
-  query->has_cursor = true;
-  query->cursor_id = raw.substr(slash + 1);
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 TaskManager::TaskManager(TaskManagerOptions options, TaskStore& store, RunnerFactory& runners,
@@ -72,23 +42,30 @@ TaskManager::TaskManager(TaskManagerOptions options, TaskStore& store, RunnerFac
       runners_(runners),
       timers_(timers),
       clock_(clock),
-      weak_self_(this) {}
+      weak_self_(this),
+      orphans_(timers, [this](const std::string& agent_id, const std::string& reason) {
+        FailOrphans(agent_id, reason);
+      }) {}
 
 TaskManager::~TaskManager() {
   weak_self_.Reset();  // no timer callback runs from here on
   store_.Flush();      // every store callback that refers to us has run
   std::vector<std::shared_ptr<TaskSubscriber>> subscribers;
+  std::vector<std::shared_ptr<TaskRunner>> runners;
+  std::vector<EntryPtr> entries;
   {
     absl::MutexLock lock(&mu_);
     shutting_down_ = true;
     for (auto& [id, entry] : active_) {
-      absl::MutexLock entry_lock(&entry->mu);
-      for (Subscription& s : entry->subscribers) {
-        subscribers.push_back(std::move(s.subscriber));
-      }
-      entry->subscribers.clear();
-      entry->runner.reset();
+      entries.push_back(entry);
     }
+  }
+  for (const EntryPtr& entry : entries) {
+    absl::MutexLock lock(&entry->mu);
+    for (auto& subscriber : entry->log.TakeSubscribers()) {
+      subscribers.push_back(std::move(subscriber));
+    }
+    runners.push_back(std::move(entry->runner));
   }
   for (auto& subscriber : subscribers) {
     subscriber->OnError(absl::UnavailableError("the node is shutting down"));
@@ -99,6 +76,23 @@ TaskManager::EntryPtr TaskManager::Find(const std::string& task_id) const {
   absl::MutexLock lock(&mu_);
   auto it = active_.find(task_id);
   return it == active_.end() ? nullptr : it->second;
+}
+
+absl::Status TaskManager::Insert(const EntryPtr& entry, const std::string& agent_id,
+                                 const std::string& parent_task_id) {
+  absl::MutexLock lock(&mu_);
+  if (shutting_down_) {
+    return absl::UnavailableError("the node is shutting down");
+  }
+  if (!active_.emplace(entry->id, entry).second) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("a turn of task ", entry->id, " is already running on this node"));
+  }
+  by_agent_[agent_id].insert(entry->id);
+  if (!parent_task_id.empty()) {
+    children_[parent_task_id].insert(entry->id);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<TaskRecord> TaskManager::LoadEnded(const std::string& task_id) {
@@ -143,11 +137,11 @@ size_t TaskManager::running_tasks() const {
   return running;
 }
 
-StreamResponse TaskManager::StatusEventLocked(const Entry& entry, TaskState state,
+StreamResponse TaskManager::StatusEventLocked(const TaskEntry& entry, TaskState state,
                                               const std::string& text) {
   StreamResponse event;
   auto* update = event.mutable_status_update();
-  update->set_task_id(entry.task.id());
+  update->set_task_id(entry.id);
   update->set_context_id(entry.task.context_id());
   auto* status = update->mutable_status();
   status->set_state(state);
@@ -156,186 +150,137 @@ StreamResponse TaskManager::StatusEventLocked(const Entry& entry, TaskState stat
     Message* message = status->mutable_message();
     message->set_message_id(NewUuid());
     message->set_role(lf::a2a::v1::ROLE_AGENT);
-    message->set_task_id(entry.task.id());
+    message->set_task_id(entry.id);
     message->set_context_id(entry.task.context_id());
     message->add_parts()->set_text(text);
   }
   return event;
 }
 
-v1::TaskAssignment TaskManager::AssignmentLocked(const Entry& entry, const Message& message,
-                                                 bool resumed) {
+void TaskManager::AssignLocked(const EntryPtr& entry, const Message& message, bool resumed) {
   v1::TaskAssignment assignment;
-  assignment.set_agent_id(entry.info.agent_id());
-  *assignment.mutable_task() = entry.task;
+  assignment.set_agent_id(entry->info.agent_id());
+  *assignment.mutable_task() = entry->task;
   *assignment.mutable_message() = message;
-  if (entry.info.has_request_metadata()) {
-    *assignment.mutable_request_metadata() = entry.info.request_metadata();
+  if (entry->info.has_request_metadata()) {
+    *assignment.mutable_request_metadata() = entry->info.request_metadata();
   }
-  *assignment.mutable_accepted_output_modes() = entry.info.accepted_output_modes();
-  assignment.set_skill(entry.info.skill());
+  *assignment.mutable_accepted_output_modes() = entry->info.accepted_output_modes();
+  assignment.set_skill(entry->info.skill());
   assignment.set_resumed(resumed);
-  *assignment.mutable_hops() = entry.info.hops();
-  assignment.set_deadline_unix_ms(entry.info.deadline_unix_ms());
-  assignment.set_parent_task_id(entry.info.parent_task_id());
-  return assignment;
+  *assignment.mutable_hops() = entry->info.hops();
+  assignment.set_deadline_unix_ms(entry->info.deadline_unix_ms());
+  assignment.set_parent_task_id(entry->info.parent_task_id());
+  entry->effects.Add([runner = entry->runner, assignment = std::move(assignment)]() mutable {
+    runner->Assign(std::move(assignment));
+  });
 }
 
-void TaskManager::AttachLocked(Entry& entry, std::shared_ptr<TaskSubscriber> subscriber,
-                               bool until_terminal) {
-  StreamResponse first;
-  *first.mutable_task() = entry.task;
-  subscriber->OnEvent(first, entry.task);
-  entry.subscribers.push_back(Subscription{std::move(subscriber), entry.next_seq, until_terminal});
+void TaskManager::ReleaseRunnerLocked(const EntryPtr& entry) {
+  if (entry->runner != nullptr) {
+    // Destroyed when the effect is, after the lock is released.
+    entry->effects.Add([runner = std::move(entry->runner)] {});
+  }
 }
 
-void TaskManager::PublishReadyLocked(Entry& entry) {
-  while (!entry.pending.empty() && entry.pending.front().ready) {
-    PendingEvent& pending = entry.pending.front();
-    if (!IsUserMessage(pending.event)) {
-      bool final = IsFinalEvent(pending.event);
-      for (const Subscription& s : entry.subscribers) {
-        if (s.from_seq <= pending.seq) {
-          s.subscriber->OnEvent(pending.event, entry.task);
-        }
+void TaskManager::CollectLocked(const EntryPtr& entry) {
+  TaskLog::Deliveries deliveries;
+  entry->log.Collect(&deliveries);
+  for (TaskLog::Delivery& delivery : deliveries) {
+    entry->effects.Add([entry, delivery = std::move(delivery)] { delivery.Deliver(entry->id); });
+  }
+  // A task leaves memory once it is over (terminal and stored; for a hosted
+  // turn, final) and nothing is left to deliver.
+  if (entry->OverLocked() && entry->log.quiet()) {
+    const TaskState state = entry->task.status().state();
+    const bool cascade = state == lf::a2a::v1::TASK_STATE_CANCELED ||
+                         state == lf::a2a::v1::TASK_STATE_FAILED ||
+                         state == lf::a2a::v1::TASK_STATE_REJECTED;
+    entry->effects.Add([this, id = entry->id, agent_id = entry->info.agent_id(),
+                        parent_id = entry->info.parent_task_id(), cascade] {
+      Remove(id, agent_id, parent_id);
+      if (cascade) {
+        CancelChildren(id, absl::StrCat("its parent task ", id, " ended"));
       }
-      if (final) {
-        // Streams and waiters end on a final event; watchers on a terminal one.
-        const bool terminal = IsTerminalState(entry.task.status().state());
-        std::vector<Subscription> later;
-        for (Subscription& s : entry.subscribers) {
-          if (s.from_seq > pending.seq || (s.until_terminal && !terminal)) {
-            later.push_back(std::move(s));
-          }
-        }
-        entry.subscribers.swap(later);
-      }
-    }
-    entry.pending.pop_front();
+    });
   }
 }
 
 void TaskManager::AppendLocked(const EntryPtr& entry, StreamResponse event,
                                DurableCallback on_stored) {
-  const int64_t seq = entry->next_seq++;
   absl::Status applied = ApplyEvent(event, &entry->task);
   // Events reach here validated; a failure is a bug in the caller.
   if (!applied.ok()) {
-    A2AMESH_LOG(Error, "event not applied").With("task", entry->task.id()).With("error", applied);
+    A2AMESH_LOG(Error, "event not applied").With("task", entry->id).With("error", applied);
   }
   const TaskState state = entry->task.status().state();
   const bool final = IsFinalEvent(event);
-  const bool terminal = final && IsTerminalState(state);
-  if (terminal && !entry->hosted) {
+  if (final && IsTerminalState(state) && !entry->hosted()) {
     options_.telemetry->TaskEnded(entry->info.skill(), std::string(StateName(state)),
                                   AgeLocked(*entry));
   }
-
-  std::vector<TaskStoreOp> ops;
-  if (entry->hosted) {
-    // Not stored here (its owner stores it); the empty commit keeps the
-    // completion callback in order with everything else.
-    if (final) {
-      entry->runner.reset();
-    }
-    entry->pending.push_back(PendingEvent{seq, std::move(event), /*ready=*/true});
-    PublishReadyLocked(*entry);
-    store_.Commit(std::move(ops), [this, entry, seq,
-                                   on_stored = std::move(on_stored)](absl::Status status) mutable {
-      OnStored(entry, seq, std::move(status), std::move(on_stored));
-    });
-    return;
-  }
-  ops.resize(1);
-  ops[0].kind = TaskStoreOp::Kind::kEvent;
-  ops[0].task_id = entry->task.id();
-  ops[0].seq = seq;
-  ops[0].state = state;
-  ops[0].status_unix_ms = StatusUnixMs(entry->task);
-  ops[0].payload = event.SerializeAsString();
-  if (terminal) {
-    TaskStoreOp snapshot = ops[0];
-    snapshot.kind = TaskStoreOp::Kind::kSnapshot;
-    snapshot.payload = entry->task.SerializeAsString();
-    ops.push_back(std::move(snapshot));
-  }
   if (final) {
     // The agent is done with the task, or waits for the client: free its slot.
-    entry->runner.reset();
+    ReleaseRunnerLocked(entry);
   }
-
-  // What ends a stream or answers a client, and what a client sent, is stored
-  // before it takes effect; everything else is published at once unless it
-  // queues behind such an event.
-  const bool durable_first = final || IsUserMessage(event);
-  entry->pending.push_back(PendingEvent{seq, std::move(event), !durable_first});
-  PublishReadyLocked(*entry);
-
-  store_.Commit(std::move(ops),
-                [this, entry, seq, on_stored = std::move(on_stored)](absl::Status status) mutable {
-                  OnStored(entry, seq, std::move(status), std::move(on_stored));
-                });
+  const int64_t seq = entry->log.next_seq();
+  std::vector<TaskStoreOp> ops;
+  const Durability durability = entry->PersistLocked(event, seq, &ops);
+  entry->log.Append(std::move(event), entry->task,
+                    /*durable_first=*/durability == Durability::kWaitForStore);
+  switch (durability) {
+    case Durability::kWaitForStore:
+      entry->effects.Add([this, entry, seq, ops = std::move(ops),
+                          on_stored = std::move(on_stored)]() mutable {
+        store_.Commit(std::move(ops), [this, entry, seq, on_stored = std::move(on_stored)](
+                                          absl::Status status) mutable {
+          OnStored(entry, seq, std::move(status), std::move(on_stored));
+        });
+      });
+      break;
+    case Durability::kRideAlong:
+      entry->effects.Add([this, ops = std::move(ops)]() mutable { store_.Append(std::move(ops)); });
+      [[fallthrough]];
+    case Durability::kNone:
+      if (on_stored) {
+        entry->effects.Add(
+            [on_stored = std::move(on_stored)]() mutable { std::move(on_stored)(absl::OkStatus()); });
+      }
+      break;
+  }
+  CollectLocked(entry);
 }
 
-void TaskManager::NoteAgentEventLocked(Entry& entry) {
-  if (entry.answered || entry.hosted) {
+void TaskManager::OnStored(const EntryPtr& entry, int64_t seq, absl::Status status,
+                           DurableCallback on_stored) {
+  TaskEntry::Lock lock(entry.get());
+  if (!status.ok()) {
+    // Delivering anyway keeps clients going; the store logs the error once per
+    // batch, and here per event.
+    A2AMESH_LOG(Error, "task event not stored")
+        .With("task", entry->id)
+        .With("seq", seq)
+        .With("error", status);
+  }
+  entry->log.MarkStored(seq);
+  CollectLocked(entry);
+  if (on_stored) {
+    entry->effects.Add([on_stored = std::move(on_stored), status = std::move(status)]() mutable {
+      std::move(on_stored)(std::move(status));
+    });
+  }
+}
+
+void TaskManager::NoteAgentEventLocked(TaskEntry& entry) {
+  if (entry.answered || entry.hosted()) {
     return;
   }
   entry.answered = true;
   options_.telemetry->TaskFirstEvent(entry.info.skill(), AgeLocked(entry));
 }
 
-absl::Duration TaskManager::AgeLocked(const Entry& entry) const {
+absl::Duration TaskManager::AgeLocked(const TaskEntry& entry) const {
   return clock_.Now() - absl::FromUnixMillis(entry.info.created_unix_ms());
-}
-
-void TaskManager::OnStored(const EntryPtr& entry, int64_t seq, absl::Status status,
-                           DurableCallback on_stored) {
-  bool remove = false;
-  bool cascade = false;
-  std::string task_id;
-  std::string agent_id;
-  std::string parent_id;
-  {
-    absl::MutexLock lock(&entry->mu);
-    task_id = entry->task.id();
-    agent_id = entry->info.agent_id();
-    parent_id = entry->info.parent_task_id();
-    if (!status.ok()) {
-      // Publishing anyway keeps clients going; the store error is logged once
-      // per batch by the store and here per event.
-      A2AMESH_LOG(Error, "task event not stored")
-          .With("task", task_id)
-          .With("seq", seq)
-          .With("error", status);
-    }
-    for (PendingEvent& pending : entry->pending) {
-      if (pending.seq == seq) {
-        pending.ready = true;
-      }
-    }
-    PublishReadyLocked(*entry);
-    const TaskState state = entry->task.status().state();
-    // A task leaves memory once its terminal state is stored; a hosted turn
-    // once it reaches a final state.
-    bool over = IsTerminalState(state) || (entry->hosted && IsInterruptedState(state));
-    remove = over && entry->pending.empty() && seq == entry->next_seq - 1;
-    cascade = remove && (state == lf::a2a::v1::TASK_STATE_CANCELED ||
-                         state == lf::a2a::v1::TASK_STATE_FAILED ||
-                         state == lf::a2a::v1::TASK_STATE_REJECTED);
-    if (remove) {
-      entry->subscribers.clear();
-    }
-  }
-  if (remove) {
-    Remove(task_id, agent_id, parent_id);
-  }
-  if (cascade) {
-    CancelChildren(task_id, absl::StrCat("its parent task ", task_id, " ended"));
-  }
-  if (on_stored) {
-    on_stored(std::move(status));
-  }
 }
 
 void TaskManager::Remove(const std::string& task_id, const std::string& agent_id,
@@ -362,10 +307,9 @@ void TaskManager::Remove(const std::string& task_id, const std::string& agent_id
 
 absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber> subscriber) {
   const Message& in = request.request.message();
-  auto entry = std::make_shared<Entry>();
-  Message message = in;
-  std::string task_id = MakeTaskId(options_.node_id);
-  std::string agent_id = request.runner->agent_id();
+  const absl::Time created = clock_.Now();
+  const std::string task_id = MakeTaskId(options_.node_id, created);
+  const std::string agent_id = request.runner->agent_id();
   std::optional<lf::a2a::v1::TaskPushNotificationConfig> push;
   if (request.request.configuration().has_task_push_notification_config()) {
     if (options_.push == nullptr) {
@@ -376,15 +320,17 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
         push, options_.push->Prepare(
                   task_id, request.request.configuration().task_push_notification_config()));
   }
-  TaskStoreOp op;
+  auto entry = std::make_shared<OwnedTask>(task_id);
+  std::vector<TaskStoreOp> ops;
+  Message message = in;
   {
     absl::MutexLock lock(&entry->mu);
     Task& task = entry->task;
     task.set_id(task_id);
-    task.set_context_id(in.context_id().empty() ? NewUuid() : in.context_id());
+    task.set_context_id(in.context_id().empty() ? NewTimeOrderedUuid(created) : in.context_id());
     task.mutable_status()->set_state(lf::a2a::v1::TASK_STATE_SUBMITTED);
-    *task.mutable_status()->mutable_timestamp() = StatusTimestamp(clock_.Now());
-    message.set_task_id(task.id());
+    *task.mutable_status()->mutable_timestamp() = StatusTimestamp(created);
+    message.set_task_id(task_id);
     message.set_context_id(task.context_id());
     *task.add_history() = message;
 
@@ -396,7 +342,6 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
     if (request.request.has_metadata()) {
       *info.mutable_request_metadata() = request.request.metadata();
     }
-    const absl::Time created = clock_.Now();
     info.set_created_unix_ms(absl::ToUnixMillis(created));
     info.set_created_unix_us(absl::ToUnixMicros(created));
     for (const std::string& hop : request.hops) {
@@ -407,33 +352,18 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
     }
     entry->runner = std::move(request.runner);
 
+    TaskStoreOp& op = ops.emplace_back();
     op.kind = TaskStoreOp::Kind::kCreate;
-    op.task_id = task.id();
+    op.task_id = task_id;
     op.context_id = task.context_id();
     op.agent_id = agent_id;
     op.skill = info.skill();
     op.parent_id = info.parent_task_id();
     op.state = task.status().state();
-    op.status_unix_ms = StatusUnixMs(task);
+    op.status_unix_ms = absl::ToUnixMillis(created);
     op.payload = task.SerializeAsString();
     op.info = info.SerializeAsString();
   }
-  {
-    absl::MutexLock lock(&mu_);
-    if (shutting_down_) {
-      return absl::UnavailableError("the node is shutting down");
-    }
-    active_[task_id] = entry;
-    by_agent_[agent_id].insert(task_id);
-    if (!request.parent_task_id.empty()) {
-      children_[request.parent_task_id].insert(task_id);
-    }
-  }
-  if (request.deadline != absl::InfiniteFuture()) {
-    ArmDeadline(task_id, request.deadline);
-  }
-  std::vector<TaskStoreOp> ops;
-  ops.push_back(std::move(op));
   if (push.has_value()) {
     TaskStoreOp& put = ops.emplace_back();
     put.kind = TaskStoreOp::Kind::kPutPushConfig;
@@ -441,72 +371,107 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
     put.config_id = push->id();
     put.payload = push->SerializeAsString();
   }
-  store_.Commit(std::move(ops), [this, entry, subscriber = std::move(subscriber), task_id, agent_id,
-                                 parent_id = request.parent_task_id, message = std::move(message),
-                                 push = std::move(push)](absl::Status status) {
-    if (!status.ok()) {
-      A2AMESH_LOG(Error, "task not stored; refused").With("task", task_id).With("error", status);
-      Remove(task_id, agent_id, parent_id);
-      {
-        absl::MutexLock lock(&entry->mu);
-        entry->runner.reset();
-      }
-      if (subscriber != nullptr) {
-        subscriber->OnError(absl::UnavailableError(
-            absl::StrCat("the task could not be stored: ", status.message())));
-      }
-      return;
-    }
+  {
+    // The task's first effect is its creation: whatever happens to it once
+    // it is in the index (a cancel cascading from its parent) queues behind,
+    // so its store writes follow the create.
     absl::MutexLock lock(&entry->mu);
-    options_.telemetry->TaskCreated(entry->info.skill());
-    if (push.has_value()) {
-      AttachLocked(*entry, options_.push->Attach(*push), /*until_terminal=*/true);
+    entry->effects.Add([this, entry, ops = std::move(ops), subscriber = std::move(subscriber),
+                        message = std::move(message), push = std::move(push)]() mutable {
+      store_.Commit(std::move(ops), [this, entry, subscriber = std::move(subscriber),
+                                     message = std::move(message),
+                                     push = std::move(push)](absl::Status status) mutable {
+        std::shared_ptr<TaskSubscriber> watch;
+        if (status.ok() && push.has_value()) {
+          watch = options_.push->Attach(*push);
+        }
+        OnCreated(entry, std::move(status), std::move(subscriber), std::move(message),
+                  std::move(watch));
+      });
+    });
+  }
+  if (absl::Status inserted = Insert(entry, agent_id, request.parent_task_id); !inserted.ok()) {
+    EffectQueue unrun;  // the create is not issued
+    std::shared_ptr<TaskRunner> runner;
+    {
+      absl::MutexLock lock(&entry->mu);
+      runner = std::move(entry->runner);
+      std::swap(unrun, entry->effects);
     }
-    if (subscriber != nullptr) {
-      AttachLocked(*entry, subscriber);
-    }
-    if (entry->runner != nullptr) {
-      entry->runner->Assign(AssignmentLocked(*entry, message, /*resumed=*/false));
-    }
-  });
+    return inserted;
+  }
+  if (request.deadline != absl::InfiniteFuture()) {
+    ArmDeadline(task_id, request.deadline);
+  }
+  TaskEntry::Lock run(entry.get());  // issues the create, unless someone already did
   return absl::OkStatus();
 }
 
+void TaskManager::OnCreated(const EntryPtr& entry, absl::Status status,
+                            std::shared_ptr<TaskSubscriber> subscriber, Message message,
+                            std::shared_ptr<TaskSubscriber> push_watch) {
+  if (!status.ok()) {
+    A2AMESH_LOG(Error, "task not stored; refused").With("task", entry->id).With("error", status);
+    std::string agent_id;
+    std::string parent_id;
+    std::shared_ptr<TaskRunner> runner;
+    {
+      absl::MutexLock lock(&entry->mu);
+      agent_id = entry->info.agent_id();
+      parent_id = entry->info.parent_task_id();
+      runner = std::move(entry->runner);
+    }
+    Remove(entry->id, agent_id, parent_id);
+    runner.reset();
+    if (subscriber != nullptr) {
+      subscriber->OnError(absl::UnavailableError(
+          absl::StrCat("the task could not be stored: ", status.message())));
+    }
+    return;
+  }
+  TaskEntry::Lock lock(entry.get());
+  options_.telemetry->TaskCreated(entry->info.skill());
+  if (push_watch != nullptr) {
+    entry->log.Attach(std::move(push_watch), entry->task, /*until_terminal=*/true);
+  }
+  if (subscriber != nullptr) {
+    entry->log.Attach(std::move(subscriber), entry->task, /*until_terminal=*/false);
+  }
+  CollectLocked(entry);
+  if (entry->runner != nullptr) {
+    AssignLocked(entry, message, /*resumed=*/false);
+  }
+}
+
 absl::Status TaskManager::Host(HostedTask hosted, std::shared_ptr<TaskSubscriber> subscriber) {
-  const std::string task_id = hosted.task.id();
   const std::string agent_id = hosted.info.agent_id();
-  auto entry = std::make_shared<Entry>();
+  auto entry = std::make_shared<HostedTurn>(hosted.task.id());
+  absl::Time deadline = absl::InfiniteFuture();
   {
     absl::MutexLock lock(&entry->mu);
     entry->task = std::move(hosted.task);
     entry->info = std::move(hosted.info);
     entry->runner = std::move(hosted.runner);
-    entry->hosted = true;
-    // Only new events: the owner already has the task.
-    entry->subscribers.push_back(Subscription{std::move(subscriber), entry->next_seq});
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    if (shutting_down_) {
-      return absl::UnavailableError("the node is shutting down");
-    }
-    if (active_.contains(task_id)) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("a turn of task ", task_id, " is already running on this node"));
-    }
-    active_[task_id] = entry;
-    by_agent_[agent_id].insert(task_id);
-  }
-  absl::Time deadline = absl::InfiniteFuture();
-  {
-    absl::MutexLock lock(&entry->mu);
     if (entry->info.deadline_unix_ms() > 0) {
       deadline = absl::FromUnixMillis(entry->info.deadline_unix_ms());
     }
-    entry->runner->Assign(AssignmentLocked(*entry, hosted.message, /*resumed=*/false));
+  }
+  if (absl::Status inserted = Insert(entry, agent_id, ""); !inserted.ok()) {
+    std::shared_ptr<TaskRunner> runner;
+    {
+      absl::MutexLock lock(&entry->mu);
+      runner = std::move(entry->runner);
+    }
+    return inserted;
+  }
+  {
+    TaskEntry::Lock lock(entry.get());
+    entry->log.Follow(std::move(subscriber));  // the owner already has the task
+    CollectLocked(entry);
+    AssignLocked(entry, hosted.message, /*resumed=*/false);
   }
   if (deadline != absl::InfiniteFuture()) {
-    ArmDeadline(task_id, deadline);
+    ArmDeadline(entry->id, deadline);
   }
   return absl::OkStatus();
 }
@@ -517,7 +482,7 @@ absl::Status TaskManager::ApplyRunnerEvent(const TaskRunner* runner, const std::
   if (entry == nullptr) {
     return absl::NotFoundError(absl::StrCat("task ", task_id, " is not active on this node"));
   }
-  absl::MutexLock lock(&entry->mu);
+  TaskEntry::Lock lock(entry.get());
   if (entry->runner.get() != runner) {
     // `runner` may be gone: compare it, never use it.
     return absl::FailedPreconditionError(
@@ -525,7 +490,7 @@ absl::Status TaskManager::ApplyRunnerEvent(const TaskRunner* runner, const std::
   }
   A2AMESH_RETURN_IF_ERROR(NormalizeAgentEvent(entry->task, clock_.Now(), &event));
   NoteAgentEventLocked(*entry);
-  AppendLocked(entry, std::move(event), nullptr);
+  AppendLocked(entry, std::move(event));
   return absl::OkStatus();
 }
 
@@ -555,7 +520,7 @@ void TaskManager::RunnerFailed(const TaskRunner* runner, const std::string& task
   if (entry == nullptr) {
     return;
   }
-  absl::MutexLock lock(&entry->mu);
+  TaskEntry::Lock lock(entry.get());
   if (entry->runner.get() == runner) {
     FailLocked(entry, reason);
   }
@@ -590,7 +555,7 @@ void TaskManager::CancelActive(const std::string& task_id, const std::string& re
   if (entry == nullptr) {
     return;
   }
-  absl::MutexLock lock(&entry->mu);
+  TaskEntry::Lock lock(entry.get());
   if (!IsTerminalState(entry->task.status().state())) {
     CancelLocked(entry, reason, nullptr);
   }
@@ -607,7 +572,7 @@ void TaskManager::FailIfActive(const std::string& task_id, const std::string& re
   if (entry == nullptr) {
     return;
   }
-  absl::MutexLock lock(&entry->mu);
+  TaskEntry::Lock lock(entry.get());
   FailLocked(entry, reason);
 }
 
@@ -622,7 +587,7 @@ absl::Status TaskManager::Continue(const lf::a2a::v1::SendMessageRequest& reques
         absl::StrCat("task ", task_id, " is already ", StateName(ended.task.status().state()),
                      " and takes no more messages"));
   }
-  absl::MutexLock lock(&entry->mu);
+  TaskEntry::Lock lock(entry.get());
   if (IsTerminalState(entry->task.status().state())) {
     return MakeA2aError(
         A2aError::kUnsupportedOperation,
@@ -642,6 +607,7 @@ absl::Status TaskManager::Continue(const lf::a2a::v1::SendMessageRequest& reques
                                                ", is reconnecting; retry shortly"));
   }
   if (entry->runner == nullptr) {
+    // The catalog's lock is a leaf: taking it here is safe.
     absl::StatusOr<std::unique_ptr<TaskRunner>> runner = runners_.Rebind(entry->info.agent_id());
     if (!runner.ok()) {
       return absl::UnavailableError(absl::StrCat(
@@ -656,7 +622,7 @@ absl::Status TaskManager::Continue(const lf::a2a::v1::SendMessageRequest& reques
   Message assigned = *message;
   AppendLocked(entry, std::move(event),
                [this, entry, subscriber = std::move(subscriber),
-                assigned = std::move(assigned)](absl::Status status) {
+                assigned = std::move(assigned)](absl::Status status) mutable {
                  if (!status.ok()) {
                    if (subscriber != nullptr) {
                      subscriber->OnError(absl::UnavailableError(
@@ -664,12 +630,13 @@ absl::Status TaskManager::Continue(const lf::a2a::v1::SendMessageRequest& reques
                    }
                    return;
                  }
-                 absl::MutexLock lock(&entry->mu);
+                 TaskEntry::Lock lock(entry.get());
                  if (subscriber != nullptr) {
-                   AttachLocked(*entry, subscriber);
+                   entry->log.Attach(std::move(subscriber), entry->task, false);
+                   CollectLocked(entry);
                  }
                  if (entry->runner != nullptr && !IsTerminalState(entry->task.status().state())) {
-                   entry->runner->Assign(AssignmentLocked(*entry, assigned, /*resumed=*/false));
+                   AssignLocked(entry, assigned, /*resumed=*/false);
                  }
                });
   return absl::OkStatus();
@@ -681,7 +648,7 @@ absl::Status TaskManager::ApplyAgentEvent(const std::vector<std::string>& agent_
   if (entry == nullptr) {
     return absl::NotFoundError(absl::StrCat("task ", task_id, " is not running on this node"));
   }
-  absl::MutexLock lock(&entry->mu);
+  TaskEntry::Lock lock(entry.get());
   const std::string& agent_id = entry->info.agent_id();
   if (std::find(agent_ids.begin(), agent_ids.end(), agent_id) == agent_ids.end()) {
     return absl::PermissionDeniedError(absl::StrCat("task ", task_id, " belongs to agent ",
@@ -698,7 +665,7 @@ absl::Status TaskManager::ApplyAgentEvent(const std::vector<std::string>& agent_
         .With("reason", why.parts_size() > 0 ? why.parts(0).text() : "");
   }
   NoteAgentEventLocked(*entry);
-  AppendLocked(entry, std::move(event), nullptr);
+  AppendLocked(entry, std::move(event));
   return absl::OkStatus();
 }
 
@@ -717,12 +684,16 @@ void TaskManager::Cancel(const std::string& task_id, const std::string& reason,
                      "; it cannot be canceled")));
     return;
   }
-  absl::MutexLock lock(&entry->mu);
+  TaskEntry::Lock lock(entry.get());
   TaskState state = entry->task.status().state();
   if (IsTerminalState(state)) {
-    done(MakeA2aError(A2aError::kTaskNotCancelable,
-                      absl::StrCat("task ", task_id, " is already ", StateName(state),
-                                   "; it cannot be canceled")));
+    entry->effects.Add([done = std::move(done),
+                        error = MakeA2aError(A2aError::kTaskNotCancelable,
+                                             absl::StrCat("task ", task_id, " is already ",
+                                                          StateName(state),
+                                                          "; it cannot be canceled"))]() mutable {
+      done(std::move(error));
+    });
     return;
   }
   // The reply waits for the store, like every answer that ends a task.
@@ -738,14 +709,18 @@ void TaskManager::Cancel(const std::string& task_id, const std::string& reason,
 
 void TaskManager::CancelLocked(const EntryPtr& entry, const std::string& reason,
                                DurableCallback on_stored) {
-  const std::string& task_id = entry->task.id();
   if (entry->runner != nullptr) {
-    entry->runner->Cancel(task_id, reason);
-  } else if (absl::StatusOr<std::unique_ptr<TaskRunner>> runner =
-                 runners_.Rebind(entry->info.agent_id());
-             runner.ok()) {
+    entry->effects.Add([runner = entry->runner, id = entry->id, reason] {
+      runner->Cancel(id, reason);
+    });
+  } else {
     // The agent holds no slot for it (waiting for input) but may keep state.
-    (*runner)->Cancel(task_id, reason);
+    entry->effects.Add([this, agent_id = entry->info.agent_id(), id = entry->id, reason] {
+      if (absl::StatusOr<std::unique_ptr<TaskRunner>> runner = runners_.Rebind(agent_id);
+          runner.ok()) {
+        (*runner)->Cancel(id, reason);
+      }
+    });
   }
   entry->orphaned = false;
   AppendLocked(entry, StatusEventLocked(*entry, lf::a2a::v1::TASK_STATE_CANCELED, reason),
@@ -770,10 +745,11 @@ absl::Status TaskManager::Attach(const std::string& task_id,
     A2AMESH_ASSIGN_OR_RETURN(TaskRecord ended, LoadEnded(task_id));
     state = ended.task.status().state();
   } else {
-    absl::MutexLock lock(&entry->mu);
+    TaskEntry::Lock lock(entry.get());
     state = entry->task.status().state();
     if (!IsTerminalState(state)) {
-      AttachLocked(*entry, std::move(subscriber), until_terminal);
+      entry->log.Attach(std::move(subscriber), entry->task, until_terminal);
+      CollectLocked(entry);
       return absl::OkStatus();
     }
   }
@@ -787,22 +763,9 @@ void TaskManager::Unsubscribe(const std::string& task_id, const TaskSubscriber* 
   if (entry == nullptr) {
     return;
   }
+  std::shared_ptr<TaskSubscriber> detached;  // released after the lock
   absl::MutexLock lock(&entry->mu);
-  auto& subs = entry->subscribers;
-  subs.erase(std::remove_if(
-                 subs.begin(), subs.end(),
-                 [subscriber](const Subscription& s) { return s.subscriber.get() == subscriber; }),
-             subs.end());
-}
-
-bool TaskManager::HasUnstoredFinalEvent(const EntryPtr& entry) {
-  absl::MutexLock lock(&entry->mu);
-  for (const PendingEvent& pending : entry->pending) {
-    if (!pending.ready) {
-      return true;
-    }
-  }
-  return false;
+  detached = entry->log.Detach(subscriber);
 }
 
 absl::StatusOr<Task> TaskManager::Get(const std::string& task_id) {
@@ -813,8 +776,13 @@ absl::StatusOr<Task> TaskManager::Get(const std::string& task_id) {
 absl::StatusOr<TaskRecord> TaskManager::GetRecord(const std::string& task_id) {
   EntryPtr entry = Find(task_id);
   if (entry != nullptr) {
+    bool unstored;
+    {
+      absl::MutexLock lock(&entry->mu);
+      unstored = entry->log.waiting_for_store();
+    }
     // Never show a final state before it is stored (a crash could undo it).
-    if (HasUnstoredFinalEvent(entry)) {
+    if (unstored) {
       store_.Flush();
     }
     absl::MutexLock lock(&entry->mu);
@@ -855,13 +823,15 @@ void TaskManager::FailLocked(const EntryPtr& entry, const std::string& reason) {
     return;
   }
   A2AMESH_LOG(Warning, "task failed")
-      .With("task", entry->task.id())
+      .With("task", entry->id)
       .With("agent", entry->info.agent_id())
       .With("reason", reason);
   if (entry->runner != nullptr) {
-    entry->runner->Cancel(entry->task.id(), reason);
+    entry->effects.Add([runner = entry->runner, id = entry->id, reason] {
+      runner->Cancel(id, reason);
+    });
   }
-  AppendLocked(entry, StatusEventLocked(*entry, lf::a2a::v1::TASK_STATE_FAILED, reason), nullptr);
+  AppendLocked(entry, StatusEventLocked(*entry, lf::a2a::v1::TASK_STATE_FAILED, reason));
 }
 
 void TaskManager::FailHosted(const std::string& reason) {
@@ -869,79 +839,19 @@ void TaskManager::FailHosted(const std::string& reason) {
   {
     absl::MutexLock lock(&mu_);
     for (const auto& [id, entry] : active_) {
-      entries.push_back(entry);
+      if (entry->hosted()) {
+        entries.push_back(entry);
+      }
     }
   }
   for (const EntryPtr& entry : entries) {
-    absl::MutexLock lock(&entry->mu);
-    if (entry->hosted) {
-      FailLocked(entry, reason);
-    }
+    TaskEntry::Lock lock(entry.get());
+    FailLocked(entry, reason);
   }
 }
 
-void TaskManager::AgentConnected(const std::string& agent_id) {
-  std::vector<EntryPtr> entries;
-  {
-    absl::MutexLock lock(&mu_);
-    ++agent_generation_[agent_id];
-    entries = EntriesOfLocked(agent_id);
-  }
-  int resumed = 0;
-  for (const EntryPtr& entry : entries) {
-    absl::MutexLock lock(&entry->mu);
-    if (!entry->orphaned) {
-      continue;
-    }
-    absl::StatusOr<std::unique_ptr<TaskRunner>> runner = runners_.Rebind(agent_id);
-    if (!runner.ok()) {
-      continue;  // gone again; its next AgentDisconnected re-arms the grace timer
-    }
-    entry->runner = std::move(runner).value();
-    entry->orphaned = false;
-    const Message* message = LastUserMessage(entry->task);
-    entry->runner->Assign(
-        AssignmentLocked(*entry, message != nullptr ? *message : Message(), /*resumed=*/true));
-    ++resumed;
-  }
-  if (resumed > 0) {
-    A2AMESH_LOG(Info, "tasks resumed").With("agent", agent_id).With("tasks", resumed);
-  }
-}
-
-void TaskManager::AgentDisconnected(const std::string& agent_id, const std::string& reason) {
-  std::vector<EntryPtr> entries;
-  uint64_t generation;
-  {
-    absl::MutexLock lock(&mu_);
-    generation = ++agent_generation_[agent_id];
-    entries = EntriesOfLocked(agent_id);
-  }
-  int orphaned = 0;
-  for (const EntryPtr& entry : entries) {
-    absl::MutexLock lock(&entry->mu);
-    if (entry->runner == nullptr || IsTerminalState(entry->task.status().state())) {
-      continue;  // waiting for its client, or done
-    }
-    entry->runner.reset();
-    entry->orphaned = true;
-    ++orphaned;
-  }
-  if (orphaned == 0) {
-    return;
-  }
-  A2AMESH_LOG(Warning, "agent gone with tasks in flight")
-      .With("agent", agent_id)
-      .With("tasks", orphaned)
-      .With("grace", options_.agent_grace)
-      .With("reason", reason);
-  ArmGrace(
-      agent_id, generation, options_.agent_grace,
-      absl::StrCat("agent ", agent_id, " disconnected (", reason, ") and did not come back within ",
-                   absl::FormatDuration(options_.agent_grace)));
-}
-
-std::vector<TaskManager::EntryPtr> TaskManager::EntriesOfLocked(const std::string& agent_id) {
+std::vector<TaskManager::EntryPtr> TaskManager::EntriesOf(const std::string& agent_id) const {
+  absl::MutexLock lock(&mu_);
   std::vector<EntryPtr> entries;
   auto it = by_agent_.find(agent_id);
   if (it != by_agent_.end()) {
@@ -952,26 +862,59 @@ std::vector<TaskManager::EntryPtr> TaskManager::EntriesOfLocked(const std::strin
   return entries;
 }
 
-void TaskManager::ArmGrace(const std::string& agent_id, uint64_t generation, absl::Duration grace,
-                           std::string reason) {
-  timers_.RunAfter(
-      grace, weak_self_.Bind([agent_id, generation, reason = std::move(reason)](TaskManager& self) {
-        self.FailOrphans(agent_id, generation, reason);
-      }));
+void TaskManager::AgentConnected(const std::string& agent_id) {
+  orphans_.Connected(agent_id);
+  int resumed = 0;
+  for (const EntryPtr& entry : EntriesOf(agent_id)) {
+    TaskEntry::Lock lock(entry.get());
+    if (!entry->orphaned) {
+      continue;
+    }
+    absl::StatusOr<std::unique_ptr<TaskRunner>> runner = runners_.Rebind(agent_id);
+    if (!runner.ok()) {
+      continue;  // gone again; its next AgentDisconnected re-arms the grace timer
+    }
+    entry->runner = std::move(runner).value();
+    entry->orphaned = false;
+    const Message* message = LastUserMessage(entry->task);
+    AssignLocked(entry, message != nullptr ? *message : Message(), /*resumed=*/true);
+    ++resumed;
+  }
+  if (resumed > 0) {
+    A2AMESH_LOG(Info, "tasks resumed").With("agent", agent_id).With("tasks", resumed);
+  }
 }
 
-void TaskManager::FailOrphans(const std::string& agent_id, uint64_t generation,
-                              const std::string& reason) {
-  std::vector<EntryPtr> entries;
-  {
-    absl::MutexLock lock(&mu_);
-    if (agent_generation_[agent_id] != generation) {
-      return;  // the agent came back (and maybe left again) since
-    }
-    entries = EntriesOfLocked(agent_id);
-  }
+void TaskManager::AgentDisconnected(const std::string& agent_id, const std::string& reason) {
+  orphans_.Disconnected(agent_id);
+  std::vector<EntryPtr> entries = EntriesOf(agent_id);
+  int orphaned = 0;
   for (const EntryPtr& entry : entries) {
-    absl::MutexLock lock(&entry->mu);
+    TaskEntry::Lock lock(entry.get());
+    if (entry->runner == nullptr || IsTerminalState(entry->task.status().state())) {
+      continue;  // waiting for its client, or done
+    }
+    ReleaseRunnerLocked(entry);
+    entry->orphaned = true;
+    ++orphaned;
+  }
+  if (orphaned == 0) {
+    return;
+  }
+  orphans_.Arm(agent_id, options_.agent_grace,
+               absl::StrCat("agent ", agent_id, " disconnected (", reason,
+                            ") and did not come back within ",
+                            absl::FormatDuration(options_.agent_grace)));
+  A2AMESH_LOG(Warning, "agent gone with tasks in flight")
+      .With("agent", agent_id)
+      .With("tasks", orphaned)
+      .With("grace", options_.agent_grace)
+      .With("reason", reason);
+}
+
+void TaskManager::FailOrphans(const std::string& agent_id, const std::string& reason) {
+  for (const EntryPtr& entry : EntriesOf(agent_id)) {
+    TaskEntry::Lock lock(entry.get());
     if (entry->orphaned) {
       entry->orphaned = false;
       FailLocked(entry, reason);
@@ -980,44 +923,27 @@ void TaskManager::FailOrphans(const std::string& agent_id, uint64_t generation,
 }
 
 absl::Status TaskManager::Recover() {
-  A2AMESH_ASSIGN_OR_RETURN(std::vector<StoredTask> stored, store_.LoadUnfinished());
+  A2AMESH_ASSIGN_OR_RETURN(std::vector<RecoveredTask> recovered, LoadUnfinishedTasks(store_));
   absl::flat_hash_map<std::string, int> waiting;  // agent -> orphaned tasks
   int interrupted = 0;
-  for (StoredTask& s : stored) {
-    auto entry = std::make_shared<Entry>();
-    std::string task_id = s.snapshot.id();
-    std::string agent_id = s.info.agent_id();
-    {
-      absl::MutexLock lock(&entry->mu);
-      A2AMESH_ASSIGN_OR_RETURN(entry->task, Materialize(s));
-      entry->info = std::move(s.info);
-      entry->next_seq = s.last_seq + 1;
-      if (IsInterruptedState(entry->task.status().state())) {
-        ++interrupted;
-      } else {
-        entry->orphaned = true;
-        ++waiting[agent_id];
-      }
+  for (RecoveredTask& task : recovered) {
+    if (task.waits_for_agent) {
+      ++waiting[task.agent_id];
+    } else {
+      ++interrupted;
     }
-    absl::MutexLock lock(&mu_);
-    active_[task_id] = entry;
-    by_agent_[agent_id].insert(task_id);
+    A2AMESH_RETURN_IF_ERROR(Insert(task.entry, task.agent_id, ""));
   }
   for (const auto& [agent_id, count] : waiting) {
-    uint64_t generation;
-    {
-      absl::MutexLock lock(&mu_);
-      generation = agent_generation_[agent_id];
-    }
-    ArmGrace(
-        agent_id, generation, options_.recovery_grace,
+    orphans_.Arm(
+        agent_id, options_.recovery_grace,
         absl::StrCat("the node restarted and agent ", agent_id, " did not register again within ",
                      absl::FormatDuration(options_.recovery_grace)));
   }
-  if (!stored.empty()) {
+  if (!recovered.empty()) {
     A2AMESH_LOG(Info, "tasks recovered")
-        .With("tasks", stored.size())
-        .With("waiting_for_agents", stored.size() - interrupted)
+        .With("tasks", recovered.size())
+        .With("waiting_for_agents", recovered.size() - interrupted)
         .With("waiting_for_clients", interrupted)
         .With("grace", options_.recovery_grace);
   }

@@ -2,7 +2,6 @@
 #define A2AMESH_TASKS_TASK_MANAGER_H_
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -23,19 +22,23 @@
 #include "core/telemetry.h"
 #include "core/weak_self.h"
 #include "lf/a2a/v1/a2a.pb.h"
+#include "tasks/orphan_timers.h"
+#include "tasks/task_entry.h"
+#include "tasks/task_subscriber.h"
 
 namespace a2amesh::tasks {
 
-// Where a task runs: an agent on this node (later, also a peer node). The router
-// creates one when it picks an agent; while it exists it holds one slot of that
-// agent's max_concurrency, and destroying it releases the slot.
-// Implementations are thread-safe; Assign and Cancel never block.
+// Where a task runs: an agent on this node, or on another node through a
+// handoff. The router creates one when it picks an agent; while it exists it
+// holds one slot of that agent's max_concurrency, and destroying it releases
+// the slot. The task manager calls it, and lets it go, only with no lock of its
+// own held. Implementations are thread-safe; Assign and Cancel never block.
 class TaskRunner {
  public:
   virtual ~TaskRunner() = default;
   virtual const std::string& agent_id() const = 0;
   // Hands a task (new, a follow-up message, or resumed) to the agent.
-  virtual void Assign(const v1::TaskAssignment& assignment) = 0;
+  virtual void Assign(v1::TaskAssignment assignment) = 0;
   // Tells the agent to stop working on `task_id`.
   virtual void Cancel(const std::string& task_id, const std::string& reason) = 0;
 };
@@ -48,20 +51,6 @@ class RunnerFactory {
   // A runner for the connected agent `agent_id`, regardless of its load (the task
   // is already that agent's). UNAVAILABLE if the agent is not connected.
   virtual absl::StatusOr<std::unique_ptr<TaskRunner>> Rebind(const std::string& agent_id) = 0;
-};
-
-// Receives a task's events in order. The first event of every subscription is the
-// Task as it stands; then status updates, artifact updates and agent messages.
-class TaskSubscriber {
- public:
-  virtual ~TaskSubscriber() = default;
-  // Called with the task's lock held, one event at a time, in sequence order:
-  // must not block and must not call back into the TaskManager. `task` is the
-  // task with this event applied.
-  virtual void OnEvent(const lf::a2a::v1::StreamResponse& event, const lf::a2a::v1::Task& task) = 0;
-  // The subscription ends without a final event: the task could not be stored,
-  // or the node is shutting down. Called without locks held.
-  virtual void OnError(const absl::Status& status) = 0;
 };
 
 // A new task, routed: the request that creates it and where it runs.
@@ -135,7 +124,15 @@ struct TaskList {
 // Tasks that are not terminal live in memory (and in the store); terminal ones
 // only in the store. A task is stored before anyone learns its id, and an event
 // that ends a task or a stream (terminal or interrupted state) is stored before
-// any subscriber sees it, so what a client was told survives a crash.
+// any subscriber sees it, so what a client was told survives a crash. Other
+// events ride along with the next group commit; nobody waits for them.
+//
+// One owner per task at a time: a change to a task is made under its lock by
+// the thread that brings it (a gRPC reaction, the store's writer, a timer), and
+// its effects (store writes, deliveries to subscribers, calls to the runner,
+// callbacks) run after the lock is released, in the order they were decided,
+// on that same thread unless another is already running them (TaskEntry,
+// EffectQueue). docs/architecture.md draws it.
 //
 // Thread-safe. Methods marked "may block" read the store; call them from an
 // Executor, never from a gRPC reactor. The others never block.
@@ -202,7 +199,7 @@ class TaskManager {
 
   // Cancels a task: it becomes CANCELED, its agent is told, and `done` gets the
   // task once that is stored. TaskNotFound, or TaskNotCancelable for a task that
-  // already ended. May block.
+  // already ended. `done` runs without locks held. May block.
   void Cancel(const std::string& task_id, const std::string& reason,
               absl::AnyInvocable<void(absl::StatusOr<lf::a2a::v1::Task>)> done);
 
@@ -213,7 +210,8 @@ class TaskManager {
   // or auth required) and ends only when the task is terminal: for watchers
   // of the whole task, such as push notifications. May block.
   absl::Status Watch(const std::string& task_id, std::shared_ptr<TaskSubscriber> subscriber);
-  // Ends a subscription; no event reaches `subscriber` after this returns.
+  // Ends a subscription. An event already on its way may still reach
+  // `subscriber` (it is held by shared_ptr until then); no later one does.
   void Unsubscribe(const std::string& task_id, const TaskSubscriber* subscriber);
 
   // The task as it stands, as far as it is stored: a final state shows once it
@@ -247,56 +245,41 @@ class TaskManager {
   std::map<std::string, int64_t> active_by_state() const;
 
  private:
-  struct Subscription {
-    std::shared_ptr<TaskSubscriber> subscriber;
-    int64_t from_seq;
-    // Kept past interrupted states, until the task is terminal (Watch).
-    bool until_terminal = false;
-  };
-  struct PendingEvent {
-    int64_t seq;
-    lf::a2a::v1::StreamResponse event;
-    bool ready;  // false until stored, for events that must be durable first
-  };
-  struct Entry {
-    absl::Mutex mu;
-    lf::a2a::v1::Task task ABSL_GUARDED_BY(mu);
-    v1::TaskInfo info ABSL_GUARDED_BY(mu);
-    int64_t next_seq ABSL_GUARDED_BY(mu) = 1;
-    std::unique_ptr<TaskRunner> runner ABSL_GUARDED_BY(mu);
-    std::vector<Subscription> subscribers ABSL_GUARDED_BY(mu);
-    std::deque<PendingEvent> pending ABSL_GUARDED_BY(mu);
-    // Running when its agent went away; waits for the agent to come back.
-    bool orphaned ABSL_GUARDED_BY(mu) = false;
-    // A turn of another node's task (see Host): never stored.
-    bool hosted ABSL_GUARDED_BY(mu) = false;
-    // An agent has sent an event for it (telemetry: time to first event).
-    bool answered ABSL_GUARDED_BY(mu) = false;
-  };
-  using EntryPtr = std::shared_ptr<Entry>;
-  using DurableCallback = absl::AnyInvocable<void(absl::Status)>;
+  using EntryPtr = std::shared_ptr<TaskEntry>;
+  // Runs as an effect once an event is stored (at once if it is not stored).
+  using DurableCallback = absl::AnyInvocable<void(absl::Status) &&>;
 
   EntryPtr Find(const std::string& task_id) const;
-  // Whether the entry has a final event (or client message) not yet stored.
-  static bool HasUnstoredFinalEvent(const EntryPtr& entry);
+  // Puts a new entry in the index; UNAVAILABLE once shutting down.
+  absl::Status Insert(const EntryPtr& entry, const std::string& agent_id,
+                      const std::string& parent_task_id);
   // A task that is not in memory, hence terminal, from the store; TaskNotFound
   // if the store does not have it either. May block.
   absl::StatusOr<TaskRecord> LoadEnded(const std::string& task_id);
 
-  // Logs `event` as the task's next event, stores it, and publishes it (now, or
-  // once stored if it must be durable first). `on_stored` runs after the store
-  // write, without locks.
+  // Applies `event` to the task, logs it, and queues its store write and its
+  // deliveries. `on_stored` runs once the event is stored (at once if it need
+  // not wait for the store).
   void AppendLocked(const EntryPtr& entry, lf::a2a::v1::StreamResponse event,
-                    DurableCallback on_stored) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
-  void OnStored(const EntryPtr& entry, int64_t seq, absl::Status status, DurableCallback on_stored);
-  void PublishReadyLocked(Entry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
+                    DurableCallback on_stored = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
+  // Event `seq` of the task is stored (or failed to be).
+  void OnStored(const EntryPtr& entry, int64_t seq, absl::Status status,
+                DurableCallback on_stored);
+  // The new task is stored (or failed to be).
+  void OnCreated(const EntryPtr& entry, absl::Status status,
+                 std::shared_ptr<TaskSubscriber> subscriber, lf::a2a::v1::Message message,
+                 std::shared_ptr<TaskSubscriber> push_watch);
+  // Queues what the log can deliver now, and the task's removal from memory
+  // once it is over and nothing is left to deliver.
+  void CollectLocked(const EntryPtr& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
+  // Queues `assignment` for the task's runner.
+  void AssignLocked(const EntryPtr& entry, const lf::a2a::v1::Message& message, bool resumed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
+  // Lets go of the task's runner (its slot), outside the lock.
+  void ReleaseRunnerLocked(const EntryPtr& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
   // Sends the Task as it stands to `subscriber` and adds it for later events.
   absl::Status Attach(const std::string& task_id, std::shared_ptr<TaskSubscriber> subscriber,
                       bool until_terminal);
-  void AttachLocked(Entry& entry, std::shared_ptr<TaskSubscriber> subscriber,
-                    bool until_terminal = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
-  v1::TaskAssignment AssignmentLocked(const Entry& entry, const lf::a2a::v1::Message& message,
-                                      bool resumed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
   // Tells the agent (if any can be reached) and logs CANCELED.
   void CancelLocked(const EntryPtr& entry, const std::string& reason, DurableCallback on_stored)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
@@ -308,18 +291,15 @@ class TaskManager {
   // Fails the task with `reason` at `deadline` if it is still running then.
   void ArmDeadline(const std::string& task_id, absl::Time deadline);
   void FailIfActive(const std::string& task_id, const std::string& reason);
-  std::vector<EntryPtr> EntriesOfLocked(const std::string& agent_id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // After `grace`, fails the agent's orphaned tasks with `reason`, unless the
-  // agent connected or disconnected again since `generation`.
-  void ArmGrace(const std::string& agent_id, uint64_t generation, absl::Duration grace,
-                std::string reason);
-  void FailOrphans(const std::string& agent_id, uint64_t generation, const std::string& reason);
+  std::vector<EntryPtr> EntriesOf(const std::string& agent_id) const;
+  // The agent's grace expired: its orphaned tasks fail with `reason`.
+  void FailOrphans(const std::string& agent_id, const std::string& reason);
   // Telemetry for an agent's event, before it is applied.
-  void NoteAgentEventLocked(Entry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
+  void NoteAgentEventLocked(TaskEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
   // How long ago the entry's task was created.
-  absl::Duration AgeLocked(const Entry& entry) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
-  lf::a2a::v1::StreamResponse StatusEventLocked(const Entry& entry, lf::a2a::v1::TaskState state,
+  absl::Duration AgeLocked(const TaskEntry& entry) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
+  lf::a2a::v1::StreamResponse StatusEventLocked(const TaskEntry& entry,
+                                                lf::a2a::v1::TaskState state,
                                                 const std::string& text)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
 
@@ -330,14 +310,14 @@ class TaskManager {
   Clock& clock_;
   // Timer callbacks go through this: they do nothing once we are gone.
   WeakSelf<TaskManager> weak_self_;
+  OrphanTimers orphans_;
 
-  // Lock order: mu_ before any Entry::mu. Entry::mu is never held while taking mu_.
+  // Lock order: mu_ before any TaskEntry::mu; TaskEntry::mu is never held
+  // while taking mu_, and no effect runs while mu_ is held. The catalog's and
+  // the store's locks are leaves below both.
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, EntryPtr> active_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> by_agent_ ABSL_GUARDED_BY(mu_);
-  // Bumped whenever an agent connects or disconnects, so that a grace timer
-  // armed for an earlier disconnect does nothing.
-  absl::flat_hash_map<std::string, uint64_t> agent_generation_ ABSL_GUARDED_BY(mu_);
   // parent task id -> its subtasks that are still active on this node.
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> children_ ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;

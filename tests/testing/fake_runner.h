@@ -54,9 +54,9 @@ class FakeRunner final : public tasks::TaskRunner {
     --agent_->slots_;
   }
   const std::string& agent_id() const override { return agent_->id(); }
-  void Assign(const v1::TaskAssignment& assignment) override {
+  void Assign(v1::TaskAssignment assignment) override {
     absl::MutexLock lock(&agent_->mu_);
-    agent_->assignments_.push_back(assignment);
+    agent_->assignments_.push_back(std::move(assignment));
   }
   void Cancel(const std::string& task_id, const std::string& reason) override {
     absl::MutexLock lock(&agent_->mu_);
@@ -103,10 +103,13 @@ class FakeRunnerFactory final : public tasks::RunnerFactory {
 // Records what a subscription receives. Thread-safe.
 class RecordingSubscriber final : public tasks::TaskSubscriber {
  public:
-  void OnEvent(const lf::a2a::v1::StreamResponse& event, const lf::a2a::v1::Task& task) override {
+  void OnEvent(const tasks::TaskEvent& e) override {
     absl::MutexLock lock(&mu_);
-    events_.push_back(event);
-    last_task_ = task;
+    events_.push_back(e.event);
+    // The task as of the last event that came with it (first and final ones).
+    if (e.task != nullptr) {
+      last_task_ = *e.task;
+    }
   }
   void OnError(const absl::Status& status) override {
     absl::MutexLock lock(&mu_);

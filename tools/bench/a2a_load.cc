@@ -10,6 +10,7 @@
 //   a2a-load --target grpc:127.0.0.1:7400 --skill hold --open-streams 2000 --hold 5s
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -27,9 +28,12 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "boost/asio/connect.hpp"
@@ -66,6 +70,78 @@ struct Config {
   std::string hold = "0s";
   std::string json;
   bool return_immediately = false;
+  // NAME=PID: processes whose CPU time over the measured window is reported
+  // (with "client", this process).
+  std::vector<std::string> cpu_pids;
+};
+
+// CPU seconds (user + system) a process has used so far, from /proc/PID/stat;
+// negative if it cannot be read.
+double ProcessCpuSeconds(const std::string& pid) {
+  std::ifstream in("/proc/" + pid + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The command name (field 2) may hold spaces: count fields after its ')'.
+  size_t close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
+  // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after ')'.
+  int64_t utime = 0, stime = 0;
+  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
+      !absl::SimpleAtoi(fields[12], &stime)) {
+    return -1;
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// The CPU time of named processes over the measured window.
+class CpuMeter {
+ public:
+  explicit CpuMeter(const std::vector<std::string>& specs) {
+    procs_.push_back({"client", "self"});
+    for (const std::string& spec : specs) {
+      std::vector<std::string> parts = absl::StrSplit(spec, absl::MaxSplits('=', 1));
+      if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) {
+        std::fprintf(stderr, "a2a-load: --cpu-pid '%s' is not NAME=PID\n", spec.c_str());
+        std::exit(2);
+      }
+      procs_.push_back({parts[0], parts[1]});
+    }
+  }
+  void Start() {
+    for (Proc& p : procs_) p.start = ProcessCpuSeconds(p.pid);
+  }
+  void Stop() {
+    for (Proc& p : procs_) p.end = ProcessCpuSeconds(p.pid);
+  }
+  // {"client":{"cpu_seconds":..,"cpu_us_per_request":..},...}
+  std::string Json(size_t requests) const {
+    std::vector<std::string> items;
+    for (const Proc& p : procs_) {
+      if (p.start < 0 || p.end < 0) continue;
+      const double used = p.end - p.start;
+      items.push_back(absl::StrFormat("\"%s\":{\"cpu_seconds\":%.3f,\"cpu_us_per_request\":%.2f}",
+                                      p.name, used,
+                                      requests > 0 ? used * 1e6 / static_cast<double>(requests)
+                                                   : 0.0));
+    }
+    return absl::StrCat("{", absl::StrJoin(items, ","), "}");
+  }
+  void Print(size_t requests) const {
+    for (const Proc& p : procs_) {
+      if (p.start < 0 || p.end < 0) continue;
+      std::printf("cpu %-10s %8.3f s  %8.2f us/request\n", p.name.c_str(), p.end - p.start,
+                  requests > 0 ? (p.end - p.start) * 1e6 / static_cast<double>(requests) : 0.0);
+    }
+  }
+
+ private:
+  struct Proc {
+    std::string name;
+    std::string pid;
+    double start = -1;
+    double end = -1;
+  };
+  std::vector<Proc> procs_;
 };
 
 // Latencies and counts, from the end of the warm-up to the end of the run.
@@ -86,7 +162,7 @@ class Stats {
     latencies_us_.push_back(absl::ToDoubleMicroseconds(done - due));
     events_ += events;
   }
-  std::string Report(const Config& config, absl::Duration measured) {
+  std::string Report(const Config& config, absl::Duration measured, const CpuMeter& cpu) {
     std::lock_guard<std::mutex> lock(mu_);
     std::sort(latencies_us_.begin(), latencies_us_.end());
     auto pct = [&](double p) {
@@ -106,15 +182,16 @@ class Stats {
                 absl::StrCat(config.target, " ", config.call).substr(0, 44).c_str(), throughput,
                 static_cast<long long>(errors_), pct(50), pct(90), pct(99), pct(100), mean);
     if (!first_error_.empty()) std::printf("first error: %s\n", first_error_.c_str());
+    cpu.Print(n);
     return absl::StrFormat(
         "{\"target\":\"%s\",\"call\":\"%s\",\"skill\":\"%s\",\"concurrency\":%d,\"rate\":%g,"
         "\"seconds\":%.3f,\"requests\":%d,\"errors\":%lld,\"throughput_rps\":%.1f,"
         "\"events_per_request\":%.2f,\"latency_ms\":{\"p50\":%.4f,\"p90\":%.4f,\"p99\":%.4f,"
-        "\"max\":%.4f,\"mean\":%.4f},\"first_error\":\"%s\"}",
+        "\"max\":%.4f,\"mean\":%.4f},\"cpu\":%s,\"first_error\":\"%s\"}",
         config.target, config.call, config.skill, config.concurrency, config.rate, seconds,
         static_cast<int>(n), static_cast<long long>(errors_), throughput,
         n > 0 ? static_cast<double>(events_) / n : 0.0, pct(50), pct(90), pct(99), pct(100), mean,
-        absl::StrReplaceAll(first_error_, {{"\"", "'"}, {"\\", "/"}}));
+        cpu.Json(n), absl::StrReplaceAll(first_error_, {{"\"", "'"}, {"\\", "/"}}));
   }
 
  private:
@@ -366,13 +443,20 @@ absl::Duration ParseDuration(const std::string& text, const char* flag) {
 
 // Closed loop: `concurrency` calls in flight until the end; each answer sends
 // the next. Open loop: one call every 1/rate seconds, whatever is in flight.
-absl::Duration Run(const Config& config, Caller& caller, Stats& stats) {
+absl::Duration Run(const Config& config, Caller& caller, Stats& stats, CpuMeter& cpu) {
   const absl::Duration warmup = ParseDuration(config.warmup, "--warmup");
   const absl::Duration duration = ParseDuration(config.duration, "--duration");
   const absl::Time start = absl::Now();
   const absl::Time measure_from = start + warmup;
   const absl::Time end = measure_from + duration;
   stats.Start(measure_from);
+  // Samples CPU times at the start and the end of the measured window.
+  std::thread meter([&] {
+    absl::SleepFor(measure_from - absl::Now());
+    cpu.Start();
+    absl::SleepFor(end - absl::Now());
+    cpu.Stop();
+  });
   std::mutex mu;
   std::condition_variable idle;
   int in_flight = 0;
@@ -416,6 +500,8 @@ absl::Duration Run(const Config& config, Caller& caller, Stats& stats) {
   }
   std::unique_lock<std::mutex> lock(mu);
   idle.wait(lock, [&] { return in_flight == 0; });
+  lock.unlock();
+  meter.join();
   return std::min(absl::Now(), end) - measure_from;
 }
 
@@ -509,6 +595,10 @@ int Main(int argc, char** argv) {
   app.add_option("--json", config.json, "also write the result as JSON to this file");
   app.add_flag("--return-immediately", config.return_immediately,
                "answer once the task is accepted (stored), not when it ends");
+  app.add_option("--cpu-pid", config.cpu_pids,
+                 "NAME=PID: also report the CPU time (user + system) this process used over the "
+                 "measured window, in total and per request (repeatable; the client's own is "
+                 "always reported)");
   CLI11_PARSE(app, argc, argv);
 
   std::unique_ptr<Caller> caller;
@@ -525,8 +615,9 @@ int Main(int argc, char** argv) {
     return 2;
   }
   Stats stats;
-  const absl::Duration measured = Run(config, *caller, stats);
-  std::string json = stats.Report(config, measured);
+  CpuMeter cpu(config.cpu_pids);
+  const absl::Duration measured = Run(config, *caller, stats, cpu);
+  std::string json = stats.Report(config, measured, cpu);
   if (!config.json.empty()) std::ofstream(config.json) << json << "\n";
   return 0;
 }

@@ -23,8 +23,25 @@ TEST(IdsTest, UuidsAreVersion4AndUnique) {
   }
 }
 
+TEST(IdsTest, TimeOrderedUuidsAreVersion7UniqueAndSortByTime) {
+  absl::flat_hash_set<std::string> seen;
+  const absl::Time t0 = absl::FromUnixMillis(1764547200000);  // 2025-12-01
+  std::string previous;
+  for (int i = 0; i < 1000; ++i) {
+    std::string id = NewTimeOrderedUuid(t0 + absl::Milliseconds(i));
+    EXPECT_THAT(
+        id, MatchesRegex("[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"));
+    EXPECT_TRUE(seen.insert(id).second) << id;
+    EXPECT_LT(previous, id);  // a later millisecond sorts later, as text too
+    previous = id;
+  }
+  // The first 48 bits are the Unix milliseconds.
+  EXPECT_EQ(NewTimeOrderedUuid(t0).substr(0, 13), "019ad735-8400");
+}
+
 TEST(IdsTest, TaskIdsCarryTheirOwner) {
-  std::string id = MakeTaskId("node-a");
+  std::string id = MakeTaskId("node-a", absl::Now());
+  EXPECT_THAT(id, MatchesRegex("node-a~[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f-]{17}"));
   EXPECT_EQ(TaskIdOwner(id), "node-a");
   EXPECT_EQ(TaskIdOwner("no-owner"), "");
   EXPECT_EQ(TaskIdOwner("~leading"), "");

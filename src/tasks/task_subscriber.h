@@ -1,0 +1,42 @@
+#ifndef A2AMESH_TASKS_TASK_SUBSCRIBER_H_
+#define A2AMESH_TASKS_TASK_SUBSCRIBER_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "lf/a2a/v1/a2a.pb.h"
+
+namespace a2amesh::tasks {
+
+// One event of a task, as a subscriber receives it.
+struct TaskEvent {
+  const lf::a2a::v1::StreamResponse& event;
+  const std::string& task_id;
+  // The task's state with this event applied.
+  lf::a2a::v1::TaskState state;
+  // The whole task with this event applied, where a subscriber may need it:
+  // for the first event of a subscription (the Task itself) and for final
+  // events (a terminal or interrupted state). nullptr for the others.
+  const lf::a2a::v1::Task* task;
+};
+
+// Receives a task's events in order. The first event of every subscription is
+// the Task as it stands; then status updates, artifact updates and agent
+// messages.
+//
+// Events come one at a time, in sequence order, without any lock of the task
+// manager held, on whichever thread applied or stored them. OnEvent must not
+// block; it may call back into the TaskManager (what that changes is
+// delivered after it returns).
+class TaskSubscriber {
+ public:
+  virtual ~TaskSubscriber() = default;
+  virtual void OnEvent(const TaskEvent& event) = 0;
+  // The subscription ends without a final event: the task could not be stored,
+  // or the node is shutting down.
+  virtual void OnError(const absl::Status& status) = 0;
+};
+
+}  // namespace a2amesh::tasks
+
+#endif  // A2AMESH_TASKS_TASK_SUBSCRIBER_H_
