@@ -13,6 +13,7 @@
 #include "core/a2a_error.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "rpc/batching.h"
 #include "rpc/grpc_status.h"
 #include "rpc/write_queue.h"
 #include "tasks/task_state.h"
@@ -281,6 +282,17 @@ void AgentHostService::Session::Handle(v1::AgentToNode& message) {
     case v1::AgentToNode::kCancelDelegation:
       CancelDelegation(message.cancel_delegation().request_id());
       return;
+    case v1::AgentToNode::kBatch:
+      for (v1::AgentToNode& inner : *message.mutable_batch()->mutable_messages()) {
+        if (inner.has_register_() || inner.has_batch()) {
+          Close(rpc::ToGrpcStatus(InvalidFieldError(
+                    "batch.messages", "must not hold a RegisterRequest or another batch")),
+                "it sent a bad batch");
+          return;
+        }
+        Handle(inner);
+      }
+      return;
     default:
       Close(rpc::ToGrpcStatus(InvalidFieldError("msg", "is empty or of an unknown kind")),
             "it sent an unknown message");
@@ -350,9 +362,18 @@ void AgentHostService::Session::Register(const v1::RegisterRequest& request) {
     return;
   }
   registered_ = true;
+  if (request.batches()) {
+    // Several messages that wait for the stream go out as one.
+    writes_.SetCoalesce([](std::deque<v1::NodeToAgent>& queue, v1::NodeToAgent* merged) {
+      return rpc::CoalesceIntoBatch(queue, merged, [](const v1::NodeToAgent& message) {
+        return !message.has_registered() && !message.has_batch();
+      });
+    });
+  }
   v1::NodeToAgent reply;
   auto* registered = reply.mutable_registered();
   registered->set_node_id(service_.options_.node_id);
+  registered->set_batches(true);
   registered->set_lease_ms(
       static_cast<uint32_t>(absl::ToInt64Milliseconds(service_.options_.lease)));
   for (const auto& agent : agents) {

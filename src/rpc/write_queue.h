@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -16,6 +17,10 @@ namespace a2amesh::rpc {
 // the messages queued before Finish are written: every call ends in exactly one
 // Finish, never with a write outstanding.
 //
+// Messages that queue while a write is in flight may be coalesced into one
+// write (SetCoalesce), and writing may be held back while a burst of messages
+// is produced (Hold/Release), so that a burst goes out as one message.
+//
 // Every reactor operation happens under the queue's mutex. That is safe because
 // gRPC never runs reactions inline from StartWrite or Finish; the reactions
 // (OnWriteDone, OnDone) must not hold locks of their own when they call in.
@@ -24,8 +29,29 @@ template <typename Reactor, typename Message>
 class WriteQueue {
  public:
   enum class Result { kQueued, kFull, kClosed };
+  // Merges messages from the front of `queue` (at least two wait) into
+  // `*merged`, removing the ones it takes; returns false to write the front
+  // message alone. Runs under the queue's lock: must not block or call back.
+  using Coalesce = std::function<bool(std::deque<Message>& queue, Message* merged)>;
 
   explicit WriteQueue(size_t max_queued) : max_queued_(max_queued) {}
+
+  void SetCoalesce(Coalesce coalesce) {
+    absl::MutexLock lock(&mu_);
+    coalesce_ = std::move(coalesce);
+  }
+
+  // Holds writes back until the matching Release (holds nest): messages
+  // written meanwhile wait, and may then be coalesced.
+  void Hold() {
+    absl::MutexLock lock(&mu_);
+    ++held_;
+  }
+  void Release() {
+    absl::MutexLock lock(&mu_);
+    --held_;
+    WriteNextLocked();
+  }
 
   // Binds the reactor; writing starts now if messages are waiting.
   void Attach(Reactor* reactor) {
@@ -36,7 +62,11 @@ class WriteQueue {
 
   // Queues `message`. kFull: max_queued are already waiting (nothing queued);
   // kClosed: the call is finishing.
-  Result Write(Message message) {
+  Result Write(Message message) { return Offer(&message); }
+
+  // Like Write, but takes `*message` only if it is queued: on kFull or
+  // kClosed the caller still has it.
+  Result Offer(Message* message) {
     absl::MutexLock lock(&mu_);
     if (finish_requested_) {
       return Result::kClosed;
@@ -44,7 +74,7 @@ class WriteQueue {
     if (queue_.size() >= max_queued_) {
       return Result::kFull;
     }
-    queue_.push_back(std::move(message));
+    queue_.push_back(std::move(*message));
     WriteNextLocked();
     return Result::kQueued;
   }
@@ -64,13 +94,13 @@ class WriteQueue {
     WriteNextLocked();
   }
 
-  // The reactor's OnWriteDone. A failed write means the client is gone: the call
-  // finishes with `status_if_failed`.
+  // The reactor's OnWriteDone. A failed write means the peer is gone: the call
+  // finishes with `status_if_failed`; what is queued stays for Detach.
   void OnWriteDone(bool ok, const grpc::Status& status_if_failed) {
     absl::MutexLock lock(&mu_);
     writing_ = false;
     if (!ok) {
-      queue_.clear();
+      failed_ = true;
       if (!finish_requested_) {
         finish_requested_ = true;
         finish_status_ = status_if_failed;
@@ -80,11 +110,15 @@ class WriteQueue {
   }
 
   // The reactor's OnDone: nothing touches the reactor after this returns.
-  void Detach() {
+  // Returns the messages that were never handed to gRPC (not the one being
+  // written, which may or may not have reached the peer).
+  std::deque<Message> Detach() {
     absl::MutexLock lock(&mu_);
     reactor_ = nullptr;
     finish_requested_ = true;
-    queue_.clear();
+    std::deque<Message> unsent;
+    unsent.swap(queue_);
+    return unsent;
   }
 
   bool finishing() const {
@@ -106,18 +140,20 @@ class WriteQueue {
 
  private:
   void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (writing_ || finished_ || reactor_ == nullptr) {
+    if (writing_ || finished_ || reactor_ == nullptr || held_ > 0) {
       return;
     }
-    if (queue_.empty()) {
+    if (queue_.empty() || failed_) {
       if (finish_requested_) {
         finished_ = true;
         reactor_->Finish(finish_status_);
       }
       return;
     }
-    current_ = std::move(queue_.front());
-    queue_.pop_front();
+    if (queue_.size() < 2 || !coalesce_ || !coalesce_(queue_, &current_)) {
+      current_ = std::move(queue_.front());
+      queue_.pop_front();
+    }
     writing_ = true;
     reactor_->StartWrite(&current_);
   }
@@ -130,6 +166,10 @@ class WriteQueue {
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  int held_ ABSL_GUARDED_BY(mu_) = 0;
+  // A write failed: nothing more is written, the call just finishes.
+  bool failed_ ABSL_GUARDED_BY(mu_) = false;
+  Coalesce coalesce_ ABSL_GUARDED_BY(mu_);
   grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -18,7 +18,9 @@
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "grpcpp/grpcpp.h"
+#include "rpc/batching.h"
 #include "rpc/grpc_status.h"
+#include "rpc/write_queue.h"
 
 namespace a2amesh::sdk {
 
@@ -57,10 +59,12 @@ lf::a2a::v1::Message AgentMessage(absl::string_view text) {
 namespace {
 
 using lf::a2a::v1::StreamResponse;
-using Stream = grpc::ClientReaderWriter<v1::AgentToNode, v1::NodeToAgent>;
 
 // Events kept while the stream is down, at most.
 constexpr size_t kMaxPending = 100000;
+// Messages queued for a stream that is up; past this the node is not reading
+// and messages wait as if the stream were down.
+constexpr size_t kMaxQueued = 100000;
 
 bool IsPermanent(absl::StatusCode code) {
   return code == absl::StatusCode::kInvalidArgument ||
@@ -143,12 +147,14 @@ class AgentImpl;
 
 class TaskContextImpl final : public TaskContext {
  public:
+  // `on_reactor`: the handler runs inline on a gRPC thread and must not wait.
   TaskContextImpl(AgentImpl& agent, std::string node_id, v1::TaskAssignment assignment,
-                  std::shared_ptr<TaskRun> run)
+                  std::shared_ptr<TaskRun> run, bool on_reactor)
       : agent_(agent),
         node_id_(std::move(node_id)),
         assignment_(std::move(assignment)),
-        run_(std::move(run)) {}
+        run_(std::move(run)),
+        on_reactor_(on_reactor) {}
 
   const std::string& agent_id() const override { return assignment_.agent_id(); }
   const std::string& node_id() const override { return node_id_; }
@@ -226,6 +232,9 @@ class TaskContextImpl final : public TaskContext {
   }
   bool WaitForCancel(absl::Duration timeout) override {
     absl::MutexLock lock(&run_->mu);
+    if (on_reactor_) {
+      return run_->cancelled;  // an inline handler never waits
+    }
     auto is_cancelled = [this]()
                             ABSL_EXCLUSIVE_LOCKS_REQUIRED(run_->mu) { return run_->cancelled; };
     run_->mu.AwaitWithTimeout(absl::Condition(&is_cancelled), timeout);
@@ -252,6 +261,35 @@ class TaskContextImpl final : public TaskContext {
   const std::string node_id_;
   const v1::TaskAssignment assignment_;
   const std::shared_ptr<TaskRun> run_;
+  const bool on_reactor_;
+};
+
+// One AgentHost.Connect call on the gRPC callback API; deletes itself in
+// OnDone. Writes go through a WriteQueue (never blocking), coalesced into
+// batches once the node said it reads them.
+class Connection final : public grpc::ClientBidiReactor<v1::AgentToNode, v1::NodeToAgent> {
+ public:
+  using Writes = rpc::WriteQueue<Connection, v1::AgentToNode>;
+
+  explicit Connection(AgentImpl& agent) : agent_(agent), writes_(kMaxQueued) {}
+
+  // Starts the call; `hello` (the registration) is its first message.
+  void Begin(v1::AgentHost::Stub& stub, v1::AgentToNode hello);
+  Writes& writes() { return writes_; }
+  grpc::ClientContext& context() { return context_; }
+
+  // What WriteQueue calls.
+  void Finish(const grpc::Status&) { StartWritesDone(); }
+
+  void OnReadDone(bool ok) override;
+  void OnWriteDone(bool ok) override { writes_.OnWriteDone(ok, grpc::Status::OK); }
+  void OnDone(const grpc::Status& status) override;
+
+ private:
+  AgentImpl& agent_;
+  grpc::ClientContext context_;
+  v1::NodeToAgent in_;
+  Writes writes_;
 };
 
 class AgentImpl final : public Agent {
@@ -277,25 +315,32 @@ class AgentImpl final : public Agent {
     return heartbeat_acks_.load(std::memory_order_relaxed);
   }
 
-  // Sends now if the stream is up, else keeps it for after the reconnect.
+  // Queues `message` on the stream if it is up and registered, else keeps it
+  // for after the reconnect. Never blocks.
   void Write(v1::AgentToNode message);
 
   // Subtasks being waited for, by request id.
   void AddDelegation(const std::string& request_id, std::shared_ptr<Delegation> delegation);
   void RemoveDelegation(const std::string& request_id);
 
+  // From the connection's reactions (a gRPC thread).
+  void OnMessage(Connection* connection, v1::NodeToAgent& message);
+  void OnConnectionDone(Connection* connection, const grpc::Status& status,
+                        std::deque<v1::AgentToNode> unsent);
+
  private:
-  void ConnectionLoop();
-  // Runs one stream until it breaks. Returns false if the agent should stop
+  // Connects, heartbeats while connected, reconnects with backoff.
+  void ControlLoop();
+  // Runs one stream until it ends. Returns false if the agent should stop
   // trying (it is stopping, or the node refused it for good).
   bool RunStream(absl::Duration* backoff);
-  void HeartbeatLoop();
+  void OnRegistered(Connection* connection, const v1::Registered& registered);
+  void Handle(Connection* connection, v1::NodeToAgent& message);
   void Dispatch(v1::TaskAssignment assignment);
+  void RunHandler(const TaskHandler& handler, v1::TaskAssignment assignment,
+                  std::shared_ptr<TaskRun> run, std::string node_id, bool on_reactor);
   void Cancel(const std::string& task_id);
-  bool Stopping() const {
-    absl::MutexLock lock(&mu_);
-    return stopping_;
-  }
+  void DelegationEvent(const v1::DelegationEvent& event);
 
   const AgentOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -313,24 +358,28 @@ class AgentImpl final : public Agent {
   // agent id -> index in options_.agents
   absl::flat_hash_map<std::string, size_t> spec_of_ ABSL_GUARDED_BY(mu_);
   absl::Duration heartbeat_every_ ABSL_GUARDED_BY(mu_) = absl::Seconds(5);
-  // Bumped at each registration, so the heartbeat loop picks up a new lease.
-  int registration_generation_ ABSL_GUARDED_BY(mu_) = 0;
-  grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // The stream, from Start until OnDone; writes go to it once registered.
+  Connection* connection_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool stream_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool stream_registered_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status stream_status_ ABSL_GUARDED_BY(mu_);
+  // Messages kept while the stream is down, sent after the next registration.
+  std::deque<v1::AgentToNode> pending_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::shared_ptr<TaskRun>> running_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::shared_ptr<Delegation>> delegations_ ABSL_GUARDED_BY(mu_);
 
-  absl::Mutex write_mu_;
-  Stream* stream_ ABSL_GUARDED_BY(write_mu_) = nullptr;
-  std::deque<v1::AgentToNode> pending_ ABSL_GUARDED_BY(write_mu_);
-
   std::atomic<int64_t> heartbeat_acks_{0};
 
-  std::thread connection_thread_;
-  std::thread heartbeat_thread_;
+  std::thread control_thread_;
 };
 
 absl::StatusOr<lf::a2a::v1::Task> TaskContextImpl::Delegate(
     const Subtask& subtask, const std::function<void(const StreamResponse&)>& on_event) {
+  if (on_reactor_) {
+    return absl::FailedPreconditionError(
+        "Delegate waits for the subtask: an inline_handler cannot call it (run the agent's "
+        "handler on a worker thread)");
+  }
   auto delegation = std::make_shared<Delegation>();
   {
     absl::MutexLock lock(&run_->mu);
@@ -420,6 +469,30 @@ bool TaskContextImpl::Emit(StreamResponse event, bool final) {
   return true;
 }
 
+void Connection::Begin(v1::AgentHost::Stub& stub, v1::AgentToNode hello) {
+  stub.async()->Connect(&context_, this);
+  writes_.Attach(this);
+  writes_.Write(std::move(hello));
+  StartRead(&in_);
+  StartCall();
+}
+
+void Connection::OnReadDone(bool ok) {
+  if (!ok) {
+    return;  // OnDone follows
+  }
+  // What the handlers of this message emit goes out together.
+  writes_.Hold();
+  agent_.OnMessage(this, in_);
+  writes_.Release();
+  StartRead(&in_);
+}
+
+void Connection::OnDone(const grpc::Status& status) {
+  agent_.OnConnectionDone(this, status, writes_.Detach());
+  delete this;
+}
+
 AgentImpl::AgentImpl(AgentOptions options) : options_(std::move(options)) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
@@ -434,31 +507,33 @@ AgentImpl::AgentImpl(AgentOptions options) : options_(std::move(options)) {
   stub_ = v1::AgentHost::NewStub(channel_);
   int threads = 0;
   for (const AgentSpec& spec : options_.agents) {
-    threads += std::max(1, spec.max_concurrency);
+    if (!spec.inline_handler) {
+      threads += std::max(1, spec.max_concurrency);
+    }
   }
-  workers_ = std::make_unique<ThreadPool>(std::min(threads, 256));
+  if (threads > 0) {
+    workers_ = std::make_unique<ThreadPool>(std::min(threads, 256));
+  }
 }
 
 void AgentImpl::Begin() {
-  connection_thread_ = std::thread([this] { ConnectionLoop(); });
-  heartbeat_thread_ = std::thread([this] { HeartbeatLoop(); });
+  control_thread_ = std::thread([this] { ControlLoop(); });
 }
 
 AgentImpl::~AgentImpl() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
-    if (context_ != nullptr) {
-      context_->TryCancel();
+    if (connection_ != nullptr) {
+      connection_->context().TryCancel();
     }
     for (auto& [id, run] : running_) {
       absl::MutexLock run_lock(&run->mu);
       run->cancelled = true;
     }
   }
-  connection_thread_.join();
-  heartbeat_thread_.join();
-  workers_.reset();  // waits for handlers, which see their tasks cancelled
+  control_thread_.join();  // returns once the stream is over
+  workers_.reset();        // waits for handlers, which see their tasks cancelled
 }
 
 absl::Status AgentImpl::WaitUntilRegistered(absl::Duration timeout) {
@@ -473,8 +548,11 @@ absl::Status AgentImpl::WaitUntilRegistered(absl::Duration timeout) {
 }
 
 void AgentImpl::Write(v1::AgentToNode message) {
-  absl::MutexLock lock(&write_mu_);
-  if (stream_ != nullptr && stream_->Write(message)) {
+  absl::MutexLock lock(&mu_);
+  // Queueing never blocks, so it happens under the lock: a message cannot
+  // overtake one kept for the next stream.
+  if (connected_ && connection_ != nullptr &&
+      connection_->writes().Offer(&message) == Connection::Writes::Result::kQueued) {
     return;
   }
   if (message.has_heartbeat()) {
@@ -497,141 +575,76 @@ void AgentImpl::RemoveDelegation(const std::string& request_id) {
   delegations_.erase(request_id);
 }
 
-void AgentImpl::ConnectionLoop() {
+void AgentImpl::ControlLoop() {
   absl::BitGen gen;
   absl::Duration backoff = options_.min_backoff;
-  while (!Stopping()) {
-    if (!RunStream(&backoff)) {
-      return;
-    }
-    if (Stopping()) {
-      return;
-    }
+  while (RunStream(&backoff)) {
     // Full jitter: wait a random time up to the current backoff.
     absl::Duration wait = absl::Milliseconds(
         absl::Uniform<int64_t>(gen, 0, std::max<int64_t>(1, absl::ToInt64Milliseconds(backoff))));
     absl::MutexLock lock(&mu_);
     auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
-    mu_.AwaitWithTimeout(absl::Condition(&stop), wait);
+    if (mu_.AwaitWithTimeout(absl::Condition(&stop), wait)) {
+      return;
+    }
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
 }
 
 bool AgentImpl::RunStream(absl::Duration* backoff) {
-  grpc::ClientContext context;
-  context.set_wait_for_ready(true);
-  {
-    absl::MutexLock lock(&mu_);
-    if (stopping_) {
-      return false;
-    }
-    context_ = &context;
-  }
-  std::unique_ptr<Stream> stream = stub_->Connect(&context);
   v1::AgentToNode hello;
   auto* reg = hello.mutable_register_();
   reg->set_token(options_.token);
   reg->set_instance(options_.instance);
+  reg->set_batches(true);
   for (const AgentSpec& spec : options_.agents) {
     auto* agent = reg->add_agents();
     agent->set_agent_id(spec.agent_id);
     *agent->mutable_card() = spec.card;
     agent->set_max_concurrency(static_cast<uint32_t>(std::max(0, spec.max_concurrency)));
   }
-  v1::NodeToAgent reply;
-  bool registered = stream->Write(hello) && stream->Read(&reply) && reply.has_registered();
-  if (registered) {
-    {
-      absl::MutexLock lock(&mu_);
-      agent_ids_.clear();
-      spec_of_.clear();
-      node_id_ = reply.registered().node_id();
-      for (int i = 0; i < reply.registered().agents_size(); ++i) {
-        agent_ids_.push_back(reply.registered().agents(i).agent_id());
-        spec_of_[agent_ids_.back()] = static_cast<size_t>(i);
-      }
-      if (reply.registered().lease_ms() > 0) {
-        heartbeat_every_ = absl::Milliseconds(reply.registered().lease_ms()) / 3;
-      }
-      connected_ = true;
-      settled_ = true;
-      registration_ = absl::OkStatus();
-      ++registrations_;
-      ++registration_generation_;
-    }
-    *backoff = options_.min_backoff;
-    {
-      absl::MutexLock lock(&write_mu_);
-      stream_ = stream.get();
-      while (!pending_.empty() && stream_->Write(pending_.front())) {
-        pending_.pop_front();
-      }
-    }
-    v1::NodeToAgent message;
-    while (stream->Read(&message)) {
-      switch (message.msg_case()) {
-        case v1::NodeToAgent::kAssignment:
-          Dispatch(std::move(*message.mutable_assignment()));
-          break;
-        case v1::NodeToAgent::kCancel:
-          Cancel(message.cancel().task_id());
-          break;
-        case v1::NodeToAgent::kHeartbeat:
-          heartbeat_acks_.fetch_add(1, std::memory_order_relaxed);
-          break;
-        case v1::NodeToAgent::kDelegationEvent: {
-          const auto& event = message.delegation_event();
-          std::shared_ptr<Delegation> delegation;
-          {
-            absl::MutexLock lock(&mu_);
-            auto it = delegations_.find(event.request_id());
-            if (it != delegations_.end()) delegation = it->second;
-          }
-          if (delegation != nullptr) {
-            absl::MutexLock lock(&delegation->mu);
-            if (event.has_error()) {
-              delegation->error = absl::Status(static_cast<absl::StatusCode>(event.error().code()),
-                                               event.error().message());
-              delegation->done = true;
-            } else {
-              delegation->events.push_back(event.event());
-            }
-          }
-          break;
-        }
-        case v1::NodeToAgent::kUpdateRejected:
-          A2AMESH_LOG(Warning, "the node refused an update")
-              .With("task", message.update_rejected().task_id())
-              .With("reason", message.update_rejected().reason());
-          break;
-        default:
-          break;
-      }
-    }
-    absl::MutexLock lock(&write_mu_);
-    stream_ = nullptr;
-  }
-  // Subtasks' events would arrive on this stream: their waits end here.
-  std::vector<std::shared_ptr<Delegation>> broken;
+  auto* connection = new Connection(*this);
+  connection->context().set_wait_for_ready(true);
   {
     absl::MutexLock lock(&mu_);
-    for (auto& [id, delegation] : delegations_) broken.push_back(delegation);
+    if (stopping_) {
+      delete connection;
+      return false;
+    }
+    connection_ = connection;
+    stream_done_ = false;
+    stream_registered_ = false;
   }
-  for (const auto& delegation : broken) {
-    absl::MutexLock lock(&delegation->mu);
-    if (!delegation->done) {
-      delegation->error = absl::UnavailableError("the stream to the node broke during the subtask");
-      delegation->done = true;
+  connection->Begin(*stub_, std::move(hello));
+
+  // Heartbeats while the stream lives; its end (OnDone) wakes this thread.
+  absl::MutexLock lock(&mu_);
+  int registrations = registrations_;
+  // Also wakes at registration, to heartbeat at the period its lease sets.
+  auto wake = [this, &registrations]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stream_done_ || registrations_ != registrations;
+  };
+  while (true) {
+    if (mu_.AwaitWithTimeout(absl::Condition(&wake), heartbeat_every_)) {
+      if (stream_done_) {
+        break;
+      }
+      registrations = registrations_;
+      continue;
+    }
+    if (connected_ && connection_ != nullptr) {
+      v1::AgentToNode beat;
+      beat.mutable_heartbeat()->set_unix_ms(absl::ToUnixMillis(absl::Now()));
+      connection_->writes().Offer(&beat);
     }
   }
-  absl::Status status = rpc::FromGrpcStatus(stream->Finish());
-  absl::MutexLock lock(&mu_);
-  context_ = nullptr;
-  connected_ = false;
   if (stopping_) {
     return false;
   }
-  if (!registered && !status.ok() && IsPermanent(status.code())) {
+  const absl::Status status = rpc::FromGrpcStatus(stream_status_);
+  if (stream_registered_) {
+    *backoff = options_.min_backoff;
+  } else if (!status.ok() && IsPermanent(status.code())) {
     A2AMESH_LOG(Error, "the node refused the registration")
         .With("node", options_.node)
         .With("error", status);
@@ -639,7 +652,7 @@ bool AgentImpl::RunStream(absl::Duration* backoff) {
     settled_ = true;
     return false;
   }
-  if (!status.ok() || registered) {
+  if (!status.ok() || stream_registered_) {
     A2AMESH_LOG(Warning, "stream to the node ended; reconnecting")
         .With("node", options_.node)
         .With("error", status);
@@ -650,34 +663,133 @@ bool AgentImpl::RunStream(absl::Duration* backoff) {
   return true;
 }
 
-void AgentImpl::HeartbeatLoop() {
-  while (true) {
-    {
-      absl::MutexLock lock(&mu_);
-      int generation = registration_generation_;
-      auto wake = [this, generation]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || registration_generation_ != generation;
-      };
-      if (mu_.AwaitWithTimeout(absl::Condition(&wake), heartbeat_every_)) {
-        if (stopping_) {
-          return;
+void AgentImpl::OnRegistered(Connection* connection, const v1::Registered& registered) {
+  absl::MutexLock lock(&mu_);
+  agent_ids_.clear();
+  spec_of_.clear();
+  node_id_ = registered.node_id();
+  for (int i = 0; i < registered.agents_size(); ++i) {
+    agent_ids_.push_back(registered.agents(i).agent_id());
+    spec_of_[agent_ids_.back()] = static_cast<size_t>(i);
+  }
+  if (registered.lease_ms() > 0) {
+    heartbeat_every_ = absl::Milliseconds(registered.lease_ms()) / 3;
+  }
+  if (registered.batches()) {
+    // Messages that wait for the stream go out together.
+    connection->writes().SetCoalesce([](std::deque<v1::AgentToNode>& queue,
+                                        v1::AgentToNode* merged) {
+      return rpc::CoalesceIntoBatch(queue, merged, [](const v1::AgentToNode& message) {
+        return !message.has_register_() && !message.has_batch();
+      });
+    });
+  }
+  connected_ = true;
+  stream_registered_ = true;
+  settled_ = true;
+  registration_ = absl::OkStatus();
+  ++registrations_;
+  // What was kept while the stream was down goes first.
+  connection->writes().Hold();
+  while (!pending_.empty() && connection->writes().Offer(&pending_.front()) ==
+                                  Connection::Writes::Result::kQueued) {
+    pending_.pop_front();
+  }
+  connection->writes().Release();
+}
+
+void AgentImpl::OnMessage(Connection* connection, v1::NodeToAgent& message) {
+  switch (message.msg_case()) {
+    case v1::NodeToAgent::kRegistered:
+      OnRegistered(connection, message.registered());
+      break;
+    case v1::NodeToAgent::kBatch:
+      for (v1::NodeToAgent& inner : *message.mutable_batch()->mutable_messages()) {
+        if (!inner.has_batch() && !inner.has_registered()) {
+          OnMessage(connection, inner);
         }
-        continue;  // registered again: wait with the new lease
       }
-      if (!connected_) {
-        continue;
+      break;
+    case v1::NodeToAgent::kAssignment:
+      Dispatch(std::move(*message.mutable_assignment()));
+      break;
+    case v1::NodeToAgent::kCancel:
+      Cancel(message.cancel().task_id());
+      break;
+    case v1::NodeToAgent::kHeartbeat:
+      heartbeat_acks_.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case v1::NodeToAgent::kDelegationEvent:
+      DelegationEvent(message.delegation_event());
+      break;
+    case v1::NodeToAgent::kUpdateRejected:
+      A2AMESH_LOG(Warning, "the node refused an update")
+          .With("task", message.update_rejected().task_id())
+          .With("reason", message.update_rejected().reason());
+      break;
+    default:
+      break;
+  }
+}
+
+void AgentImpl::DelegationEvent(const v1::DelegationEvent& event) {
+  std::shared_ptr<Delegation> delegation;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = delegations_.find(event.request_id());
+    if (it != delegations_.end()) delegation = it->second;
+  }
+  if (delegation == nullptr) {
+    return;
+  }
+  absl::MutexLock lock(&delegation->mu);
+  if (event.has_error()) {
+    delegation->error =
+        absl::Status(static_cast<absl::StatusCode>(event.error().code()), event.error().message());
+    delegation->done = true;
+  } else {
+    delegation->events.push_back(event.event());
+  }
+}
+
+void AgentImpl::OnConnectionDone(Connection* connection, const grpc::Status& status,
+                                 std::deque<v1::AgentToNode> unsent) {
+  std::vector<std::shared_ptr<Delegation>> broken;
+  {
+    absl::MutexLock lock(&mu_);
+    if (connection_ == connection) {
+      connection_ = nullptr;
+    }
+    // Messages the stream never took go back ahead of those kept since.
+    if (connected_) {
+      for (auto it = unsent.rbegin(); it != unsent.rend(); ++it) {
+        if (!it->has_heartbeat() && !it->has_register_()) {
+          pending_.push_front(std::move(*it));
+        }
+      }
+      while (pending_.size() > kMaxPending) {
+        pending_.pop_front();
       }
     }
-    v1::AgentToNode beat;
-    beat.mutable_heartbeat()->set_unix_ms(absl::ToUnixMillis(absl::Now()));
-    Write(std::move(beat));
+    connected_ = false;
+    stream_done_ = true;
+    stream_status_ = status;
+    // Subtasks' events would arrive on this stream: their waits end here.
+    for (auto& [id, delegation] : delegations_) broken.push_back(delegation);
+  }
+  for (const auto& delegation : broken) {
+    absl::MutexLock lock(&delegation->mu);
+    if (!delegation->done) {
+      delegation->error = absl::UnavailableError("the stream to the node broke during the subtask");
+      delegation->done = true;
+    }
   }
 }
 
 void AgentImpl::Dispatch(v1::TaskAssignment assignment) {
   const std::string task_id = assignment.task().id();
   std::shared_ptr<TaskRun> run;
-  TaskHandler handler;
+  const AgentSpec* spec;
   std::string node_id;
   {
     absl::MutexLock lock(&mu_);
@@ -688,37 +800,51 @@ void AgentImpl::Dispatch(v1::TaskAssignment assignment) {
     if (running_.contains(task_id) && assignment.resumed()) {
       return;  // still running here; its events now go to the new stream
     }
-    auto spec = spec_of_.find(assignment.agent_id());
-    if (spec == spec_of_.end()) {
+    auto it = spec_of_.find(assignment.agent_id());
+    if (it == spec_of_.end()) {
       return;
     }
-    handler = options_.agents[spec->second].handler;
+    spec = &options_.agents[it->second];
     run = std::make_shared<TaskRun>();
     running_[task_id] = run;
   }
-  workers_->Schedule([this, assignment = std::move(assignment), run, handler, task_id,
+  if (spec->inline_handler) {
+    RunHandler(spec->handler, std::move(assignment), std::move(run), std::move(node_id),
+               /*on_reactor=*/true);
+    return;
+  }
+  workers_->Schedule([this, spec, assignment = std::move(assignment), run = std::move(run),
                       node_id = std::move(node_id)]() mutable {
-    TaskContextImpl context(*this, std::move(node_id), std::move(assignment), run);
+    RunHandler(spec->handler, std::move(assignment), std::move(run), std::move(node_id),
+               /*on_reactor=*/false);
+  });
+}
+
+void AgentImpl::RunHandler(const TaskHandler& handler, v1::TaskAssignment assignment,
+                           std::shared_ptr<TaskRun> run, std::string node_id, bool on_reactor) {
+  const std::string task_id = assignment.task().id();
+  {
+    TaskContextImpl context(*this, std::move(node_id), std::move(assignment), run, on_reactor);
     handler(context);
     if (!context.ended() && !context.cancelled()) {
       context.Complete("");
     }
-    absl::MutexLock lock(&mu_);
-    auto it = running_.find(task_id);
-    if (it != running_.end() && it->second == run) {
-      running_.erase(it);
-    }
-  });
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = running_.find(task_id);
+  if (it != running_.end() && it->second == run) {
+    running_.erase(it);
+  }
 }
 
 void AgentImpl::Cancel(const std::string& task_id) {
-  absl::MutexLock lock(&mu_);
-  auto it = running_.find(task_id);
-  if (it == running_.end()) {
-    return;
-  }
   std::vector<std::shared_ptr<Delegation>> delegations;
   {
+    absl::MutexLock lock(&mu_);
+    auto it = running_.find(task_id);
+    if (it == running_.end()) {
+      return;
+    }
     absl::MutexLock run_lock(&it->second->mu);
     it->second->cancelled = true;
     delegations = it->second->delegations;

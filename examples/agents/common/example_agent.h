@@ -20,9 +20,11 @@ struct AgentFlags {
 void AddAgentFlags(CLI::App& app, AgentFlags* flags);
 
 // Serves `card` with `handler` on the node until SIGTERM or SIGINT. Returns
-// main's exit code: 0, or 2 if the agent cannot start.
+// main's exit code: 0, or 2 if the agent cannot start. `inline_handler`: the
+// handler never blocks (AgentSpec::inline_handler).
 int ServeUntilSignal(const std::string& program, const AgentFlags& flags,
-                     lf::a2a::v1::AgentCard card, sdk::TaskHandler handler);
+                     lf::a2a::v1::AgentCard card, sdk::TaskHandler handler,
+                     bool inline_handler = false);
 
 }  // namespace a2amesh::examples
 

@@ -45,13 +45,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "echo-agent: --delay: '%s' is not a duration\n", delay_text.c_str());
     return 2;
   }
+  // Without a delay the handler never blocks: it runs inline, on the thread
+  // that received the task.
   return a2amesh::examples::ServeUntilSignal(
-      "echo-agent", flags, EchoCard(), [delay](a2amesh::sdk::TaskContext& task) {
+      "echo-agent", flags, EchoCard(),
+      [delay](a2amesh::sdk::TaskContext& task) {
         task.SetWorking();
         if (delay > absl::ZeroDuration() && task.WaitForCancel(delay)) {
           return;  // the node already marked it canceled
         }
         task.SendArtifact(a2amesh::sdk::TextArtifact("echo", "echo", task.text()));
         task.Complete("echoed by " + task.agent_id() + "@" + task.node_id());
-      });
+      },
+      /*inline_handler=*/delay == absl::ZeroDuration());
 }

@@ -67,7 +67,9 @@ int main(int argc, char** argv) {
                  delay_text.c_str());
     return 2;
   }
+  // Without a pause between chunks the handler never blocks: it runs inline.
   return a2amesh::examples::ServeUntilSignal(
       "uppercase-agent", flags, UppercaseCard(),
-      [chunk_delay](a2amesh::sdk::TaskContext& task) { Uppercase(task, chunk_delay); });
+      [chunk_delay](a2amesh::sdk::TaskContext& task) { Uppercase(task, chunk_delay); },
+      /*inline_handler=*/chunk_delay == absl::ZeroDuration());
 }

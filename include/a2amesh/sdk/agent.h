@@ -10,9 +10,11 @@
 //       [](a2amesh::sdk::TaskContext& task) { task.Complete("echo: " + task.text()); }});
 //   std::unique_ptr<a2amesh::sdk::Agent> agent = a2amesh::sdk::Agent::Start(options);
 //
-// The SDK keeps one AgentHost stream to the node, registers the cards, runs each
-// assigned task's handler on a worker thread, streams the handler's events
-// back, and reconnects with backoff when the stream breaks (events sent while
+// The SDK keeps one AgentHost stream to the node (gRPC's callback API: no
+// write ever blocks), registers the cards, runs each assigned task's handler
+// on a worker thread (or inline, for handlers that never block), streams the
+// handler's events back (several tasks' events in one message under load),
+// and reconnects with backoff when the stream breaks (events sent while
 // disconnected are kept and sent after reconnecting).
 
 #include <functional>
@@ -113,6 +115,12 @@ struct AgentSpec {
   lf::a2a::v1::AgentCard card;
   int max_concurrency = 4;
   TaskHandler handler;
+  // Run the handler on the gRPC thread that received the task, with no hop to
+  // a worker thread, and send what it emits as one message when it returns.
+  // Only for handlers that never block: in one, Delegate fails
+  // (FAILED_PRECONDITION) and WaitForCancel returns at once. Default: a worker
+  // thread, where a handler may block (call a model, delegate, wait).
+  bool inline_handler = false;
 };
 
 struct AgentOptions {
