@@ -31,6 +31,9 @@ struct TaskStoreOp {
     kPutPushConfig,
     // Removes push-notification config `config_id` of the task, if it exists.
     kDeletePushConfig,
+    // Writes nothing: a Commit of it returns once the task's earlier writes
+    // are durable (it must exist).
+    kSync,
   };
   Kind kind = Kind::kEvent;
   std::string task_id;
@@ -99,8 +102,12 @@ struct TaskPage {
 // Two kinds of write. Commit is for what someone waits for (a new task before
 // its id is returned, the event that ends a stream): it calls `done` once the
 // ops are durable, or failed. Append is for everything else (intermediate
-// status, artifact chunks): its ops ride along with the next group commit and
-// nobody is called back. Both keep the order in which they were issued.
+// status, artifact chunks): nobody is called back, and its ops ride along with
+// a later group commit. The writes of one task keep the order in which they
+// were issued, and a Commit is durable only with every earlier write of its
+// tasks; writes of different tasks may be reordered (an Append can wait past
+// another task's Commit, in the hope that its task's own snapshot, coming
+// soon, makes it unnecessary).
 //
 // `done` runs on the store's writer thread, or inline from Commit in a store
 // that completes at once (MemoryTaskStore), in commit order, never with the
@@ -122,12 +129,12 @@ class TaskStore {
   // error (a duplicate task id, a disk error) comes back through `done`.
   virtual void Commit(std::vector<TaskStoreOp> ops, DoneCallback done) = 0;
 
-  // Applies `ops` atomically and in order with a later group commit, without
-  // starting one for them: they are written with the next Commit, or within
-  // the store's lazy delay, or at Flush. Never blocks. An error is logged and
-  // counted, not returned: nobody waits for these ops, and a crash may lose
-  // those not yet written (what they recorded is not what a client was told
-  // last).
+  // Applies `ops` (of one task) atomically and in order with a later group
+  // commit, without starting one for them: they are written with their task's
+  // next Commit, or within the store's lazy delay, or at Flush. Never blocks.
+  // An error is logged and counted, not returned: nobody waits for these ops,
+  // and a crash may lose those not yet written (what they recorded is not what
+  // a client was told last).
   virtual void Append(std::vector<TaskStoreOp> ops) = 0;
 
   // The task with `task_id`; NOT_FOUND if there is none.

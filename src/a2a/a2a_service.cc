@@ -161,6 +161,9 @@ class A2aService::SendCall final : public grpc::ServerUnaryReactor {
 
     void OnError(const absl::Status& status) override { Finish(rpc::ToGrpcStatus(status)); }
 
+    // A blocking call answers with the final state only.
+    bool final_only() const override { return !immediate_; }
+
     // Finishes the call with `status` unless it is finished already. Decided
     // under the lock, done after it.
     void Finish(const grpc::Status& status) {
@@ -400,6 +403,9 @@ grpc::ServerUnaryReactor* A2aService::SendMessage(grpc::CallbackServerContext* c
   if (!dispatch.ok()) {
     return Fail(context, dispatch.status());
   }
+  // A blocking call's client learns the task's id only with the final answer:
+  // the task's creation need not be durable on its own before then.
+  dispatch->await_create = request->configuration().return_immediately();
   auto* call = new SendCall(*this, *request, response);
   std::shared_ptr<SendCall::Waiter> waiter = call->waiter();
   if (task_id.empty()) {

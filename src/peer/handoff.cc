@@ -9,6 +9,7 @@
 #include "catalog/remote_catalog.h"
 #include "core/log.h"
 #include "peer/peer_manager.h"
+#include "rpc/batching.h"
 #include "rpc/grpc_status.h"
 #include "rpc/write_queue.h"
 #include "tasks/task_state.h"
@@ -88,12 +89,12 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
     if (!ok) {
       return;  // OnDone follows
     }
-    if (in_.has_accepted()) {
-      accepted_ = true;
-      state_->peers.options().telemetry->Handoff(node_id_, "accepted", absl::Now() - started_);
-      state_->OnAccepted(this);
-    } else if (in_.has_event()) {
-      state_->OnEvent(this, std::move(*in_.mutable_event()));
+    if (in_.has_batch()) {
+      for (v1::HandoffResponse& response : *in_.mutable_batch()->mutable_messages()) {
+        Handle(response);
+      }
+    } else {
+      Handle(in_);
     }
     StartRead(&in_);
   }
@@ -109,6 +110,16 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
   }
 
  private:
+  void Handle(v1::HandoffResponse& response) {
+    if (response.has_accepted()) {
+      accepted_ = true;
+      state_->peers.options().telemetry->Handoff(node_id_, "accepted", absl::Now() - started_);
+      state_->OnAccepted(this);
+    } else if (response.has_event()) {
+      state_->OnEvent(this, std::move(*response.mutable_event()));
+    }
+  }
+
   struct Writer {
     HandoffCall* self;
     void StartWrite(const v1::HandoffRequest* request) { self->StartWrite(request); }
@@ -301,6 +312,7 @@ void HandoffRunner::Assign(v1::TaskAssignment assignment) {
     start.set_deadline_unix_ms(assignment.deadline_unix_ms());
     start.set_parent_task_id(assignment.parent_task_id());
     start.set_from_node(state_->peers.options().node_id);
+    start.set_batches(true);
     state_->has_start = true;
     state_->task_id = start.task().id();
   }
@@ -345,6 +357,14 @@ using HandoffReactor = grpc::ServerBidiReactor<v1::HandoffRequest, v1::HandoffRe
 class HandoffSink final : public tasks::TaskSubscriber {
  public:
   void Attach(HandoffReactor* reactor) { writes_.Attach(reactor); }
+  // The owner reads batches: responses that wait for the stream go together.
+  void EnableBatches() {
+    writes_.SetCoalesce([](std::deque<v1::HandoffResponse>& queue, v1::HandoffResponse* merged) {
+      return rpc::CoalesceIntoBatch(queue, merged, [](const v1::HandoffResponse& response) {
+        return !response.has_batch();
+      });
+    });
+  }
   void Write(v1::HandoffResponse response) { writes_.Write(std::move(response)); }
   void Finish(const grpc::Status& status) { writes_.Finish(status); }
   void OnWriteDone(bool ok) {
@@ -500,6 +520,9 @@ class HandoffServerCall final : public HandoffReactor {
     hosted.info.set_deadline_unix_ms(start.deadline_unix_ms());
     hosted.runner = std::make_unique<catalog::LocalTaskRunner>(agent);
 
+    if (start.batches()) {
+      sink_->EnableBatches();
+    }
     v1::HandoffResponse accepted;
     accepted.mutable_accepted()->set_node_id(options_.node_id);
     accepted.mutable_accepted()->set_agent_id(agent->id());

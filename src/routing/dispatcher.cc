@@ -32,6 +32,7 @@ absl::Status Dispatcher::Send(const lf::a2a::v1::SendMessageRequest& request,
   task.parent_task_id = context.parent_task_id;
   task.hops = context.hops;
   task.deadline = context.deadline;
+  task.await_create = context.await_create;
   return tasks_.Create(std::move(task), std::move(subscriber));
 }
 

@@ -20,6 +20,8 @@ struct DispatchContext {
   std::vector<std::string> hops;
   std::string parent_task_id;
   absl::Time deadline = absl::InfiniteFuture();
+  // See NewTask::await_create.
+  bool await_create = true;
 };
 
 // The one path from an A2A SendMessage (from a client, or from an agent

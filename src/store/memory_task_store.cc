@@ -40,6 +40,7 @@ absl::Status MemoryTaskStore::Check(const std::vector<TaskStoreOp>& ops) {
       case TaskStoreOp::Kind::kSnapshot:
       case TaskStoreOp::Kind::kPutPushConfig:
       case TaskStoreOp::Kind::kDeletePushConfig:
+      case TaskStoreOp::Kind::kSync:
         if (!exists) {
           return absl::NotFoundError(absl::StrCat("task ", op.task_id, " is not in the store"));
         }
@@ -50,8 +51,13 @@ absl::Status MemoryTaskStore::Check(const std::vector<TaskStoreOp>& ops) {
 }
 
 void MemoryTaskStore::Apply(TaskStoreOp& op) {
+  if (op.kind == TaskStoreOp::Kind::kSync) {
+    return;
+  }
   Row& row = rows_[op.task_id];
   switch (op.kind) {
+    case TaskStoreOp::Kind::kSync:
+      break;
     case TaskStoreOp::Kind::kPutPushConfig:
       row.push_configs[op.config_id] = std::move(op.payload);
       break;

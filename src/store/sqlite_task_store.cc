@@ -197,7 +197,7 @@ struct SqliteTaskStore::WriterStatements {
       : insert_task(db,
                     "INSERT INTO tasks (id, context_id, agent_id, state, status_ms, last_seq, "
                     "snapshot, snapshot_seq, info, skill, parent_id) "
-                    "VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, 0, ?7, ?8, ?9)"),
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?10, ?6, ?10, ?7, ?8, ?9)"),
         exists(db, "SELECT 1 FROM tasks WHERE id = ?1"),
         insert_event(db, "INSERT INTO events (task_id, seq, event) VALUES (?1, ?2, ?3)"),
         put_snapshot(db,
@@ -247,8 +247,14 @@ struct SqliteTaskStore::WriterStatements {
 // snapshot later in the same batch trims anyway (they are not written at all),
 // and each task's newest summary (state, status time, last sequence), written
 // once per task when the batch ends rather than once per event: each summary
-// write updates three indexes. What a write learns counts only once its
-// savepoint is released.
+// write updates three indexes. A task created and ended in the same batch (a
+// short task whose create rode along with its answer) is inserted once, in its
+// final form. What a write learns counts only once its savepoint is released.
+//
+// Writes of one batch are atomic together only through the transaction, so
+// skipping rows that a later write in the batch replaces relies on that later
+// write succeeding: it can fail alone only if its task is missing, and then
+// there is nothing to replace.
 struct SqliteTaskStore::BatchState {
   struct Summary {
     int64_t seq = -1;
@@ -260,8 +266,10 @@ struct SqliteTaskStore::BatchState {
     for (const Pending& pending : batch) {
       for (const TaskStoreOp& op : pending.ops) {
         if (op.kind == TaskStoreOp::Kind::kSnapshot) {
-          int64_t& seq = snapshot_seq[op.task_id];
-          seq = std::max(seq, op.seq);
+          const TaskStoreOp*& last = snapshots[op.task_id];
+          if (last == nullptr || op.seq > last->seq) {
+            last = &op;
+          }
         }
       }
     }
@@ -269,8 +277,18 @@ struct SqliteTaskStore::BatchState {
 
   // Whether event `seq` of `task_id` is trimmed by a snapshot in this batch.
   bool Superseded(absl::string_view task_id, int64_t seq) const {
-    auto it = snapshot_seq.find(task_id);
-    return it != snapshot_seq.end() && seq <= it->second;
+    auto it = snapshots.find(task_id);
+    return it != snapshots.end() && seq <= it->second->seq;
+  }
+  // The last snapshot of `task_id` in this batch, if any.
+  const TaskStoreOp* Snapshot(absl::string_view task_id) const {
+    auto it = snapshots.find(task_id);
+    return it == snapshots.end() ? nullptr : it->second;
+  }
+  // Whether the row of `task_id` was written as of `seq` already.
+  bool Written(absl::string_view task_id, int64_t seq) const {
+    auto it = inserted_final.find(task_id);
+    return it != inserted_final.end() && seq <= it->second;
   }
 
   // The ops of a write whose savepoint was released.
@@ -288,7 +306,9 @@ struct SqliteTaskStore::BatchState {
   }
   void RolledBack() { known_here.clear(); }
 
-  absl::flat_hash_map<absl::string_view, int64_t> snapshot_seq;
+  absl::flat_hash_map<absl::string_view, const TaskStoreOp*> snapshots;
+  // Tasks inserted in their final form, and as of which event.
+  absl::flat_hash_map<absl::string_view, int64_t> inserted_final;
   // Tasks that exist, as of the last released savepoint and within the
   // current one.
   absl::flat_hash_set<absl::string_view> known;
@@ -380,23 +400,29 @@ SqliteTaskStore::~SqliteTaskStore() {
 
 void SqliteTaskStore::Commit(std::vector<TaskStoreOp> ops, DoneCallback done) {
   absl::MutexLock lock(&mu_);
-  queue_.push_back(Pending{std::move(ops), std::move(done)});
-  ++submitted_;
+  Pending& pending = queue_.emplace_back();
+  pending.ops = std::move(ops);
+  pending.done = std::move(done);
+  pending.seq = ++submitted_;
   ++waiting_;
 }
 
 void SqliteTaskStore::Append(std::vector<TaskStoreOp> ops) {
-  size_t bytes = 0;
+  size_t bytes = 1;
   for (const TaskStoreOp& op : ops) {
     bytes += op.payload.size() + op.info.size();
   }
+  const absl::Time now = absl::Now();
   absl::MutexLock lock(&mu_);
   if (lazy_bytes_ == 0) {
-    oldest_lazy_ = absl::Now();
+    oldest_lazy_ = now;
   }
-  lazy_bytes_ += std::max<size_t>(bytes, 1);
-  queue_.push_back(Pending{std::move(ops), nullptr});
-  ++submitted_;
+  lazy_bytes_ += bytes;
+  Pending& pending = queue_.emplace_back();
+  pending.ops = std::move(ops);
+  pending.seq = ++submitted_;
+  pending.queued_at = now;
+  pending.bytes = bytes;
 }
 
 void SqliteTaskStore::Flush() {
@@ -404,7 +430,7 @@ void SqliteTaskStore::Flush() {
   const int64_t target = submitted_;
   ++flushing_;
   auto flushed = [this, target]()
-                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return completed_ >= target; };
+                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done_below_ > target; };
   mu_.Await(absl::Condition(&flushed));
   --flushing_;
 }
@@ -413,23 +439,74 @@ bool SqliteTaskStore::MustWriteLocked() const {
   return stopping_ || waiting_ > 0 || flushing_ > 0 || lazy_bytes_ >= max_lazy_bytes_;
 }
 
+void SqliteTaskStore::TakeBatchLocked(std::vector<Pending>* batch) {
+  const bool everything = stopping_ || flushing_ > 0 || lazy_bytes_ >= max_lazy_bytes_;
+  waiting_ = 0;
+  if (everything) {
+    batch->swap(queue_);
+    lazy_bytes_ = 0;
+    return;
+  }
+  // Tasks with a Commit queued: their earlier Appends go with it.
+  absl::flat_hash_set<absl::string_view> committing;
+  for (const Pending& pending : queue_) {
+    if (pending.done) {
+      for (const TaskStoreOp& op : pending.ops) {
+        committing.insert(op.task_id);
+      }
+    }
+  }
+  const absl::Time cutoff = absl::Now() - max_lazy_delay_;
+  std::vector<bool> take(queue_.size());
+  for (size_t i = 0; i < queue_.size(); ++i) {
+    const Pending& pending = queue_[i];
+    take[i] = pending.done || pending.queued_at <= cutoff || pending.ops.empty() ||
+              committing.contains(pending.ops.front().task_id);
+  }
+  std::vector<Pending> kept;
+  lazy_bytes_ = 0;
+  for (size_t i = 0; i < queue_.size(); ++i) {
+    if (take[i]) {
+      batch->push_back(std::move(queue_[i]));
+    } else {
+      if (lazy_bytes_ == 0) {
+        oldest_lazy_ = queue_[i].queued_at;
+      }
+      lazy_bytes_ += queue_[i].bytes;
+      kept.push_back(std::move(queue_[i]));
+    }
+  }
+  queue_.swap(kept);
+}
+
 void SqliteTaskStore::WriterLoop() {
   while (true) {
     std::vector<Pending> batch;
     {
       absl::MutexLock lock(&mu_);
+      auto must_write = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return MustWriteLocked(); };
       auto queued = [this]()
                         ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !queue_.empty() || stopping_; };
-      mu_.Await(absl::Condition(&queued));
-      if (queue_.empty()) {
-        return;  // stopping, and everything queued is written
+      while (true) {
+        if (stopping_ && queue_.empty()) {
+          return;  // everything queued is written
+        }
+        if (MustWriteLocked()) {
+          break;
+        }
+        if (queue_.empty()) {
+          mu_.Await(absl::Condition(&queued));
+          continue;
+        }
+        // Only Appends: write them when the oldest has waited long enough,
+        // unless a reason to write comes first.
+        const absl::Time due = oldest_lazy_ + max_lazy_delay_;
+        if (absl::Now() >= due) {
+          break;
+        }
+        mu_.AwaitWithDeadline(absl::Condition(&must_write), due);
       }
-      // Only Appends so far: wait for a reason to write, at most max_lazy_delay.
-      auto must_write = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return MustWriteLocked(); };
-      mu_.AwaitWithDeadline(absl::Condition(&must_write), oldest_lazy_ + max_lazy_delay_);
-      batch.swap(queue_);
-      waiting_ = 0;
-      lazy_bytes_ = 0;
+      TakeBatchLocked(&batch);
     }
     std::vector<absl::Status> results = WriteBatch(batch);
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -442,7 +519,7 @@ void SqliteTaskStore::WriterLoop() {
       }
     }
     absl::MutexLock lock(&mu_);
-    completed_ += static_cast<int64_t>(batch.size());
+    done_below_ = queue_.empty() ? submitted_ + 1 : queue_.front().seq;
   }
 }
 
@@ -460,18 +537,26 @@ std::vector<absl::Status> SqliteTaskStore::WriteBatch(std::vector<Pending>& batc
   absl::Status txn = step(st.begin, "BEGIN");
   BatchState state(batch);
   for (size_t i = 0; txn.ok() && i < batch.size(); ++i) {
-    txn = step(st.savepoint, "SAVEPOINT");
-    if (!txn.ok()) {
-      break;
+    std::vector<TaskStoreOp>& ops = batch[i].ops;
+    // A write of one statement fails alone without a savepoint: SQLite backs
+    // out a failed statement and keeps the transaction.
+    const bool single = ops.size() == 1 && ops[0].kind != TaskStoreOp::Kind::kSnapshot;
+    if (!single) {
+      txn = step(st.savepoint, "SAVEPOINT");
+      if (!txn.ok()) {
+        break;
+      }
     }
-    results[i] = ApplyOps(batch[i].ops, state);
+    results[i] = ApplyOps(ops, state);
     if (!results[i].ok()) {
       state.RolledBack();
-      txn = step(st.rollback_to, "ROLLBACK TO");
+      if (!single) {
+        txn = step(st.rollback_to, "ROLLBACK TO");
+      }
     } else {
-      state.Released(batch[i].ops);
+      state.Released(ops);
     }
-    if (txn.ok()) {
+    if (txn.ok() && !single) {
       txn = step(st.release, "RELEASE");
     }
   }
@@ -479,6 +564,9 @@ std::vector<absl::Status> SqliteTaskStore::WriteBatch(std::vector<Pending>& batc
   for (const auto& [task_id, summary] : state.summaries) {
     if (!txn.ok()) {
       break;
+    }
+    if (state.Written(task_id, summary.seq)) {
+      continue;
     }
     Use update(st.update_summary);
     update->Bind(1, summary.state)
@@ -526,6 +614,8 @@ absl::Status SqliteTaskStore::ApplyOp(TaskStoreOp& op, BatchState& batch) {
     return absl::OkStatus();
   };
   switch (op.kind) {
+    case TaskStoreOp::Kind::kSync:
+      return missing();
     case TaskStoreOp::Kind::kPutPushConfig: {
       A2AMESH_RETURN_IF_ERROR(missing());
       Use put(st.put_push_config);
@@ -547,20 +637,27 @@ absl::Status SqliteTaskStore::ApplyOp(TaskStoreOp& op, BatchState& batch) {
       return absl::OkStatus();
     }
     case TaskStoreOp::Kind::kCreate: {
+      // Ended in this same batch: the row goes in as it ends.
+      const TaskStoreOp* last = batch.Snapshot(op.task_id);
+      const TaskStoreOp& row = last != nullptr ? *last : op;
       Use insert(st.insert_task);
       insert->Bind(1, op.task_id)
           .Bind(2, op.context_id)
           .Bind(3, op.agent_id)
-          .Bind(4, static_cast<int64_t>(op.state))
-          .Bind(5, op.status_unix_ms)
-          .BindBlob(6, op.payload)
+          .Bind(4, static_cast<int64_t>(row.state))
+          .Bind(5, row.status_unix_ms)
+          .BindBlob(6, row.payload)
           .BindBlob(7, op.info)
           .Bind(8, op.skill)
-          .Bind(9, op.parent_id);
+          .Bind(9, op.parent_id)
+          .Bind(10, last != nullptr ? last->seq : int64_t{0});
       if (insert->Step() != SQLITE_DONE) {
         return SqliteError(db, absl::StrCat("create task ", op.task_id));
       }
       batch.known_here.insert(op.task_id);
+      if (last != nullptr) {
+        batch.inserted_final[op.task_id] = last->seq;
+      }
       return absl::OkStatus();
     }
     case TaskStoreOp::Kind::kEvent: {
@@ -577,6 +674,9 @@ absl::Status SqliteTaskStore::ApplyOp(TaskStoreOp& op, BatchState& batch) {
     }
     case TaskStoreOp::Kind::kSnapshot: {
       A2AMESH_RETURN_IF_ERROR(missing());
+      if (batch.Written(op.task_id, op.seq)) {
+        return absl::OkStatus();  // inserted as of this snapshot, with no events
+      }
       {
         Use put(st.put_snapshot);
         put->BindBlob(1, op.payload).Bind(2, op.seq).Bind(3, op.task_id);

@@ -29,8 +29,11 @@ namespace a2amesh::store {
 // commit survives a crash of the process but not of the machine.
 //
 // Only a Commit (someone waits), a Flush, or a backlog of Appends past
-// max_lazy_bytes wakes the writer; Appends alone wait up to max_lazy_delay, so
-// that events nobody waits for cost no wake-up of their own.
+// max_lazy_bytes wakes the writer, so that events nobody waits for cost no
+// wake-up of their own. An Append waits for a Commit of its own task (then it
+// goes first, in the same transaction) for up to max_lazy_delay: most tasks
+// end within it, and their end's snapshot replaces their intermediate events,
+// which then are never written at all.
 //
 // Reads use a second connection, so they run alongside the writer. Thread-safe.
 class SqliteTaskStore final : public TaskStore {
@@ -63,6 +66,10 @@ class SqliteTaskStore final : public TaskStore {
   struct Pending {
     std::vector<TaskStoreOp> ops;
     DoneCallback done;  // empty for an Append
+    int64_t seq = 0;    // order of submission
+    // Appends: when queued, and their size.
+    absl::Time queued_at;
+    size_t bytes = 0;
   };
   // The writer's prepared statements, made once.
   struct WriterStatements;
@@ -72,6 +79,10 @@ class SqliteTaskStore final : public TaskStore {
   void WriterLoop();
   // Whether the writer should start a transaction now.
   bool MustWriteLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves what the next transaction writes from the queue to `batch`: every
+  // Commit, and the Appends that are old, or whose task has a Commit queued
+  // (all of them, on Flush, stop or backlog). What stays keeps its order.
+  void TakeBatchLocked(std::vector<Pending>* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes `batch` in one transaction; returns each write's result.
   std::vector<absl::Status> WriteBatch(std::vector<Pending>& batch);
   // What the writer learns within one transaction, to spare statements.
@@ -104,7 +115,8 @@ class SqliteTaskStore final : public TaskStore {
   // Threads in Flush.
   int flushing_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
+  // Every write with a lower seq is done (Flush waits on this).
+  int64_t done_below_ ABSL_GUARDED_BY(mu_) = 1;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread writer_;
 };

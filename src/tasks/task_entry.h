@@ -72,6 +72,9 @@ class TaskEntry {
   bool orphaned ABSL_GUARDED_BY(mu) = false;
   // An agent has sent an event for it (telemetry: time to first event).
   bool answered ABSL_GUARDED_BY(mu) = false;
+  // Whether its create is stored. Until then nothing is delivered.
+  enum class Creation { kPending, kStored, kFailed };
+  Creation creation ABSL_GUARDED_BY(mu) = Creation::kStored;
   // Guarded by `mu` (see EffectQueue).
   EffectQueue effects;
 

@@ -12,8 +12,8 @@ using lf::a2a::v1::StreamResponse;
 using lf::a2a::v1::Task;
 
 void TaskLog::Delivery::Deliver(const std::string& task_id) const {
-  const Task* whole = task != nullptr ? task.get() : event->has_task() ? &event->task() : nullptr;
-  TaskEvent view{*event, task_id, state, whole};
+  const Task* whole = task != nullptr ? task.get() : event.has_task() ? &event.task() : nullptr;
+  TaskEvent view{event, task_id, state, whole};
   for (const std::shared_ptr<TaskSubscriber>& subscriber : to) {
     subscriber->OnEvent(view);
   }
@@ -27,13 +27,20 @@ int64_t TaskLog::Append(StreamResponse event, const Task& task, bool durable_fir
   if (IsFinalEvent(event)) {
     pending.task = std::make_shared<const Task>(task);
   }
-  pending.event = std::make_shared<const StreamResponse>(std::move(event));
+  pending.event = std::move(event);
   return pending.seq;
 }
 
+void TaskLog::HoldUntilCreated() {
+  Pending& pending = pending_.emplace_back();
+  pending.kind = Pending::Kind::kCreated;
+  pending.ready = false;
+}
+
 void TaskLog::MarkStored(int64_t seq) {
+  const Pending::Kind kind = seq == 0 ? Pending::Kind::kCreated : Pending::Kind::kEvent;
   for (Pending& pending : pending_) {
-    if (pending.kind == Pending::Kind::kEvent && pending.seq == seq) {
+    if (pending.kind == kind && pending.seq == seq) {
       pending.ready = true;
       return;
     }
@@ -43,18 +50,22 @@ void TaskLog::MarkStored(int64_t seq) {
 void TaskLog::Attach(std::shared_ptr<TaskSubscriber> subscriber, const Task& task,
                      bool until_terminal) {
   Pending& pending = pending_.emplace_back();
-  auto first = std::make_shared<StreamResponse>();
-  *first->mutable_task() = task;
+  const bool final_only = subscriber->final_only();
+  pending.attach = Subscription{std::move(subscriber), until_terminal, final_only};
+  if (final_only) {
+    pending.kind = Pending::Kind::kFollow;  // no first event
+    return;
+  }
   pending.kind = Pending::Kind::kSubscribe;
   pending.state = task.status().state();
-  pending.event = std::move(first);
-  pending.attach = Subscription{std::move(subscriber), until_terminal};
+  *pending.event.mutable_task() = task;
 }
 
 void TaskLog::Follow(std::shared_ptr<TaskSubscriber> subscriber) {
   Pending& pending = pending_.emplace_back();
   pending.kind = Pending::Kind::kFollow;
-  pending.attach = Subscription{std::move(subscriber), false};
+  const bool final_only = subscriber->final_only();
+  pending.attach = Subscription{std::move(subscriber), false, final_only};
 }
 
 std::shared_ptr<TaskSubscriber> TaskLog::Detach(const TaskSubscriber* subscriber) {
@@ -71,7 +82,6 @@ std::shared_ptr<TaskSubscriber> TaskLog::Detach(const TaskSubscriber* subscriber
     if (pending.attach.subscriber != nullptr && pending.attach.subscriber.get() == subscriber) {
       found = std::move(pending.attach.subscriber);
       pending.kind = Pending::Kind::kDropped;
-      pending.event = nullptr;
     }
   }
   return found;
@@ -82,6 +92,7 @@ void TaskLog::Collect(Deliveries* out) {
     Pending pending = std::move(pending_.front());
     pending_.pop_front();
     switch (pending.kind) {
+      case Pending::Kind::kCreated:
       case Pending::Kind::kDropped:
         continue;
       case Pending::Kind::kFollow:
@@ -98,23 +109,27 @@ void TaskLog::Collect(Deliveries* out) {
       case Pending::Kind::kEvent:
         break;
     }
-    const StreamResponse& event = *pending.event;
+    const StreamResponse& event = pending.event;
     if (event.has_message() && event.message().role() == lf::a2a::v1::ROLE_USER) {
       continue;
     }
     const bool final = IsFinalEvent(event);
-    if (!subscribers_.empty()) {
-      Delivery& delivery = out->emplace_back();
-      delivery.state = pending.state;
-      delivery.task = std::move(pending.task);
-      delivery.event = std::move(pending.event);
-      for (const Subscription& s : subscribers_) {
+    const bool terminal = IsTerminalState(pending.state);
+    Delivery delivery;
+    for (const Subscription& s : subscribers_) {
+      // A final_only subscriber hears only the event that ends it.
+      if (!s.final_only || (final && (!s.until_terminal || terminal))) {
         delivery.to.push_back(s.subscriber);
       }
     }
+    if (!delivery.to.empty()) {
+      delivery.state = pending.state;
+      delivery.task = std::move(pending.task);
+      delivery.event = std::move(pending.event);
+      out->push_back(std::move(delivery));
+    }
     if (final) {
       // Streams and waiters end on a final event; watchers on a terminal one.
-      const bool terminal = IsTerminalState(pending.state);
       subscribers_.erase(std::remove_if(subscribers_.begin(), subscribers_.end(),
                                         [terminal](const Subscription& s) {
                                           return !s.until_terminal || terminal;
@@ -139,7 +154,6 @@ std::vector<std::shared_ptr<TaskSubscriber>> TaskLog::TakeSubscribers() {
     if (pending.attach.subscriber != nullptr) {
       all.push_back(std::move(pending.attach.subscriber));
       pending.kind = Pending::Kind::kDropped;
-      pending.event = nullptr;
     }
   }
   return all;

@@ -29,7 +29,7 @@ class TaskLog {
  public:
   // One event for some subscribers.
   struct Delivery {
-    std::shared_ptr<const lf::a2a::v1::StreamResponse> event;
+    lf::a2a::v1::StreamResponse event;
     lf::a2a::v1::TaskState state = lf::a2a::v1::TASK_STATE_UNSPECIFIED;
     // The task after a final event (a first event carries the Task itself).
     std::shared_ptr<const lf::a2a::v1::Task> task;
@@ -53,13 +53,19 @@ class TaskLog {
   int64_t Append(lf::a2a::v1::StreamResponse event, const lf::a2a::v1::Task& task,
                  bool durable_first);
 
-  // Event `seq` is stored: it, and what waited behind it, may be delivered.
+  // Holds back everything logged after this point until MarkStored(0): for a
+  // new task, whose creation must be stored before anyone hears of it.
+  void HoldUntilCreated();
+
+  // Event `seq` (0: the task's creation) is stored: it, and what waited
+  // behind it, may be delivered.
   void MarkStored(int64_t seq);
 
   // Subscribes. The subscriber's first event is `task` (the task as it stands
   // now), delivered after everything logged before it. A subscription ends
   // with the next final event (a terminal or interrupted state), or with the
-  // next terminal one if `until_terminal`.
+  // next terminal one if `until_terminal`. A final_only() subscriber gets
+  // neither the first event nor the others, only the one that ends it.
   void Attach(std::shared_ptr<TaskSubscriber> subscriber, const lf::a2a::v1::Task& task,
               bool until_terminal);
   // Subscribes from the next event on, with no first event (for a hosted
@@ -85,11 +91,13 @@ class TaskLog {
   struct Subscription {
     std::shared_ptr<TaskSubscriber> subscriber;
     bool until_terminal = false;
+    bool final_only = false;
   };
   // An event, or a new subscription, in log order.
   struct Pending {
     enum class Kind {
       kEvent,
+      kCreated,    // the task's creation (seq 0): nothing to deliver
       kSubscribe,  // `attach` joins; `event` is its first event
       kFollow,     // `attach` joins, with no first event
       kDropped,    // a subscription ended before it joined
@@ -97,7 +105,7 @@ class TaskLog {
     Kind kind = Kind::kEvent;
     int64_t seq = 0;  // kEvent
     bool ready = true;
-    std::shared_ptr<const lf::a2a::v1::StreamResponse> event;
+    lf::a2a::v1::StreamResponse event;
     lf::a2a::v1::TaskState state = lf::a2a::v1::TASK_STATE_UNSPECIFIED;
     std::shared_ptr<const lf::a2a::v1::Task> task;  // after a final event
     Subscription attach;

@@ -262,6 +262,9 @@ void TaskManager::OnStored(const EntryPtr& entry, int64_t seq, absl::Status stat
         .With("seq", seq)
         .With("error", status);
   }
+  // The store keeps the order of writes: whatever was written before this
+  // commit, the task's create included, is stored too.
+  ConfirmCreatedLocked(entry, status);
   entry->log.MarkStored(seq);
   CollectLocked(entry);
   if (on_stored) {
@@ -374,21 +377,33 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
   {
     // The task's first effect is its creation: whatever happens to it once
     // it is in the index (a cancel cascading from its parent) queues behind,
-    // so its store writes follow the create.
+    // so its store writes follow the create. The agent starts at once, while
+    // the create is written; nobody else hears of the task before the create
+    // is stored (the log holds every delivery back until then).
     absl::MutexLock lock(&entry->mu);
-    entry->effects.Add([this, entry, ops = std::move(ops), subscriber = std::move(subscriber),
-                        message = std::move(message), push = std::move(push)]() mutable {
-      store_.Commit(std::move(ops), [this, entry, subscriber = std::move(subscriber),
-                                     message = std::move(message),
-                                     push = std::move(push)](absl::Status status) mutable {
-        std::shared_ptr<TaskSubscriber> watch;
-        if (status.ok() && push.has_value()) {
-          watch = options_.push->Attach(*push);
-        }
-        OnCreated(entry, std::move(status), std::move(subscriber), std::move(message),
-                  std::move(watch));
-      });
-    });
+    entry->creation = TaskEntry::Creation::kPending;
+    entry->log.HoldUntilCreated();
+    if (subscriber != nullptr) {
+      entry->log.Attach(std::move(subscriber), entry->task, /*until_terminal=*/false);
+    }
+    if (request.await_create || push.has_value()) {
+      entry->effects.Add(
+          [this, entry, ops = std::move(ops), push = std::move(push)]() mutable {
+            store_.Commit(std::move(ops), [this, entry, push = std::move(push)](
+                                              absl::Status status) mutable {
+              std::shared_ptr<TaskSubscriber> watch;
+              if (status.ok() && push.has_value()) {
+                watch = options_.push->Attach(*push);
+              }
+              OnCreated(entry, std::move(status), std::move(watch));
+            });
+          });
+    } else {
+      // Confirmed by the next commit of the task (OnStored).
+      entry->effects.Add(
+          [this, ops = std::move(ops)]() mutable { store_.Append(std::move(ops)); });
+    }
+    AssignLocked(entry, message, /*resumed=*/false);
   }
   if (absl::Status inserted = Insert(entry, agent_id, request.parent_task_id); !inserted.ok()) {
     EffectQueue unrun;  // the create is not issued
@@ -408,39 +423,43 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
 }
 
 void TaskManager::OnCreated(const EntryPtr& entry, absl::Status status,
-                            std::shared_ptr<TaskSubscriber> subscriber, Message message,
                             std::shared_ptr<TaskSubscriber> push_watch) {
-  if (!status.ok()) {
-    A2AMESH_LOG(Error, "task not stored; refused").With("task", entry->id).With("error", status);
-    std::string agent_id;
-    std::string parent_id;
-    std::shared_ptr<TaskRunner> runner;
-    {
-      absl::MutexLock lock(&entry->mu);
-      agent_id = entry->info.agent_id();
-      parent_id = entry->info.parent_task_id();
-      runner = std::move(entry->runner);
-    }
-    Remove(entry->id, agent_id, parent_id);
-    runner.reset();
-    if (subscriber != nullptr) {
-      subscriber->OnError(absl::UnavailableError(
-          absl::StrCat("the task could not be stored: ", status.message())));
-    }
-    return;
-  }
   TaskEntry::Lock lock(entry.get());
-  options_.telemetry->TaskCreated(entry->info.skill());
-  if (push_watch != nullptr) {
+  ConfirmCreatedLocked(entry, status);
+  if (push_watch != nullptr && entry->creation == TaskEntry::Creation::kStored) {
     entry->log.Attach(std::move(push_watch), entry->task, /*until_terminal=*/true);
   }
-  if (subscriber != nullptr) {
-    entry->log.Attach(std::move(subscriber), entry->task, /*until_terminal=*/false);
-  }
   CollectLocked(entry);
-  if (entry->runner != nullptr) {
-    AssignLocked(entry, message, /*resumed=*/false);
+}
+
+void TaskManager::ConfirmCreatedLocked(const EntryPtr& entry, const absl::Status& status) {
+  if (entry->creation != TaskEntry::Creation::kPending) {
+    return;
   }
+  if (status.ok()) {
+    entry->creation = TaskEntry::Creation::kStored;
+    options_.telemetry->TaskCreated(entry->info.skill());
+    entry->log.MarkStored(0);
+    return;
+  }
+  A2AMESH_LOG(Error, "task not stored; refused").With("task", entry->id).With("error", status);
+  entry->creation = TaskEntry::Creation::kFailed;
+  if (entry->runner != nullptr) {
+    entry->effects.Add([runner = entry->runner, id = entry->id] {
+      runner->Cancel(id, "the task could not be stored");
+    });
+  }
+  ReleaseRunnerLocked(entry);
+  entry->effects.Add([this, id = entry->id, agent_id = entry->info.agent_id(),
+                      parent_id = entry->info.parent_task_id(),
+                      subscribers = entry->log.TakeSubscribers(),
+                      error = absl::UnavailableError(absl::StrCat(
+                          "the task could not be stored: ", status.message()))] {
+    Remove(id, agent_id, parent_id);
+    for (const auto& subscriber : subscribers) {
+      subscriber->OnError(error);
+    }
+  });
 }
 
 absl::Status TaskManager::Host(HostedTask hosted, std::shared_ptr<TaskSubscriber> subscriber) {
@@ -749,6 +768,17 @@ absl::Status TaskManager::Attach(const std::string& task_id,
     state = entry->task.status().state();
     if (!IsTerminalState(state)) {
       entry->log.Attach(std::move(subscriber), entry->task, until_terminal);
+      if (entry->creation == TaskEntry::Creation::kPending) {
+        // Its create rides along with a later commit: this one makes it
+        // durable now, so that the subscription starts at once.
+        entry->effects.Add([this, entry] {
+          std::vector<TaskStoreOp> sync(1);
+          sync[0].kind = TaskStoreOp::Kind::kSync;
+          sync[0].task_id = entry->id;
+          store_.Commit(std::move(sync),
+                        [this, entry](absl::Status status) { OnCreated(entry, status); });
+        });
+      }
       CollectLocked(entry);
       return absl::OkStatus();
     }

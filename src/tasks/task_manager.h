@@ -64,6 +64,13 @@ struct NewTask {
   std::vector<std::string> hops;
   // The task fails if it has not ended by then.
   absl::Time deadline = absl::InfiniteFuture();
+  // Whether the subscriber may pass the task's id on with its first event (a
+  // stream, return_immediately, a delegation): then the create is committed
+  // on its own, and the first event waits for it. When false (a blocking
+  // SendMessage, whose client learns the id with the final answer) the create
+  // rides along with the task's next commit, usually that answer's, and every
+  // delivery waits for it.
+  bool await_create = true;
 };
 
 // One turn of a task owned by another node, run here on a local agent (a
@@ -149,10 +156,12 @@ class TaskManager {
   // serving. May block.
   absl::Status Recover();
 
-  // Creates a task from `task.request` and, once it is stored, gives
-  // `subscriber` (if any) the new Task as its first event and assigns the task to
-  // its runner. Errors: INVALID_ARGUMENT for a bad message; a store failure
-  // reaches the subscriber's OnError.
+  // Creates a task from `task.request` and assigns it to its runner at once;
+  // once the task is stored, `subscriber` (if any) gets the new Task as its
+  // first event, then the events that came meanwhile. Nobody but the agent
+  // hears of the task before it is stored. Errors: INVALID_ARGUMENT for a bad
+  // message; a store failure reaches the subscriber's OnError (and cancels the
+  // agent's work).
   absl::Status Create(NewTask task, std::shared_ptr<TaskSubscriber> subscriber);
 
   // Runs a turn of another node's task on a local agent: `subscriber` gets the
@@ -265,10 +274,15 @@ class TaskManager {
   // Event `seq` of the task is stored (or failed to be).
   void OnStored(const EntryPtr& entry, int64_t seq, absl::Status status,
                 DurableCallback on_stored);
-  // The new task is stored (or failed to be).
+  // A commit that follows the task's create is done (or failed): what waited
+  // for the create may be delivered, and `push_watch` (if any) starts
+  // watching.
   void OnCreated(const EntryPtr& entry, absl::Status status,
-                 std::shared_ptr<TaskSubscriber> subscriber, lf::a2a::v1::Message message,
-                 std::shared_ptr<TaskSubscriber> push_watch);
+                 std::shared_ptr<TaskSubscriber> push_watch = nullptr);
+  // The create is stored (status OK), or could not be: the task is refused,
+  // its subscribers hear why and its agent is told to stop.
+  void ConfirmCreatedLocked(const EntryPtr& entry, const absl::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
   // Queues what the log can deliver now, and the task's removal from memory
   // once it is over and nothing is left to deliver.
   void CollectLocked(const EntryPtr& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);

@@ -32,6 +32,11 @@ class TaskSubscriber {
  public:
   virtual ~TaskSubscriber() = default;
   virtual void OnEvent(const TaskEvent& event) = 0;
+  // Whether the subscriber wants only the event that ends its subscription (a
+  // blocking SendMessage's caller waits for the final state): it then gets no
+  // first event and no others, which spares copying the Task for it. Must not
+  // change.
+  virtual bool final_only() const { return false; }
   // The subscription ends without a final event: the task could not be stored,
   // or the node is shutting down.
   virtual void OnError(const absl::Status& status) = 0;
