@@ -488,15 +488,15 @@ void SqliteTaskStore::WriterLoop() {
       auto queued = [this]()
                         ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !queue_.empty() || stopping_; };
       while (true) {
-        if (stopping_ && queue_.empty()) {
-          return;  // everything queued is written
+        if (queue_.empty()) {
+          if (stopping_) {
+            return;  // everything queued is written
+          }
+          mu_.Await(absl::Condition(&queued));
+          continue;
         }
         if (MustWriteLocked()) {
           break;
-        }
-        if (queue_.empty()) {
-          mu_.Await(absl::Condition(&queued));
-          continue;
         }
         // Only Appends: write them when the oldest has waited long enough,
         // unless a reason to write comes first.

@@ -1,5 +1,6 @@
 #include "rpc/write_queue.h"
 
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -111,6 +112,91 @@ TEST(WriteQueueTest, NoReadFollowsFinishAndNothingTouchesADetachedReactor) {
   queue.Detach();
   EXPECT_EQ(queue.Write("x"), Queue::Result::kClosed);
   EXPECT_EQ(reactor.finishes.size(), 1u);
+}
+
+// Joins the waiting messages with '+', the way a batch packs them.
+bool JoinAll(std::deque<std::string>& queue, std::string* merged) {
+  merged->clear();
+  while (!queue.empty()) {
+    if (!merged->empty()) merged->push_back('+');
+    merged->append(queue.front());
+    queue.pop_front();
+  }
+  return true;
+}
+
+TEST(WriteQueueTest, MessagesThatWaitBehindAWriteGoOutAsOne) {
+  FakeReactor reactor;
+  Queue queue(10);
+  queue.SetCoalesce(JoinAll);
+  queue.Attach(&reactor);
+  queue.Write("a");
+  queue.Write("b");
+  queue.Write("c");
+  queue.OnWriteDone(true, kGone);
+  queue.Write("d");
+  EXPECT_THAT(reactor.writes, ElementsAre("a", "b+c"));
+  queue.OnWriteDone(true, kGone);
+  EXPECT_THAT(reactor.writes, ElementsAre("a", "b+c", "d"));
+}
+
+TEST(WriteQueueTest, ACoalesceThatDeclinesWritesOneMessage) {
+  FakeReactor reactor;
+  Queue queue(10);
+  queue.SetCoalesce([](std::deque<std::string>&, std::string*) { return false; });
+  queue.Attach(&reactor);
+  queue.Write("a");
+  queue.Write("b");
+  queue.Write("c");
+  queue.OnWriteDone(true, kGone);
+  queue.OnWriteDone(true, kGone);
+  EXPECT_THAT(reactor.writes, ElementsAre("a", "b", "c"));
+}
+
+TEST(WriteQueueTest, AHeldBurstGoesOutTogetherOnRelease) {
+  FakeReactor reactor;
+  Queue queue(10);
+  queue.SetCoalesce(JoinAll);
+  queue.Attach(&reactor);
+  queue.Hold();
+  queue.Hold();  // holds nest
+  queue.Write("a");
+  queue.Write("b");
+  queue.Release();
+  EXPECT_TRUE(reactor.writes.empty());
+  queue.Write("c");
+  queue.Release();
+  EXPECT_THAT(reactor.writes, ElementsAre("a+b+c"));
+}
+
+TEST(WriteQueueTest, OfferLeavesTheMessageWithTheCallerWhenRefused) {
+  FakeReactor reactor;
+  Queue queue(1);
+  queue.Attach(&reactor);
+  std::string first = "first";
+  EXPECT_EQ(queue.Offer(&first), Queue::Result::kQueued);
+  std::string second = "second";
+  EXPECT_EQ(queue.Offer(&second), Queue::Result::kQueued);
+  std::string third = "third";
+  EXPECT_EQ(queue.Offer(&third), Queue::Result::kFull);
+  EXPECT_EQ(third, "third");
+  queue.Finish(grpc::Status::OK);
+  std::string fourth = "fourth";
+  EXPECT_EQ(queue.Offer(&fourth), Queue::Result::kClosed);
+  EXPECT_EQ(fourth, "fourth");
+}
+
+TEST(WriteQueueTest, DetachReturnsWhatWasNeverWritten) {
+  FakeReactor reactor;
+  Queue queue(10);
+  queue.Attach(&reactor);
+  queue.Write("a");
+  queue.Write("b");
+  queue.Write("c");
+  queue.OnWriteDone(false, kGone);  // the stream broke while "a" was written
+  EXPECT_THAT(reactor.writes, ElementsAre("a"));
+  std::deque<std::string> unsent = queue.Detach();
+  EXPECT_THAT(unsent, ElementsAre("b", "c"));  // "a" may or may not have arrived
 }
 
 }  // namespace

@@ -12,9 +12,11 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/memory_task_store.h"
+#include "core/telemetry.h"
 #include "store/sqlite_task_store.h"
 #include "testing/status_matchers.h"
 #include "testing/temp_dir.h"
+#include "testing/wait.h"
 
 namespace a2amesh::store {
 namespace {
@@ -332,6 +334,60 @@ TEST_P(TaskStoreTest, PushConfigsArePutReplacedListedAndDeleted) {
   EXPECT_EQ(task->last_seq, 0);
 }
 
+TEST_P(TaskStoreTest, AppendsKeepTheirTasksOrderAndAreReadAfterFlush) {
+  store_->Append({CreateOp("n~1", "ctx", 1000)});
+  store_->Append({EventOp("n~1", 1, lf::a2a::v1::TASK_STATE_WORKING, 1001)});
+  store_->Append({EventOp("n~1", 2, lf::a2a::v1::TASK_STATE_INPUT_REQUIRED, 1002)});
+  store_->Append({EventOp("n~nope", 1, lf::a2a::v1::TASK_STATE_WORKING, 1001)});  // logged only
+  store_->Flush();
+  absl::StatusOr<StoredTask> task = store_->Get("n~1");
+  ASSERT_THAT(task, IsOk());
+  ASSERT_EQ(task->events.size(), 2u);
+  EXPECT_EQ(task->events[1].seq, 2);
+  EXPECT_EQ(task->last_seq, 2);
+  EXPECT_THAT(store_->Get("n~nope"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(TaskStoreTest, ACommitMakesItsTasksEarlierAppendsDurable) {
+  store_->Append({CreateOp("n~1", "ctx", 1000)});
+  store_->Append({EventOp("n~1", 1, lf::a2a::v1::TASK_STATE_WORKING, 1001)});
+  TaskStoreOp sync;
+  sync.kind = TaskStoreOp::Kind::kSync;
+  sync.task_id = "n~1";
+  ASSERT_THAT(CommitAndWait({sync}), IsOk());
+  absl::StatusOr<StoredTask> task = store_->Get("n~1");
+  ASSERT_THAT(task, IsOk());
+  EXPECT_EQ(task->last_seq, 1);
+  sync.task_id = "n~missing";
+  EXPECT_THAT(CommitAndWait({sync}), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(TaskStoreTest, ATaskCreatedAndEndedInOneGroupReadsAsItEnded) {
+  // As a short task's writes arrive: the create and two events ride along,
+  // the final event and its snapshot are committed.
+  store_->Append({CreateOp("n~1", "ctx", 1000)});
+  store_->Append({EventOp("n~1", 1, lf::a2a::v1::TASK_STATE_WORKING, 1001)});
+  store_->Append({EventOp("n~1", 2, lf::a2a::v1::TASK_STATE_WORKING, 1002)});
+  ASSERT_THAT(CommitAndWait({EventOp("n~1", 3, lf::a2a::v1::TASK_STATE_COMPLETED, 1003),
+                             SnapshotOp("n~1", 3, lf::a2a::v1::TASK_STATE_COMPLETED, 1003)}),
+              IsOk());
+  absl::StatusOr<StoredTask> task = store_->Get("n~1");
+  ASSERT_THAT(task, IsOk());
+  EXPECT_EQ(task->snapshot.status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  EXPECT_EQ(task->snapshot_seq, 3);
+  EXPECT_EQ(task->last_seq, 3);
+  EXPECT_TRUE(task->events.empty());
+  TaskQuery query;
+  query.state = lf::a2a::v1::TASK_STATE_COMPLETED;
+  absl::StatusOr<TaskPage> completed = store_->List(query);
+  ASSERT_THAT(completed, IsOk());
+  EXPECT_EQ(completed->total, 1);  // the summary columns say so too
+  EXPECT_EQ(completed->tasks[0].snapshot.id(), "n~1");
+  absl::StatusOr<std::vector<StoredTask>> unfinished = store_->LoadUnfinished();
+  ASSERT_THAT(unfinished, IsOk());
+  EXPECT_TRUE(unfinished->empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Stores, TaskStoreTest,
     ::testing::Values(StoreFactory{"Memory",
@@ -345,6 +401,85 @@ INSTANTIATE_TEST_SUITE_P(
                                      return std::move(store).value();
                                    }}),
     [](const ::testing::TestParamInfo<StoreFactory>& info) { return info.param.name; });
+
+// Counts group commits (transactions).
+class CommitCounter final : public Telemetry {
+ public:
+  void StoreCommitted(absl::Duration, bool) override {
+    absl::MutexLock lock(&mu_);
+    ++commits_;
+  }
+  int commits() const {
+    absl::MutexLock lock(&mu_);
+    return commits_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  int commits_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+TEST(SqliteTaskStoreTest, AppendsWaitForACommitOfTheirTaskAndNeverWakeTheWriter) {
+  testing::TempDir dir;
+  CommitCounter counter;
+  SqliteTaskStore::Options options;
+  options.path = dir.File("tasks.db");
+  options.max_lazy_delay = absl::Hours(1);
+  options.telemetry = &counter;
+  auto opened = SqliteTaskStore::Open(options);
+  ASSERT_THAT(opened, IsOk());
+  SqliteTaskStore& store = **opened;
+  auto commit = [&](std::vector<TaskStoreOp> ops) {
+    absl::Notification done;
+    absl::Status result;
+    store.Commit(std::move(ops), [&](absl::Status status) {
+      result = status;
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return result;
+  };
+  ASSERT_THAT(commit({CreateOp("n~a", "ctx", 1000), CreateOp("n~b", "ctx", 1000)}), IsOk());
+  ASSERT_EQ(counter.commits(), 1);
+  for (int seq = 1; seq <= 50; ++seq) {
+    store.Append({EventOp("n~a", seq, lf::a2a::v1::TASK_STATE_WORKING, 1000 + seq)});
+    store.Append({EventOp("n~b", seq, lf::a2a::v1::TASK_STATE_WORKING, 1000 + seq)});
+  }
+  // Nothing waits for them: no transaction started.
+  EXPECT_EQ(counter.commits(), 1);
+  EXPECT_EQ(store.Get("n~a")->last_seq, 0);
+
+  // A commit of task a takes a's appends along, in order, not b's.
+  ASSERT_THAT(commit({EventOp("n~a", 51, lf::a2a::v1::TASK_STATE_INPUT_REQUIRED, 1051)}),
+              IsOk());
+  EXPECT_EQ(counter.commits(), 2);
+  absl::StatusOr<StoredTask> a = store.Get("n~a");
+  ASSERT_THAT(a, IsOk());
+  EXPECT_EQ(a->last_seq, 51);
+  ASSERT_EQ(a->events.size(), 51u);
+  EXPECT_EQ(a->events[50].event.status_update().status().state(),
+            lf::a2a::v1::TASK_STATE_INPUT_REQUIRED);
+  EXPECT_EQ(store.Get("n~b")->last_seq, 0);  // b's wait for b's own commit
+
+  store.Flush();  // everything
+  EXPECT_EQ(store.Get("n~b")->last_seq, 50);
+  EXPECT_EQ(counter.commits(), 3);
+}
+
+TEST(SqliteTaskStoreTest, OldAppendsAreWrittenWithinTheLazyDelay) {
+  testing::TempDir dir;
+  CommitCounter counter;
+  SqliteTaskStore::Options options;
+  options.path = dir.File("tasks.db");
+  options.max_lazy_delay = absl::Milliseconds(20);
+  options.telemetry = &counter;
+  auto opened = SqliteTaskStore::Open(options);
+  ASSERT_THAT(opened, IsOk());
+  (*opened)->Append({CreateOp("n~a", "ctx", 1000)});
+  // No commit and no Flush: the writer takes it when it has waited its delay.
+  EXPECT_TRUE(testing::WaitFor([&] { return counter.commits() == 1; }));
+  EXPECT_THAT((*opened)->Get("n~a"), IsOk());
+}
 
 TEST(SqliteTaskStoreTest, SurvivesReopen) {
   testing::TempDir dir;

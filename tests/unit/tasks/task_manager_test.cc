@@ -8,10 +8,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/memory_task_store.h"
+#include "store/sqlite_task_store.h"
 #include "testing/fake_clock.h"
 #include "testing/fake_runner.h"
 #include "testing/proto_builders.h"
 #include "testing/status_matchers.h"
+#include "tasks/task_state.h"
+#include "testing/temp_dir.h"
 
 namespace a2amesh::tasks {
 namespace {
@@ -466,6 +469,160 @@ TEST_F(TaskManagerTest, TasksFailAtTheirDeadline) {
   EXPECT_EQ(failed->status().state(), lf::a2a::v1::TASK_STATE_FAILED);
   EXPECT_THAT(failed->status().message().parts(0).text(), HasSubstr("deadline"));
   EXPECT_THAT(runners_.Connect("echo")->cancels(), ::testing::Contains(id));
+}
+
+// A runner and a subscriber that call back into the task manager from their
+// callbacks, as real ones may (a subscriber unsubscribes, a runner looks the
+// task up). Had the manager called them with the task's lock held, each call
+// would deadlock on that lock.
+class ReentrantRunner final : public TaskRunner {
+ public:
+  ReentrantRunner(TaskManager** manager, std::vector<std::string>* seen)
+      : manager_(manager), seen_(seen) {}
+  const std::string& agent_id() const override { return id_; }
+  void Assign(v1::TaskAssignment assignment) override {
+    absl::StatusOr<v1::TaskInfo> info = (*manager_)->ActiveInfo(assignment.task().id());
+    seen_->push_back(info.ok() ? "assign:" + info->agent_id() : "assign:?");
+  }
+  void Cancel(const std::string& task_id, const std::string&) override {
+    seen_->push_back((*manager_)->ActiveInfo(task_id).ok() ? "cancel:active" : "cancel:gone");
+  }
+
+ private:
+  TaskManager** const manager_;
+  std::vector<std::string>* const seen_;
+  const std::string id_ = "echo";
+};
+
+class ReentrantSubscriber final : public TaskSubscriber {
+ public:
+  ReentrantSubscriber(TaskManager& manager, std::vector<std::string>* seen)
+      : manager_(manager), seen_(seen) {}
+  void OnEvent(const TaskEvent& e) override {
+    seen_->push_back(manager_.ActiveInfo(e.task_id).ok() ? "event:active" : "event:gone");
+    if (IsFinalEvent(e.event)) {
+      manager_.Unsubscribe(e.task_id, this);
+    }
+  }
+  void OnError(const absl::Status&) override { seen_->push_back("error"); }
+
+ private:
+  TaskManager& manager_;
+  std::vector<std::string>* const seen_;
+};
+
+TEST_F(TaskManagerTest, CallbacksRunWithoutTheTasksLockAndMayCallBack) {
+  std::vector<std::string> seen;
+  TaskManager* manager = manager_.get();
+  auto sub = std::make_shared<ReentrantSubscriber>(*manager_, &seen);
+  NewTask task{SendText("hi"), std::make_unique<ReentrantRunner>(&manager, &seen), "echo", ""};
+  ASSERT_THAT(manager_->Create(std::move(task), sub), IsOk());
+  EXPECT_THAT(seen, ::testing::ElementsAre("assign:echo", "event:active"));
+  std::string id = manager_->List(TaskQuery(), "")->tasks.at(0).task.id();
+  absl::Notification done;
+  manager_->Cancel(id, "no", [&](absl::StatusOr<Task> canceled) {
+    // The reply runs after the task's lock is released, too.
+    seen.push_back(manager_->Get(id).ok() ? "done:readable" : "done:?");
+    done.Notify();
+  });
+  ASSERT_TRUE(done.HasBeenNotified());  // the memory store completes inline
+  EXPECT_THAT(seen, ::testing::ElementsAre("assign:echo", "event:active", "cancel:active",
+                                           "event:active", "done:readable"));
+}
+
+// The node's default store: intermediate events ride along with the final
+// one's group commit, and nobody waits for them.
+class DurableTaskManagerTest : public ::testing::Test {
+ protected:
+  DurableTaskManagerTest() {
+    store::SqliteTaskStore::Options options;
+    options.path = dir_.path() + "/tasks.db";
+    options.max_lazy_delay = absl::Hours(1);  // only a commit or Flush writes them
+    options.telemetry = &commits_;
+    store_ = *store::SqliteTaskStore::Open(options);
+    TaskManagerOptions manager;
+    manager.node_id = "n1";
+    manager_ = std::make_unique<TaskManager>(manager, *store_, runners_, timers_, clock_);
+  }
+
+  class CountingTelemetry final : public Telemetry {
+   public:
+    void StoreCommitted(absl::Duration, bool ok) override {
+      absl::MutexLock lock(&mu_);
+      ++(ok ? committed_ : failed_);
+    }
+    int committed() const {
+      absl::MutexLock lock(&mu_);
+      return committed_;
+    }
+
+   private:
+    mutable absl::Mutex mu_;
+    int committed_ ABSL_GUARDED_BY(mu_) = 0;
+    int failed_ ABSL_GUARDED_BY(mu_) = 0;
+  };
+
+  testing::TempDir dir_;
+  CountingTelemetry commits_;
+  std::unique_ptr<store::SqliteTaskStore> store_;
+  testing::FakeRunnerFactory runners_;
+  testing::FakeTimers timers_;
+  testing::FakeClock clock_;
+  std::unique_ptr<TaskManager> manager_;
+};
+
+TEST_F(DurableTaskManagerTest, OnlyWhatEndsTheCallWaitsForTheDisk) {
+  // A blocking call: its waiter hears only the final state.
+  class Waiter final : public TaskSubscriber {
+   public:
+    void OnEvent(const TaskEvent& e) override {
+      absl::MutexLock lock(&mu);
+      final = *e.task;
+    }
+    void OnError(const absl::Status&) override {}
+    bool final_only() const override { return true; }
+    absl::Mutex mu;
+    std::optional<Task> final ABSL_GUARDED_BY(mu);
+  };
+  auto waiter = std::make_shared<Waiter>();
+  NewTask task{SendText("hi"), runners_.RunnerFor("echo"), "echo", ""};
+  task.await_create = false;  // its client learns the id with the answer
+  ASSERT_THAT(manager_->Create(std::move(task), waiter), IsOk());
+  // The agent has it at once; nothing was written yet.
+  ASSERT_THAT(runners_.Connect("echo")->assignments(), SizeIs(1));
+  const std::string id = runners_.Connect("echo")->assignments()[0].task().id();
+  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, id, Status(lf::a2a::v1::TASK_STATE_WORKING)),
+              IsOk());
+  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, id, ArtifactChunk("a", "x", false, true)),
+              IsOk());
+  EXPECT_EQ(commits_.committed(), 0);  // no group commit for events nobody waits for
+  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, id, Status(lf::a2a::v1::TASK_STATE_COMPLETED)),
+              IsOk());
+  // The final event is the one commit: the create and the other events ride in it.
+  store_->Flush();
+  EXPECT_EQ(commits_.committed(), 1);
+  {
+    absl::MutexLock lock(&waiter->mu);
+    ASSERT_TRUE(waiter->final.has_value());
+    EXPECT_EQ(waiter->final->status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  }
+  absl::StatusOr<StoredTask> stored = store_->Get(id);
+  ASSERT_THAT(stored, IsOk());
+  EXPECT_EQ(stored->snapshot.status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  EXPECT_EQ(stored->snapshot.artifacts_size(), 1);
+  EXPECT_EQ(stored->last_seq, 3);
+  EXPECT_TRUE(stored->events.empty());  // the snapshot replaced them before they were written
+}
+
+TEST_F(DurableTaskManagerTest, ASubscriberWaitsForTheCreateToBeStored) {
+  auto sub = std::make_shared<RecordingSubscriber>();
+  NewTask task{SendText("hi"), runners_.RunnerFor("echo"), "echo", ""};
+  ASSERT_THAT(manager_->Create(std::move(task), sub), IsOk());  // await_create
+  store_->Flush();
+  ASSERT_THAT(sub->events(), SizeIs(1));
+  const std::string id = sub->events()[0].task().id();
+  EXPECT_THAT(store_->Get(id), IsOk());  // stored before anyone heard of it
+  EXPECT_EQ(commits_.committed(), 1);
 }
 
 }  // namespace
