@@ -34,8 +34,10 @@ class RawAgent {
             grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))),
         stream_(stub_->Connect(&context_)) {}
 
-  bool Register(const std::string& id, lf::a2a::v1::AgentCard card, int max = 4) {
+  bool Register(const std::string& id, lf::a2a::v1::AgentCard card, int max = 4,
+                bool batches = false) {
     v1::AgentToNode message;
+    message.mutable_register_()->set_batches(batches);
     auto* agent = message.mutable_register_()->add_agents();
     agent->set_agent_id(id);
     *agent->mutable_card() = std::move(card);
@@ -271,6 +273,97 @@ TEST_F(AgentHostTest, RefusedUpdatesComeBackAndKeepTheStreamOpen) {
   ASSERT_TRUE(agent.Update(id, testing::Status(lf::a2a::v1::TASK_STATE_COMPLETED)));
   ASSERT_TRUE(
       WaitFor([&] { return Get(id).status().state() == lf::a2a::v1::TASK_STATE_COMPLETED; }));
+}
+
+TEST_F(AgentHostTest, ABatchingAgentGetsEveryAssignmentAndMayAnswerInOneMessage) {
+  RawAgent agent(harness_.address());
+  ASSERT_TRUE(agent.Register("raw", Card("raw", {"raw"}), 64, /*batches=*/true));
+  v1::NodeToAgent message;
+  ASSERT_TRUE(agent.Read(&message));
+  ASSERT_TRUE(message.registered().batches());  // the node reads batches
+  // Many tasks: assignments that wait for the stream may come as batches.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 40; ++i) ids.push_back(SubmitTo("raw"));
+  std::vector<std::string> assigned;
+  int messages = 0;
+  while (assigned.size() < ids.size() && agent.Read(&message)) {
+    ++messages;
+    if (message.has_batch()) {
+      for (const v1::NodeToAgent& inner : message.batch().messages()) {
+        ASSERT_TRUE(inner.has_assignment()) << inner.DebugString();
+        assigned.push_back(inner.assignment().task().id());
+      }
+    } else if (message.has_assignment()) {
+      assigned.push_back(message.assignment().task().id());
+    }
+  }
+  EXPECT_THAT(assigned, ::testing::UnorderedElementsAreArray(ids));
+  EXPECT_GE(messages, 1);
+
+  // The agent answers every task in one message.
+  v1::AgentToNode answers;
+  for (const std::string& id : ids) {
+    auto* update = answers.mutable_batch()->add_messages()->mutable_update();
+    update->set_task_id(id);
+    *update->mutable_event() = testing::Status(lf::a2a::v1::TASK_STATE_COMPLETED, "done");
+  }
+  ASSERT_TRUE(agent.Send(answers));
+  for (const std::string& id : ids) {
+    ASSERT_TRUE(
+        WaitFor([&] { return Get(id).status().state() == lf::a2a::v1::TASK_STATE_COMPLETED; }));
+  }
+
+  // A batch may not nest, nor register: the stream is closed, naming why.
+  v1::AgentToNode bad;
+  bad.mutable_batch()->add_messages()->mutable_batch();
+  ASSERT_TRUE(agent.Send(bad));
+  grpc::Status status = agent.Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("batch.messages"));
+}
+
+TEST_F(AgentHostTest, AnAgentThatDoesNotAskForBatchesGetsNone) {
+  RawAgent agent(harness_.address());
+  ASSERT_TRUE(agent.Register("plain", Card("plain", {"plain"}), 64));
+  v1::NodeToAgent message;
+  ASSERT_TRUE(agent.Read(&message));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i) ids.push_back(SubmitTo("plain"));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ASSERT_TRUE(agent.Read(&message));
+    EXPECT_TRUE(message.has_assignment()) << message.DebugString();
+  }
+}
+
+TEST_F(AgentHostTest, AnInlineHandlerAnswersOnTheStreamsThreadAndCannotWait) {
+  absl::Mutex mu;
+  absl::Status delegated;
+  bool waited = true;
+  auto agent = harness_.StartAgent({{"inline", Card("inline", {"inline"}), 8,
+                                     [&](sdk::TaskContext& task) {
+                                       absl::StatusOr<Task> sub =
+                                           task.Delegate(sdk::TextSubtask("inline", "x"));
+                                       const absl::Time before = absl::Now();
+                                       bool cancelled = task.WaitForCancel(absl::Seconds(30));
+                                       absl::MutexLock lock(&mu);
+                                       delegated = sub.status();
+                                       waited = cancelled || absl::Now() - before > absl::Seconds(1);
+                                       task.SendArtifact(sdk::TextArtifact("a", "a", task.text()));
+                                       task.Complete("inline");
+                                     },
+                                     /*inline_handler=*/true}});
+  lf::a2a::v1::SendMessageRequest request = SendText("hello");
+  request.set_tenant("inline");
+  lf::a2a::v1::SendMessageResponse response;
+  grpc::Status status = stub_->SendMessage(A2aContext().get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.task().status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  ASSERT_EQ(response.task().artifacts_size(), 1);
+  EXPECT_EQ(response.task().artifacts(0).parts(0).text(), "hello");
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(delegated.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(delegated.message()), HasSubstr("inline_handler"));
+  EXPECT_FALSE(waited);  // WaitForCancel returned at once
 }
 
 TEST(AgentHostLeaseTest, ASilentAgentLosesItsLease) {
