@@ -360,12 +360,12 @@ absl::Status Node::Init() {
 absl::Status Node::StartHttp() {
   cards_ = std::make_unique<CatalogCards>(*catalog_, *remote_catalog_);
   a2a::HttpBindingOptions binding;
-  binding.node_id = options_.node_id;
-  binding.version = Version();
-  binding.public_http_url = options_.public_http_url;
-  binding.public_grpc_url = options_.public_grpc_url;
-  binding.grpc_port = grpc_port_;
-  binding.push_notifications = push_ != nullptr;
+  binding.cards.node_id = options_.node_id;
+  binding.cards.version = Version();
+  binding.cards.public_http_url = options_.public_http_url;
+  binding.cards.public_grpc_url = options_.public_grpc_url;
+  binding.cards.grpc_port = grpc_port_;
+  binding.cards.push_notifications = push_ != nullptr;
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);

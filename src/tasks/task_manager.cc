@@ -323,7 +323,7 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
         push, options_.push->Prepare(
                   task_id, request.request.configuration().task_push_notification_config()));
   }
-  auto entry = std::make_shared<OwnedTask>(task_id);
+  EntryPtr entry = std::make_shared<OwnedTask>(task_id);
   std::vector<TaskStoreOp> ops;
   Message message = in;
   {
@@ -464,7 +464,7 @@ void TaskManager::ConfirmCreatedLocked(const EntryPtr& entry, const absl::Status
 
 absl::Status TaskManager::Host(HostedTask hosted, std::shared_ptr<TaskSubscriber> subscriber) {
   const std::string agent_id = hosted.info.agent_id();
-  auto entry = std::make_shared<HostedTurn>(hosted.task.id());
+  EntryPtr entry = std::make_shared<HostedTurn>(hosted.task.id());
   absl::Time deadline = absl::InfiniteFuture();
   {
     absl::MutexLock lock(&entry->mu);

@@ -9,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -142,6 +143,59 @@ TEST_F(HttpBindingTest, JsonRpcSendsAndAnswersWithTheTask) {
   EXPECT_EQ(task.fields().at("status").struct_value().fields().at("state").string_value(),
             "TASK_STATE_COMPLETED");
   EXPECT_THAT(result.body, HasSubstr(R"("artifacts":[{"artifactId":"echo")"));
+}
+
+// The id of every kind of JSON-RPC answer comes back exactly as sent: a
+// number past 2^53 keeps every digit, a string stays a string, null stays null.
+TEST_F(HttpBindingTest, JsonRpcIdsComeBackExactlyInEveryKindOfAnswer) {
+  const std::string send_params =
+      R"({"message":{"messageId":"m1","role":"ROLE_USER","parts":[{"text":"hi"}]},
+          "metadata":{"a2amesh/skill":"echo"}})";
+  for (const std::string id : {"9007199254740993", "\"req-\\\"7\\\"\"", "null"}) {
+    SCOPED_TRACE(id);
+    const std::string echoed = absl::StrCat(R"({"jsonrpc":"2.0","id":)", id, ",");
+    // A result.
+    HttpResult sent = JsonRpc(absl::StrCat(R"({"jsonrpc":"2.0","id":)", id,
+                                           R"(,"method":"SendMessage","params":)", send_params,
+                                           "}"));
+    EXPECT_EQ(sent.status, 200);
+    EXPECT_TRUE(absl::StartsWith(sent.body, absl::StrCat(echoed, R"("result":)"))) << sent.body;
+    // An error from the node (the task does not exist).
+    HttpResult missing = JsonRpc(absl::StrCat(R"({"jsonrpc":"2.0","id":)", id,
+                                              R"(,"method":"GetTask","params":{"id":"n1~none"}})"));
+    EXPECT_TRUE(absl::StartsWith(missing.body, absl::StrCat(echoed, R"("error":)")))
+        << missing.body;
+    EXPECT_EQ(RpcCode(missing), -32001);
+    // An error of the envelope (no such method).
+    HttpResult unknown =
+        JsonRpc(absl::StrCat(R"({"jsonrpc":"2.0","id":)", id, R"(,"method":"Nope"})"));
+    EXPECT_TRUE(absl::StartsWith(unknown.body, echoed)) << unknown.body;
+    EXPECT_EQ(RpcCode(unknown), -32601);
+    // Every event of a stream.
+    HttpResult stream = JsonRpc(absl::StrCat(R"({"jsonrpc":"2.0","id":)", id,
+                                             R"(,"method":"SendStreamingMessage","params":)",
+                                             send_params, "}"));
+    EXPECT_THAT(stream.headers, HasSubstr("text/event-stream"));
+    int events = 0;
+    for (absl::string_view line : absl::StrSplit(stream.body, '\n')) {
+      if (absl::StartsWith(line, "data: ")) {
+        ++events;
+        EXPECT_TRUE(absl::StartsWith(line.substr(6), echoed)) << line;
+      }
+    }
+    EXPECT_GE(events, 3);  // the task, working, the artifact, completed
+    // An error before the stream starts (no agent offers the skill).
+    HttpResult refused = JsonRpc(absl::StrCat(
+        R"({"jsonrpc":"2.0","id":)", id,
+        R"(,"method":"SendStreamingMessage","params":{"message":{"messageId":"m2","role":"ROLE_USER","parts":[{"text":"x"}]},"metadata":{"a2amesh/skill":"nobody"}}})"));
+    EXPECT_TRUE(absl::StartsWith(refused.body, absl::StrCat(echoed, R"("error":)")))
+        << refused.body;
+  }
+  // Not JSON at all: the id cannot be known, so it is null.
+  HttpResult garbage = JsonRpc(R"({"jsonrpc":"2.0","id":9007199254740993,"method":)");
+  EXPECT_TRUE(absl::StartsWith(garbage.body, R"({"jsonrpc":"2.0","id":null,"error":)"))
+      << garbage.body;
+  EXPECT_EQ(RpcCode(garbage), -32700);
 }
 
 TEST_F(HttpBindingTest, BadRequestsGetTheSpecsErrorsAndTheNodeKeepsServing) {

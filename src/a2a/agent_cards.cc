@@ -1,0 +1,148 @@
+#include "a2a/agent_cards.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "a2a/http_framing.h"
+#include "a2a/proto_json.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace a2amesh::a2a {
+namespace {
+
+// FNV-1a: a stable content hash for ETags.
+uint64_t Fnv1a(absl::string_view data) {
+  uint64_t hash = 14695981039346656037ull;
+  for (unsigned char c : data) {
+    hash = (hash ^ c) * 1099511628211ull;
+  }
+  return hash;
+}
+
+}  // namespace
+
+std::vector<lf::a2a::v1::AgentInterface> AgentCards::Interfaces(const http::Request& request,
+                                                                 const std::string& tenant) const {
+  const std::string* host_header = request.Header("host");
+  const std::string host =
+      host_header != nullptr && !host_header->empty() ? *host_header : "localhost";
+  std::string base = options_.public_http_url;
+  if (base.empty()) {
+    base = absl::StrCat("http://", host);
+  }
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  std::string grpc_url = options_.public_grpc_url;
+  if (grpc_url.empty()) {
+    std::string name = host.substr(0, host.front() == '[' ? host.find(']') + 1 : host.find(':'));
+    grpc_url = absl::StrCat(name, ":", options_.grpc_port);
+  }
+  std::vector<lf::a2a::v1::AgentInterface> interfaces(3);
+  interfaces[0].set_url(base + kJsonRpcPath);
+  interfaces[0].set_protocol_binding("JSONRPC");
+  interfaces[1].set_url(base + kRestPath);
+  interfaces[1].set_protocol_binding("HTTP+JSON");
+  interfaces[2].set_url(grpc_url);
+  interfaces[2].set_protocol_binding("GRPC");
+  for (auto& interface : interfaces) {
+    interface.set_tenant(tenant);
+    interface.set_protocol_version("1.0");
+  }
+  return interfaces;
+}
+
+lf::a2a::v1::AgentCard AgentCards::MeshCard(const http::Request& request) const {
+  lf::a2a::v1::AgentCard card;
+  card.set_name(absl::StrCat("a2a-mesh node ", options_.node_id));
+  card.set_description(
+      "An a2a-mesh node: it routes each task to an agent of the mesh that declared the skill "
+      "the task needs (metadata \"a2amesh/skill\"), or to the agent named by the tenant.");
+  card.set_version(options_.version);
+  card.mutable_capabilities()->set_streaming(true);
+  card.mutable_capabilities()->set_push_notifications(options_.push_notifications);
+  card.mutable_capabilities()->set_extended_agent_card(false);
+  absl::flat_hash_map<std::string, lf::a2a::v1::AgentSkill*> skills;
+  std::vector<std::string> input_modes;
+  std::vector<std::string> output_modes;
+  auto add_modes = [](std::vector<std::string>& modes, const auto& more) {
+    for (const std::string& mode : more) {
+      if (std::find(modes.begin(), modes.end(), mode) == modes.end()) modes.push_back(mode);
+    }
+  };
+  for (const auto& [tenant, agent] : cards_.Agents()) {
+    add_modes(input_modes, agent.default_input_modes());
+    add_modes(output_modes, agent.default_output_modes());
+    for (const lf::a2a::v1::AgentSkill& skill : agent.skills()) {
+      auto [it, added] = skills.try_emplace(skill.id(), nullptr);
+      if (added) {
+        it->second = card.add_skills();
+        *it->second = skill;
+        continue;
+      }
+      std::vector<std::string> tags(it->second->tags().begin(), it->second->tags().end());
+      add_modes(tags, skill.tags());
+      it->second->clear_tags();
+      for (const std::string& tag : tags) it->second->add_tags(tag);
+    }
+  }
+  std::sort(card.mutable_skills()->begin(), card.mutable_skills()->end(),
+            [](const auto& a, const auto& b) { return a.id() < b.id(); });
+  if (input_modes.empty()) input_modes.push_back("text/plain");
+  if (output_modes.empty()) output_modes.push_back("text/plain");
+  for (const std::string& mode : input_modes) card.add_default_input_modes(mode);
+  for (const std::string& mode : output_modes) card.add_default_output_modes(mode);
+  for (auto& interface : Interfaces(request, "")) {
+    *card.add_supported_interfaces() = std::move(interface);
+  }
+  return card;
+}
+
+http::Response AgentCards::Serve(const http::Request& request, const std::string& tenant) const {
+  if (request.method != "GET" && request.method != "HEAD") {
+    http::Response response = RestError(absl::InvalidArgumentError(absl::StrCat(
+                                            "agent cards are read with GET, not ", request.method)),
+                                        405);
+    response.headers.emplace_back("Allow", "GET, HEAD");
+    return response;
+  }
+  lf::a2a::v1::AgentCard card;
+  if (tenant.empty()) {
+    card = MeshCard(request);
+  } else {
+    std::optional<lf::a2a::v1::AgentCard> found = cards_.Find(tenant);
+    if (!found.has_value()) {
+      return RestError(
+          absl::NotFoundError(absl::StrCat("no agent '", tenant, "' is registered in the mesh")));
+    }
+    card = *std::move(found);
+    card.clear_supported_interfaces();
+    for (auto& interface : Interfaces(request, tenant)) {
+      *card.add_supported_interfaces() = std::move(interface);
+    }
+    // Whatever the agent declared, the node streams and (if enabled) pushes.
+    card.mutable_capabilities()->set_streaming(true);
+    card.mutable_capabilities()->set_push_notifications(options_.push_notifications);
+    card.mutable_capabilities()->set_extended_agent_card(false);
+  }
+  http::Response response = JsonResponse(200, kJsonType, ResultJson(card));
+  const std::string etag =
+      absl::StrCat("W/\"", absl::Hex(Fnv1a(response.body), absl::kZeroPad16), "\"");
+  response.headers = {{"ETag", etag},
+                      {"Cache-Control", absl::StrCat("public, max-age=",
+                                                     absl::ToInt64Seconds(options_.max_age))}};
+  if (const std::string* match = request.Header("if-none-match")) {
+    for (absl::string_view candidate : absl::StrSplit(*match, ',')) {
+      candidate = absl::StripAsciiWhitespace(candidate);
+      if (candidate == "*" || candidate == etag || absl::StrCat("W/", candidate) == etag) {
+        response.status = 304;
+        response.body.clear();
+        break;
+      }
+    }
+  }
+  return response;
+}
+
+}  // namespace a2amesh::a2a
