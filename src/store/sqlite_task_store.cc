@@ -348,11 +348,15 @@ absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(const Opt
   if (status.ok() && found_version == 1) {
     status = UpgradeFromVersion1(write_db, options.path);
   }
-  if (status.ok()) {
-    status = exec(kSchema);
-  }
-  if (status.ok()) {
-    status = exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion).c_str());
+  // A store of this version opens without writing anything (no transaction,
+  // no fsync); a new or older one gets the schema and its version at once.
+  if (status.ok() && found_version != kSchemaVersion) {
+    status = exec(absl::StrCat("BEGIN IMMEDIATE;", kSchema, "PRAGMA user_version=", kSchemaVersion,
+                               ";COMMIT;")
+                      .c_str());
+    if (!status.ok()) {
+      sqlite3_exec(write_db, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
   }
   if (!status.ok()) {
     sqlite3_close(write_db);
