@@ -25,7 +25,7 @@ uint64_t Fnv1a(absl::string_view data) {
 }  // namespace
 
 std::vector<lf::a2a::v1::AgentInterface> AgentCards::Interfaces(const http::Request& request,
-                                                                 const std::string& tenant) const {
+                                                                const std::string& tenant) const {
   const std::string* host_header = request.Header("host");
   const std::string host =
       host_header != nullptr && !host_header->empty() ? *host_header : "localhost";
@@ -129,9 +129,9 @@ http::Response AgentCards::Serve(const http::Request& request, const std::string
   http::Response response = JsonResponse(200, kJsonType, ResultJson(card));
   const std::string etag =
       absl::StrCat("W/\"", absl::Hex(Fnv1a(response.body), absl::kZeroPad16), "\"");
-  response.headers = {{"ETag", etag},
-                      {"Cache-Control", absl::StrCat("public, max-age=",
-                                                     absl::ToInt64Seconds(options_.max_age))}};
+  response.headers = {
+      {"ETag", etag},
+      {"Cache-Control", absl::StrCat("public, max-age=", absl::ToInt64Seconds(options_.max_age))}};
   if (const std::string* match = request.Header("if-none-match")) {
     for (absl::string_view candidate : absl::StrSplit(*match, ',')) {
       candidate = absl::StripAsciiWhitespace(candidate);

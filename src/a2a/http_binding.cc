@@ -177,8 +177,7 @@ HttpBinding::HttpBinding(HttpBindingOptions options, std::shared_ptr<grpc::Chann
 HttpBinding::~HttpBinding() = default;
 
 void HttpBinding::Invoke(const std::shared_ptr<http::Exchange>& exchange, const Method& method,
-                         std::unique_ptr<Message> request,
-                         std::shared_ptr<HttpFraming> framing) {
+                         std::unique_ptr<Message> request, std::shared_ptr<HttpFraming> framing) {
   grpc::ByteBuffer buffer;
   if (!Serialize(*request, &buffer)) {
     exchange->Respond(
@@ -336,7 +335,7 @@ void HttpBinding::ServeRest(const std::shared_ptr<http::Exchange>& exchange,
       return exchange->Respond(std::move(response));
     }
     if (auto status = google::protobuf::util::JsonStringToMessage(request.body, message.get(),
-                                                             ProtoJsonParseOptions());
+                                                                  ProtoJsonParseOptions());
         !status.ok()) {
       return exchange->Respond(RestError(
           absl::InvalidArgumentError(absl::StrCat("the body is not a valid ", method.input->name(),

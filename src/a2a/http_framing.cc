@@ -164,8 +164,7 @@ std::string JsonRpcFraming::Envelope(const std::string& result) const {
 
 std::string JsonRpcFraming::ErrorJson(const grpc::Status& status) const {
   Error error = ErrorFrom(status);
-  return JsonRpcErrorJson(id_, JsonRpcCodeFor(error.status), error.status.message(),
-                          error.details);
+  return JsonRpcErrorJson(id_, JsonRpcCodeFor(error.status), error.status.message(), error.details);
 }
 
 http::Response RestFraming::Result(const google::protobuf::Message& result) const {

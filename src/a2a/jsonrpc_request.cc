@@ -13,7 +13,8 @@ namespace {
 // Watches the top-level object's members go by; for "params" it only notes
 // where its text starts and ends. Returning false stops the reader (the
 // reason is in `error`).
-class EnvelopeScanner final : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, EnvelopeScanner> {
+class EnvelopeScanner final
+    : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, EnvelopeScanner> {
  public:
   EnvelopeScanner(rapidjson::MemoryStream& in, absl::string_view body, JsonRpcRequest& out)
       : in_(in), body_(body), out_(out) {}
@@ -29,11 +30,11 @@ class EnvelopeScanner final : public rapidjson::BaseReaderHandler<rapidjson::UTF
   bool Key(const char* text, rapidjson::SizeType length, bool) {
     if (depth_ == 1) {
       absl::string_view key(text, length);
-      member_ = key == "jsonrpc" ? Member::kJsonRpc
-                : key == "method"  ? Member::kMethod
-                : key == "id"      ? Member::kId
-                : key == "params"  ? Member::kParams
-                                   : Member::kOther;
+      member_ = key == "jsonrpc"  ? Member::kJsonRpc
+                : key == "method" ? Member::kMethod
+                : key == "id"     ? Member::kId
+                : key == "params" ? Member::kParams
+                                  : Member::kOther;
       if (member_ != Member::kOther && (seen_ & Bit(member_)) != 0) {
         return Fail(kInvalidRequest, absl::StrCat("Invalid Request: \"", key, "\" appears twice"));
       }
@@ -70,7 +71,8 @@ class EnvelopeScanner final : public rapidjson::BaseReaderHandler<rapidjson::UTF
 
   bool Scalar(absl::string_view text, Kind kind) {
     if (depth_ == 0) {
-      return Fail(kInvalidRequest, "Invalid Request: the body must be a JSON-RPC 2.0 request object");
+      return Fail(kInvalidRequest,
+                  "Invalid Request: the body must be a JSON-RPC 2.0 request object");
     }
     if (depth_ != 1) {
       return true;
@@ -90,7 +92,7 @@ class EnvelopeScanner final : public rapidjson::BaseReaderHandler<rapidjson::UTF
       case Member::kId:
         if (kind == Kind::kBool) {
           out_.id = "null";  // an id that is not one is no id to echo
-        return Fail(kInvalidRequest, "Invalid Request: id must be a string, a number or null");
+          return Fail(kInvalidRequest, "Invalid Request: id must be a string, a number or null");
         }
         out_.id = kind == Kind::kString ? JsonString(text) : std::string(text);
         break;
@@ -167,7 +169,7 @@ JsonRpcRequest ReadJsonRpcRequest(absl::string_view body) {
   rapidjson::MemoryStream in(body.data(), body.size());
   EnvelopeScanner scanner(in, body, request);
   rapidjson::Reader reader;
-  constexpr unsigned kFlags = rapidjson::kParseIterativeFlag |  // no recursion on deep input
+  constexpr unsigned kFlags = rapidjson::kParseIterativeFlag |         // no recursion on deep input
                               rapidjson::kParseNumbersAsStringsFlag |  // ids keep every digit
                               rapidjson::kParseStopWhenDoneFlag;
   rapidjson::ParseResult parsed = reader.Parse<kFlags>(in, scanner);

@@ -195,9 +195,9 @@ void AgentHostService::Session::Send(v1::NodeToAgent message) {
   }
   // Callers hold no lock (task effects run after their task's lock), so the
   // stream closes here and now.
-  Close(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                     absl::StrCat("the agent left ", kMaxOutbox,
-                                  " messages unread; closing its stream")),
+  Close(grpc::Status(
+            grpc::StatusCode::RESOURCE_EXHAUSTED,
+            absl::StrCat("the agent left ", kMaxOutbox, " messages unread; closing its stream")),
         "the agent stopped reading its stream");
 }
 

@@ -360,9 +360,8 @@ class HandoffSink final : public tasks::TaskSubscriber {
   // The owner reads batches: responses that wait for the stream go together.
   void EnableBatches() {
     writes_.SetCoalesce([](std::deque<v1::HandoffResponse>& queue, v1::HandoffResponse* merged) {
-      return rpc::CoalesceIntoBatch(queue, merged, [](const v1::HandoffResponse& response) {
-        return !response.has_batch();
-      });
+      return rpc::CoalesceIntoBatch(
+          queue, merged, [](const v1::HandoffResponse& response) { return !response.has_batch(); });
     });
   }
   void Write(v1::HandoffResponse response) { writes_.Write(std::move(response)); }

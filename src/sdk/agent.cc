@@ -677,12 +677,12 @@ void AgentImpl::OnRegistered(Connection* connection, const v1::Registered& regis
   }
   if (registered.batches()) {
     // Messages that wait for the stream go out together.
-    connection->writes().SetCoalesce([](std::deque<v1::AgentToNode>& queue,
-                                        v1::AgentToNode* merged) {
-      return rpc::CoalesceIntoBatch(queue, merged, [](const v1::AgentToNode& message) {
-        return !message.has_register_() && !message.has_batch();
-      });
-    });
+    connection->writes().SetCoalesce(
+        [](std::deque<v1::AgentToNode>& queue, v1::AgentToNode* merged) {
+          return rpc::CoalesceIntoBatch(queue, merged, [](const v1::AgentToNode& message) {
+            return !message.has_register_() && !message.has_batch();
+          });
+        });
   }
   connected_ = true;
   stream_registered_ = true;
@@ -691,8 +691,8 @@ void AgentImpl::OnRegistered(Connection* connection, const v1::Registered& regis
   ++registrations_;
   // What was kept while the stream was down goes first.
   connection->writes().Hold();
-  while (!pending_.empty() && connection->writes().Offer(&pending_.front()) ==
-                                  Connection::Writes::Result::kQueued) {
+  while (!pending_.empty() &&
+         connection->writes().Offer(&pending_.front()) == Connection::Writes::Result::kQueued) {
     pending_.pop_front();
   }
   connection->writes().Release();

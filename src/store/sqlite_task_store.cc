@@ -218,10 +218,9 @@ struct SqliteTaskStore::WriterStatements {
         rollback_to(db, "ROLLBACK TO w") {}
 
   absl::Status prepared() const {
-    for (const Statement* s :
-         {&insert_task, &exists, &insert_event, &put_snapshot, &trim_events, &update_summary,
-          &put_push_config, &delete_push_config, &begin, &commit, &savepoint, &release,
-          &rollback_to}) {
+    for (const Statement* s : {&insert_task, &exists, &insert_event, &put_snapshot, &trim_events,
+                               &update_summary, &put_push_config, &delete_push_config, &begin,
+                               &commit, &savepoint, &release, &rollback_to}) {
       A2AMESH_RETURN_IF_ERROR(s->prepared());
     }
     return absl::OkStatus();
@@ -517,9 +516,7 @@ void SqliteTaskStore::WriterLoop() {
       if (batch[i].done) {
         batch[i].done(std::move(results[i]));
       } else if (!results[i].ok()) {
-        A2AMESH_LOG(Error, "task store write failed")
-            .With("path", path_)
-            .With("error", results[i]);
+        A2AMESH_LOG(Error, "task store write failed").With("path", path_).With("error", results[i]);
       }
     }
     absl::MutexLock lock(&mu_);

@@ -20,10 +20,9 @@ void OrphanTimers::Arm(const std::string& agent_id, absl::Duration grace, std::s
     absl::MutexLock lock(&mu_);
     generation = generation_[agent_id];
   }
-  timers_.RunAfter(grace, weak_self_.Bind([agent_id, generation, reason = std::move(reason)](
-                                              OrphanTimers& self) {
-    self.Fire(agent_id, generation, reason);
-  }));
+  timers_.RunAfter(
+      grace, weak_self_.Bind([agent_id, generation, reason = std::move(reason)](
+                                 OrphanTimers& self) { self.Fire(agent_id, generation, reason); }));
 }
 
 void OrphanTimers::Fire(const std::string& agent_id, uint64_t generation,

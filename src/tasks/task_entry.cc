@@ -16,8 +16,8 @@ Durability OwnedTask::PersistLocked(const lf::a2a::v1::StreamResponse& event, in
   op.task_id = id;
   op.seq = seq;
   op.state = state;
-  op.status_unix_ms = google::protobuf::util::TimeUtil::TimestampToMilliseconds(
-      task.status().timestamp());
+  op.status_unix_ms =
+      google::protobuf::util::TimeUtil::TimestampToMilliseconds(task.status().timestamp());
   op.payload = event.SerializeAsString();
   if (final && IsTerminalState(state)) {
     // The last word: a snapshot replaces the event log.

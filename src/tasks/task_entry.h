@@ -19,9 +19,9 @@ class TaskRunner;
 
 // What an event's store write means for its delivery.
 enum class Durability {
-  kNone,           // not stored here: delivered at once
-  kRideAlong,      // appended to the next group commit; delivered at once
-  kWaitForStore,   // committed; delivered once stored
+  kNone,          // not stored here: delivered at once
+  kRideAlong,     // appended to the next group commit; delivered at once
+  kWaitForStore,  // committed; delivered once stored
 };
 
 // One task held in memory by the task manager: its state, its event log and

@@ -39,7 +39,8 @@ void TaskLog::HoldUntilCreated() {
 
 void TaskLog::MarkStored(int64_t seq) {
   const Pending::Kind kind = seq == 0 ? Pending::Kind::kCreated : Pending::Kind::kEvent;
-  for (Pending& pending : pending_) {
+  for (size_t i = head_; i < pending_.size(); ++i) {
+    Pending& pending = pending_[i];
     if (pending.kind == kind && pending.seq == seq) {
       pending.ready = true;
       return;
@@ -70,15 +71,15 @@ void TaskLog::Follow(std::shared_ptr<TaskSubscriber> subscriber) {
 
 std::shared_ptr<TaskSubscriber> TaskLog::Detach(const TaskSubscriber* subscriber) {
   std::shared_ptr<TaskSubscriber> found;
-  auto it = std::find_if(subscribers_.begin(), subscribers_.end(), [&](const Subscription& s) {
-    return s.subscriber.get() == subscriber;
-  });
+  auto it = std::find_if(subscribers_.begin(), subscribers_.end(),
+                         [&](const Subscription& s) { return s.subscriber.get() == subscriber; });
   if (it != subscribers_.end()) {
     found = std::move(it->subscriber);
     subscribers_.erase(it);
   }
   // One that has not joined yet.
-  for (Pending& pending : pending_) {
+  for (size_t i = head_; i < pending_.size(); ++i) {
+    Pending& pending = pending_[i];
     if (pending.attach.subscriber != nullptr && pending.attach.subscriber.get() == subscriber) {
       found = std::move(pending.attach.subscriber);
       pending.kind = Pending::Kind::kDropped;
@@ -88,9 +89,12 @@ std::shared_ptr<TaskSubscriber> TaskLog::Detach(const TaskSubscriber* subscriber
 }
 
 void TaskLog::Collect(Deliveries* out) {
-  while (!pending_.empty() && pending_.front().ready) {
-    Pending pending = std::move(pending_.front());
-    pending_.pop_front();
+  while (head_ < pending_.size() && pending_[head_].ready) {
+    Pending pending = std::move(pending_[head_++]);
+    if (head_ == pending_.size()) {
+      pending_.clear();
+      head_ = 0;
+    }
     switch (pending.kind) {
       case Pending::Kind::kCreated:
       case Pending::Kind::kDropped:
@@ -140,7 +144,7 @@ void TaskLog::Collect(Deliveries* out) {
 }
 
 bool TaskLog::waiting_for_store() const {
-  return std::any_of(pending_.begin(), pending_.end(),
+  return std::any_of(pending_.begin() + static_cast<std::ptrdiff_t>(head_), pending_.end(),
                      [](const Pending& pending) { return !pending.ready; });
 }
 
@@ -150,7 +154,8 @@ std::vector<std::shared_ptr<TaskSubscriber>> TaskLog::TakeSubscribers() {
     all.push_back(std::move(s.subscriber));
   }
   subscribers_.clear();
-  for (Pending& pending : pending_) {
+  for (size_t i = head_; i < pending_.size(); ++i) {
+    Pending& pending = pending_[i];
     if (pending.attach.subscriber != nullptr) {
       all.push_back(std::move(pending.attach.subscriber));
       pending.kind = Pending::Kind::kDropped;

@@ -230,21 +230,22 @@ void TaskManager::AppendLocked(const EntryPtr& entry, StreamResponse event,
                     /*durable_first=*/durability == Durability::kWaitForStore);
   switch (durability) {
     case Durability::kWaitForStore:
-      entry->effects.Add([this, entry, seq, ops = std::move(ops),
-                          on_stored = std::move(on_stored)]() mutable {
-        store_.Commit(std::move(ops), [this, entry, seq, on_stored = std::move(on_stored)](
-                                          absl::Status status) mutable {
-          OnStored(entry, seq, std::move(status), std::move(on_stored));
-        });
-      });
+      entry->effects.Add(
+          [this, entry, seq, ops = std::move(ops), on_stored = std::move(on_stored)]() mutable {
+            store_.Commit(std::move(ops), [this, entry, seq, on_stored = std::move(on_stored)](
+                                              absl::Status status) mutable {
+              OnStored(entry, seq, std::move(status), std::move(on_stored));
+            });
+          });
       break;
     case Durability::kRideAlong:
       entry->effects.Add([this, ops = std::move(ops)]() mutable { store_.Append(std::move(ops)); });
       [[fallthrough]];
     case Durability::kNone:
       if (on_stored) {
-        entry->effects.Add(
-            [on_stored = std::move(on_stored)]() mutable { std::move(on_stored)(absl::OkStatus()); });
+        entry->effects.Add([on_stored = std::move(on_stored)]() mutable {
+          std::move(on_stored)(absl::OkStatus());
+        });
       }
       break;
   }
@@ -387,21 +388,19 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
       entry->log.Attach(std::move(subscriber), entry->task, /*until_terminal=*/false);
     }
     if (request.await_create || push.has_value()) {
-      entry->effects.Add(
-          [this, entry, ops = std::move(ops), push = std::move(push)]() mutable {
-            store_.Commit(std::move(ops), [this, entry, push = std::move(push)](
-                                              absl::Status status) mutable {
-              std::shared_ptr<TaskSubscriber> watch;
-              if (status.ok() && push.has_value()) {
-                watch = options_.push->Attach(*push);
-              }
-              OnCreated(entry, std::move(status), std::move(watch));
-            });
-          });
+      entry->effects.Add([this, entry, ops = std::move(ops), push = std::move(push)]() mutable {
+        store_.Commit(std::move(ops),
+                      [this, entry, push = std::move(push)](absl::Status status) mutable {
+                        std::shared_ptr<TaskSubscriber> watch;
+                        if (status.ok() && push.has_value()) {
+                          watch = options_.push->Attach(*push);
+                        }
+                        OnCreated(entry, std::move(status), std::move(watch));
+                      });
+      });
     } else {
       // Confirmed by the next commit of the task (OnStored).
-      entry->effects.Add(
-          [this, ops = std::move(ops)]() mutable { store_.Append(std::move(ops)); });
+      entry->effects.Add([this, ops = std::move(ops)]() mutable { store_.Append(std::move(ops)); });
     }
     AssignLocked(entry, message, /*resumed=*/false);
   }
@@ -453,8 +452,8 @@ void TaskManager::ConfirmCreatedLocked(const EntryPtr& entry, const absl::Status
   entry->effects.Add([this, id = entry->id, agent_id = entry->info.agent_id(),
                       parent_id = entry->info.parent_task_id(),
                       subscribers = entry->log.TakeSubscribers(),
-                      error = absl::UnavailableError(absl::StrCat(
-                          "the task could not be stored: ", status.message()))] {
+                      error = absl::UnavailableError(
+                          absl::StrCat("the task could not be stored: ", status.message()))] {
     Remove(id, agent_id, parent_id);
     for (const auto& subscriber : subscribers) {
       subscriber->OnError(error);
@@ -706,13 +705,13 @@ void TaskManager::Cancel(const std::string& task_id, const std::string& reason,
   TaskEntry::Lock lock(entry.get());
   TaskState state = entry->task.status().state();
   if (IsTerminalState(state)) {
-    entry->effects.Add([done = std::move(done),
-                        error = MakeA2aError(A2aError::kTaskNotCancelable,
-                                             absl::StrCat("task ", task_id, " is already ",
-                                                          StateName(state),
-                                                          "; it cannot be canceled"))]() mutable {
-      done(std::move(error));
-    });
+    entry->effects.Add(
+        [done = std::move(done),
+         error = MakeA2aError(A2aError::kTaskNotCancelable,
+                              absl::StrCat("task ", task_id, " is already ", StateName(state),
+                                           "; it cannot be canceled"))]() mutable {
+          done(std::move(error));
+        });
     return;
   }
   // The reply waits for the store, like every answer that ends a task.
@@ -729,9 +728,8 @@ void TaskManager::Cancel(const std::string& task_id, const std::string& reason,
 void TaskManager::CancelLocked(const EntryPtr& entry, const std::string& reason,
                                DurableCallback on_stored) {
   if (entry->runner != nullptr) {
-    entry->effects.Add([runner = entry->runner, id = entry->id, reason] {
-      runner->Cancel(id, reason);
-    });
+    entry->effects.Add(
+        [runner = entry->runner, id = entry->id, reason] { runner->Cancel(id, reason); });
   } else {
     // The agent holds no slot for it (waiting for input) but may keep state.
     entry->effects.Add([this, agent_id = entry->info.agent_id(), id = entry->id, reason] {
@@ -857,9 +855,8 @@ void TaskManager::FailLocked(const EntryPtr& entry, const std::string& reason) {
       .With("agent", entry->info.agent_id())
       .With("reason", reason);
   if (entry->runner != nullptr) {
-    entry->effects.Add([runner = entry->runner, id = entry->id, reason] {
-      runner->Cancel(id, reason);
-    });
+    entry->effects.Add(
+        [runner = entry->runner, id = entry->id, reason] { runner->Cancel(id, reason); });
   }
   AppendLocked(entry, StatusEventLocked(*entry, lf::a2a::v1::TASK_STATE_FAILED, reason));
 }
@@ -931,10 +928,10 @@ void TaskManager::AgentDisconnected(const std::string& agent_id, const std::stri
   if (orphaned == 0) {
     return;
   }
-  orphans_.Arm(agent_id, options_.agent_grace,
-               absl::StrCat("agent ", agent_id, " disconnected (", reason,
-                            ") and did not come back within ",
-                            absl::FormatDuration(options_.agent_grace)));
+  orphans_.Arm(
+      agent_id, options_.agent_grace,
+      absl::StrCat("agent ", agent_id, " disconnected (", reason, ") and did not come back within ",
+                   absl::FormatDuration(options_.agent_grace)));
   A2AMESH_LOG(Warning, "agent gone with tasks in flight")
       .With("agent", agent_id)
       .With("tasks", orphaned)

@@ -272,8 +272,7 @@ class TaskManager {
   void AppendLocked(const EntryPtr& entry, lf::a2a::v1::StreamResponse event,
                     DurableCallback on_stored = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
   // Event `seq` of the task is stored (or failed to be).
-  void OnStored(const EntryPtr& entry, int64_t seq, absl::Status status,
-                DurableCallback on_stored);
+  void OnStored(const EntryPtr& entry, int64_t seq, absl::Status status, DurableCallback on_stored);
   // A commit that follows the task's create is done (or failed): what waited
   // for the create may be delivered, and `push_watch` (if any) starts
   // watching.

@@ -347,7 +347,8 @@ TEST_F(AgentHostTest, AnInlineHandlerAnswersOnTheStreamsThreadAndCannotWait) {
                                        bool cancelled = task.WaitForCancel(absl::Seconds(30));
                                        absl::MutexLock lock(&mu);
                                        delegated = sub.status();
-                                       waited = cancelled || absl::Now() - before > absl::Seconds(1);
+                                       waited =
+                                           cancelled || absl::Now() - before > absl::Seconds(1);
                                        task.SendArtifact(sdk::TextArtifact("a", "a", task.text()));
                                        task.Complete("inline");
                                      },

@@ -155,9 +155,8 @@ TEST_F(HttpBindingTest, JsonRpcIdsComeBackExactlyInEveryKindOfAnswer) {
     SCOPED_TRACE(id);
     const std::string echoed = absl::StrCat(R"({"jsonrpc":"2.0","id":)", id, ",");
     // A result.
-    HttpResult sent = JsonRpc(absl::StrCat(R"({"jsonrpc":"2.0","id":)", id,
-                                           R"(,"method":"SendMessage","params":)", send_params,
-                                           "}"));
+    HttpResult sent = JsonRpc(absl::StrCat(
+        R"({"jsonrpc":"2.0","id":)", id, R"(,"method":"SendMessage","params":)", send_params, "}"));
     EXPECT_EQ(sent.status, 200);
     EXPECT_TRUE(absl::StartsWith(sent.body, absl::StrCat(echoed, R"("result":)"))) << sent.body;
     // An error from the node (the task does not exist).
@@ -172,9 +171,9 @@ TEST_F(HttpBindingTest, JsonRpcIdsComeBackExactlyInEveryKindOfAnswer) {
     EXPECT_TRUE(absl::StartsWith(unknown.body, echoed)) << unknown.body;
     EXPECT_EQ(RpcCode(unknown), -32601);
     // Every event of a stream.
-    HttpResult stream = JsonRpc(absl::StrCat(R"({"jsonrpc":"2.0","id":)", id,
-                                             R"(,"method":"SendStreamingMessage","params":)",
-                                             send_params, "}"));
+    HttpResult stream =
+        JsonRpc(absl::StrCat(R"({"jsonrpc":"2.0","id":)", id,
+                             R"(,"method":"SendStreamingMessage","params":)", send_params, "}"));
     EXPECT_THAT(stream.headers, HasSubstr("text/event-stream"));
     int events = 0;
     for (absl::string_view line : absl::StrSplit(stream.body, '\n')) {

@@ -119,10 +119,9 @@ class CpuMeter {
     for (const Proc& p : procs_) {
       if (p.start < 0 || p.end < 0) continue;
       const double used = p.end - p.start;
-      items.push_back(absl::StrFormat("\"%s\":{\"cpu_seconds\":%.3f,\"cpu_us_per_request\":%.2f}",
-                                      p.name, used,
-                                      requests > 0 ? used * 1e6 / static_cast<double>(requests)
-                                                   : 0.0));
+      items.push_back(
+          absl::StrFormat("\"%s\":{\"cpu_seconds\":%.3f,\"cpu_us_per_request\":%.2f}", p.name, used,
+                          requests > 0 ? used * 1e6 / static_cast<double>(requests) : 0.0));
     }
     return absl::StrCat("{", absl::StrJoin(items, ","), "}");
   }

@@ -17,8 +17,7 @@ void AddAgentFlags(CLI::App& app, AgentFlags* flags) {
 }
 
 int ServeUntilSignal(const std::string& program, const AgentFlags& flags,
-                     lf::a2a::v1::AgentCard card, sdk::TaskHandler handler,
-                     bool inline_handler) {
+                     lf::a2a::v1::AgentCard card, sdk::TaskHandler handler, bool inline_handler) {
   // Taken by sigwait below; blocked before the SDK starts its threads.
   sigset_t signals;
   sigemptyset(&signals);
@@ -29,8 +28,8 @@ int ServeUntilSignal(const std::string& program, const AgentFlags& flags,
   sdk::AgentOptions options;
   options.node = flags.node;
   options.instance = program;
-  options.agents.push_back({flags.agent_id, std::move(card), flags.max_concurrency,
-                            std::move(handler), inline_handler});
+  options.agents.push_back(
+      {flags.agent_id, std::move(card), flags.max_concurrency, std::move(handler), inline_handler});
   absl::StatusOr<std::unique_ptr<sdk::Agent>> agent = sdk::Agent::Start(std::move(options));
   if (!agent.ok()) {
     std::fprintf(stderr, "%s: %s\n", program.c_str(),

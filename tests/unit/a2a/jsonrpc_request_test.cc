@@ -24,14 +24,13 @@ TEST(JsonRpcRequestTest, ReadsTheEnvelopeAndLeavesParamsAsTheirText) {
 
 TEST(JsonRpcRequestTest, IdsComeBackExactly) {
   struct Case {
-    std::string id;       // as sent
-    std::string echoed;   // as it must come back
+    std::string id;      // as sent
+    std::string echoed;  // as it must come back
   };
-  for (const Case& c : {Case{"9007199254740993", "9007199254740993"},  // 2^53 + 1
-                        Case{"-12345678901234567890123", "-12345678901234567890123"},
-                        Case{"\"abc\"", "\"abc\""},
-                        Case{"\"quote \\\" and \\u00e9\"", "\"quote \\\" and \u00e9\""},
-                        Case{"null", "null"}}) {
+  for (const Case& c :
+       {Case{"9007199254740993", "9007199254740993"},  // 2^53 + 1
+        Case{"-12345678901234567890123", "-12345678901234567890123"}, Case{"\"abc\"", "\"abc\""},
+        Case{"\"quote \\\" and \\u00e9\"", "\"quote \\\" and \u00e9\""}, Case{"null", "null"}}) {
     JsonRpcRequest request = ReadJsonRpcRequest(
         absl::StrCat(R"({"jsonrpc":"2.0","method":"GetTask","params":{},"id":)", c.id, "}"));
     EXPECT_EQ(request.error_code, 0) << request.error;
@@ -66,7 +65,8 @@ TEST(JsonRpcRequestTest, BadEnvelopesGetTheSpecsCodesAndKeepTheIdWhenTheyCan) {
   EXPECT_EQ(bad_id.id, "null");
   EXPECT_EQ(ReadJsonRpcRequest(R"({"jsonrpc":"2.0","id":true,"method":"m"})").id, "null");
 
-  JsonRpcRequest params = ReadJsonRpcRequest(R"({"jsonrpc":"2.0","id":4,"method":"m","params":[1]})");
+  JsonRpcRequest params =
+      ReadJsonRpcRequest(R"({"jsonrpc":"2.0","id":4,"method":"m","params":[1]})");
   EXPECT_EQ(params.error_code, kInvalidParams);
   EXPECT_EQ(params.id, "4");
   EXPECT_TRUE(params.params.empty());

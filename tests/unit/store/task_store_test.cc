@@ -9,10 +9,10 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "core/telemetry.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/memory_task_store.h"
-#include "core/telemetry.h"
 #include "store/sqlite_task_store.h"
 #include "testing/status_matchers.h"
 #include "testing/temp_dir.h"
@@ -450,8 +450,7 @@ TEST(SqliteTaskStoreTest, AppendsWaitForACommitOfTheirTaskAndNeverWakeTheWriter)
   EXPECT_EQ(store.Get("n~a")->last_seq, 0);
 
   // A commit of task a takes a's appends along, in order, not b's.
-  ASSERT_THAT(commit({EventOp("n~a", 51, lf::a2a::v1::TASK_STATE_INPUT_REQUIRED, 1051)}),
-              IsOk());
+  ASSERT_THAT(commit({EventOp("n~a", 51, lf::a2a::v1::TASK_STATE_INPUT_REQUIRED, 1051)}), IsOk());
   EXPECT_EQ(counter.commits(), 2);
   absl::StatusOr<StoredTask> a = store.Get("n~a");
   ASSERT_THAT(a, IsOk());

@@ -45,12 +45,18 @@ class Recorder final : public TaskSubscriber {
  private:
   static std::string Name(lf::a2a::v1::TaskState state) {
     switch (state) {
-      case lf::a2a::v1::TASK_STATE_SUBMITTED: return "submitted";
-      case lf::a2a::v1::TASK_STATE_WORKING: return "working";
-      case lf::a2a::v1::TASK_STATE_COMPLETED: return "completed";
-      case lf::a2a::v1::TASK_STATE_INPUT_REQUIRED: return "input-required";
-      case lf::a2a::v1::TASK_STATE_CANCELED: return "canceled";
-      default: return "other";
+      case lf::a2a::v1::TASK_STATE_SUBMITTED:
+        return "submitted";
+      case lf::a2a::v1::TASK_STATE_WORKING:
+        return "working";
+      case lf::a2a::v1::TASK_STATE_COMPLETED:
+        return "completed";
+      case lf::a2a::v1::TASK_STATE_INPUT_REQUIRED:
+        return "input-required";
+      case lf::a2a::v1::TASK_STATE_CANCELED:
+        return "canceled";
+      default:
+        return "other";
     }
   }
   const bool final_only_;

@@ -9,11 +9,11 @@
 #include "gtest/gtest.h"
 #include "store/memory_task_store.h"
 #include "store/sqlite_task_store.h"
+#include "tasks/task_state.h"
 #include "testing/fake_clock.h"
 #include "testing/fake_runner.h"
 #include "testing/proto_builders.h"
 #include "testing/status_matchers.h"
-#include "tasks/task_state.h"
 #include "testing/temp_dir.h"
 
 namespace a2amesh::tasks {
