@@ -52,7 +52,7 @@ function(a2amesh_cc_test)
   target_link_libraries(${A_NAME} PRIVATE ${A_DEPS} GTest::gmock GTest::gtest_main)
   if(A2AMESH_TSAN)
     # Makes Debian's uninstrumented absl::Mutex visible to ThreadSanitizer.
-    target_sources(${A_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/tests/testing/tsan_absl_mutex.cc)
+    target_sources(${A_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/tests/testing/tsan_sync.cc)
     target_link_libraries(${A_NAME} PRIVATE absl::synchronization ${CMAKE_DL_LIBS})
   endif()
   set_target_properties(${A_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests)

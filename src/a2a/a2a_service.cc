@@ -116,7 +116,7 @@ class A2aService::EventStream final : public grpc::ServerWriteReactor<StreamResp
     if (!task_id.empty()) {
       service_.tasks_.Unsubscribe(task_id, sink_.get());
     }
-    service_.open_streams_.fetch_sub(1, std::memory_order_relaxed);
+    service_.open_streams_.fetch_sub(1, std::memory_order_release);  // see ~A2aService
     delete this;
   }
 
@@ -278,6 +278,12 @@ A2aService::A2aService(A2aServiceOptions options, tasks::TaskManager& tasks,
       blocking_(blocking),
       peers_(std::move(peers)),
       push_(push) {}
+
+A2aService::~A2aService() {
+  // Every stream's OnDone ran before the server's shutdown returned, an order
+  // kept inside gRPC: their release of the count, acquired here, states it.
+  open_streams_.load(std::memory_order_acquire);
+}
 
 void A2aService::DropIfFinished(StreamSink& sink) {
   // The client may have left while the subscription was being made.

@@ -43,6 +43,8 @@ class A2aService final : public lf::a2a::v1::A2AService::CallbackService {
   // push-notification config RPCs.
   A2aService(A2aServiceOptions options, tasks::TaskManager& tasks, routing::Dispatcher& dispatcher,
              Executor& blocking, ChannelDirectory peers, push::PushNotifier* push = nullptr);
+  // After the gRPC server has shut down (every stream's OnDone has run).
+  ~A2aService() override;
 
   grpc::ServerUnaryReactor* SendMessage(grpc::CallbackServerContext* context,
                                         const lf::a2a::v1::SendMessageRequest* request,

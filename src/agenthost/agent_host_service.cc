@@ -178,6 +178,15 @@ void AgentHostService::Session::OnReadDone(bool ok) {
   ReadNext();
 }
 
+AgentHostService::~AgentHostService() {
+  // The last OnDone left the map before the server's shutdown returned, an
+  // order kept inside gRPC: taking the lock and acquiring the count (which
+  // each OnDone releases last) state it.
+  open_streams_.load(std::memory_order_acquire);
+  absl::MutexLock lock(&mu_);
+  sessions_.clear();
+}
+
 void AgentHostService::Session::OnDone() {
   writes_.Detach();
   Teardown("the stream ended");
@@ -185,7 +194,7 @@ void AgentHostService::Session::OnDone() {
     absl::MutexLock lock(&service_.mu_);
     service_.sessions_.erase(this);
   }
-  service_.open_streams_.fetch_sub(1, std::memory_order_relaxed);
+  service_.open_streams_.fetch_sub(1, std::memory_order_release);  // see ~AgentHostService
 }
 
 void AgentHostService::Session::Send(v1::NodeToAgent message) {

@@ -44,6 +44,8 @@ class AgentHostService final : public v1::AgentHost::CallbackService {
   AgentHostService(AgentHostOptions options, catalog::AgentCatalog& catalog,
                    tasks::TaskManager& tasks, routing::Dispatcher& dispatcher, Timers& timers,
                    Clock& clock);
+  // After the gRPC server has shut down (every stream's OnDone has run).
+  ~AgentHostService() override;
 
   grpc::ServerBidiReactor<v1::AgentToNode, v1::NodeToAgent>* Connect(
       grpc::CallbackServerContext* context) override;

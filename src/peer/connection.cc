@@ -25,6 +25,7 @@ void OutboundConnection::Begin(v1::PeerMessage hello) {
   writes_.Write(std::move(hello));
   writes_.Attach(&writer_);
   StartRead(&in_);
+  AddHold();  // Send writes from outside the reactions: see WriteQueue::Stop
   StartCall();
 }
 
@@ -46,6 +47,8 @@ void OutboundConnection::Close(const std::string& reason) {
 
 void OutboundConnection::OnReadDone(bool ok) {
   if (!ok) {
+    writes_.Stop();
+    RemoveHold();
     return;  // OnDone follows
   }
   listener_.OnMessage(this, in_);

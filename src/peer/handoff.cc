@@ -79,6 +79,7 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
     writes_.Write(std::move(first));
     writes_.Attach(&writer_);
     StartRead(&in_);
+    AddHold();  // Send writes from outside the reactions: see WriteQueue::Stop
     StartCall();
   }
 
@@ -87,6 +88,8 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
 
   void OnReadDone(bool ok) override {
     if (!ok) {
+      writes_.Stop();
+      RemoveHold();
       return;  // OnDone follows
     }
     if (in_.has_batch()) {

@@ -109,6 +109,18 @@ class WriteQueue {
     WriteNextLocked();
   }
 
+  // A client reactor's stream is over (its read failed) but its OnDone has not
+  // run: gRPC may free the call as soon as nothing holds it, so nothing
+  // touches the reactor after this returns (a StartWrite in progress is
+  // waited for). Writes are refused as closed; what is queued stays for
+  // Detach. A client reactor that writes from outside its reactions holds
+  // the call (AddHold) until it has stopped its queue.
+  void Stop() {
+    absl::MutexLock lock(&mu_);
+    reactor_ = nullptr;
+    finish_requested_ = true;
+  }
+
   // The reactor's OnDone: nothing touches the reactor after this returns.
   // Returns the messages that were never handed to gRPC (not the one being
   // written, which may or may not have reached the peer).

@@ -325,7 +325,8 @@ class AgentImpl final : public Agent {
 
   // From the connection's reactions (a gRPC thread).
   void OnMessage(Connection* connection, v1::NodeToAgent& message);
-  void OnConnectionDone(Connection* connection, const grpc::Status& status,
+  // `connection` has been deleted: it is only compared with the current one.
+  void OnConnectionDone(const Connection* connection, const grpc::Status& status,
                         std::deque<v1::AgentToNode> unsent);
 
  private:
@@ -474,11 +475,14 @@ void Connection::Begin(v1::AgentHost::Stub& stub, v1::AgentToNode hello) {
   writes_.Attach(this);
   writes_.Write(std::move(hello));
   StartRead(&in_);
+  AddHold();  // the agent writes from outside the reactions: see WriteQueue::Stop
   StartCall();
 }
 
 void Connection::OnReadDone(bool ok) {
   if (!ok) {
+    writes_.Stop();
+    RemoveHold();
     return;  // OnDone follows
   }
   // What the handlers of this message emit goes out together.
@@ -489,8 +493,13 @@ void Connection::OnReadDone(bool ok) {
 }
 
 void Connection::OnDone(const grpc::Status& status) {
-  agent_.OnConnectionDone(this, status, writes_.Detach());
+  // The connection is gone (its context and channel reference with it) before
+  // the agent hears of it: once it has, the agent may be destroyed.
+  AgentImpl& agent = agent_;
+  std::deque<v1::AgentToNode> unsent = writes_.Detach();
+  const Connection* const gone = this;
   delete this;
+  agent.OnConnectionDone(gone, status, std::move(unsent));
 }
 
 AgentImpl::AgentImpl(AgentOptions options) : options_(std::move(options)) {
@@ -752,7 +761,7 @@ void AgentImpl::DelegationEvent(const v1::DelegationEvent& event) {
   }
 }
 
-void AgentImpl::OnConnectionDone(Connection* connection, const grpc::Status& status,
+void AgentImpl::OnConnectionDone(const Connection* connection, const grpc::Status& status,
                                  std::deque<v1::AgentToNode> unsent) {
   std::vector<std::shared_ptr<Delegation>> broken;
   {

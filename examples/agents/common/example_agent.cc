@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "absl/synchronization/mutex.h"
 #include "core/log.h"
 
 namespace a2amesh::examples {
@@ -25,6 +26,8 @@ int ServeUntilSignal(const std::string& program, const AgentFlags& flags,
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // As meshd does: no lock-order graph on every lock in a serving process.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   sdk::AgentOptions options;
   options.node = flags.node;
   options.instance = program;

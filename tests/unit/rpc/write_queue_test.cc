@@ -186,6 +186,20 @@ TEST(WriteQueueTest, OfferLeavesTheMessageWithTheCallerWhenRefused) {
   EXPECT_EQ(fourth, "fourth");
 }
 
+TEST(WriteQueueTest, AStoppedQueueRefusesWritesAndKeepsWhatWaitsForDetach) {
+  FakeReactor reactor;
+  Queue queue(10);
+  queue.Attach(&reactor);
+  queue.Write("a");
+  queue.Write("b");
+  queue.Stop();  // the stream is over; the reactor may be gone
+  EXPECT_EQ(queue.Write("c"), Queue::Result::kClosed);
+  queue.OnWriteDone(true, kGone);  // "a" completes: nothing more is started
+  EXPECT_THAT(reactor.writes, ElementsAre("a"));
+  EXPECT_TRUE(reactor.finishes.empty());
+  EXPECT_THAT(queue.Detach(), ElementsAre("b"));
+}
+
 TEST(WriteQueueTest, DetachReturnsWhatWasNeverWritten) {
   FakeReactor reactor;
   Queue queue(10);
