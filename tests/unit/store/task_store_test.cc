@@ -419,14 +419,21 @@ class CommitCounter final : public Telemetry {
   int commits_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// A store in `dir` whose commits `counter` counts.
+absl::StatusOr<std::unique_ptr<SqliteTaskStore>> OpenCounted(testing::TempDir& dir,
+                                                             CommitCounter& counter,
+                                                             absl::Duration max_lazy_delay) {
+  SqliteTaskStore::Options options;
+  options.path = dir.File("tasks.db");
+  options.max_lazy_delay = max_lazy_delay;
+  options.telemetry = &counter;
+  return SqliteTaskStore::Open(options);
+}
+
 TEST(SqliteTaskStoreTest, AppendsWaitForACommitOfTheirTaskAndNeverWakeTheWriter) {
   testing::TempDir dir;
   CommitCounter counter;
-  SqliteTaskStore::Options options;
-  options.path = dir.File("tasks.db");
-  options.max_lazy_delay = absl::Hours(1);
-  options.telemetry = &counter;
-  auto opened = SqliteTaskStore::Open(options);
+  auto opened = OpenCounted(dir, counter, absl::Hours(1));
   ASSERT_THAT(opened, IsOk());
   SqliteTaskStore& store = **opened;
   auto commit = [&](std::vector<TaskStoreOp> ops) {
@@ -468,11 +475,7 @@ TEST(SqliteTaskStoreTest, AppendsWaitForACommitOfTheirTaskAndNeverWakeTheWriter)
 TEST(SqliteTaskStoreTest, OldAppendsAreWrittenWithinTheLazyDelay) {
   testing::TempDir dir;
   CommitCounter counter;
-  SqliteTaskStore::Options options;
-  options.path = dir.File("tasks.db");
-  options.max_lazy_delay = absl::Milliseconds(20);
-  options.telemetry = &counter;
-  auto opened = SqliteTaskStore::Open(options);
+  auto opened = OpenCounted(dir, counter, absl::Milliseconds(20));
   ASSERT_THAT(opened, IsOk());
   (*opened)->Append({CreateOp("n~a", "ctx", 1000)});
   // No commit and no Flush: the writer takes it when it has waited its delay.

@@ -6,6 +6,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tasks/task_state.h"
 #include "testing/proto_builders.h"
 
 namespace a2amesh::tasks {
@@ -43,22 +44,7 @@ class Recorder final : public TaskSubscriber {
   std::vector<std::string> heard;
 
  private:
-  static std::string Name(lf::a2a::v1::TaskState state) {
-    switch (state) {
-      case lf::a2a::v1::TASK_STATE_SUBMITTED:
-        return "submitted";
-      case lf::a2a::v1::TASK_STATE_WORKING:
-        return "working";
-      case lf::a2a::v1::TASK_STATE_COMPLETED:
-        return "completed";
-      case lf::a2a::v1::TASK_STATE_INPUT_REQUIRED:
-        return "input-required";
-      case lf::a2a::v1::TASK_STATE_CANCELED:
-        return "canceled";
-      default:
-        return "other";
-    }
-  }
+  static std::string Name(lf::a2a::v1::TaskState state) { return std::string(StateName(state)); }
   const bool final_only_;
 };
 
