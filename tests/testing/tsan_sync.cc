@@ -11,7 +11,9 @@
 // letting it go, the annotations an instrumented Abseil makes itself. A
 // Condition is evaluated inside the library with the mutex held (by the
 // waiter, or by the thread that unlocks): it is wrapped so that TSan sees that
-// evaluation happen under the mutex too.
+// evaluation happen under the mutex too. absl::Notification and
+// absl::BlockingCounter hand over through atomics inside the library: Notify
+// and DecrementCount release, the waits acquire.
 //
 // gRPC's callback API starts an operation on one thread
 // (grpc_call_start_batch, with the operation's tag) and runs its completion
@@ -30,7 +32,9 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "grpc/grpc.h"
 #include "grpcpp/support/server_callback.h"
 
@@ -224,6 +228,47 @@ bool CondVar::WaitWithDeadline(Mutex* mu, absl::Time deadline) {
   const bool timed_out = real(this, mu, deadline);
   __tsan_acquire(mu);
   return timed_out;
+}
+
+void Notification::Notify() {
+  A2AMESH_REAL(void (*)(Notification*), "_ZN4absl7debian312Notification6NotifyEv");
+  __tsan_release(this);
+  real(this);
+}
+
+void Notification::WaitForNotification() const {
+  A2AMESH_REAL(void (*)(const Notification*),
+               "_ZNK4absl7debian312Notification19WaitForNotificationEv");
+  real(this);
+  __tsan_acquire(const_cast<Notification*>(this));
+}
+
+bool Notification::WaitForNotificationWithTimeout(absl::Duration timeout) const {
+  A2AMESH_REAL(bool (*)(const Notification*, absl::Duration),
+               "_ZNK4absl7debian312Notification30WaitForNotificationWithTimeoutENS0_8DurationE");
+  const bool notified = real(this, timeout);
+  __tsan_acquire(const_cast<Notification*>(this));
+  return notified;
+}
+
+bool Notification::WaitForNotificationWithDeadline(absl::Time deadline) const {
+  A2AMESH_REAL(bool (*)(const Notification*, absl::Time),
+               "_ZNK4absl7debian312Notification31WaitForNotificationWithDeadlineENS0_4TimeE");
+  const bool notified = real(this, deadline);
+  __tsan_acquire(const_cast<Notification*>(this));
+  return notified;
+}
+
+bool BlockingCounter::DecrementCount() {
+  A2AMESH_REAL(bool (*)(BlockingCounter*), "_ZN4absl7debian315BlockingCounter14DecrementCountEv");
+  __tsan_release(this);
+  return real(this);
+}
+
+void BlockingCounter::Wait() {
+  A2AMESH_REAL(void (*)(BlockingCounter*), "_ZN4absl7debian315BlockingCounter4WaitEv");
+  real(this);
+  __tsan_acquire(this);
 }
 
 #undef A2AMESH_REAL
