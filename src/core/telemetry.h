@@ -48,6 +48,13 @@ class Telemetry {
   // the last attempt), "dropped" (the delivery queue was full) or "refused"
   // (the target's address is not allowed).
   virtual void PushAttempt(const std::string& outcome, absl::Duration latency) {}
+
+  // A call on the Peer service (or a peer this node dialed) was refused:
+  // "no_certificate" (the caller presented no certificate of the mesh CA
+  // naming a node) or "identity" (its certificate names another node than
+  // the one it claims to be). Certificates the mesh CA did not sign never get
+  // this far: their TLS handshake fails.
+  virtual void PeerRefused(const std::string& reason) {}
 };
 
 // A Telemetry that records nothing. Never destroyed.

@@ -172,6 +172,22 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
               "MESHD_PUSH_INITIAL_BACKOFF");
   AddDuration(app, "--push-timeout", &n.push_timeout,
               "How long a webhook may take to answer one push", "MESHD_PUSH_TIMEOUT");
+  app.add_option("--tls-cert", n.tls.cert_file,
+                 "PEM certificate chain the gRPC port serves with TLS (and presents to peers); "
+                 "reloaded when the file changes")
+      ->envname("MESHD_TLS_CERT");
+  app.add_option("--tls-key", n.tls.key_file, "PEM private key of --tls-cert")
+      ->envname("MESHD_TLS_KEY");
+  app.add_option("--tls-client-ca", n.tls.client_ca_file,
+                 "PEM CA bundle of the mesh: peers' certificates (both ways) and clients' must "
+                 "chain to it; needed to join a mesh with TLS")
+      ->envname("MESHD_TLS_CLIENT_CA");
+  app.add_option("--trust-domain", n.tls.trust_domain,
+                 "A node's certificate names it as the URI spiffe://<trust-domain>/node/<node-id>")
+      ->envname("MESHD_TRUST_DOMAIN")
+      ->capture_default_str();
+  AddDuration(app, "--tls-reload-interval", &n.tls.reload_interval,
+              "How often the TLS files are checked for changes", "MESHD_TLS_RELOAD_INTERVAL");
   std::string log_format = "text";
   app.add_option("--log-format", log_format, "text or json (one object per line)")
       ->envname("MESHD_LOG_FORMAT")

@@ -158,6 +158,10 @@ Metrics::Metrics(std::function<NodeSample()> sample)
                      "refused (the target is not allowed)."),
       push_latency_("a2amesh_push_delivery_seconds",
                     "Time a webhook took to accept a push notification.", LatencyBuckets()),
+      peer_refusals_("a2amesh_peer_refusals_total",
+                     "Peer calls refused by their certificate, by reason: no_certificate (none "
+                     "of the mesh CA naming a node), identity (it names another node than the "
+                     "one the caller claims to be)."),
       store_commit_seconds_(store_commit_.Add({})),
       store_failures_total_(store_failures_.Add({})),
       push_delivery_seconds_(push_latency_.Add({})) {
@@ -166,6 +170,9 @@ Metrics::Metrics(std::function<NodeSample()> sample)
   }
   for (const char* outcome : {"delivered", "retried", "failed", "dropped", "refused"}) {
     push_attempts_.Add({{"outcome", outcome}});
+  }
+  for (const char* reason : {"no_certificate", "identity"}) {
+    peer_refusals_.Add({{"reason", reason}});
   }
 }
 
@@ -184,6 +191,7 @@ std::string Metrics::Scrape() const {
   store_failures_.Write(writer);
   push_attempts_.Write(writer);
   push_latency_.Write(writer);
+  peer_refusals_.Write(writer);
   WriteNode(writer);
   WriteProcess(writer);
   return writer.Take();
@@ -201,6 +209,10 @@ void Metrics::TaskEnded(const std::string& skill, const std::string& state,
                         absl::Duration duration) {
   tasks_ended_.Add({{"skill", skill}, {"state", state}}).Increment();
   task_duration_.Add({{"skill", skill}}).Observe(Seconds(duration));
+}
+
+void Metrics::PeerRefused(const std::string& reason) {
+  peer_refusals_.Add({{"reason", reason}}).Increment();
 }
 
 void Metrics::Routed(const std::string& decision) {

@@ -61,6 +61,7 @@ class Metrics final : public Telemetry {
   void Handoff(const std::string& peer, const std::string& result, absl::Duration latency) override;
   void StoreCommitted(absl::Duration latency, bool ok) override;
   void PushAttempt(const std::string& outcome, absl::Duration latency) override;
+  void PeerRefused(const std::string& reason) override;
 
  private:
   // The gauges read from the node, and the process_* metrics.
@@ -79,6 +80,7 @@ class Metrics final : public Telemetry {
   Family<Counter> store_failures_;
   Family<Counter> push_attempts_;
   Family<Histogram> push_latency_;
+  Family<Counter> peer_refusals_;
   // The families above without labels have one metric each, kept at hand:
   // their updates (one per group commit, per push) skip the family's lookup.
   Histogram& store_commit_seconds_;

@@ -93,7 +93,13 @@ absl::Status CheckOptions(const NodeOptions& o) {
   if (o.max_hops < 1) {
     return absl::InvalidArgumentError("--max-hops: must be at least 1");
   }
-  return absl::OkStatus();
+  if (o.tls.enabled() && !o.tls.mutual() && (!o.peers.empty() || !o.discovery_dns.empty())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        !o.peers.empty() ? "--peers" : "--discovery-dns",
+        " with TLS needs --tls-client-ca: peers prove who they are with certificates of the "
+        "mesh CA"));
+  }
+  return security::CheckTlsFiles(o.tls, o.node_id);
 }
 
 // The agent cards the HTTP binding publishes: this node's agents by id, other
@@ -247,6 +253,14 @@ absl::Status Node::Init() {
   peer_options.timeout = options_.peer_timeout;
   peer_options.max_hops = options_.max_hops;
   peer_options.telemetry = metrics_.get();
+  if (options_.tls.enabled()) {
+    // With TLS, the Peer service is for nodes proven by the mesh CA only.
+    peer_options.authenticate = true;
+    peer_options.trust_domain = options_.tls.trust_domain;
+    if (options_.tls.mutual()) {
+      peer_options.credentials = security::PeerChannelCredentials(options_.tls);
+    }
+  }
   peers_ = std::make_unique<peer::PeerManager>(peer_options, *catalog_, *remote_catalog_, *tasks_,
                                                *timers_, clock_);
   router_->SetRemoteRunners(peers_.get());
@@ -288,7 +302,10 @@ absl::Status Node::Init() {
   // until the node drains.
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options_.grpc_address, grpc::InsecureServerCredentials(), &grpc_port_);
+  builder.AddListeningPort(options_.grpc_address,
+                           options_.tls.enabled() ? security::ServerCredentials(options_.tls)
+                                                  : grpc::InsecureServerCredentials(),
+                           &grpc_port_);
   builder.RegisterService(a2a_.get());
   builder.RegisterService(agent_host_.get());
   builder.RegisterService(peer_service_.get());

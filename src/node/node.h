@@ -11,6 +11,7 @@
 #include "a2amesh/task_store.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "security/tls.h"
 
 namespace grpc {
 class Server;
@@ -117,6 +118,9 @@ struct NodeOptions {
   absl::Duration push_timeout = absl::Seconds(10);
   // Threads for work that may block (store reads).
   int blocking_threads = 2;
+  // TLS on the gRPC port, and the mesh CA peers (and clients) prove
+  // themselves with; off by default.
+  security::TlsOptions tls;
 };
 
 // One mesh node: the composition root that wires the task store, task manager,

@@ -100,11 +100,14 @@ class InboundConnection::ReactorImpl final : public Reactor {
   const std::shared_ptr<InboundConnection> connection_;
 };
 
-InboundConnection::InboundConnection(ConnectionListener& listener) : listener_(listener) {}
+InboundConnection::InboundConnection(ConnectionListener& listener,
+                                     std::shared_ptr<const grpc::AuthContext> auth)
+    : listener_(listener), auth_(std::move(auth)) {}
 
 InboundConnection::Reactor* InboundConnection::Accept(
-    ConnectionListener& listener, std::function<void(std::shared_ptr<Connection>)> on_start) {
-  std::shared_ptr<InboundConnection> connection(new InboundConnection(listener));
+    ConnectionListener& listener, std::shared_ptr<const grpc::AuthContext> auth,
+    std::function<void(std::shared_ptr<Connection>)> on_start) {
+  std::shared_ptr<InboundConnection> connection(new InboundConnection(listener, std::move(auth)));
   auto* reactor = new ReactorImpl(connection);
   connection->writes_.Attach(reactor);
   on_start(connection);

@@ -27,6 +27,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   virtual void Send(v1::PeerMessage message) = 0;
   // Ends the stream; the listener's OnClosed follows.
   virtual void Close(const std::string& reason) = 0;
+  // Who the other side proved to be (its certificate), once the stream has
+  // delivered a message.
+  virtual std::shared_ptr<const grpc::AuthContext> auth_context() const = 0;
 };
 
 // Messages a connection may have waiting before the peer is cut off as too slow.
@@ -42,6 +45,9 @@ class OutboundConnection final : public Connection,
 
   void Send(v1::PeerMessage message) override;
   void Close(const std::string& reason) override;
+  std::shared_ptr<const grpc::AuthContext> auth_context() const override {
+    return context_.auth_context();
+  }
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -73,17 +79,20 @@ class InboundConnection final : public Connection {
 
   // Creates the connection and its reactor, which the service returns to gRPC.
   static Reactor* Accept(ConnectionListener& listener,
+                         std::shared_ptr<const grpc::AuthContext> auth,
                          std::function<void(std::shared_ptr<Connection>)> on_start);
 
   void Send(v1::PeerMessage message) override;
   void Close(const std::string& reason) override;
+  std::shared_ptr<const grpc::AuthContext> auth_context() const override { return auth_; }
 
  private:
   class ReactorImpl;
-  explicit InboundConnection(ConnectionListener& listener);
+  InboundConnection(ConnectionListener& listener, std::shared_ptr<const grpc::AuthContext> auth);
   void ReadNext();
 
   ConnectionListener& listener_;
+  const std::shared_ptr<const grpc::AuthContext> auth_;
   v1::PeerMessage in_;
   rpc::WriteQueue<Reactor, v1::PeerMessage> writes_{kMaxPeerQueue};
   absl::Mutex mu_;

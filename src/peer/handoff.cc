@@ -114,7 +114,15 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
 
  private:
   void Handle(v1::HandoffResponse& response) {
+    if (impostor_) return;
     if (response.has_accepted()) {
+      if (!state_->peers.Proves(context_.auth_context(), node_id_)) {
+        // Not the node it was meant to be: nothing it says is used. OnDone
+        // reports the call refused, and the next candidate is tried.
+        impostor_ = true;
+        context_.TryCancel();
+        return;
+      }
       accepted_ = true;
       state_->peers.options().telemetry->Handoff(node_id_, "accepted", absl::Now() - started_);
       state_->OnAccepted(this);
@@ -135,6 +143,7 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
   grpc::ClientContext context_;
   v1::HandoffResponse in_;
   std::atomic<bool> accepted_{false};
+  bool impostor_ = false;  // the read path's
   absl::Time started_;
   Writer writer_{this};
   rpc::WriteQueue<Writer, v1::HandoffRequest> writes_{64};
@@ -396,11 +405,13 @@ class HandoffSink final : public tasks::TaskSubscriber {
 class HandoffServerCall final : public HandoffReactor {
  public:
   HandoffServerCall(const HandoffServerOptions& options, PeerManager& peers,
-                    catalog::AgentCatalog& catalog, tasks::TaskManager& tasks)
+                    catalog::AgentCatalog& catalog, tasks::TaskManager& tasks,
+                    std::shared_ptr<const grpc::AuthContext> auth)
       : options_(options),
         peers_(peers),
         catalog_(catalog),
         tasks_(tasks),
+        auth_(std::move(auth)),
         sink_(std::make_shared<HandoffSink>()) {
     sink_->Attach(this);
     ReadNext();
@@ -473,6 +484,11 @@ class HandoffServerCall final : public HandoffReactor {
       started_ = true;
       task_id_ = start.task().id();
     }
+    if (!peers_.Proves(auth_, start.from_node())) {
+      Refuse(grpc::StatusCode::UNAUTHENTICATED,
+             absl::StrCat("the caller's certificate does not name node ", start.from_node()));
+      return;
+    }
     std::shared_ptr<catalog::LocalAgent> agent = catalog_.Find(start.agent_id());
     if (agent == nullptr) {
       Refuse(grpc::StatusCode::UNAVAILABLE,
@@ -539,6 +555,7 @@ class HandoffServerCall final : public HandoffReactor {
   PeerManager& peers_;
   catalog::AgentCatalog& catalog_;
   tasks::TaskManager& tasks_;
+  const std::shared_ptr<const grpc::AuthContext> auth_;
   const std::shared_ptr<HandoffSink> sink_;
   v1::HandoffRequest request_;  // the read path's
   absl::Mutex mu_;
@@ -550,8 +567,8 @@ class HandoffServerCall final : public HandoffReactor {
 
 grpc::ServerBidiReactor<v1::HandoffRequest, v1::HandoffResponse>* AcceptHandoff(
     const HandoffServerOptions& options, PeerManager& peers, catalog::AgentCatalog& catalog,
-    tasks::TaskManager& tasks) {
-  return new HandoffServerCall(options, peers, catalog, tasks);
+    tasks::TaskManager& tasks, std::shared_ptr<const grpc::AuthContext> auth) {
+  return new HandoffServerCall(options, peers, catalog, tasks, std::move(auth));
 }
 
 }  // namespace a2amesh::peer

@@ -45,10 +45,11 @@ struct HandoffServerOptions {
 // depth, deadline, a free slot), answers Accepted, runs the turn as a hosted
 // task and streams its events back. A cancel (or the sender going away) cancels
 // the turn; a cancel-only request cancels what this node still runs for the
-// task. Returns the reactor for one call.
+// task. `auth` is the call's: with peer authentication, the sender must be
+// the node it names in HandoffStart.from_node. Returns the reactor for one call.
 grpc::ServerBidiReactor<v1::HandoffRequest, v1::HandoffResponse>* AcceptHandoff(
     const HandoffServerOptions& options, PeerManager& peers, catalog::AgentCatalog& catalog,
-    tasks::TaskManager& tasks);
+    tasks::TaskManager& tasks, std::shared_ptr<const grpc::AuthContext> auth);
 
 }  // namespace a2amesh::peer
 

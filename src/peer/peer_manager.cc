@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/log.h"
 #include "peer/handoff.h"
+#include "security/tls.h"
 
 namespace a2amesh::peer {
 
@@ -318,7 +319,10 @@ std::shared_ptr<grpc::Channel> PeerManager::ChannelForAddressLocked(const std::s
               static_cast<int>(absl::ToInt64Milliseconds(options_.max_backoff)));
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
-  auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(
+      address,
+      options_.credentials != nullptr ? options_.credentials : grpc::InsecureChannelCredentials(),
+      args);
   channels_[address] = channel;
   stubs_[address] = v1::Peer::NewStub(channel);
   return channel;
@@ -360,24 +364,45 @@ void PeerManager::Dial(const std::string& address) {
   connection->Begin(std::move(hello));
 }
 
-InboundConnection::Reactor* PeerManager::Accept() {
-  return InboundConnection::Accept(*this, [this](std::shared_ptr<Connection> connection) {
-    bool refuse;
-    {
-      absl::MutexLock lock(&mu_);
-      refuse = shut_down_;
-      auto state = std::make_unique<ConnState>();
-      state->connection = connection;
-      state->last_heard = clock_.Now();
-      connections_[connection.get()] = std::move(state);
-      if (!refuse) {
-        connection->Send(HelloLocked());
-      }
-    }
-    if (refuse) {
-      connection->Close("the node is shutting down");
-    }
-  });
+bool PeerManager::AuthenticatePeer(const grpc::AuthContext& auth) const {
+  if (!options_.authenticate) return true;
+  if (security::PeerNodeId(auth, options_.trust_domain).has_value()) return true;
+  options_.telemetry->PeerRefused("no_certificate");
+  return false;
+}
+
+bool PeerManager::Proves(const std::shared_ptr<const grpc::AuthContext>& auth,
+                         const std::string& claimed) const {
+  if (!options_.authenticate) return true;
+  std::optional<std::string> proven =
+      auth != nullptr ? security::PeerNodeId(*auth, options_.trust_domain) : std::nullopt;
+  if (proven.has_value() && *proven == claimed) return true;
+  options_.telemetry->PeerRefused("identity");
+  A2AMESH_LOG(Warning, "peer refused: its certificate names another node")
+      .With("claims", claimed)
+      .With("certificate", proven.value_or("(none)"));
+  return false;
+}
+
+InboundConnection::Reactor* PeerManager::Accept(std::shared_ptr<const grpc::AuthContext> auth) {
+  return InboundConnection::Accept(*this, std::move(auth),
+                                   [this](std::shared_ptr<Connection> connection) {
+                                     bool refuse;
+                                     {
+                                       absl::MutexLock lock(&mu_);
+                                       refuse = shut_down_;
+                                       auto state = std::make_unique<ConnState>();
+                                       state->connection = connection;
+                                       state->last_heard = clock_.Now();
+                                       connections_[connection.get()] = std::move(state);
+                                       if (!refuse) {
+                                         connection->Send(HelloLocked());
+                                       }
+                                     }
+                                     if (refuse) {
+                                       connection->Close("the node is shutting down");
+                                     }
+                                   });
 }
 
 void PeerManager::HandleHelloLocked(ConnState& state, const v1::Hello& hello, Action* action) {
@@ -386,6 +411,11 @@ void PeerManager::HandleHelloLocked(ConnState& state, const v1::Hello& hello, Ac
       self_addresses_.insert(state.dial_address);
     }
     action->close.emplace_back(state.connection, "that address is this node");
+    return;
+  }
+  if (!Proves(state.connection->auth_context(), hello.node_id())) {
+    action->close.emplace_back(
+        state.connection, absl::StrCat("its certificate does not name node ", hello.node_id()));
     return;
   }
   if (tombstones_.contains(hello.address()) ||

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,13 @@ struct PeerOptions {
   int max_hops = 8;
   // Hears of handoffs this node makes.
   Telemetry* telemetry = &NoTelemetry();
+  // How this node dials peers (nullptr: plain text).
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // Peers prove who they are with a certificate of the mesh CA naming
+  // spiffe://<trust_domain>/node/<id> (security/tls.h): a stream or handoff
+  // whose certificate names another node than the one it claims is refused.
+  bool authenticate = false;
+  std::string trust_domain;
 };
 
 // One member of the mesh as this node sees it.
@@ -108,8 +116,16 @@ class PeerManager final : public catalog::CatalogListener,
   // per peer, shared by its catalog stream, handoffs and forwarded calls.
   std::shared_ptr<grpc::Channel> ChannelTo(const std::string& node_id);
 
-  // An accepted Exchange stream (PeerService).
-  InboundConnection::Reactor* Accept();
+  // An accepted Exchange stream (PeerService); `auth` is the call's.
+  InboundConnection::Reactor* Accept(std::shared_ptr<const grpc::AuthContext> auth);
+
+  // With `authenticate`: whether a call's certificate names a node of the
+  // mesh (if not, counted as a "no_certificate" refusal). Without: true.
+  bool AuthenticatePeer(const grpc::AuthContext& auth) const;
+  // With `authenticate`: whether a call's certificate names node `claimed`
+  // (if not, counted as an "identity" refusal). Without: true.
+  bool Proves(const std::shared_ptr<const grpc::AuthContext>& auth,
+              const std::string& claimed) const;
 
   // catalog::CatalogListener
   void OnAgentsAdded(const std::vector<std::shared_ptr<catalog::LocalAgent>>& agents) override;

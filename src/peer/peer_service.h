@@ -5,6 +5,7 @@
 #include "catalog/agent_catalog.h"
 #include "peer/handoff.h"
 #include "peer/peer_manager.h"
+#include "rpc/unary.h"
 #include "tasks/task_manager.h"
 
 namespace a2amesh::peer {
@@ -17,16 +18,32 @@ class PeerService final : public v1::Peer::CallbackService {
               tasks::TaskManager& tasks)
       : options_(std::move(options)), peers_(peers), catalog_(catalog), tasks_(tasks) {}
 
+  // With peer authentication on, only callers with a certificate of the mesh
+  // CA naming a node get past the door; each stream then checks the node it
+  // claims to be against it.
   grpc::ServerBidiReactor<v1::PeerMessage, v1::PeerMessage>* Exchange(
-      grpc::CallbackServerContext*) override {
-    return peers_.Accept();
+      grpc::CallbackServerContext* context) override {
+    std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
+    if (!peers_.AuthenticatePeer(*auth)) {
+      return rpc::RefuseStream<v1::PeerMessage, v1::PeerMessage>(NotAPeer());
+    }
+    return peers_.Accept(std::move(auth));
   }
   grpc::ServerBidiReactor<v1::HandoffRequest, v1::HandoffResponse>* Handoff(
-      grpc::CallbackServerContext*) override {
-    return AcceptHandoff(options_, peers_, catalog_, tasks_);
+      grpc::CallbackServerContext* context) override {
+    std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
+    if (!peers_.AuthenticatePeer(*auth)) {
+      return rpc::RefuseStream<v1::HandoffRequest, v1::HandoffResponse>(NotAPeer());
+    }
+    return AcceptHandoff(options_, peers_, catalog_, tasks_, std::move(auth));
   }
 
  private:
+  static grpc::Status NotAPeer() {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "the Peer service is for mesh nodes: present a certificate of the mesh CA");
+  }
+
   const HandoffServerOptions options_;
   PeerManager& peers_;
   catalog::AgentCatalog& catalog_;

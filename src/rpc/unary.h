@@ -42,6 +42,17 @@ inline grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+// A bidirectional stream that ends at once with `status`, read nothing.
+template <typename Request, typename Response>
+grpc::ServerBidiReactor<Request, Response>* RefuseStream(const grpc::Status& status) {
+  class Refused final : public grpc::ServerBidiReactor<Request, Response> {
+   public:
+    explicit Refused(const grpc::Status& status) { this->Finish(status); }
+    void OnDone() override { delete this; }
+  };
+  return new Refused(status);
+}
+
 // Runs `fn` (which returns an absl::Status and may block) on `executor`, then
 // finishes the call with its status.
 template <typename Fn>

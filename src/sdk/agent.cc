@@ -21,6 +21,7 @@
 #include "rpc/batching.h"
 #include "rpc/grpc_status.h"
 #include "rpc/write_queue.h"
+#include "security/tls.h"
 
 namespace a2amesh::sdk {
 
@@ -294,7 +295,7 @@ class Connection final : public grpc::ClientBidiReactor<v1::AgentToNode, v1::Nod
 
 class AgentImpl final : public Agent {
  public:
-  explicit AgentImpl(AgentOptions options);
+  AgentImpl(AgentOptions options, std::shared_ptr<grpc::ChannelCredentials> credentials);
   ~AgentImpl() override;
 
   void Begin();
@@ -502,7 +503,8 @@ void Connection::OnDone(const grpc::Status& status) {
   agent.OnConnectionDone(gone, status, std::move(unsent));
 }
 
-AgentImpl::AgentImpl(AgentOptions options) : options_(std::move(options)) {
+AgentImpl::AgentImpl(AgentOptions options, std::shared_ptr<grpc::ChannelCredentials> credentials)
+    : options_(std::move(options)) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
               static_cast<int>(absl::ToInt64Milliseconds(options_.min_backoff)));
@@ -512,7 +514,7 @@ AgentImpl::AgentImpl(AgentOptions options) : options_(std::move(options)) {
               static_cast<int>(absl::ToInt64Milliseconds(options_.max_backoff)));
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
-  channel_ = grpc::CreateCustomChannel(options_.node, grpc::InsecureChannelCredentials(), args);
+  channel_ = grpc::CreateCustomChannel(options_.node, std::move(credentials), args);
   stub_ = v1::AgentHost::NewStub(channel_);
   int threads = 0;
   for (const AgentSpec& spec : options_.agents) {
@@ -876,7 +878,18 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options) {
           absl::StrCat("AgentOptions.agents[", i, "].handler: is required"));
     }
   }
-  auto agent = std::make_unique<AgentImpl>(std::move(options));
+  security::ClientTlsOptions tls;
+  tls.enabled = options.tls || !options.tls_ca_file.empty() || !options.tls_cert_file.empty();
+  tls.ca_file = options.tls_ca_file;
+  tls.cert_file = options.tls_cert_file;
+  tls.key_file = options.tls_key_file;
+  tls.ca_name = "AgentOptions.tls_ca_file";
+  tls.cert_name = "AgentOptions.tls_cert_file";
+  tls.key_name = "AgentOptions.tls_key_file";
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      security::ClientCredentials(tls);
+  if (!credentials.ok()) return credentials.status();
+  auto agent = std::make_unique<AgentImpl>(std::move(options), *std::move(credentials));
   agent->Begin();
   return std::unique_ptr<Agent>(std::move(agent));
 }

@@ -129,6 +129,13 @@ struct AgentOptions {
   std::vector<AgentSpec> agents;
   // Registration token, for nodes that require one.
   std::string token;
+  // TLS to the node (its gRPC port serves TLS): the roots its certificate
+  // chains to (empty: the system's), and a client certificate and key for
+  // nodes that authenticate agents by certificate. Any file set turns TLS on.
+  bool tls = false;
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
   // Shown in the node's logs, e.g. "wordcount-agent pid 42".
   std::string instance;
   absl::Duration min_backoff = absl::Milliseconds(100);

@@ -50,6 +50,21 @@ TEST(FlagsTest, ParsesFlags) {
   EXPECT_EQ(config->node.default_skill, "echo");
 }
 
+TEST(FlagsTest, ParsesTlsFlags) {
+  absl::StatusOr<MeshdConfig> config =
+      Parse({"--tls-cert", "/c.pem", "--tls-key", "/k.pem", "--tls-client-ca", "/ca.pem",
+             "--trust-domain", "prod", "--tls-reload-interval", "30s"});
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->node.tls.cert_file, "/c.pem");
+  EXPECT_EQ(config->node.tls.key_file, "/k.pem");
+  EXPECT_EQ(config->node.tls.client_ca_file, "/ca.pem");
+  EXPECT_EQ(config->node.tls.trust_domain, "prod");
+  EXPECT_EQ(config->node.tls.reload_interval, absl::Seconds(30));
+  EXPECT_TRUE(config->node.tls.mutual());
+  ASSERT_THAT(Parse({}), IsOk());
+  EXPECT_FALSE(Parse({})->node.tls.enabled());
+}
+
 TEST(FlagsTest, ReadsTheEnvironmentAndAConfigFile) {
   setenv("MESHD_NODE_ID", "from-env", 1);
   setenv("MESHD_AGENT_LEASE", "7s", 1);
@@ -105,6 +120,15 @@ TEST(NodeOptionsTest, BadSettingsStopStartUpNamingTheSetting) {
   EXPECT_THAT(Node::Start(options),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--max-parts")));
   options.max_parts = 10;
+  options.tls.cert_file = "/nonexistent/node.crt";
+  options.tls.key_file = "/nonexistent/node.key";
+  EXPECT_THAT(Node::Start(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--tls-cert: cannot read")));
+  options.peers = {"127.0.0.1:1"};
+  EXPECT_THAT(Node::Start(options), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             HasSubstr("--peers with TLS needs --tls-client-ca")));
+  options.peers.clear();
+  options.tls = {};
   options.ephemeral = false;
   options.data_dir = "/proc/no-such-place/x";
   EXPECT_THAT(Node::Start(options),
