@@ -31,7 +31,7 @@ std::vector<lf::a2a::v1::AgentInterface> AgentCards::Interfaces(const http::Requ
       host_header != nullptr && !host_header->empty() ? *host_header : "localhost";
   std::string base = options_.public_http_url;
   if (base.empty()) {
-    base = absl::StrCat("http://", host);
+    base = absl::StrCat(options_.tls ? "https://" : "http://", host);
   }
   while (!base.empty() && base.back() == '/') base.pop_back();
   std::string grpc_url = options_.public_grpc_url;

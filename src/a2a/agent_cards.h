@@ -33,8 +33,11 @@ struct AgentCardOptions {
   std::string node_id;
   std::string version;
   // The base URL clients reach the HTTP bindings at (e.g. behind an ingress:
-  // "https://mesh.example.com"); empty: "http://" + the request's Host.
+  // "https://mesh.example.com"); empty: "http://" (or "https://" if `tls`) +
+  // the request's Host.
   std::string public_http_url;
+  // The HTTP port serves TLS.
+  bool tls = false;
   // The gRPC interface's URL ("host:port"); empty: the Host's host name and
   // grpc_port.
   std::string public_grpc_url;

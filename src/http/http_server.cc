@@ -17,6 +17,7 @@
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
+#include "boost/asio/ssl/stream.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "boost/asio/strand.hpp"
 #include "boost/asio/write.hpp"
@@ -25,6 +26,7 @@
 #include "boost/beast/http/read.hpp"
 #include "boost/beast/http/string_body.hpp"
 #include "core/log.h"
+#include "http/tls_context.h"
 
 namespace a2amesh::http {
 
@@ -119,11 +121,14 @@ class ExchangeImpl;
 // One connection. Everything runs on its strand.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(ServerCore& core, Socket socket)
+  Session(ServerCore& core, Socket socket, std::shared_ptr<asio::ssl::context> tls)
       : core_(core),
         socket_(std::move(socket)),
+        tls_context_(std::move(tls)),
         read_deadline_(socket_.get_executor()),
-        write_deadline_(socket_.get_executor()) {}
+        write_deadline_(socket_.get_executor()) {
+    if (tls_context_ != nullptr) tls_.emplace(socket_, *tls_context_);
+  }
 
   ~Session() {
     absl::MutexLock lock(&core_.mu);
@@ -132,7 +137,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   Strand strand() { return socket_.get_executor(); }
 
-  void Start() { ReadRequest(); }
+  // Reads requests; `over`: answers 503 instead (after the TLS handshake, if
+  // any: the client would not understand it before).
+  void Start(bool over);
   void Reject(int status, std::string message) { Fail(status, std::move(message)); }
 
   void Respond(ExchangeImpl* exchange, Response response);
@@ -178,8 +185,21 @@ class Session : public std::enable_shared_from_this<Session> {
   enum class Framing { kLength, kChunked, kUntilClose };
   std::string Head(const Response& response, Framing framing) const;
 
+  // Runs fn(stream) on the connection's byte stream: TLS over the socket, or
+  // the socket itself.
+  template <typename Fn>
+  void WithStream(Fn&& fn) {
+    if (tls_.has_value()) {
+      fn(*tls_);
+    } else {
+      fn(socket_);
+    }
+  }
+
   ServerCore& core_;
   Socket socket_;
+  const std::shared_ptr<asio::ssl::context> tls_context_;
+  std::optional<asio::ssl::stream<Socket&>> tls_;
   Deadline read_deadline_;
   Deadline write_deadline_;
   boost::beast::flat_buffer buffer_;
@@ -323,6 +343,25 @@ void Session::Arm(Deadline& deadline, absl::Duration timeout) {
       });
 }
 
+void Session::Start(bool over) {
+  auto begin = [this, over] {
+    if (over) {
+      Reject(503, "too many connections; try again later");
+    } else {
+      ReadRequest();
+    }
+  };
+  if (!tls_.has_value()) return begin();
+  Arm(read_deadline_, core_.options.idle_timeout);
+  tls_->async_handshake(asio::ssl::stream_base::server,
+                        [self = shared_from_this(), begin](boost::system::error_code ec) {
+                          self->Disarm(self->read_deadline_);
+                          if (self->closed_) return;
+                          if (ec) return self->Close();  // not TLS, or not trusted
+                          begin();
+                        });
+}
+
 void Session::ReadRequest() {
   if (closed_) return;
   parser_.emplace();
@@ -332,9 +371,11 @@ void Session::ReadRequest() {
   // (Not boost::none: Beast 1.74 then refuses every Content-Length.)
   parser_->body_limit(std::numeric_limits<uint64_t>::max());
   Arm(read_deadline_, core_.options.idle_timeout);
-  bhttp::async_read_header(
-      socket_, buffer_, *parser_,
-      [self = shared_from_this()](boost::system::error_code ec, size_t) { self->OnHeader(ec); });
+  WithStream([this](auto& stream) {
+    bhttp::async_read_header(
+        stream, buffer_, *parser_,
+        [self = shared_from_this()](boost::system::error_code ec, size_t) { self->OnHeader(ec); });
+  });
 }
 
 // An error of a request being read; false if there is none.
@@ -379,9 +420,11 @@ void Session::OnHeader(boost::system::error_code ec) {
     Queue("HTTP/1.1 100 Continue\r\n\r\n", nullptr, /*last=*/false);
   }
   Arm(read_deadline_, core_.options.idle_timeout);
-  bhttp::async_read(
-      socket_, buffer_, *parser_,
-      [self = shared_from_this()](boost::system::error_code ec, size_t) { self->OnRead(ec); });
+  WithStream([this](auto& stream) {
+    bhttp::async_read(
+        stream, buffer_, *parser_,
+        [self = shared_from_this()](boost::system::error_code ec, size_t) { self->OnRead(ec); });
+  });
 }
 
 void Session::OnRead(boost::system::error_code ec) {
@@ -423,10 +466,12 @@ void Session::Watch() {
   // Data already buffered is the next pipelined request: the client is there.
   if (watching_ || closed_ || buffer_.size() > 0) return;
   watching_ = true;
-  socket_.async_read_some(buffer_.prepare(4096),
-                          [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-                            self->OnWatch(ec, n);
-                          });
+  WithStream([this](auto& stream) {
+    stream.async_read_some(buffer_.prepare(4096),
+                           [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+                             self->OnWatch(ec, n);
+                           });
+  });
 }
 
 void Session::OnWatch(boost::system::error_code ec, size_t n) {
@@ -547,9 +592,11 @@ void Session::WriteNext() {
   if (writing_ || writes_.empty() || closed_) return;
   writing_ = true;
   Arm(write_deadline_, core_.options.write_timeout);
-  asio::async_write(
-      socket_, asio::buffer(writes_.front().data),
-      [self = shared_from_this()](boost::system::error_code ec, size_t) { self->OnWrite(ec); });
+  WithStream([this](auto& stream) {
+    asio::async_write(
+        stream, asio::buffer(writes_.front().data),
+        [self = shared_from_this()](boost::system::error_code ec, size_t) { self->OnWrite(ec); });
+  });
 }
 
 void Session::OnWrite(boost::system::error_code ec) {
@@ -621,7 +668,8 @@ void ServerCore::Accept() {
           return;
         }
         socket.set_option(tcp::no_delay(true), ec);
-        auto session = std::make_shared<Session>(*this, std::move(socket));
+        auto session = std::make_shared<Session>(
+            *this, std::move(socket), options.tls != nullptr ? options.tls->Current() : nullptr);
         bool accepted;
         bool over;
         {
@@ -631,13 +679,7 @@ void ServerCore::Accept() {
           if (accepted) sessions.insert(session.get());
         }
         if (accepted) {
-          asio::post(session->strand(), [session, over] {
-            if (over) {
-              session->Reject(503, "too many connections; try again later");
-            } else {
-              session->Start();
-            }
-          });
+          asio::post(session->strand(), [session, over] { session->Start(over); });
         }
         Accept();
       });

@@ -14,6 +14,8 @@
 
 namespace a2amesh::http {
 
+class TlsContextSource;
+
 struct Request {
   std::string method;
   // As sent ("/metrics?x=1"), and split.
@@ -79,12 +81,16 @@ struct ServerOptions {
   // the request line was), no body. Default: the message as text/plain.
   std::function<Response(const Request& request, int status, const std::string& message)>
       error_response;
+  // Serve HTTPS with the context it gives each new connection; nullptr: plain
+  // HTTP. A connection that does not finish its handshake within
+  // idle_timeout is closed.
+  std::shared_ptr<TlsContextSource> tls;
 };
 
 class ServerCore;
 
-// An HTTP/1.1 server on Boost.Beast/Asio: event-driven, so one thread holds
-// thousands of open streams. Keep-alive, pipelining (answers in order),
+// An HTTP/1.1 server on Boost.Beast/Asio, over TCP or TLS: event-driven, so
+// one thread holds thousands of open streams. Keep-alive, pipelining (answers in order),
 // chunked request bodies, HEAD, streamed (chunked) responses with
 // back-pressure, and the errors a client needs before any handler runs: 400,
 // 413 (body over max_body_bytes), 431 (headers over max_header_bytes), 503

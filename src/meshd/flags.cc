@@ -173,8 +173,8 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
   AddDuration(app, "--push-timeout", &n.push_timeout,
               "How long a webhook may take to answer one push", "MESHD_PUSH_TIMEOUT");
   app.add_option("--tls-cert", n.tls.cert_file,
-                 "PEM certificate chain the gRPC port serves with TLS (and presents to peers); "
-                 "reloaded when the file changes")
+                 "PEM certificate chain the gRPC and HTTP ports serve with TLS (and presented to "
+                 "peers); reloaded when the file changes")
       ->envname("MESHD_TLS_CERT");
   app.add_option("--tls-key", n.tls.key_file, "PEM private key of --tls-cert")
       ->envname("MESHD_TLS_KEY");
@@ -186,6 +186,9 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
                  "A node's certificate names it as the URI spiffe://<trust-domain>/node/<node-id>")
       ->envname("MESHD_TRUST_DOMAIN")
       ->capture_default_str();
+  app.add_flag("--metrics-tls", n.tls.metrics,
+               "Serve /metrics over TLS too, with --tls-cert (scrapers must then use https)")
+      ->envname("MESHD_METRICS_TLS");
   AddDuration(app, "--tls-reload-interval", &n.tls.reload_interval,
               "How often the TLS files are checked for changes", "MESHD_TLS_RELOAD_INTERVAL");
   std::string log_format = "text";

@@ -243,8 +243,8 @@ MetricsServer::MetricsServer(std::unique_ptr<http::Server> server)
 
 MetricsServer::~MetricsServer() = default;
 
-absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& address,
-                                                                    Metrics& metrics) {
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
+    const std::string& address, Metrics& metrics, std::shared_ptr<http::TlsContextSource> tls) {
   auto handler = [&metrics](const http::Request& request) {
     http::Response response;
     if (request.path != "/metrics" && request.path != "/") {
@@ -266,8 +266,10 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::s
     response.body = metrics.Scrape();
     return response;
   };
+  http::ServerOptions options;
+  options.tls = std::move(tls);
   absl::StatusOr<std::unique_ptr<http::Server>> server =
-      http::Server::Start(address, http::ServerOptions(), std::move(handler));
+      http::Server::Start(address, std::move(options), std::move(handler));
   if (!server.ok()) {
     return absl::UnavailableError(absl::StrCat("--metrics-address: ", server.status().message()));
   }

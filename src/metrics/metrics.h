@@ -13,7 +13,8 @@
 
 namespace a2amesh::http {
 class Server;
-}
+class TlsContextSource;
+}  // namespace a2amesh::http
 
 namespace a2amesh::metrics {
 
@@ -92,10 +93,11 @@ class Metrics final : public Telemetry {
 // Thread-safe.
 class MetricsServer {
  public:
-  // Listens on `address` (host:port; port 0 picks one). UNAVAILABLE naming the
-  // address if it cannot.
-  static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(const std::string& address,
-                                                              Metrics& metrics);
+  // Listens on `address` (host:port; port 0 picks one), over TLS if `tls`.
+  // UNAVAILABLE naming the address if it cannot.
+  static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(
+      const std::string& address, Metrics& metrics,
+      std::shared_ptr<http::TlsContextSource> tls = nullptr);
   ~MetricsServer();
 
   // The port it bound.

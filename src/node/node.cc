@@ -25,6 +25,7 @@
 #include "discovery/dns_discovery_source.h"
 #include "grpcpp/grpcpp.h"
 #include "http/http_server.h"
+#include "http/tls_context.h"
 #include "metrics/metrics.h"
 #include "peer/peer_manager.h"
 #include "peer/peer_service.h"
@@ -196,6 +197,17 @@ absl::Status Node::Init() {
   timers_ = std::make_unique<TimerThread>();
   blocking_ = std::make_unique<ThreadPool>(std::max(1, options_.blocking_threads));
   fanout_ = std::make_unique<ThreadPool>(2);
+  if (options_.tls.enabled()) {
+    http::TlsFiles files{options_.tls.cert_file, options_.tls.key_file, options_.tls.client_ca_file,
+                         options_.tls.reload_interval};
+    absl::StatusOr<std::shared_ptr<http::TlsContextSource>> tls =
+        http::TlsContextSource::Create(std::move(files));
+    if (!tls.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tls-cert/--tls-key: ", tls.status().message()));
+    }
+    http_tls_ = *std::move(tls);
+  }
   if (options_.ephemeral) {
     store_ = std::make_unique<store::MemoryTaskStore>();
   } else {
@@ -336,8 +348,9 @@ absl::Status Node::Init() {
   }
   peers_->SetAdvertiseAddress(advertise);
   if (!options_.metrics_address.empty()) {
-    A2AMESH_ASSIGN_OR_RETURN(metrics_server_,
-                             metrics::MetricsServer::Start(options_.metrics_address, *metrics_));
+    A2AMESH_ASSIGN_OR_RETURN(
+        metrics_server_, metrics::MetricsServer::Start(options_.metrics_address, *metrics_,
+                                                       options_.tls.metrics ? http_tls_ : nullptr));
     metrics_address_ =
         absl::StrCat(options_.metrics_address.substr(0, options_.metrics_address.rfind(':')), ":",
                      metrics_server_->port());
@@ -383,6 +396,7 @@ absl::Status Node::StartHttp() {
   binding.cards.public_grpc_url = options_.public_grpc_url;
   binding.cards.grpc_port = grpc_port_;
   binding.cards.push_notifications = push_ != nullptr;
+  binding.cards.tls = http_tls_ != nullptr;
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
@@ -393,6 +407,7 @@ absl::Status Node::StartHttp() {
   // size checks (--max-message-bytes) apply after parsing.
   server.max_body_bytes = static_cast<size_t>(2 * options_.max_message_bytes + (1 << 20));
   server.max_connections = static_cast<size_t>(options_.max_open_streams + 1024);
+  server.tls = http_tls_;
   server.error_response = [binding = http_binding_.get()](const http::Request& request, int status,
                                                           const std::string& message) {
     return binding->ErrorResponse(request, status, message);

@@ -47,7 +47,8 @@ class TaskManager;
 }
 namespace http {
 class Server;
-}
+class TlsContextSource;
+}  // namespace http
 namespace push {
 class PushNotifier;
 }
@@ -201,6 +202,8 @@ class Node {
   std::unique_ptr<a2a::CardSource> cards_;
   std::unique_ptr<a2a::HttpBinding> http_binding_;
   std::unique_ptr<http::Server> http_server_;
+  // The HTTP and metrics ports' TLS (nullptr: plain).
+  std::shared_ptr<http::TlsContextSource> http_tls_;
   std::string http_address_;
   std::string grpc_address_;
   int grpc_port_ = 0;

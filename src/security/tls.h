@@ -33,6 +33,9 @@ struct TlsOptions {
   // Node identities are spiffe://<trust_domain>/node/<node id>.
   std::string trust_domain = "a2a-mesh";
   absl::Duration reload_interval = absl::Seconds(10);
+  // Serve /metrics over TLS too (the gRPC and HTTP ports always are, once
+  // enabled). Off by default: scrapers are then configured for it.
+  bool metrics = false;
 
   bool enabled() const { return !cert_file.empty(); }
   // Peers authenticate each other with certificates from the mesh CA.

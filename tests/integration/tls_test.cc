@@ -93,7 +93,8 @@ class TlsMeshTest : public ::testing::Test {
     return std::move(agent).value();
   }
 
-  // a2amesh_peer_refusals_total{reason=...} on `node`'s /metrics.
+  // a2amesh_peer_refusals_total{reason=...} on `node`'s /metrics (plain
+  // text unless tls.metrics).
   static int Refusals(NodeHarness& node, const std::string& reason) {
     absl::StatusOr<testing::HttpResult> scrape =
         testing::HttpGet(node.node().metrics_address(), "/metrics");
@@ -168,6 +169,32 @@ TEST_F(TlsMeshTest, ThePortRefusesPlainTextAndServesTls) {
       context->auth_context()->FindPropertyValues(GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME);
   ASSERT_EQ(kind.size(), 1u);
   EXPECT_EQ(std::string(kind[0].data(), kind[0].size()), "ssl");
+}
+
+TEST_F(TlsMeshTest, EveryListenerRefusesPlainText) {
+  NodeOptions options = TlsNode("n1");
+  options.tls.metrics = true;
+  NodeHarness n1(std::move(options));
+  const std::string card_request =
+      absl::StrCat("GET /.well-known/agent-card.json HTTP/1.1\r\nHost: ", n1.node().http_address(),
+                   "\r\nConnection: close\r\n\r\n");
+  for (const std::string& address : {n1.node().http_address(), n1.node().metrics_address()}) {
+    absl::StatusOr<std::string> plain = testing::HttpExchange(
+        address, "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", absl::Seconds(5));
+    ASSERT_TRUE(plain.ok()) << plain.status();
+    EXPECT_THAT(*plain, ::testing::Not(HasSubstr("HTTP/1.1 200"))) << address;
+  }
+  absl::StatusOr<std::string> card =
+      testing::HttpsExchange(n1.node().http_address(), card_request, ca_.cert_pem());
+  ASSERT_TRUE(card.ok()) << card.status();
+  EXPECT_THAT(*card, HasSubstr("HTTP/1.1 200"));
+  // The card sends clients to the HTTP bindings over https.
+  EXPECT_THAT(*card, HasSubstr("\"url\":\"https://" + n1.node().http_address() + "/a2a/jsonrpc"));
+  absl::StatusOr<std::string> scrape = testing::HttpsExchange(
+      n1.node().metrics_address(), "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+      ca_.cert_pem());
+  ASSERT_TRUE(scrape.ok()) << scrape.status();
+  EXPECT_THAT(*scrape, HasSubstr("a2amesh_peer_refusals_total"));
 }
 
 TEST_F(TlsMeshTest, NodesProveWhoTheyAreAndRouteAcrossTheMesh) {

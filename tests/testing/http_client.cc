@@ -1,6 +1,10 @@
 #include "testing/http_client.h"
 
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -80,6 +84,72 @@ absl::StatusOr<std::string> HttpExchange(const std::string& address, const std::
   (*connection)->Send(raw);
   (*connection)->ReadUntil([&](const std::string&) { return (*connection)->closed(); }, timeout);
   return (*connection)->received();
+}
+
+absl::StatusOr<std::string> HttpsExchange(const std::string& address, const std::string& raw,
+                                          const std::string& ca_pem,
+                                          const std::string& client_cert_pem,
+                                          const std::string& client_key_pem,
+                                          absl::Duration timeout) {
+  absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Open(address);
+  if (!connection.ok()) return connection.status();
+  auto openssl_error = [] {
+    char text[256] = "unknown";
+    if (unsigned long code = ERR_get_error(); code != 0) {
+      ERR_error_string_n(code, text, sizeof(text));
+    }
+    ERR_clear_error();
+    return std::string(text);
+  };
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
+                                                        SSL_CTX_free);
+  BIO* ca_bio = BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size()));
+  while (X509* ca = PEM_read_bio_X509(ca_bio, nullptr, nullptr, nullptr)) {
+    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx.get()), ca);
+    X509_free(ca);
+  }
+  BIO_free(ca_bio);
+  ERR_clear_error();
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  if (!client_cert_pem.empty()) {
+    BIO* cert_bio =
+        BIO_new_mem_buf(client_cert_pem.data(), static_cast<int>(client_cert_pem.size()));
+    X509* cert = PEM_read_bio_X509(cert_bio, nullptr, nullptr, nullptr);
+    BIO_free(cert_bio);
+    BIO* key_bio = BIO_new_mem_buf(client_key_pem.data(), static_cast<int>(client_key_pem.size()));
+    EVP_PKEY* key = PEM_read_bio_PrivateKey(key_bio, nullptr, nullptr, nullptr);
+    BIO_free(key_bio);
+    SSL_CTX_use_certificate(ctx.get(), cert);
+    SSL_CTX_use_PrivateKey(ctx.get(), key);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+  }
+  std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), SSL_free);
+  std::string host = address.substr(0, address.rfind(':'));
+  if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), host.c_str()) != 1) {
+    ERR_clear_error();  // a name, not an address
+    X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl.get()), host.c_str(), 0);
+  }
+  SSL_set_fd(ssl.get(), (*connection)->fd());
+  // The socket blocks: the handshake and each read wait on it.
+  timeval tv{static_cast<time_t>(absl::ToInt64Seconds(timeout)), 0};
+  setsockopt((*connection)->fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  if (SSL_connect(ssl.get()) != 1) {
+    return absl::UnavailableError(
+        absl::StrCat("TLS handshake with ", address, ": ", openssl_error()));
+  }
+  if (SSL_write(ssl.get(), raw.data(), static_cast<int>(raw.size())) <= 0) {
+    return absl::UnavailableError(absl::StrCat("TLS write: ", openssl_error()));
+  }
+  std::string received;
+  char buffer[16 * 1024];
+  while (true) {
+    int n = SSL_read(ssl.get(), buffer, sizeof(buffer));
+    if (n <= 0) break;
+    received.append(buffer, static_cast<size_t>(n));
+  }
+  ERR_clear_error();
+  return received;
 }
 
 absl::StatusOr<HttpResult> ParseHttpResponse(const std::string& raw) {

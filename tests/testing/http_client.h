@@ -33,6 +33,7 @@ class HttpConnection {
   // Whether the server closed the connection (seen by ReadUntil).
   bool closed() const { return closed_; }
   void Close();
+  int fd() const { return fd_; }
 
  private:
   explicit HttpConnection(int fd) : fd_(fd) {}
@@ -48,6 +49,15 @@ absl::StatusOr<std::string> HttpExchange(const std::string& address, const std::
 
 // GET `path` with Connection: close, parsed.
 absl::StatusOr<HttpResult> HttpGet(const std::string& address, const std::string& path);
+
+// HttpExchange over TLS: the server's certificate must chain to `ca_pem` and
+// name `address`'s host; `client_cert_pem`/`client_key_pem`, if set, are
+// presented. UNAVAILABLE (with OpenSSL's reason) if the handshake fails.
+absl::StatusOr<std::string> HttpsExchange(const std::string& address, const std::string& raw,
+                                          const std::string& ca_pem,
+                                          const std::string& client_cert_pem = "",
+                                          const std::string& client_key_pem = "",
+                                          absl::Duration timeout = absl::Seconds(10));
 
 // Splits one HTTP response, undoing a chunked transfer encoding.
 absl::StatusOr<HttpResult> ParseHttpResponse(const std::string& raw);
