@@ -17,6 +17,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "lf/a2a/v1/a2a.grpc.pb.h"
+#include "security/tls.h"
 
 namespace {
 
@@ -56,9 +57,10 @@ std::string Describe(const lf::a2a::v1::StreamResponse& event) {
   }
 }
 
-std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout) {
+std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout, const std::string& token) {
   auto context = std::make_unique<grpc::ClientContext>();
   context->AddMetadata("a2a-version", "1.0");
+  if (!token.empty()) context->AddMetadata("authorization", absl::StrCat("Bearer ", token));
   context->set_deadline(std::chrono::system_clock::now() +
                         std::chrono::milliseconds(absl::ToInt64Milliseconds(timeout)));
   return context;
@@ -81,16 +83,30 @@ int main(int argc, char** argv) {
   app.add_option("--retry-for", retry_text,
                  "Retry while no agent can take the message yet, up to this long")
       ->capture_default_str();
+  std::string token;
+  app.add_option("--token", token, "Bearer token for a node with auth on (env A2AMESH_TOKEN)")
+      ->envname("A2AMESH_TOKEN");
+  a2amesh::security::ClientTlsOptions tls;
+  app.add_flag("--tls", tls.enabled, "Dial the node with TLS (the system's CAs unless --tls-ca)");
+  app.add_option("--tls-ca", tls.ca_file, "PEM CA the node's certificate must chain to");
+  app.add_option("--tls-cert", tls.cert_file, "Client certificate (PEM) for mutual TLS");
+  app.add_option("--tls-key", tls.key_file, "Private key (PEM) of --tls-cert");
   app.add_option("text", text, "The message text")->required();
   CLI11_PARSE(app, argc, argv);
+  tls.enabled = tls.enabled || !tls.ca_file.empty() || !tls.cert_file.empty();
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      a2amesh::security::ClientCredentials(tls);
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "a2a-send: %s\n", std::string(credentials.status().message()).c_str());
+    return 2;
+  }
   absl::Duration retry_for;
   if (!absl::ParseDuration(retry_text, &retry_for)) {
     std::fprintf(stderr, "a2a-send: --retry-for: '%s' is not a duration\n", retry_text.c_str());
     return 2;
   }
 
-  auto stub = lf::a2a::v1::A2AService::NewStub(
-      grpc::CreateChannel(node, grpc::InsecureChannelCredentials()));
+  auto stub = lf::a2a::v1::A2AService::NewStub(grpc::CreateChannel(node, *credentials));
   lf::a2a::v1::SendMessageRequest request;
   request.set_tenant(agent);
   auto* message = request.mutable_message();
@@ -107,7 +123,7 @@ int main(int argc, char** argv) {
   while (true) {
     grpc::Status status;
     if (stream) {
-      auto context = Context(absl::Minutes(10));
+      auto context = Context(absl::Minutes(10), token);
       auto reader = stub->SendStreamingMessage(context.get(), request);
       lf::a2a::v1::StreamResponse event;
       while (reader->Read(&event)) {
@@ -116,7 +132,7 @@ int main(int argc, char** argv) {
       status = reader->Finish();
     } else {
       lf::a2a::v1::SendMessageResponse response;
-      status = stub->SendMessage(Context(absl::Minutes(10)).get(), request, &response);
+      status = stub->SendMessage(Context(absl::Minutes(10), token).get(), request, &response);
       if (status.ok()) {
         std::cout << Json(response) << std::endl;
       }

@@ -292,6 +292,12 @@ void A2aService::DropIfFinished(StreamSink& sink) {
   }
 }
 
+absl::StatusOr<security::Principal> A2aService::Admit(grpc::CallbackServerContext* context) const {
+  A2AMESH_ASSIGN_OR_RETURN(security::Principal caller, options_.auth->AuthenticateCall(*context));
+  A2AMESH_RETURN_IF_ERROR(CheckVersion(context));
+  return caller;
+}
+
 absl::Status A2aService::CheckVersion(grpc::CallbackServerContext* context) const {
   const auto& metadata = context->client_metadata();
   auto it = metadata.find("a2a-version");
@@ -328,6 +334,7 @@ std::unique_ptr<grpc::ClientContext> A2aService::ForwardContext(
   }
   std::unique_ptr<grpc::ClientContext> forward = rpc::ForwardingContext(*context, options_.node_id);
   forward->AddMetadata("a2a-version", "1.0");
+  options_.auth->Forward(*context, forward.get());
   return forward;
 }
 
@@ -351,8 +358,14 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::ForwardStream(
 }
 
 absl::StatusOr<routing::DispatchContext> A2aService::MakeContext(
-    grpc::CallbackServerContext* context, const lf::a2a::v1::SendMessageRequest& request) const {
+    grpc::CallbackServerContext* context, const lf::a2a::v1::SendMessageRequest& request,
+    const security::Principal& caller) const {
   routing::DispatchContext dispatch;
+  if (!caller.anonymous()) {
+    dispatch.principal = caller.subject;
+    dispatch.principal_roles = caller.roles;
+    dispatch.principal_method = caller.method;
+  }
   A2AMESH_ASSIGN_OR_RETURN(dispatch.hops, routing::HopsFromRequest(request));
   // A caller that waits (blocking or streaming) bounds the task by its deadline.
   if (!request.configuration().return_immediately() &&
@@ -369,8 +382,8 @@ grpc::ServerUnaryReactor* A2aService::Fail(grpc::CallbackServerContext* context,
 
 template <typename Fn>
 grpc::ServerUnaryReactor* A2aService::RunBlocking(grpc::CallbackServerContext* context, Fn fn) {
-  if (absl::Status version = CheckVersion(context); !version.ok()) {
-    return Fail(context, version);
+  if (absl::StatusOr<security::Principal> caller = Admit(context); !caller.ok()) {
+    return Fail(context, caller.status());
   }
   return rpc::FinishOn(blocking_, context, std::move(fn));
 }
@@ -395,8 +408,9 @@ grpc::ServerUnaryReactor* A2aService::ForwardUnary(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* A2aService::SendMessage(grpc::CallbackServerContext* context,
                                                   const lf::a2a::v1::SendMessageRequest* request,
                                                   lf::a2a::v1::SendMessageResponse* response) {
-  if (absl::Status version = CheckVersion(context); !version.ok()) {
-    return Fail(context, version);
+  absl::StatusOr<security::Principal> caller = Admit(context);
+  if (!caller.ok()) {
+    return Fail(context, caller.status());
   }
   const std::string& task_id = request->message().task_id();
   if (std::string owner = RemoteOwner(context, task_id); !owner.empty()) {
@@ -405,7 +419,7 @@ grpc::ServerUnaryReactor* A2aService::SendMessage(grpc::CallbackServerContext* c
                           async->SendMessage(ctx, req, resp, std::move(done));
                         });
   }
-  absl::StatusOr<routing::DispatchContext> dispatch = MakeContext(context, *request);
+  absl::StatusOr<routing::DispatchContext> dispatch = MakeContext(context, *request, *caller);
   if (!dispatch.ok()) {
     return Fail(context, dispatch.status());
   }
@@ -434,7 +448,7 @@ grpc::ServerUnaryReactor* A2aService::SendMessage(grpc::CallbackServerContext* c
 grpc::ServerWriteReactor<StreamResponse>* A2aService::SendStreamingMessage(
     grpc::CallbackServerContext* context, const lf::a2a::v1::SendMessageRequest* request) {
   const std::string& task_id = request->message().task_id();
-  if (absl::Status version = CheckVersion(context); version.ok()) {
+  if (Admit(context).ok()) {
     if (std::string owner = RemoteOwner(context, task_id); !owner.empty()) {
       return ForwardStream(context, owner, task_id,
                            [request](auto& stub, auto* ctx, auto* reactor) {
@@ -443,8 +457,9 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SendStreamingMessage(
     }
   }
   auto* stream = new EventStream(*this);
-  if (absl::Status version = CheckVersion(context); !version.ok()) {
-    stream->Fail(version);
+  absl::StatusOr<security::Principal> caller = Admit(context);
+  if (!caller.ok()) {
+    stream->Fail(caller.status());
     return stream;
   }
   if (open_streams() > options_.max_open_streams) {
@@ -453,7 +468,7 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SendStreamingMessage(
                      " streams open, its --max-open-streams limit; retry later")));
     return stream;
   }
-  absl::StatusOr<routing::DispatchContext> dispatch = MakeContext(context, *request);
+  absl::StatusOr<routing::DispatchContext> dispatch = MakeContext(context, *request, *caller);
   if (!dispatch.ok()) {
     stream->Fail(dispatch.status());
     return stream;
@@ -477,7 +492,7 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SendStreamingMessage(
 
 grpc::ServerWriteReactor<StreamResponse>* A2aService::SubscribeToTask(
     grpc::CallbackServerContext* context, const lf::a2a::v1::SubscribeToTaskRequest* request) {
-  if (CheckVersion(context).ok() && !request->id().empty()) {
+  if (Admit(context).ok() && !request->id().empty()) {
     if (std::string owner = RemoteOwner(context, request->id()); !owner.empty()) {
       return ForwardStream(context, owner, request->id(),
                            [request](auto& stub, auto* ctx, auto* reactor) {
@@ -486,7 +501,7 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SubscribeToTask(
     }
   }
   auto* stream = new EventStream(*this);
-  absl::Status status = CheckVersion(context);
+  absl::Status status = Admit(context).status();
   if (status.ok()) {
     status = routing::ValidateTaskId(request->id(), "id");
   }
@@ -512,7 +527,7 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SubscribeToTask(
 grpc::ServerUnaryReactor* A2aService::GetTask(grpc::CallbackServerContext* context,
                                               const lf::a2a::v1::GetTaskRequest* request,
                                               Task* response) {
-  if (CheckVersion(context).ok()) {
+  if (Admit(context).ok()) {
     if (std::string owner = RemoteOwner(context, request->id()); !owner.empty()) {
       return ForwardUnary(context, owner, request->id(), request, response,
                           [](auto* async, auto* ctx, auto* req, auto* resp, auto done) {
@@ -580,8 +595,8 @@ grpc::ServerUnaryReactor* A2aService::ListTasks(grpc::CallbackServerContext* con
 grpc::ServerUnaryReactor* A2aService::CancelTask(grpc::CallbackServerContext* context,
                                                  const lf::a2a::v1::CancelTaskRequest* request,
                                                  Task* response) {
-  if (absl::Status version = CheckVersion(context); !version.ok()) {
-    return Fail(context, version);
+  if (absl::StatusOr<security::Principal> caller = Admit(context); !caller.ok()) {
+    return Fail(context, caller.status());
   }
   if (absl::Status id = routing::ValidateTaskId(request->id(), "id"); !id.ok()) {
     return Fail(context, id);
@@ -606,8 +621,8 @@ grpc::ServerUnaryReactor* A2aService::CancelTask(grpc::CallbackServerContext* co
 }
 
 grpc::ServerUnaryReactor* A2aService::PushNotSupported(grpc::CallbackServerContext* context) {
-  if (absl::Status version = CheckVersion(context); !version.ok()) {
-    return Fail(context, version);
+  if (absl::StatusOr<security::Principal> caller = Admit(context); !caller.ok()) {
+    return Fail(context, caller.status());
   }
   return Fail(context, MakeA2aError(A2aError::kPushNotificationNotSupported,
                                     "push notifications are not supported by this node "
@@ -621,7 +636,7 @@ grpc::ServerUnaryReactor* A2aService::PushCall(grpc::CallbackServerContext* cont
   if (push_ == nullptr) {
     return PushNotSupported(context);
   }
-  if (CheckVersion(context).ok()) {
+  if (Admit(context).ok()) {
     if (std::string owner = RemoteOwner(context, task_id); !owner.empty()) {
       return ForwardUnary(context, owner, task_id, request, response, forward);
     }
@@ -690,8 +705,8 @@ grpc::ServerUnaryReactor* A2aService::DeleteTaskPushNotificationConfig(
 grpc::ServerUnaryReactor* A2aService::GetExtendedAgentCard(
     grpc::CallbackServerContext* context, const lf::a2a::v1::GetExtendedAgentCardRequest*,
     lf::a2a::v1::AgentCard*) {
-  if (absl::Status version = CheckVersion(context); !version.ok()) {
-    return Fail(context, version);
+  if (absl::StatusOr<security::Principal> caller = Admit(context); !caller.ok()) {
+    return Fail(context, caller.status());
   }
   return Fail(context, MakeA2aError(A2aError::kUnsupportedOperation,
                                     "this node declares no extended agent card "

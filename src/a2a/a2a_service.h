@@ -12,6 +12,7 @@
 #include "lf/a2a/v1/a2a.grpc.pb.h"
 #include "push/push_notifier.h"
 #include "routing/dispatcher.h"
+#include "security/auth.h"
 #include "tasks/task_manager.h"
 
 namespace a2amesh::a2a {
@@ -26,11 +27,14 @@ struct A2aServiceOptions {
   int64_t max_open_streams = 10000;
   // Events a stream may have queued for a slow client before it is cut off.
   size_t max_queued_events = 4096;
+  // Proves who calls (security/auth.h); never null.
+  std::shared_ptr<security::Authenticator> auth = security::Authenticator::Off();
 };
 
 // lf.a2a.v1.A2AService over gRPC, on the callback API: reactions never block;
-// calls that read the task store run on `blocking`. Every call checks the
-// a2a-version metadata first. Errors carry google.rpc.ErrorInfo details
+// calls that read the task store run on `blocking`. Every call is
+// authenticated first (UNAUTHENTICATED), then checks the a2a-version
+// metadata; a task records who created it. Errors carry google.rpc.ErrorInfo details
 // (rpc/grpc_status.h).
 //
 // Tasks are location-transparent: GetTask, CancelTask, SubscribeToTask and
@@ -94,11 +98,14 @@ class A2aService final : public lf::a2a::v1::A2AService::CallbackService {
   // The request's place in a delegation chain and, for a caller that waits,
   // its deadline.
   absl::StatusOr<routing::DispatchContext> MakeContext(
-      grpc::CallbackServerContext* context, const lf::a2a::v1::SendMessageRequest& request) const;
+      grpc::CallbackServerContext* context, const lf::a2a::v1::SendMessageRequest& request,
+      const security::Principal& caller) const;
   template <typename Request, typename Response, typename Call>
   grpc::ServerUnaryReactor* ForwardUnary(grpc::CallbackServerContext* context,
                                          const std::string& owner, const std::string& task_id,
                                          const Request* request, Response* response, Call call);
+  // Authenticates the call, then checks its A2A version.
+  absl::StatusOr<security::Principal> Admit(grpc::CallbackServerContext* context) const;
   absl::Status CheckVersion(grpc::CallbackServerContext* context) const;
   // The node that owns `task_id`, when it is another node and this call may be
   // forwarded there; "" to serve it here.

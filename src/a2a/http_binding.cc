@@ -17,6 +17,7 @@
 #include "google/protobuf/message.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "http/url.h"
+#include "security/auth.h"
 
 namespace a2amesh::a2a {
 
@@ -34,7 +35,15 @@ struct HttpBinding::Method {
 namespace {
 
 // The service parameters of an HTTP request, as the gRPC binding carries them.
-void CopyServiceParameters(const http::Request& request, grpc::ClientContext* context) {
+void CopyServiceParameters(const http::Request& request, const std::string& process_secret,
+                           grpc::ClientContext* context) {
+  if (!request.client_certificate_subject.empty() && !process_secret.empty()) {
+    // The gRPC service cannot see this connection's certificate: say whom it
+    // proved, with the secret that shows the claim comes from this process.
+    context->AddMetadata(security::Authenticator::kCertificateKey,
+                         request.client_certificate_subject);
+    context->AddMetadata(security::Authenticator::kSecretKey, process_secret);
+  }
   const std::string* version = request.Header("a2a-version");
   if (version != nullptr) {
     context->AddMetadata("a2a-version", *version);
@@ -83,15 +92,16 @@ class HttpBinding::StreamCall final
     : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   StreamCall(std::shared_ptr<http::Exchange> exchange, std::shared_ptr<HttpFraming> framing,
-             const Method& method)
+             const Method& method, const std::string& process_secret)
       : exchange_(std::move(exchange)),
         framing_(std::move(framing)),
         method_(method),
-        context_(std::make_shared<grpc::ClientContext>()) {}
+        context_(std::make_shared<grpc::ClientContext>()),
+        process_secret_(process_secret) {}
 
   void Start(grpc::GenericStub& stub, grpc::ByteBuffer request) {
     request_ = std::move(request);
-    CopyServiceParameters(exchange_->request(), context_.get());
+    CopyServiceParameters(exchange_->request(), process_secret_, context_.get());
     exchange_->OnClientGone([context = std::weak_ptr<grpc::ClientContext>(context_)] {
       if (auto live = context.lock()) live->TryCancel();
     });
@@ -152,6 +162,7 @@ class HttpBinding::StreamCall final
   const Method& method_;
   // Shared with the client-gone callback, which may outlive the call.
   const std::shared_ptr<grpc::ClientContext> context_;
+  const std::string& process_secret_;  // the binding's
   grpc::ByteBuffer request_;
   grpc::ByteBuffer event_;
   bool started_ = false;
@@ -159,7 +170,9 @@ class HttpBinding::StreamCall final
 
 HttpBinding::HttpBinding(HttpBindingOptions options, std::shared_ptr<grpc::Channel> a2a_channel,
                          const CardSource& cards)
-    : stub_(std::move(a2a_channel)), cards_(std::move(options.cards), cards) {
+    : process_secret_(std::move(options.process_secret)),
+      stub_(std::move(a2a_channel)),
+      cards_(std::move(options.cards), cards) {
   const google::protobuf::ServiceDescriptor* a2a =
       google::protobuf::DescriptorPool::generated_pool()->FindServiceByName("lf.a2a.v1.A2AService");
   for (int i = 0; i < a2a->method_count(); ++i) {
@@ -185,12 +198,13 @@ void HttpBinding::Invoke(const std::shared_ptr<http::Exchange>& exchange, const 
     return;
   }
   if (method.streaming) {
-    (new StreamCall(exchange, std::move(framing), method))->Start(stub_, std::move(buffer));
+    (new StreamCall(exchange, std::move(framing), method, process_secret_))
+        ->Start(stub_, std::move(buffer));
     return;
   }
   auto call = std::make_shared<UnaryCall>();
   call->request = std::move(buffer);
-  CopyServiceParameters(exchange->request(), &call->context);
+  CopyServiceParameters(exchange->request(), process_secret_, &call->context);
   exchange->OnClientGone([weak = std::weak_ptr<UnaryCall>(call)] {
     if (auto live = weak.lock()) live->context.TryCancel();
   });

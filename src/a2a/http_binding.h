@@ -17,6 +17,10 @@ class HttpFraming;
 struct HttpBindingOptions {
   // The node's cards (node id, version, public URLs, ...).
   AgentCardOptions cards;
+  // Proves to the node's gRPC service that a call comes from this binding
+  // (security::Authenticator::process_secret), so that it takes the client
+  // certificate the binding verified as the caller's.
+  std::string process_secret;
 };
 
 // A2A v1.0 over HTTP: the JSON-RPC 2.0 binding (POST /a2a/jsonrpc, SSE for the
@@ -59,6 +63,7 @@ class HttpBinding {
               std::unique_ptr<google::protobuf::Message> request,
               std::shared_ptr<HttpFraming> framing);
 
+  const std::string process_secret_;
   grpc::GenericStub stub_;
   const AgentCards cards_;
   // By the method's name ("SendMessage", ...).

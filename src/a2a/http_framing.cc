@@ -10,6 +10,7 @@
 #include "core/a2a_error.h"
 #include "google/rpc/status.pb.h"
 #include "rpc/grpc_status.h"
+#include "security/auth.h"
 
 namespace a2amesh::a2a {
 namespace {
@@ -104,8 +105,29 @@ int JsonRpcCodeFor(const absl::Status& status) {
   if (std::optional<A2aError> error = GetA2aError(status)) {
     return A2aErrorJsonRpcCode(*error);
   }
-  return status.code() == absl::StatusCode::kInvalidArgument ? kInvalidParams : kInternalError;
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      return kInvalidParams;
+    case absl::StatusCode::kUnauthenticated:
+      return kUnauthenticated;
+    case absl::StatusCode::kPermissionDenied:
+      return kPermissionDenied;
+    default:
+      return kInternalError;
+  }
 }
+
+namespace {
+
+// 401 tells the client how to authenticate (RFC 9110 §11.6.1).
+void AddChallenge(http::Response& response) {
+  if (response.status == 401) {
+    response.headers.emplace_back("WWW-Authenticate",
+                                  std::string(security::Authenticator::kChallenge));
+  }
+}
+
+}  // namespace
 
 http::Response JsonResponse(int status, const char* content_type, std::string body) {
   http::Response response;
@@ -147,7 +169,14 @@ http::Response JsonRpcFraming::Result(const google::protobuf::Message& result) c
 }
 
 http::Response JsonRpcFraming::Failure(const grpc::Status& status) const {
-  return JsonResponse(200, kJsonType, ErrorJson(status));
+  // JSON-RPC errors ride on 200, except that a caller who must authenticate
+  // (or may not) is told so by HTTP as well, as every HTTP client expects.
+  int http_status = 200;
+  if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) http_status = 401;
+  if (status.error_code() == grpc::StatusCode::PERMISSION_DENIED) http_status = 403;
+  http::Response response = JsonResponse(http_status, kJsonType, ErrorJson(status));
+  AddChallenge(response);
+  return response;
 }
 
 std::string JsonRpcFraming::Event(const google::protobuf::Message& event) const {
@@ -174,7 +203,10 @@ http::Response RestFraming::Result(const google::protobuf::Message& result) cons
 http::Response RestFraming::Failure(const grpc::Status& status) const {
   Error error = ErrorFrom(status);
   const int http_status = HttpStatusFor(error.status);
-  return JsonResponse(http_status, kA2aJsonType, RestErrorJson(error, http_status));
+  http::Response response =
+      JsonResponse(http_status, kA2aJsonType, RestErrorJson(error, http_status));
+  AddChallenge(response);
+  return response;
 }
 
 std::string RestFraming::Event(const google::protobuf::Message& event) const {

@@ -24,6 +24,11 @@ inline constexpr int kInvalidRequest = -32600;
 inline constexpr int kMethodNotFound = -32601;
 inline constexpr int kInvalidParams = -32602;
 inline constexpr int kInternalError = -32603;
+// Implementation-defined server errors (JSON-RPC reserves -32000..-32099 for
+// them; A2A's own errors are -32001..-32009): a caller that did not prove who
+// it is, or may not do what it asked. They come with HTTP 401 and 403.
+inline constexpr int kUnauthenticated = -32040;
+inline constexpr int kPermissionDenied = -32043;
 
 // The HTTP status of an error: A2A errors by name, the rest by gRPC code.
 int HttpStatusFor(const absl::Status& status);

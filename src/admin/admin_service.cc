@@ -69,6 +69,7 @@ v1::TaskSummary Summarize(const tasks::TaskRecord& record, bool full) {
   s.set_skill(info.skill());
   s.set_parent_task_id(info.parent_task_id());
   *s.mutable_hops() = info.hops();
+  s.set_principal(info.principal());
   s.set_artifacts(task.artifacts_size());
   if (full) {
     *s.mutable_task() = task;
@@ -365,20 +366,29 @@ grpc::ServerUnaryReactor* AdminService::ForwardTo(grpc::CallbackServerContext* c
   if (stub == nullptr) {
     return rpc::FinishNow(context, unreachable.ok() ? error : unreachable);
   }
-  return rpc::Relay(context, rpc::ForwardingContext(*context, options_.node_id), std::move(stub),
-                    std::move(start));
+  std::unique_ptr<grpc::ClientContext> forward = rpc::ForwardingContext(*context, options_.node_id);
+  options_.auth->Forward(*context, forward.get());
+  return rpc::Relay(context, std::move(forward), std::move(stub), std::move(start));
 }
 
 std::unique_ptr<grpc::ClientContext> AdminService::PeerContext(
     const grpc::CallbackServerContext& context) {
   std::unique_ptr<grpc::ClientContext> forward = rpc::ForwardingContext(context, options_.node_id);
+  options_.auth->Forward(context, forward.get());
   // The caller's deadline still holds if it is sooner.
   forward->set_deadline(absl::ToChronoTime(clock_.Now() + options_.peer_call_timeout));
   return forward;
 }
 
+absl::Status AdminService::Admit(const grpc::CallbackServerContext& context) const {
+  return options_.auth->AuthenticateCall(context).status();
+}
+
 grpc::ServerUnaryReactor* AdminService::GetNode(grpc::CallbackServerContext* context,
                                                 const v1::GetNodeRequest*, v1::NodeInfo* response) {
+  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+    return rpc::FinishNow(context, admitted);
+  }
   const absl::Time now = clock_.Now();
   response->set_node_id(options_.node_id);
   response->set_version(Version());
@@ -411,6 +421,9 @@ grpc::ServerUnaryReactor* AdminService::GetNode(grpc::CallbackServerContext* con
 grpc::ServerUnaryReactor* AdminService::ListNodes(grpc::CallbackServerContext* context,
                                                   const v1::ListNodesRequest*,
                                                   v1::ListNodesResponse* response) {
+  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+    return rpc::FinishNow(context, admitted);
+  }
   v1::NodeSummary* self = response->add_nodes();
   self->set_node_id(options_.node_id);
   self->set_address(peers_.options().advertise_address);
@@ -438,6 +451,9 @@ grpc::ServerUnaryReactor* AdminService::ListNodes(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* AdminService::ListAgents(grpc::CallbackServerContext* context,
                                                    const v1::ListAgentsRequest* request,
                                                    v1::ListAgentsResponse* response) {
+  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+    return rpc::FinishNow(context, admitted);
+  }
   for (v1::AgentInfo& agent : Agents(/*include_cards=*/true)) {
     if ((!request->skill().empty() && !HasSkill(agent.card(), request->skill())) ||
         (!request->tags().empty() && !HasTags(agent.card(), request->tags())) ||
@@ -455,6 +471,9 @@ grpc::ServerUnaryReactor* AdminService::ListAgents(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* AdminService::GetAgent(grpc::CallbackServerContext* context,
                                                  const v1::GetAgentRequest* request,
                                                  v1::AgentInfo* response) {
+  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+    return rpc::FinishNow(context, admitted);
+  }
   if (request->id().empty()) {
     return rpc::FinishNow(context,
                           InvalidFieldError("id", "is empty: name an agent or agent@node"));
@@ -495,6 +514,9 @@ grpc::ServerUnaryReactor* AdminService::GetAgent(grpc::CallbackServerContext* co
 grpc::ServerUnaryReactor* AdminService::ListSkills(grpc::CallbackServerContext* context,
                                                    const v1::ListSkillsRequest*,
                                                    v1::ListSkillsResponse* response) {
+  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+    return rpc::FinishNow(context, admitted);
+  }
   struct Skill {
     v1::SkillInfo info;
     absl::btree_set<std::string> tags;
@@ -542,6 +564,9 @@ absl::Status AdminService::ListOwnTasks(const v1::ListTasksAdminRequest& request
 grpc::ServerUnaryReactor* AdminService::ListTasks(grpc::CallbackServerContext* context,
                                                   const v1::ListTasksAdminRequest* request,
                                                   v1::ListTasksAdminResponse* response) {
+  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+    return rpc::FinishNow(context, admitted);
+  }
   if (request->limit() < 0 || request->limit() > 1000) {
     return rpc::FinishNow(context, InvalidFieldError("limit", "must be between 1 and 1000"));
   }
@@ -679,6 +704,9 @@ void AdminService::Expand(v1::TaskTree* tree, int depth, int* budget,
 grpc::ServerUnaryReactor* AdminService::GetTaskTree(grpc::CallbackServerContext* context,
                                                     const v1::GetTaskTreeRequest* request,
                                                     v1::TaskTree* response) {
+  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+    return rpc::FinishNow(context, admitted);
+  }
   if (absl::Status id = routing::ValidateTaskId(request->task_id(), "task_id"); !id.ok()) {
     return rpc::FinishNow(context, id);
   }
@@ -702,6 +730,9 @@ grpc::ServerUnaryReactor* AdminService::GetTaskTree(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* AdminService::ListSubtasks(grpc::CallbackServerContext* context,
                                                      const v1::ListSubtasksRequest* request,
                                                      v1::ListSubtasksResponse* response) {
+  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+    return rpc::FinishNow(context, admitted);
+  }
   if (absl::Status id = routing::ValidateTaskId(request->parent_task_id(), "parent_task_id");
       !id.ok()) {
     return rpc::FinishNow(context, id);
@@ -721,6 +752,9 @@ grpc::ServerUnaryReactor* AdminService::ListSubtasks(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* AdminService::ExplainRoute(grpc::CallbackServerContext* context,
                                                      const v1::ExplainRouteRequest* request,
                                                      v1::RouteExplanation* response) {
+  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+    return rpc::FinishNow(context, admitted);
+  }
   routing::Selector selector;
   selector.agent_id = request->agent_id();
   selector.skill = request->skill();
@@ -741,7 +775,10 @@ grpc::ServerUnaryReactor* AdminService::ExplainRoute(grpc::CallbackServerContext
 }
 
 grpc::ServerWriteReactor<v1::CatalogEvent>* AdminService::WatchCatalog(
-    grpc::CallbackServerContext*, const v1::WatchCatalogRequest*) {
+    grpc::CallbackServerContext* context, const v1::WatchCatalogRequest*) {
+  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+    return rpc::RefuseWrites<v1::CatalogEvent>(rpc::ToGrpcStatus(admitted));
+  }
   auto watch = std::make_shared<Watch>(*this);
   bool shut_down;
   {
@@ -759,6 +796,9 @@ grpc::ServerWriteReactor<v1::CatalogEvent>* AdminService::WatchCatalog(
 grpc::ServerUnaryReactor* AdminService::Drain(grpc::CallbackServerContext* context,
                                               const v1::DrainRequest* request,
                                               v1::DrainResponse* response) {
+  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+    return rpc::FinishNow(context, admitted);
+  }
   const std::string& node_id = request->node_id();
   if (!node_id.empty() && node_id != options_.node_id) {
     if (rpc::WasForwarded(*context)) {

@@ -17,6 +17,7 @@
 #include "grpcpp/grpcpp.h"
 #include "peer/peer_manager.h"
 #include "routing/router.h"
+#include "security/auth.h"
 #include "tasks/task_manager.h"
 
 namespace a2amesh::admin {
@@ -36,6 +37,9 @@ struct AdminServiceOptions {
   absl::Duration peer_call_timeout = absl::Seconds(5);
   // Catalog events a watch may have queued for a slow client.
   size_t max_queued_events = 4096;
+  // Proves who calls (security/auth.h); never null. Every call is
+  // authenticated first.
+  std::shared_ptr<security::Authenticator> auth = security::Authenticator::Off();
 };
 
 // What the admin service asks of the node it runs in.
@@ -128,6 +132,8 @@ class AdminService final : public v1::Admin::CallbackService, public catalog::Ca
                                       Start start);
   // A context for a call this node makes to a peer while serving `context`.
   std::unique_ptr<grpc::ClientContext> PeerContext(const grpc::CallbackServerContext& context);
+  // Whether the caller proves who it is (UNAUTHENTICATED if not).
+  absl::Status Admit(const grpc::CallbackServerContext& context) const;
   // The subtasks of `parent` found on `node_id` (this node or a peer). May block.
   absl::StatusOr<std::vector<v1::TaskSummary>> SubtasksOn(const std::string& node_id,
                                                           const std::string& parent_id,

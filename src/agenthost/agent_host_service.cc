@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "rpc/batching.h"
 #include "rpc/grpc_status.h"
+#include "rpc/unary.h"
 #include "rpc/write_queue.h"
 #include "tasks/task_state.h"
 
@@ -560,6 +561,9 @@ AgentHostService::AgentHostService(AgentHostOptions options, catalog::AgentCatal
 
 grpc::ServerBidiReactor<v1::AgentToNode, v1::NodeToAgent>* AgentHostService::Connect(
     grpc::CallbackServerContext* context) {
+  if (absl::Status admitted = options_.auth->AuthenticateCall(*context).status(); !admitted.ok()) {
+    return rpc::RefuseStream<v1::AgentToNode, v1::NodeToAgent>(rpc::ToGrpcStatus(admitted));
+  }
   open_streams_.fetch_add(1, std::memory_order_relaxed);
   auto session = std::make_shared<Session>(*this, context->peer());
   auto* reactor = new Reactor(session);

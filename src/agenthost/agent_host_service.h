@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "catalog/agent_catalog.h"
 #include "routing/dispatcher.h"
+#include "security/auth.h"
 #include "tasks/task_manager.h"
 
 namespace a2amesh::agenthost {
@@ -29,6 +30,9 @@ struct AgentHostOptions {
   int64_t max_card_bytes = 64 * 1024;
   // Largest serialized event an agent may send.
   int64_t max_event_bytes = 4 * 1024 * 1024;
+  // Proves who connects (security/auth.h); never null. With auth on, an agent
+  // process authenticates its stream like any caller.
+  std::shared_ptr<security::Authenticator> auth = security::Authenticator::Off();
 };
 
 // The AgentHost gRPC service: one bidi stream per agent process (see

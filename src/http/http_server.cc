@@ -27,6 +27,7 @@
 #include "boost/beast/http/string_body.hpp"
 #include "core/log.h"
 #include "http/tls_context.h"
+#include "openssl/x509v3.h"
 
 namespace a2amesh::http {
 
@@ -185,6 +186,7 @@ class Session : public std::enable_shared_from_this<Session> {
   enum class Framing { kLength, kChunked, kUntilClose };
   std::string Head(const Response& response, Framing framing) const;
 
+  std::string ClientCertificateSubject();
   // Runs fn(stream) on the connection's byte stream: TLS over the socket, or
   // the socket itself.
   template <typename Fn>
@@ -343,6 +345,33 @@ void Session::Arm(Deadline& deadline, absl::Duration timeout) {
       });
 }
 
+std::string Session::ClientCertificateSubject() {
+  SSL* ssl = tls_->native_handle();
+  X509* cert = SSL_get0_peer_certificate(ssl);
+  if (cert == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return "";
+  std::string first_uri;
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  std::string spiffe;
+  for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
+    if (name->type != GEN_URI) continue;
+    const ASN1_IA5STRING* uri = name->d.uniformResourceIdentifier;
+    std::string text(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
+                     static_cast<size_t>(ASN1_STRING_length(uri)));
+    if (spiffe.empty() && absl::StartsWith(text, "spiffe://")) spiffe = text;
+    if (first_uri.empty()) first_uri = std::move(text);
+  }
+  GENERAL_NAMES_free(names);
+  if (!spiffe.empty()) return spiffe;
+  if (!first_uri.empty()) return first_uri;
+  char cn[256] = {0};
+  if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof(cn)) <= 0) {
+    return "";
+  }
+  return cn;
+}
+
 void Session::Start(bool over) {
   auto begin = [this, over] {
     if (over) {
@@ -450,6 +479,7 @@ void Session::Dispatch() {
                                  std::string(field.value()));
   }
   request.body = std::move(message.body());
+  if (tls_.has_value()) request.client_certificate_subject = ClientCertificateSubject();
   keep_alive_ = message.keep_alive();
   head_request_ = message.method() == bhttp::verb::head;
   http10_ = message.version() == 10;

@@ -25,6 +25,10 @@ struct Request {
   // Names lower-cased, in the order sent.
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // Over TLS, who a client certificate verified against the server's client
+  // CA names: its first spiffe:// URI SAN, else its first URI SAN, else its
+  // subject CN; "" without one.
+  std::string client_certificate_subject;
 
   // The first header named `name` (lower case), or nullptr.
   const std::string* Header(absl::string_view name) const;

@@ -12,10 +12,12 @@ namespace {
 
 namespace ssl = boost::asio::ssl;
 
-int64_t ModifiedNs(const std::string& path) {
+// What changes when a file is replaced or edited: its inode (a rename over
+// it), size and modification time (whose granularity may be a few ms).
+std::string FileStamp(const std::string& path) {
   struct stat st;
-  if (path.empty() || stat(path.c_str(), &st) != 0) return 0;
-  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  if (path.empty() || stat(path.c_str(), &st) != 0) return "";
+  return absl::StrCat(st.st_ino, ":", st.st_size, ":", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec);
 }
 
 }  // namespace
@@ -33,8 +35,8 @@ absl::StatusOr<std::shared_ptr<TlsContextSource>> TlsContextSource::Create(TlsFi
 }
 
 TlsContextSource::Stamp TlsContextSource::Look() const {
-  return Stamp{ModifiedNs(files_.cert_file), ModifiedNs(files_.key_file),
-               ModifiedNs(files_.client_ca_file)};
+  return Stamp{FileStamp(files_.cert_file), FileStamp(files_.key_file),
+               FileStamp(files_.client_ca_file)};
 }
 
 absl::StatusOr<std::shared_ptr<ssl::context>> TlsContextSource::Load() const {

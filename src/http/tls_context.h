@@ -41,7 +41,7 @@ class TlsContextSource {
 
  private:
   struct Stamp {
-    int64_t cert = 0, key = 0, ca = 0;  // modification times (ns), 0: missing
+    std::string cert, key, ca;  // inode, size and modification time; "": missing
     bool operator==(const Stamp& o) const { return cert == o.cert && key == o.key && ca == o.ca; }
   };
   explicit TlsContextSource(TlsFiles files) : files_(std::move(files)) {}

@@ -191,6 +191,14 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
       ->envname("MESHD_METRICS_TLS");
   AddDuration(app, "--tls-reload-interval", &n.tls.reload_interval,
               "How often the TLS files are checked for changes", "MESHD_TLS_RELOAD_INTERVAL");
+  app.add_option("--auth-token-file", n.auth.token_file,
+                 "Callers must authenticate: bearer tokens, one \"TOKEN SUBJECT [ROLE,...]\" per "
+                 "line; re-read when it changes")
+      ->envname("MESHD_AUTH_TOKEN_FILE");
+  app.add_flag("--auth-client-certs", n.auth.client_certificates,
+               "Callers must authenticate, and a client certificate of --tls-client-ca proves "
+               "who they are (its spiffe:// URI or CN)")
+      ->envname("MESHD_AUTH_CLIENT_CERTS");
   std::string log_format = "text";
   app.add_option("--log-format", log_format, "text or json (one object per line)")
       ->envname("MESHD_LOG_FORMAT")

@@ -100,6 +100,11 @@ absl::Status CheckOptions(const NodeOptions& o) {
         " with TLS needs --tls-client-ca: peers prove who they are with certificates of the "
         "mesh CA"));
   }
+  if (o.auth.client_certificates && !o.tls.mutual()) {
+    return absl::InvalidArgumentError(
+        "--auth-client-certs needs --tls-cert, --tls-key and --tls-client-ca (the CA client "
+        "certificates must chain to)");
+  }
   return security::CheckTlsFiles(o.tls, o.node_id);
 }
 
@@ -208,6 +213,16 @@ absl::Status Node::Init() {
     }
     http_tls_ = *std::move(tls);
   }
+  security::AuthOptions auth = options_.auth;
+  if (options_.tls.mutual()) auth.trust_domain = options_.tls.trust_domain;
+  auth.reload_interval = std::min(auth.reload_interval, options_.tls.reload_interval);
+  A2AMESH_ASSIGN_OR_RETURN(auth_, security::Authenticator::Create(std::move(auth)));
+  if (!auth_->enabled()) {
+    A2AMESH_LOG(Warning,
+                "no authentication configured: anyone who reaches this node may send, read and "
+                "cancel tasks, register agents and drain it (see --auth-token-file, "
+                "docs/security.md)");
+  }
   if (options_.ephemeral) {
     store_ = std::make_unique<store::MemoryTaskStore>();
   } else {
@@ -282,6 +297,7 @@ absl::Status Node::Init() {
   a2a::A2aServiceOptions a2a_options;
   a2a_options.node_id = options_.node_id;
   a2a_options.max_open_streams = options_.max_open_streams;
+  a2a_options.auth = auth_;
   a2a_ = std::make_unique<a2a::A2aService>(
       a2a_options, *tasks_, *dispatcher_, *blocking_,
       [peers = peers_.get()](const std::string& node_id) { return peers->ChannelTo(node_id); },
@@ -293,6 +309,7 @@ absl::Status Node::Init() {
   host_options.lease = options_.agent_lease;
   host_options.max_card_bytes = options_.max_card_bytes;
   host_options.max_event_bytes = options_.max_message_bytes;
+  host_options.auth = auth_;
   agent_host_ = std::make_unique<agenthost::AgentHostService>(host_options, *catalog_, *tasks_,
                                                               *dispatcher_, *timers_, clock_);
 
@@ -302,6 +319,7 @@ absl::Status Node::Init() {
   admin_options.store = StoreDescription();
   admin_options.started_at = started_at;
   admin_options.max_depth = options_.max_hops + 1;
+  admin_options.auth = auth_;
   admin::NodeHooks hooks;
   hooks.start_draining = [this] { StartDraining(); };
   admin_ = std::make_unique<admin::AdminService>(admin_options, *tasks_, *catalog_,
@@ -397,6 +415,7 @@ absl::Status Node::StartHttp() {
   binding.cards.grpc_port = grpc_port_;
   binding.cards.push_notifications = push_ != nullptr;
   binding.cards.tls = http_tls_ != nullptr;
+  binding.process_secret = auth_->process_secret();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);

@@ -11,6 +11,7 @@
 #include "a2amesh/task_store.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "security/auth.h"
 #include "security/tls.h"
 
 namespace grpc {
@@ -122,6 +123,8 @@ struct NodeOptions {
   // TLS on the gRPC port, and the mesh CA peers (and clients) prove
   // themselves with; off by default.
   security::TlsOptions tls;
+  // Who may call: off by default (everyone is anonymous, and the node warns).
+  security::AuthOptions auth;
 };
 
 // One mesh node: the composition root that wires the task store, task manager,
@@ -202,6 +205,7 @@ class Node {
   std::unique_ptr<a2a::CardSource> cards_;
   std::unique_ptr<a2a::HttpBinding> http_binding_;
   std::unique_ptr<http::Server> http_server_;
+  std::shared_ptr<security::Authenticator> auth_;
   // The HTTP and metrics ports' TLS (nullptr: plain).
   std::shared_ptr<http::TlsContextSource> http_tls_;
   std::string http_address_;

@@ -31,6 +31,9 @@ absl::Status Dispatcher::Send(const lf::a2a::v1::SendMessageRequest& request,
   task.skill = std::move(route.skill);
   task.parent_task_id = context.parent_task_id;
   task.hops = context.hops;
+  task.principal = context.principal;
+  task.principal_roles = context.principal_roles;
+  task.principal_method = context.principal_method;
   task.deadline = context.deadline;
   task.await_create = context.await_create;
   return tasks_.Create(std::move(task), std::move(subscriber));

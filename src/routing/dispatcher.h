@@ -22,6 +22,10 @@ struct DispatchContext {
   absl::Time deadline = absl::InfiniteFuture();
   // See NewTask::await_create.
   bool await_create = true;
+  // See NewTask::principal.
+  std::string principal;
+  std::vector<std::string> principal_roles;
+  std::string principal_method;
 };
 
 // The one path from an A2A SendMessage (from a client, or from an agent

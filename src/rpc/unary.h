@@ -53,6 +53,17 @@ grpc::ServerBidiReactor<Request, Response>* RefuseStream(const grpc::Status& sta
   return new Refused(status);
 }
 
+// A server-streaming call that ends at once with `status`, written nothing.
+template <typename Response>
+grpc::ServerWriteReactor<Response>* RefuseWrites(const grpc::Status& status) {
+  class Refused final : public grpc::ServerWriteReactor<Response> {
+   public:
+    explicit Refused(const grpc::Status& status) { this->Finish(status); }
+    void OnDone() override { delete this; }
+  };
+  return new Refused(status);
+}
+
 // Runs `fn` (which returns an absl::Status and may block) on `executor`, then
 // finishes the call with its status.
 template <typename Fn>

@@ -616,6 +616,10 @@ bool AgentImpl::RunStream(absl::Duration* backoff) {
   }
   auto* connection = new Connection(*this);
   connection->context().set_wait_for_ready(true);
+  if (!options_.token.empty()) {
+    // Nodes with auth on prove the agent process like any caller.
+    connection->context().AddMetadata("authorization", absl::StrCat("Bearer ", options_.token));
+  }
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) {

@@ -354,6 +354,11 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
     if (request.deadline != absl::InfiniteFuture()) {
       info.set_deadline_unix_ms(absl::ToUnixMillis(request.deadline));
     }
+    if (!request.principal.empty()) {
+      info.set_principal(request.principal);
+      for (const std::string& role : request.principal_roles) info.add_principal_roles(role);
+      info.set_principal_method(request.principal_method);
+    }
     entry->runner = std::move(request.runner);
 
     TaskStoreOp& op = ops.emplace_back();

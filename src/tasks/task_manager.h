@@ -64,6 +64,10 @@ struct NewTask {
   std::vector<std::string> hops;
   // The task fails if it has not ended by then.
   absl::Time deadline = absl::InfiniteFuture();
+  // Who asks for it (security::Principal; empty subject: auth is off).
+  std::string principal;
+  std::vector<std::string> principal_roles;
+  std::string principal_method;
   // Whether the subscriber may pass the task's id on with its first event (a
   // stream, return_immediately, a delegation): then the create is committed
   // on its own, and the first event waits for it. When false (a blocking

@@ -15,6 +15,12 @@ void AddAgentFlags(CLI::App& app, AgentFlags* flags) {
       ->capture_default_str();
   app.add_option("--max-concurrency", flags->max_concurrency, "Tasks run at once")
       ->capture_default_str();
+  app.add_option("--token", flags->token,
+                 "Bearer token for a node with auth on (env A2AMESH_TOKEN)")
+      ->envname("A2AMESH_TOKEN");
+  app.add_option("--tls-ca", flags->tls_ca, "Dial the node with TLS, trusting this PEM CA");
+  app.add_option("--tls-cert", flags->tls_cert, "Client certificate (PEM) for mutual TLS");
+  app.add_option("--tls-key", flags->tls_key, "Private key (PEM) of --tls-cert");
 }
 
 int ServeUntilSignal(const std::string& program, const AgentFlags& flags,
@@ -31,6 +37,10 @@ int ServeUntilSignal(const std::string& program, const AgentFlags& flags,
   sdk::AgentOptions options;
   options.node = flags.node;
   options.instance = program;
+  options.token = flags.token;
+  options.tls_ca_file = flags.tls_ca;
+  options.tls_cert_file = flags.tls_cert;
+  options.tls_key_file = flags.tls_key;
   options.agents.push_back(
       {flags.agent_id, std::move(card), flags.max_concurrency, std::move(handler), inline_handler});
   absl::StatusOr<std::unique_ptr<sdk::Agent>> agent = sdk::Agent::Start(std::move(options));

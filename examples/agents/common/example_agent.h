@@ -14,9 +14,15 @@ struct AgentFlags {
   std::string node = "127.0.0.1:7400";
   std::string agent_id;
   int max_concurrency = 8;
+  // For nodes with auth and TLS on (docs/security.md).
+  std::string token;
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
 };
 
-// Adds --node, --agent-id (default: `flags->agent_id`) and --max-concurrency.
+// Adds --node, --agent-id (default: `flags->agent_id`), --max-concurrency,
+// --token and --tls-ca/--tls-cert/--tls-key.
 void AddAgentFlags(CLI::App& app, AgentFlags* flags);
 
 // Serves `card` with `handler` on the node until SIGTERM or SIGINT. Returns

@@ -127,7 +127,8 @@ struct AgentOptions {
   // The node's gRPC address.
   std::string node = "127.0.0.1:7400";
   std::vector<AgentSpec> agents;
-  // Registration token, for nodes that require one.
+  // Bearer token, for nodes with auth on: sent as the stream's authorization
+  // metadata (and in the registration).
   std::string token;
   // TLS to the node (its gRPC port serves TLS): the roots its certificate
   // chains to (empty: the system's), and a client certificate and key for

@@ -1,0 +1,343 @@
+// Callers prove who they are: bearer tokens and client certificates, on gRPC
+// (A2A, Admin, AgentHost) and HTTP (JSON-RPC, REST), tried from the
+// attacker's side too. Real nodes on loopback.
+#include "security/auth.h"
+
+#include <memory>
+#include <string>
+
+#include "a2amesh/v1/admin.grpc.pb.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "testing/http_client.h"
+#include "testing/mesh_fixture.h"
+#include "testing/node_harness.h"
+#include "testing/temp_dir.h"
+#include "testing/test_certs.h"
+#include "testing/wait.h"
+
+namespace a2amesh {
+namespace {
+
+using ::a2amesh::testing::A2aContext;
+using ::a2amesh::testing::ForSkill;
+using ::a2amesh::testing::KeyCert;
+using ::a2amesh::testing::NodeHarness;
+using ::a2amesh::testing::TempDir;
+using ::a2amesh::testing::TestCa;
+using ::a2amesh::testing::WaitFor;
+using ::a2amesh::testing::WriteFileAtomically;
+using ::testing::HasSubstr;
+namespace a2a = ::lf::a2a::v1;
+
+constexpr char kAliceToken[] = "alice-0123456789abcdef";
+constexpr char kAgentToken[] = "agent-0123456789abcdef";
+
+class AuthTest : public ::testing::Test {
+ protected:
+  AuthTest() {
+    WriteFileAtomically(TokenFile(),
+                        absl::StrCat("# test tokens\n", kAliceToken, " alice admin,reader\n",
+                                     kAgentToken, " echo-agent\n"));
+  }
+  std::string TokenFile() const { return dir_.File("tokens"); }
+
+  NodeOptions AuthNode(const std::string& id) {
+    NodeOptions options = NodeHarness::TestOptions(id);
+    options.auth.token_file = TokenFile();
+    options.auth.reload_interval = absl::Milliseconds(1);
+    options.peer_heartbeat = absl::Milliseconds(100);
+    options.peer_timeout = absl::Milliseconds(600);
+    return options;
+  }
+
+  static std::unique_ptr<grpc::ClientContext> As(const std::string& authorization) {
+    std::unique_ptr<grpc::ClientContext> context = A2aContext();
+    if (!authorization.empty()) context->AddMetadata("authorization", authorization);
+    return context;
+  }
+
+  static std::unique_ptr<sdk::Agent> StartAgent(NodeHarness& node, const std::string& token) {
+    sdk::AgentOptions options;
+    options.node = node.address();
+    options.agents = {testing::Echo("echoer")};
+    options.token = token;
+    options.min_backoff = absl::Milliseconds(20);
+    options.max_backoff = absl::Milliseconds(200);
+    absl::StatusOr<std::unique_ptr<sdk::Agent>> agent = sdk::Agent::Start(std::move(options));
+    EXPECT_TRUE(agent.ok()) << agent.status();
+    return agent.ok() ? *std::move(agent) : nullptr;
+  }
+
+  static testing::HttpResult Http(const std::string& address, const std::string& method,
+                                  const std::string& path, const std::string& body,
+                                  const std::string& authorization) {
+    std::string headers = "A2A-Version: 1.0\r\nContent-Type: application/json\r\n";
+    if (!authorization.empty()) absl::StrAppend(&headers, "Authorization: ", authorization, "\r\n");
+    absl::StatusOr<std::string> raw = testing::HttpExchange(
+        address,
+        absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: ", address, "\r\n", headers,
+                     "Content-Length: ", body.size(), "\r\nConnection: close\r\n\r\n", body));
+    EXPECT_TRUE(raw.ok()) << raw.status();
+    absl::StatusOr<testing::HttpResult> result = testing::ParseHttpResponse(raw.value_or(""));
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.value_or(testing::HttpResult());
+  }
+
+  static std::string JsonRpcSend(const std::string& text) {
+    return absl::StrCat(
+        R"({"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"messageId":"m-1","role":"ROLE_USER","parts":[{"text":")",
+        text, R"("}]},"metadata":{"a2amesh/skill":"echo"}}})");
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(AuthTest, GrpcCallersWithoutAGoodTokenAreRefusedAlikeAndTheirTasksNeverExist) {
+  NodeHarness node(AuthNode("n1"));
+  std::unique_ptr<sdk::Agent> agent = StartAgent(node, kAgentToken);
+  ASSERT_TRUE(agent->WaitUntilRegistered(absl::Seconds(10)).ok());
+  auto stub = node.NewA2aStub();
+
+  std::string first_message;
+  for (const std::string& bad :
+       {std::string(), std::string("Bearer wrong-token-0123456789"), std::string(kAliceToken),
+        absl::StrCat("Basic ", kAliceToken), std::string("Bearer "),
+        absl::StrCat("Bearer ", kAliceToken, "x")}) {
+    a2a::SendMessageResponse response;
+    grpc::Status status = stub->SendMessage(As(bad).get(), ForSkill("echo", "sneaky"), &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << "'" << bad << "'";
+    // Missing, malformed and wrong credentials read the same.
+    if (first_message.empty()) first_message = status.error_message();
+    EXPECT_EQ(status.error_message(), first_message);
+  }
+  EXPECT_EQ(node.node().tasks().active_tasks(), 0u);
+
+  // A forged principal from outside the node is ignored, not trusted.
+  auto forged = As("");
+  forged->AddMetadata(security::Authenticator::kPrincipalKey,
+                      security::Authenticator::EncodePrincipal({"alice", {"admin"}, "token"}));
+  forged->AddMetadata(security::Authenticator::kSecretKey, "guessed");
+  a2a::Task task;
+  a2a::GetTaskRequest get;
+  get.set_id("anything");
+  EXPECT_EQ(stub->GetTask(forged.get(), get, &task).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+
+  // The good token: the task runs and records who asked for it.
+  a2a::SendMessageResponse response;
+  grpc::Status status = stub->SendMessage(As(absl::StrCat("Bearer ", kAliceToken)).get(),
+                                          ForSkill("echo", "hello"), &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.task().status().state(), a2a::TASK_STATE_COMPLETED);
+  absl::StatusOr<tasks::TaskRecord> record = node.node().tasks().GetRecord(response.task().id());
+  ASSERT_TRUE(record.ok()) << record.status();
+  EXPECT_EQ(record->info.principal(), "alice");
+  EXPECT_THAT(record->info.principal_roles(), ::testing::ElementsAre("admin", "reader"));
+  EXPECT_EQ(record->info.principal_method(), "token");
+
+  // The scheme's name is case-insensitive (RFC 9110).
+  status = stub->GetTask(As(absl::StrCat("bearer ", kAliceToken)).get(), get, &task);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(AuthTest, AdminAndAgentHostNeedATokenToo) {
+  NodeHarness node(AuthNode("n1"));
+  auto admin =
+      v1::Admin::NewStub(grpc::CreateChannel(node.address(), grpc::InsecureChannelCredentials()));
+  v1::ListNodesResponse nodes;
+  EXPECT_EQ(admin->ListNodes(As("").get(), v1::ListNodesRequest(), &nodes).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  v1::DrainResponse drained;
+  EXPECT_EQ(admin->Drain(As("").get(), v1::DrainRequest(), &drained).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_FALSE(node.node().peers().draining());
+  grpc::Status listed = admin->ListNodes(As(absl::StrCat("Bearer ", kAliceToken)).get(),
+                                         v1::ListNodesRequest(), &nodes);
+  EXPECT_TRUE(listed.ok()) << listed.error_message();
+  auto watch_context = As("");
+  auto watch = admin->WatchCatalog(watch_context.get(), v1::WatchCatalogRequest());
+  v1::CatalogEvent event;
+  EXPECT_FALSE(watch->Read(&event));
+  EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+
+  // An agent process without a token cannot register anything.
+  std::unique_ptr<sdk::Agent> anonymous = StartAgent(node, "");
+  EXPECT_EQ(anonymous->WaitUntilRegistered(absl::Seconds(10)).code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(node.node().catalog().size(), 0u);
+  std::unique_ptr<sdk::Agent> agent = StartAgent(node, kAgentToken);
+  EXPECT_TRUE(agent->WaitUntilRegistered(absl::Seconds(10)).ok());
+}
+
+TEST_F(AuthTest, HttpBindingsAnswer401WithAChallengeAndServeAGoodToken) {
+  NodeHarness node(AuthNode("n1"));
+  std::unique_ptr<sdk::Agent> agent = StartAgent(node, kAgentToken);
+  ASSERT_TRUE(agent->WaitUntilRegistered(absl::Seconds(10)).ok());
+  const std::string& http = node.node().http_address();
+
+  testing::HttpResult refused = Http(http, "POST", "/a2a/jsonrpc", JsonRpcSend("x"), "");
+  EXPECT_EQ(refused.status, 401);
+  EXPECT_THAT(refused.headers, HasSubstr("WWW-Authenticate: Bearer realm=\"a2a-mesh\""));
+  EXPECT_THAT(refused.body, HasSubstr("\"code\":-32040"));
+  EXPECT_THAT(refused.body, HasSubstr("\"id\":1"));
+
+  refused = Http(http, "POST", "/a2a/jsonrpc", JsonRpcSend("x"), "Bearer not-a-token-at-all");
+  EXPECT_EQ(refused.status, 401);
+  refused = Http(http, "GET", "/a2a/rest/tasks", "", "");
+  EXPECT_EQ(refused.status, 401);
+  EXPECT_THAT(refused.headers, HasSubstr("WWW-Authenticate: Bearer"));
+  refused = Http(http, "POST", "/a2a/rest/message:stream",
+                 R"({"message":{"messageId":"m","role":"ROLE_USER","parts":[{"text":"x"}]}})", "");
+  EXPECT_EQ(refused.status, 401);
+
+  // The public card needs no credentials: clients discover before they authenticate.
+  EXPECT_EQ(Http(http, "GET", "/.well-known/agent-card.json", "", "").status, 200);
+
+  testing::HttpResult served = Http(http, "POST", "/a2a/jsonrpc", JsonRpcSend("over http"),
+                                    absl::StrCat("Bearer ", kAliceToken));
+  EXPECT_EQ(served.status, 200);
+  EXPECT_THAT(served.body, HasSubstr("echo over http"));
+  served = Http(http, "GET", "/a2a/rest/tasks", "", absl::StrCat("Bearer ", kAliceToken));
+  EXPECT_EQ(served.status, 200);
+}
+
+TEST_F(AuthTest, ATokenAddedToTheFileIsAcceptedWithoutRestart) {
+  NodeHarness node(AuthNode("n1"));
+  auto stub = node.NewA2aStub();
+  a2a::GetTaskRequest get;
+  get.set_id("anything");
+  a2a::Task task;
+  const std::string carol = "Bearer carol-0123456789abcdef";
+  EXPECT_EQ(stub->GetTask(As(carol).get(), get, &task).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  WriteFileAtomically(TokenFile(), "carol-0123456789abcdef carol\n");
+  EXPECT_TRUE(WaitFor([&] {
+    return stub->GetTask(As(carol).get(), get, &task).error_code() == grpc::StatusCode::NOT_FOUND;
+  }));
+  // Alice's token is gone with the old file.
+  EXPECT_EQ(stub->GetTask(As(absl::StrCat("Bearer ", kAliceToken)).get(), get, &task).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  // A file that no longer parses keeps the tokens that did.
+  WriteFileAtomically(TokenFile(), "too many fields on this line here\n");
+  // Over many reload intervals (1ms here), carol stays in.
+  for (absl::Time end = absl::Now() + absl::Milliseconds(50); absl::Now() < end;) {
+    ASSERT_EQ(stub->GetTask(As(carol).get(), get, &task).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+}
+
+TEST_F(AuthTest, ABadTokenFileStopsStartUpNamingTheLine) {
+  WriteFileAtomically(TokenFile(), "# ok\nshort alice\n");
+  NodeOptions options = AuthNode("n1");
+  EXPECT_THAT(Node::Start(options).status().message(),
+              HasSubstr("--auth-token-file: " + TokenFile() + " line 2: the token is shorter"));
+  options.auth.token_file = dir_.File("missing");
+  EXPECT_THAT(Node::Start(options).status().message(), HasSubstr("cannot read"));
+  options.auth.token_file.clear();
+  options.auth.client_certificates = true;
+  EXPECT_THAT(Node::Start(options).status().message(),
+              HasSubstr("--auth-client-certs needs --tls-cert"));
+}
+
+TEST_F(AuthTest, CallsForwardedToATasksOwnerCarryTheCaller) {
+  NodeHarness n1(AuthNode("n1"));
+  NodeOptions n2_options = AuthNode("n2");
+  n2_options.peers = {n1.address()};
+  NodeHarness n2(std::move(n2_options));
+  std::unique_ptr<sdk::Agent> agent = StartAgent(n2, kAgentToken);
+  ASSERT_TRUE(agent->WaitUntilRegistered(absl::Seconds(10)).ok());
+  ASSERT_TRUE(WaitFor([&] { return n1.node().peers().peers_up() == 1; }));
+
+  // A task n2 owns, read through n1: n1 forwards the call with its caller's token.
+  a2a::SendMessageResponse sent;
+  const std::string alice = absl::StrCat("Bearer ", kAliceToken);
+  ASSERT_TRUE(n2.NewA2aStub()->SendMessage(As(alice).get(), ForSkill("echo", "x"), &sent).ok());
+  a2a::GetTaskRequest get;
+  get.set_id(sent.task().id());
+  a2a::Task task;
+  grpc::Status status = n1.NewA2aStub()->GetTask(As(alice).get(), get, &task);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(task.id(), sent.task().id());
+  EXPECT_EQ(n1.NewA2aStub()->GetTask(As("").get(), get, &task).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
+class ClientCertificateAuthTest : public AuthTest {
+ protected:
+  NodeOptions CertNode(const std::string& id) {
+    NodeOptions options = AuthNode(id);
+    options.auth.token_file.clear();
+    options.auth.client_certificates = true;
+    KeyCert kc = ca_.IssueNode(id);
+    WriteFileAtomically(dir_.File(id + ".crt"), kc.cert_pem);
+    WriteFileAtomically(dir_.File(id + ".key"), kc.key_pem);
+    WriteFileAtomically(dir_.File("ca.crt"), ca_.cert_pem());
+    options.tls.cert_file = dir_.File(id + ".crt");
+    options.tls.key_file = dir_.File(id + ".key");
+    options.tls.client_ca_file = dir_.File("ca.crt");
+    return options;
+  }
+  TestCa ca_;
+};
+
+TEST_F(ClientCertificateAuthTest, AClientCertificateOfTheCaProvesTheCallerOnEveryBinding) {
+  NodeHarness node(CertNode("n1"));
+  testing::CertSpec spec;
+  spec.common_name = "ci-bot";
+  spec.uris = {"spiffe://a2a-mesh/ns/ci/sa/bot"};
+  KeyCert bot = ca_.Issue(spec);
+
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ca_.cert_pem();
+  auto anonymous =
+      a2a::A2AService::NewStub(grpc::CreateChannel(node.address(), grpc::SslCredentials(ssl)));
+  ssl.pem_cert_chain = bot.cert_pem;
+  ssl.pem_private_key = bot.key_pem;
+  auto proven =
+      a2a::A2AService::NewStub(grpc::CreateChannel(node.address(), grpc::SslCredentials(ssl)));
+
+  a2a::GetTaskRequest get;
+  get.set_id("anything");
+  a2a::Task task;
+  EXPECT_EQ(anonymous->GetTask(As("").get(), get, &task).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(proven->GetTask(As("").get(), get, &task).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  const std::string& http = node.node().http_address();
+  const std::string request = absl::StrCat("GET /a2a/rest/tasks HTTP/1.1\r\nHost: ", http,
+                                           "\r\nA2A-Version: 1.0\r\nConnection: close\r\n\r\n");
+  absl::StatusOr<std::string> raw = testing::HttpsExchange(http, request, ca_.cert_pem());
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  EXPECT_THAT(*raw, HasSubstr("HTTP/1.1 401"));
+  raw = testing::HttpsExchange(http, request, ca_.cert_pem(), bot.cert_pem, bot.key_pem);
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  EXPECT_THAT(*raw, HasSubstr("HTTP/1.1 200"));
+
+  // And the task it creates says who: the certificate's SPIFFE id.
+  a2a::SendMessageResponse sent;
+  std::unique_ptr<sdk::Agent> agent;
+  {
+    sdk::AgentOptions options;
+    options.node = node.address();
+    options.agents = {testing::Echo("echoer")};
+    options.tls_ca_file = dir_.File("ca.crt");
+    WriteFileAtomically(dir_.File("bot.crt"), bot.cert_pem);
+    WriteFileAtomically(dir_.File("bot.key"), bot.key_pem);
+    options.tls_cert_file = dir_.File("bot.crt");
+    options.tls_key_file = dir_.File("bot.key");
+    agent = *sdk::Agent::Start(std::move(options));
+    ASSERT_TRUE(agent->WaitUntilRegistered(absl::Seconds(10)).ok());
+  }
+  grpc::Status status = proven->SendMessage(As("").get(), ForSkill("echo", "x"), &sent);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  absl::StatusOr<tasks::TaskRecord> record = node.node().tasks().GetRecord(sent.task().id());
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->info.principal(), "spiffe://a2a-mesh/ns/ci/sa/bot");
+  EXPECT_EQ(record->info.principal_method(), "mtls");
+}
+
+}  // namespace
+}  // namespace a2amesh
