@@ -195,6 +195,25 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
                  "Callers must authenticate: bearer tokens, one \"TOKEN SUBJECT [ROLE,...]\" per "
                  "line; re-read when it changes")
       ->envname("MESHD_AUTH_TOKEN_FILE");
+  app.add_option(
+         "--auth-jwks-file", n.auth.jwt.jwks_file,
+         "Callers may send JWTs signed by a key of this JWKS file (re-read when it changes)")
+      ->envname("MESHD_AUTH_JWKS_FILE");
+  app.add_option("--auth-jwks-url", n.auth.jwt.jwks_url,
+                 "...or of the JWKS at this https URL (fetched every 5m and on an unknown kid)")
+      ->envname("MESHD_AUTH_JWKS_URL");
+  app.add_option("--auth-jwks-ca", n.auth.jwt.jwks_ca_file,
+                 "PEM CA to verify --auth-jwks-url's server with (default: the system's)")
+      ->envname("MESHD_AUTH_JWKS_CA");
+  app.add_option("--auth-jwt-issuer", n.auth.jwt.issuer, "A JWT's iss must be this")
+      ->envname("MESHD_AUTH_JWT_ISSUER");
+  app.add_option("--auth-jwt-audience", n.auth.jwt.audience,
+                 "A JWT's aud must hold this (required with a JWKS)")
+      ->envname("MESHD_AUTH_JWT_AUDIENCE");
+  app.add_option("--auth-jwt-roles-claim", n.auth.jwt.roles_claim,
+                 "The claim with the caller's roles (a list, or space-separated names)")
+      ->envname("MESHD_AUTH_JWT_ROLES_CLAIM")
+      ->capture_default_str();
   app.add_flag("--auth-client-certs", n.auth.client_certificates,
                "Callers must authenticate, and a client certificate of --tls-client-ca proves "
                "who they are (its spiffe:// URI or CN)")

@@ -12,6 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "security/jwt.h"
 
 namespace grpc {
 class AuthContext;
@@ -44,8 +45,10 @@ struct AuthOptions {
   // Mesh nodes' certificates name spiffe://<trust_domain>/node/<id>: such a
   // node may carry its caller's principal to this one (empty: no TLS, none).
   std::string trust_domain;
+  // JWTs as bearer tokens, verified against a JWKS (security/jwt.h).
+  JwtOptions jwt;
 
-  bool enabled() const { return !token_file.empty() || client_certificates; }
+  bool enabled() const { return !token_file.empty() || client_certificates || jwt.enabled(); }
 };
 
 // What a request offers as proof.
@@ -66,8 +69,8 @@ std::string CertificateSubject(const grpc::AuthContext& context);
 // which part of what it sent was wrong. Thread-safe.
 class Authenticator {
  public:
-  // Reads the token file now: INVALID_ARGUMENT naming the file and line if
-  // it is unreadable or malformed.
+  // Reads the token file and the JWKS now: INVALID_ARGUMENT naming the file
+  // and line if one is unreadable or malformed.
   static absl::StatusOr<std::shared_ptr<Authenticator>> Create(AuthOptions options);
   // Auth off: every request is anonymous.
   static std::shared_ptr<Authenticator> Off();
@@ -116,6 +119,7 @@ class Authenticator {
 
   const AuthOptions options_;
   const std::string secret_;
+  std::unique_ptr<JwtVerifier> jwt_;  // if options_.jwt is enabled
   absl::Mutex mu_;
   std::shared_ptr<const TokenMap> tokens_ ABSL_GUARDED_BY(mu_);
   std::string tokens_stamp_ ABSL_GUARDED_BY(mu_);

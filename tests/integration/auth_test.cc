@@ -17,6 +17,7 @@
 #include "testing/node_harness.h"
 #include "testing/temp_dir.h"
 #include "testing/test_certs.h"
+#include "testing/test_jwt.h"
 #include "testing/wait.h"
 
 namespace a2amesh {
@@ -263,6 +264,47 @@ TEST_F(AuthTest, CallsForwardedToATasksOwnerCarryTheCaller) {
   EXPECT_EQ(task.id(), sent.task().id());
   EXPECT_EQ(n1.NewA2aStub()->GetTask(As("").get(), get, &task).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(AuthTest, AJwtOfTheIssuerProvesTheCallerAndABadOneDoesNot) {
+  testing::TestJwk key = testing::TestJwk::Ec("k1");
+  WriteFileAtomically(dir_.File("jwks.json"), testing::Jwks({&key}));
+  NodeOptions options = AuthNode("n1");
+  options.auth.jwt.jwks_file = dir_.File("jwks.json");
+  options.auth.jwt.issuer = "https://issuer.test";
+  options.auth.jwt.audience = "a2a-mesh";
+  NodeHarness node(std::move(options));
+  std::unique_ptr<sdk::Agent> agent = StartAgent(node, kAgentToken);
+  ASSERT_TRUE(agent->WaitUntilRegistered(absl::Seconds(10)).ok());
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  auto claims = [&](const std::string& aud, int64_t exp) {
+    return absl::StrCat(R"({"iss":"https://issuer.test","sub":"svc-billing","aud":")", aud,
+                        R"(","roles":["sender"],"exp":)", exp, "}");
+  };
+  const std::string good = absl::StrCat("Bearer ", key.Sign(claims("a2a-mesh", now + 300)));
+  a2a::SendMessageResponse response;
+  grpc::Status status =
+      node.NewA2aStub()->SendMessage(As(good).get(), ForSkill("echo", "jwt"), &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  absl::StatusOr<tasks::TaskRecord> record = node.node().tasks().GetRecord(response.task().id());
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->info.principal(), "svc-billing");
+  EXPECT_EQ(record->info.principal_method(), "jwt");
+
+  for (const std::string& bad :
+       {key.Sign(claims("a2a-mesh", now - 3600)), key.Sign(claims("elsewhere", now + 300)),
+        testing::TestJwk::Ec("k1").Sign(claims("a2a-mesh", now + 300))}) {
+    EXPECT_EQ(node.NewA2aStub()
+                  ->SendMessage(As("Bearer " + bad).get(), ForSkill("echo", "x"), &response)
+                  .error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(
+        Http(node.node().http_address(), "POST", "/a2a/jsonrpc", JsonRpcSend("x"), "Bearer " + bad)
+            .status,
+        401);
+  }
+  EXPECT_EQ(Http(node.node().http_address(), "POST", "/a2a/jsonrpc", JsonRpcSend("x"), good).status,
+            200);
 }
 
 class ClientCertificateAuthTest : public AuthTest {
