@@ -1,11 +1,14 @@
 #include "agenthost/agent_host_service.h"
 
+#include <fnmatch.h>
+
 #include <deque>
 #include <memory>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "catalog/card_validation.h"
@@ -26,6 +29,27 @@ namespace {
 // grow the node's memory without bound.
 constexpr size_t kMaxOutbox = 10000;
 
+// Whether `principal` has a role "<kind>GLOB" (e.g. "agent:echo-*") matching
+// `name`.
+bool Allows(const security::Principal& principal, absl::string_view kind, const std::string& name) {
+  for (const std::string& role : principal.roles) {
+    if (absl::StartsWith(role, kind) && fnmatch(role.c_str() + kind.size(), name.c_str(), 0) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// The patterns of kind `kind` a principal has, for an error message.
+std::string Allowance(const security::Principal& principal, absl::string_view kind) {
+  std::vector<std::string> patterns;
+  for (const std::string& role : principal.roles) {
+    if (absl::StartsWith(role, kind)) patterns.push_back(role.substr(kind.size()));
+  }
+  return patterns.empty() ? absl::StrCat("none: give it \"", kind, "...\" roles")
+                          : absl::StrJoin(patterns, ", ");
+}
+
 }  // namespace
 
 // The state of one agent stream. Shared by the gRPC reactor (until OnDone) and
@@ -36,8 +60,11 @@ class AgentHostService::Session final : public catalog::AgentLink,
  public:
   using ReactorBase = grpc::ServerBidiReactor<v1::AgentToNode, v1::NodeToAgent>;
 
-  Session(AgentHostService& service, std::string peer)
-      : service_(service), peer_(std::move(peer)), writes_(kMaxOutbox) {
+  Session(AgentHostService& service, std::string peer, security::Principal principal)
+      : service_(service),
+        peer_(std::move(peer)),
+        principal_(std::move(principal)),
+        writes_(kMaxOutbox) {
     Touch();
   }
 
@@ -83,6 +110,8 @@ class AgentHostService::Session final : public catalog::AgentLink,
 
   AgentHostService& service_;
   const std::string peer_;
+  // Who the stream proved to be (anonymous with auth off).
+  const security::Principal principal_;
   std::atomic<int64_t> last_seen_ms_{0};
   std::atomic<bool> overflowed_{false};
   rpc::WriteQueue<ReactorBase, v1::NodeToAgent> writes_;
@@ -228,9 +257,12 @@ void AgentHostService::Session::Teardown(const std::string& reason) {
     torn_down_ = true;
     agents.swap(agents_);
   }
+  std::vector<std::string> ids;
   for (const auto& agent : agents) {
     service_.catalog_.Remove(*agent);
+    ids.push_back(agent->id());
   }
+  if (!principal_.anonymous()) service_.Release(ids);
   for (const auto& agent : agents) {
     A2AMESH_LOG(Info, "agent left").With("agent", agent->id()).With("reason", reason);
     service_.tasks_.AgentDisconnected(agent->id(), reason);
@@ -341,6 +373,20 @@ absl::Status AgentHostService::Session::CheckRegistration(
       return InvalidFieldError(field + ".agent_id",
                                absl::StrCat("'", id, "' appears twice in this registration"));
     }
+    if (!principal_.anonymous()) {
+      if (!Allows(principal_, "agent:", id)) {
+        return absl::PermissionDeniedError(absl::StrCat(
+            field, ".agent_id: ", principal_.subject, " may not register agent '", id,
+            "' (its credential allows agent ids ", Allowance(principal_, "agent:"), ")"));
+      }
+      for (const lf::a2a::v1::AgentSkill& skill : reg.card().skills()) {
+        if (!Allows(principal_, "skill:", skill.id())) {
+          return absl::PermissionDeniedError(absl::StrCat(
+              field, ".card.skills: ", principal_.subject, " may not register skill '", skill.id(),
+              "' (its credential allows skills ", Allowance(principal_, "skill:"), ")"));
+        }
+      }
+    }
     int max = reg.max_concurrency() == 0 ? options.default_max_concurrency
                                          : static_cast<int>(reg.max_concurrency());
     if (reg.max_concurrency() > static_cast<uint32_t>(options.max_concurrency_limit)) {
@@ -363,9 +409,17 @@ void AgentHostService::Session::Register(const v1::RegisterRequest& request) {
   }
   std::vector<std::shared_ptr<catalog::LocalAgent>> agents;
   absl::Status status = CheckRegistration(request, &agents);
+  std::vector<std::string> ids;
+  for (const auto& agent : agents) ids.push_back(agent->id());
+  bool claimed = false;
+  if (status.ok() && !principal_.anonymous()) {
+    status = service_.Claim(ids, principal_.subject);
+    claimed = status.ok();
+  }
   if (status.ok()) {
     status = service_.catalog_.Add(agents);
   }
+  if (!status.ok() && claimed) service_.Release(ids);
   if (!status.ok()) {
     A2AMESH_LOG(Warning, "agent registration refused").With("peer", peer_).With("error", status);
     Close(rpc::ToGrpcStatus(status), "its registration was refused");
@@ -405,6 +459,7 @@ void AgentHostService::Session::Register(const v1::RegisterRequest& request) {
     for (const auto& agent : agents) {
       service_.catalog_.Remove(*agent);
     }
+    if (!principal_.anonymous()) service_.Release(ids);
     return;
   }
   Send(std::move(reply));
@@ -559,13 +614,43 @@ AgentHostService::AgentHostService(AgentHostOptions options, catalog::AgentCatal
       timers_(timers),
       clock_(clock) {}
 
+absl::Status AgentHostService::Claim(const std::vector<std::string>& ids,
+                                     const std::string& principal) {
+  const absl::Time now = clock_.Now();
+  absl::MutexLock lock(&mu_);
+  for (const std::string& id : ids) {
+    auto it = holders_.find(id);
+    if (it != holders_.end() && it->second.principal != principal && it->second.until > now) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("agent id '", id, "' is held by another principal",
+                       it->second.until == absl::InfiniteFuture()
+                           ? ""
+                           : absl::StrCat(" for ", absl::FormatDuration(it->second.until - now),
+                                          " more (its tasks wait for it to reconnect)")));
+    }
+  }
+  for (const std::string& id : ids) holders_[id] = Holder{principal, absl::InfiniteFuture()};
+  return absl::OkStatus();
+}
+
+void AgentHostService::Release(const std::vector<std::string>& ids) {
+  const absl::Time until = clock_.Now() + options_.grace;
+  absl::MutexLock lock(&mu_);
+  for (const std::string& id : ids) {
+    auto it = holders_.find(id);
+    if (it != holders_.end()) it->second.until = until;
+  }
+}
+
 grpc::ServerBidiReactor<v1::AgentToNode, v1::NodeToAgent>* AgentHostService::Connect(
     grpc::CallbackServerContext* context) {
-  if (absl::Status admitted = options_.auth->AuthenticateCall(*context).status(); !admitted.ok()) {
-    return rpc::RefuseStream<v1::AgentToNode, v1::NodeToAgent>(rpc::ToGrpcStatus(admitted));
+  absl::StatusOr<security::Principal> principal = options_.auth->AuthenticateCall(*context);
+  if (!principal.ok()) {
+    return rpc::RefuseStream<v1::AgentToNode, v1::NodeToAgent>(
+        rpc::ToGrpcStatus(principal.status()));
   }
   open_streams_.fetch_add(1, std::memory_order_relaxed);
-  auto session = std::make_shared<Session>(*this, context->peer());
+  auto session = std::make_shared<Session>(*this, context->peer(), *std::move(principal));
   auto* reactor = new Reactor(session);
   bool shut_down;
   {

@@ -31,8 +31,12 @@ struct AgentHostOptions {
   // Largest serialized event an agent may send.
   int64_t max_event_bytes = 4 * 1024 * 1024;
   // Proves who connects (security/auth.h); never null. With auth on, an agent
-  // process authenticates its stream like any caller.
+  // process authenticates its stream like any caller, may register only the
+  // agent ids and skills its principal's "agent:GLOB" and "skill:GLOB" roles
+  // allow, and an agent id stays its principal's while registered and for
+  // `grace` after (no other principal may take over its tasks).
   std::shared_ptr<security::Authenticator> auth = security::Authenticator::Off();
+  absl::Duration grace = absl::Seconds(10);
 };
 
 // The AgentHost gRPC service: one bidi stream per agent process (see
@@ -72,7 +76,19 @@ class AgentHostService final : public v1::AgentHost::CallbackService {
   Timers& timers_;
   Clock& clock_;
   std::atomic<int64_t> open_streams_{0};
+  // Claims agent ids for `principal` (all or none): PERMISSION_DENIED naming
+  // an id another principal holds.
+  absl::Status Claim(const std::vector<std::string>& ids, const std::string& principal);
+  // The ids' principal keeps them for the grace period from now.
+  void Release(const std::vector<std::string>& ids);
+
   absl::Mutex mu_;
+  // Agent id -> who holds it, and until when (InfiniteFuture while registered).
+  struct Holder {
+    std::string principal;
+    absl::Time until;
+  };
+  absl::flat_hash_map<std::string, Holder> holders_ ABSL_GUARDED_BY(mu_);
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<Session*, std::weak_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
 };

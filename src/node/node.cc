@@ -310,6 +310,7 @@ absl::Status Node::Init() {
   host_options.max_card_bytes = options_.max_card_bytes;
   host_options.max_event_bytes = options_.max_message_bytes;
   host_options.auth = auth_;
+  host_options.grace = options_.agent_grace;
   agent_host_ = std::make_unique<agenthost::AgentHostService>(host_options, *catalog_, *tasks_,
                                                               *dispatcher_, *timers_, clock_);
 

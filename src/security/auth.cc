@@ -121,6 +121,14 @@ absl::StatusOr<Authenticator::TokenMap> Authenticator::LoadTokens(const std::str
           absl::StrCat("--auth-token-file: ", path, " line ", number,
                        ": want \"TOKEN SUBJECT [ROLE,ROLE...]\", not ", fields.size(), " fields"));
     }
+    if (fields[0] == "-") {
+      if (fields.size() != 3) {
+        return absl::InvalidArgumentError(absl::StrCat("--auth-token-file: ", path, " line ",
+                                                       number, ": want \"- SUBJECT ROLE,...\""));
+      }
+      tokens.roles_by_subject[fields[1]] = absl::StrSplit(fields[2], ',', absl::SkipEmpty());
+      continue;
+    }
     if (fields[0].size() < 16) {
       return absl::InvalidArgumentError(absl::StrCat("--auth-token-file: ", path, " line ", number,
                                                      ": the token is shorter than 16 characters"));
@@ -130,7 +138,7 @@ absl::StatusOr<Authenticator::TokenMap> Authenticator::LoadTokens(const std::str
     if (fields.size() == 3) {
       token.roles = absl::StrSplit(fields[2], ',', absl::SkipEmpty());
     }
-    if (!tokens.emplace(Sha256(fields[0]), std::move(token)).second) {
+    if (!tokens.by_digest.emplace(Sha256(fields[0]), std::move(token)).second) {
       return absl::InvalidArgumentError(absl::StrCat("--auth-token-file: ", path, " line ", number,
                                                      ": the token is listed twice"));
     }
@@ -160,7 +168,7 @@ std::shared_ptr<const Authenticator::TokenMap> Authenticator::Tokens() {
   }
   A2AMESH_LOG(Info, "token file reloaded")
       .With("file", options_.token_file)
-      .With("tokens", loaded->size());
+      .With("tokens", loaded->by_digest.size());
   tokens_ = std::make_shared<const TokenMap>(*std::move(loaded));
   return tokens_;
 }
@@ -183,13 +191,20 @@ absl::StatusOr<Principal> Authenticator::Authenticate(const Credentials& credent
       return Unauthenticated();
     }
     if (std::shared_ptr<const TokenMap> tokens = Tokens(); tokens != nullptr) {
-      auto it = tokens->find(Sha256(token));
-      if (it != tokens->end()) return Principal{it->second.subject, it->second.roles, "token"};
+      auto it = tokens->by_digest.find(Sha256(token));
+      if (it != tokens->by_digest.end()) {
+        return Principal{it->second.subject, it->second.roles, "token"};
+      }
     }
     return Unauthenticated();
   }
   if (options_.client_certificates && !credentials.certificate_subject.empty()) {
-    return Principal{credentials.certificate_subject, {}, "mtls"};
+    Principal principal{credentials.certificate_subject, {}, "mtls"};
+    if (std::shared_ptr<const TokenMap> tokens = Tokens(); tokens != nullptr) {
+      auto it = tokens->roles_by_subject.find(principal.subject);
+      if (it != tokens->roles_by_subject.end()) principal.roles = it->second;
+    }
+    return principal;
   }
   return Unauthenticated();
 }

@@ -36,7 +36,8 @@ struct Principal {
 
 struct AuthOptions {
   // Bearer tokens: a file of lines "TOKEN SUBJECT [ROLE,ROLE...]" ('#'
-  // comments), re-read when it changes.
+  // comments), re-read when it changes. A line "- SUBJECT ROLE,..." gives
+  // roles to a subject a client certificate proves.
   std::string token_file;
   // Accept client certificates (verified against the TLS client CA) as
   // proof: the subject is the certificate's URI SAN (a SPIFFE id), or its CN.
@@ -111,7 +112,11 @@ class Authenticator {
     std::string subject;
     std::vector<std::string> roles;
   };
-  using TokenMap = absl::flat_hash_map<std::string, Token>;  // by SHA-256 of the token
+  struct TokenMap {
+    absl::flat_hash_map<std::string, Token> by_digest;  // by SHA-256 of the token
+    // Roles of subjects proven otherwise (a client certificate): "- SUBJECT ROLES" lines.
+    absl::flat_hash_map<std::string, std::vector<std::string>> roles_by_subject;
+  };
   static absl::StatusOr<TokenMap> LoadTokens(const std::string& path);
   // The tokens, re-read if the file changed (a file that no longer parses
   // keeps the previous tokens, and is logged).

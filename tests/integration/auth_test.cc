@@ -36,13 +36,16 @@ namespace a2a = ::lf::a2a::v1;
 
 constexpr char kAliceToken[] = "alice-0123456789abcdef";
 constexpr char kAgentToken[] = "agent-0123456789abcdef";
+constexpr char kRivalToken[] = "rival-0123456789abcdef";
 
 class AuthTest : public ::testing::Test {
  protected:
   AuthTest() {
-    WriteFileAtomically(TokenFile(),
-                        absl::StrCat("# test tokens\n", kAliceToken, " alice admin,reader\n",
-                                     kAgentToken, " echo-agent\n"));
+    WriteFileAtomically(
+        TokenFile(), absl::StrCat("# test tokens\n", kAliceToken, " alice admin,reader\n",
+                                  kAgentToken, " echo-agent agent:echo*,skill:echo\n", kRivalToken,
+                                  " rival agent:*,skill:*\n",
+                                  "- spiffe://a2a-mesh/ns/ci/sa/bot agent:echo*,skill:echo\n"));
   }
   std::string TokenFile() const { return dir_.File("tokens"); }
 
@@ -61,10 +64,11 @@ class AuthTest : public ::testing::Test {
     return context;
   }
 
-  static std::unique_ptr<sdk::Agent> StartAgent(NodeHarness& node, const std::string& token) {
+  static std::unique_ptr<sdk::Agent> StartAgent(NodeHarness& node, const std::string& token,
+                                                sdk::AgentSpec spec = testing::Echo("echoer")) {
     sdk::AgentOptions options;
     options.node = node.address();
-    options.agents = {testing::Echo("echoer")};
+    options.agents = {std::move(spec)};
     options.token = token;
     options.min_backoff = absl::Milliseconds(20);
     options.max_backoff = absl::Milliseconds(200);
@@ -307,11 +311,60 @@ TEST_F(AuthTest, AJwtOfTheIssuerProvesTheCallerAndABadOneDoesNot) {
             200);
 }
 
+TEST_F(AuthTest, AnAgentRegistersOnlyTheIdsAndSkillsItsCredentialAllows) {
+  NodeHarness node(AuthNode("n1"));
+  std::unique_ptr<sdk::Agent> other_id = StartAgent(node, kAgentToken, testing::Echo("billing"));
+  absl::Status refused = other_id->WaitUntilRegistered(absl::Seconds(10));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(refused.message(), HasSubstr("may not register agent 'billing'"));
+  EXPECT_THAT(refused.message(), HasSubstr("echo*"));
+
+  std::unique_ptr<sdk::Agent> other_skill = StartAgent(node, kAgentToken, testing::Upper("echo2"));
+  refused = other_skill->WaitUntilRegistered(absl::Seconds(10));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(refused.message(), HasSubstr("may not register skill 'upper'"));
+
+  // A credential with no allowance registers nothing, and is told what it lacks.
+  std::unique_ptr<sdk::Agent> no_roles = StartAgent(node, kAliceToken);
+  refused = no_roles->WaitUntilRegistered(absl::Seconds(10));
+  EXPECT_THAT(refused.message(), HasSubstr("give it \"agent:...\" roles"));
+  EXPECT_EQ(node.node().catalog().size(), 0u);
+
+  std::unique_ptr<sdk::Agent> allowed = StartAgent(node, kAgentToken);
+  EXPECT_TRUE(allowed->WaitUntilRegistered(absl::Seconds(10)).ok());
+}
+
+TEST_F(AuthTest, AnotherPrincipalCannotTakeOverAnAgentIdOrItsWaitingTasks) {
+  NodeOptions options = AuthNode("n1");
+  options.agent_grace = absl::Seconds(30);
+  NodeHarness node(std::move(options));
+  std::unique_ptr<sdk::Agent> owner = StartAgent(node, kAgentToken);
+  ASSERT_TRUE(owner->WaitUntilRegistered(absl::Seconds(10)).ok());
+
+  // The rival may register any id, but not one another principal holds.
+  std::unique_ptr<sdk::Agent> rival = StartAgent(node, kRivalToken);
+  absl::Status refused = rival->WaitUntilRegistered(absl::Seconds(10));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(refused.message(), HasSubstr("'echoer' is held by another principal"));
+  rival.reset();
+
+  // Nor while the owner is away and its tasks wait for it (the grace).
+  owner.reset();
+  ASSERT_TRUE(WaitFor([&] { return node.node().catalog().size() == 0; }));
+  rival = StartAgent(node, kRivalToken);
+  refused = rival->WaitUntilRegistered(absl::Seconds(10));
+  EXPECT_THAT(refused.message(), HasSubstr("its tasks wait for it to reconnect"));
+  rival.reset();
+
+  // The owner comes back with the same credential.
+  owner = StartAgent(node, kAgentToken);
+  EXPECT_TRUE(owner->WaitUntilRegistered(absl::Seconds(10)).ok());
+}
+
 class ClientCertificateAuthTest : public AuthTest {
  protected:
   NodeOptions CertNode(const std::string& id) {
     NodeOptions options = AuthNode(id);
-    options.auth.token_file.clear();
     options.auth.client_certificates = true;
     KeyCert kc = ca_.IssueNode(id);
     WriteFileAtomically(dir_.File(id + ".crt"), kc.cert_pem);
