@@ -703,14 +703,20 @@ grpc::ServerUnaryReactor* A2aService::DeleteTaskPushNotificationConfig(
 }
 
 grpc::ServerUnaryReactor* A2aService::GetExtendedAgentCard(
-    grpc::CallbackServerContext* context, const lf::a2a::v1::GetExtendedAgentCardRequest*,
-    lf::a2a::v1::AgentCard*) {
+    grpc::CallbackServerContext* context, const lf::a2a::v1::GetExtendedAgentCardRequest* request,
+    lf::a2a::v1::AgentCard* response) {
   if (absl::StatusOr<security::Principal> caller = Admit(context); !caller.ok()) {
     return Fail(context, caller.status());
   }
-  return Fail(context, MakeA2aError(A2aError::kUnsupportedOperation,
-                                    "this node declares no extended agent card "
-                                    "(capabilities.extendedAgentCard is false)"));
+  if (!options_.auth->enabled() || !options_.extended_card) {
+    return Fail(context, MakeA2aError(A2aError::kUnsupportedOperation,
+                                      "this node declares no extended agent card "
+                                      "(capabilities.extendedAgentCard is false)"));
+  }
+  // Only authenticated callers get here: the card may say more than the public one.
+  absl::StatusOr<lf::a2a::v1::AgentCard> card = options_.extended_card(request->tenant());
+  if (card.ok()) *response = *std::move(card);
+  return Fail(context, card.status());
 }
 
 }  // namespace a2amesh::a2a

@@ -29,6 +29,9 @@ struct A2aServiceOptions {
   size_t max_queued_events = 4096;
   // Proves who calls (security/auth.h); never null.
   std::shared_ptr<security::Authenticator> auth = security::Authenticator::Off();
+  // The card GetExtendedAgentCard gives an authenticated caller, for a tenant
+  // ("": the node's); unset: none (auth off).
+  std::function<absl::StatusOr<lf::a2a::v1::AgentCard>(const std::string& tenant)> extended_card;
 };
 
 // lf.a2a.v1.A2AService over gRPC, on the callback API: reactions never block;

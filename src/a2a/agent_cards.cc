@@ -62,7 +62,7 @@ lf::a2a::v1::AgentCard AgentCards::MeshCard(const http::Request& request) const 
   card.set_version(options_.version);
   card.mutable_capabilities()->set_streaming(true);
   card.mutable_capabilities()->set_push_notifications(options_.push_notifications);
-  card.mutable_capabilities()->set_extended_agent_card(false);
+  DeclareSecurity(&card);
   absl::flat_hash_map<std::string, lf::a2a::v1::AgentSkill*> skills;
   std::vector<std::string> input_modes;
   std::vector<std::string> output_modes;
@@ -99,6 +99,65 @@ lf::a2a::v1::AgentCard AgentCards::MeshCard(const http::Request& request) const 
   return card;
 }
 
+void AgentCards::DeclareSecurity(lf::a2a::v1::AgentCard* card) const {
+  const AgentCardOptions::Security& security = options_.security;
+  card->mutable_capabilities()->set_extended_agent_card(security.enabled());
+  card->clear_security_schemes();
+  card->clear_security_requirements();
+  auto require = [card](const std::string& name) {
+    // Requirements are alternatives: any one scheme will do.
+    (*card->add_security_requirements()->mutable_schemes())[name];
+  };
+  auto& schemes = *card->mutable_security_schemes();
+  if (security.bearer) {
+    auto* bearer = schemes["bearer"].mutable_http_auth_security_scheme();
+    bearer->set_scheme("Bearer");
+    if (security.jwt) bearer->set_bearer_format("JWT");
+    bearer->set_description("A bearer token in the Authorization header (gRPC: metadata)");
+    require("bearer");
+  }
+  if (!security.oidc_issuer.empty()) {
+    std::string issuer = security.oidc_issuer;
+    while (!issuer.empty() && issuer.back() == '/') issuer.pop_back();
+    auto* oidc = schemes["oidc"].mutable_open_id_connect_security_scheme();
+    oidc->set_open_id_connect_url(absl::StrCat(issuer, "/.well-known/openid-configuration"));
+    oidc->set_description("An ID or access token of this issuer, as a bearer token");
+    require("oidc");
+  }
+  if (security.mtls) {
+    schemes["mtls"].mutable_mtls_security_scheme()->set_description(
+        "A client certificate of the mesh's client CA");
+    require("mtls");
+  }
+}
+
+absl::StatusOr<lf::a2a::v1::AgentCard> AgentCards::ExtendedCard(const std::string& host,
+                                                                const std::string& tenant) const {
+  http::Request request;
+  request.headers.emplace_back("host", host);
+  return CardFor(request, tenant);
+}
+
+absl::StatusOr<lf::a2a::v1::AgentCard> AgentCards::CardFor(const http::Request& request,
+                                                           const std::string& tenant) const {
+  if (tenant.empty()) return MeshCard(request);
+  std::optional<lf::a2a::v1::AgentCard> found = cards_.Find(tenant);
+  if (!found.has_value()) {
+    return absl::NotFoundError(absl::StrCat("no agent '", tenant, "' is registered in the mesh"));
+  }
+  lf::a2a::v1::AgentCard card = *std::move(found);
+  card.clear_supported_interfaces();
+  for (auto& interface : Interfaces(request, tenant)) {
+    *card.add_supported_interfaces() = std::move(interface);
+  }
+  // Whatever the agent declared, the node streams, (if enabled) pushes, and
+  // authenticates its callers as it is configured to.
+  card.mutable_capabilities()->set_streaming(true);
+  card.mutable_capabilities()->set_push_notifications(options_.push_notifications);
+  DeclareSecurity(&card);
+  return card;
+}
+
 http::Response AgentCards::Serve(const http::Request& request, const std::string& tenant) const {
   if (request.method != "GET" && request.method != "HEAD") {
     http::Response response = RestError(absl::InvalidArgumentError(absl::StrCat(
@@ -107,26 +166,9 @@ http::Response AgentCards::Serve(const http::Request& request, const std::string
     response.headers.emplace_back("Allow", "GET, HEAD");
     return response;
   }
-  lf::a2a::v1::AgentCard card;
-  if (tenant.empty()) {
-    card = MeshCard(request);
-  } else {
-    std::optional<lf::a2a::v1::AgentCard> found = cards_.Find(tenant);
-    if (!found.has_value()) {
-      return RestError(
-          absl::NotFoundError(absl::StrCat("no agent '", tenant, "' is registered in the mesh")));
-    }
-    card = *std::move(found);
-    card.clear_supported_interfaces();
-    for (auto& interface : Interfaces(request, tenant)) {
-      *card.add_supported_interfaces() = std::move(interface);
-    }
-    // Whatever the agent declared, the node streams and (if enabled) pushes.
-    card.mutable_capabilities()->set_streaming(true);
-    card.mutable_capabilities()->set_push_notifications(options_.push_notifications);
-    card.mutable_capabilities()->set_extended_agent_card(false);
-  }
-  http::Response response = JsonResponse(200, kJsonType, ResultJson(card));
+  absl::StatusOr<lf::a2a::v1::AgentCard> card = CardFor(request, tenant);
+  if (!card.ok()) return RestError(card.status());
+  http::Response response = JsonResponse(200, kJsonType, ResultJson(*card));
   const std::string etag =
       absl::StrCat("W/\"", absl::Hex(Fnv1a(response.body), absl::kZeroPad16), "\"");
   response.headers = {

@@ -44,6 +44,16 @@ struct AgentCardOptions {
   int grpc_port = 0;
   bool push_notifications = false;
   absl::Duration max_age = absl::Minutes(5);
+  // What callers must present (docs/security.md): each enabled way becomes a
+  // securityScheme, and any one of them satisfies the card's requirements.
+  struct Security {
+    bool bearer = false;      // tokens or JWTs: HTTP "Bearer"
+    bool jwt = false;         // bearer tokens may be JWTs (bearerFormat "JWT")
+    std::string oidc_issuer;  // an https issuer: OpenID Connect discovery
+    bool mtls = false;        // client certificates
+    bool enabled() const { return bearer || mtls; }
+  };
+  Security security;
 };
 
 // The A2A agent cards a node serves: its own (the mesh as one agent: the union
@@ -51,6 +61,12 @@ struct AgentCardOptions {
 // ETag and Cache-Control. Thread-safe.
 class AgentCards {
  public:
+  // The card an authenticated caller gets from GetExtendedAgentCard: the
+  // node's (tenant "") or an agent's, with interfaces for `host` (the host
+  // name clients reach the node at). NOT_FOUND for an unknown agent.
+  absl::StatusOr<lf::a2a::v1::AgentCard> ExtendedCard(const std::string& host,
+                                                      const std::string& tenant) const;
+
   AgentCards(AgentCardOptions options, const CardSource& cards)
       : options_(std::move(options)), cards_(cards) {}
 
@@ -61,6 +77,12 @@ class AgentCards {
 
  private:
   lf::a2a::v1::AgentCard MeshCard(const http::Request& request) const;
+  // The node's card (tenant "") or an agent's as the node serves it;
+  // NOT_FOUND for an unknown agent.
+  absl::StatusOr<lf::a2a::v1::AgentCard> CardFor(const http::Request& request,
+                                                 const std::string& tenant) const;
+  // securitySchemes, securityRequirements and capabilities.extendedAgentCard.
+  void DeclareSecurity(lf::a2a::v1::AgentCard* card) const;
   std::vector<lf::a2a::v1::AgentInterface> Interfaces(const http::Request& request,
                                                       const std::string& tenant) const;
 

@@ -44,6 +44,7 @@ class HttpBinding {
 
   // The http::AsyncHandler.
   void Handle(std::shared_ptr<http::Exchange> exchange);
+  const AgentCards& cards() const { return cards_; }
   // For http::ServerOptions::error_response: errors found before a request
   // reaches Handle, in the shape of the binding its path belongs to.
   http::Response ErrorResponse(const http::Request& request, int status,

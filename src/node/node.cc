@@ -11,6 +11,7 @@
 #include "a2a/a2a_service.h"
 #include "a2a/http_binding.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "admin/admin_service.h"
 #include "agenthost/agent_host_service.h"
@@ -298,6 +299,14 @@ absl::Status Node::Init() {
   a2a_options.node_id = options_.node_id;
   a2a_options.max_open_streams = options_.max_open_streams;
   a2a_options.auth = auth_;
+  a2a_options.extended_card =
+      [this](const std::string& tenant) -> absl::StatusOr<lf::a2a::v1::AgentCard> {
+    const a2a::AgentCards* cards = extended_cards_.load(std::memory_order_acquire);
+    if (cards == nullptr) {
+      return absl::UnavailableError("the node serves no HTTP bindings, or is starting");
+    }
+    return cards->ExtendedCard(extended_card_host_, tenant);
+  };
   a2a_ = std::make_unique<a2a::A2aService>(
       a2a_options, *tasks_, *dispatcher_, *blocking_,
       [peers = peers_.get()](const std::string& node_id) { return peers->ChannelTo(node_id); },
@@ -366,6 +375,7 @@ absl::Status Node::Init() {
     advertise = wildcard ? absl::StrCat(LocalHostName(), ":", grpc_port_) : grpc_address_;
   }
   peers_->SetAdvertiseAddress(advertise);
+  advertise_host_ = advertise.substr(0, advertise.rfind(':'));
   if (!options_.metrics_address.empty()) {
     A2AMESH_ASSIGN_OR_RETURN(
         metrics_server_, metrics::MetricsServer::Start(options_.metrics_address, *metrics_,
@@ -416,6 +426,12 @@ absl::Status Node::StartHttp() {
   binding.cards.grpc_port = grpc_port_;
   binding.cards.push_notifications = push_ != nullptr;
   binding.cards.tls = http_tls_ != nullptr;
+  binding.cards.security.bearer = !options_.auth.token_file.empty() || options_.auth.jwt.enabled();
+  binding.cards.security.jwt = options_.auth.jwt.enabled();
+  if (absl::StartsWith(options_.auth.jwt.issuer, "https://")) {
+    binding.cards.security.oidc_issuer = options_.auth.jwt.issuer;
+  }
+  binding.cards.security.mtls = options_.auth.client_certificates;
   binding.process_secret = auth_->process_secret();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
@@ -444,6 +460,9 @@ absl::Status Node::StartHttp() {
   http_server_ = *std::move(started);
   http_address_ = absl::StrCat(options_.http_address.substr(0, options_.http_address.rfind(':')),
                                ":", http_server_->port());
+  // GetExtendedAgentCard's cards point clients at the advertised host.
+  extended_card_host_ = absl::StrCat(advertise_host_, ":", http_server_->port());
+  extended_cards_.store(&http_binding_->cards(), std::memory_order_release);
   return absl::OkStatus();
 }
 

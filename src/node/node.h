@@ -1,6 +1,7 @@
 #ifndef A2AMESH_NODE_NODE_H_
 #define A2AMESH_NODE_NODE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -54,6 +55,7 @@ namespace push {
 class PushNotifier;
 }
 namespace a2a {
+class AgentCards;
 class CardSource;
 class HttpBinding;
 }  // namespace a2a
@@ -206,6 +208,11 @@ class Node {
   std::unique_ptr<a2a::HttpBinding> http_binding_;
   std::unique_ptr<http::Server> http_server_;
   std::shared_ptr<security::Authenticator> auth_;
+  // What GetExtendedAgentCard serves from, once the HTTP binding exists.
+  std::atomic<const a2a::AgentCards*> extended_cards_{nullptr};
+  std::string advertise_host_;
+  // Written before extended_cards_ is published, read after it is.
+  std::string extended_card_host_;
   // The HTTP and metrics ports' TLS (nullptr: plain).
   std::shared_ptr<http::TlsContextSource> http_tls_;
   std::string http_address_;

@@ -210,6 +210,53 @@ TEST_F(AuthTest, HttpBindingsAnswer401WithAChallengeAndServeAGoodToken) {
   EXPECT_EQ(served.status, 200);
 }
 
+TEST_F(AuthTest, CardsSayWhatToSendAndTheExtendedCardNeedsIt) {
+  NodeOptions options = AuthNode("n1");
+  testing::TestJwk key = testing::TestJwk::Ec("k1");
+  WriteFileAtomically(dir_.File("jwks.json"), testing::Jwks({&key}));
+  options.auth.jwt.jwks_file = dir_.File("jwks.json");
+  options.auth.jwt.issuer = "https://issuer.test";
+  options.auth.jwt.audience = "a2a-mesh";
+  NodeHarness node(std::move(options));
+  std::unique_ptr<sdk::Agent> agent = StartAgent(node, kAgentToken);
+  ASSERT_TRUE(agent->WaitUntilRegistered(absl::Seconds(10)).ok());
+  const std::string& http = node.node().http_address();
+  for (const std::string& path : {std::string("/.well-known/agent-card.json"),
+                                  std::string("/agents/echoer/.well-known/agent-card.json")}) {
+    testing::HttpResult card = Http(http, "GET", path, "", "");
+    ASSERT_EQ(card.status, 200) << path;
+    EXPECT_THAT(card.body, HasSubstr(R"("extendedAgentCard":true)")) << path;
+    EXPECT_THAT(card.body, HasSubstr(R"("bearer":{"httpAuthSecurityScheme":{"description":)"))
+        << path;
+    EXPECT_THAT(card.body, HasSubstr(R"("scheme":"Bearer","bearerFormat":"JWT")")) << path;
+    EXPECT_THAT(
+        card.body,
+        HasSubstr(R"("openIdConnectUrl":"https://issuer.test/.well-known/openid-configuration")"))
+        << path;
+    EXPECT_THAT(
+        card.body,
+        HasSubstr(
+            R"("securityRequirements":[{"schemes":{"bearer":{"list":[]}}},{"schemes":{"oidc":{"list":[]}}}])"))
+        << path;
+  }
+  a2a::GetExtendedAgentCardRequest request;
+  a2a::AgentCard extended;
+  auto stub = node.NewA2aStub();
+  EXPECT_EQ(stub->GetExtendedAgentCard(As("").get(), request, &extended).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  grpc::Status status = stub->GetExtendedAgentCard(As(absl::StrCat("Bearer ", kAliceToken)).get(),
+                                                   request, &extended);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(extended.name(), "a2a-mesh node n1");
+  ASSERT_EQ(extended.skills_size(), 1);
+  EXPECT_EQ(extended.skills(0).id(), "echo");
+  EXPECT_EQ(Http(http, "GET", "/a2a/rest/extendedAgentCard", "", "").status, 401);
+  EXPECT_EQ(
+      Http(http, "GET", "/a2a/rest/extendedAgentCard", "", absl::StrCat("Bearer ", kAliceToken))
+          .status,
+      200);
+}
+
 TEST_F(AuthTest, ATokenAddedToTheFileIsAcceptedWithoutRestart) {
   NodeHarness node(AuthNode("n1"));
   auto stub = node.NewA2aStub();
