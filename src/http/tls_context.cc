@@ -68,6 +68,11 @@ absl::StatusOr<std::shared_ptr<ssl::context>> TlsContextSource::Load() const {
     }
     // Requested, not required: a client may prove itself otherwise (a token).
     context->set_verify_mode(ssl::verify_peer, ec);
+    // Sessions (and TLS 1.3 tickets) of a server that verifies clients need
+    // a context id; without one OpenSSL fails the handshake ("internal error").
+    static constexpr unsigned char kSessionContext[] = "a2a-mesh";
+    SSL_CTX_set_session_id_context(context->native_handle(), kSessionContext,
+                                   sizeof(kSessionContext) - 1);
   }
   return context;
 }

@@ -25,6 +25,7 @@
 #include "testing/e2e_mesh.h"
 #include "testing/subprocess.h"
 #include "testing/temp_dir.h"
+#include "testing/test_certs.h"
 
 namespace a2amesh {
 namespace {
@@ -224,6 +225,92 @@ TEST(JsSdkTest, TheOfficialClientDiscoversTheCardAndWorksTheSameOverEveryBinding
         << "step " << i;
     EXPECT_THAT(Normalized(runs["HTTP+JSON"][i]), SameAs(Normalized(runs["GRPC"][i])))
         << "step " << i;
+  }
+}
+
+// Runs meshd-secure-client.mjs; its steps in order.
+std::vector<Step> RunSecureClient(const testing::TempDir& dir, const testing::E2eNode& node,
+                                  const std::string& binding, const std::string& ca_file,
+                                  const std::string& token, const std::string& name) {
+  const std::string js_dir = testing::SourcePath("tests/e2e/js");
+  std::string out = dir.File("js-secure-" + name + ".out");
+  std::vector<std::string> argv = {"/usr/bin/env",
+                                   "NODE_EXTRA_CA_CERTS=" + ca_file,
+                                   "node",
+                                   js_dir + "/meshd-secure-client.mjs",
+                                   absl::StrCat("https://", node.http_address()),
+                                   binding,
+                                   ca_file};
+  if (!token.empty()) argv.push_back(token);
+  absl::StatusOr<Subprocess> client = Subprocess::Start(argv, out);
+  EXPECT_TRUE(client.ok());
+  if (!client.ok()) return {};
+  absl::StatusOr<int> exit_code = client->Wait(absl::Seconds(60));
+  std::string output = testing::ReadFileOrEmpty(out);
+  EXPECT_EQ(exit_code.value_or(-1), 0) << name << ":\n" << output;
+  std::vector<Step> steps;
+  for (absl::string_view line : absl::StrSplit(output, '\n', absl::SkipEmpty())) {
+    Step step;
+    if (!JsonStringToMessage(std::string(line), &step.body).ok()) continue;
+    step.step = step.body.fields().at("step").string_value();
+    steps.push_back(std::move(step));
+  }
+  return steps;
+}
+
+TEST(JsSdkTest, WithATokenTheOfficialClientStreamsOverTlsOnEveryBindingAndWithoutOneItIsRefused) {
+  testing::TempDir dir;
+  testing::TestCa ca;
+  testing::KeyCert cert = ca.IssueNode("js-tls");
+  testing::WriteFileAtomically(dir.File("node.crt"), cert.cert_pem);
+  testing::WriteFileAtomically(dir.File("node.key"), cert.key_pem);
+  testing::WriteFileAtomically(dir.File("ca.crt"), ca.cert_pem());
+  const std::string client_token = "js-client-0123456789abcdef";
+  const std::string agent_token = "uppercase-agent-0123456789";
+  testing::WriteFileAtomically(dir.File("tokens"),
+                               absl::StrCat(client_token, " js-client\n", agent_token,
+                                            " uppercase-agent agent:uppercase,skill:uppercase\n"));
+  testing::E2eNode node(
+      dir, "js-tls",
+      {"--ephemeral", "--tls-cert", dir.File("node.crt"), "--tls-key", dir.File("node.key"),
+       "--tls-client-ca", dir.File("ca.crt"), "--auth-token-file", dir.File("tokens")});
+  ASSERT_TRUE(node.Start());
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ca.cert_pem();
+  node.SetClient(grpc::SslCredentials(ssl), client_token);
+  Subprocess uppercase =
+      node.StartAgent("uppercase-agent", {"--token", agent_token, "--tls-ca", dir.File("ca.crt")});
+  ASSERT_TRUE(node.WaitForAgent("uppercase"));
+
+  for (const std::string binding : {"JSONRPC", "HTTP+JSON", "GRPC"}) {
+    SCOPED_TRACE(binding);
+    std::vector<Step> steps =
+        RunSecureClient(dir, node, binding, dir.File("ca.crt"), client_token, binding);
+    ASSERT_GE(steps.size(), 2u) << (steps.empty() ? "" : steps[0].body.DebugString());
+    ASSERT_EQ(steps[0].step, "card");
+    const auto& card = steps[0].body.fields();
+    EXPECT_TRUE(card.at("securitySchemes").struct_value().fields().contains("bearer"));
+    EXPECT_EQ(card.at("securityRequirements").list_value().values_size(), 1);
+    if (binding != "GRPC") {
+      EXPECT_THAT(card.at("binding").string_value(), HasSubstr("https://"));
+    }
+    StreamResponse last = Field<StreamResponse>(steps.back(), "event");
+    EXPECT_EQ(last.status_update().status().state(), lf::a2a::v1::TASK_STATE_COMPLETED)
+        << steps.back().body.DebugString();
+    for (const Step& step : steps) EXPECT_NE(step.step, "error") << step.body.DebugString();
+
+    // The same client without the token is refused: the public card reads,
+    // but the SDK asks for the extended card the card offers (and would then
+    // send the task), and gets the binding's authentication error.
+    std::vector<Step> refused =
+        RunSecureClient(dir, node, binding, dir.File("ca.crt"), "", binding + "-no-token");
+    ASSERT_FALSE(refused.empty());
+    for (const Step& step : refused) EXPECT_NE(step.step, "stream") << step.body.DebugString();
+    ASSERT_EQ(refused.back().step, "error");
+    const std::string message = refused.back().body.fields().at("message").string_value();
+    // The SDK raises the node's own message on every binding (HTTP 401 with
+    // WWW-Authenticate on the HTTP ones, UNAUTHENTICATED on gRPC).
+    EXPECT_THAT(message, HasSubstr("authentication required")) << message;
   }
 }
 

@@ -56,8 +56,8 @@ Subprocess E2eNode::StartCommand(std::vector<std::string> argv, const std::strin
 }
 
 bool E2eNode::Sees(const std::string& agent_id) {
-  auto stub = lf::a2a::v1::A2AService::NewStub(
-      grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  auto stub = lf::a2a::v1::A2AService::NewStub(grpc::CreateChannel(
+      address_, credentials_ != nullptr ? credentials_ : grpc::InsecureChannelCredentials()));
   lf::a2a::v1::SendMessageRequest probe;
   probe.set_tenant(agent_id);
   auto* message = probe.mutable_message();
@@ -67,7 +67,9 @@ bool E2eNode::Sees(const std::string& agent_id) {
   part->set_text("probe");
   part->set_media_type("application/x-a2amesh-readiness-probe");
   lf::a2a::v1::SendMessageResponse response;
-  grpc::Status status = stub->SendMessage(A2aContext().get(), probe, &response);
+  std::unique_ptr<grpc::ClientContext> context = A2aContext();
+  if (!token_.empty()) context->AddMetadata("authorization", "Bearer " + token_);
+  grpc::Status status = stub->SendMessage(context.get(), probe, &response);
   return ErrorReason(status) == "CONTENT_TYPE_NOT_SUPPORTED";
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "grpcpp/security/credentials.h"
 #include "testing/subprocess.h"
 #include "testing/temp_dir.h"
 
@@ -38,6 +39,12 @@ class E2eNode {
   // absent agent gives "no agent", a present one ContentTypeNotSupported, and
   // no task is created either way.
   bool Sees(const std::string& agent_id);
+  // How Sees() dials the node: TLS credentials and a bearer token, for a
+  // node with TLS or auth on.
+  void SetClient(std::shared_ptr<grpc::ChannelCredentials> credentials, std::string token) {
+    credentials_ = std::move(credentials);
+    token_ = std::move(token);
+  }
   // Waits until Sees(agent_id); prints the node's log if it never does.
   bool WaitForAgent(const std::string& agent_id, absl::Duration timeout = absl::Seconds(30));
 
@@ -49,6 +56,8 @@ class E2eNode {
   std::string address_;
   std::string metrics_address_;
   std::string http_address_;
+  std::shared_ptr<grpc::ChannelCredentials> credentials_;
+  std::string token_;
 };
 
 }  // namespace a2amesh::testing
