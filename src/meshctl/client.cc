@@ -1,24 +1,12 @@
 #include "meshctl/client.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
 #include "core/a2a_error.h"
 #include "rpc/grpc_status.h"
+#include "security/tls.h"
 
 namespace a2amesh::meshctl {
 namespace {
-
-absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(flag, ": cannot read ", path));
-  }
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
-}
 
 const char* CodeName(grpc::StatusCode code) {
   switch (code) {
@@ -64,31 +52,19 @@ const char* CodeName(grpc::StatusCode code) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
-  std::shared_ptr<grpc::ChannelCredentials> credentials;
-  if (options.tls) {
-    grpc::SslCredentialsOptions ssl;
-    if (!options.ca_file.empty()) {
-      absl::StatusOr<std::string> ca = ReadFile("--tls-ca-file", options.ca_file);
-      if (!ca.ok()) return ca.status();
-      ssl.pem_root_certs = *std::move(ca);
-    }
-    if (!options.cert_file.empty()) {
-      absl::StatusOr<std::string> cert = ReadFile("--tls-cert-file", options.cert_file);
-      if (!cert.ok()) return cert.status();
-      absl::StatusOr<std::string> key = ReadFile("--tls-key-file", options.key_file);
-      if (!key.ok()) return key.status();
-      ssl.pem_cert_chain = *std::move(cert);
-      ssl.pem_private_key = *std::move(key);
-    }
-    credentials = grpc::SslCredentials(ssl);
-  } else {
-    credentials = grpc::InsecureChannelCredentials();
-  }
+  security::ClientTlsOptions tls;
+  tls.enabled = options.tls || !options.ca_file.empty() || !options.cert_file.empty();
+  tls.ca_file = options.ca_file;
+  tls.cert_file = options.cert_file;
+  tls.key_file = options.key_file;
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      security::ClientCredentials(tls);
+  if (!credentials.ok()) return credentials.status();
   grpc::ChannelArguments args;
   // Responses carry whole catalogs and task trees.
   args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
   return std::unique_ptr<Client>(
-      new Client(options, grpc::CreateCustomChannel(options.server, credentials, args)));
+      new Client(options, grpc::CreateCustomChannel(options.server, *credentials, args)));
 }
 
 std::unique_ptr<grpc::ClientContext> Client::Context(absl::Duration default_timeout) const {

@@ -19,15 +19,15 @@ _meshctl() {
   local cur prev verb i
   cur="${COMP_WORDS[COMP_CWORD]}"
   prev="${COMP_WORDS[COMP_CWORD-1]}"
-  local verbs="nodes agents card skills tasks task send cancel route watch drain health version completion"
-  local global="--server -s --output -o --timeout --tls --tls-ca-file --tls-cert-file --tls-key-file --token --help --version"
+  local verbs="nodes agents card skills tasks task send cancel route watch drain health version config completion"
+  local global="--server -s --output -o --timeout --tls --tls-ca --tls-cert --tls-key --token --token-file --context --config --help --version"
   verb=""
   for ((i = 1; i < COMP_CWORD; i++)); do
     case " $verbs " in *" ${COMP_WORDS[i]} "*) verb="${COMP_WORDS[i]}"; break ;; esac
   done
   case "$prev" in
     -o|--output) COMPREPLY=($(compgen -W "table wide json yaml" -- "$cur")); return ;;
-    --tls-ca-file|--tls-cert-file|--tls-key-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --tls-ca|--tls-cert|--tls-key|--token-file|--config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --agent) COMPREPLY=($(compgen -W "$(_meshctl_column1 agents)" -- "$cur")); return ;;
     --node) COMPREPLY=($(compgen -W "$(_meshctl_column1 nodes)" -- "$cur")); return ;;
     --skill) COMPREPLY=($(compgen -W "$(_meshctl_column1 skills)" -- "$cur")); return ;;
@@ -77,6 +77,7 @@ _meshctl() {
     'drain:stop a node taking new client work'
     'health:check a node'"'"'s health'
     'version:print versions'
+    'config:manage contexts (use-context, get-contexts, set-context)'
     'completion:print a completion script'
   )
   global=(
@@ -84,9 +85,12 @@ _meshctl() {
     '(-o --output)'{-o,--output}'[output format]:format:(table wide json yaml)'
     '--timeout[deadline of each call]:duration:'
     '--tls[connect with TLS]'
-    '--tls-ca-file[CA bundle]:file:_files'
-    '--tls-cert-file[client certificate]:file:_files'
-    '--tls-key-file[client key]:file:_files'
+    '--tls-ca[CA bundle]:file:_files'
+    '--tls-cert[client certificate]:file:_files'
+    '--tls-key[client key]:file:_files'
+    '--token-file[file with the bearer token]:file:_files'
+    '--context[context of the config file]:context:'
+    '--config[config file]:file:_files'
     '--token[bearer token]:token:'
   )
   if (( CURRENT == 2 )); then

@@ -1,6 +1,7 @@
 #include "meshctl/meshctl.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "a2amesh/v1/admin.grpc.pb.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -23,6 +25,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "lf/a2a/v1/a2a.grpc.pb.h"
 #include "meshctl/client.h"
+#include "meshctl/config.h"
 #include "meshctl/output.h"
 
 namespace a2amesh::meshctl {
@@ -716,21 +719,36 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
   ClientOptions client_options;
   std::string output = "table";
   std::string timeout;
-  app.add_option("-s,--server", client_options.server, "host:port of any node of the mesh")
-      ->envname("A2AMESH_SERVER")
-      ->capture_default_str();
+  CLI::Option* server_option =
+      app.add_option("-s,--server", client_options.server, "host:port of any node of the mesh")
+          ->envname("A2AMESH_SERVER")
+          ->capture_default_str();
   app.add_option("-o,--output", output, "Output format: table, wide, json or yaml")
       ->capture_default_str();
   app.add_option("--timeout", timeout,
                  "Deadline of each call (e.g. 5s, 1m); default 30s, and none for send and watch");
-  app.add_flag("--tls", client_options.tls, "Connect with TLS");
-  app.add_option("--tls-ca-file", client_options.ca_file,
-                 "PEM CA bundle that signs the node's certificate (with --tls)");
-  app.add_option("--tls-cert-file", client_options.cert_file,
-                 "PEM client certificate, for mutual TLS (with --tls-key-file)");
-  app.add_option("--tls-key-file", client_options.key_file, "PEM key of --tls-cert-file");
-  app.add_option("--token", client_options.token, "Bearer token sent with every call")
-      ->envname("A2AMESH_TOKEN");
+  app.add_flag("--tls", client_options.tls,
+               "Connect with TLS (implied by --tls-ca, --tls-cert; the system's CAs otherwise)");
+  CLI::Option* tls_ca = app.add_option("--tls-ca,--tls-ca-file", client_options.ca_file,
+                                       "PEM CA bundle that signs the node's certificate");
+  CLI::Option* tls_cert = app.add_option("--tls-cert,--tls-cert-file", client_options.cert_file,
+                                         "PEM client certificate, for mutual TLS (with --tls-key)");
+  CLI::Option* tls_key =
+      app.add_option("--tls-key,--tls-key-file", client_options.key_file, "PEM key of --tls-cert");
+  CLI::Option* token =
+      app.add_option("--token", client_options.token, "Bearer token sent with every call")
+          ->envname("A2AMESH_TOKEN");
+  std::string token_file;
+  CLI::Option* token_file_option =
+      app.add_option("--token-file", token_file, "Read the bearer token from this file")
+          ->envname("A2AMESH_TOKEN_FILE");
+  std::string context_name;
+  app.add_option("--context", context_name,
+                 "Use this context of the config file (default: its current context)")
+      ->envname("A2AMESH_CONTEXT");
+  std::string config_path = DefaultConfigPath();
+  app.add_option("--config", config_path, "meshctl's config file of contexts (env A2AMESH_CONFIG)")
+      ->capture_default_str();
   app.set_version_flag("--version", std::string("meshctl ") + a2amesh::Version());
 
   std::function<int(const Env&)> verb;
@@ -870,6 +888,37 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
   version->callback([&] { verb = [&](const Env& env) { return Version(env, client_only); }; });
 
   std::string shell;
+  CLI::App* config = app.add_subcommand(
+      "config", "Manage contexts: named nodes and credentials, like kubeconfig's");
+  config->require_subcommand(1, 1);
+  std::string config_context;
+  Context context_settings;
+  CLI::App* use_context = config->add_subcommand("use-context", "Make a context the current one");
+  use_context->add_option("name", config_context, "The context")->required();
+  CLI::App* get_contexts = config->add_subcommand("get-contexts", "List the contexts");
+  CLI::App* current_context =
+      config->add_subcommand("current-context", "Print the current context's name");
+  CLI::App* set_context =
+      config->add_subcommand("set-context", "Create or change a context (only the flags given)");
+  set_context->add_option("name", config_context, "The context")->required();
+  CLI::Option* set_server =
+      set_context->add_option("--server", context_settings.server, "host:port of a node");
+  CLI::Option* set_tls = set_context->add_flag("--tls", context_settings.tls, "Connect with TLS");
+  CLI::Option* set_ca = set_context->add_option("--tls-ca", context_settings.tls_ca, "PEM CA");
+  CLI::Option* set_cert =
+      set_context->add_option("--tls-cert", context_settings.tls_cert, "PEM client certificate");
+  CLI::Option* set_key = set_context->add_option("--tls-key", context_settings.tls_key, "PEM key");
+  CLI::Option* set_token_file = set_context->add_option("--token-file", context_settings.token_file,
+                                                        "File with the bearer token");
+  CLI::App* delete_context = config->add_subcommand("delete-context", "Remove a context");
+  delete_context->add_option("name", config_context, "The context")->required();
+  config->footer(
+      Footer("Examples:\n"
+             "  meshctl config set-context prod --server mesh.example.com:7400 \\\n"
+             "      --tls-ca ca.pem --token-file ~/.a2a-mesh-token\n"
+             "  meshctl config use-context prod\n"
+             "  meshctl --context staging nodes"));
+
   CLI::App* completion = app.add_subcommand("completion", "Print a shell completion script");
   completion->add_option("shell", shell, "bash or zsh")
       ->required()
@@ -892,6 +941,84 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     out << CompletionScript(shell.c_str());
     return kExitOk;
   }
+  absl::StatusOr<Config> loaded = LoadConfig(config_path);
+  if (!loaded.ok()) {
+    err << "error: " << loaded.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (app.got_subcommand(config)) {
+    Config& file = *loaded;
+    if (config->got_subcommand(get_contexts)) {
+      size_t width = 4;
+      for (const auto& [name, ctx] : file.contexts) width = std::max(width, name.size());
+      out << absl::StrFormat("%-8s %-*s  %s\n", "CURRENT", width, "NAME", "SERVER");
+      for (const auto& [name, ctx] : file.contexts) {
+        out << absl::StrFormat("%-8s %-*s  %s\n", name == file.current_context ? "*" : "", width,
+                               name, ctx.server);
+      }
+      return kExitOk;
+    }
+    if (config->got_subcommand(current_context)) {
+      if (file.current_context.empty()) {
+        err << "error: no current context in " << config_path << "\n";
+        return kExitError;
+      }
+      out << file.current_context << "\n";
+      return kExitOk;
+    }
+    if (config->got_subcommand(set_context)) {
+      Context& ctx = file.contexts[config_context];
+      if (set_server->count() > 0) ctx.server = context_settings.server;
+      if (set_tls->count() > 0) ctx.tls = context_settings.tls;
+      if (set_ca->count() > 0) ctx.tls_ca = context_settings.tls_ca;
+      if (set_cert->count() > 0) ctx.tls_cert = context_settings.tls_cert;
+      if (set_key->count() > 0) ctx.tls_key = context_settings.tls_key;
+      if (set_token_file->count() > 0) ctx.token_file = context_settings.token_file;
+      if (file.current_context.empty()) file.current_context = config_context;
+    } else if (file.contexts.count(config_context) == 0) {
+      err << "error: no context '" << config_context << "' in " << config_path << "\n";
+      return kExitError;
+    } else if (config->got_subcommand(use_context)) {
+      file.current_context = config_context;
+    } else {  // delete-context
+      file.contexts.erase(config_context);
+      if (file.current_context == config_context) file.current_context.clear();
+    }
+    if (absl::Status saved = SaveConfig(config_path, file); !saved.ok()) {
+      err << "error: " << saved.message() << "\n";
+      return kExitError;
+    }
+    return kExitOk;
+  }
+  // A context fills what the command line and the environment leave unset.
+  const std::string chosen = context_name.empty() ? loaded->current_context : context_name;
+  if (!chosen.empty()) {
+    auto it = loaded->contexts.find(chosen);
+    if (it == loaded->contexts.end()) {
+      err << "error: --context: no context '" << chosen << "' in " << config_path << "\n";
+      return kExitUsage;
+    }
+    const Context& ctx = it->second;
+    if (server_option->count() == 0 && !ctx.server.empty()) client_options.server = ctx.server;
+    if (ctx.tls) client_options.tls = true;
+    if (tls_ca->count() == 0) client_options.ca_file = ctx.tls_ca;
+    if (tls_cert->count() == 0) client_options.cert_file = ctx.tls_cert;
+    if (tls_key->count() == 0) client_options.key_file = ctx.tls_key;
+    if (token->count() == 0 && token_file_option->count() == 0) {
+      client_options.token = ctx.token;
+      token_file = ctx.token_file;
+    }
+  }
+  if (!token_file.empty() && client_options.token.empty()) {
+    std::ifstream in(token_file);
+    std::stringstream text;
+    text << in.rdbuf();
+    client_options.token = std::string(absl::StripAsciiWhitespace(text.str()));
+    if (!in || client_options.token.empty()) {
+      err << "error: --token-file: cannot read a token from " << token_file << "\n";
+      return kExitUsage;
+    }
+  }
   absl::StatusOr<Format> format = ParseFormat(output);
   if (!format.ok()) {
     err << "error: " << format.status().message() << "\n";
@@ -906,12 +1033,7 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     client_options.timeout = d;
   }
   if (client_options.cert_file.empty() != client_options.key_file.empty()) {
-    err << "error: --tls-cert-file and --tls-key-file go together\n";
-    return kExitUsage;
-  }
-  if (!client_options.tls &&
-      (!client_options.ca_file.empty() || !client_options.cert_file.empty())) {
-    err << "error: --tls-ca-file, --tls-cert-file and --tls-key-file need --tls\n";
+    err << "error: --tls-cert and --tls-key go together\n";
     return kExitUsage;
   }
   absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(client_options);
