@@ -66,15 +66,19 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
                  "host:port for A2A gRPC and AgentHost; port 0 picks a free port")
       ->envname("MESHD_GRPC_ADDRESS")
       ->capture_default_str();
-  app.add_option("--metrics-address", n.metrics_address,
-                 "host:port for Prometheus' /metrics; port 0 picks a free port; empty: none")
-      ->envname("MESHD_METRICS_ADDRESS")
-      ->capture_default_str();
-  app.add_option("--http-address", n.http_address,
-                 "host:port for A2A over HTTP (JSON-RPC, HTTP+JSON, agent cards); port 0 picks "
-                 "a free port; empty: none")
-      ->envname("MESHD_HTTP_ADDRESS")
-      ->capture_default_str();
+  // Without auth, HTTP and /metrics stay on loopback unless an address is
+  // given: a node nobody configured must not answer the network unasked.
+  CLI::Option* metrics_address =
+      app.add_option("--metrics-address", n.metrics_address,
+                     "host:port for Prometheus' /metrics; port 0 picks a free port; empty: none "
+                     "(default: 0.0.0.0:9464 with auth on, 127.0.0.1:9464 without)")
+          ->envname("MESHD_METRICS_ADDRESS");
+  CLI::Option* http_address =
+      app.add_option("--http-address", n.http_address,
+                     "host:port for A2A over HTTP (JSON-RPC, HTTP+JSON, agent cards); port 0 "
+                     "picks a free port; empty: none (default: 0.0.0.0:7480 with auth on, "
+                     "127.0.0.1:7480 without)")
+          ->envname("MESHD_HTTP_ADDRESS");
   app.add_option("--public-http-url", n.public_http_url,
                  "Base URL agent cards give for the HTTP bindings, e.g. behind an ingress "
                  "(default: http://<the request's Host>)")
@@ -244,6 +248,9 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
     return absl::InvalidArgumentError(e.what());
   }
   n.store_fsync = store_sync == "full";
+  const std::string any_host = n.auth.enabled() ? "0.0.0.0" : "127.0.0.1";
+  if (http_address->count() == 0) n.http_address = any_host + ":7480";
+  if (metrics_address->count() == 0) n.metrics_address = any_host + ":9464";
   config.log_format = log_format == "json" ? LogFormat::kJson : LogFormat::kText;
   config.log_level = log_level == "debug"   ? LogLevel::kDebug
                      : log_level == "warn"  ? LogLevel::kWarning

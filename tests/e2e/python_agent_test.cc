@@ -13,6 +13,7 @@
 #include "testing/proto_builders.h"
 #include "testing/subprocess.h"
 #include "testing/temp_dir.h"
+#include "testing/test_certs.h"
 
 namespace a2amesh {
 namespace {
@@ -62,6 +63,48 @@ TEST(PythonAgentTest, ServesTasksThroughTheProtoApi) {
   EXPECT_EQ(*exit_code, 2);
   EXPECT_THAT(testing::ReadFileOrEmpty(dir.File("bad-wordcount.log")),
               HasSubstr("agents[0].agent_id"));
+}
+
+TEST(PythonAgentTest, JoinsANodeWithTlsAndAuthUsingItsTokenAndTheNodesCa) {
+  testing::TempDir dir;
+  testing::TestCa ca;
+  testing::KeyCert cert = ca.IssueNode("py-tls");
+  testing::WriteFileAtomically(dir.File("node.crt"), cert.cert_pem);
+  testing::WriteFileAtomically(dir.File("node.key"), cert.key_pem);
+  testing::WriteFileAtomically(dir.File("ca.crt"), ca.cert_pem());
+  testing::WriteFileAtomically(dir.File("tokens"),
+                               "py-agent-0123456789abcdef wordcount agent:wordcount,skill:*\n"
+                               "py-client-0123456789abcde client\n");
+  testing::E2eNode node(dir, "py-tls",
+                        {"--ephemeral", "--tls-cert", dir.File("node.crt"), "--tls-key",
+                         dir.File("node.key"), "--auth-token-file", dir.File("tokens")});
+  ASSERT_TRUE(node.Start());
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ca.cert_pem();
+  node.SetClient(grpc::SslCredentials(ssl), "py-client-0123456789abcde");
+  const std::vector<std::string> agent = {
+      "/usr/bin/python3",
+      testing::SourcePath("examples/agents/python/wordcount_agent.py"),
+      "--node",
+      node.address(),
+      "--gen",
+      testing::BinaryPath("../python"),
+      "--tls-ca",
+      dir.File("ca.crt")};
+
+  // Without its token the node refuses it for good, and it exits.
+  testing::Subprocess anonymous = node.StartCommand(agent, "wordcount-anonymous");
+  absl::StatusOr<int> exit_code = anonymous.Wait(absl::Seconds(30));
+  ASSERT_TRUE(exit_code.ok());
+  EXPECT_EQ(*exit_code, 2);
+  EXPECT_THAT(testing::ReadFileOrEmpty(dir.File("wordcount-anonymous.log")),
+              HasSubstr("UNAUTHENTICATED"));
+
+  std::vector<std::string> with_token = agent;
+  with_token.insert(with_token.end(), {"--token", "py-agent-0123456789abcdef"});
+  testing::Subprocess served = node.StartCommand(with_token, "wordcount");
+  EXPECT_TRUE(node.WaitForAgent("wordcount"))
+      << testing::ReadFileOrEmpty(dir.File("wordcount.log"));
 }
 
 }  // namespace

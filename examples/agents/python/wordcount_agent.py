@@ -32,6 +32,12 @@ def parse_args():
     p.add_argument("--node", default="127.0.0.1:7400", help="the meshd node's gRPC address")
     p.add_argument("--agent-id", default="wordcount", help="this agent's id on the node")
     p.add_argument("--max-concurrency", type=int, default=4, help="tasks run at once")
+    p.add_argument("--token", default=os.environ.get("A2AMESH_TOKEN", ""),
+                   help="bearer token for a node with auth on (env A2AMESH_TOKEN)")
+    p.add_argument("--tls-ca", default="",
+                   help="dial the node with TLS, trusting this PEM CA")
+    p.add_argument("--tls-cert", default="", help="client certificate (PEM), for mutual TLS")
+    p.add_argument("--tls-key", default="", help="private key (PEM) of --tls-cert")
     p.add_argument("--gen", default=default_gen,
                    help="directory of the Python modules generated from proto/")
     return p.parse_args()
@@ -80,7 +86,8 @@ class Connection:
         self.cancelled = set()
         self.node_id = ""
         self.lock = threading.Lock()
-        self.responses = stub.Connect(iter(self.outbox.get, None))
+        metadata = [("authorization", f"Bearer {ARGS.token}")] if ARGS.token else None
+        self.responses = stub.Connect(iter(self.outbox.get, None), metadata=metadata)
 
     def send(self, **kwargs):
         self.outbox.put(ah.AgentToNode(**kwargs))
@@ -138,6 +145,7 @@ def serve_once(stub):
     """Runs one stream until it ends. Returns False if the node refused us for good."""
     conn = Connection(stub)
     conn.send(register=ah.RegisterRequest(
+        token=ARGS.token,
         instance=f"wordcount-agent (python) pid {os.getpid()}",
         agents=[ah.AgentRegistration(agent_id=ARGS.agent_id, card=card(),
                                      max_concurrency=ARGS.max_concurrency)]))
@@ -174,9 +182,23 @@ def serve_once(stub):
     return True
 
 
+def channel():
+    """A channel to the node: TLS if a CA or a client certificate is given."""
+    if not (ARGS.tls_ca or ARGS.tls_cert):
+        return grpc.insecure_channel(ARGS.node)
+    def read(path):
+        with open(path, "rb") as f:
+            return f.read()
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=read(ARGS.tls_ca) if ARGS.tls_ca else None,
+        private_key=read(ARGS.tls_key) if ARGS.tls_key else None,
+        certificate_chain=read(ARGS.tls_cert) if ARGS.tls_cert else None)
+    return grpc.secure_channel(ARGS.node, credentials)
+
+
 def main():
-    channel = grpc.insecure_channel(ARGS.node)
-    stub = ah_grpc.AgentHostStub(channel)
+    channel_ = channel()
+    stub = ah_grpc.AgentHostStub(channel_)
     backoff = 0.1
     while True:
         if not serve_once(stub):

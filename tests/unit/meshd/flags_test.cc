@@ -31,6 +31,22 @@ TEST(FlagsTest, DefaultsRunAUsefulNode) {
   EXPECT_FALSE(config->node.ephemeral);
   EXPECT_TRUE(config->node.store_fsync);
   EXPECT_EQ(config->node.drain_timeout, absl::Seconds(30));
+  // Without auth, HTTP and metrics answer on loopback only...
+  EXPECT_EQ(config->node.http_address, "127.0.0.1:7480");
+  EXPECT_EQ(config->node.metrics_address, "127.0.0.1:9464");
+}
+
+TEST(FlagsTest, HttpAndMetricsListenEverywhereOnlyWithAuthOrWhenAsked) {
+  // ...with auth on, on every address...
+  absl::StatusOr<MeshdConfig> config = Parse({"--auth-token-file", "/t"});
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->node.http_address, "0.0.0.0:7480");
+  EXPECT_EQ(config->node.metrics_address, "0.0.0.0:9464");
+  // ...and where they are told to in any case.
+  config = Parse({"--http-address", "0.0.0.0:8080", "--metrics-address", ""});
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->node.http_address, "0.0.0.0:8080");
+  EXPECT_EQ(config->node.metrics_address, "");
 }
 
 TEST(FlagsTest, ParsesFlags) {
