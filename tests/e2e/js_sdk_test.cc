@@ -261,31 +261,26 @@ std::vector<Step> RunSecureClient(const testing::TempDir& dir, const testing::E2
 TEST(JsSdkTest, WithATokenTheOfficialClientStreamsOverTlsOnEveryBindingAndWithoutOneItIsRefused) {
   testing::TempDir dir;
   testing::TestCa ca;
-  testing::KeyCert cert = ca.IssueNode("js-tls");
-  testing::WriteFileAtomically(dir.File("node.crt"), cert.cert_pem);
-  testing::WriteFileAtomically(dir.File("node.key"), cert.key_pem);
-  testing::WriteFileAtomically(dir.File("ca.crt"), ca.cert_pem());
+  testing::NodeTlsFiles tls = testing::WriteNodeTls(dir.path(), ca, "js-tls");
   const std::string client_token = "js-client-0123456789abcdef";
   const std::string agent_token = "uppercase-agent-0123456789";
   testing::WriteFileAtomically(dir.File("tokens"),
                                absl::StrCat(client_token, " js-client\n", agent_token,
                                             " uppercase-agent agent:uppercase,skill:uppercase\n"));
-  testing::E2eNode node(
-      dir, "js-tls",
-      {"--ephemeral", "--tls-cert", dir.File("node.crt"), "--tls-key", dir.File("node.key"),
-       "--tls-client-ca", dir.File("ca.crt"), "--auth-token-file", dir.File("tokens")});
+  testing::E2eNode node(dir, "js-tls",
+                        {"--ephemeral", "--tls-cert", tls.cert, "--tls-key", tls.key,
+                         "--tls-client-ca", tls.ca, "--auth-token-file", dir.File("tokens")});
   ASSERT_TRUE(node.Start());
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = ca.cert_pem();
   node.SetClient(grpc::SslCredentials(ssl), client_token);
   Subprocess uppercase =
-      node.StartAgent("uppercase-agent", {"--token", agent_token, "--tls-ca", dir.File("ca.crt")});
+      node.StartAgent("uppercase-agent", {"--token", agent_token, "--tls-ca", tls.ca});
   ASSERT_TRUE(node.WaitForAgent("uppercase"));
 
   for (const std::string binding : {"JSONRPC", "HTTP+JSON", "GRPC"}) {
     SCOPED_TRACE(binding);
-    std::vector<Step> steps =
-        RunSecureClient(dir, node, binding, dir.File("ca.crt"), client_token, binding);
+    std::vector<Step> steps = RunSecureClient(dir, node, binding, tls.ca, client_token, binding);
     ASSERT_GE(steps.size(), 2u) << (steps.empty() ? "" : steps[0].body.DebugString());
     ASSERT_EQ(steps[0].step, "card");
     const auto& card = steps[0].body.fields();
@@ -303,7 +298,7 @@ TEST(JsSdkTest, WithATokenTheOfficialClientStreamsOverTlsOnEveryBindingAndWithou
     // but the SDK asks for the extended card the card offers (and would then
     // send the task), and gets the binding's authentication error.
     std::vector<Step> refused =
-        RunSecureClient(dir, node, binding, dir.File("ca.crt"), "", binding + "-no-token");
+        RunSecureClient(dir, node, binding, tls.ca, "", binding + "-no-token");
     ASSERT_FALSE(refused.empty());
     for (const Step& step : refused) EXPECT_NE(step.step, "stream") << step.body.DebugString();
     ASSERT_EQ(refused.back().step, "error");

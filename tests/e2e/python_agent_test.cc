@@ -68,16 +68,13 @@ TEST(PythonAgentTest, ServesTasksThroughTheProtoApi) {
 TEST(PythonAgentTest, JoinsANodeWithTlsAndAuthUsingItsTokenAndTheNodesCa) {
   testing::TempDir dir;
   testing::TestCa ca;
-  testing::KeyCert cert = ca.IssueNode("py-tls");
-  testing::WriteFileAtomically(dir.File("node.crt"), cert.cert_pem);
-  testing::WriteFileAtomically(dir.File("node.key"), cert.key_pem);
-  testing::WriteFileAtomically(dir.File("ca.crt"), ca.cert_pem());
+  testing::NodeTlsFiles tls = testing::WriteNodeTls(dir.path(), ca, "py-tls");
   testing::WriteFileAtomically(dir.File("tokens"),
                                "py-agent-0123456789abcdef wordcount agent:wordcount,skill:*\n"
                                "py-client-0123456789abcde client\n");
   testing::E2eNode node(dir, "py-tls",
-                        {"--ephemeral", "--tls-cert", dir.File("node.crt"), "--tls-key",
-                         dir.File("node.key"), "--auth-token-file", dir.File("tokens")});
+                        {"--ephemeral", "--tls-cert", tls.cert, "--tls-key", tls.key,
+                         "--auth-token-file", dir.File("tokens")});
   ASSERT_TRUE(node.Start());
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = ca.cert_pem();
@@ -90,7 +87,7 @@ TEST(PythonAgentTest, JoinsANodeWithTlsAndAuthUsingItsTokenAndTheNodesCa) {
       "--gen",
       testing::BinaryPath("../python"),
       "--tls-ca",
-      dir.File("ca.crt")};
+      tls.ca};
 
   // Without its token the node refuses it for good, and it exits.
   testing::Subprocess anonymous = node.StartCommand(agent, "wordcount-anonymous");

@@ -36,16 +36,14 @@ class SecureMeshE2eTest : public ::testing::Test {
   }
 
   std::vector<std::string> NodeFlags(const std::string& id) {
-    testing::KeyCert cert = ca_.IssueNode(id);
-    testing::WriteFileAtomically(dir_.File(id + ".crt"), cert.cert_pem);
-    testing::WriteFileAtomically(dir_.File(id + ".key"), cert.key_pem);
+    testing::NodeTlsFiles tls = testing::WriteNodeTls(dir_.path(), ca_, id);
     return {"--ephemeral",
             "--tls-cert",
-            dir_.File(id + ".crt"),
+            tls.cert,
             "--tls-key",
-            dir_.File(id + ".key"),
+            tls.key,
             "--tls-client-ca",
-            dir_.File("ca.crt"),
+            tls.ca,
             "--auth-token-file",
             dir_.File("tokens"),
             "--peer-heartbeat",

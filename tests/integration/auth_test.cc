@@ -58,6 +58,17 @@ class AuthTest : public ::testing::Test {
     return options;
   }
 
+  // AuthNode, also taking JWTs of issuer https://issuer.test signed by `key`
+  // for audience a2a-mesh.
+  NodeOptions JwtNode(const testing::TestJwk& key) {
+    WriteFileAtomically(dir_.File("jwks.json"), testing::Jwks({&key}));
+    NodeOptions options = AuthNode("n1");
+    options.auth.jwt.jwks_file = dir_.File("jwks.json");
+    options.auth.jwt.issuer = "https://issuer.test";
+    options.auth.jwt.audience = "a2a-mesh";
+    return options;
+  }
+
   static std::unique_ptr<grpc::ClientContext> As(const std::string& authorization) {
     std::unique_ptr<grpc::ClientContext> context = A2aContext();
     if (!authorization.empty()) context->AddMetadata("authorization", authorization);
@@ -211,13 +222,8 @@ TEST_F(AuthTest, HttpBindingsAnswer401WithAChallengeAndServeAGoodToken) {
 }
 
 TEST_F(AuthTest, CardsSayWhatToSendAndTheExtendedCardNeedsIt) {
-  NodeOptions options = AuthNode("n1");
   testing::TestJwk key = testing::TestJwk::Ec("k1");
-  WriteFileAtomically(dir_.File("jwks.json"), testing::Jwks({&key}));
-  options.auth.jwt.jwks_file = dir_.File("jwks.json");
-  options.auth.jwt.issuer = "https://issuer.test";
-  options.auth.jwt.audience = "a2a-mesh";
-  NodeHarness node(std::move(options));
+  NodeHarness node(JwtNode(key));
   std::unique_ptr<sdk::Agent> agent = StartAgent(node, kAgentToken);
   ASSERT_TRUE(agent->WaitUntilRegistered(absl::Seconds(10)).ok());
   const std::string& http = node.node().http_address();
@@ -319,12 +325,7 @@ TEST_F(AuthTest, CallsForwardedToATasksOwnerCarryTheCaller) {
 
 TEST_F(AuthTest, AJwtOfTheIssuerProvesTheCallerAndABadOneDoesNot) {
   testing::TestJwk key = testing::TestJwk::Ec("k1");
-  WriteFileAtomically(dir_.File("jwks.json"), testing::Jwks({&key}));
-  NodeOptions options = AuthNode("n1");
-  options.auth.jwt.jwks_file = dir_.File("jwks.json");
-  options.auth.jwt.issuer = "https://issuer.test";
-  options.auth.jwt.audience = "a2a-mesh";
-  NodeHarness node(std::move(options));
+  NodeHarness node(JwtNode(key));
   std::unique_ptr<sdk::Agent> agent = StartAgent(node, kAgentToken);
   ASSERT_TRUE(agent->WaitUntilRegistered(absl::Seconds(10)).ok());
   const int64_t now = absl::ToUnixSeconds(absl::Now());

@@ -134,6 +134,16 @@ KeyCert TestCa::IssueNode(const std::string& node_id, const std::string& trust_d
   return Issue(spec);
 }
 
+NodeTlsFiles WriteNodeTls(const std::string& dir, const TestCa& ca, const std::string& node_id) {
+  NodeTlsFiles files{absl::StrCat(dir, "/", node_id, ".crt"),
+                     absl::StrCat(dir, "/", node_id, ".key"), absl::StrCat(dir, "/ca.crt")};
+  KeyCert kc = ca.IssueNode(node_id);
+  WriteFileAtomically(files.ca, ca.cert_pem());
+  WriteFileAtomically(files.key, kc.key_pem);
+  WriteFileAtomically(files.cert, kc.cert_pem);
+  return files;
+}
+
 void WriteFileAtomically(const std::string& path, const std::string& text) {
   std::string tmp = path + ".tmp";
   {

@@ -50,6 +50,16 @@ class TestCa {
 // Writes `text` to `path` (replacing it atomically, as a rotation would).
 void WriteFileAtomically(const std::string& path, const std::string& text);
 
+// Where WriteNodeTls put a node's TLS files.
+struct NodeTlsFiles {
+  std::string cert;  // <dir>/<node_id>.crt
+  std::string key;   // <dir>/<node_id>.key
+  std::string ca;    // <dir>/ca.crt
+};
+// Writes `ca`'s certificate and a certificate of it for node `node_id`
+// (IssueNode) into `dir`.
+NodeTlsFiles WriteNodeTls(const std::string& dir, const TestCa& ca, const std::string& node_id);
+
 }  // namespace a2amesh::testing
 
 #endif  // A2AMESH_TESTS_TESTING_TEST_CERTS_H_
