@@ -116,7 +116,9 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
   void Handle(v1::HandoffResponse& response) {
     if (impostor_) return;
     if (response.has_accepted()) {
-      if (!state_->peers.Proves(context_.auth_context(), node_id_)) {
+      // (The auth context is built on demand: only when peers authenticate.)
+      if (state_->peers.options().authenticate &&
+          !state_->peers.Proves(context_.auth_context(), node_id_)) {
         // Not the node it was meant to be: nothing it says is used. OnDone
         // reports the call refused, and the next candidate is tried.
         impostor_ = true;

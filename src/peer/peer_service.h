@@ -23,17 +23,24 @@ class PeerService final : public v1::Peer::CallbackService {
   // claims to be against it.
   grpc::ServerBidiReactor<v1::PeerMessage, v1::PeerMessage>* Exchange(
       grpc::CallbackServerContext* context) override {
-    std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
-    if (!peers_.AuthenticatePeer(*auth)) {
-      return rpc::RefuseStream<v1::PeerMessage, v1::PeerMessage>(NotAPeer());
+    // The auth context is built on demand: only when peers authenticate.
+    std::shared_ptr<const grpc::AuthContext> auth;
+    if (peers_.options().authenticate) {
+      auth = context->auth_context();
+      if (!peers_.AuthenticatePeer(*auth)) {
+        return rpc::RefuseStream<v1::PeerMessage, v1::PeerMessage>(NotAPeer());
+      }
     }
     return peers_.Accept(std::move(auth));
   }
   grpc::ServerBidiReactor<v1::HandoffRequest, v1::HandoffResponse>* Handoff(
       grpc::CallbackServerContext* context) override {
-    std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
-    if (!peers_.AuthenticatePeer(*auth)) {
-      return rpc::RefuseStream<v1::HandoffRequest, v1::HandoffResponse>(NotAPeer());
+    std::shared_ptr<const grpc::AuthContext> auth;
+    if (peers_.options().authenticate) {
+      auth = context->auth_context();
+      if (!peers_.AuthenticatePeer(*auth)) {
+        return rpc::RefuseStream<v1::HandoffRequest, v1::HandoffResponse>(NotAPeer());
+      }
     }
     return AcceptHandoff(options_, peers_, catalog_, tasks_, std::move(auth));
   }
