@@ -48,6 +48,7 @@
 #include "grpcpp/grpcpp.h"
 #include "http/http_client.h"
 #include "lf/a2a/v1/a2a.grpc.pb.h"
+#include "security/tls.h"
 
 namespace a2amesh::bench {
 namespace {
@@ -73,7 +74,27 @@ struct Config {
   // NAME=PID: processes whose CPU time over the measured window is reported
   // (with "client", this process).
   std::vector<std::string> cpu_pids;
+  // gRPC targets: TLS (any file set turns it on) and a bearer token.
+  a2amesh::security::ClientTlsOptions tls;
+  std::string token;
 };
+
+// The channel credentials of a gRPC target (exits on unreadable files).
+std::shared_ptr<grpc::ChannelCredentials> Credentials(const Config& config) {
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      a2amesh::security::ClientCredentials(config.tls);
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "a2a-load: %s\n", std::string(credentials.status().message()).c_str());
+    std::exit(2);
+  }
+  return *credentials;
+}
+
+// The metadata every call carries.
+void AddMetadata(const Config& config, grpc::ClientContext* context) {
+  context->AddMetadata("a2a-version", "1.0");
+  if (!config.token.empty()) context->AddMetadata("authorization", "Bearer " + config.token);
+}
 
 // CPU seconds (user + system) a process has used so far, from /proc/PID/stat;
 // negative if it cannot be read.
@@ -234,7 +255,7 @@ class GrpcCaller final : public Caller {
       grpc::ChannelArguments args;
       args.SetInt("a2a.load.channel", i);  // distinct channels, distinct connections
       stubs_.push_back(lf::a2a::v1::A2AService::NewStub(
-          grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args)));
+          grpc::CreateCustomChannel(address, Credentials(config), args)));
     }
   }
 
@@ -242,7 +263,7 @@ class GrpcCaller final : public Caller {
     const int64_t n = next_.fetch_add(1);
     auto& stub = *stubs_[n % stubs_.size()];
     if (config_.call == "stream") {
-      (new Stream(stub, MakeRequest(config_, n), std::move(done)))->Start();
+      (new Stream(config_, stub, MakeRequest(config_, n), std::move(done)))->Start();
       return;
     }
     struct State {
@@ -251,7 +272,7 @@ class GrpcCaller final : public Caller {
       lf::a2a::v1::SendMessageResponse response;
     };
     auto state = std::make_shared<State>();
-    state->context.AddMetadata("a2a-version", "1.0");
+    AddMetadata(config_, &state->context);
     state->request = MakeRequest(config_, n);
     stub.async()->SendMessage(&state->context, &state->request, &state->response,
                               [state, done = std::move(done)](grpc::Status status) {
@@ -262,10 +283,11 @@ class GrpcCaller final : public Caller {
  private:
   class Stream final : public grpc::ClientReadReactor<lf::a2a::v1::StreamResponse> {
    public:
-    Stream(lf::a2a::v1::A2AService::Stub& stub, lf::a2a::v1::SendMessageRequest request,
+    Stream(const Config& config, lf::a2a::v1::A2AService::Stub& stub,
+           lf::a2a::v1::SendMessageRequest request,
            std::function<void(bool, int, std::string)> done)
         : request_(std::move(request)), done_(std::move(done)) {
-      context_.AddMetadata("a2a-version", "1.0");
+      AddMetadata(config, &context_);
       stub.async()->SendStreamingMessage(&context_, &request_, this);
     }
     void Start() {
@@ -532,14 +554,14 @@ int OpenStreams(const Config& config, const std::string& address) {
     grpc::ChannelArguments args;
     args.SetInt("a2a.load.channel", i);
     stubs.push_back(lf::a2a::v1::A2AService::NewStub(
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args)));
+        grpc::CreateCustomChannel(address, Credentials(config), args)));
   }
   const absl::Time start = absl::Now();
   for (int i = 0; i < config.open_streams; ++i) {
     auto held = std::make_unique<Held>();
     held->opened = &opened;
     held->done = &done;
-    held->context.AddMetadata("a2a-version", "1.0");
+    AddMetadata(config, &held->context);
     held->request = MakeRequest(config, i);
     stubs[i % stubs.size()]->async()->SendStreamingMessage(&held->context, &held->request,
                                                            held.get());
@@ -592,6 +614,10 @@ int Main(int argc, char** argv) {
   app.add_option("--hold", config.hold, "with --open-streams: how long to hold them")
       ->capture_default_str();
   app.add_option("--json", config.json, "also write the result as JSON to this file");
+  app.add_option("--token", config.token, "gRPC: bearer token sent with every call");
+  app.add_option("--tls-ca", config.tls.ca_file, "gRPC: dial with TLS, trusting this PEM CA");
+  app.add_option("--tls-cert", config.tls.cert_file, "gRPC: client certificate (PEM)");
+  app.add_option("--tls-key", config.tls.key_file, "gRPC: key (PEM) of --tls-cert");
   app.add_flag("--return-immediately", config.return_immediately,
                "answer once the task is accepted (stored), not when it ends");
   app.add_option("--cpu-pid", config.cpu_pids,
@@ -599,6 +625,11 @@ int Main(int argc, char** argv) {
                  "measured window, in total and per request (repeatable; the client's own is "
                  "always reported)");
   CLI11_PARSE(app, argc, argv);
+  config.tls.enabled = !config.tls.ca_file.empty() || !config.tls.cert_file.empty();
+  if ((config.tls.enabled || !config.token.empty()) && !absl::StartsWith(config.target, "grpc:")) {
+    std::fprintf(stderr, "a2a-load: --token and --tls-* are for grpc: targets\n");
+    return 2;
+  }
 
   std::unique_ptr<Caller> caller;
   std::string address;
