@@ -88,6 +88,7 @@ class Authenticator {
   // secret) or from a mesh node proven by its certificate.
   static constexpr char kPrincipalKey[] = "a2amesh-principal";
   static constexpr char kSecretKey[] = "a2amesh-internal";
+  // "" with auth off (then nothing is carried across hops).
   const std::string& process_secret() const { return secret_; }
   static std::string EncodePrincipal(const Principal& principal);
   static std::optional<Principal> DecodePrincipal(absl::string_view encoded);
