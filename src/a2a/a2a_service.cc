@@ -326,26 +326,28 @@ std::shared_ptr<grpc::Channel> A2aService::ChannelTo(const std::string& owner) c
 }
 
 std::unique_ptr<grpc::ClientContext> A2aService::ForwardContext(
-    grpc::CallbackServerContext* context, const std::string& owner, const std::string& task_id,
-    absl::Status* error) const {
+    grpc::CallbackServerContext* context, const security::Principal& caller,
+    const std::string& owner, const std::string& task_id, absl::Status* error) const {
   if (ChannelTo(owner) == nullptr) {
     *error = UnreachableTaskError(task_id, owner, options_.node_id);
     return nullptr;
   }
   std::unique_ptr<grpc::ClientContext> forward = rpc::ForwardingContext(*context, options_.node_id);
   forward->AddMetadata("a2a-version", "1.0");
-  options_.auth->Forward(*context, forward.get());
+  options_.auth->Forward(*context, caller, forward.get());
   return forward;
 }
 
 grpc::ServerWriteReactor<StreamResponse>* A2aService::ForwardStream(
-    grpc::CallbackServerContext* context, const std::string& owner, const std::string& task_id,
+    grpc::CallbackServerContext* context, const security::Principal& caller,
+    const std::string& owner, const std::string& task_id,
     std::function<void(lf::a2a::v1::A2AService::Stub&, grpc::ClientContext*,
                        grpc::ClientReadReactor<StreamResponse>*)>
         start) {
   auto* stream = new EventStream(*this);
   absl::Status error;
-  std::unique_ptr<grpc::ClientContext> forward = ForwardContext(context, owner, task_id, &error);
+  std::unique_ptr<grpc::ClientContext> forward =
+      ForwardContext(context, caller, owner, task_id, &error);
   if (forward == nullptr) {
     stream->Fail(error);
     return stream;
@@ -382,20 +384,19 @@ grpc::ServerUnaryReactor* A2aService::Fail(grpc::CallbackServerContext* context,
 
 template <typename Fn>
 grpc::ServerUnaryReactor* A2aService::RunBlocking(grpc::CallbackServerContext* context, Fn fn) {
-  if (absl::StatusOr<security::Principal> caller = Admit(context); !caller.ok()) {
-    return Fail(context, caller.status());
-  }
   return rpc::FinishOn(blocking_, context, std::move(fn));
 }
 
 template <typename Request, typename Response, typename Call>
 grpc::ServerUnaryReactor* A2aService::ForwardUnary(grpc::CallbackServerContext* context,
+                                                   const security::Principal& caller,
                                                    const std::string& owner,
                                                    const std::string& task_id,
                                                    const Request* request, Response* response,
                                                    Call call) {
   absl::Status error;
-  std::unique_ptr<grpc::ClientContext> forward = ForwardContext(context, owner, task_id, &error);
+  std::unique_ptr<grpc::ClientContext> forward =
+      ForwardContext(context, caller, owner, task_id, &error);
   if (forward == nullptr) {
     return Fail(context, error);
   }
@@ -414,7 +415,7 @@ grpc::ServerUnaryReactor* A2aService::SendMessage(grpc::CallbackServerContext* c
   }
   const std::string& task_id = request->message().task_id();
   if (std::string owner = RemoteOwner(context, task_id); !owner.empty()) {
-    return ForwardUnary(context, owner, task_id, request, response,
+    return ForwardUnary(context, *caller, owner, task_id, request, response,
                         [](auto* async, auto* ctx, auto* req, auto* resp, auto done) {
                           async->SendMessage(ctx, req, resp, std::move(done));
                         });
@@ -448,16 +449,16 @@ grpc::ServerUnaryReactor* A2aService::SendMessage(grpc::CallbackServerContext* c
 grpc::ServerWriteReactor<StreamResponse>* A2aService::SendStreamingMessage(
     grpc::CallbackServerContext* context, const lf::a2a::v1::SendMessageRequest* request) {
   const std::string& task_id = request->message().task_id();
-  if (Admit(context).ok()) {
+  absl::StatusOr<security::Principal> caller = Admit(context);
+  if (caller.ok()) {
     if (std::string owner = RemoteOwner(context, task_id); !owner.empty()) {
-      return ForwardStream(context, owner, task_id,
+      return ForwardStream(context, *caller, owner, task_id,
                            [request](auto& stub, auto* ctx, auto* reactor) {
                              stub.async()->SendStreamingMessage(ctx, request, reactor);
                            });
     }
   }
   auto* stream = new EventStream(*this);
-  absl::StatusOr<security::Principal> caller = Admit(context);
   if (!caller.ok()) {
     stream->Fail(caller.status());
     return stream;
@@ -492,16 +493,17 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SendStreamingMessage(
 
 grpc::ServerWriteReactor<StreamResponse>* A2aService::SubscribeToTask(
     grpc::CallbackServerContext* context, const lf::a2a::v1::SubscribeToTaskRequest* request) {
-  if (Admit(context).ok() && !request->id().empty()) {
+  absl::StatusOr<security::Principal> caller = Admit(context);
+  if (caller.ok() && !request->id().empty()) {
     if (std::string owner = RemoteOwner(context, request->id()); !owner.empty()) {
-      return ForwardStream(context, owner, request->id(),
+      return ForwardStream(context, *caller, owner, request->id(),
                            [request](auto& stub, auto* ctx, auto* reactor) {
                              stub.async()->SubscribeToTask(ctx, request, reactor);
                            });
     }
   }
   auto* stream = new EventStream(*this);
-  absl::Status status = Admit(context).status();
+  absl::Status status = caller.status();
   if (status.ok()) {
     status = routing::ValidateTaskId(request->id(), "id");
   }
@@ -527,13 +529,15 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SubscribeToTask(
 grpc::ServerUnaryReactor* A2aService::GetTask(grpc::CallbackServerContext* context,
                                               const lf::a2a::v1::GetTaskRequest* request,
                                               Task* response) {
-  if (Admit(context).ok()) {
-    if (std::string owner = RemoteOwner(context, request->id()); !owner.empty()) {
-      return ForwardUnary(context, owner, request->id(), request, response,
-                          [](auto* async, auto* ctx, auto* req, auto* resp, auto done) {
-                            async->GetTask(ctx, req, resp, std::move(done));
-                          });
-    }
+  absl::StatusOr<security::Principal> caller = Admit(context);
+  if (!caller.ok()) {
+    return Fail(context, caller.status());
+  }
+  if (std::string owner = RemoteOwner(context, request->id()); !owner.empty()) {
+    return ForwardUnary(context, *caller, owner, request->id(), request, response,
+                        [](auto* async, auto* ctx, auto* req, auto* resp, auto done) {
+                          async->GetTask(ctx, req, resp, std::move(done));
+                        });
   }
   return RunBlocking(context, [this, request, response]() -> absl::Status {
     A2AMESH_RETURN_IF_ERROR(routing::ValidateTaskId(request->id(), "id"));
@@ -552,6 +556,9 @@ grpc::ServerUnaryReactor* A2aService::GetTask(grpc::CallbackServerContext* conte
 grpc::ServerUnaryReactor* A2aService::ListTasks(grpc::CallbackServerContext* context,
                                                 const lf::a2a::v1::ListTasksRequest* request,
                                                 lf::a2a::v1::ListTasksResponse* response) {
+  if (absl::StatusOr<security::Principal> caller = Admit(context); !caller.ok()) {
+    return Fail(context, caller.status());
+  }
   return RunBlocking(context, [this, request, response]() -> absl::Status {
     int page_size = request->has_page_size() ? request->page_size() : 50;
     if (page_size < 1 || page_size > 100) {
@@ -595,14 +602,15 @@ grpc::ServerUnaryReactor* A2aService::ListTasks(grpc::CallbackServerContext* con
 grpc::ServerUnaryReactor* A2aService::CancelTask(grpc::CallbackServerContext* context,
                                                  const lf::a2a::v1::CancelTaskRequest* request,
                                                  Task* response) {
-  if (absl::StatusOr<security::Principal> caller = Admit(context); !caller.ok()) {
+  absl::StatusOr<security::Principal> caller = Admit(context);
+  if (!caller.ok()) {
     return Fail(context, caller.status());
   }
   if (absl::Status id = routing::ValidateTaskId(request->id(), "id"); !id.ok()) {
     return Fail(context, id);
   }
   if (std::string owner = RemoteOwner(context, request->id()); !owner.empty()) {
-    return ForwardUnary(context, owner, request->id(), request, response,
+    return ForwardUnary(context, *caller, owner, request->id(), request, response,
                         [](auto* async, auto* ctx, auto* req, auto* resp, auto done) {
                           async->CancelTask(ctx, req, resp, std::move(done));
                         });
@@ -636,10 +644,12 @@ grpc::ServerUnaryReactor* A2aService::PushCall(grpc::CallbackServerContext* cont
   if (push_ == nullptr) {
     return PushNotSupported(context);
   }
-  if (Admit(context).ok()) {
-    if (std::string owner = RemoteOwner(context, task_id); !owner.empty()) {
-      return ForwardUnary(context, owner, task_id, request, response, forward);
-    }
+  absl::StatusOr<security::Principal> caller = Admit(context);
+  if (!caller.ok()) {
+    return Fail(context, caller.status());
+  }
+  if (std::string owner = RemoteOwner(context, task_id); !owner.empty()) {
+    return ForwardUnary(context, *caller, owner, task_id, request, response, forward);
   }
   return RunBlocking(context, std::move(fn));
 }

@@ -103,8 +103,10 @@ class A2aService final : public lf::a2a::v1::A2AService::CallbackService {
   absl::StatusOr<routing::DispatchContext> MakeContext(
       grpc::CallbackServerContext* context, const lf::a2a::v1::SendMessageRequest& request,
       const security::Principal& caller) const;
+  // The forwarding helpers carry `caller`, the principal this node proved.
   template <typename Request, typename Response, typename Call>
   grpc::ServerUnaryReactor* ForwardUnary(grpc::CallbackServerContext* context,
+                                         const security::Principal& caller,
                                          const std::string& owner, const std::string& task_id,
                                          const Request* request, Response* response, Call call);
   // Authenticates the call, then checks its A2A version.
@@ -117,12 +119,14 @@ class A2aService final : public lf::a2a::v1::A2AService::CallbackService {
   // deadline, cancellation and the A2A version; nullptr (and `error`) if the
   // owner is not reachable.
   std::unique_ptr<grpc::ClientContext> ForwardContext(grpc::CallbackServerContext* context,
+                                                      const security::Principal& caller,
                                                       const std::string& owner,
                                                       const std::string& task_id,
                                                       absl::Status* error) const;
   std::shared_ptr<grpc::Channel> ChannelTo(const std::string& owner) const;
   grpc::ServerWriteReactor<lf::a2a::v1::StreamResponse>* ForwardStream(
-      grpc::CallbackServerContext* context, const std::string& owner, const std::string& task_id,
+      grpc::CallbackServerContext* context, const security::Principal& caller,
+      const std::string& owner, const std::string& task_id,
       std::function<void(lf::a2a::v1::A2AService::Stub&, grpc::ClientContext*,
                          grpc::ClientReadReactor<lf::a2a::v1::StreamResponse>*)>
           start);
@@ -130,7 +134,8 @@ class A2aService final : public lf::a2a::v1::A2AService::CallbackService {
   void DropIfFinished(StreamSink& sink);
   // Finishes `context`'s default reactor with `status` now.
   grpc::ServerUnaryReactor* Fail(grpc::CallbackServerContext* context, const absl::Status& status);
-  // Runs `fn` on the blocking executor and finishes the call with its status.
+  // Runs `fn` on the blocking executor and finishes the call with its status
+  // (the caller was admitted first).
   template <typename Fn>
   grpc::ServerUnaryReactor* RunBlocking(grpc::CallbackServerContext* context, Fn fn);
   grpc::ServerUnaryReactor* PushNotSupported(grpc::CallbackServerContext* context);

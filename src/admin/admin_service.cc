@@ -366,15 +366,24 @@ grpc::ServerUnaryReactor* AdminService::ForwardTo(grpc::CallbackServerContext* c
   if (stub == nullptr) {
     return rpc::FinishNow(context, unreachable.ok() ? error : unreachable);
   }
-  std::unique_ptr<grpc::ClientContext> forward = rpc::ForwardingContext(*context, options_.node_id);
-  options_.auth->Forward(*context, forward.get());
-  return rpc::Relay(context, std::move(forward), std::move(stub), std::move(start));
+  return rpc::Relay(context, OnBehalfOf(*context), std::move(stub), std::move(start));
+}
+
+std::unique_ptr<grpc::ClientContext> AdminService::OnBehalfOf(
+    const grpc::CallbackServerContext& context) const {
+  std::unique_ptr<grpc::ClientContext> forward = rpc::ForwardingContext(context, options_.node_id);
+  // Admin calls are an operator's, few: the caller is proven again here rather
+  // than carried through every fan-out.
+  if (absl::StatusOr<security::Principal> caller = options_.auth->AuthenticateCall(context);
+      caller.ok()) {
+    options_.auth->Forward(context, *caller, forward.get());
+  }
+  return forward;
 }
 
 std::unique_ptr<grpc::ClientContext> AdminService::PeerContext(
     const grpc::CallbackServerContext& context) {
-  std::unique_ptr<grpc::ClientContext> forward = rpc::ForwardingContext(context, options_.node_id);
-  options_.auth->Forward(context, forward.get());
+  std::unique_ptr<grpc::ClientContext> forward = OnBehalfOf(context);
   // The caller's deadline still holds if it is sooner.
   forward->set_deadline(absl::ToChronoTime(clock_.Now() + options_.peer_call_timeout));
   return forward;

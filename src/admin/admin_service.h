@@ -132,6 +132,9 @@ class AdminService final : public v1::Admin::CallbackService, public catalog::Ca
                                       Start start);
   // A context for a call this node makes to a peer while serving `context`.
   std::unique_ptr<grpc::ClientContext> PeerContext(const grpc::CallbackServerContext& context);
+  // A context for a call to another node on behalf of `context`'s caller
+  // (forwarded, carrying its credentials and principal).
+  std::unique_ptr<grpc::ClientContext> OnBehalfOf(const grpc::CallbackServerContext& context) const;
   // Whether the caller proves who it is (UNAUTHENTICATED if not).
   absl::Status Admit(const grpc::CallbackServerContext& context) const;
   // The subtasks of `parent` found on `node_id` (this node or a peer). May block.

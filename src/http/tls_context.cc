@@ -1,24 +1,16 @@
 #include "http/tls_context.h"
 
 #include <openssl/ssl.h>
-#include <sys/stat.h>
 
 #include "absl/strings/str_cat.h"
 #include "boost/asio/ssl/context.hpp"
+#include "core/file_stamp.h"
 #include "core/log.h"
 
 namespace a2amesh::http {
 namespace {
 
 namespace ssl = boost::asio::ssl;
-
-// What changes when a file is replaced or edited: its inode (a rename over
-// it), size and modification time (whose granularity may be a few ms).
-std::string FileStamp(const std::string& path) {
-  struct stat st;
-  if (path.empty() || stat(path.c_str(), &st) != 0) return "";
-  return absl::StrCat(st.st_ino, ":", st.st_size, ":", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec);
-}
 
 }  // namespace
 

@@ -385,24 +385,27 @@ bool PeerManager::Proves(const std::shared_ptr<const grpc::AuthContext>& auth,
 }
 
 InboundConnection::Reactor* PeerManager::Accept(std::shared_ptr<const grpc::AuthContext> auth) {
-  return InboundConnection::Accept(*this, std::move(auth),
-                                   [this](std::shared_ptr<Connection> connection) {
-                                     bool refuse;
-                                     {
-                                       absl::MutexLock lock(&mu_);
-                                       refuse = shut_down_;
-                                       auto state = std::make_unique<ConnState>();
-                                       state->connection = connection;
-                                       state->last_heard = clock_.Now();
-                                       connections_[connection.get()] = std::move(state);
-                                       if (!refuse) {
-                                         connection->Send(HelloLocked());
-                                       }
-                                     }
-                                     if (refuse) {
-                                       connection->Close("the node is shutting down");
-                                     }
-                                   });
+  return InboundConnection::Accept(
+      *this, std::move(auth),
+      [this](std::shared_ptr<Connection> connection) { Accepted(std::move(connection)); });
+}
+
+void PeerManager::Accepted(std::shared_ptr<Connection> connection) {
+  bool refuse;
+  {
+    absl::MutexLock lock(&mu_);
+    refuse = shut_down_;
+    auto state = std::make_unique<ConnState>();
+    state->connection = connection;
+    state->last_heard = clock_.Now();
+    connections_[connection.get()] = std::move(state);
+    if (!refuse) {
+      connection->Send(HelloLocked());
+    }
+  }
+  if (refuse) {
+    connection->Close("the node is shutting down");
+  }
 }
 
 void PeerManager::HandleHelloLocked(ConnState& state, const v1::Hello& hello, Action* action) {

@@ -166,6 +166,8 @@ class PeerManager final : public catalog::CatalogListener,
   struct Action;  // what to do once mu_ is released
 
   void Tick();
+  // Takes an inbound stream in and says hello (refuses it once shut down).
+  void Accepted(std::shared_ptr<Connection> connection);
   v1::PeerMessage HelloLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::PeerMessage AdvertLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<std::string> MembersLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -4,7 +4,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <sys/stat.h>
 
 #include <fstream>
 #include <sstream>
@@ -14,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/file_stamp.h"
 #include "core/log.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/security/auth_context.h"
@@ -39,14 +39,6 @@ std::string RandomSecret() {
   }
   return absl::BytesToHexString(
       absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
-}
-
-// What changes when a file is replaced or edited: its inode (a rename over
-// it), size and modification time (whose granularity may be a few ms).
-std::string FileStamp(const std::string& path) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) return "";
-  return absl::StrCat(st.st_ino, ":", st.st_size, ":", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec);
 }
 
 std::string Property(const grpc::AuthContext& context, const char* name) {
@@ -269,14 +261,14 @@ absl::StatusOr<Principal> Authenticator::AuthenticateCall(const grpc::ServerCont
   return Authenticate(credentials);
 }
 
-void Authenticator::Forward(const grpc::ServerContextBase& from, grpc::ClientContext* to) {
+void Authenticator::Forward(const grpc::ServerContextBase& from, const Principal& caller,
+                            grpc::ClientContext* to) {
   const auto& metadata = from.client_metadata();
   if (auto it = metadata.find("authorization"); it != metadata.end()) {
     to->AddMetadata("authorization", std::string(it->second.data(), it->second.size()));
   }
-  if (!enabled()) return;
-  if (absl::StatusOr<Principal> principal = AuthenticateCall(from); principal.ok()) {
-    to->AddMetadata(kPrincipalKey, EncodePrincipal(*principal));
+  if (enabled() && !caller.anonymous()) {
+    to->AddMetadata(kPrincipalKey, EncodePrincipal(caller));
   }
 }
 

@@ -103,9 +103,10 @@ class Authenticator {
 
   // Makes `to`, a call this node makes on behalf of `from` to another node
   // (a forwarded call), carry `from`'s caller: its authorization metadata,
-  // and the principal it proved (which the other node trusts from a node its
-  // certificate proves).
-  void Forward(const grpc::ServerContextBase& from, grpc::ClientContext* to);
+  // and `caller`, the principal AuthenticateCall proved for it (which the
+  // other node trusts from a node its certificate proves).
+  void Forward(const grpc::ServerContextBase& from, const Principal& caller,
+               grpc::ClientContext* to);
 
  private:
   explicit Authenticator(AuthOptions options);

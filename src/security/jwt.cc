@@ -1,7 +1,6 @@
 #include "security/jwt.h"
 
 #include <cjose/cjose.h>
-#include <sys/stat.h>
 #if A2AMESH_HAVE_CURL
 #include <curl/curl.h>
 #endif
@@ -15,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/file_stamp.h"
 #include "core/log.h"
 #include "rapidjson/document.h"
 #include "rapidjson/stringbuffer.h"
@@ -36,12 +36,6 @@ bool Allowed(absl::string_view alg) {
 
 cjose_jwk_kty_t KeyTypeFor(absl::string_view alg) {
   return absl::StartsWith(alg, "ES") ? CJOSE_JWK_KTY_EC : CJOSE_JWK_KTY_RSA;
-}
-
-std::string FileStamp(const std::string& path) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) return "";
-  return absl::StrCat(st.st_ino, ":", st.st_size, ":", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec);
 }
 
 absl::Status Refused(absl::string_view why) {
