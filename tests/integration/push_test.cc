@@ -235,12 +235,20 @@ TEST_F(PushTest, AReceiverThatFailsTwiceStillGetsEveryEventAfterRetries) {
   EXPECT_EQ(seen.back(), absl::StrCat("status ", lf::a2a::v1::TASK_STATE_COMPLETED));
   EXPECT_EQ(receiver_.attempts(), 8);  // 6 events, the first tried three times
 
-  absl::StatusOr<testing::HttpResult> metrics =
-      testing::HttpGet(absl::StrCat("127.0.0.1:", harness_.node().metrics_port()), "/metrics");
+  // The receiver holds the last event a moment before the node has read its
+  // answer and counted the delivery: wait for the count, not just the event.
+  absl::StatusOr<testing::HttpResult> metrics;
+  auto scrape = [&] {
+    metrics =
+        testing::HttpGet(absl::StrCat("127.0.0.1:", harness_.node().metrics_port()), "/metrics");
+    return metrics.ok() &&
+           absl::StrContains(metrics->body,
+                             "a2amesh_push_notifications_total{outcome=\"delivered\"} 6") &&
+           absl::StrContains(metrics->body, "a2amesh_push_queued 0");
+  };
+  EXPECT_TRUE(testing::WaitFor(scrape)) << metrics.value_or(testing::HttpResult()).body;
   ASSERT_TRUE(metrics.ok());
   EXPECT_THAT(metrics->body, HasSubstr("a2amesh_push_notifications_total{outcome=\"retried\"} 2"));
-  EXPECT_THAT(metrics->body,
-              HasSubstr("a2amesh_push_notifications_total{outcome=\"delivered\"} 6"));
   EXPECT_THAT(metrics->body, HasSubstr("a2amesh_push_queued 0"));
 }
 
