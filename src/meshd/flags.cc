@@ -197,7 +197,7 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
               "How often the TLS files are checked for changes", "MESHD_TLS_RELOAD_INTERVAL");
   app.add_option("--auth-token-file", n.auth.token_file,
                  "Callers must authenticate: bearer tokens, one \"TOKEN SUBJECT [ROLE,...]\" per "
-                 "line; re-read when it changes")
+                 "line (TOKEN or sha256:ITS-SHA256-HEX); re-read when it changes")
       ->envname("MESHD_AUTH_TOKEN_FILE");
   app.add_option(
          "--auth-jwks-file", n.auth.jwt.jwks_file,

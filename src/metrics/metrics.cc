@@ -244,22 +244,34 @@ MetricsServer::MetricsServer(std::unique_ptr<http::Server> server)
 MetricsServer::~MetricsServer() = default;
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
-    const std::string& address, Metrics& metrics, std::shared_ptr<http::TlsContextSource> tls) {
-  auto handler = [&metrics](const http::Request& request) {
+    const std::string& address, Metrics& metrics, std::shared_ptr<http::TlsContextSource> tls,
+    std::function<bool()> ready) {
+  auto handler = [&metrics, ready = std::move(ready)](const http::Request& request) {
     http::Response response;
-    if (request.path != "/metrics" && request.path != "/") {
+    const bool probe = request.path == "/livez" || request.path == "/readyz";
+    if (request.path != "/metrics" && request.path != "/" && !probe) {
       response.status = 404;
-      response.body = "not found: metrics are at /metrics\n";
+      response.body = "not found: metrics are at /metrics, probes at /livez and /readyz\n";
       return response;
     }
     if (request.method != "GET" && request.method != "HEAD") {
       response.status = 405;
       response.headers.emplace_back("Allow", "GET, HEAD");
-      response.body = absl::StrCat(request.method, " is not allowed: GET /metrics\n");
+      response.body = absl::StrCat(request.method, " is not allowed: GET ", request.path, "\n");
       return response;
     }
     if (request.path == "/") {
       response.body = "a2a-mesh node: metrics are at /metrics\n";
+      return response;
+    }
+    if (request.path == "/livez") {
+      response.body = "ok\n";
+      return response;
+    }
+    if (request.path == "/readyz") {
+      const bool is_ready = ready == nullptr || ready();
+      response.status = is_ready ? 200 : 503;
+      response.body = is_ready ? "ok\n" : "draining\n";
       return response;
     }
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";

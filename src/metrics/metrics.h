@@ -89,15 +89,18 @@ class Metrics final : public Telemetry {
   Histogram& push_delivery_seconds_;
 };
 
-// Serves GET /metrics over HTTP (http::Server: one event-loop thread, stops at once).
-// Thread-safe.
+// Serves GET /metrics over HTTP (http::Server: one event-loop thread, stops at
+// once), and the probes of an orchestrator that cannot speak TLS gRPC (the
+// kubelet's gRPC probe): /livez (200 while the process serves) and /readyz
+// (200 while `ready()`, else 503). Thread-safe.
 class MetricsServer {
  public:
   // Listens on `address` (host:port; port 0 picks one), over TLS if `tls`.
-  // UNAVAILABLE naming the address if it cannot.
+  // UNAVAILABLE naming the address if it cannot. `ready` is called on the
+  // server's thread; null: always ready.
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(
       const std::string& address, Metrics& metrics,
-      std::shared_ptr<http::TlsContextSource> tls = nullptr);
+      std::shared_ptr<http::TlsContextSource> tls = nullptr, std::function<bool()> ready = nullptr);
   ~MetricsServer();
 
   // The port it bound.

@@ -378,8 +378,10 @@ absl::Status Node::Init() {
   advertise_host_ = advertise.substr(0, advertise.rfind(':'));
   if (!options_.metrics_address.empty()) {
     A2AMESH_ASSIGN_OR_RETURN(
-        metrics_server_, metrics::MetricsServer::Start(options_.metrics_address, *metrics_,
-                                                       options_.tls.metrics ? http_tls_ : nullptr));
+        metrics_server_,
+        metrics::MetricsServer::Start(options_.metrics_address, *metrics_,
+                                      options_.tls.metrics ? http_tls_ : nullptr,
+                                      [peers = peers_.get()] { return !peers->draining(); }));
     metrics_address_ =
         absl::StrCat(options_.metrics_address.substr(0, options_.metrics_address.rfind(':')), ":",
                      metrics_server_->port());

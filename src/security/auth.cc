@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -22,6 +23,8 @@
 
 namespace a2amesh::security {
 namespace {
+
+constexpr absl::string_view kDigestPrefix = "sha256:";
 
 std::string Sha256(absl::string_view text) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -123,16 +126,30 @@ absl::StatusOr<Authenticator::TokenMap> Authenticator::LoadTokens(const std::str
       tokens.roles_by_subject[fields[1]] = absl::StrSplit(fields[2], ',', absl::SkipEmpty());
       continue;
     }
-    if (fields[0].size() < 16) {
+    // "sha256:HEX": the token's digest, so that the file need not hold the
+    // token itself (the Helm chart's file does this).
+    std::string digest;
+    if (absl::StartsWith(fields[0], kDigestPrefix)) {
+      absl::string_view hex = absl::string_view(fields[0]).substr(kDigestPrefix.size());
+      bool is_hex = hex.size() == 64 && std::all_of(hex.begin(), hex.end(), absl::ascii_isxdigit);
+      if (!is_hex) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--auth-token-file: ", path, " line ", number,
+                         ": want sha256: and 64 hex digits (a token's SHA-256)"));
+      }
+      digest = absl::HexStringToBytes(hex);
+    } else if (fields[0].size() < 16) {
       return absl::InvalidArgumentError(absl::StrCat("--auth-token-file: ", path, " line ", number,
                                                      ": the token is shorter than 16 characters"));
+    } else {
+      digest = Sha256(fields[0]);
     }
     Token token;
     token.subject = fields[1];
     if (fields.size() == 3) {
       token.roles = absl::StrSplit(fields[2], ',', absl::SkipEmpty());
     }
-    if (!tokens.by_digest.emplace(Sha256(fields[0]), std::move(token)).second) {
+    if (!tokens.by_digest.emplace(std::move(digest), std::move(token)).second) {
       return absl::InvalidArgumentError(absl::StrCat("--auth-token-file: ", path, " line ", number,
                                                      ": the token is listed twice"));
     }

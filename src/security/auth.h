@@ -36,8 +36,9 @@ struct Principal {
 
 struct AuthOptions {
   // Bearer tokens: a file of lines "TOKEN SUBJECT [ROLE,ROLE...]" ('#'
-  // comments), re-read when it changes. A line "- SUBJECT ROLE,..." gives
-  // roles to a subject a client certificate proves.
+  // comments), re-read when it changes. TOKEN may be "sha256:HEX", the
+  // token's SHA-256, so that the file need not hold the token. A line
+  // "- SUBJECT ROLE,..." gives roles to a subject a client certificate proves.
   std::string token_file;
   // Accept client certificates (verified against the TLS client CA) as
   // proof: the subject is the certificate's URI SAN (a SPIFFE id), or its CN.

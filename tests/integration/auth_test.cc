@@ -287,11 +287,33 @@ TEST_F(AuthTest, ATokenAddedToTheFileIsAcceptedWithoutRestart) {
   }
 }
 
+TEST_F(AuthTest, ATokenFileMayHoldOnlyTheTokensDigests) {
+  // sha256("dave-0123456789abcdef"): the node never sees dave's token at rest.
+  const std::string digest = "459f8eb0b1617991523682899de48b7d95ebb88124a9727233cbe6bb5940e1c4";
+  WriteFileAtomically(TokenFile(), absl::StrCat("sha256:", digest, " dave reader\n"));
+  NodeHarness node(AuthNode("n1"));
+  auto stub = node.NewA2aStub();
+  a2a::GetTaskRequest get;
+  get.set_id("anything");
+  a2a::Task task;
+  EXPECT_EQ(stub->GetTask(As("Bearer dave-0123456789abcdef").get(), get, &task).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  // Whoever reads the file learns the digest, which is not a token.
+  for (const std::string& stolen : {absl::StrCat("sha256:", digest), digest}) {
+    EXPECT_EQ(stub->GetTask(As("Bearer " + stolen).get(), get, &task).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED)
+        << stolen;
+  }
+}
+
 TEST_F(AuthTest, ABadTokenFileStopsStartUpNamingTheLine) {
   WriteFileAtomically(TokenFile(), "# ok\nshort alice\n");
   NodeOptions options = AuthNode("n1");
   EXPECT_THAT(Node::Start(options).status().message(),
               HasSubstr("--auth-token-file: " + TokenFile() + " line 2: the token is shorter"));
+  WriteFileAtomically(TokenFile(), "sha256:abc123 alice\n");
+  EXPECT_THAT(Node::Start(options).status().message(),
+              HasSubstr("line 1: want sha256: and 64 hex digits"));
   options.auth.token_file = dir_.File("missing");
   EXPECT_THAT(Node::Start(options).status().message(), HasSubstr("cannot read"));
   options.auth.token_file.clear();

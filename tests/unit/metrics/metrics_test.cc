@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -11,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testing/http_client.h"
 
 namespace a2amesh::metrics {
 namespace {
@@ -134,6 +136,26 @@ TEST(MetricsTest, TheServerServesTheScrapeOverHttpAndNamesABusyAddress) {
       MetricsServer::Start(absl::StrCat("127.0.0.1:", (*server)->port()), metrics);
   ASSERT_FALSE(again.ok());
   EXPECT_THAT(std::string(again.status().message()), HasSubstr("--metrics-address"));
+}
+
+TEST(MetricsTest, TheServerAnswersProbesWithTheNodesReadiness) {
+  Metrics metrics([] { return NodeSample(); });
+  std::atomic<bool> ready{true};
+  absl::StatusOr<std::unique_ptr<MetricsServer>> server =
+      MetricsServer::Start("127.0.0.1:0", metrics, nullptr, [&ready] { return ready.load(); });
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string address = absl::StrCat("127.0.0.1:", (*server)->port());
+  auto status = [&](const std::string& path) {
+    absl::StatusOr<testing::HttpResult> result = testing::HttpGet(address, path);
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? result->status : 0;
+  };
+  EXPECT_EQ(status("/livez"), 200);
+  EXPECT_EQ(status("/readyz"), 200);
+  ready = false;  // draining: out of the Service, still alive
+  EXPECT_EQ(status("/readyz"), 503);
+  EXPECT_EQ(status("/livez"), 200);
+  EXPECT_EQ(status("/healthz"), 404);
 }
 
 }  // namespace
