@@ -7,6 +7,8 @@ real meshd and meshctl with the arguments and commands the chart renders.
 """
 
 import argparse
+import base64
+import contextlib
 import json
 import os
 import re
@@ -62,6 +64,16 @@ def flag(args, name):
     raise AssertionError(f"no {name} in {args}")
 
 
+def env_of(container_spec, **overrides):
+    """The container's literal env values, $(VAR) references resolved."""
+    env = dict(overrides)
+    for entry in container_spec["env"]:
+        if "value" in entry and entry["name"] not in overrides:
+            env[entry["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), ""),
+                                        entry["value"])
+    return env
+
+
 def seconds(duration):
     match = re.fullmatch(r"(\d+)s", duration)
     assert match, duration
@@ -75,7 +87,8 @@ class LintAndSchemaTest(unittest.TestCase):
             self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
 
     def test_every_rendered_manifest_is_valid_kubernetes(self):
-        for values, kinds in (([], 5), (["-f", VALUES_ALL], 8)):
+        for values, kinds in (([], 8), (["--api-versions", "cert-manager.io/v1/Certificate"], 9),
+                              (["-f", VALUES_ALL], 9)):
             result = run(["node", VALIDATOR, "-"], input=render(*values))
             self.assertEqual(result.returncode, 0, result.stdout)
             self.assertIn(f"{kinds} valid, 0 invalid", result.stdout)
@@ -91,7 +104,11 @@ class LintAndSchemaTest(unittest.TestCase):
                               ("node.grpcPort=70000", "/node/grpcPort"),
                               ("node.logLevel=loud", "/node/logLevel"),
                               ("node.peerTimeout=soon", "/node/peerTimeout"),
-                              ("nodes.grpcPort=1", "nodes")):
+                              ("nodes.grpcPort=1", "nodes"),
+                              ("tls.ca=secret", "/tls/existingSecret"),
+                              ("tls.ca=vault", "/tls/ca"),
+                              ("networkPolicy.clientNamespaces[0]=Not_A_Namespace",
+                               "/networkPolicy/clientNamespaces/0")):
             result = run([ARGS.helm, "template", "mesh", CHART, "--set", setting])
             self.assertNotEqual(result.returncode, 0, setting)
             self.assertIn(path, result.stderr, setting)
@@ -133,19 +150,21 @@ class WiringTest(unittest.TestCase):
             self.assertIn(port["targetPort"], ports)
             self.assertEqual(port["port"], ports[port["targetPort"]])
 
-        # Probes: the gRPC health service; readiness on the overall status,
-        # liveness on the service that stays SERVING through a drain.
-        self.assertEqual(meshd["readinessProbe"]["grpc"]["port"], ports["grpc"])
-        self.assertNotIn("service", meshd["readinessProbe"]["grpc"])
-        self.assertEqual(meshd["livenessProbe"]["grpc"],
-                         {"port": ports["grpc"], "service": "liveness"})
+        # Probes: on the metrics port (the kubelet's gRPC probe cannot speak
+        # TLS); readiness ends with a drain, liveness does not.
+        self.assertEqual(meshd["readinessProbe"]["httpGet"]["path"], "/readyz")
+        self.assertEqual(meshd["livenessProbe"]["httpGet"]["path"], "/livez")
+        for probe in (meshd["readinessProbe"], meshd["livenessProbe"]):
+            self.assertEqual(probe["httpGet"]["port"], "metrics")
+            self.assertEqual(probe["httpGet"]["scheme"],
+                             "HTTPS" if "--metrics-tls" in args else "HTTP")
 
         # The grace period covers the preStop wait and the whole drain.
         grace = sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         prestop = meshd["lifecycle"]["preStop"]["exec"]["command"][2]
         sleep = int(re.search(r"sleep (\d+)", prestop).group(1))
         self.assertGreater(grace, seconds(flag(args, "--drain-timeout")) + sleep)
-        self.assertIn(f"--server 127.0.0.1:{ports['grpc']} drain", prestop)
+        self.assertRegex(prestop, rf"--server (127\.0\.0\.1|localhost):{ports['grpc']} .*drain")
 
         # Locked down.
         pod_security = sts["spec"]["template"]["spec"]["securityContext"]
@@ -166,6 +185,38 @@ class WiringTest(unittest.TestCase):
         self.assertNotIn("ServiceMonitor/mesh-a2a-mesh", docs)
         claim = docs["StatefulSet/mesh-a2a-mesh"]["spec"]["volumeClaimTemplates"][0]
         self.assertEqual(claim["metadata"]["name"], "data")
+
+        # Secure by default: TLS, mTLS between nodes and auth, with a CA and
+        # tokens the chart makes; the NetworkPolicy admits only the chart's
+        # pods, the release's namespace and the monitoring namespace.
+        args = container(docs)["args"]
+        self.assertEqual(flag(args, "--tls-client-ca"), "/etc/a2a-mesh/tls/ca.crt")
+        self.assertEqual(flag(args, "--auth-token-file"), "/etc/a2a-mesh/auth/tokens")
+        self.assertIn("--auth-client-certs", args)
+        self.assertIn("Secret/mesh-a2a-mesh-ca", docs)
+        self.assertIn("Secret/mesh-a2a-mesh-auth", docs)
+        policy = docs["NetworkPolicy/mesh-a2a-mesh"]["spec"]
+        self.assertEqual(policy["ingress"][0]["from"][0]["podSelector"]["matchLabels"],
+                         {"app.kubernetes.io/name": "a2a-mesh",
+                          "app.kubernetes.io/instance": "mesh"})
+        self.assertEqual([rule["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"]
+                          for rule in policy["ingress"][1:]], [["agents"], ["monitoring"]])
+
+    def test_cert_manager_makes_the_ca_when_it_is_installed(self):
+        docs = documents(render("--api-versions", "cert-manager.io/v1/Certificate"))
+        self.assertNotIn("Secret/mesh-a2a-mesh-ca", docs)
+        self.assertEqual(docs["Issuer/mesh-a2a-mesh-selfsigned"]["spec"], {"selfSigned": {}})
+        certificate = docs["Certificate/mesh-a2a-mesh-ca"]["spec"]
+        self.assertTrue(certificate["isCA"])
+        self.assertEqual(certificate["issuerRef"]["name"], "mesh-a2a-mesh-selfsigned")
+        pod = docs["StatefulSet/mesh-a2a-mesh"]["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        self.assertEqual(volumes["ca"]["secret"]["secretName"], certificate["secretName"])
+        # ...unless told to make its own.
+        docs = documents(render("--api-versions", "cert-manager.io/v1/Certificate",
+                                "--set", "tls.ca=generate"))
+        self.assertIn("Secret/mesh-a2a-mesh-ca", docs)
+        self.assertNotIn("Certificate/mesh-a2a-mesh-ca", docs)
 
     def test_every_feature(self):
         docs = documents(render("-f", VALUES_ALL, namespace="agents-prod"))
@@ -191,85 +242,305 @@ class WiringTest(unittest.TestCase):
             rules = yaml.safe_load(f)
         self.assertEqual(docs["PrometheusRule/mesh-a2a-mesh"]["spec"], rules)
 
-        # Secrets mounted read-only; the NetworkPolicy opens both ports.
+        # Secrets mounted read-only.
         meshd = container(docs)
         mounts = {m["name"]: m for m in meshd["volumeMounts"]}
-        self.assertTrue(mounts["tls"]["readOnly"])
-        self.assertEqual(mounts["tokens"]["mountPath"], "/etc/a2a-mesh/tokens")
+        for name in ("tls", "auth", "jwks"):
+            self.assertTrue(mounts[name]["readOnly"], name)
+        self.assertEqual(mounts["jwks"]["mountPath"], "/etc/a2a-mesh/jwks")
+        self.assertEqual(flag(args, "--auth-jwks-file"), "/etc/a2a-mesh/jwks/jwks.json")
+
+        # The CA from the organisation's issuer; the users' own token Secret.
+        certificate = docs["Certificate/mesh-a2a-mesh-ca"]["spec"]
+        self.assertTrue(certificate["isCA"])
+        self.assertEqual(certificate["issuerRef"]["name"], "corp-intermediate")
+        self.assertNotIn("Issuer/mesh-a2a-mesh-selfsigned", docs)
+        self.assertNotIn("Secret/mesh-a2a-mesh-auth", docs)
+        pod = docs["StatefulSet/mesh-a2a-mesh"]["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        self.assertEqual(volumes["ca"]["secret"]["secretName"], certificate["secretName"])
+        self.assertEqual(volumes["auth"]["secret"]["secretName"], "corp-a2a-tokens")
+        init_env = env_of(pod["initContainers"][0], MESHD_NODE_ID="mesh-a2a-mesh-3")
+        self.assertEqual(init_env["TRUST_DOMAIN"], "prod.example.com")
+        self.assertEqual(flag(args, "--trust-domain"), "prod.example.com")
+        self.assertEqual(init_env["CERT_DAYS"], "30")
+        names = init_env["CERT_DNS_NAMES"].split(",")
+        for name in ("mesh-a2a-mesh-3.mesh-a2a-mesh-headless.agents-prod.svc.cluster.example",
+                     "mesh-a2a-mesh.agents-prod.svc", "a2a.example.com", "a2a-grpc.example.com",
+                     "mesh.example.com"):
+            self.assertIn(name, names)
+        self.assertIn("--metrics-tls", args)
+        # The monitor scrapes over TLS, trusting the mesh CA.
+        self.assertEqual(monitor["endpoints"][0]["scheme"], "https")
+        self.assertEqual(monitor["endpoints"][0]["tlsConfig"]["ca"]["secret"],
+                         {"name": certificate["secretName"], "key": "ca.crt"})
+
+        # The NetworkPolicy: nodes to nodes; the named namespaces and peers
+        # to gRPC and HTTP; the scrapers to /metrics.
         policy = docs["NetworkPolicy/mesh-a2a-mesh"]["spec"]
-        self.assertEqual([[p["port"] for p in rule["ports"]] for rule in policy["ingress"]],
-                         [["grpc", "http"], ["metrics"]])
+        self.assertEqual([[p["port"] for p in rule.get("ports", [])] for rule in policy["ingress"]],
+                         [[], ["grpc", "http"], ["metrics"]])
+        clients = policy["ingress"][1]["from"]
+        self.assertEqual(clients[0]["namespaceSelector"]["matchExpressions"][0]["values"],
+                         ["agents", "research"])
+        self.assertEqual(clients[1]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+                         "ingress-nginx")
+        scrapers = policy["ingress"][2]["from"]
+        self.assertEqual(scrapers[0]["namespaceSelector"]["matchExpressions"][0]["values"],
+                         ["observability"])
+        self.assertEqual(scrapers[1]["ipBlock"]["cidr"], "10.10.0.0/16")
         args = container(docs)["args"]
         self.assertEqual(flag(args, "--public-http-url"), "https://a2a.example.com")
         self.assertEqual(flag(args, "--public-grpc-url"), "a2a-grpc.example.com:443")
         self.assertIn("--push-allow-private-targets", args)
         self.assertEqual(flag(args, "--push-max-attempts"), "4")
 
-    def test_meshd_runs_with_the_rendered_arguments_and_the_hooks_work(self):
+
+class RunTest(unittest.TestCase):
+    """Runs the real meshd, meshctl and echo-agent with what the chart renders:
+    its arguments, its init container's script, its Secrets, its hooks."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        self.processes = []
+        self.addCleanup(self.stop_all)
+        self.env = dict(os.environ, PATH=ARGS.bin_dir + os.pathsep + os.environ["PATH"])
+
+    def path(self, *parts):
+        return os.path.join(self.tmp.name, *parts)
+
+    def stop_all(self):
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            self.assertEqual(process.wait(timeout=30), 0)
+
+    def start(self, name, argv, env):
+        """Starts a process logging to <tmp>/<name>.log."""
+        with open(self.path(name + ".log"), "w") as log:
+            process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.processes.append(process)
+        return process
+
+    def log(self, name):
+        with open(self.path(name + ".log")) as f:
+            return f.read()
+
+    def start_meshd(self, node_id, args):
+        """meshd with `args` as the pod gets them; its ready file's content."""
+        ready = self.path(node_id + ".ready")
+        process = self.start(node_id, [os.path.join(ARGS.bin_dir, "meshd"), *args,
+                                       "--ready-file", ready],
+                             dict(self.env, MESHD_NODE_ID=node_id))
+        deadline = time.time() + 20
+        while not os.path.exists(ready) and time.time() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        self.assertTrue(os.path.exists(ready), self.log(node_id))
+        with open(ready) as f:
+            return json.load(f)
+
+    def wait_until(self, condition, what, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if condition():
+                return
+            time.sleep(0.1)
+        self.fail(f"timed out waiting until {what}")
+
+    def http_status(self, port, path):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    def sh(self, script, env=None):
+        return run(["/bin/sh", "-c", script], env=env or self.env)
+
+    def meshctl(self, *argv):
+        return run([os.path.join(ARGS.bin_dir, "meshctl"), *argv], env=self.env)
+
+    def check_prestop_drains(self, meshd, node_id, metrics_port, local):
+        """The preStop hook drains: /readyz turns 503 while /livez stays 200."""
+        self.assertEqual(self.http_status(metrics_port, "/readyz"), 200)
+        prestop = meshd["lifecycle"]["preStop"]["exec"]["command"]
+        script = local(prestop[2]).replace(f"sleep {prestop[2].split('sleep ')[1]}", "sleep 0")
+        result = self.sh(script, dict(self.env, MESHD_NODE_ID=node_id))
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn(f"node {node_id} is draining", result.stdout)
+        self.assertEqual(self.http_status(metrics_port, "/readyz"), 503)
+        self.assertEqual(self.http_status(metrics_port, "/livez"), 200)
+
+    def test_plain_text_node_runs_with_the_rendered_arguments_and_the_hooks_work(self):
         grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
         docs = documents(render("--set", f"node.grpcPort={grpc_port}",
                                 "--set", f"node.httpPort={http_port}",
                                 "--set", f"node.metricsPort={metrics_port}",
-                                "--set", "replicaCount=1"))
+                                "--set", "replicaCount=1",
+                                "--set", "tls.enabled=false", "--set", "auth.enabled=false"))
+        self.assertNotIn("Secret/mesh-a2a-mesh-ca", docs)
+        self.assertNotIn("Secret/mesh-a2a-mesh-auth", docs)
         meshd = container(docs)
-        with tempfile.TemporaryDirectory() as tmp:
-            args = [a.replace("$(POD_IP)", "127.0.0.1")
-                     .replace("=/var/lib/a2a-mesh", "=" + os.path.join(tmp, "data"))
-                    for a in meshd["args"]]
-            ready = os.path.join(tmp, "ready.json")
-            env = dict(os.environ, MESHD_NODE_ID="mesh-a2a-mesh-0",
-                       PATH=ARGS.bin_dir + os.pathsep + os.environ["PATH"])
-            with open(os.path.join(tmp, "meshd.log"), "w") as log:
-                process = subprocess.Popen(
-                    [os.path.join(ARGS.bin_dir, "meshd"), *args, "--ready-file", ready],
-                    env=env, stdout=log, stderr=subprocess.STDOUT)
-            try:
-                deadline = time.time() + 20
-                while not os.path.exists(ready) and time.time() < deadline:
-                    if process.poll() is not None:
-                        break
-                    time.sleep(0.05)
-                with open(os.path.join(tmp, "meshd.log")) as log:
-                    self.assertTrue(os.path.exists(ready), log.read())
-                with open(ready) as f:
-                    content = f.read()
-                self.assertIn(f'"grpc_address":"0.0.0.0:{grpc_port}"', content)
-                self.assertIn(f'"metrics_address":"0.0.0.0:{metrics_port}"', content)
-                self.assertIn(f'"http_address":"0.0.0.0:{http_port}"', content)
-                # The HTTP port serves the node's agent card, which names the ports.
-                with urllib.request.urlopen(
-                        f"http://127.0.0.1:{http_port}/.well-known/agent-card.json",
-                        timeout=10) as response:
-                    card = json.load(response)
-                urls = {i["protocolBinding"]: i["url"] for i in card["supportedInterfaces"]}
-                self.assertEqual(urls["JSONRPC"], f"http://127.0.0.1:{http_port}/a2a/jsonrpc")
-                self.assertEqual(urls["GRPC"], f"127.0.0.1:{grpc_port}")
-                self.assertTrue(card["capabilities"]["pushNotifications"])
+        self.assertNotIn("initContainers", docs["StatefulSet/mesh-a2a-mesh"]["spec"]["template"]["spec"])
+        args = [a.replace("$(POD_IP)", "127.0.0.1")
+                 .replace("=/var/lib/a2a-mesh", "=" + self.path("data"))
+                for a in meshd["args"]]
+        ready = self.start_meshd("mesh-a2a-mesh-0", args)
+        self.assertEqual(ready["grpc_address"], f"0.0.0.0:{grpc_port}")
+        self.assertEqual(ready["metrics_address"], f"0.0.0.0:{metrics_port}")
+        self.assertEqual(ready["http_address"], f"0.0.0.0:{http_port}")
+        # The HTTP port serves the node's agent card, which names the ports.
+        with urllib.request.urlopen(
+                f"http://127.0.0.1:{http_port}/.well-known/agent-card.json", timeout=10) as response:
+            card = json.load(response)
+        urls = {i["protocolBinding"]: i["url"] for i in card["supportedInterfaces"]}
+        self.assertEqual(urls["JSONRPC"], f"http://127.0.0.1:{http_port}/a2a/jsonrpc")
+        self.assertEqual(urls["GRPC"], f"127.0.0.1:{grpc_port}")
+        self.assertTrue(card["capabilities"]["pushNotifications"])
 
-                # The helm test's script passes against this node.
-                script = docs["Pod/mesh-a2a-mesh-test-health"]["spec"]["containers"][0]["command"]
-                self.assertEqual(script[:2], ["/bin/sh", "-c"])
-                local = script[2].replace(f"mesh-a2a-mesh:{grpc_port}", f"127.0.0.1:{grpc_port}")
-                result = run(["/bin/sh", "-c", local], env=env)
-                self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
-                self.assertIn("1 of 1 nodes up", result.stdout)
+        # The helm test's script passes against this node.
+        script = docs["Pod/mesh-a2a-mesh-test-health"]["spec"]["containers"][0]["command"]
+        self.assertEqual(script[:2], ["/bin/sh", "-c"])
+        result = self.sh(script[2].replace(f"mesh-a2a-mesh:{grpc_port}", f"127.0.0.1:{grpc_port}"))
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("1 of 1 nodes up", result.stdout)
 
-                # The preStop hook drains: readiness turns NOT_SERVING.
-                prestop = meshd["lifecycle"]["preStop"]["exec"]["command"]
-                result = run(prestop[:2] + [prestop[2].replace("sleep 5", "sleep 0")], env=env)
-                self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
-                self.assertIn("node mesh-a2a-mesh-0 is draining", result.stdout)
-                health = run([os.path.join(ARGS.bin_dir, "meshctl"), "--server",
-                              f"127.0.0.1:{grpc_port}", "health"])
-                self.assertEqual(health.returncode, 1)
-                self.assertIn("NOT_SERVING", health.stdout)
-                # ...while liveness stays SERVING: kubelet does not kill a draining node.
-                liveness = run([os.path.join(ARGS.bin_dir, "meshctl"), "--server",
-                                f"127.0.0.1:{grpc_port}", "health", "--service", "liveness"])
-                self.assertEqual(liveness.returncode, 0, liveness.stdout + liveness.stderr)
-            finally:
-                process.terminate()
-                self.assertEqual(process.wait(timeout=30), 0)
+        self.check_prestop_drains(meshd, "mesh-a2a-mesh-0", metrics_port, lambda text: text)
+        # gRPC health agrees: NOT_SERVING, while liveness stays SERVING.
+        health = self.meshctl("--server", f"127.0.0.1:{grpc_port}", "health")
+        self.assertEqual(health.returncode, 1)
+        self.assertIn("NOT_SERVING", health.stdout)
+        liveness = self.meshctl("--server", f"127.0.0.1:{grpc_port}", "health",
+                                "--service", "liveness")
+        self.assertEqual(liveness.returncode, 0, liveness.stdout + liveness.stderr)
+
+    def test_a_secure_mesh_runs_with_the_rendered_certificates_tokens_and_hooks(self):
+        """The defaults: two nodes with the certificates their init containers
+        issue from the rendered CA, mTLS between them, the rendered token file;
+        the helm test, an agent with the agent token, and the preStop hook."""
+        ports = [(free_port(), free_port(), free_port()) for _ in range(2)]
+        grpc_port, http_port, metrics_port = ports[0]
+        docs = documents(render("--set", f"node.grpcPort={grpc_port}",
+                                "--set", f"node.httpPort={http_port}",
+                                "--set", f"node.metricsPort={metrics_port}",
+                                "--set", "replicaCount=2"))
+        # The Secrets the pods mount, as the API server would store them.
+        ca_secret = docs["Secret/mesh-a2a-mesh-ca"]
+        self.assertEqual(ca_secret["type"], "kubernetes.io/tls")
+        os.makedirs(self.path("ca"))
+        for key, value in ca_secret["data"].items():
+            with open(self.path("ca", key), "wb") as f:
+                f.write(base64.b64decode(value))
+        auth = docs["Secret/mesh-a2a-mesh-auth"]["stringData"]
+        os.makedirs(self.path("auth"))
+        with open(self.path("auth", "tokens"), "w") as f:
+            f.write(auth["tokens"])
+        # The nodes never hold a token, only digests.
+        self.assertNotIn(auth["admin-token"], auth["tokens"])
+        self.assertNotIn(auth["agent-token"], auth["tokens"])
+        os.makedirs(self.path("admin"))
+        with open(self.path("admin", "admin-token"), "w") as f:
+            f.write(auth["admin-token"])
+
+        pod = docs["StatefulSet/mesh-a2a-mesh"]["spec"]["template"]["spec"]
+        init = pod["initContainers"][0]
+        meshd = container(docs)
+        # Only the init container mounts the CA (and so its key).
+        self.assertEqual([m["name"] for m in init["volumeMounts"]], ["ca", "tls"])
+        self.assertNotIn("ca", [m["name"] for m in meshd["volumeMounts"]])
+        tls_volume = next(v for v in pod["volumes"] if v["name"] == "tls")
+        self.assertEqual(tls_volume["emptyDir"]["medium"], "Memory")
+
+        for ordinal, (grpc, http, metrics) in enumerate(ports):
+            node_id = f"mesh-a2a-mesh-{ordinal}"
+            tls_dir = self.path(f"tls-{ordinal}")
+            os.makedirs(tls_dir)
+            env = env_of(init, MESHD_NODE_ID=node_id, POD_IP="127.0.0.1",
+                         CA_DIR=self.path("ca"), TLS_DIR=tls_dir)
+            result = run(init["command"], env=dict(self.env, **env))
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+            self.assertIn(f"CN = {node_id}", result.stdout)
+            other = ports[1 - ordinal][0]
+            args = []
+            for a in meshd["args"]:
+                if a.startswith("--discovery-dns="):
+                    a = f"--peers=127.0.0.1:{other}"  # DNS discovery is tested on its own
+                a = (a.replace("$(POD_IP)", "127.0.0.1")
+                      .replace(f":{grpc_port}", f":{grpc}")
+                      .replace(f":{http_port}", f":{http}")
+                      .replace(f":{metrics_port}", f":{metrics}")
+                      .replace("=/var/lib/a2a-mesh", "=" + self.path(f"data-{ordinal}"))
+                      .replace("/etc/a2a-mesh/tls/", tls_dir + "/")
+                      .replace("/etc/a2a-mesh/auth/", self.path("auth") + "/"))
+                args.append(a)
+            self.start_meshd(node_id, args)
+        for _, _, metrics in ports:
+            self.assertEqual(self.http_status(metrics, "/readyz"), 200)
+            self.assertEqual(self.http_status(metrics, "/livez"), 200)
+
+        # The helm test: through the client Service's name (in every node's
+        # certificate) over TLS with the admin token, both nodes up -- which
+        # they are only if their mTLS peering with the issued certificates works.
+        script = docs["Pod/mesh-a2a-mesh-test-health"]["spec"]["containers"][0]["command"][2]
+        script = (script.replace("/etc/a2a-mesh/ca/", self.path("ca") + "/")
+                  .replace("/etc/a2a-mesh/admin/", self.path("admin") + "/"))
+        self.assertIn(f"mesh-a2a-mesh:{grpc_port}", script)
+        result = None
+
+        def helm_test_passes():
+            nonlocal result
+            # The Service's name does not resolve here; localhost, also in the
+            # certificate, does (TLS checks the name dialed).
+            result = self.sh(script.replace(f"mesh-a2a-mesh:{grpc_port}",
+                                            f"localhost:{grpc_port}"))
+            return result.returncode == 0
+        self.wait_until(helm_test_passes, "the helm test passes")
+        self.assertIn("2 of 2 nodes up", result.stdout)
+
+        # From the attacker's side: plain text, no token, a wrong CA.
+        server = f"localhost:{grpc_port}"
+        plain = self.meshctl("--server", server, "--token", auth["admin-token"], "nodes")
+        self.assertNotEqual(plain.returncode, 0, plain.stdout)
+        no_token = self.meshctl("--server", server, "--tls-ca", self.path("ca", "ca.crt"), "nodes")
+        self.assertNotEqual(no_token.returncode, 0, no_token.stdout)
+        self.assertIn("UNAUTHENTICATED", no_token.stderr + no_token.stdout)
+        guessed = self.meshctl("--server", server, "--tls-ca", self.path("ca", "ca.crt"),
+                               "--token", "x" * 43, "nodes")
+        self.assertIn("UNAUTHENTICATED", guessed.stderr + guessed.stdout)
+        # Another CA's bundle does not verify the node: the handshake fails.
+        other_ca = self.path("other-ca.crt")
+        made = run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", self.path("other-ca.key"),
+                    "-out", other_ca, "-subj", "/CN=other", "-days", "1"])
+        self.assertEqual(made.returncode, 0, made.stderr)
+        wrong_ca = self.meshctl("--server", server, "--tls-ca", other_ca,
+                                "--token", auth["admin-token"], "nodes")
+        self.assertNotEqual(wrong_ca.returncode, 0, wrong_ca.stdout)
+
+        # An agent registers on node 1 with the agent token; a task sent to
+        # node 0 with the admin token is routed to it over mTLS.
+        agent = self.start("echo-agent", [os.path.join(ARGS.bin_dir, "echo-agent"),
+                                          "--node", f"localhost:{ports[1][0]}",
+                                          "--tls-ca", self.path("ca", "ca.crt"),
+                                          "--token", auth["agent-token"]], self.env)
+        admin = ["--server", server, "--tls-ca", self.path("ca", "ca.crt"),
+                 "--token-file", self.path("admin", "admin-token")]
+        self.wait_until(lambda: "echo" in self.meshctl(*admin, "skills").stdout,
+                        "the agent's skill is in node 0's catalog")
+        sent = self.meshctl(*admin, "send", "--skill", "echo", "hello through the chart")
+        self.assertEqual(sent.returncode, 0, sent.stdout + sent.stderr + self.log("echo-agent"))
+        self.assertIn("hello through the chart", sent.stdout)
+        agent.terminate()
+        agent.wait(timeout=30)
+        self.processes.remove(agent)
+
+        # The preStop hook reaches its own node with the node's certificate.
+        tls_dir = self.path("tls-0")
+        self.check_prestop_drains(
+            meshd, "mesh-a2a-mesh-0", metrics_port,
+            lambda text: text.replace("/etc/a2a-mesh/tls/", tls_dir + "/"))
 
 
 if __name__ == "__main__":

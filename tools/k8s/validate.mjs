@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Validates Kubernetes manifests offline against the JSON schemas bundled in
 // kubernetes-models (and @kubernetes-models/prometheus-operator for
-// ServiceMonitor and PrometheusRule), with AJV. No cluster needed.
+// ServiceMonitor and PrometheusRule, @kubernetes-models/cert-manager for
+// Issuer and Certificate), with AJV. No cluster needed.
 //
 //   helm template deploy/helm/a2a-mesh | node tools/k8s/validate.mjs -
 //   node tools/k8s/validate.mjs a.yaml b.yaml
@@ -12,7 +13,11 @@
 import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
 
-const PACKAGES = ["kubernetes-models", "@kubernetes-models/prometheus-operator"];
+const PACKAGES = [
+  "kubernetes-models",
+  "@kubernetes-models/prometheus-operator",
+  "@kubernetes-models/cert-manager",
+];
 const files = process.argv.slice(2);
 if (!files.length) files.push("-");
 let bad = 0;

@@ -46,3 +46,50 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "a2a-mesh.gracePeriod" -}}
 {{- add .Values.preStopSleepSeconds .Values.node.drainTimeoutSeconds 15 }}
 {{- end }}
+
+{{/* Where the mesh CA comes from: certManager, generate or secret. */}}
+{{- define "a2a-mesh.caSource" -}}
+{{- if ne .Values.tls.ca "auto" }}
+{{- .Values.tls.ca }}
+{{- else if .Capabilities.APIVersions.Has "cert-manager.io/v1/Certificate" }}
+{{- "certManager" }}
+{{- else }}
+{{- "generate" }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret that holds the mesh CA (tls.crt, tls.key, ca.crt). */}}
+{{- define "a2a-mesh.caSecret" -}}
+{{- if eq (include "a2a-mesh.caSource" .) "secret" }}
+{{- required "tls.existingSecret is required with tls.ca=secret" .Values.tls.existingSecret }}
+{{- else }}
+{{- printf "%s-ca" (include "a2a-mesh.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret with the token file ("tokens") and the admin token ("admin-token"). */}}
+{{- define "a2a-mesh.authSecret" -}}
+{{- default (printf "%s-auth" (include "a2a-mesh.fullname" .)) .Values.auth.existingSecret }}
+{{- end }}
+
+{{/* The DNS names in every node's certificate besides its own pod's (comma-separated). */}}
+{{- define "a2a-mesh.certDnsNames" -}}
+{{- $fullname := include "a2a-mesh.fullname" . }}
+{{- $ns := .Release.Namespace }}
+{{- $names := list $fullname (printf "%s.%s" $fullname $ns) (printf "%s.%s.svc" $fullname $ns) (printf "%s.%s.svc.%s" $fullname $ns .Values.clusterDomain) (include "a2a-mesh.discoveryName" .) }}
+{{- with .Values.node.publicHttpUrl }}
+{{- $names = append $names (regexReplaceAll ":[0-9]+$" (urlParse .).host "") }}
+{{- end }}
+{{- with .Values.node.publicGrpcUrl }}
+{{- $names = append $names (regexReplaceAll ":[0-9]+$" (regexReplaceAll "^[a-z]+://" . "") "") }}
+{{- end }}
+{{- concat $names .Values.tls.dnsNames | uniq | join "," }}
+{{- end }}
+
+{{/* meshctl's flags to reach this pod's node from inside it. */}}
+{{- define "a2a-mesh.localMeshctl" -}}
+meshctl --server {{ if .Values.tls.enabled }}localhost{{ else }}127.0.0.1{{ end }}:{{ .Values.node.grpcPort }}
+{{- if .Values.tls.enabled }} --tls-ca /etc/a2a-mesh/tls/ca.crt --tls-cert /etc/a2a-mesh/tls/node.crt --tls-key /etc/a2a-mesh/tls/node.key
+{{- else if .Values.auth.enabled }} --token-file /etc/a2a-mesh/admin/admin-token
+{{- end }}
+{{- end }}
