@@ -373,27 +373,43 @@ class RunTest(unittest.TestCase):
         self.assertEqual(self.http_status(metrics_port, "/readyz"), 503)
         self.assertEqual(self.http_status(metrics_port, "/livez"), 200)
 
-    def test_plain_text_node_runs_with_the_rendered_arguments_and_the_hooks_work(self):
+    def write_auth_secret(self, docs):
+        """The chart's token Secret as the pods see it: <tmp>/auth/tokens (the
+        nodes' file) and <tmp>/admin/admin-token. Returns its stringData."""
+        auth = docs["Secret/mesh-a2a-mesh-auth"]["stringData"]
+        for directory, key in (("auth", "tokens"), ("admin", "admin-token")):
+            os.makedirs(self.path(directory))
+            with open(self.path(directory, key), "w") as f:
+                f.write(auth[key])
+        return auth
+
+    def local_paths(self, text):
+        """The pod's paths of the Secrets' files, here."""
+        return (text.replace("/etc/a2a-mesh/auth/", self.path("auth") + "/")
+                .replace("/etc/a2a-mesh/admin/", self.path("admin") + "/"))
+
+    def test_without_tls_callers_still_authenticate_and_the_hooks_use_the_admin_token(self):
         grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
         docs = documents(render("--set", f"node.grpcPort={grpc_port}",
                                 "--set", f"node.httpPort={http_port}",
                                 "--set", f"node.metricsPort={metrics_port}",
-                                "--set", "replicaCount=1",
-                                "--set", "tls.enabled=false", "--set", "auth.enabled=false"))
+                                "--set", "replicaCount=1", "--set", "tls.enabled=false"))
         self.assertNotIn("Secret/mesh-a2a-mesh-ca", docs)
-        self.assertNotIn("Secret/mesh-a2a-mesh-auth", docs)
+        self.write_auth_secret(docs)
         meshd = container(docs)
-        self.assertNotIn("initContainers", docs["StatefulSet/mesh-a2a-mesh"]["spec"]["template"]["spec"])
-        args = [a.replace("$(POD_IP)", "127.0.0.1")
-                 .replace("=/var/lib/a2a-mesh", "=" + self.path("data"))
+        pod = docs["StatefulSet/mesh-a2a-mesh"]["spec"]["template"]["spec"]
+        self.assertNotIn("initContainers", pod)
+        self.assertNotIn("--auth-client-certs", meshd["args"])
+        args = [self.local_paths(a.replace("$(POD_IP)", "127.0.0.1")
+                                 .replace("=/var/lib/a2a-mesh", "=" + self.path("data")))
                 for a in meshd["args"]]
         ready = self.start_meshd("mesh-a2a-mesh-0", args)
         self.assertEqual(ready["grpc_address"], f"0.0.0.0:{grpc_port}")
         self.assertEqual(ready["metrics_address"], f"0.0.0.0:{metrics_port}")
         self.assertEqual(ready["http_address"], f"0.0.0.0:{http_port}")
         # The HTTP port serves the node's agent card, which names the ports.
-        with urllib.request.urlopen(
-                f"http://127.0.0.1:{http_port}/.well-known/agent-card.json", timeout=10) as response:
+        card_url = f"http://127.0.0.1:{http_port}/.well-known/agent-card.json"
+        with urllib.request.urlopen(card_url, timeout=10) as response:
             card = json.load(response)
         urls = {i["protocolBinding"]: i["url"] for i in card["supportedInterfaces"]}
         self.assertEqual(urls["JSONRPC"], f"http://127.0.0.1:{http_port}/a2a/jsonrpc")
@@ -403,11 +419,19 @@ class RunTest(unittest.TestCase):
         # The helm test's script passes against this node.
         script = docs["Pod/mesh-a2a-mesh-test-health"]["spec"]["containers"][0]["command"]
         self.assertEqual(script[:2], ["/bin/sh", "-c"])
-        result = self.sh(script[2].replace(f"mesh-a2a-mesh:{grpc_port}", f"127.0.0.1:{grpc_port}"))
+        result = self.sh(self.local_paths(
+            script[2].replace(f"mesh-a2a-mesh:{grpc_port}", f"127.0.0.1:{grpc_port}")))
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertIn("1 of 1 nodes up", result.stdout)
 
-        self.check_prestop_drains(meshd, "mesh-a2a-mesh-0", metrics_port, lambda text: text)
+        # Without the token, nothing but health.
+        refused = self.meshctl("--server", f"127.0.0.1:{grpc_port}", "nodes")
+        self.assertIn("UNAUTHENTICATED", refused.stdout + refused.stderr)
+        health = self.meshctl("--server", f"127.0.0.1:{grpc_port}", "health")
+        self.assertEqual(health.returncode, 0, health.stdout + health.stderr)
+        self.assertIn(": SERVING", health.stdout)
+        self.assertIn("nodes are not shown", health.stderr)
+        self.check_prestop_drains(meshd, "mesh-a2a-mesh-0", metrics_port, self.local_paths)
         # gRPC health agrees: NOT_SERVING, while liveness stays SERVING.
         health = self.meshctl("--server", f"127.0.0.1:{grpc_port}", "health")
         self.assertEqual(health.returncode, 1)
@@ -433,16 +457,10 @@ class RunTest(unittest.TestCase):
         for key, value in ca_secret["data"].items():
             with open(self.path("ca", key), "wb") as f:
                 f.write(base64.b64decode(value))
-        auth = docs["Secret/mesh-a2a-mesh-auth"]["stringData"]
-        os.makedirs(self.path("auth"))
-        with open(self.path("auth", "tokens"), "w") as f:
-            f.write(auth["tokens"])
+        auth = self.write_auth_secret(docs)
         # The nodes never hold a token, only digests.
         self.assertNotIn(auth["admin-token"], auth["tokens"])
         self.assertNotIn(auth["agent-token"], auth["tokens"])
-        os.makedirs(self.path("admin"))
-        with open(self.path("admin", "admin-token"), "w") as f:
-            f.write(auth["admin-token"])
 
         pod = docs["StatefulSet/mesh-a2a-mesh"]["spec"]["template"]["spec"]
         init = pod["initContainers"][0]
@@ -472,9 +490,8 @@ class RunTest(unittest.TestCase):
                       .replace(f":{http_port}", f":{http}")
                       .replace(f":{metrics_port}", f":{metrics}")
                       .replace("=/var/lib/a2a-mesh", "=" + self.path(f"data-{ordinal}"))
-                      .replace("/etc/a2a-mesh/tls/", tls_dir + "/")
-                      .replace("/etc/a2a-mesh/auth/", self.path("auth") + "/"))
-                args.append(a)
+                      .replace("/etc/a2a-mesh/tls/", tls_dir + "/"))
+                args.append(self.local_paths(a))
             self.start_meshd(node_id, args)
         for _, _, metrics in ports:
             self.assertEqual(self.http_status(metrics, "/readyz"), 200)
@@ -484,8 +501,7 @@ class RunTest(unittest.TestCase):
         # certificate) over TLS with the admin token, both nodes up -- which
         # they are only if their mTLS peering with the issued certificates works.
         script = docs["Pod/mesh-a2a-mesh-test-health"]["spec"]["containers"][0]["command"][2]
-        script = (script.replace("/etc/a2a-mesh/ca/", self.path("ca") + "/")
-                  .replace("/etc/a2a-mesh/admin/", self.path("admin") + "/"))
+        script = self.local_paths(script.replace("/etc/a2a-mesh/ca/", self.path("ca") + "/"))
         self.assertIn(f"mesh-a2a-mesh:{grpc_port}", script)
         result = None
 
