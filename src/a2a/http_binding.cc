@@ -171,6 +171,7 @@ class HttpBinding::StreamCall final
 HttpBinding::HttpBinding(HttpBindingOptions options, std::shared_ptr<grpc::Channel> a2a_channel,
                          const CardSource& cards)
     : process_secret_(std::move(options.process_secret)),
+      max_json_depth_(options.max_json_depth),
       stub_(std::move(a2a_channel)),
       cards_(std::move(options.cards), cards) {
   const google::protobuf::ServiceDescriptor* a2a =
@@ -271,7 +272,7 @@ void HttpBinding::ServeJsonRpc(const std::shared_ptr<http::Exchange>& exchange) 
     response.status = 415;
     return exchange->Respond(std::move(response));
   }
-  JsonRpcRequest call = ReadJsonRpcRequest(request.body);
+  JsonRpcRequest call = ReadJsonRpcRequest(request.body, max_json_depth_);
   if (call.error_code != 0) {
     return exchange->Respond(JsonRpcError(call.id, call.error_code, call.error));
   }
@@ -347,6 +348,10 @@ void HttpBinding::ServeRest(const std::shared_ptr<http::Exchange>& exchange,
                        *request.Header("content-type"))));
       response.status = 415;
       return exchange->Respond(std::move(response));
+    }
+    if (JsonNestsDeeperThan(request.body, max_json_depth_)) {
+      return exchange->Respond(RestError(absl::InvalidArgumentError(absl::StrCat(
+          "the body nests deeper than ", max_json_depth_, " levels (--max-json-depth)"))));
     }
     if (auto status = google::protobuf::util::JsonStringToMessage(request.body, message.get(),
                                                                   ProtoJsonParseOptions());

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "a2a/agent_cards.h"
+#include "a2a/jsonrpc_request.h"
 #include "absl/container/flat_hash_map.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
@@ -21,6 +22,8 @@ struct HttpBindingOptions {
   // (security::Authenticator::process_secret), so that it takes the client
   // certificate the binding verified as the caller's.
   std::string process_secret;
+  // Request bodies nesting deeper are refused before they are parsed.
+  int max_json_depth = kDefaultMaxJsonDepth;
 };
 
 // A2A v1.0 over HTTP: the JSON-RPC 2.0 binding (POST /a2a/jsonrpc, SSE for the
@@ -65,6 +68,7 @@ class HttpBinding {
               std::shared_ptr<HttpFraming> framing);
 
   const std::string process_secret_;
+  const int max_json_depth_;
   grpc::GenericStub stub_;
   const AgentCards cards_;
   // By the method's name ("SendMessage", ...).

@@ -16,8 +16,9 @@ namespace {
 class EnvelopeScanner final
     : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, EnvelopeScanner> {
  public:
-  EnvelopeScanner(rapidjson::MemoryStream& in, absl::string_view body, JsonRpcRequest& out)
-      : in_(in), body_(body), out_(out) {}
+  EnvelopeScanner(rapidjson::MemoryStream& in, absl::string_view body, int max_depth,
+                  JsonRpcRequest& out)
+      : in_(in), body_(body), max_depth_(max_depth), out_(out) {}
 
   bool Null() { return Scalar("null", Kind::kNull); }
   bool Bool(bool b) { return Scalar(b ? "true" : "false", Kind::kBool); }
@@ -131,9 +132,9 @@ class EnvelopeScanner final
         Note(kInvalidRequest, "Invalid Request: \"method\" must be a non-empty string");
       }
     }
-    if (++depth_ > kMaxJsonRpcDepth) {
+    if (++depth_ > max_depth_) {
       return Fail(kInvalidRequest, absl::StrCat("Invalid Request: the body nests deeper than ",
-                                                kMaxJsonRpcDepth, " levels"));
+                                                max_depth_, " levels (--max-json-depth)"));
     }
     return true;
   }
@@ -154,6 +155,7 @@ class EnvelopeScanner final
 
   rapidjson::MemoryStream& in_;
   const absl::string_view body_;
+  const int max_depth_;
   JsonRpcRequest& out_;
   int depth_ = 0;
   Member member_ = Member::kNone;
@@ -164,10 +166,10 @@ class EnvelopeScanner final
 
 }  // namespace
 
-JsonRpcRequest ReadJsonRpcRequest(absl::string_view body) {
+JsonRpcRequest ReadJsonRpcRequest(absl::string_view body, int max_depth) {
   JsonRpcRequest request;
   rapidjson::MemoryStream in(body.data(), body.size());
-  EnvelopeScanner scanner(in, body, request);
+  EnvelopeScanner scanner(in, body, max_depth, request);
   rapidjson::Reader reader;
   constexpr unsigned kFlags = rapidjson::kParseIterativeFlag |         // no recursion on deep input
                               rapidjson::kParseNumbersAsStringsFlag |  // ids keep every digit

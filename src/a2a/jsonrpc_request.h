@@ -23,11 +23,15 @@ struct JsonRpcRequest {
   std::string error;
 };
 
-// Nesting deeper than this anywhere in the body is refused (-32600).
-inline constexpr int kMaxJsonRpcDepth = 100;
+// How deep a request body may nest by default (--max-json-depth): deeper than
+// any A2A message needs, shallow enough that no parser behind it spends more
+// than linear time.
+inline constexpr int kDefaultMaxJsonDepth = 64;
 
 // Reads the envelope of `body`. `body` must outlive the result's params.
-JsonRpcRequest ReadJsonRpcRequest(absl::string_view body);
+// Nesting deeper than `max_depth` anywhere in the body is refused (-32600)
+// before any of it is parsed into a message.
+JsonRpcRequest ReadJsonRpcRequest(absl::string_view body, int max_depth = kDefaultMaxJsonDepth);
 
 }  // namespace a2amesh::a2a
 

@@ -142,6 +142,11 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
   app.add_option("--max-parts", n.max_parts, "Most parts in one message")
       ->envname("MESHD_MAX_PARTS")
       ->capture_default_str();
+  app.add_option("--max-json-depth", n.max_json_depth,
+                 "JSON request bodies nesting arrays or objects deeper are refused before parsing")
+      ->envname("MESHD_MAX_JSON_DEPTH")
+      ->check(CLI::Range(8, 1000))
+      ->capture_default_str();
   app.add_option("--max-card-bytes", n.max_card_bytes, "Largest agent card")
       ->envname("MESHD_MAX_CARD_BYTES")
       ->capture_default_str();

@@ -435,6 +435,7 @@ absl::Status Node::StartHttp() {
   }
   binding.cards.security.mtls = options_.auth.client_certificates;
   binding.process_secret = auth_->process_secret();
+  binding.max_json_depth = options_.max_json_depth;
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);

@@ -108,6 +108,9 @@ struct NodeOptions {
   absl::Duration drain_timeout = absl::Seconds(30);
   int64_t max_message_bytes = 4 * 1024 * 1024;
   int max_parts = 256;
+  // JSON request bodies (JSON-RPC, HTTP+JSON) nesting deeper are refused
+  // before they are parsed (a2a::kDefaultMaxJsonDepth).
+  int max_json_depth = 64;
   int64_t max_card_bytes = 64 * 1024;
   int max_agents = 1024;
   int64_t max_open_streams = 10000;

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -266,6 +268,47 @@ TEST_F(HttpBindingTest, BadRequestsGetTheSpecsErrorsAndTheNodeKeepsServing) {
   HttpResult after = JsonRpc(SendEcho("still-here"));
   EXPECT_EQ(RpcCode(after), 0) << after.body;
   EXPECT_THAT(after.body, HasSubstr("TASK_STATE_COMPLETED"));
+}
+
+TEST_F(HttpBindingTest, DeeplyNestedBodiesAreRefusedBeforeParsingOnEveryRoute) {
+  // Protobuf's JSON parser takes minutes over 100,000 nested arrays; the
+  // depth check refuses them in one linear pass, so the event loop stays free.
+  const std::string arrays = std::string(100000, '[') + std::string(100000, ']');
+  std::string objects;
+  for (int i = 0; i < 100000; ++i) objects += R"({"a":)";
+  objects += "1" + std::string(100000, '}');
+  std::atomic<bool> done{false};
+  std::atomic<int> refused{0};
+  std::thread attacker([&] {
+    while (!done.load()) {
+      for (const std::string* deep : std::vector<const std::string*>{&arrays, &objects}) {
+        absl::Time start = absl::Now();
+        HttpResult rpc = JsonRpc(absl::StrCat(
+            R"({"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":)", *deep, "}}"));
+        EXPECT_EQ(RpcCode(rpc), -32600) << rpc.body.substr(0, 200);
+        EXPECT_THAT(RpcMessage(rpc), HasSubstr("deeper than 64 levels (--max-json-depth)"));
+        HttpResult rest =
+            Call("POST", "/a2a/rest/message:send", absl::StrCat(R"({"message":)", *deep, "}"));
+        EXPECT_EQ(rest.status, 400);
+        EXPECT_THAT(rest.body, HasSubstr("deeper than 64 levels"));
+        HttpResult config = Call("POST", "/a2a/rest/tasks/n1~x/pushNotificationConfigs",
+                                 absl::StrCat(R"({"url":"https://x.test","token":)", *deep, "}"));
+        EXPECT_EQ(config.status, 400);
+        // A bound a thousand times above what the check takes, and below
+        // what parsing took (minutes): the check ran, not the parser.
+        EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+        refused.fetch_add(3);
+      }
+    }
+  });
+  // Meanwhile another client is served.
+  for (int i = 0; i < 20; ++i) {
+    HttpResult echo = JsonRpc(SendEcho(absl::StrCat("served-", i)));
+    EXPECT_EQ(RpcCode(echo), 0) << echo.body;
+  }
+  EXPECT_TRUE(WaitFor([&] { return refused.load() >= 6; }));
+  done = true;
+  attacker.join();
 }
 
 TEST_F(HttpBindingTest, RestRoutesTenantsAndErrors) {

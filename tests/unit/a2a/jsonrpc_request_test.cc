@@ -3,6 +3,7 @@
 #include <string>
 
 #include "a2a/http_framing.h"
+#include "a2a/proto_json.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -83,8 +84,26 @@ TEST(JsonRpcRequestTest, DeepNestingIsRefusedQuicklyWithoutRecursion) {
   deep += std::string(100000, '[') + std::string(100000, ']') + "}}";
   JsonRpcRequest request = ReadJsonRpcRequest(deep);
   EXPECT_EQ(request.error_code, kInvalidRequest);
-  EXPECT_THAT(request.error, HasSubstr("deeper than 100 levels"));
+  EXPECT_THAT(request.error, HasSubstr("deeper than 64 levels (--max-json-depth)"));
   EXPECT_EQ(request.id, "1");
+  // Objects too, and the limit is the caller's.
+  std::string objects = R"({"jsonrpc":"2.0","id":2,"method":"SendMessage","params":)";
+  for (int i = 0; i < 10; ++i) objects += R"({"a":)";
+  objects += "1" + std::string(10, '}') + "}";
+  EXPECT_EQ(ReadJsonRpcRequest(objects).error_code, 0);
+  EXPECT_EQ(ReadJsonRpcRequest(objects, /*max_depth=*/8).error_code, kInvalidRequest);
+}
+
+TEST(JsonNestingTest, CountsArraysAndObjectsButNotBracketsInStrings) {
+  EXPECT_FALSE(JsonNestsDeeperThan(R"({"a":[1,{"b":[]}]})", 4));
+  EXPECT_TRUE(JsonNestsDeeperThan(R"({"a":[1,{"b":[]}]})", 3));
+  EXPECT_FALSE(JsonNestsDeeperThan(R"({"a":"[[[[[[{{{{"})", 1));
+  // An escaped quote does not end the string.
+  EXPECT_FALSE(JsonNestsDeeperThan(R"({"a":"\"[[[[[["})", 1));
+  // An escaped backslash does not escape the quote after it.
+  EXPECT_TRUE(JsonNestsDeeperThan(R"({"a":"\\",b:[[[[[[]]]]]]})", 4));
+  EXPECT_TRUE(JsonNestsDeeperThan(std::string(100000, '[') + std::string(100000, ']'), 64));
+  EXPECT_FALSE(JsonNestsDeeperThan(std::string(64, '[') + std::string(64, ']'), 64));
 }
 
 }  // namespace

@@ -107,6 +107,8 @@ TEST(FlagsTest, BadValuesNameTheFlag) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--store-sync")));
   EXPECT_THAT(Parse({"--max-parts", "many"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--max-parts")));
+  EXPECT_THAT(Parse({"--max-json-depth", "2"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--max-json-depth")));
   EXPECT_THAT(Parse({"--no-such-flag"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--no-such-flag")));
 }
