@@ -4,6 +4,7 @@
 #include <chrono>
 #include <deque>
 #include <limits>
+#include <list>
 #include <optional>
 #include <thread>
 
@@ -100,6 +101,10 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   // Declared before the io_context: sessions that die with it unregister here.
   absl::Mutex mu;
   absl::flat_hash_set<Session*> sessions ABSL_GUARDED_BY(mu);
+  // The sessions waiting for (or reading) a request, longest first: what a
+  // full server sheds to take a new connection.
+  std::list<Session*> waiting ABSL_GUARDED_BY(mu);
+  std::atomic<uint64_t> shed{0};
   bool stopping ABSL_GUARDED_BY(mu) = false;
   int running ABSL_GUARDED_BY(mu) = 0;
   std::atomic<bool> stopped{false};
@@ -134,6 +139,7 @@ class Session : public std::enable_shared_from_this<Session> {
   ~Session() {
     absl::MutexLock lock(&core_.mu);
     core_.sessions.erase(this);
+    LeaveWaitingLocked();
   }
 
   Strand strand() { return socket_.get_executor(); }
@@ -142,6 +148,23 @@ class Session : public std::enable_shared_from_this<Session> {
   // any: the client would not understand it before).
   void Start(bool over);
   void Reject(int status, std::string message) { Fail(status, std::move(message)); }
+
+  // On the strand: closes the connection if it still waits for (or reads) a
+  // request; one that has sent its request by now is left alone.
+  void Shed();
+  // Puts it last in core_.waiting, with core_.mu held (the accept path).
+  void EnterWaitingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.mu) {
+    if (!in_waiting_) {
+      waiting_pos_ = core_.waiting.insert(core_.waiting.end(), this);
+      in_waiting_ = true;
+    }
+  }
+  void LeaveWaitingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.mu) {
+    if (in_waiting_) {
+      core_.waiting.erase(waiting_pos_);
+      in_waiting_ = false;
+    }
+  }
 
   void Respond(ExchangeImpl* exchange, Response response);
   void StartStream(ExchangeImpl* exchange, Response head);
@@ -157,7 +180,16 @@ class Session : public std::enable_shared_from_this<Session> {
   };
 
   void ReadRequest();
+  void ReadHeader();
   void OnHeader(boost::system::error_code ec);
+  void EnterWaiting() {
+    absl::MutexLock lock(&core_.mu);
+    EnterWaitingLocked();
+  }
+  void LeaveWaiting() {
+    absl::MutexLock lock(&core_.mu);
+    LeaveWaitingLocked();
+  }
   void OnRead(boost::system::error_code ec);
   bool FailRead(boost::system::error_code ec);
   void Dispatch();
@@ -217,6 +249,11 @@ class Session : public std::enable_shared_from_this<Session> {
   bool watching_ = false;
   bool read_after_watch_ = false;
   bool closed_ = false;
+  // Waiting for a request or reading one (from the start until Dispatch).
+  bool reading_ = true;
+  // Its place in core_.waiting, if it is in it.
+  std::list<Session*>::iterator waiting_pos_ ABSL_GUARDED_BY(core_.mu);
+  bool in_waiting_ ABSL_GUARDED_BY(core_.mu) = false;
 };
 
 namespace {
@@ -391,15 +428,40 @@ void Session::Start(bool over) {
                         });
 }
 
+void Session::Shed() {
+  if (closed_ || !reading_) return;
+  core_.shed.fetch_add(1, std::memory_order_relaxed);
+  Close();
+}
+
 void Session::ReadRequest() {
   if (closed_) return;
+  reading_ = true;
+  EnterWaiting();
+  if (buffer_.size() > 0) return ReadHeader();  // pipelined: it is here
+  // Idle until the request's first bytes; from then on the header has
+  // header_timeout to arrive.
+  Arm(read_deadline_, core_.options.idle_timeout);
+  WithStream([this](auto& stream) {
+    stream.async_read_some(
+        buffer_.prepare(4096), [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+          self->Disarm(self->read_deadline_);
+          self->buffer_.commit(n);
+          if (self->closed_) return;
+          if (ec) return self->Close();  // the client left (or idled out) between requests
+          self->ReadHeader();
+        });
+  });
+}
+
+void Session::ReadHeader() {
   parser_.emplace();
   parser_->header_limit(static_cast<uint32_t>(core_.options.max_header_bytes));
   // The declared length is checked once the header is in (so the error can
   // be shaped for the request's path); a chunked body is limited as it comes.
   // (Not boost::none: Beast 1.74 then refuses every Content-Length.)
   parser_->body_limit(std::numeric_limits<uint64_t>::max());
-  Arm(read_deadline_, core_.options.idle_timeout);
+  Arm(read_deadline_, core_.options.header_timeout);
   WithStream([this](auto& stream) {
     bhttp::async_read_header(
         stream, buffer_, *parser_,
@@ -463,6 +525,8 @@ void Session::OnRead(boost::system::error_code ec) {
 }
 
 void Session::Dispatch() {
+  reading_ = false;
+  LeaveWaiting();
   auto message = parser_->release();
   parser_.reset();
   Request request;
@@ -668,6 +732,8 @@ void Session::Finished() {
 void Session::Close() {
   if (closed_) return;
   closed_ = true;
+  reading_ = false;
+  LeaveWaiting();
   Disarm(read_deadline_);
   Disarm(write_deadline_);
   boost::system::error_code ignored;
@@ -702,11 +768,26 @@ void ServerCore::Accept() {
             *this, std::move(socket), options.tls != nullptr ? options.tls->Current() : nullptr);
         bool accepted;
         bool over;
+        std::weak_ptr<Session> shed;
         {
           absl::MutexLock lock(&mu);
           accepted = !stopping;
           over = sessions.size() >= options.max_connections;
-          if (accepted) sessions.insert(session.get());
+          if (accepted && over && !waiting.empty()) {
+            // Full: the connection that has waited longest for a request
+            // makes room (it is closed on its strand, after this).
+            Session* longest = waiting.front();
+            longest->LeaveWaitingLocked();
+            shed = longest->weak_from_this();  // alive: its destructor needs `mu`
+            over = false;
+          }
+          if (accepted) {
+            sessions.insert(session.get());
+            session->EnterWaitingLocked();
+          }
+        }
+        if (std::shared_ptr<Session> longest = shed.lock()) {
+          asio::post(longest->strand(), [longest] { longest->Shed(); });
         }
         if (accepted) {
           asio::post(session->strand(), [session, over] { session->Start(over); });
@@ -720,6 +801,8 @@ Server::Server(std::shared_ptr<ServerCore> core) : core_(std::move(core)) {}
 Server::~Server() { Stop(); }
 
 int Server::port() const { return core_->port; }
+
+uint64_t Server::shed_connections() const { return core_->shed.load(std::memory_order_relaxed); }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& address,
                                                       ServerOptions options, AsyncHandler handler) {

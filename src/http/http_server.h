@@ -73,9 +73,17 @@ using Handler = std::function<Response(const Request&)>;
 struct ServerOptions {
   size_t max_header_bytes = 64 * 1024;
   size_t max_body_bytes = 4 * 1024 * 1024;
+  // Connections served at once. A new one past this takes the place of the
+  // connection that has waited longest for (or been longest reading) a
+  // request -- an idle keep-alive one, or a slow client's -- so that a flood
+  // of idle or slowloris connections cannot lock real clients out; only when
+  // every connection is busy with a request is the new one answered 503.
   size_t max_connections = 256;
-  // A connection waiting this long for (the rest of) a request is closed.
+  // A connection waiting this long for a request (or its body) is closed.
   absl::Duration idle_timeout = absl::Seconds(60);
+  // A request's header must be in within this of its first byte (a client
+  // sending it a byte at a time is cut off).
+  absl::Duration header_timeout = absl::Seconds(10);
   // A client that takes longer than this to take one write is closed.
   absl::Duration write_timeout = absl::Seconds(30);
   // Threads running the event loop.
@@ -98,7 +106,8 @@ class ServerCore;
 // chunked request bodies, HEAD, streamed (chunked) responses with
 // back-pressure, and the errors a client needs before any handler runs: 400,
 // 413 (body over max_body_bytes), 431 (headers over max_header_bytes), 503
-// (over max_connections), 505. Stop is immediate. Thread-safe.
+// (over max_connections with none to shed), 505. Stop is immediate.
+// Thread-safe.
 class Server {
  public:
   // Listens on `address` ("host:port"; port 0 picks one; host "" or 0.0.0.0:
@@ -113,6 +122,8 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   int port() const;
+  // Connections closed to make room for new ones (see max_connections).
+  uint64_t shed_connections() const;
   // Closes every connection (their exchanges see the client gone) and stops
   // listening. Idempotent.
   void Stop();

@@ -87,6 +87,12 @@ void Metrics::WriteNode(TextWriter& writer) const {
                  "state", sample.tasks);
   Gauge(writer, "a2amesh_push_queued", "Push notifications waiting to be delivered to webhooks.",
         static_cast<double>(sample.push_queued));
+  writer.Family("a2amesh_http_connections_shed_total",
+                "HTTP connections closed, while the server was full, to make room for a new one: "
+                "those that had waited longest for a request (idle or slow clients).",
+                "counter");
+  writer.Sample("a2amesh_http_connections_shed_total", {},
+                static_cast<double>(sample.http_connections_shed));
   Gauge(writer, "a2amesh_draining", "1 while the node is draining (takes no new client work).",
         sample.draining ? 1 : 0);
   Gauge(writer, "a2amesh_build_info", "Always 1; the version of meshd is a label.", 1,

@@ -33,6 +33,8 @@ struct NodeSample {
   std::map<std::string, int64_t> tasks;
   // Push notifications waiting to be delivered.
   int64_t push_queued = 0;
+  // HTTP connections closed to make room for new ones (a counter).
+  uint64_t http_connections_shed = 0;
   bool draining = false;
 };
 

@@ -182,6 +182,9 @@ metrics::NodeSample Node::Sample() const {
   for (const auto& [state, count] : tasks_->active_by_state()) sample.tasks[state] = count;
   sample.draining = peers_->draining();
   sample.push_queued = push_ != nullptr ? push_->queued() : 0;
+  if (const http::Server* http = http_server_for_metrics_.load(std::memory_order_acquire)) {
+    sample.http_connections_shed = http->shed_connections();
+  }
   return sample;
 }
 
@@ -466,6 +469,7 @@ absl::Status Node::StartHttp() {
   // GetExtendedAgentCard's cards point clients at the advertised host.
   extended_card_host_ = absl::StrCat(advertise_host_, ":", http_server_->port());
   extended_cards_.store(&http_binding_->cards(), std::memory_order_release);
+  http_server_for_metrics_.store(http_server_.get(), std::memory_order_release);
   return absl::OkStatus();
 }
 

@@ -210,6 +210,8 @@ class Node {
   std::unique_ptr<a2a::CardSource> cards_;
   std::unique_ptr<a2a::HttpBinding> http_binding_;
   std::unique_ptr<http::Server> http_server_;
+  // http_server_ for scrapes, which may run while it starts.
+  std::atomic<const http::Server*> http_server_for_metrics_{nullptr};
   std::shared_ptr<security::Authenticator> auth_;
   // What GetExtendedAgentCard serves from, once the HTTP binding exists.
   std::atomic<const a2a::AgentCards*> extended_cards_{nullptr};

@@ -123,22 +123,94 @@ TEST_F(HttpServerTest, AnswersExpectContinueBeforeTheBodyIsSent) {
       [](const std::string& got) { return absl::StrContains(got, "POST /e q= body=body"); }));
 }
 
-TEST_F(HttpServerTest, RefusesConnectionsOverTheLimit) {
+TEST_F(HttpServerTest, AFullServerShedsTheConnectionThatHasWaitedLongestForARequest) {
   ServerOptions options;
-  options.max_connections = 1;
+  options.max_connections = 2;
   absl::StatusOr<std::unique_ptr<Server>> server =
       Server::Start("127.0.0.1:0", options, [](const Request&) { return Response(); });
   ASSERT_TRUE(server.ok());
   const std::string address = absl::StrCat("127.0.0.1:", (*server)->port());
-  absl::StatusOr<std::unique_ptr<HttpConnection>> first = HttpConnection::Open(address);
-  ASSERT_TRUE(first.ok());
-  ASSERT_TRUE((*first)->Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-  ASSERT_TRUE((*first)->ReadUntil(
-      [](const std::string& got) { return absl::StrContains(got, "\r\n\r\n"); }));
+  auto answered = [](const std::string& got) { return absl::StrContains(got, "\r\n\r\n"); };
+  // A: served once, then idle on its keep-alive connection.
+  absl::StatusOr<std::unique_ptr<HttpConnection>> idle = HttpConnection::Open(address);
+  ASSERT_TRUE(idle.ok());
+  ASSERT_TRUE((*idle)->Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE((*idle)->ReadUntil(answered));
+  // B: a slow client, partway through its header.
+  absl::StatusOr<std::unique_ptr<HttpConnection>> slow = HttpConnection::Open(address);
+  ASSERT_TRUE(slow.ok());
+  ASSERT_TRUE((*slow)->Send("GET / HTTP/1.1\r\nHo"));
+  // The server is full; each newcomer is served, in the place of the
+  // connection that has waited longest: A, then B.
+  // (They stay open: the server stays full.)
+  std::vector<std::unique_ptr<HttpConnection>> newcomers;
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<std::unique_ptr<HttpConnection>> newcomer = HttpConnection::Open(address);
+    ASSERT_TRUE(newcomer.ok());
+    ASSERT_TRUE((*newcomer)->Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_TRUE((*newcomer)->ReadUntil(answered)) << i;
+    EXPECT_THAT((*newcomer)->received(), StartsWith("HTTP/1.1 200")) << i;
+    newcomers.push_back(*std::move(newcomer));
+  }
+  EXPECT_FALSE((*idle)->ReadUntil([](const std::string&) { return false; }));
+  EXPECT_TRUE((*idle)->closed());
+  EXPECT_FALSE((*slow)->ReadUntil([](const std::string&) { return false; }));
+  EXPECT_TRUE((*slow)->closed());
+  EXPECT_EQ((*server)->shed_connections(), 2u);
+}
+
+TEST_F(HttpServerTest, RefusesConnectionsOverTheLimitWhenEveryOneIsBusy) {
+  ServerOptions options;
+  options.max_connections = 1;
+  std::vector<std::shared_ptr<Exchange>> held;  // never answered: the connection stays busy
+  absl::Mutex mu;
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Server::Start("127.0.0.1:0", options, [&](std::shared_ptr<Exchange> exchange) {
+        absl::MutexLock lock(&mu);
+        held.push_back(std::move(exchange));
+      });
+  ASSERT_TRUE(server.ok());
+  const std::string address = absl::StrCat("127.0.0.1:", (*server)->port());
+  absl::StatusOr<std::unique_ptr<HttpConnection>> busy = HttpConnection::Open(address);
+  ASSERT_TRUE(busy.ok());
+  ASSERT_TRUE((*busy)->Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(WaitFor([&] {
+    absl::MutexLock lock(&mu);
+    return !held.empty();
+  }));
   absl::StatusOr<std::string> second = HttpExchange(address, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
   ASSERT_TRUE(second.ok());
   EXPECT_THAT(*second, StartsWith("HTTP/1.1 503"));
   EXPECT_THAT(*second, HasSubstr("too many connections"));
+  EXPECT_EQ((*server)->shed_connections(), 0u);
+  (*server)->Stop();
+}
+
+TEST_F(HttpServerTest, AHeaderSentAByteAtATimeIsCutOffWhileAnIdleClientMayWait) {
+  ServerOptions options;
+  options.header_timeout = absl::Milliseconds(300);
+  options.idle_timeout = absl::Seconds(30);
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Server::Start("127.0.0.1:0", options, [](const Request&) { return Response(); });
+  ASSERT_TRUE(server.ok());
+  const std::string address = absl::StrCat("127.0.0.1:", (*server)->port());
+  absl::StatusOr<std::unique_ptr<HttpConnection>> idle = HttpConnection::Open(address);
+  ASSERT_TRUE(idle.ok());
+  absl::StatusOr<std::unique_ptr<HttpConnection>> drip = HttpConnection::Open(address);
+  ASSERT_TRUE(drip.ok());
+  ASSERT_TRUE((*drip)->Send("GET / HTTP/1.1\r\nX-Slow: "));
+  // One byte every 20 ms, never finishing: cut off at the header timeout.
+  const absl::Time start = absl::Now();
+  while (!(*drip)->closed() && absl::Now() - start < absl::Seconds(10)) {
+    (*drip)->Send("a");
+    (*drip)->ReadUntil([](const std::string&) { return false; }, absl::Milliseconds(20));
+  }
+  EXPECT_TRUE((*drip)->closed());
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(250));
+  // The idle connection, older than the header timeout, is still served.
+  ASSERT_TRUE((*idle)->Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_TRUE((*idle)->ReadUntil(
+      [](const std::string& got) { return absl::StartsWith(got, "HTTP/1.1 200"); }));
 }
 
 // A handler that answers later, from another thread, with a streamed body.
