@@ -160,7 +160,7 @@ absl::StatusOr<lf::a2a::v1::AgentCard> AgentCards::CardFor(const http::Request& 
 
 http::Response AgentCards::Serve(const http::Request& request, const std::string& tenant) const {
   if (request.method != "GET" && request.method != "HEAD") {
-    http::Response response = RestError(absl::InvalidArgumentError(absl::StrCat(
+    http::Response response = RestError(absl::UnimplementedError(absl::StrCat(
                                             "agent cards are read with GET, not ", request.method)),
                                         405);
     response.headers.emplace_back("Allow", "GET, HEAD");

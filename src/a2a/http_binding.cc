@@ -13,8 +13,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
+#include "google/protobuf/stubs/common.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "http/url.h"
 #include "security/auth.h"
@@ -33,6 +35,21 @@ struct HttpBinding::Method {
 };
 
 namespace {
+
+// The JSON-RPC endpoint, also with the trailing '/' some clients append.
+bool IsJsonRpcPath(absl::string_view path) {
+  return path == kJsonRpcPath || (absl::ConsumeSuffix(&path, "/") && path == kJsonRpcPath);
+}
+
+// A percent-decoded path segment, or nullopt if it is not percent-encoded
+// UTF-8 (an id or tenant that protobuf could not carry as a string).
+std::optional<std::string> DecodeSegment(absl::string_view raw) {
+  std::optional<std::string> decoded = http::PercentDecode(raw);
+  if (decoded.has_value() && !google::protobuf::internal::IsStructurallyValidUTF8(*decoded)) {
+    return std::nullopt;
+  }
+  return decoded;
+}
 
 // The service parameters of an HTTP request, as the gRPC binding carries them.
 void CopyServiceParameters(const http::Request& request, const std::string& process_secret,
@@ -230,7 +247,7 @@ void HttpBinding::Invoke(const std::shared_ptr<http::Exchange>& exchange, const 
 void HttpBinding::Handle(std::shared_ptr<http::Exchange> exchange) {
   const http::Request& request = exchange->request();
   const std::string& path = request.path;
-  if (path == kJsonRpcPath) {
+  if (IsJsonRpcPath(path)) {
     return ServeJsonRpc(exchange);
   }
   if (path == kRestPath || absl::StartsWith(path, absl::StrCat(kRestPath, "/"))) {
@@ -242,7 +259,7 @@ void HttpBinding::Handle(std::shared_ptr<http::Exchange> exchange) {
   if (absl::StartsWith(path, kAgentsPath) && absl::EndsWith(path, kAgentCardPath)) {
     absl::string_view tenant = absl::string_view(path).substr(
         sizeof(kAgentsPath) - 1, path.size() - (sizeof(kAgentsPath) - 1) - strlen(kAgentCardPath));
-    std::optional<std::string> decoded = http::PercentDecode(tenant);
+    std::optional<std::string> decoded = DecodeSegment(tenant);
     if (decoded.has_value() && !decoded->empty() && !absl::StrContains(*decoded, '/')) {
       return exchange->Respond(cards_.Serve(request, *decoded));
     }
@@ -308,10 +325,10 @@ void HttpBinding::ServeRest(const std::shared_ptr<http::Exchange>& exchange,
   const http::Request& request = exchange->request();
   std::vector<std::string> segments;
   for (absl::string_view raw : absl::StrSplit(route_path, '/', absl::SkipEmpty())) {
-    std::optional<std::string> segment = http::PercentDecode(raw);
+    std::optional<std::string> segment = DecodeSegment(raw);
     if (!segment.has_value()) {
-      return exchange->Respond(RestError(absl::InvalidArgumentError(
-          absl::StrCat("path segment '", raw, "' is not percent-encoded correctly"))));
+      return exchange->Respond(RestError(absl::InvalidArgumentError(absl::StrCat(
+          "path segment '", raw, "' is not percent-encoded UTF-8 (RFC 3986, RFC 3629)"))));
     }
     segments.push_back(*std::move(segment));
   }
@@ -327,7 +344,8 @@ void HttpBinding::ServeRest(const std::shared_ptr<http::Exchange>& exchange,
   }
   if (!route.has_value()) {
     if (wrong_verb) {
-      http::Response response = RestError(absl::InvalidArgumentError(absl::StrCat(
+      // As grpc-gateway answers a verb with no method: UNIMPLEMENTED, 405.
+      http::Response response = RestError(absl::UnimplementedError(absl::StrCat(
                                               request.method, " is not allowed on ", request.path)),
                                           405);
       response.headers.emplace_back("Allow", absl::StrJoin(allowed, ", "));
@@ -375,7 +393,7 @@ void HttpBinding::ServeRest(const std::shared_ptr<http::Exchange>& exchange,
 
 http::Response HttpBinding::ErrorResponse(const http::Request& request, int status,
                                           const std::string& message) const {
-  if (request.path == kJsonRpcPath) {
+  if (IsJsonRpcPath(request.path)) {
     http::Response response = JsonRpcError("null", kInvalidRequest, message);
     response.status = status;
     return response;

@@ -112,6 +112,12 @@ int JsonRpcCodeFor(const absl::Status& status) {
       return kUnauthenticated;
     case absl::StatusCode::kPermissionDenied:
       return kPermissionDenied;
+    case absl::StatusCode::kResourceExhausted:
+      return kResourceExhausted;
+    case absl::StatusCode::kUnavailable:
+      return kUnavailable;
+    case absl::StatusCode::kDeadlineExceeded:
+      return kDeadlineExceeded;
     default:
       return kInternalError;
   }

@@ -25,15 +25,21 @@ inline constexpr int kMethodNotFound = -32601;
 inline constexpr int kInvalidParams = -32602;
 inline constexpr int kInternalError = -32603;
 // Implementation-defined server errors (JSON-RPC reserves -32000..-32099 for
-// them; A2A's own errors are -32001..-32009): a caller that did not prove who
-// it is, or may not do what it asked. They come with HTTP 401 and 403.
+// them; A2A's own errors are -32001..-32009), numbered after the HTTP status
+// the REST binding gives the same error: a caller that did not prove who it
+// is (401) or may not do what it asked (403); a limit reached -- of the
+// request (--max-parts) or of the node (open streams, agents' concurrency) --
+// (429); the node or the mesh unable to serve now (503); out of time (504).
 inline constexpr int kUnauthenticated = -32040;
 inline constexpr int kPermissionDenied = -32043;
+inline constexpr int kResourceExhausted = -32029;
+inline constexpr int kUnavailable = -32053;
+inline constexpr int kDeadlineExceeded = -32054;
 
 // The HTTP status of an error: A2A errors by name, the rest by gRPC code.
 int HttpStatusFor(const absl::Status& status);
 // The JSON-RPC code of an error: -32001.. for A2A errors, -32602 for invalid
-// arguments, -32603 otherwise.
+// arguments, the codes above, -32603 otherwise.
 int JsonRpcCodeFor(const absl::Status& status);
 
 // A JSON-RPC error response (`id` as JSON: a number, a string literal or null).

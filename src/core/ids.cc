@@ -22,8 +22,11 @@ absl::Status ValidateId(absl::string_view what, absl::string_view id, size_t max
     return absl::InvalidArgumentError(absl::StrCat(what, " is empty"));
   }
   if (id.size() > max_len) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " '", id, "' is longer than ", max_len, " characters"));
+    // Not all of it: an error message travels back in gRPC metadata, which
+    // has a size limit of its own.
+    return absl::InvalidArgumentError(absl::StrCat(what, " '", id.substr(0, max_len), "...' (",
+                                                   id.size(), " characters) is longer than ",
+                                                   max_len, " characters"));
   }
   if (!absl::ascii_isalnum(id[0])) {
     return absl::InvalidArgumentError(

@@ -7,6 +7,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "core/a2a_error.h"
+#include "core/ids.h"
 
 namespace a2amesh::routing {
 namespace {
@@ -95,6 +96,18 @@ absl::StatusOr<Selector> SelectorFromRequest(const lf::a2a::v1::SendMessageReque
                                              absl::string_view default_skill) {
   Selector selector;
   selector.agent_id = request.tenant();
+  if (!selector.agent_id.empty()) {
+    // "agent" or "agent@node": checked before it is echoed in any error.
+    const size_t at = selector.agent_id.find('@');
+    absl::Status valid = ValidateAgentId(absl::string_view(selector.agent_id).substr(0, at));
+    if (valid.ok() && at != std::string::npos) {
+      valid = ValidateNodeId(absl::string_view(selector.agent_id).substr(at + 1));
+    }
+    if (!valid.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tenant (the agent asked for): ", valid.message()));
+    }
+  }
   std::string where;
   if (const Value* skill = Lookup(request, kSkillKey, &where)) {
     if (skill->kind_case() != Value::kStringValue || skill->string_value().empty()) {

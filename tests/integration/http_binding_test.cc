@@ -358,9 +358,53 @@ TEST_F(HttpBindingTest, RestRoutesTenantsAndErrors) {
   HttpResult wrong_verb = Call("DELETE", "/a2a/rest/tasks", "");
   EXPECT_EQ(wrong_verb.status, 405);
   EXPECT_THAT(wrong_verb.headers, HasSubstr("Allow: GET"));
+  EXPECT_THAT(wrong_verb.body, HasSubstr(R"("status":"UNIMPLEMENTED")"));
   HttpResult nowhere = Call("GET", "/a2a/rest/no/such/route/here", "");
   EXPECT_EQ(nowhere.status, 404);
   EXPECT_THAT(nowhere.body, HasSubstr("no A2A route"));
+  // A tenant that is not UTF-8 once decoded is named, not a 501 with no message.
+  HttpResult not_utf8 = Call("GET", "/a2a/rest/%ff%fe/tasks", "");
+  EXPECT_EQ(not_utf8.status, 400);
+  EXPECT_THAT(not_utf8.body, HasSubstr("path segment '%ff%fe' is not percent-encoded UTF-8"));
+  // A 10,000-character agent is refused by name, in a message of bounded size.
+  const std::string huge(10000, 'a');
+  HttpResult long_tenant = Call("POST", absl::StrCat("/a2a/rest/", huge, "/message:send"), send);
+  EXPECT_EQ(long_tenant.status, 400);
+  EXPECT_THAT(long_tenant.body, HasSubstr("(10000 characters) is longer than 64 characters"));
+  EXPECT_LT(long_tenant.body.size(), 1000u);
+}
+
+TEST_F(HttpBindingTest, LimitsAreTheSameErrorOnEveryBinding) {
+  // --max-parts: RESOURCE_EXHAUSTED, 429 over REST, -32029 over JSON-RPC (not
+  // "Internal error").
+  std::string parts;
+  for (int i = 0; i <= Options().max_parts; ++i) {
+    absl::StrAppend(&parts, i > 0 ? "," : "", R"({"text":"p"})");
+  }
+  const std::string message =
+      absl::StrCat(R"({"messageId":"many","role":"ROLE_USER","parts":[)", parts, "]}");
+  HttpResult rpc =
+      JsonRpc(absl::StrCat(R"({"jsonrpc":"2.0","id":3,"method":"SendMessage","params":{"message":)",
+                           message, R"(,"metadata":{"a2amesh/skill":"echo"}}})"));
+  EXPECT_EQ(RpcCode(rpc), -32029) << rpc.body;
+  EXPECT_THAT(RpcMessage(rpc), HasSubstr("--max-parts"));
+  HttpResult rest =
+      Call("POST", "/a2a/rest/echo/message:send", absl::StrCat(R"({"message":)", message, "}"));
+  EXPECT_EQ(rest.status, 429) << rest.body;
+  EXPECT_THAT(rest.body, HasSubstr(R"("status":"RESOURCE_EXHAUSTED")"));
+  lf::a2a::v1::SendMessageRequest request;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(
+                  absl::StrCat(R"({"tenant":"echo","message":)", message, "}"), &request)
+                  .ok());
+  lf::a2a::v1::SendMessageResponse response;
+  grpc::Status grpc_status =
+      harness_.NewA2aStub()->SendMessage(testing::A2aContext().get(), request, &response);
+  EXPECT_EQ(grpc_status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  // The JSON-RPC endpoint with the slash some clients append.
+  HttpResult slash = Call("POST", "/a2a/jsonrpc/", SendEcho("slash"));
+  EXPECT_EQ(RpcCode(slash), 0) << slash.body;
+  EXPECT_THAT(slash.body, HasSubstr("TASK_STATE_COMPLETED"));
 }
 
 TEST_F(HttpBindingTest, SubscribeByGetOrPostStreamsServerSentEvents) {
