@@ -232,12 +232,9 @@ absl::StatusOr<TaskPushNotificationConfig> PushNotifier::Create(TaskPushNotifica
   if (!task.ok()) return task.status();
   absl::StatusOr<TaskPushNotificationConfig> checked = Check(task_id, std::move(config));
   if (!checked.ok()) return checked.status();
-  if (IsTerminalState(task->status().state())) {
-    return MakeA2aError(A2aError::kUnsupportedOperation,
-                        absl::StrCat("task ", task_id,
-                                     " has already ended; there are no more "
-                                     "events to push"));
-  }
+  // A task that has ended takes a config too (A2A v1.0.1 §3.1.7 lists only
+  // PushNotificationNotSupported and TaskNotFound): it is kept, and there is
+  // nothing more to push.
   absl::StatusOr<std::vector<TaskPushNotificationConfig>> existing =
       store_.ListPushConfigs(task_id);
   if (!existing.ok()) return existing.status();
