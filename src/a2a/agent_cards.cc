@@ -11,7 +11,11 @@
 #include "absl/strings/str_split.h"
 
 namespace a2amesh::a2a {
+
 namespace {
+
+// An HTTP-date (RFC 9110 §5.6.7, IMF-fixdate).
+constexpr char kHttpDate[] = "%a, %d %b %Y %H:%M:%S GMT";
 
 // FNV-1a: a stable content hash for ETags.
 uint64_t Fnv1a(absl::string_view data) {
@@ -171,20 +175,43 @@ http::Response AgentCards::Serve(const http::Request& request, const std::string
   http::Response response = JsonResponse(200, kJsonType, ResultJson(*card));
   const std::string etag =
       absl::StrCat("W/\"", absl::Hex(Fnv1a(response.body), absl::kZeroPad16), "\"");
+  const absl::Time modified = FirstServed(etag);
   response.headers = {
       {"ETag", etag},
+      {"Last-Modified", absl::FormatTime(kHttpDate, modified, absl::UTCTimeZone())},
       {"Cache-Control", absl::StrCat("public, max-age=", absl::ToInt64Seconds(options_.max_age))}};
+  bool not_modified = false;
   if (const std::string* match = request.Header("if-none-match")) {
     for (absl::string_view candidate : absl::StrSplit(*match, ',')) {
       candidate = absl::StripAsciiWhitespace(candidate);
       if (candidate == "*" || candidate == etag || absl::StrCat("W/", candidate) == etag) {
-        response.status = 304;
-        response.body.clear();
+        not_modified = true;
         break;
       }
     }
+  } else if (const std::string* since = request.Header("if-modified-since")) {
+    // RFC 9110 §13.1.3: only without If-None-Match; a date that does not
+    // parse is ignored.
+    absl::Time time;
+    std::string error;
+    not_modified =
+        absl::ParseTime(kHttpDate, *since, absl::UTCTimeZone(), &time, &error) && modified <= time;
+  }
+  if (not_modified) {
+    response.status = 304;
+    response.body.clear();
   }
   return response;
+}
+
+absl::Time AgentCards::FirstServed(const std::string& etag) const {
+  absl::MutexLock lock(&mu_);
+  auto it = first_served_.find(etag);
+  if (it != first_served_.end()) return it->second;
+  if (first_served_.size() >= kMaxRemembered) first_served_.clear();
+  const absl::Time now = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()));
+  first_served_.emplace(etag, now);
+  return now;
 }
 
 }  // namespace a2amesh::a2a

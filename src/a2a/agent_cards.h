@@ -6,6 +6,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "http/http_server.h"
 #include "lf/a2a/v1/a2a.pb.h"
@@ -71,7 +74,9 @@ class AgentCards {
       : options_(std::move(options)), cards_(cards) {}
 
   // The answer to GET (or HEAD) of the node's card (`tenant` empty) or of an
-  // agent's: 304 when If-None-Match matches, 404 for an unknown agent, 405 for
+  // agent's, with ETag and Last-Modified (when this node first served that
+  // content): 304 when If-None-Match matches (or, without it, when
+  // If-Modified-Since is not older), 404 for an unknown agent, 405 for
   // another verb.
   http::Response Serve(const http::Request& request, const std::string& tenant) const;
 
@@ -86,8 +91,15 @@ class AgentCards {
   std::vector<lf::a2a::v1::AgentInterface> Interfaces(const http::Request& request,
                                                       const std::string& tenant) const;
 
+  // When a card's content (by its ETag) was first served, whole seconds.
+  absl::Time FirstServed(const std::string& etag) const;
+
   const AgentCardOptions options_;
   const CardSource& cards_;
+  mutable absl::Mutex mu_;
+  // By ETag; bounded (cleared past kMaxRemembered: the times move forward).
+  mutable absl::flat_hash_map<std::string, absl::Time> first_served_ ABSL_GUARDED_BY(mu_);
+  static constexpr size_t kMaxRemembered = 4096;
 };
 
 }  // namespace a2amesh::a2a

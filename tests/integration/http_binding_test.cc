@@ -516,6 +516,25 @@ TEST_F(HttpBindingTest, AgentCardsWithETagsAndPerAgentInterfaces) {
   HttpResult stale =
       Call("GET", "/.well-known/agent-card.json", "", "If-None-Match: W/\"0000000000000000\"\r\n");
   EXPECT_EQ(stale.status, 200);
+  // Last-Modified, an HTTP-date; If-Modified-Since (without If-None-Match)
+  // at or after it is a 304, before it or unreadable a 200.
+  const size_t lm = card.headers.find("Last-Modified: ");
+  ASSERT_NE(lm, std::string::npos) << card.headers;
+  const std::string modified =
+      card.headers.substr(lm + 15, card.headers.find("\r\n", lm) - lm - 15);
+  EXPECT_THAT(modified, ::testing::MatchesRegex("[A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z]{2} "
+                                                "[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT"));
+  EXPECT_EQ(Call("GET", "/.well-known/agent-card.json", "",
+                 absl::StrCat("If-Modified-Since: ", modified, "\r\n"))
+                .status,
+            304);
+  EXPECT_EQ(Call("GET", "/.well-known/agent-card.json", "",
+                 "If-Modified-Since: Mon, 01 Jan 2001 00:00:00 GMT\r\n")
+                .status,
+            200);
+  EXPECT_EQ(
+      Call("GET", "/.well-known/agent-card.json", "", "If-Modified-Since: yesterday\r\n").status,
+      200);
 
   // Each agent: its own card, reachable as its tenant on every interface.
   HttpResult echo = Call("GET", "/agents/echo/.well-known/agent-card.json", "", "");
