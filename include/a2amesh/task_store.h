@@ -34,6 +34,9 @@ struct TaskStoreOp {
     // Writes nothing: a Commit of it returns once the task's earlier writes
     // are durable (it must exist).
     kSync,
+    // Removes the task, its events and its push-notification configs, if it
+    // exists (retention: a finished task past its time).
+    kDelete,
   };
   Kind kind = Kind::kEvent;
   std::string task_id;
@@ -145,6 +148,13 @@ class TaskStore {
 
   // Every task that is not in a terminal state, for recovery after a restart.
   virtual absl::StatusOr<std::vector<StoredTask>> LoadUnfinished() = 0;
+
+  // The ids of the tasks in a terminal state that retention removes, oldest
+  // status first, at most `limit`: those whose status is older than `before`,
+  // and, if `keep_at_most` > 0, the oldest beyond the newest `keep_at_most`.
+  virtual absl::StatusOr<std::vector<std::string>> ExpiredTasks(absl::Time before,
+                                                                int64_t keep_at_most,
+                                                                int limit) = 0;
 
   // The push-notification configs of task `task_id` (of every task that is
   // not in a terminal state if `task_id` is empty), by task, then config id.

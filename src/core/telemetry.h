@@ -55,6 +55,9 @@ class Telemetry {
   // the one it claims to be). Certificates the mesh CA did not sign never get
   // this far: their TLS handshake fails.
   virtual void PeerRefused(const std::string& reason) {}
+
+  // Retention removed `count` finished tasks from the store.
+  virtual void TasksExpired(int64_t count) {}
 };
 
 // A Telemetry that records nothing. Never destroyed.

@@ -92,6 +92,25 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
       ->capture_default_str();
   app.add_flag("--ephemeral", n.ephemeral, "Keep tasks in memory only; nothing survives a restart")
       ->envname("MESHD_EPHEMERAL");
+  app.add_option_function<std::string>(
+         "--task-retention",
+         [&n](const std::string& text) {
+           absl::Duration d;
+           if (!absl::ParseDuration(text, &d) || d < absl::ZeroDuration()) {
+             throw CLI::ValidationError("--task-retention",
+                                        "'" + text + "' is not a duration such as 168h or 10m");
+           }
+           n.task_retention = d;
+         },
+         "Finished tasks are removed once their status is older than this (0: kept by age "
+         "forever); default 168h, 10m with --ephemeral")
+      ->envname("MESHD_TASK_RETENTION");
+  app.add_option_function<int64_t>(
+         "--max-finished-tasks", [&n](int64_t count) { n.max_finished_tasks = count; },
+         "Keep at most this many finished tasks, removing the oldest (0: no cap); default 0, "
+         "10000 with --ephemeral")
+      ->envname("MESHD_MAX_FINISHED_TASKS")
+      ->check(CLI::NonNegativeNumber);
   std::string store_sync = n.store_fsync ? "full" : "normal";
   app.add_option("--store-sync", store_sync,
                  "full: fsync each group commit; normal: survive process crashes only")

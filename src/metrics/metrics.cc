@@ -93,6 +93,11 @@ void Metrics::WriteNode(TextWriter& writer) const {
                 "counter");
   writer.Sample("a2amesh_http_connections_shed_total", {},
                 static_cast<double>(sample.http_connections_shed));
+  if (sample.store_bytes >= 0) {
+    Gauge(writer, "a2amesh_store_bytes",
+          "Bytes of the task store's files on disk (the SQLite database and its WAL).",
+          static_cast<double>(sample.store_bytes));
+  }
   Gauge(writer, "a2amesh_draining", "1 while the node is draining (takes no new client work).",
         sample.draining ? 1 : 0);
   Gauge(writer, "a2amesh_build_info", "Always 1; the version of meshd is a label.", 1,
@@ -168,9 +173,13 @@ Metrics::Metrics(std::function<NodeSample()> sample)
                      "Peer calls refused by their certificate, by reason: no_certificate (none "
                      "of the mesh CA naming a node), identity (it names another node than the "
                      "one the caller claims to be)."),
+      tasks_expired_("a2amesh_tasks_expired_total",
+                     "Finished tasks removed by retention (--task-retention, "
+                     "--max-finished-tasks)."),
       store_commit_seconds_(store_commit_.Add({})),
       store_failures_total_(store_failures_.Add({})),
-      push_delivery_seconds_(push_latency_.Add({})) {
+      push_delivery_seconds_(push_latency_.Add({})),
+      tasks_expired_total_(tasks_expired_.Add({})) {
   for (const char* decision : {"local", "remote", "none", "busy", "refused"}) {
     routing_decisions_.Add({{"decision", decision}});  // every series from the start
   }
@@ -198,6 +207,7 @@ std::string Metrics::Scrape() const {
   push_attempts_.Write(writer);
   push_latency_.Write(writer);
   peer_refusals_.Write(writer);
+  tasks_expired_.Write(writer);
   WriteNode(writer);
   WriteProcess(writer);
   return writer.Take();
@@ -219,6 +229,10 @@ void Metrics::TaskEnded(const std::string& skill, const std::string& state,
 
 void Metrics::PeerRefused(const std::string& reason) {
   peer_refusals_.Add({{"reason", reason}}).Increment();
+}
+
+void Metrics::TasksExpired(int64_t count) {
+  tasks_expired_total_.Add(static_cast<uint64_t>(count));
 }
 
 void Metrics::Routed(const std::string& decision) {

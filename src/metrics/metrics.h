@@ -35,6 +35,8 @@ struct NodeSample {
   int64_t push_queued = 0;
   // HTTP connections closed to make room for new ones (a counter).
   uint64_t http_connections_shed = 0;
+  // Bytes of the task store's files (the database and its WAL); -1 in memory.
+  int64_t store_bytes = -1;
   bool draining = false;
 };
 
@@ -65,6 +67,7 @@ class Metrics final : public Telemetry {
   void StoreCommitted(absl::Duration latency, bool ok) override;
   void PushAttempt(const std::string& outcome, absl::Duration latency) override;
   void PeerRefused(const std::string& reason) override;
+  void TasksExpired(int64_t count) override;
 
  private:
   // The gauges read from the node, and the process_* metrics.
@@ -84,11 +87,13 @@ class Metrics final : public Telemetry {
   Family<Counter> push_attempts_;
   Family<Histogram> push_latency_;
   Family<Counter> peer_refusals_;
+  Family<Counter> tasks_expired_;
   // The families above without labels have one metric each, kept at hand:
   // their updates (one per group commit, per push) skip the family's lookup.
   Histogram& store_commit_seconds_;
   Counter& store_failures_total_;
   Histogram& push_delivery_seconds_;
+  Counter& tasks_expired_total_;
 };
 
 // Serves GET /metrics over HTTP (http::Server: one event-loop thread, stops at

@@ -35,6 +35,7 @@
 #include "routing/router.h"
 #include "store/memory_task_store.h"
 #include "store/sqlite_task_store.h"
+#include "tasks/retention.h"
 #include "tasks/task_manager.h"
 
 namespace a2amesh {
@@ -182,6 +183,16 @@ metrics::NodeSample Node::Sample() const {
   for (const auto& [state, count] : tasks_->active_by_state()) sample.tasks[state] = count;
   sample.draining = peers_->draining();
   sample.push_queued = push_ != nullptr ? push_->queued() : 0;
+  if (!options_.ephemeral) {
+    int64_t bytes = 0;
+    for (const char* suffix : {"", "-wal"}) {
+      std::error_code error;
+      const uintmax_t size =
+          std::filesystem::file_size(absl::StrCat(options_.data_dir, "/tasks.db", suffix), error);
+      if (!error) bytes += static_cast<int64_t>(size);
+    }
+    sample.store_bytes = bytes;
+  }
   if (const http::Server* http = http_server_for_metrics_.load(std::memory_order_acquire)) {
     sample.http_connections_shed = http->shed_connections();
   }
@@ -241,6 +252,15 @@ absl::Status Node::Init() {
     store_options.fsync = options_.store_fsync;
     store_options.telemetry = metrics_.get();
     A2AMESH_ASSIGN_OR_RETURN(store_, store::SqliteTaskStore::Open(store_options));
+  }
+  tasks::RetentionOptions retention;
+  const absl::Duration ttl = options_.task_retention.value_or(
+      options_.ephemeral ? absl::Minutes(10) : absl::Hours(24 * 7));
+  retention.ttl = ttl == absl::ZeroDuration() ? absl::InfiniteDuration() : ttl;
+  retention.max_finished = options_.max_finished_tasks.value_or(options_.ephemeral ? 10000 : 0);
+  retention.telemetry = metrics_.get();
+  if (retention.ttl != absl::InfiniteDuration() || retention.max_finished > 0) {
+    retention_ = std::make_unique<tasks::Retention>(*store_, retention);
   }
   catalog_ = std::make_unique<catalog::AgentCatalog>(options_.max_agents);
   remote_catalog_ = std::make_unique<catalog::RemoteCatalog>();
@@ -506,6 +526,7 @@ void Node::Shutdown() {
   if (server_ == nullptr) {
     return;
   }
+  retention_.reset();
   metrics_server_.reset();  // scrapes read what is stopped below
   // HTTP clients' calls are cancelled with their connections, before the
   // gRPC server they run on stops.

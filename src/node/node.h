@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,8 +46,9 @@ class Dispatcher;
 class Router;
 }  // namespace routing
 namespace tasks {
+class Retention;
 class TaskManager;
-}
+}  // namespace tasks
 namespace http {
 class Server;
 class TlsContextSource;
@@ -86,6 +88,13 @@ struct NodeOptions {
   bool ephemeral = false;
   // fsync every group commit (synchronous=FULL); off: survive process crashes only.
   bool store_fsync = true;
+  // Retention of finished tasks: removed once their status is older than
+  // this (zero: kept by age forever), and beyond the newest
+  // max_finished_tasks (0: no cap). Unset: 7 days and no cap on disk (a week
+  // of results to fetch and audit; size the disk for it), 10 minutes and
+  // 10,000 tasks in memory (--ephemeral: bounded RSS).
+  std::optional<absl::Duration> task_retention;
+  std::optional<int64_t> max_finished_tasks;
   std::string default_skill;
   // Where other nodes reach this node; default: the gRPC address with the bound
   // port (and this host's name for 0.0.0.0 / [::]).
@@ -192,6 +201,8 @@ class Node {
   // Admin calls that wait on other nodes.
   std::unique_ptr<Executor> fanout_;
   std::unique_ptr<TaskStore> store_;
+  // After store_: stops before it.
+  std::unique_ptr<tasks::Retention> retention_;
   std::unique_ptr<push::PushNotifier> push_;
   std::unique_ptr<catalog::AgentCatalog> catalog_;
   std::unique_ptr<catalog::RemoteCatalog> remote_catalog_;

@@ -37,6 +37,8 @@ absl::Status MemoryTaskStore::Check(const std::vector<TaskStoreOp>& ops) {
         }
         break;
       }
+      case TaskStoreOp::Kind::kDelete:
+        break;
       case TaskStoreOp::Kind::kSnapshot:
       case TaskStoreOp::Kind::kPutPushConfig:
       case TaskStoreOp::Kind::kDeletePushConfig:
@@ -54,9 +56,14 @@ void MemoryTaskStore::Apply(TaskStoreOp& op) {
   if (op.kind == TaskStoreOp::Kind::kSync) {
     return;
   }
+  if (op.kind == TaskStoreOp::Kind::kDelete) {
+    rows_.erase(op.task_id);
+    return;
+  }
   Row& row = rows_[op.task_id];
   switch (op.kind) {
     case TaskStoreOp::Kind::kSync:
+    case TaskStoreOp::Kind::kDelete:
       break;
     case TaskStoreOp::Kind::kPutPushConfig:
       row.push_configs[op.config_id] = std::move(op.payload);
@@ -183,6 +190,30 @@ absl::StatusOr<std::vector<StoredTask>> MemoryTaskStore::LoadUnfinished() {
     }
   }
   return tasks;
+}
+
+absl::StatusOr<std::vector<std::string>> MemoryTaskStore::ExpiredTasks(absl::Time before,
+                                                                       int64_t keep_at_most,
+                                                                       int limit) {
+  std::vector<std::pair<int64_t, std::string>> finished;  // (status time, id)
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    for (const auto& [id, row] : rows_) {
+      if (IsTerminalState(row.state)) finished.emplace_back(row.status_unix_ms, id);
+    }
+  }
+  std::sort(finished.begin(), finished.end());
+  const int64_t before_ms = absl::ToUnixMillis(before);
+  const int64_t over =
+      keep_at_most > 0 ? static_cast<int64_t>(finished.size()) - keep_at_most : int64_t{0};
+  std::vector<std::string> ids;
+  for (int64_t i = 0;
+       i < static_cast<int64_t>(finished.size()) && static_cast<int>(ids.size()) < limit &&
+       (finished[i].first < before_ms || i < over);
+       ++i) {
+    ids.push_back(std::move(finished[i].second));
+  }
+  return ids;
 }
 
 absl::StatusOr<std::vector<lf::a2a::v1::TaskPushNotificationConfig>>

@@ -26,6 +26,8 @@ class MemoryTaskStore final : public TaskStore {
   absl::StatusOr<StoredTask> Get(absl::string_view task_id) override;
   absl::StatusOr<TaskPage> List(const TaskQuery& query) override;
   absl::StatusOr<std::vector<StoredTask>> LoadUnfinished() override;
+  absl::StatusOr<std::vector<std::string>> ExpiredTasks(absl::Time before, int64_t keep_at_most,
+                                                        int limit) override;
   absl::StatusOr<std::vector<lf::a2a::v1::TaskPushNotificationConfig>> ListPushConfigs(
       absl::string_view task_id) override;
   void Flush() override;

@@ -211,6 +211,9 @@ struct SqliteTaskStore::WriterStatements {
                         "INSERT OR REPLACE INTO push_configs (task_id, id, config) "
                         "VALUES (?1, ?2, ?3)"),
         delete_push_config(db, "DELETE FROM push_configs WHERE task_id = ?1 AND id = ?2"),
+        delete_task(db, "DELETE FROM tasks WHERE id = ?1"),
+        delete_events(db, "DELETE FROM events WHERE task_id = ?1"),
+        delete_push_configs(db, "DELETE FROM push_configs WHERE task_id = ?1"),
         begin(db, "BEGIN IMMEDIATE"),
         commit(db, "COMMIT"),
         savepoint(db, "SAVEPOINT w"),
@@ -218,9 +221,10 @@ struct SqliteTaskStore::WriterStatements {
         rollback_to(db, "ROLLBACK TO w") {}
 
   absl::Status prepared() const {
-    for (const Statement* s : {&insert_task, &exists, &insert_event, &put_snapshot, &trim_events,
-                               &update_summary, &put_push_config, &delete_push_config, &begin,
-                               &commit, &savepoint, &release, &rollback_to}) {
+    for (const Statement* s :
+         {&insert_task, &exists, &insert_event, &put_snapshot, &trim_events, &update_summary,
+          &put_push_config, &delete_push_config, &delete_task, &delete_events, &delete_push_configs,
+          &begin, &commit, &savepoint, &release, &rollback_to}) {
       A2AMESH_RETURN_IF_ERROR(s->prepared());
     }
     return absl::OkStatus();
@@ -234,6 +238,9 @@ struct SqliteTaskStore::WriterStatements {
   Statement update_summary;
   Statement put_push_config;
   Statement delete_push_config;
+  Statement delete_task;
+  Statement delete_events;
+  Statement delete_push_configs;
   // Transaction control, prepared once rather than parsed per write.
   Statement begin;
   Statement commit;
@@ -313,6 +320,8 @@ struct SqliteTaskStore::BatchState {
   absl::flat_hash_set<absl::string_view> known;
   absl::flat_hash_set<absl::string_view> known_here;
   absl::flat_hash_map<absl::string_view, Summary> summaries;
+  // Whether a task was deleted: the free pages go back to the file system.
+  bool deleted = false;
 };
 
 absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(const Options& options) {
@@ -327,7 +336,12 @@ absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(const Opt
     }
     return absl::OkStatus();
   };
-  absl::Status status = exec("PRAGMA journal_mode=WAL");
+  // A new store gives the pages of removed tasks back to the file system
+  // (retention runs incremental_vacuum). It takes effect only in a file that
+  // has no page yet -- before WAL mode writes the first -- and is a no-op on
+  // an older store, which reuses the pages for new tasks instead.
+  absl::Status status = exec("PRAGMA auto_vacuum=INCREMENTAL");
+  if (status.ok()) status = exec("PRAGMA journal_mode=WAL");
   if (status.ok()) {
     status = exec(options.fsync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
   }
@@ -581,6 +595,12 @@ std::vector<absl::Status> SqliteTaskStore::WriteBatch(std::vector<Pending>& batc
   if (txn.ok()) {
     txn = step(st.commit, "COMMIT");
   }
+  if (txn.ok() && state.deleted) {
+    // Retention removed tasks: give their pages back (auto_vacuum is
+    // incremental) and keep the WAL file from growing with them.
+    sqlite3_exec(write_db_, "PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);", nullptr,
+                 nullptr, nullptr);
+  }
   telemetry_->StoreCommitted(absl::Now() - started, txn.ok());
   if (!txn.ok()) {
     sqlite3_exec(write_db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -617,6 +637,17 @@ absl::Status SqliteTaskStore::ApplyOp(TaskStoreOp& op, BatchState& batch) {
   switch (op.kind) {
     case TaskStoreOp::Kind::kSync:
       return missing();
+    case TaskStoreOp::Kind::kDelete: {
+      for (Statement* statement : {&st.delete_events, &st.delete_push_configs, &st.delete_task}) {
+        Use remove(*statement);
+        remove->Bind(1, op.task_id);
+        if (remove->Step() != SQLITE_DONE) {
+          return SqliteError(db, absl::StrCat("delete task ", op.task_id));
+        }
+      }
+      batch.deleted = true;
+      return absl::OkStatus();
+    }
     case TaskStoreOp::Kind::kPutPushConfig: {
       A2AMESH_RETURN_IF_ERROR(missing());
       Use put(st.put_push_config);
@@ -827,6 +858,43 @@ absl::StatusOr<std::vector<StoredTask>> SqliteTaskStore::LoadUnfinished() {
     tasks.push_back(std::move(task));
   }
   return tasks;
+}
+
+absl::StatusOr<std::vector<std::string>> SqliteTaskStore::ExpiredTasks(absl::Time before,
+                                                                       int64_t keep_at_most,
+                                                                       int limit) {
+  absl::MutexLock lock(&read_mu_);
+  std::vector<std::string> ids;
+  auto collect = [&](Statement& rows, const char* what) -> absl::Status {
+    int rc;
+    while ((rc = rows.Step()) == SQLITE_ROW) ids.emplace_back(rows.Text(0));
+    return rc == SQLITE_DONE ? absl::OkStatus() : SqliteError(read_db_, what);
+  };
+  int64_t over = 0;
+  if (keep_at_most > 0) {
+    Statement count(read_db_, "SELECT COUNT(*) FROM tasks WHERE state IN (3, 4, 5, 7)");
+    A2AMESH_RETURN_IF_ERROR(count.prepared());
+    if (count.Step() != SQLITE_ROW) return SqliteError(read_db_, "count finished tasks");
+    over = std::max<int64_t>(0, count.Int(0) - keep_at_most);
+  }
+  // The oldest finished tasks: past their time, or beyond the cap.
+  Statement rows(read_db_,
+                 "SELECT id FROM tasks WHERE state IN (3, 4, 5, 7) "
+                 "ORDER BY status_ms, id LIMIT ?1");
+  A2AMESH_RETURN_IF_ERROR(rows.prepared());
+  rows.Bind(1, static_cast<int64_t>(std::min<int64_t>(limit, std::max<int64_t>(over, 0))));
+  A2AMESH_RETURN_IF_ERROR(collect(rows, "list finished tasks over the cap"));
+  if (static_cast<int>(ids.size()) < limit) {
+    Statement old(read_db_,
+                  "SELECT id FROM tasks WHERE state IN (3, 4, 5, 7) AND status_ms < ?1 "
+                  "ORDER BY status_ms, id LIMIT ?2 OFFSET ?3");
+    A2AMESH_RETURN_IF_ERROR(old.prepared());
+    old.Bind(1, absl::ToUnixMillis(before))
+        .Bind(2, static_cast<int64_t>(limit - ids.size()))
+        .Bind(3, static_cast<int64_t>(ids.size()));
+    A2AMESH_RETURN_IF_ERROR(collect(old, "list expired tasks"));
+  }
+  return ids;
 }
 
 absl::StatusOr<std::vector<lf::a2a::v1::TaskPushNotificationConfig>>

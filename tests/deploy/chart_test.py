@@ -104,6 +104,7 @@ class LintAndSchemaTest(unittest.TestCase):
                               ("node.grpcPort=70000", "/node/grpcPort"),
                               ("node.logLevel=loud", "/node/logLevel"),
                               ("node.peerTimeout=soon", "/node/peerTimeout"),
+                              ("node.taskRetention=forever", "/node/taskRetention"),
                               ("nodes.grpcPort=1", "nodes"),
                               ("tls.ca=secret", "/tls/existingSecret"),
                               ("tls.ca=vault", "/tls/ca"),
@@ -294,6 +295,8 @@ class WiringTest(unittest.TestCase):
         self.assertEqual(flag(args, "--public-grpc-url"), "a2a-grpc.example.com:443")
         self.assertIn("--push-allow-private-targets", args)
         self.assertEqual(flag(args, "--push-max-attempts"), "4")
+        self.assertEqual(flag(args, "--task-retention"), "72h")
+        self.assertEqual(flag(args, "--max-finished-tasks"), "250000")
 
 
 class RunTest(unittest.TestCase):

@@ -252,6 +252,8 @@ TEST_F(PrometheusE2eTest, PrometheusScrapesTwoNodesAndTheSeriesHoldWhatHappened)
   // Only n1 has a SQLite store; n2 keeps tasks in memory.
   EXPECT_TRUE(Holds("a2amesh_store_commit_seconds_count > bool 0", {{i1, 1}, {i2, 0}}));
   EXPECT_TRUE(Holds("a2amesh_store_commit_failures_total", {{i1, 0}, {i2, 0}}));
+  EXPECT_TRUE(Holds("a2amesh_store_bytes > bool 0", {{i1, 1}}));  // absent in memory
+  EXPECT_TRUE(Holds("a2amesh_tasks_expired_total", {{i1, 0}, {i2, 0}}));
   EXPECT_TRUE(Holds("a2amesh_draining", {{i1, 0}, {i2, 0}}));
   EXPECT_TRUE(Holds("count(process_resident_memory_bytes > 1e6)", {{"", 2}}));
   EXPECT_TRUE(Holds("count(a2amesh_build_info)", {{"", 2}}));
@@ -263,7 +265,7 @@ TEST_F(PrometheusE2eTest, PrometheusScrapesTwoNodesAndTheSeriesHoldWhatHappened)
   const auto& groups =
       rules.fields().at("data").struct_value().fields().at("groups").list_value().values();
   ASSERT_EQ(groups.size(), 1);
-  EXPECT_EQ(groups[0].struct_value().fields().at("rules").list_value().values_size(), 6);
+  EXPECT_EQ(groups[0].struct_value().fields().at("rules").list_value().values_size(), 7);
   EXPECT_TRUE(Holds("ALERTS{alertstate=\"firing\"}", {}));
 
   // Every query of the dashboard parses and runs.

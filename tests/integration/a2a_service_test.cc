@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "tasks/task_manager.h"
 #include "testing/cards.h"
+#include "testing/http_client.h"
 #include "testing/node_harness.h"
 #include "testing/proto_builders.h"
 #include "testing/temp_dir.h"
@@ -396,6 +397,57 @@ TEST(A2aServicePushOffTest, PushNotificationRpcsAreNotSupportedWhenPushIsOff) {
   status = stub->SendMessage(A2aContext().get(), with_push, &response);
   EXPECT_EQ(ErrorReason(status), "PUSH_NOTIFICATION_NOT_SUPPORTED");
 }
+
+class RetentionNodeTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(RetentionNodeTest, AFinishedTaskIsForgottenAfterItsRetentionAndAWorkingOneIsNot) {
+  testing::TempDir dir;
+  NodeOptions options = NodeHarness::TestOptions();
+  if (GetParam()) {
+    options.ephemeral = false;
+    options.data_dir = dir.File("data");
+  }
+  options.task_retention = absl::Milliseconds(300);
+  NodeHarness harness(options);
+  std::atomic<bool> release{false};
+  std::unique_ptr<sdk::Agent> agent = harness.StartAgent(
+      {{"echo", Card("echo", {"echo"}), 8, [](sdk::TaskContext& task) { task.Complete("x"); }},
+       {"hold", Card("hold", {"hold"}), 8, [&](sdk::TaskContext& task) {
+          task.SetWorking();
+          WaitFor([&] { return release.load(); }, absl::Seconds(30));
+          task.Complete("held");
+        }}});
+  ASSERT_NE(agent, nullptr);
+  std::unique_ptr<lf::a2a::v1::A2AService::Stub> stub = harness.NewA2aStub();
+  lf::a2a::v1::SendMessageResponse done;
+  ASSERT_TRUE(stub->SendMessage(A2aContext().get(), ForSkill("echo", "x"), &done).ok());
+  lf::a2a::v1::SendMessageRequest hold = ForSkill("hold", "x");
+  hold.mutable_configuration()->set_return_immediately(true);
+  lf::a2a::v1::SendMessageResponse held;
+  ASSERT_TRUE(stub->SendMessage(A2aContext().get(), hold, &held).ok());
+
+  lf::a2a::v1::GetTaskRequest get;
+  get.set_id(done.task().id());
+  Task task;
+  EXPECT_TRUE(WaitFor([&] {
+    return ErrorReason(stub->GetTask(A2aContext().get(), get, &task)) == "TASK_NOT_FOUND";
+  }));
+  // Retention never touches a task that has not finished, however old.
+  get.set_id(held.task().id());
+  ASSERT_TRUE(stub->GetTask(A2aContext().get(), get, &task).ok());
+  EXPECT_EQ(task.status().state(), lf::a2a::v1::TASK_STATE_WORKING);
+  // The expirations are counted.
+  absl::StatusOr<testing::HttpResult> scrape =
+      testing::HttpGet(absl::StrCat("127.0.0.1:", harness.node().metrics_port()), "/metrics");
+  ASSERT_TRUE(scrape.ok());
+  EXPECT_THAT(scrape->body, ::testing::ContainsRegex("\na2amesh_tasks_expired_total [1-9]"));
+  release = true;
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, RetentionNodeTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Sqlite" : "Memory";
+                         });
 
 TEST_P(A2aServiceTest, ExtendedAgentCardIsNotDeclared) {
   lf::a2a::v1::GetExtendedAgentCardRequest request;

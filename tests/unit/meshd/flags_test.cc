@@ -64,6 +64,21 @@ TEST(FlagsTest, ParsesFlags) {
   EXPECT_FALSE(config->node.store_fsync);
   EXPECT_EQ(config->log_format, LogFormat::kJson);
   EXPECT_EQ(config->node.default_skill, "echo");
+  // Unset: the store decides.
+  EXPECT_FALSE(config->node.task_retention.has_value());
+  EXPECT_FALSE(config->node.max_finished_tasks.has_value());
+}
+
+TEST(FlagsTest, ParsesRetention) {
+  absl::StatusOr<MeshdConfig> config =
+      Parse({"--task-retention", "36h", "--max-finished-tasks", "5000"});
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->node.task_retention, absl::Hours(36));
+  EXPECT_EQ(config->node.max_finished_tasks, 5000);
+  EXPECT_THAT(Parse({"--task-retention", "a while"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--task-retention")));
+  EXPECT_THAT(Parse({"--max-finished-tasks", "-1"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--max-finished-tasks")));
 }
 
 TEST(FlagsTest, ParsesTlsFlags) {

@@ -388,6 +388,54 @@ TEST_P(TaskStoreTest, ATaskCreatedAndEndedInOneGroupReadsAsItEnded) {
   EXPECT_TRUE(unfinished->empty());
 }
 
+TEST_P(TaskStoreTest, ExpiredTasksAreTheOldFinishedOnesAndDeleteRemovesThemWhole) {
+  // Finished at 1000, 2000 and 3000 ms; one still working, older than all.
+  ASSERT_THAT(CommitAndWait({CreateOp("n~running", "c", 500), CreateOp("n~a", "c", 900),
+                             CreateOp("n~b", "c", 900), CreateOp("n~c", "c", 900)}),
+              IsOk());
+  ASSERT_THAT(CommitAndWait({EventOp("n~running", 1, lf::a2a::v1::TASK_STATE_WORKING, 500),
+                             EventOp("n~a", 1, lf::a2a::v1::TASK_STATE_COMPLETED, 1000),
+                             EventOp("n~b", 1, lf::a2a::v1::TASK_STATE_FAILED, 2000),
+                             EventOp("n~c", 1, lf::a2a::v1::TASK_STATE_CANCELED, 3000),
+                             PushOp("n~a", "hook", "https://example.com/a")}),
+              IsOk());
+  auto expired = [&](int64_t before_ms, int64_t keep, int limit) {
+    absl::StatusOr<std::vector<std::string>> ids =
+        store_->ExpiredTasks(absl::FromUnixMillis(before_ms), keep, limit);
+    EXPECT_THAT(ids, IsOk());
+    return ids.value_or(std::vector<std::string>{});
+  };
+  using ::testing::ElementsAre;
+  using ::testing::IsEmpty;
+  // By age: older than the cut, oldest first; the running task never.
+  EXPECT_THAT(expired(2500, 0, 10), ElementsAre("n~a", "n~b"));
+  EXPECT_THAT(expired(2500, 0, 1), ElementsAre("n~a"));
+  EXPECT_THAT(expired(0, 0, 10), IsEmpty());
+  // By count: beyond the newest `keep`, whatever their age; and both.
+  EXPECT_THAT(expired(0, 1, 10), ElementsAre("n~a", "n~b"));
+  EXPECT_THAT(expired(0, 3, 10), IsEmpty());
+  EXPECT_THAT(expired(1500, 2, 10), ElementsAre("n~a"));
+  EXPECT_THAT(expired(2500, 2, 10), ElementsAre("n~a", "n~b"));
+  EXPECT_THAT(expired(5000, 1, 2), ElementsAre("n~a", "n~b"));
+
+  // A delete takes the task, its events and its push configs; deleting what
+  // is gone is not an error.
+  TaskStoreOp remove;
+  remove.kind = TaskStoreOp::Kind::kDelete;
+  remove.task_id = "n~a";
+  ASSERT_THAT(CommitAndWait({remove}), IsOk());
+  ASSERT_THAT(CommitAndWait({remove}), IsOk());
+  EXPECT_EQ(store_->Get("n~a").status().code(), absl::StatusCode::kNotFound);
+  absl::StatusOr<std::vector<lf::a2a::v1::TaskPushNotificationConfig>> configs =
+      store_->ListPushConfigs("n~a");
+  ASSERT_THAT(configs, IsOk());
+  EXPECT_THAT(*configs, IsEmpty());
+  EXPECT_THAT(expired(2500, 0, 10), ElementsAre("n~b"));
+  EXPECT_THAT(store_->Get("n~running"), IsOk());
+  // The id can be used again, from scratch.
+  ASSERT_THAT(CommitAndWait({CreateOp("n~a", "c", 9000)}), IsOk());
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Stores, TaskStoreTest,
     ::testing::Values(StoreFactory{"Memory",
