@@ -111,6 +111,29 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
          "10000 with --ephemeral")
       ->envname("MESHD_MAX_FINISHED_TASKS")
       ->check(CLI::NonNegativeNumber);
+  AddDuration(app, "--max-turn-duration", &n.max_turn,
+              "An agent's turn of a task (until it finishes or asks for input) fails past this "
+              "(0: no limit)",
+              "MESHD_MAX_TURN_DURATION");
+  app.add_option_function<std::vector<std::string>>(
+         "--skill-max-turn-duration",
+         [&n](const std::vector<std::string>& items) {
+           for (const std::string& item : items) {
+             const size_t eq = item.find('=');
+             absl::Duration d;
+             if (eq == std::string::npos || eq == 0 ||
+                 !absl::ParseDuration(item.substr(eq + 1), &d) || d < absl::ZeroDuration()) {
+               throw CLI::ValidationError("--skill-max-turn-duration",
+                                          "'" + item + "' is not SKILL=DURATION, e.g. research=4h");
+             }
+             n.skill_max_turn[item.substr(0, eq)] = d;
+           }
+         },
+         "--max-turn-duration for one skill, as SKILL=DURATION (repeatable)")
+      ->envname("MESHD_SKILL_MAX_TURN_DURATION");
+  AddDuration(app, "--agent-idle-timeout", &n.agent_idle_timeout,
+              "An agent's turn fails when it has sent no event for this long (0: no limit)",
+              "MESHD_AGENT_IDLE_TIMEOUT");
   std::string store_sync = n.store_fsync ? "full" : "normal";
   app.add_option("--store-sync", store_sync,
                  "full: fsync each group commit; normal: survive process crashes only")

@@ -273,6 +273,14 @@ absl::Status Node::Init() {
   task_options.node_id = options_.node_id;
   task_options.agent_grace = options_.agent_grace;
   task_options.recovery_grace = options_.recovery_grace;
+  auto limit = [](absl::Duration d) {
+    return d == absl::ZeroDuration() ? absl::InfiniteDuration() : d;
+  };
+  task_options.max_turn = limit(options_.max_turn);
+  for (const auto& [skill, max] : options_.skill_max_turn) {
+    task_options.skill_max_turn[skill] = limit(max);
+  }
+  task_options.agent_idle_timeout = limit(options_.agent_idle_timeout);
   task_options.telemetry = metrics_.get();
   if (options_.push_notifications) {
     push::PushOptions push_options;

@@ -11,6 +11,7 @@
 #include "a2amesh/clock.h"
 #include "a2amesh/executor.h"
 #include "a2amesh/task_store.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "security/auth.h"
@@ -112,6 +113,13 @@ struct NodeOptions {
   absl::Duration peer_timeout = absl::Seconds(3);
   int max_hops = 8;
   absl::Duration agent_grace = absl::Seconds(10);
+  // An agent's turn of a task fails once it has run this long (per skill in
+  // skill_max_turn), or once the agent has sent nothing for agent_idle_timeout.
+  // Zero: no limit. Generous ceilings by default: they free the slots of hung
+  // agents without cutting long work that reports progress.
+  absl::Duration max_turn = absl::Hours(1);
+  absl::flat_hash_map<std::string, absl::Duration> skill_max_turn;
+  absl::Duration agent_idle_timeout = absl::Minutes(15);
   absl::Duration recovery_grace = absl::Seconds(30);
   absl::Duration agent_lease = absl::Seconds(15);
   absl::Duration drain_timeout = absl::Seconds(30);

@@ -174,6 +174,58 @@ void TaskManager::AssignLocked(const EntryPtr& entry, const Message& message, bo
   entry->effects.Add([runner = entry->runner, assignment = std::move(assignment)]() mutable {
     runner->Assign(std::move(assignment));
   });
+  const int64_t turn = ++entry->turn;
+  entry->last_agent_event = clock_.Now();
+  entry->effects.Add(
+      [this, entry, turn, skill = entry->info.skill()] { ArmTurnLimits(entry, turn, skill); });
+}
+
+void TaskManager::ArmTurnLimits(const EntryPtr& entry, int64_t turn, const std::string& skill) {
+  auto skill_limit = options_.skill_max_turn.find(skill);
+  const absl::Duration limit =
+      skill_limit != options_.skill_max_turn.end() ? skill_limit->second : options_.max_turn;
+  if (limit != absl::InfiniteDuration()) {
+    timers_.RunAfter(limit, weak_self_.Bind([task_id = entry->id, turn, limit](TaskManager& self) {
+      self.CheckTurnLength(task_id, turn, limit);
+    }));
+  }
+  if (options_.agent_idle_timeout != absl::InfiniteDuration()) {
+    timers_.RunAfter(options_.agent_idle_timeout,
+                     weak_self_.Bind([task_id = entry->id, turn](TaskManager& self) {
+                       self.CheckAgentIdle(task_id, turn);
+                     }));
+  }
+}
+
+void TaskManager::CheckTurnLength(const std::string& task_id, int64_t turn, absl::Duration limit) {
+  EntryPtr entry = Find(task_id);
+  if (entry == nullptr) return;
+  TaskEntry::Lock lock(entry.get());
+  // Still that turn, and the agent still has it (no final event yet).
+  if (entry->turn != turn || entry->runner == nullptr) return;
+  FailLocked(entry, absl::StrCat("agent ", entry->info.agent_id(), " did not finish its turn in ",
+                                 absl::FormatDuration(limit), " (--max-turn-duration)"));
+}
+
+void TaskManager::CheckAgentIdle(const std::string& task_id, int64_t turn) {
+  EntryPtr entry = Find(task_id);
+  if (entry == nullptr) return;
+  absl::Duration again;
+  {
+    TaskEntry::Lock lock(entry.get());
+    if (entry->turn != turn || entry->runner == nullptr) return;
+    const absl::Duration idle = clock_.Now() - entry->last_agent_event;
+    if (idle >= options_.agent_idle_timeout) {
+      FailLocked(entry, absl::StrCat("agent ", entry->info.agent_id(), " sent nothing for ",
+                                     absl::FormatDuration(options_.agent_idle_timeout),
+                                     " (--agent-idle-timeout)"));
+      return;
+    }
+    again = options_.agent_idle_timeout - idle;
+  }
+  timers_.RunAfter(again, weak_self_.Bind([task_id, turn](TaskManager& self) {
+    self.CheckAgentIdle(task_id, turn);
+  }));
 }
 
 void TaskManager::ReleaseRunnerLocked(const EntryPtr& entry) {
@@ -276,6 +328,7 @@ void TaskManager::OnStored(const EntryPtr& entry, int64_t seq, absl::Status stat
 }
 
 void TaskManager::NoteAgentEventLocked(TaskEntry& entry) {
+  entry.last_agent_event = clock_.Now();
   if (entry.answered || entry.hosted()) {
     return;
   }

@@ -109,6 +109,13 @@ struct TaskManagerOptions {
   absl::Duration agent_grace = absl::Seconds(10);
   // The same, for unfinished tasks found in the store at start-up.
   absl::Duration recovery_grace = absl::Seconds(30);
+  // An agent's turn of a task (from its assignment to a terminal or
+  // interrupted state) fails once it has run this long, or the skill's own
+  // limit in skill_max_turn; and once its agent has sent nothing for
+  // agent_idle_timeout. InfiniteDuration: no limit.
+  absl::Duration max_turn = absl::InfiniteDuration();
+  absl::flat_hash_map<std::string, absl::Duration> skill_max_turn;
+  absl::Duration agent_idle_timeout = absl::InfiniteDuration();
   // Hears of tasks created, first answered and ended (tasks this node owns).
   Telemetry* telemetry = &NoTelemetry();
   // Push notifications; nullptr: a push config in a request is refused.
@@ -307,6 +314,11 @@ class TaskManager {
               const std::string& parent_task_id);
   // Fails the task with `reason` at `deadline` if it is still running then.
   void ArmDeadline(const std::string& task_id, absl::Time deadline);
+  // The time limits of turn `turn` of a task: checked when they may have
+  // passed; a check that finds the agent active since arms the next.
+  void ArmTurnLimits(const EntryPtr& entry, int64_t turn, const std::string& skill);
+  void CheckTurnLength(const std::string& task_id, int64_t turn, absl::Duration limit);
+  void CheckAgentIdle(const std::string& task_id, int64_t turn);
   void FailIfActive(const std::string& task_id, const std::string& reason);
   std::vector<EntryPtr> EntriesOf(const std::string& agent_id) const;
   // The agent's grace expired: its orphaned tasks fail with `reason`.

@@ -444,6 +444,31 @@ TEST_P(RetentionNodeTest, AFinishedTaskIsForgottenAfterItsRetentionAndAWorkingOn
   release = true;
 }
 
+TEST(TurnLimitNodeTest, AnAgentThatNeverAnswersHasItsTaskFailedAtTheTimeout) {
+  NodeOptions options = NodeHarness::TestOptions();
+  options.agent_idle_timeout = absl::Milliseconds(300);
+  NodeHarness harness(options);
+  std::atomic<bool> canceled{false};
+  // Connected, heartbeating, never a word about the task.
+  std::unique_ptr<sdk::Agent> agent =
+      harness.StartAgent({{"mute", Card("mute", {"mute"}), 8, [&](sdk::TaskContext& task) {
+                             if (task.WaitForCancel(absl::Seconds(30))) canceled = true;
+                           }}});
+  ASSERT_NE(agent, nullptr);
+  std::unique_ptr<lf::a2a::v1::A2AService::Stub> stub = harness.NewA2aStub();
+  lf::a2a::v1::SendMessageResponse response;
+  const absl::Time start = absl::Now();
+  grpc::Status status =
+      stub->SendMessage(A2aContext().get(), ForSkill("mute", "hello?"), &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.task().status().state(), lf::a2a::v1::TASK_STATE_FAILED);
+  EXPECT_THAT(response.task().status().message().parts(0).text(),
+              HasSubstr("agent mute sent nothing for 300ms (--agent-idle-timeout)"));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
+  // The agent was told to stop.
+  EXPECT_TRUE(WaitFor([&] { return canceled.load(); }));
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, RetentionNodeTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? "Sqlite" : "Memory";

@@ -69,6 +69,21 @@ TEST(FlagsTest, ParsesFlags) {
   EXPECT_FALSE(config->node.max_finished_tasks.has_value());
 }
 
+TEST(FlagsTest, ParsesTurnLimits) {
+  absl::StatusOr<MeshdConfig> config =
+      Parse({"--max-turn-duration", "2h", "--skill-max-turn-duration", "research=8h",
+             "--skill-max-turn-duration", "chat=30s", "--agent-idle-timeout", "0"});
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->node.max_turn, absl::Hours(2));
+  EXPECT_EQ(config->node.skill_max_turn.at("research"), absl::Hours(8));
+  EXPECT_EQ(config->node.skill_max_turn.at("chat"), absl::Seconds(30));
+  EXPECT_EQ(config->node.agent_idle_timeout, absl::ZeroDuration());
+  EXPECT_THAT(Parse({"--skill-max-turn-duration", "research"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("SKILL=DURATION")));
+  EXPECT_THAT(Parse({"--skill-max-turn-duration", "research=long"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--skill-max-turn-duration")));
+}
+
 TEST(FlagsTest, ParsesRetention) {
   absl::StatusOr<MeshdConfig> config =
       Parse({"--task-retention", "36h", "--max-finished-tasks", "5000"});

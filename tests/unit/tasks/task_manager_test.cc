@@ -36,8 +36,7 @@ class TaskManagerTest : public ::testing::Test {
  protected:
   TaskManagerTest() { manager_ = MakeManager(); }
 
-  std::unique_ptr<TaskManager> MakeManager() {
-    TaskManagerOptions options;
+  std::unique_ptr<TaskManager> MakeManager(TaskManagerOptions options = {}) {
     options.node_id = "n1";
     options.agent_grace = absl::Seconds(10);
     options.recovery_grace = absl::Seconds(30);
@@ -469,6 +468,75 @@ TEST_F(TaskManagerTest, TasksFailAtTheirDeadline) {
   EXPECT_EQ(failed->status().state(), lf::a2a::v1::TASK_STATE_FAILED);
   EXPECT_THAT(failed->status().message().parts(0).text(), HasSubstr("deadline"));
   EXPECT_THAT(runners_.Connect("echo")->cancels(), ::testing::Contains(id));
+}
+
+TEST_F(TaskManagerTest, ATurnFailsWhenItsAgentGoesQuietOrRunsTooLong) {
+  TaskManagerOptions options;
+  options.max_turn = absl::Hours(1);
+  options.skill_max_turn["research"] = absl::Hours(4);
+  options.agent_idle_timeout = absl::Minutes(10);
+  manager_.reset();
+  manager_ = MakeManager(options);
+  std::shared_ptr<FakeAgent> agent = runners_.Connect("echo");
+
+  // Quiet: the idle check at 10 min finds an event 4 min old and looks again
+  // 6 min later, when the agent has been quiet for 10.
+  std::string quiet = CreateTask("echo");
+  clock_.Advance(absl::Minutes(6));
+  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, quiet, Status(lf::a2a::v1::TASK_STATE_WORKING)),
+              IsOk());
+  clock_.Advance(absl::Minutes(4));
+  EXPECT_EQ(timers_.FireArmedWithin(absl::Minutes(10)), 1);
+  store_.Flush();
+  EXPECT_EQ(manager_->Get(quiet)->status().state(), lf::a2a::v1::TASK_STATE_WORKING);
+  EXPECT_EQ(timers_.last_delay(), absl::Minutes(6));
+  clock_.Advance(absl::Minutes(6));
+  EXPECT_EQ(timers_.FireArmedWithin(absl::Minutes(6)), 1);
+  store_.Flush();
+  absl::StatusOr<Task> failed = manager_->Get(quiet);
+  ASSERT_THAT(failed, IsOk());
+  EXPECT_EQ(failed->status().state(), lf::a2a::v1::TASK_STATE_FAILED);
+  EXPECT_THAT(failed->status().message().parts(0).text(),
+              HasSubstr("agent echo sent nothing for 10m (--agent-idle-timeout)"));
+  EXPECT_THAT(agent->cancels(), ::testing::Contains(quiet));
+
+  // Too long: events keep coming, the turn limit ends it; a task that asked
+  // for input meanwhile is past its turn and untouched.
+  std::string busy = CreateTask("echo");
+  std::string waiting = CreateTask("echo");
+  ASSERT_THAT(
+      manager_->ApplyAgentEvent({"echo"}, waiting, Status(lf::a2a::v1::TASK_STATE_INPUT_REQUIRED)),
+      IsOk());
+  for (int i = 0; i < 6; ++i) {
+    clock_.Advance(absl::Minutes(10));
+    ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, busy, Status(lf::a2a::v1::TASK_STATE_WORKING)),
+                IsOk());
+    timers_.FireArmedWithin(absl::Minutes(10));  // idle checks: never idle
+  }
+  store_.Flush();
+  EXPECT_EQ(manager_->Get(busy)->status().state(), lf::a2a::v1::TASK_STATE_WORKING);
+  timers_.FireArmedWithin(absl::Hours(1));
+  store_.Flush();
+  failed = manager_->Get(busy);
+  EXPECT_EQ(failed->status().state(), lf::a2a::v1::TASK_STATE_FAILED);
+  EXPECT_THAT(failed->status().message().parts(0).text(),
+              HasSubstr("did not finish its turn in 1h (--max-turn-duration)"));
+  EXPECT_EQ(manager_->Get(waiting)->status().state(), lf::a2a::v1::TASK_STATE_INPUT_REQUIRED);
+
+  // A skill's own limit.
+  auto sub = std::make_shared<RecordingSubscriber>();
+  NewTask research{SendText("dig"), runners_.RunnerFor("echo"), "research", ""};
+  ASSERT_THAT(manager_->Create(std::move(research), sub), IsOk());
+  store_.Flush();
+  EXPECT_EQ(timers_.FireArmedWithin(absl::Hours(1)), 1);  // only the idle check
+  store_.Flush();
+  const std::string research_id = sub->events()[0].task().id();
+  EXPECT_EQ(manager_->Get(research_id)->status().state(), lf::a2a::v1::TASK_STATE_SUBMITTED);
+  timers_.FireArmedWithin(absl::Hours(4));  // its turn limit (and the idle check again)
+  store_.Flush();
+  failed = manager_->Get(research_id);
+  EXPECT_EQ(failed->status().state(), lf::a2a::v1::TASK_STATE_FAILED);
+  EXPECT_THAT(failed->status().message().parts(0).text(), HasSubstr("in 4h"));
 }
 
 // A runner and a subscriber that call back into the task manager from their
