@@ -134,6 +134,10 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
   AddDuration(app, "--agent-idle-timeout", &n.agent_idle_timeout,
               "An agent's turn fails when it has sent no event for this long (0: no limit)",
               "MESHD_AGENT_IDLE_TIMEOUT");
+  AddDuration(app, "--interrupted-task-ttl", &n.interrupted_task_ttl,
+              "A task waiting for its client's input or authorization fails after this (0: "
+              "waits forever)",
+              "MESHD_INTERRUPTED_TASK_TTL");
   std::string store_sync = n.store_fsync ? "full" : "normal";
   app.add_option("--store-sync", store_sync,
                  "full: fsync each group commit; normal: survive process crashes only")

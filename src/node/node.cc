@@ -281,6 +281,7 @@ absl::Status Node::Init() {
     task_options.skill_max_turn[skill] = limit(max);
   }
   task_options.agent_idle_timeout = limit(options_.agent_idle_timeout);
+  task_options.interrupted_ttl = limit(options_.interrupted_task_ttl);
   task_options.telemetry = metrics_.get();
   if (options_.push_notifications) {
     push::PushOptions push_options;

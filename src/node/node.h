@@ -120,6 +120,9 @@ struct NodeOptions {
   absl::Duration max_turn = absl::Hours(1);
   absl::flat_hash_map<std::string, absl::Duration> skill_max_turn;
   absl::Duration agent_idle_timeout = absl::Minutes(15);
+  // A task waiting for its client (input-required, auth-required) fails once it
+  // has waited this long. Zero: it waits forever.
+  absl::Duration interrupted_task_ttl = absl::Hours(24);
   absl::Duration recovery_grace = absl::Seconds(30);
   absl::Duration agent_lease = absl::Seconds(15);
   absl::Duration drain_timeout = absl::Seconds(30);

@@ -1,5 +1,6 @@
 #include "tasks/task_manager.h"
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
@@ -9,6 +10,7 @@
 #include "core/ids.h"
 #include "core/log.h"
 #include "core/status_macros.h"
+#include "google/protobuf/util/time_util.h"
 #include "tasks/page_token.h"
 #include "tasks/recovery.h"
 #include "tasks/task_state.h"
@@ -207,6 +209,25 @@ void TaskManager::CheckTurnLength(const std::string& task_id, int64_t turn, absl
                                  absl::FormatDuration(limit), " (--max-turn-duration)"));
 }
 
+void TaskManager::ArmInterruptedTtl(const std::string& task_id, int64_t turn,
+                                    absl::Duration after) {
+  timers_.RunAfter(after, weak_self_.Bind([task_id, turn](TaskManager& self) {
+    self.CheckInterrupted(task_id, turn);
+  }));
+}
+
+void TaskManager::CheckInterrupted(const std::string& task_id, int64_t turn) {
+  EntryPtr entry = Find(task_id);
+  if (entry == nullptr) return;
+  TaskEntry::Lock lock(entry.get());
+  // No new turn since (the client did not answer), and still waiting.
+  if (entry->turn != turn || !IsInterruptedState(entry->task.status().state())) return;
+  FailLocked(entry, absl::StrCat("the task waited for its client (",
+                                 StateName(entry->task.status().state()), ") for ",
+                                 absl::FormatDuration(options_.interrupted_ttl),
+                                 " without an answer (--interrupted-task-ttl)"));
+}
+
 void TaskManager::CheckAgentIdle(const std::string& task_id, int64_t turn) {
   EntryPtr entry = Find(task_id);
   if (entry == nullptr) return;
@@ -274,6 +295,12 @@ void TaskManager::AppendLocked(const EntryPtr& entry, StreamResponse event,
   if (final) {
     // The agent is done with the task, or waits for the client: free its slot.
     ReleaseRunnerLocked(entry);
+    if (IsInterruptedState(state) && !entry->hosted() &&
+        options_.interrupted_ttl != absl::InfiniteDuration()) {
+      entry->effects.Add([this, id = entry->id, turn = entry->turn] {
+        ArmInterruptedTtl(id, turn, options_.interrupted_ttl);
+      });
+    }
   }
   const int64_t seq = entry->log.next_seq();
   std::vector<TaskStoreOp> ops;
@@ -1018,6 +1045,20 @@ absl::Status TaskManager::Recover() {
       ++interrupted;
     }
     A2AMESH_RETURN_IF_ERROR(Insert(task.entry, task.agent_id, ""));
+    if (!task.waits_for_agent && options_.interrupted_ttl != absl::InfiniteDuration()) {
+      // What is left of its wait, from when it began waiting.
+      absl::Time since;
+      int64_t turn;
+      {
+        absl::MutexLock lock(&task.entry->mu);
+        since = absl::FromUnixMillis(google::protobuf::util::TimeUtil::TimestampToMilliseconds(
+            task.entry->task.status().timestamp()));
+        turn = task.entry->turn;
+      }
+      ArmInterruptedTtl(
+          task.entry->id, turn,
+          std::max(options_.interrupted_ttl - (clock_.Now() - since), absl::ZeroDuration()));
+    }
   }
   for (const auto& [agent_id, count] : waiting) {
     orphans_.Arm(

@@ -116,6 +116,9 @@ struct TaskManagerOptions {
   absl::Duration max_turn = absl::InfiniteDuration();
   absl::flat_hash_map<std::string, absl::Duration> skill_max_turn;
   absl::Duration agent_idle_timeout = absl::InfiniteDuration();
+  // A task waiting for its client (input-required, auth-required) fails once
+  // it has waited this long. InfiniteDuration: it waits forever.
+  absl::Duration interrupted_ttl = absl::InfiniteDuration();
   // Hears of tasks created, first answered and ended (tasks this node owns).
   Telemetry* telemetry = &NoTelemetry();
   // Push notifications; nullptr: a push config in a request is refused.
@@ -319,6 +322,9 @@ class TaskManager {
   void ArmTurnLimits(const EntryPtr& entry, int64_t turn, const std::string& skill);
   void CheckTurnLength(const std::string& task_id, int64_t turn, absl::Duration limit);
   void CheckAgentIdle(const std::string& task_id, int64_t turn);
+  // Fails the task if it still waits for its client after turn `turn`.
+  void ArmInterruptedTtl(const std::string& task_id, int64_t turn, absl::Duration after);
+  void CheckInterrupted(const std::string& task_id, int64_t turn);
   void FailIfActive(const std::string& task_id, const std::string& reason);
   std::vector<EntryPtr> EntriesOf(const std::string& agent_id) const;
   // The agent's grace expired: its orphaned tasks fail with `reason`.

@@ -539,6 +539,37 @@ TEST_F(TaskManagerTest, ATurnFailsWhenItsAgentGoesQuietOrRunsTooLong) {
   EXPECT_THAT(failed->status().message().parts(0).text(), HasSubstr("in 4h"));
 }
 
+TEST_F(TaskManagerTest, ATaskWaitingForItsClientTooLongFails) {
+  TaskManagerOptions options;
+  options.interrupted_ttl = absl::Hours(24);
+  manager_.reset();
+  manager_ = MakeManager(options);
+  runners_.Connect("echo");
+  std::string abandoned = CreateTask("echo");
+  std::string answered = CreateTask("echo");
+  for (const std::string& id : {abandoned, answered}) {
+    ASSERT_THAT(
+        manager_->ApplyAgentEvent({"echo"}, id, Status(lf::a2a::v1::TASK_STATE_INPUT_REQUIRED)),
+        IsOk());
+  }
+  store_.Flush();
+  // The client answers one of them: a new turn, which the old wait does not end.
+  lf::a2a::v1::SendMessageRequest follow_up = SendText("the red one");
+  follow_up.mutable_message()->set_task_id(answered);
+  ASSERT_THAT(manager_->Continue(follow_up, nullptr), IsOk());
+  store_.Flush();
+  EXPECT_EQ(timers_.FireArmedWithin(absl::Hours(24)), 2);
+  store_.Flush();
+  absl::StatusOr<Task> failed = manager_->Get(abandoned);
+  ASSERT_THAT(failed, IsOk());
+  EXPECT_EQ(failed->status().state(), lf::a2a::v1::TASK_STATE_FAILED);
+  EXPECT_THAT(failed->status().message().parts(0).text(),
+              HasSubstr("waited for its client (input-required) for 24h without an answer "
+                        "(--interrupted-task-ttl)"));
+  // (It stays input-required until its agent takes the answer up.)
+  EXPECT_NE(manager_->Get(answered)->status().state(), lf::a2a::v1::TASK_STATE_FAILED);
+}
+
 // A runner and a subscriber that call back into the task manager from their
 // callbacks, as real ones may (a subscriber unsubscribes, a runner looks the
 // task up). Had the manager called them with the task's lock held, each call
