@@ -8,6 +8,7 @@
 #include <optional>
 #include <thread>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -102,8 +103,23 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   absl::Mutex mu;
   absl::flat_hash_set<Session*> sessions ABSL_GUARDED_BY(mu);
   // The sessions waiting for (or reading) a request, longest first: what a
-  // full server sheds to take a new connection.
+  // full server sheds to take a new connection; and each one's place in it.
   std::list<Session*> waiting ABSL_GUARDED_BY(mu);
+  absl::flat_hash_map<Session*, std::list<Session*>::iterator> waiting_at ABSL_GUARDED_BY(mu);
+
+  // Puts `session` last in `waiting`, unless it is in it already.
+  void EnterWaitingLocked(Session* session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (!waiting_at.contains(session)) {
+      waiting_at.emplace(session, waiting.insert(waiting.end(), session));
+    }
+  }
+  void LeaveWaitingLocked(Session* session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    auto it = waiting_at.find(session);
+    if (it != waiting_at.end()) {
+      waiting.erase(it->second);
+      waiting_at.erase(it);
+    }
+  }
   std::atomic<uint64_t> shed{0};
   bool stopping ABSL_GUARDED_BY(mu) = false;
   int running ABSL_GUARDED_BY(mu) = 0;
@@ -139,7 +155,7 @@ class Session : public std::enable_shared_from_this<Session> {
   ~Session() {
     absl::MutexLock lock(&core_.mu);
     core_.sessions.erase(this);
-    LeaveWaitingLocked();
+    core_.LeaveWaitingLocked(this);
   }
 
   Strand strand() { return socket_.get_executor(); }
@@ -152,19 +168,6 @@ class Session : public std::enable_shared_from_this<Session> {
   // On the strand: closes the connection if it still waits for (or reads) a
   // request; one that has sent its request by now is left alone.
   void Shed();
-  // Puts it last in core_.waiting, with core_.mu held (the accept path).
-  void EnterWaitingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.mu) {
-    if (!in_waiting_) {
-      waiting_pos_ = core_.waiting.insert(core_.waiting.end(), this);
-      in_waiting_ = true;
-    }
-  }
-  void LeaveWaitingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(core_.mu) {
-    if (in_waiting_) {
-      core_.waiting.erase(waiting_pos_);
-      in_waiting_ = false;
-    }
-  }
 
   void Respond(ExchangeImpl* exchange, Response response);
   void StartStream(ExchangeImpl* exchange, Response head);
@@ -184,11 +187,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnHeader(boost::system::error_code ec);
   void EnterWaiting() {
     absl::MutexLock lock(&core_.mu);
-    EnterWaitingLocked();
+    core_.EnterWaitingLocked(this);
   }
   void LeaveWaiting() {
     absl::MutexLock lock(&core_.mu);
-    LeaveWaitingLocked();
+    core_.LeaveWaitingLocked(this);
   }
   void OnRead(boost::system::error_code ec);
   bool FailRead(boost::system::error_code ec);
@@ -251,9 +254,6 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closed_ = false;
   // Waiting for a request or reading one (from the start until Dispatch).
   bool reading_ = true;
-  // Its place in core_.waiting, if it is in it.
-  std::list<Session*>::iterator waiting_pos_ ABSL_GUARDED_BY(core_.mu);
-  bool in_waiting_ ABSL_GUARDED_BY(core_.mu) = false;
 };
 
 namespace {
@@ -777,13 +777,13 @@ void ServerCore::Accept() {
             // Full: the connection that has waited longest for a request
             // makes room (it is closed on its strand, after this).
             Session* longest = waiting.front();
-            longest->LeaveWaitingLocked();
+            LeaveWaitingLocked(longest);
             shed = longest->weak_from_this();  // alive: its destructor needs `mu`
             over = false;
           }
           if (accepted) {
             sessions.insert(session.get());
-            session->EnterWaitingLocked();
+            EnterWaitingLocked(session.get());
           }
         }
         if (std::shared_ptr<Session> longest = shed.lock()) {
