@@ -40,6 +40,14 @@ bool Allows(const security::Principal& principal, absl::string_view kind, const 
   return false;
 }
 
+// A gRPC peer ("ipv4:10.0.0.7:51234", "ipv6:[::1]:4000") without its port.
+std::string ClientAddress(absl::string_view peer) {
+  const size_t colon = peer.rfind(':');
+  const size_t scheme = peer.find(':');
+  return std::string(colon != absl::string_view::npos && colon > scheme ? peer.substr(0, colon)
+                                                                        : peer);
+}
+
 // The patterns of kind `kind` a principal has, for an error message.
 std::string Allowance(const security::Principal& principal, absl::string_view kind) {
   std::vector<std::string> patterns;
@@ -63,6 +71,7 @@ class AgentHostService::Session final : public catalog::AgentLink,
   Session(AgentHostService& service, std::string peer, security::Principal principal)
       : service_(service),
         peer_(std::move(peer)),
+        address_(ClientAddress(peer_)),
         principal_(std::move(principal)),
         writes_(kMaxOutbox) {
     Touch();
@@ -110,6 +119,8 @@ class AgentHostService::Session final : public catalog::AgentLink,
 
   AgentHostService& service_;
   const std::string peer_;
+  // peer_ without its port: what --max-agents-per-address counts by.
+  const std::string address_;
   // Who the stream proved to be (anonymous with auth off).
   const security::Principal principal_;
   std::atomic<int64_t> last_seen_ms_{0};
@@ -124,6 +135,8 @@ class AgentHostService::Session final : public catalog::AgentLink,
   absl::Mutex mu_;
   std::vector<std::shared_ptr<catalog::LocalAgent>> agents_ ABSL_GUARDED_BY(mu_);
   bool torn_down_ ABSL_GUARDED_BY(mu_) = false;
+  // Agents counted for address_ (ReserveAddress), released at teardown.
+  int reserved_ ABSL_GUARDED_BY(mu_) = 0;
   // Open delegations: request id -> the subtask's id (once known).
   absl::flat_hash_map<std::string, std::shared_ptr<DelegationSink>> delegations_
       ABSL_GUARDED_BY(mu_);
@@ -249,6 +262,7 @@ void AgentHostService::Session::Close(const grpc::Status& status, const std::str
 
 void AgentHostService::Session::Teardown(const std::string& reason) {
   std::vector<std::shared_ptr<catalog::LocalAgent>> agents;
+  int reserved = 0;
   {
     absl::MutexLock lock(&mu_);
     if (torn_down_) {
@@ -256,7 +270,9 @@ void AgentHostService::Session::Teardown(const std::string& reason) {
     }
     torn_down_ = true;
     agents.swap(agents_);
+    reserved = std::exchange(reserved_, 0);
   }
+  if (reserved > 0) service_.ReleaseAddress(address_, reserved);
   std::vector<std::string> ids;
   for (const auto& agent : agents) {
     service_.catalog_.Remove(*agent);
@@ -348,6 +364,13 @@ absl::Status AgentHostService::Session::CheckRegistration(
   if (request.agents().empty()) {
     return InvalidFieldError("agents", "needs at least one agent registration");
   }
+  const int per_connection = service_.options_.max_agents_per_connection;
+  if (per_connection > 0 && request.agents_size() > per_connection) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("agents: ", request.agents_size(),
+                     " agents on one stream, over the --max-agents-per-connection limit of ",
+                     per_connection, "; open another stream for more"));
+  }
   absl::flat_hash_set<std::string> ids;
   for (int i = 0; i < request.agents_size(); ++i) {
     const v1::AgentRegistration& reg = request.agents(i);
@@ -412,6 +435,11 @@ void AgentHostService::Session::Register(const v1::RegisterRequest& request) {
   std::vector<std::string> ids;
   for (const auto& agent : agents) ids.push_back(agent->id());
   bool claimed = false;
+  bool reserved = false;
+  if (status.ok()) {
+    status = service_.ReserveAddress(address_, static_cast<int>(agents.size()));
+    reserved = status.ok();
+  }
   if (status.ok() && !principal_.anonymous()) {
     status = service_.Claim(ids, principal_.subject);
     claimed = status.ok();
@@ -420,6 +448,7 @@ void AgentHostService::Session::Register(const v1::RegisterRequest& request) {
     status = service_.catalog_.Add(agents);
   }
   if (!status.ok() && claimed) service_.Release(ids);
+  if (!status.ok() && reserved) service_.ReleaseAddress(address_, static_cast<int>(agents.size()));
   if (!status.ok()) {
     A2AMESH_LOG(Warning, "agent registration refused").With("peer", peer_).With("error", status);
     Close(rpc::ToGrpcStatus(status), "its registration was refused");
@@ -452,6 +481,7 @@ void AgentHostService::Session::Register(const v1::RegisterRequest& request) {
     closed = torn_down_;
     if (!closed) {
       agents_ = agents;
+      reserved_ = static_cast<int>(agents.size());
     }
   }
   if (closed) {
@@ -460,6 +490,7 @@ void AgentHostService::Session::Register(const v1::RegisterRequest& request) {
       service_.catalog_.Remove(*agent);
     }
     if (!principal_.anonymous()) service_.Release(ids);
+    service_.ReleaseAddress(address_, static_cast<int>(agents.size()));
     return;
   }
   Send(std::move(reply));
@@ -631,6 +662,29 @@ absl::Status AgentHostService::Claim(const std::vector<std::string>& ids,
   }
   for (const std::string& id : ids) holders_[id] = Holder{principal, absl::InfiniteFuture()};
   return absl::OkStatus();
+}
+
+absl::Status AgentHostService::ReserveAddress(const std::string& address, int count) {
+  const int max = options_.max_agents_per_address;
+  absl::MutexLock lock(&mu_);
+  int& registered = agents_by_address_[address];
+  if (max > 0 && registered + count > max) {
+    const int already = registered;
+    if (registered == 0) agents_by_address_.erase(address);
+    return absl::ResourceExhaustedError(
+        absl::StrCat("agents: ", address, " has ", already, " agents registered; ", count,
+                     " more would pass the --max-agents-per-address limit of ", max));
+  }
+  registered += count;
+  return absl::OkStatus();
+}
+
+void AgentHostService::ReleaseAddress(const std::string& address, int count) {
+  absl::MutexLock lock(&mu_);
+  auto it = agents_by_address_.find(address);
+  if (it == agents_by_address_.end()) return;
+  it->second -= count;
+  if (it->second <= 0) agents_by_address_.erase(it);
 }
 
 void AgentHostService::Release(const std::vector<std::string>& ids) {

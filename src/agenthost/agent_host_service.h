@@ -37,6 +37,11 @@ struct AgentHostOptions {
   // `grace` after (no other principal may take over its tasks).
   std::shared_ptr<security::Authenticator> auth = security::Authenticator::Off();
   absl::Duration grace = absl::Seconds(10);
+  // The most agents one stream may register, and all the streams from one
+  // client address together (0: no cap): nobody fills the node's --max-agents
+  // slots alone.
+  int max_agents_per_connection = 64;
+  int max_agents_per_address = 256;
 };
 
 // The AgentHost gRPC service: one bidi stream per agent process (see
@@ -81,6 +86,10 @@ class AgentHostService final : public v1::AgentHost::CallbackService {
   absl::Status Claim(const std::vector<std::string>& ids, const std::string& principal);
   // The ids' principal keeps them for the grace period from now.
   void Release(const std::vector<std::string>& ids);
+  // Counts `count` more agents for the client address `address`, or
+  // RESOURCE_EXHAUSTED naming --max-agents-per-address.
+  absl::Status ReserveAddress(const std::string& address, int count);
+  void ReleaseAddress(const std::string& address, int count);
 
   absl::Mutex mu_;
   // Agent id -> who holds it, and until when (InfiniteFuture while registered).
@@ -89,6 +98,8 @@ class AgentHostService final : public v1::AgentHost::CallbackService {
     absl::Time until;
   };
   absl::flat_hash_map<std::string, Holder> holders_ ABSL_GUARDED_BY(mu_);
+  // Agents registered (or being registered) by client address.
+  absl::flat_hash_map<std::string, int> agents_by_address_ ABSL_GUARDED_BY(mu_);
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<Session*, std::weak_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
 };

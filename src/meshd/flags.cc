@@ -199,6 +199,16 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
   app.add_option("--max-agents", n.max_agents, "Most agents registered on this node")
       ->envname("MESHD_MAX_AGENTS")
       ->capture_default_str();
+  app.add_option("--max-agents-per-connection", n.max_agents_per_connection,
+                 "Most agents one agent stream may register (0: no cap)")
+      ->envname("MESHD_MAX_AGENTS_PER_CONNECTION")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--max-agents-per-address", n.max_agents_per_address,
+                 "Most agents the streams of one client address may register together (0: no cap)")
+      ->envname("MESHD_MAX_AGENTS_PER_ADDRESS")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--max-open-streams", n.max_open_streams, "Most streaming A2A calls open at once")
       ->envname("MESHD_MAX_OPEN_STREAMS")
       ->capture_default_str();

@@ -352,6 +352,8 @@ absl::Status Node::Init() {
   host_options.max_event_bytes = options_.max_message_bytes;
   host_options.auth = auth_;
   host_options.grace = options_.agent_grace;
+  host_options.max_agents_per_connection = options_.max_agents_per_connection;
+  host_options.max_agents_per_address = options_.max_agents_per_address;
   agent_host_ = std::make_unique<agenthost::AgentHostService>(host_options, *catalog_, *tasks_,
                                                               *dispatcher_, *timers_, clock_);
 

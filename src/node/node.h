@@ -133,6 +133,10 @@ struct NodeOptions {
   int max_json_depth = 64;
   int64_t max_card_bytes = 64 * 1024;
   int max_agents = 1024;
+  // Most agents one AgentHost stream, and one client address, may register
+  // (0: no cap).
+  int max_agents_per_connection = 64;
+  int max_agents_per_address = 256;
   int64_t max_open_streams = 10000;
   int default_max_concurrency = 16;
   // A2A push notifications (webhooks).

@@ -191,6 +191,59 @@ TEST(AgentHostLimitsTest, CardSizeAndAgentCountLimitsNameTheFlag) {
   EXPECT_THAT(status.error_message(), HasSubstr("--max-agents limit of 1"));
 }
 
+// Registers `count` agents ("<prefix>-0", ...) on the stream.
+bool RegisterMany(RawAgent& agent, const std::string& prefix, int count) {
+  v1::AgentToNode message;
+  for (int i = 0; i < count; ++i) {
+    auto* reg = message.mutable_register_()->add_agents();
+    reg->set_agent_id(absl::StrCat(prefix, "-", i));
+    *reg->mutable_card() = Card(absl::StrCat(prefix, "-", i), {"x"});
+  }
+  return agent.Send(message);
+}
+
+TEST(AgentHostLimitsTest, OneStreamOrOneAddressCannotTakeEverySlot) {
+  NodeOptions options = NodeHarness::TestOptions();
+  options.max_agents_per_connection = 3;
+  options.max_agents_per_address = 5;
+  NodeHarness harness(options);
+  {
+    RawAgent greedy(harness.address());
+    ASSERT_TRUE(RegisterMany(greedy, "greedy", 4));
+    grpc::Status status = greedy.Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(status.error_message(),
+                HasSubstr("4 agents on one stream, over the --max-agents-per-connection limit "
+                          "of 3"));
+  }
+  // Streams from one address: 3, then 2 more fit; a sixth does not.
+  auto first = std::make_unique<RawAgent>(harness.address());
+  ASSERT_TRUE(RegisterMany(*first, "a", 3));
+  v1::NodeToAgent reply;
+  ASSERT_TRUE(first->Read(&reply));
+  RawAgent second(harness.address());
+  ASSERT_TRUE(RegisterMany(second, "b", 2));
+  ASSERT_TRUE(second.Read(&reply));
+  ASSERT_TRUE(reply.has_registered());
+  {
+    RawAgent third(harness.address());
+    ASSERT_TRUE(RegisterMany(third, "c", 1));
+    grpc::Status status = third.Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(status.error_message(), HasSubstr("has 5 agents registered; 1 more would pass the "
+                                                  "--max-agents-per-address limit of 5"));
+  }
+  EXPECT_EQ(harness.node().catalog().size(), 5u);
+  // When a stream ends, its agents no longer count.
+  first->Cancel();
+  first.reset();
+  EXPECT_TRUE(WaitFor([&] { return harness.node().catalog().size() == 2; }));
+  RawAgent fourth(harness.address());
+  ASSERT_TRUE(RegisterMany(fourth, "d", 3));
+  ASSERT_TRUE(fourth.Read(&reply));
+  EXPECT_TRUE(reply.has_registered());
+}
+
 TEST_F(AgentHostTest, ADisconnectedAgentsTasksFailWithAReason) {
   auto agent = harness_.StartAgent({{"slow", Card("slow", {"slow"}), 4, [](sdk::TaskContext& task) {
                                        task.SetWorking();
