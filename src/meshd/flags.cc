@@ -105,6 +105,16 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
          "Finished tasks are removed once their status is older than this (0: kept by age "
          "forever); default 168h, 10m with --ephemeral")
       ->envname("MESHD_TASK_RETENTION");
+  AddDuration(app, "--housekeeping-interval", &n.housekeeping_interval,
+              "How often (at most) finished tasks are swept out and free memory is returned "
+              "to the system",
+              "MESHD_HOUSEKEEPING_INTERVAL")
+      ->check([](const std::string& text) {
+        absl::Duration d;
+        return absl::ParseDuration(text, &d) && d > absl::ZeroDuration()
+                   ? std::string()
+                   : std::string("must be longer than 0");
+      });
   app.add_option_function<int64_t>(
          "--max-finished-tasks", [&n](int64_t count) { n.max_finished_tasks = count; },
          "Keep at most this many finished tasks, removing the oldest (0: no cap); default 0, "

@@ -259,9 +259,12 @@ absl::Status Node::Init() {
   retention.ttl = ttl == absl::ZeroDuration() ? absl::InfiniteDuration() : ttl;
   retention.max_finished = options_.max_finished_tasks.value_or(options_.ephemeral ? 10000 : 0);
   retention.telemetry = metrics_.get();
-  if (retention.ttl != absl::InfiniteDuration() || retention.max_finished > 0) {
-    retention_ = std::make_unique<tasks::Retention>(*store_, retention);
-  }
+  retention.interval =
+      retention.ttl == absl::InfiniteDuration()
+          ? options_.housekeeping_interval
+          : std::clamp(retention.ttl / 4, absl::Milliseconds(10), options_.housekeeping_interval);
+  retention.trim_memory = true;
+  retention_ = std::make_unique<tasks::Retention>(*store_, retention);
   catalog_ = std::make_unique<catalog::AgentCatalog>(options_.max_agents);
   remote_catalog_ = std::make_unique<catalog::RemoteCatalog>();
   routing::RouterOptions router_options;

@@ -95,6 +95,9 @@ struct NodeOptions {
   // of results to fetch and audit; size the disk for it), 10 minutes and
   // 10,000 tasks in memory (--ephemeral: bounded RSS).
   std::optional<absl::Duration> task_retention;
+  // How often retention sweeps the store (at most) and free memory goes back
+  // to the system.
+  absl::Duration housekeeping_interval = absl::Minutes(1);
   std::optional<int64_t> max_finished_tasks;
   std::string default_skill;
   // Where other nodes reach this node; default: the gRPC address with the bound

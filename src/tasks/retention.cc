@@ -1,5 +1,7 @@
 #include "tasks/retention.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <string>
 #include <utility>
@@ -38,6 +40,9 @@ Retention::~Retention() {
 
 absl::StatusOr<int64_t> Retention::SweepOnce() {
   int64_t removed = 0;
+  if (options_.ttl == absl::InfiniteDuration() && options_.max_finished <= 0) {
+    return removed;  // kept forever: nothing to look for
+  }
   for (;;) {
     const absl::Time before = options_.ttl == absl::InfiniteDuration() ? absl::InfinitePast()
                                                                        : absl::Now() - options_.ttl;
@@ -81,6 +86,7 @@ void Retention::Loop() {
     } else if (*removed > 0) {
       A2AMESH_LOG(Debug, "task retention removed finished tasks").With("tasks", *removed);
     }
+    if (options_.trim_memory) malloc_trim(0);
   }
 }
 

@@ -21,6 +21,10 @@ struct RetentionOptions {
   int64_t max_finished = 0;
   // How often the store is swept; zero: a quarter of the ttl, at most a minute.
   absl::Duration interval = absl::ZeroDuration();
+  // After each sweep, give the allocator's free memory back to the system
+  // (glibc's malloc_trim): what removed tasks, a load peak or refused large
+  // inputs left behind would otherwise stay in the process's RSS.
+  bool trim_memory = false;
   Telemetry* telemetry = &NoTelemetry();
 };
 

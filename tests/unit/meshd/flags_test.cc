@@ -92,6 +92,8 @@ TEST(FlagsTest, ParsesRetention) {
   EXPECT_EQ(config->node.max_finished_tasks, 5000);
   EXPECT_THAT(Parse({"--task-retention", "a while"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--task-retention")));
+  EXPECT_THAT(Parse({"--housekeeping-interval", "0s"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--housekeeping-interval")));
   EXPECT_THAT(Parse({"--max-finished-tasks", "-1"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--max-finished-tasks")));
 }
