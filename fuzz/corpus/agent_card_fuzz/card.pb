@@ -1,0 +1,3 @@
+
+echoEchoes*1.0b
+echoEchoEcho"echo
