@@ -15,6 +15,7 @@
 #include "store/memory_task_store.h"
 #include "store/sqlite_task_store.h"
 #include "testing/status_matchers.h"
+#include "testing/store_commit.h"
 #include "testing/temp_dir.h"
 #include "testing/wait.h"
 
@@ -90,13 +91,7 @@ class TaskStoreTest : public ::testing::TestWithParam<StoreFactory> {
   void SetUp() override { store_ = GetParam().open(dir_.path()); }
 
   absl::Status CommitAndWait(std::vector<TaskStoreOp> ops) {
-    absl::Notification done;
-    absl::Status result;
-    store_->Commit(std::move(ops), [&](absl::Status status) {
-      result = status;
-      done.Notify();
-    });
-    done.WaitForNotification();
+    absl::Status result = testing::CommitAndWait(*store_, std::move(ops));
     store_->Flush();  // the callback has returned: nothing of ours is in use
     return result;
   }
@@ -485,14 +480,7 @@ TEST(SqliteTaskStoreTest, AppendsWaitForACommitOfTheirTaskAndNeverWakeTheWriter)
   ASSERT_THAT(opened, IsOk());
   SqliteTaskStore& store = **opened;
   auto commit = [&](std::vector<TaskStoreOp> ops) {
-    absl::Notification done;
-    absl::Status result;
-    store.Commit(std::move(ops), [&](absl::Status status) {
-      result = status;
-      done.Notify();
-    });
-    done.WaitForNotification();
-    return result;
+    return testing::CommitAndWait(store, std::move(ops));
   };
   ASSERT_THAT(commit({CreateOp("n~a", "ctx", 1000), CreateOp("n~b", "ctx", 1000)}), IsOk());
   ASSERT_EQ(counter.commits(), 1);

@@ -14,12 +14,14 @@
 #include "gtest/gtest.h"
 #include "store/memory_task_store.h"
 #include "store/sqlite_task_store.h"
+#include "testing/store_commit.h"
 #include "testing/temp_dir.h"
 #include "testing/wait.h"
 
 namespace a2amesh::tasks {
 namespace {
 
+using ::a2amesh::testing::CommitAndWait;
 using ::a2amesh::testing::WaitFor;
 
 class CountingTelemetry final : public Telemetry {
@@ -47,17 +49,6 @@ std::vector<TaskStoreOp> FinishedTask(const std::string& id, int64_t status_ms,
   create.payload = task.SerializeAsString();
   create.info = v1::TaskInfo().SerializeAsString();
   return {create};
-}
-
-absl::Status CommitAndWait(TaskStore& store, std::vector<TaskStoreOp> ops) {
-  absl::Notification done;
-  absl::Status result;
-  store.Commit(std::move(ops), [&](absl::Status status) {
-    result = status;
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return result;
 }
 
 int64_t FileBytes(const std::string& path) {
