@@ -209,6 +209,18 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
   app.add_option("--max-agents", n.max_agents, "Most agents registered on this node")
       ->envname("MESHD_MAX_AGENTS")
       ->capture_default_str();
+  app.add_option("--grpc-max-streams-per-connection", n.grpc_max_streams_per_connection,
+                 "Concurrent streams on one gRPC connection (0: gRPC's default)")
+      ->envname("MESHD_GRPC_MAX_STREAMS_PER_CONNECTION")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  AddDuration(app, "--grpc-max-connection-age", &n.grpc_max_connection_age,
+              "Close gRPC connections this old with a GOAWAY (clients reconnect, e.g. through "
+              "a load balancer; 0: never)",
+              "MESHD_GRPC_MAX_CONNECTION_AGE");
+  AddDuration(app, "--grpc-max-connection-idle", &n.grpc_max_connection_idle,
+              "Close gRPC connections with no call for this long (0: never)",
+              "MESHD_GRPC_MAX_CONNECTION_IDLE");
   app.add_option("--max-agents-per-connection", n.max_agents_per_connection,
                  "Most agents one agent stream may register (0: no cap)")
       ->envname("MESHD_MAX_AGENTS_PER_CONNECTION")

@@ -140,6 +140,12 @@ struct NodeOptions {
   // (0: no cap).
   int max_agents_per_connection = 64;
   int max_agents_per_address = 256;
+  // The gRPC port's connections: concurrent streams on one (0: gRPC's own
+  // limit), and how old or idle one may get before the node closes it with a
+  // GOAWAY (zero: no limit; streams still open get --drain-timeout to end).
+  int grpc_max_streams_per_connection = 0;
+  absl::Duration grpc_max_connection_age = absl::ZeroDuration();
+  absl::Duration grpc_max_connection_idle = absl::ZeroDuration();
   int64_t max_open_streams = 10000;
   int default_max_concurrency = 16;
   // A2A push notifications (webhooks).

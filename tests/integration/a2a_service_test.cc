@@ -472,6 +472,26 @@ TEST(TurnLimitNodeTest, AnAgentThatNeverAnswersHasItsTaskFailedAtTheTimeout) {
   EXPECT_TRUE(WaitFor([&] { return canceled.load(); }));
 }
 
+TEST(GrpcConnectionLimitsTest, AConnectionIdleForTheLimitIsClosed) {
+  NodeOptions options = NodeHarness::TestOptions();
+  options.grpc_max_connection_idle = absl::Milliseconds(300);
+  NodeHarness harness(options);
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateChannel(harness.address(), grpc::InsecureChannelCredentials());
+  auto stub = lf::a2a::v1::A2AService::NewStub(channel);
+  lf::a2a::v1::GetTaskRequest get;
+  get.set_id("n1~nothing");
+  Task task;
+  EXPECT_EQ(stub->GetTask(A2aContext().get(), get, &task).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
+  // No call for 300 ms: the node sends a GOAWAY and the channel goes idle.
+  EXPECT_TRUE(WaitFor([&] { return channel->GetState(false) == GRPC_CHANNEL_IDLE; }));
+  // A new call connects again.
+  EXPECT_EQ(stub->GetTask(A2aContext().get(), get, &task).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, RetentionNodeTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? "Sqlite" : "Memory";

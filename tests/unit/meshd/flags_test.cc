@@ -84,6 +84,19 @@ TEST(FlagsTest, ParsesTurnLimits) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--skill-max-turn-duration")));
 }
 
+TEST(FlagsTest, ParsesGrpcConnectionLimits) {
+  absl::StatusOr<MeshdConfig> config =
+      Parse({"--grpc-max-streams-per-connection", "100", "--grpc-max-connection-age", "30m",
+             "--grpc-max-connection-idle", "5m"});
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->node.grpc_max_streams_per_connection, 100);
+  EXPECT_EQ(config->node.grpc_max_connection_age, absl::Minutes(30));
+  EXPECT_EQ(config->node.grpc_max_connection_idle, absl::Minutes(5));
+  EXPECT_THAT(Parse({"--grpc-max-streams-per-connection", "-1"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--grpc-max-streams-per-connection")));
+}
+
 TEST(FlagsTest, ParsesRetention) {
   absl::StatusOr<MeshdConfig> config =
       Parse({"--task-retention", "36h", "--max-finished-tasks", "5000"});
