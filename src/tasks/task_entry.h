@@ -72,9 +72,9 @@ class TaskEntry {
   bool orphaned ABSL_GUARDED_BY(mu) = false;
   // An agent has sent an event for it (telemetry: time to first event).
   bool answered ABSL_GUARDED_BY(mu) = false;
-  // The agent's turns (an assignment until a final event), counted, and when
-  // the agent last sent an event: for the turn's time limits.
-  int64_t turn ABSL_GUARDED_BY(mu) = 0;
+  // When the agent's current turn (an assignment until a final event) began,
+  // and when the agent last sent an event: for the turn's time limits.
+  absl::Time turn_started ABSL_GUARDED_BY(mu);
   absl::Time last_agent_event ABSL_GUARDED_BY(mu);
   // Whether its create is stored. Until then nothing is delivered.
   enum class Creation { kPending, kStored, kFailed };

@@ -47,7 +47,64 @@ TaskManager::TaskManager(TaskManagerOptions options, TaskStore& store, RunnerFac
       weak_self_(this),
       orphans_(timers, [this](const std::string& agent_id, const std::string& reason) {
         FailOrphans(agent_id, reason);
-      }) {}
+      }) {
+  absl::Duration shortest =
+      std::min({options_.max_turn, options_.agent_idle_timeout, options_.interrupted_ttl});
+  for (const auto& [skill, limit] : options_.skill_max_turn) shortest = std::min(shortest, limit);
+  if (shortest != absl::InfiniteDuration()) {
+    // A limit is noticed within a quarter of itself (at most 5 s late): one
+    // pass over the tasks in memory, instead of timers per task.
+    sweep_interval_ = std::clamp(shortest / 4, absl::Milliseconds(10), absl::Seconds(5));
+    ArmLimitsSweep();
+  }
+}
+
+void TaskManager::ArmLimitsSweep() {
+  timers_.RunAfter(sweep_interval_, weak_self_.Bind([](TaskManager& self) {
+    self.SweepLimits();
+    self.ArmLimitsSweep();
+  }));
+}
+
+void TaskManager::SweepLimits() {
+  std::vector<EntryPtr> entries;
+  {
+    absl::MutexLock lock(&mu_);
+    entries.reserve(active_.size());
+    for (const auto& [id, entry] : active_) entries.push_back(entry);
+  }
+  for (const EntryPtr& entry : entries) {
+    TaskEntry::Lock lock(entry.get());
+    const TaskState state = entry->task.status().state();
+    if (IsTerminalState(state)) continue;
+    const absl::Time now = clock_.Now();
+    if (entry->runner != nullptr) {
+      // In a turn (assigned, no final event yet).
+      auto skill_limit = options_.skill_max_turn.find(entry->info.skill());
+      const absl::Duration limit =
+          skill_limit != options_.skill_max_turn.end() ? skill_limit->second : options_.max_turn;
+      if (now - entry->turn_started >= limit) {
+        FailLocked(entry,
+                   absl::StrCat("agent ", entry->info.agent_id(), " did not finish its turn in ",
+                                absl::FormatDuration(limit), " (--max-turn-duration)"));
+      } else if (now - entry->last_agent_event >= options_.agent_idle_timeout) {
+        FailLocked(entry, absl::StrCat("agent ", entry->info.agent_id(), " sent nothing for ",
+                                       absl::FormatDuration(options_.agent_idle_timeout),
+                                       " (--agent-idle-timeout)"));
+      }
+    } else if (IsInterruptedState(state) && !entry->hosted()) {
+      // Waiting for its client since its status changed (also before a restart).
+      const absl::Time since =
+          absl::FromUnixMillis(google::protobuf::util::TimeUtil::TimestampToMilliseconds(
+              entry->task.status().timestamp()));
+      if (now - since >= options_.interrupted_ttl) {
+        FailLocked(entry, absl::StrCat("the task waited for its client (", StateName(state),
+                                       ") for ", absl::FormatDuration(options_.interrupted_ttl),
+                                       " without an answer (--interrupted-task-ttl)"));
+      }
+    }
+  }
+}
 
 TaskManager::~TaskManager() {
   weak_self_.Reset();  // no timer callback runs from here on
@@ -176,77 +233,9 @@ void TaskManager::AssignLocked(const EntryPtr& entry, const Message& message, bo
   entry->effects.Add([runner = entry->runner, assignment = std::move(assignment)]() mutable {
     runner->Assign(std::move(assignment));
   });
-  const int64_t turn = ++entry->turn;
-  entry->last_agent_event = clock_.Now();
-  entry->effects.Add(
-      [this, entry, turn, skill = entry->info.skill()] { ArmTurnLimits(entry, turn, skill); });
-}
-
-void TaskManager::ArmTurnLimits(const EntryPtr& entry, int64_t turn, const std::string& skill) {
-  auto skill_limit = options_.skill_max_turn.find(skill);
-  const absl::Duration limit =
-      skill_limit != options_.skill_max_turn.end() ? skill_limit->second : options_.max_turn;
-  if (limit != absl::InfiniteDuration()) {
-    timers_.RunAfter(limit, weak_self_.Bind([task_id = entry->id, turn, limit](TaskManager& self) {
-      self.CheckTurnLength(task_id, turn, limit);
-    }));
-  }
-  if (options_.agent_idle_timeout != absl::InfiniteDuration()) {
-    timers_.RunAfter(options_.agent_idle_timeout,
-                     weak_self_.Bind([task_id = entry->id, turn](TaskManager& self) {
-                       self.CheckAgentIdle(task_id, turn);
-                     }));
-  }
-}
-
-void TaskManager::CheckTurnLength(const std::string& task_id, int64_t turn, absl::Duration limit) {
-  EntryPtr entry = Find(task_id);
-  if (entry == nullptr) return;
-  TaskEntry::Lock lock(entry.get());
-  // Still that turn, and the agent still has it (no final event yet).
-  if (entry->turn != turn || entry->runner == nullptr) return;
-  FailLocked(entry, absl::StrCat("agent ", entry->info.agent_id(), " did not finish its turn in ",
-                                 absl::FormatDuration(limit), " (--max-turn-duration)"));
-}
-
-void TaskManager::ArmInterruptedTtl(const std::string& task_id, int64_t turn,
-                                    absl::Duration after) {
-  timers_.RunAfter(after, weak_self_.Bind([task_id, turn](TaskManager& self) {
-    self.CheckInterrupted(task_id, turn);
-  }));
-}
-
-void TaskManager::CheckInterrupted(const std::string& task_id, int64_t turn) {
-  EntryPtr entry = Find(task_id);
-  if (entry == nullptr) return;
-  TaskEntry::Lock lock(entry.get());
-  // No new turn since (the client did not answer), and still waiting.
-  if (entry->turn != turn || !IsInterruptedState(entry->task.status().state())) return;
-  FailLocked(entry, absl::StrCat("the task waited for its client (",
-                                 StateName(entry->task.status().state()), ") for ",
-                                 absl::FormatDuration(options_.interrupted_ttl),
-                                 " without an answer (--interrupted-task-ttl)"));
-}
-
-void TaskManager::CheckAgentIdle(const std::string& task_id, int64_t turn) {
-  EntryPtr entry = Find(task_id);
-  if (entry == nullptr) return;
-  absl::Duration again;
-  {
-    TaskEntry::Lock lock(entry.get());
-    if (entry->turn != turn || entry->runner == nullptr) return;
-    const absl::Duration idle = clock_.Now() - entry->last_agent_event;
-    if (idle >= options_.agent_idle_timeout) {
-      FailLocked(entry, absl::StrCat("agent ", entry->info.agent_id(), " sent nothing for ",
-                                     absl::FormatDuration(options_.agent_idle_timeout),
-                                     " (--agent-idle-timeout)"));
-      return;
-    }
-    again = options_.agent_idle_timeout - idle;
-  }
-  timers_.RunAfter(again, weak_self_.Bind([task_id, turn](TaskManager& self) {
-    self.CheckAgentIdle(task_id, turn);
-  }));
+  // A turn begins: the limits sweep (SweepLimits) counts from here.
+  entry->turn_started = clock_.Now();
+  entry->last_agent_event = entry->turn_started;
 }
 
 void TaskManager::ReleaseRunnerLocked(const EntryPtr& entry) {
@@ -295,12 +284,6 @@ void TaskManager::AppendLocked(const EntryPtr& entry, StreamResponse event,
   if (final) {
     // The agent is done with the task, or waits for the client: free its slot.
     ReleaseRunnerLocked(entry);
-    if (IsInterruptedState(state) && !entry->hosted() &&
-        options_.interrupted_ttl != absl::InfiniteDuration()) {
-      entry->effects.Add([this, id = entry->id, turn = entry->turn] {
-        ArmInterruptedTtl(id, turn, options_.interrupted_ttl);
-      });
-    }
   }
   const int64_t seq = entry->log.next_seq();
   std::vector<TaskStoreOp> ops;
@@ -1045,20 +1028,6 @@ absl::Status TaskManager::Recover() {
       ++interrupted;
     }
     A2AMESH_RETURN_IF_ERROR(Insert(task.entry, task.agent_id, ""));
-    if (!task.waits_for_agent && options_.interrupted_ttl != absl::InfiniteDuration()) {
-      // What is left of its wait, from when it began waiting.
-      absl::Time since;
-      int64_t turn;
-      {
-        absl::MutexLock lock(&task.entry->mu);
-        since = absl::FromUnixMillis(google::protobuf::util::TimeUtil::TimestampToMilliseconds(
-            task.entry->task.status().timestamp()));
-        turn = task.entry->turn;
-      }
-      ArmInterruptedTtl(
-          task.entry->id, turn,
-          std::max(options_.interrupted_ttl - (clock_.Now() - since), absl::ZeroDuration()));
-    }
   }
   for (const auto& [agent_id, count] : waiting) {
     orphans_.Arm(

@@ -317,14 +317,12 @@ class TaskManager {
               const std::string& parent_task_id);
   // Fails the task with `reason` at `deadline` if it is still running then.
   void ArmDeadline(const std::string& task_id, absl::Time deadline);
-  // The time limits of turn `turn` of a task: checked when they may have
-  // passed; a check that finds the agent active since arms the next.
-  void ArmTurnLimits(const EntryPtr& entry, int64_t turn, const std::string& skill);
-  void CheckTurnLength(const std::string& task_id, int64_t turn, absl::Duration limit);
-  void CheckAgentIdle(const std::string& task_id, int64_t turn);
-  // Fails the task if it still waits for its client after turn `turn`.
-  void ArmInterruptedTtl(const std::string& task_id, int64_t turn, absl::Duration after);
-  void CheckInterrupted(const std::string& task_id, int64_t turn);
+  // Every sweep_interval_: fails the turns past their limits (max_turn,
+  // skill_max_turn, agent_idle_timeout) and the tasks that waited for their
+  // client past interrupted_ttl. A pass over the tasks in memory, so that a
+  // task costs no timer of its own.
+  void ArmLimitsSweep();
+  void SweepLimits();
   void FailIfActive(const std::string& task_id, const std::string& reason);
   std::vector<EntryPtr> EntriesOf(const std::string& agent_id) const;
   // The agent's grace expired: its orphaned tasks fail with `reason`.
@@ -341,6 +339,7 @@ class TaskManager {
   const TaskManagerOptions options_;
   TaskStore& store_;
   RunnerFactory& runners_;
+  absl::Duration sweep_interval_ = absl::InfiniteDuration();
   Timers& timers_;
   Clock& clock_;
   // Timer callbacks go through this: they do nothing once we are gone.

@@ -60,26 +60,6 @@ class FakeTimers final : public Timers {
     }
     return static_cast<int>(due.size());
   }
-  // Runs the pending timers armed with a delay of at most `delay` (in the
-  // order armed); returns how many ran.
-  int FireArmedWithin(absl::Duration delay) {
-    std::vector<Timer> due;
-    {
-      absl::MutexLock lock(&mu_);
-      for (auto it = timers_.begin(); it != timers_.end();) {
-        if (it->delay <= delay) {
-          due.push_back(std::move(*it));
-          it = timers_.erase(it);
-        } else {
-          ++it;
-        }
-      }
-    }
-    for (Timer& t : due) {
-      t.fn();
-    }
-    return static_cast<int>(due.size());
-  }
   size_t pending() const {
     absl::MutexLock lock(&mu_);
     return timers_.size();

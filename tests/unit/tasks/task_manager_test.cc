@@ -477,22 +477,27 @@ TEST_F(TaskManagerTest, ATurnFailsWhenItsAgentGoesQuietOrRunsTooLong) {
   options.agent_idle_timeout = absl::Minutes(10);
   manager_.reset();
   manager_ = MakeManager(options);
+  // One sweep of every task in memory, every quarter of the shortest limit
+  // (at most 5 s): no timer per task.
+  EXPECT_EQ(timers_.pending(), 1u);
+  EXPECT_EQ(timers_.last_delay(), absl::Seconds(5));
+  auto sweep = [&](absl::Duration later) {
+    clock_.Advance(later);
+    EXPECT_EQ(timers_.FireAll(), 1);  // the sweep, which arms the next
+    store_.Flush();
+  };
+  auto state = [&](const std::string& id) { return manager_->Get(id)->status().state(); };
   std::shared_ptr<FakeAgent> agent = runners_.Connect("echo");
 
-  // Quiet: the idle check at 10 min finds an event 4 min old and looks again
-  // 6 min later, when the agent has been quiet for 10.
+  // Quiet: an event at 6 min keeps it alive at 10; at 16 it has been quiet for 10.
   std::string quiet = CreateTask("echo");
+  EXPECT_EQ(timers_.pending(), 1u);
   clock_.Advance(absl::Minutes(6));
   ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, quiet, Status(lf::a2a::v1::TASK_STATE_WORKING)),
               IsOk());
-  clock_.Advance(absl::Minutes(4));
-  EXPECT_EQ(timers_.FireArmedWithin(absl::Minutes(10)), 1);
-  store_.Flush();
-  EXPECT_EQ(manager_->Get(quiet)->status().state(), lf::a2a::v1::TASK_STATE_WORKING);
-  EXPECT_EQ(timers_.last_delay(), absl::Minutes(6));
-  clock_.Advance(absl::Minutes(6));
-  EXPECT_EQ(timers_.FireArmedWithin(absl::Minutes(6)), 1);
-  store_.Flush();
+  sweep(absl::Minutes(4));
+  EXPECT_EQ(state(quiet), lf::a2a::v1::TASK_STATE_WORKING);
+  sweep(absl::Minutes(6));
   absl::StatusOr<Task> failed = manager_->Get(quiet);
   ASSERT_THAT(failed, IsOk());
   EXPECT_EQ(failed->status().state(), lf::a2a::v1::TASK_STATE_FAILED);
@@ -500,43 +505,38 @@ TEST_F(TaskManagerTest, ATurnFailsWhenItsAgentGoesQuietOrRunsTooLong) {
               HasSubstr("agent echo sent nothing for 10m (--agent-idle-timeout)"));
   EXPECT_THAT(agent->cancels(), ::testing::Contains(quiet));
 
-  // Too long: events keep coming, the turn limit ends it; a task that asked
-  // for input meanwhile is past its turn and untouched.
+  // Too long: events keep coming, the turn limit ends it at 1 h; a task that
+  // asked for input meanwhile is past its turn and untouched; a research
+  // task has its skill's 4 h.
   std::string busy = CreateTask("echo");
   std::string waiting = CreateTask("echo");
+  auto research_sub = std::make_shared<RecordingSubscriber>();
+  ASSERT_THAT(manager_->Create(NewTask{SendText("dig"), runners_.RunnerFor("echo"), "research", ""},
+                               research_sub),
+              IsOk());
+  store_.Flush();
+  const std::string research = research_sub->events()[0].task().id();
   ASSERT_THAT(
       manager_->ApplyAgentEvent({"echo"}, waiting, Status(lf::a2a::v1::TASK_STATE_INPUT_REQUIRED)),
       IsOk());
-  for (int i = 0; i < 6; ++i) {
+  for (int minutes = 10; minutes <= 240; minutes += 10) {
     clock_.Advance(absl::Minutes(10));
-    ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, busy, Status(lf::a2a::v1::TASK_STATE_WORKING)),
-                IsOk());
-    timers_.FireArmedWithin(absl::Minutes(10));  // idle checks: never idle
+    for (const std::string& id : {busy, research}) {
+      if (state(id) == lf::a2a::v1::TASK_STATE_WORKING ||
+          state(id) == lf::a2a::v1::TASK_STATE_SUBMITTED) {
+        ASSERT_THAT(
+            manager_->ApplyAgentEvent({"echo"}, id, Status(lf::a2a::v1::TASK_STATE_WORKING)),
+            IsOk());
+      }
+    }
+    sweep(absl::ZeroDuration());
+    EXPECT_EQ(state(busy) == lf::a2a::v1::TASK_STATE_FAILED, minutes >= 60) << minutes;
+    EXPECT_EQ(state(research) == lf::a2a::v1::TASK_STATE_FAILED, minutes >= 240) << minutes;
   }
-  store_.Flush();
-  EXPECT_EQ(manager_->Get(busy)->status().state(), lf::a2a::v1::TASK_STATE_WORKING);
-  timers_.FireArmedWithin(absl::Hours(1));
-  store_.Flush();
-  failed = manager_->Get(busy);
-  EXPECT_EQ(failed->status().state(), lf::a2a::v1::TASK_STATE_FAILED);
-  EXPECT_THAT(failed->status().message().parts(0).text(),
+  EXPECT_THAT(manager_->Get(busy)->status().message().parts(0).text(),
               HasSubstr("did not finish its turn in 1h (--max-turn-duration)"));
-  EXPECT_EQ(manager_->Get(waiting)->status().state(), lf::a2a::v1::TASK_STATE_INPUT_REQUIRED);
-
-  // A skill's own limit.
-  auto sub = std::make_shared<RecordingSubscriber>();
-  NewTask research{SendText("dig"), runners_.RunnerFor("echo"), "research", ""};
-  ASSERT_THAT(manager_->Create(std::move(research), sub), IsOk());
-  store_.Flush();
-  EXPECT_EQ(timers_.FireArmedWithin(absl::Hours(1)), 1);  // only the idle check
-  store_.Flush();
-  const std::string research_id = sub->events()[0].task().id();
-  EXPECT_EQ(manager_->Get(research_id)->status().state(), lf::a2a::v1::TASK_STATE_SUBMITTED);
-  timers_.FireArmedWithin(absl::Hours(4));  // its turn limit (and the idle check again)
-  store_.Flush();
-  failed = manager_->Get(research_id);
-  EXPECT_EQ(failed->status().state(), lf::a2a::v1::TASK_STATE_FAILED);
-  EXPECT_THAT(failed->status().message().parts(0).text(), HasSubstr("in 4h"));
+  EXPECT_THAT(manager_->Get(research)->status().message().parts(0).text(), HasSubstr("in 4h"));
+  EXPECT_EQ(state(waiting), lf::a2a::v1::TASK_STATE_INPUT_REQUIRED);
 }
 
 TEST_F(TaskManagerTest, ATaskWaitingForItsClientTooLongFails) {
@@ -553,12 +553,17 @@ TEST_F(TaskManagerTest, ATaskWaitingForItsClientTooLongFails) {
         IsOk());
   }
   store_.Flush();
-  // The client answers one of them: a new turn, which the old wait does not end.
+  // The client answers one of them: its agent has it again.
   lf::a2a::v1::SendMessageRequest follow_up = SendText("the red one");
   follow_up.mutable_message()->set_task_id(answered);
   ASSERT_THAT(manager_->Continue(follow_up, nullptr), IsOk());
   store_.Flush();
-  EXPECT_EQ(timers_.FireArmedWithin(absl::Hours(24)), 2);
+  clock_.Advance(absl::Hours(23));
+  timers_.FireAll();
+  store_.Flush();
+  EXPECT_EQ(manager_->Get(abandoned)->status().state(), lf::a2a::v1::TASK_STATE_INPUT_REQUIRED);
+  clock_.Advance(absl::Hours(1));
+  timers_.FireAll();
   store_.Flush();
   absl::StatusOr<Task> failed = manager_->Get(abandoned);
   ASSERT_THAT(failed, IsOk());
@@ -566,7 +571,6 @@ TEST_F(TaskManagerTest, ATaskWaitingForItsClientTooLongFails) {
   EXPECT_THAT(failed->status().message().parts(0).text(),
               HasSubstr("waited for its client (input-required) for 24h without an answer "
                         "(--interrupted-task-ttl)"));
-  // (It stays input-required until its agent takes the answer up.)
   EXPECT_NE(manager_->Get(answered)->status().state(), lf::a2a::v1::TASK_STATE_FAILED);
 }
 
