@@ -263,6 +263,11 @@ absl::Status Node::Init() {
       retention.ttl == absl::InfiniteDuration()
           ? options_.housekeeping_interval
           : std::clamp(retention.ttl / 4, absl::Milliseconds(10), options_.housekeeping_interval);
+  if (retention.max_finished > 0) {
+    // A cap holds only as often as it is enforced: at thousands of tasks a
+    // second, a minute would let hundreds of thousands pile up in between.
+    retention.interval = std::min(retention.interval, absl::Seconds(1));
+  }
   retention.trim_memory = true;
   retention_ = std::make_unique<tasks::Retention>(*store_, retention);
   catalog_ = std::make_unique<catalog::AgentCatalog>(options_.max_agents);
