@@ -327,6 +327,11 @@ class AgentImpl final : public Agent {
   // From the connection's reactions (a gRPC thread).
   void OnMessage(Connection* connection, v1::NodeToAgent& message);
   // `connection` has been deleted: it is only compared with the current one.
+  // Stops writes from reaching `connection`, which is about to be deleted.
+  void ForgetConnection(const Connection* connection) {
+    absl::MutexLock lock(&mu_);
+    if (connection_ == connection) connection_ = nullptr;
+  }
   void OnConnectionDone(const Connection* connection, const grpc::Status& status,
                         std::deque<v1::AgentToNode> unsent);
 
@@ -497,6 +502,9 @@ void Connection::OnDone(const grpc::Status& status) {
   // The connection is gone (its context and channel reference with it) before
   // the agent hears of it: once it has, the agent may be destroyed.
   AgentImpl& agent = agent_;
+  // First out of the agent's reach: a handler's Write (on another thread) must
+  // not find this connection once it is being deleted.
+  agent.ForgetConnection(this);
   std::deque<v1::AgentToNode> unsent = writes_.Detach();
   const Connection* const gone = this;
   delete this;
