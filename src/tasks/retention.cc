@@ -2,7 +2,6 @@
 
 #include <malloc.h>
 
-#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,16 +16,10 @@ namespace {
 // other writers get their turn between batches.
 constexpr int kBatch = 500;
 
-absl::Duration Interval(const RetentionOptions& options) {
-  if (options.interval > absl::ZeroDuration()) return options.interval;
-  if (options.ttl == absl::InfiniteDuration()) return absl::Minutes(1);
-  return std::clamp(options.ttl / 4, absl::Milliseconds(10), absl::Minutes(1));
-}
-
 }  // namespace
 
 Retention::Retention(TaskStore& store, RetentionOptions options)
-    : store_(store), options_(std::move(options)), interval_(Interval(options_)) {
+    : store_(store), options_(std::move(options)) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -77,7 +70,7 @@ void Retention::Loop() {
     {
       absl::MutexLock lock(&mu_);
       auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
-      if (mu_.AwaitWithTimeout(absl::Condition(&stopping), interval_)) return;
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping), options_.interval)) return;
     }
     absl::StatusOr<int64_t> removed = SweepOnce();
     if (!removed.ok()) {

@@ -19,8 +19,9 @@ struct RetentionOptions {
   absl::Duration ttl = absl::Hours(24 * 7);
   // At most this many finished tasks are kept (the oldest go first); 0: no cap.
   int64_t max_finished = 0;
-  // How often the store is swept; zero: a quarter of the ttl, at most a minute.
-  absl::Duration interval = absl::ZeroDuration();
+  // How often the store is swept (the node derives it from the ttl, the cap
+  // and --housekeeping-interval).
+  absl::Duration interval = absl::Minutes(1);
   // After each sweep, give the allocator's free memory back to the system
   // (glibc's malloc_trim): what removed tasks, a load peak or refused large
   // inputs left behind would otherwise stay in the process's RSS.
@@ -47,7 +48,6 @@ class Retention {
 
   TaskStore& store_;
   const RetentionOptions options_;
-  const absl::Duration interval_;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;

@@ -92,9 +92,9 @@ TEST(FlagsTest, ParsesGrpcConnectionLimits) {
   EXPECT_EQ(config->node.grpc_max_streams_per_connection, 100);
   EXPECT_EQ(config->node.grpc_max_connection_age, absl::Minutes(30));
   EXPECT_EQ(config->node.grpc_max_connection_idle, absl::Minutes(5));
-  EXPECT_THAT(Parse({"--grpc-max-streams-per-connection", "-1"}),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("--grpc-max-streams-per-connection")));
+  EXPECT_THAT(
+      Parse({"--grpc-max-streams-per-connection", "-1"}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--grpc-max-streams-per-connection")));
 }
 
 TEST(FlagsTest, ParsesRetention) {
