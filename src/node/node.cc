@@ -259,10 +259,10 @@ absl::Status Node::Init() {
   retention.ttl = ttl == absl::ZeroDuration() ? absl::InfiniteDuration() : ttl;
   retention.max_finished = options_.max_finished_tasks.value_or(options_.ephemeral ? 10000 : 0);
   retention.telemetry = metrics_.get();
-  retention.interval =
-      retention.ttl == absl::InfiniteDuration()
-          ? options_.housekeeping_interval
-          : std::clamp(retention.ttl / 4, absl::Milliseconds(10), options_.housekeeping_interval);
+  retention.interval = retention.ttl == absl::InfiniteDuration()
+                           ? options_.housekeeping_interval
+                           : std::min(std::max(retention.ttl / 4, absl::Milliseconds(10)),
+                                      options_.housekeeping_interval);
   if (retention.max_finished > 0) {
     // A cap holds only as often as it is enforced: at thousands of tasks a
     // second, a minute would let hundreds of thousands pile up in between.
