@@ -344,13 +344,13 @@ class RunTest(unittest.TestCase):
         with open(ready) as f:
             return json.load(f)
 
-    def wait_until(self, condition, what, timeout=20):
+    def wait_until(self, condition, what, last_output=lambda: "", timeout=20):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if condition():
                 return
             time.sleep(0.1)
-        self.fail(f"timed out waiting until {what}")
+        self.fail(f"timed out waiting until {what}: {last_output()}")
 
     def http_status(self, port, path):
         try:
@@ -515,7 +515,8 @@ class RunTest(unittest.TestCase):
             result = self.sh(script.replace(f"mesh-a2a-mesh:{grpc_port}",
                                             f"localhost:{grpc_port}"))
             return result.returncode == 0
-        self.wait_until(helm_test_passes, "the helm test passes")
+        self.wait_until(helm_test_passes, "the helm test passes",
+                        lambda: f"{result.stdout}{result.stderr}")
         self.assertIn("2 of 2 nodes up", result.stdout)
 
         # From the attacker's side: plain text, no token, a wrong CA.
