@@ -31,6 +31,10 @@ struct TaskStoreOp {
     kPutPushConfig,
     // Removes push-notification config `config_id` of the task, if it exists.
     kDeletePushConfig,
+    // Push-notification config `config_id` of the task has delivered (or
+    // given up) the last event of its watch: a restart need not send its
+    // task again. A later kPutPushConfig of the same id unsettles it.
+    kSettlePushConfig,
     // Writes nothing: a Commit of it returns once the task's earlier writes
     // are durable (it must exist).
     kSync,
@@ -50,7 +54,7 @@ struct TaskStoreOp {
   std::string skill;
   std::string parent_id;
   std::string info;  // serialized TaskInfo
-  // kPutPushConfig, kDeletePushConfig.
+  // kPutPushConfig, kDeletePushConfig, kSettlePushConfig.
   std::string config_id;
   // kCreate, kSnapshot: a serialized lf.a2a.v1.Task. kEvent: a serialized
   // StreamResponse. kPutPushConfig: a serialized TaskPushNotificationConfig.
@@ -156,8 +160,10 @@ class TaskStore {
                                                                 int64_t keep_at_most,
                                                                 int limit) = 0;
 
-  // The push-notification configs of task `task_id` (of every task that is
-  // not in a terminal state if `task_id` is empty), by task, then config id.
+  // The push-notification configs of task `task_id`, or, if `task_id` is
+  // empty, every config not settled (those of every task not in a terminal
+  // state, and of ended tasks whose end was not yet delivered), by task, then
+  // config id.
   virtual absl::StatusOr<std::vector<lf::a2a::v1::TaskPushNotificationConfig>> ListPushConfigs(
       absl::string_view task_id) = 0;
 

@@ -90,7 +90,9 @@ void PushNotifier::Shutdown() {
   }
   client_.reset();  // waits for its thread; pending POSTs end as CANCELLED
   if (dropped > 0) {
-    A2AMESH_LOG(Warning, "push notifications not delivered: the node stopped")
+    A2AMESH_LOG(Info,
+                "push notifications not delivered yet: the node stops; its tasks are "
+                "sent again when it starts")
         .With("queued", dropped);
   }
 }
@@ -214,14 +216,29 @@ std::shared_ptr<tasks::TaskSubscriber> PushNotifier::Attach(
 absl::Status PushNotifier::Recover() {
   absl::StatusOr<std::vector<TaskPushNotificationConfig>> configs = store_.ListPushConfigs("");
   if (!configs.ok()) return configs.status();
+  int ended = 0;
   for (const TaskPushNotificationConfig& config : *configs) {
     std::shared_ptr<Target> target = Register(config);
-    if (!tasks_->Watch(config.task_id(), target).ok()) {
-      Unregister(target->key());
+    if (tasks_->Watch(config.task_id(), target).ok()) {
+      continue;  // its first event is the task as it stands
+    }
+    // The task ended before the node stopped, and the webhook may not have
+    // heard the end: it gets the task in its final form, which carries what
+    // every event it missed did.
+    absl::StatusOr<lf::a2a::v1::Task> task = tasks_->Get(config.task_id());
+    if (task.ok() && IsTerminalState(task->status().state())) {
+      StreamResponse event;
+      *event.mutable_task() = *std::move(task);
+      Enqueue(target, event, /*last=*/true);
+      ++ended;
+    } else {
+      Unregister(target->key());  // gone (retention removed it)
     }
   }
   if (!configs->empty()) {
-    A2AMESH_LOG(Info, "push notifications resumed").With("configs", configs->size());
+    A2AMESH_LOG(Info, "push notifications resumed")
+        .With("configs", configs->size())
+        .With("ended_tasks", ended);
   }
   return absl::OkStatus();
 }
@@ -254,7 +271,10 @@ absl::StatusOr<TaskPushNotificationConfig> PushNotifier::Create(TaskPushNotifica
   if (absl::Status stored = CommitAndWait(std::move(op)); !stored.ok()) return stored;
   std::shared_ptr<Target> target = Register(*checked);
   if (!tasks_->Watch(task_id, target).ok()) {
-    Unregister(target->key());  // it ended meanwhile: nothing more to send
+    // It has ended (or ended meanwhile): nothing more to send, after a
+    // restart either.
+    Unregister(target->key());
+    Settle(*checked);
   }
   return *checked;
 }
@@ -339,7 +359,12 @@ void PushNotifier::SendLocked(const std::shared_ptr<Target>& target) {
   if (target->queue.empty()) {
     if (target->watch_ended) {
       auto it = targets_.find(target->key());
-      if (it != targets_.end() && it->second == target) targets_.erase(it);
+      if (it != targets_.end() && it->second == target) {
+        targets_.erase(it);
+        // Its last event is delivered (or given up): a restart need not send
+        // the task again. Append never blocks nor calls back.
+        Settle(target->config);
+      }
     }
     return;
   }
@@ -409,6 +434,14 @@ void PushNotifier::OnSent(const std::shared_ptr<Target>& target, absl::StatusOr<
     target->sending = false;
     SendLocked(target);
   });
+}
+
+void PushNotifier::Settle(const TaskPushNotificationConfig& config) {
+  std::vector<TaskStoreOp> ops(1);
+  ops[0].kind = TaskStoreOp::Kind::kSettlePushConfig;
+  ops[0].task_id = config.task_id();
+  ops[0].config_id = config.id();
+  store_.Append(std::move(ops));
 }
 
 absl::Duration PushNotifier::Backoff(int attempts) {

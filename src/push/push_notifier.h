@@ -49,8 +49,14 @@ struct PushOptions {
 // Delivery is at least once and in order per webhook: an event is retried
 // with exponential backoff until a 2xx or max_attempts, and the next waits
 // for it. Targets that resolve to loopback, private or link-local addresses
-// are refused unless allowed. The queue is in memory, bounded by max_queued:
-// what is still queued when the node stops is not delivered.
+// are refused unless allowed. The queue is in memory, bounded by max_queued;
+// what it held when the node stopped is not lost: a config is marked settled
+// in the store once the last event of its watch is delivered (or given up),
+// and after a restart every unsettled config is watched again -- its first
+// event the Task as it then stands, or, if the task ended meanwhile, the Task
+// in its final form, which carries what every missed event did. So delivery
+// stays at least once and in order across restarts (with a duplicate of
+// what was delivered just before the stop).
 //
 // Thread-safe.
 class PushNotifier final : public tasks::PushHook {
@@ -63,10 +69,12 @@ class PushNotifier final : public tasks::PushHook {
   // Set once, before anything else is called (the task manager is built with
   // this notifier as its PushHook).
   void SetTaskManager(tasks::TaskManager* tasks) { tasks_ = tasks; }
-  // Watches again the unfinished tasks that have configs. After the task
-  // manager has recovered. May block.
+  // Watches again the tasks of every config not settled: unfinished tasks,
+  // and ended tasks whose end was not delivered (they are sent as they
+  // ended). After the task manager has recovered. May block.
   absl::Status Recover();
-  // Stops delivering: unsubscribes every watch and drops what is queued.
+  // Stops delivering: unsubscribes every watch and drops what is queued (the
+  // next start sends it again).
   // Idempotent; before the task manager goes away.
   void Shutdown();
 
@@ -98,6 +106,8 @@ class PushNotifier final : public tasks::PushHook {
   // The config's task, which must be one of this node's (TaskNotFound if not).
   absl::StatusOr<lf::a2a::v1::Task> OwnTask(const std::string& task_id) const;
   absl::Status CommitAndWait(TaskStoreOp op);
+  // Records that `config` has nothing more to deliver (kSettlePushConfig).
+  void Settle(const lf::a2a::v1::TaskPushNotificationConfig& config);
   // Registers a watcher for `config`, replacing one with the same key.
   std::shared_ptr<Target> Register(const lf::a2a::v1::TaskPushNotificationConfig& config);
   void Unregister(const Key& key);

@@ -42,6 +42,7 @@ absl::Status MemoryTaskStore::Check(const std::vector<TaskStoreOp>& ops) {
       case TaskStoreOp::Kind::kSnapshot:
       case TaskStoreOp::Kind::kPutPushConfig:
       case TaskStoreOp::Kind::kDeletePushConfig:
+      case TaskStoreOp::Kind::kSettlePushConfig:
       case TaskStoreOp::Kind::kSync:
         if (!exists) {
           return absl::NotFoundError(absl::StrCat("task ", op.task_id, " is not in the store"));
@@ -67,9 +68,16 @@ void MemoryTaskStore::Apply(TaskStoreOp& op) {
       break;
     case TaskStoreOp::Kind::kPutPushConfig:
       row.push_configs[op.config_id] = std::move(op.payload);
+      row.settled_push_configs.erase(op.config_id);
       break;
     case TaskStoreOp::Kind::kDeletePushConfig:
       row.push_configs.erase(op.config_id);
+      row.settled_push_configs.erase(op.config_id);
+      break;
+    case TaskStoreOp::Kind::kSettlePushConfig:
+      if (row.push_configs.count(op.config_id) > 0) {
+        row.settled_push_configs.insert(op.config_id);
+      }
       break;
     case TaskStoreOp::Kind::kCreate:
       row.context_id = std::move(op.context_id);
@@ -225,12 +233,13 @@ MemoryTaskStore::ListPushConfigs(absl::string_view task_id) {
     if (it != rows_.end()) rows.emplace(it->first, &it->second);
   } else {
     for (const auto& [id, row] : rows_) {
-      if (!IsTerminalState(row.state)) rows.emplace(id, &row);
+      if (!row.push_configs.empty()) rows.emplace(id, &row);
     }
   }
   std::vector<lf::a2a::v1::TaskPushNotificationConfig> configs;
   for (const auto& [id, row] : rows) {
     for (const auto& [config_id, payload] : row->push_configs) {
+      if (task_id.empty() && row->settled_push_configs.contains(config_id)) continue;
       if (!configs.emplace_back().ParseFromString(payload)) {
         return absl::DataLossError(
             absl::StrCat("push config ", config_id, " of task ", id, " is corrupt"));

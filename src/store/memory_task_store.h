@@ -8,6 +8,7 @@
 #include "a2amesh/task_store.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 
 namespace a2amesh::store {
@@ -47,6 +48,8 @@ class MemoryTaskStore final : public TaskStore {
     std::map<int64_t, std::string> events;
     // Serialized TaskPushNotificationConfigs by id.
     std::map<std::string, std::string> push_configs;
+    // Configs whose watch delivered the task's end (kSettlePushConfig).
+    absl::flat_hash_set<std::string> settled_push_configs;
   };
 
   absl::Status CheckAndApply(std::vector<TaskStoreOp>& ops) ABSL_LOCKS_EXCLUDED(mu_);

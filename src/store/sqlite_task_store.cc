@@ -18,7 +18,10 @@ namespace {
 // 1: the first schema. 2: tasks.skill and tasks.parent_id (admin views and
 // the subtask tree), filled in from each task's TaskInfo when upgrading.
 // 3: push_configs (a version 2 store gains the empty table).
-constexpr int kSchemaVersion = 3;
+// 4: push_configs.settled: whether a config's watch delivered its task's end
+// (a version 3 store marks the configs of its ended tasks settled, as they
+// were treated before).
+constexpr int kSchemaVersion = 4;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS tasks (
@@ -48,6 +51,7 @@ CREATE TABLE IF NOT EXISTS push_configs (
   task_id TEXT NOT NULL,
   id      TEXT NOT NULL,
   config  BLOB NOT NULL,
+  settled INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (task_id, id)
 ) WITHOUT ROWID;
 )sql";
@@ -190,6 +194,21 @@ absl::Status UpgradeFromVersion1(sqlite3* db, const std::string& path) {
   return status;
 }
 
+absl::Status UpgradeFromVersion3(sqlite3* db, const std::string& path) {
+  constexpr const char* kUpgrade =
+      "BEGIN IMMEDIATE;"
+      "ALTER TABLE push_configs ADD COLUMN settled INTEGER NOT NULL DEFAULT 0;"
+      "UPDATE push_configs SET settled = 1 "
+      "WHERE task_id IN (SELECT id FROM tasks WHERE state IN (3, 4, 5, 7));"
+      "COMMIT;";
+  if (sqlite3_exec(db, kUpgrade, nullptr, nullptr, nullptr) != SQLITE_OK) {
+    absl::Status status = SqliteError(db, absl::StrCat("upgrading task store ", path));
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    return status;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 struct SqliteTaskStore::WriterStatements {
@@ -211,6 +230,8 @@ struct SqliteTaskStore::WriterStatements {
                         "INSERT OR REPLACE INTO push_configs (task_id, id, config) "
                         "VALUES (?1, ?2, ?3)"),
         delete_push_config(db, "DELETE FROM push_configs WHERE task_id = ?1 AND id = ?2"),
+        settle_push_config(db,
+                           "UPDATE push_configs SET settled = 1 WHERE task_id = ?1 AND id = ?2"),
         delete_task(db, "DELETE FROM tasks WHERE id = ?1"),
         delete_events(db, "DELETE FROM events WHERE task_id = ?1"),
         delete_push_configs(db, "DELETE FROM push_configs WHERE task_id = ?1"),
@@ -223,8 +244,8 @@ struct SqliteTaskStore::WriterStatements {
   absl::Status prepared() const {
     for (const Statement* s :
          {&insert_task, &exists, &insert_event, &put_snapshot, &trim_events, &update_summary,
-          &put_push_config, &delete_push_config, &delete_task, &delete_events, &delete_push_configs,
-          &begin, &commit, &savepoint, &release, &rollback_to}) {
+          &put_push_config, &delete_push_config, &settle_push_config, &delete_task, &delete_events,
+          &delete_push_configs, &begin, &commit, &savepoint, &release, &rollback_to}) {
       A2AMESH_RETURN_IF_ERROR(s->prepared());
     }
     return absl::OkStatus();
@@ -238,6 +259,7 @@ struct SqliteTaskStore::WriterStatements {
   Statement update_summary;
   Statement put_push_config;
   Statement delete_push_config;
+  Statement settle_push_config;
   Statement delete_task;
   Statement delete_events;
   Statement delete_push_configs;
@@ -360,6 +382,9 @@ absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(const Opt
   }
   if (status.ok() && found_version == 1) {
     status = UpgradeFromVersion1(write_db, options.path);
+  }
+  if (status.ok() && found_version == 3) {
+    status = UpgradeFromVersion3(write_db, options.path);
   }
   // A store of this version opens without writing anything (no transaction,
   // no fsync); a new or older one gets the schema and its version at once.
@@ -668,6 +693,16 @@ absl::Status SqliteTaskStore::ApplyOp(TaskStoreOp& op, BatchState& batch) {
       }
       return absl::OkStatus();
     }
+    case TaskStoreOp::Kind::kSettlePushConfig: {
+      A2AMESH_RETURN_IF_ERROR(missing());
+      Use settle(st.settle_push_config);
+      settle->Bind(1, op.task_id).Bind(2, op.config_id);
+      if (settle->Step() != SQLITE_DONE) {
+        return SqliteError(
+            db, absl::StrCat("settle push config ", op.config_id, " of task ", op.task_id));
+      }
+      return absl::OkStatus();
+    }
     case TaskStoreOp::Kind::kCreate: {
       // Ended in this same batch: the row goes in as it ends.
       const TaskStoreOp* last = batch.Snapshot(op.task_id);
@@ -900,12 +935,10 @@ absl::StatusOr<std::vector<std::string>> SqliteTaskStore::ExpiredTasks(absl::Tim
 absl::StatusOr<std::vector<lf::a2a::v1::TaskPushNotificationConfig>>
 SqliteTaskStore::ListPushConfigs(absl::string_view task_id) {
   absl::MutexLock lock(&read_mu_);
-  Statement rows(read_db_, task_id.empty()
-                               ? "SELECT p.task_id, p.id, p.config FROM push_configs p "
-                                 "JOIN tasks t ON t.id = p.task_id "
-                                 "WHERE t.state NOT IN (3, 4, 5, 7) ORDER BY p.task_id, p.id"
-                               : "SELECT task_id, id, config FROM push_configs "
-                                 "WHERE task_id = ?1 ORDER BY id");
+  Statement rows(read_db_, task_id.empty() ? "SELECT task_id, id, config FROM push_configs "
+                                             "WHERE settled = 0 ORDER BY task_id, id"
+                                           : "SELECT task_id, id, config FROM push_configs "
+                                             "WHERE task_id = ?1 ORDER BY id");
   A2AMESH_RETURN_IF_ERROR(rows.prepared());
   if (!task_id.empty()) rows.Bind(1, task_id);
   std::vector<lf::a2a::v1::TaskPushNotificationConfig> configs;

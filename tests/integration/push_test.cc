@@ -14,6 +14,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "http/http_server.h"
+#include "store/sqlite_task_store.h"
 #include "testing/cards.h"
 #include "testing/http_client.h"
 #include "testing/node_harness.h"
@@ -415,6 +416,58 @@ TEST(PushRestartTest, ConfigsSurviveARestartAndTheirTasksAreWatchedAgain) {
   lf::a2a::v1::Task canceled;
   ASSERT_TRUE(harness.NewA2aStub()->CancelTask(A2aContext().get(), cancel, &canceled).ok());
   EXPECT_TRUE(receiver.WaitForState(lf::a2a::v1::TASK_STATE_CANCELED));
+}
+
+TEST(PushRestartTest, AnEndNotDeliveredBeforeAStopIsDeliveredAfterTheNextStart) {
+  testing::TempDir dir;
+  Receiver receiver;
+  receiver.FailNext(1 << 20);  // the webhook is down while the first node runs
+  std::string id;
+  {
+    NodeHarness harness(PushOptions(&dir));
+    std::unique_ptr<sdk::Agent> agent = harness.StartAgent(Agents());
+    ASSERT_NE(agent, nullptr);
+    auto stub = harness.NewA2aStub();
+    lf::a2a::v1::SendMessageResponse response;
+    ASSERT_TRUE(
+        stub->SendMessage(A2aContext().get(), WithPush("steps", receiver.url(), "t"), &response)
+            .ok());
+    id = response.task().id();
+    // The task ends; its events wait in the queue behind the first, retried.
+    ASSERT_TRUE(WaitFor([&] {
+      lf::a2a::v1::GetTaskRequest get;
+      get.set_id(id);
+      lf::a2a::v1::Task task;
+      return stub->GetTask(A2aContext().get(), get, &task).ok() &&
+             task.status().state() == lf::a2a::v1::TASK_STATE_COMPLETED;
+    }));
+    ASSERT_TRUE(WaitFor([&] { return receiver.attempts() >= 2; }));
+    EXPECT_TRUE(receiver.posts().empty());
+  }
+  receiver.FailNext(0);
+  {
+    // No agent needed: the task has ended; what the webhook missed is its end.
+    NodeHarness harness(PushOptions(&dir));
+    ASSERT_TRUE(receiver.WaitForState(lf::a2a::v1::TASK_STATE_COMPLETED));
+    std::vector<Receiver::Post> posts = receiver.posts();
+    ASSERT_EQ(posts.size(), 1u);
+    const lf::a2a::v1::Task& task = posts[0].event.task();
+    EXPECT_EQ(task.id(), id);
+    ASSERT_EQ(task.artifacts_size(), 1);
+    const auto& parts = task.artifacts(0).parts();
+    ASSERT_EQ(parts.size(), 3);
+    EXPECT_EQ(parts[2].text(), "part 2");
+    EXPECT_EQ(posts[0].token, "t");
+    EXPECT_EQ(posts[0].authorization, "Bearer s3cret");
+  }
+  // Delivered, the config is settled: a third start has nothing to send.
+  absl::StatusOr<std::unique_ptr<store::SqliteTaskStore>> store =
+      store::SqliteTaskStore::Open({dir.File("data") + "/tasks.db", true});
+  ASSERT_TRUE(store.ok()) << store.status();
+  absl::StatusOr<std::vector<TaskPushNotificationConfig>> unsettled = (*store)->ListPushConfigs("");
+  ASSERT_TRUE(unsettled.ok()) << unsettled.status();
+  EXPECT_TRUE(unsettled->empty());
+  EXPECT_EQ(receiver.posts().size(), 1u);
 }
 
 }  // namespace

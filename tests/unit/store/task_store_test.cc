@@ -312,10 +312,24 @@ TEST_P(TaskStoreTest, PushConfigsArePutReplacedListedAndDeleted) {
   };
   EXPECT_THAT(urls(store_->ListPushConfigs("n~a")),
               ElementsAre("n~a/hook-1=http://a", "n~a/hook-2=http://c"));
-  // All of them: only tasks still running.
+  // All of them: every one not settled, the ended task's too (its end may
+  // not have been delivered).
+  EXPECT_THAT(urls(store_->ListPushConfigs("")),
+              ElementsAre("n~a/hook-1=http://a", "n~a/hook-2=http://c", "n~done/x=http://x"));
+  EXPECT_THAT(urls(store_->ListPushConfigs("n~done")), ElementsAre("n~done/x=http://x"));
+  // Settled once its end is delivered: no longer among all, still the task's.
+  TaskStoreOp settle;
+  settle.kind = TaskStoreOp::Kind::kSettlePushConfig;
+  settle.task_id = "n~done";
+  settle.config_id = "x";
+  ASSERT_THAT(CommitAndWait({settle}), IsOk());
   EXPECT_THAT(urls(store_->ListPushConfigs("")),
               ElementsAre("n~a/hook-1=http://a", "n~a/hook-2=http://c"));
   EXPECT_THAT(urls(store_->ListPushConfigs("n~done")), ElementsAre("n~done/x=http://x"));
+  // Put again, it is unsettled.
+  ASSERT_THAT(CommitAndWait({PushOp("n~done", "x", "http://y")}), IsOk());
+  EXPECT_THAT(urls(store_->ListPushConfigs("")),
+              ElementsAre("n~a/hook-1=http://a", "n~a/hook-2=http://c", "n~done/x=http://y"));
 
   TaskStoreOp remove;
   remove.kind = TaskStoreOp::Kind::kDeletePushConfig;
@@ -583,6 +597,44 @@ TEST(SqliteTaskStoreTest, UpgradesAVersion1StoreInPlace) {
   ASSERT_THAT(page, IsOk());
   ASSERT_EQ(page->tasks.size(), 1u);
   EXPECT_EQ(page->tasks[0].snapshot.id(), "n~child");
+}
+
+TEST(SqliteTaskStoreTest, AVersion3StoreKeepsItsEndedTasksConfigsSettled) {
+  testing::TempDir dir;
+  std::string path = dir.File("tasks.db");
+  {
+    // A version 3 store: push_configs without `settled`.
+    auto store = SqliteTaskStore::Open({path, true});
+    ASSERT_THAT(store, IsOk());
+    absl::Notification done;
+    (*store)->Commit({CreateOp("n~run", "c", 1000), PushOp("n~run", "a", "http://a"),
+                      CreateOp("n~end", "c", 1000), PushOp("n~end", "b", "http://b"),
+                      EventOp("n~end", 1, lf::a2a::v1::TASK_STATE_COMPLETED, 1001)},
+                     [&](absl::Status status) {
+                       EXPECT_THAT(status, IsOk());
+                       done.Notify();
+                     });
+    done.WaitForNotification();
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  const char* v3 =
+      "CREATE TABLE p3 (task_id TEXT NOT NULL, id TEXT NOT NULL, config BLOB NOT NULL,"
+      " PRIMARY KEY (task_id, id)) WITHOUT ROWID;"
+      "INSERT INTO p3 SELECT task_id, id, config FROM push_configs;"
+      "DROP TABLE push_configs; ALTER TABLE p3 RENAME TO push_configs;"
+      "PRAGMA user_version=3;";
+  ASSERT_EQ(sqlite3_exec(db, v3, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+
+  auto store = SqliteTaskStore::Open({path, true});
+  ASSERT_THAT(store, IsOk());
+  // As before the upgrade: the ended task's config is not sent again.
+  absl::StatusOr<std::vector<lf::a2a::v1::TaskPushNotificationConfig>> unsettled =
+      (*store)->ListPushConfigs("");
+  ASSERT_THAT(unsettled, IsOk());
+  ASSERT_EQ(unsettled->size(), 1u);
+  EXPECT_EQ((*unsettled)[0].task_id(), "n~run");
 }
 
 TEST(SqliteTaskStoreTest, OpenNamesTheBadPath) {
