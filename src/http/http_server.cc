@@ -1,5 +1,6 @@
 #include "http/http_server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -106,6 +107,8 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   // full server sheds to take a new connection; and each one's place in it.
   std::list<Session*> waiting ABSL_GUARDED_BY(mu);
   absl::flat_hash_map<Session*, std::list<Session*>::iterator> waiting_at ABSL_GUARDED_BY(mu);
+  // Open connections by client address (with max_connections_per_address).
+  absl::flat_hash_map<std::string, size_t> per_address ABSL_GUARDED_BY(mu);
 
   // Puts `session` last in `waiting`, unless it is in it already.
   void EnterWaitingLocked(Session* session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
@@ -143,10 +146,12 @@ class ExchangeImpl;
 // One connection. Everything runs on its strand.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(ServerCore& core, Socket socket, std::shared_ptr<asio::ssl::context> tls)
+  Session(ServerCore& core, Socket socket, std::shared_ptr<asio::ssl::context> tls,
+          std::string address)
       : core_(core),
         socket_(std::move(socket)),
         tls_context_(std::move(tls)),
+        address_(std::move(address)),
         read_deadline_(socket_.get_executor()),
         write_deadline_(socket_.get_executor()) {
     if (tls_context_ != nullptr) tls_.emplace(socket_, *tls_context_);
@@ -154,15 +159,21 @@ class Session : public std::enable_shared_from_this<Session> {
 
   ~Session() {
     absl::MutexLock lock(&core_.mu);
-    core_.sessions.erase(this);
+    if (core_.sessions.erase(this) > 0 && core_.options.max_connections_per_address > 0) {
+      auto it = core_.per_address.find(address_);
+      if (it != core_.per_address.end() && --it->second == 0) core_.per_address.erase(it);
+    }
     core_.LeaveWaitingLocked(this);
   }
 
+  // The client's address, with max_connections_per_address (immutable).
+  const std::string& address() const { return address_; }
+
   Strand strand() { return socket_.get_executor(); }
 
-  // Reads requests; `over`: answers 503 instead (after the TLS handshake, if
-  // any: the client would not understand it before).
-  void Start(bool over);
+  // Reads requests; `over` (a message naming the limit): answers 503 instead (after the TLS
+  // handshake, if any: the client would not understand it before).
+  void Start(std::string over);
   void Reject(int status, std::string message) { Fail(status, std::move(message)); }
 
   // On the strand: closes the connection if it still waits for (or reads) a
@@ -236,6 +247,7 @@ class Session : public std::enable_shared_from_this<Session> {
   ServerCore& core_;
   Socket socket_;
   const std::shared_ptr<asio::ssl::context> tls_context_;
+  const std::string address_;
   std::optional<asio::ssl::stream<Socket&>> tls_;
   Deadline read_deadline_;
   Deadline write_deadline_;
@@ -409,10 +421,10 @@ std::string Session::ClientCertificateSubject() {
   return cn;
 }
 
-void Session::Start(bool over) {
-  auto begin = [this, over] {
-    if (over) {
-      Reject(503, "too many connections; try again later");
+void Session::Start(std::string over) {
+  auto begin = [this, over = std::move(over)] {
+    if (!over.empty()) {
+      Reject(503, over);
     } else {
       ReadRequest();
     }
@@ -764,25 +776,50 @@ void ServerCore::Accept() {
           return;
         }
         socket.set_option(tcp::no_delay(true), ec);
+        std::string address;
+        if (options.max_connections_per_address > 0) {
+          address = socket.remote_endpoint(ec).address().to_string();
+        }
         auto session = std::make_shared<Session>(
-            *this, std::move(socket), options.tls != nullptr ? options.tls->Current() : nullptr);
+            *this, std::move(socket), options.tls != nullptr ? options.tls->Current() : nullptr,
+            std::move(address));
         bool accepted;
-        bool over;
+        std::string over;  // why the new connection is refused
         std::weak_ptr<Session> shed;
         {
           absl::MutexLock lock(&mu);
           accepted = !stopping;
-          over = sessions.size() >= options.max_connections;
-          if (accepted && over && !waiting.empty()) {
+          Session* longest = nullptr;
+          if (accepted && options.max_connections_per_address > 0 &&
+              per_address[session->address()] >= options.max_connections_per_address) {
+            // The address is at its cap: its own connection that has waited
+            // longest for a request makes room, or the new one is refused.
+            auto own = std::find_if(waiting.begin(), waiting.end(), [&](const Session* s) {
+              return s->address() == session->address();
+            });
+            if (own != waiting.end()) {
+              longest = *own;
+            } else {
+              over = absl::StrCat("too many connections from ", session->address(), " (at most ",
+                                  options.max_connections_per_address, "); try again later");
+            }
+          } else if (accepted && sessions.size() >= options.max_connections) {
             // Full: the connection that has waited longest for a request
-            // makes room (it is closed on its strand, after this).
-            Session* longest = waiting.front();
+            // makes room.
+            if (!waiting.empty()) {
+              longest = waiting.front();
+            } else {
+              over = "too many connections; try again later";
+            }
+          }
+          if (longest != nullptr) {
+            // Closed on its strand, after this.
             LeaveWaitingLocked(longest);
             shed = longest->weak_from_this();  // alive: its destructor needs `mu`
-            over = false;
           }
           if (accepted) {
             sessions.insert(session.get());
+            if (options.max_connections_per_address > 0) ++per_address[session->address()];
             EnterWaitingLocked(session.get());
           }
         }
@@ -790,7 +827,9 @@ void ServerCore::Accept() {
           asio::post(longest->strand(), [longest] { longest->Shed(); });
         }
         if (accepted) {
-          asio::post(session->strand(), [session, over] { session->Start(over); });
+          asio::post(session->strand(), [session, over = std::move(over)]() mutable {
+            session->Start(std::move(over));
+          });
         }
         Accept();
       });

@@ -79,6 +79,11 @@ struct ServerOptions {
   // of idle or slowloris connections cannot lock real clients out; only when
   // every connection is busy with a request is the new one answered 503.
   size_t max_connections = 256;
+  // Connections from one client address served at once (0: no cap). A new
+  // one past it takes the place of that address's connection that has
+  // waited longest for a request, or is answered 503: one address cannot
+  // hold every slot, nor shed other clients' connections once at its cap.
+  size_t max_connections_per_address = 0;
   // A connection waiting this long for a request (or its body) is closed.
   absl::Duration idle_timeout = absl::Seconds(60);
   // A request's header must be in within this of its first byte (a client
@@ -106,7 +111,8 @@ class ServerCore;
 // chunked request bodies, HEAD, streamed (chunked) responses with
 // back-pressure, and the errors a client needs before any handler runs: 400,
 // 413 (body over max_body_bytes), 431 (headers over max_header_bytes), 503
-// (over max_connections with none to shed), 505. Stop is immediate.
+// (over max_connections, or max_connections_per_address, with none to shed),
+// 505. Stop is immediate.
 // Thread-safe.
 class Server {
  public:

@@ -203,6 +203,12 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
       ->envname("MESHD_MAX_JSON_DEPTH")
       ->check(CLI::Range(8, 1000))
       ->capture_default_str();
+  app.add_option("--http-max-connections-per-address", n.http_max_connections_per_address,
+                 "HTTP connections one client address may hold at once; past it the address's "
+                 "own longest-idle connection is closed, or the new one refused (0: no cap)")
+      ->envname("MESHD_HTTP_MAX_CONNECTIONS_PER_ADDRESS")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--max-card-bytes", n.max_card_bytes, "Largest agent card")
       ->envname("MESHD_MAX_CARD_BYTES")
       ->capture_default_str();

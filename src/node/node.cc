@@ -513,6 +513,8 @@ absl::Status Node::StartHttp() {
   // size checks (--max-message-bytes) apply after parsing.
   server.max_body_bytes = static_cast<size_t>(2 * options_.max_message_bytes + (1 << 20));
   server.max_connections = static_cast<size_t>(options_.max_open_streams + 1024);
+  server.max_connections_per_address =
+      static_cast<size_t>(std::max(0, options_.http_max_connections_per_address));
   server.tls = http_tls_;
   server.error_response = [binding = http_binding_.get()](const http::Request& request, int status,
                                                           const std::string& message) {

@@ -134,6 +134,10 @@ struct NodeOptions {
   // JSON request bodies (JSON-RPC, HTTP+JSON) nesting deeper are refused
   // before they are parsed (a2a::kDefaultMaxJsonDepth).
   int max_json_depth = 64;
+  // HTTP connections one client address may hold at once (0: no cap). High
+  // enough for a proxy or ingress in front of the node, low enough that one
+  // address cannot hold every slot (--max-open-streams + 1024).
+  int http_max_connections_per_address = 1024;
   int64_t max_card_bytes = 64 * 1024;
   int max_agents = 1024;
   // Most agents one AgentHost stream, and one client address, may register

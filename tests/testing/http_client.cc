@@ -1,6 +1,8 @@
 #include "testing/http_client.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -19,7 +21,8 @@
 
 namespace a2amesh::testing {
 
-absl::StatusOr<std::unique_ptr<HttpConnection>> HttpConnection::Open(const std::string& address) {
+absl::StatusOr<std::unique_ptr<HttpConnection>> HttpConnection::Open(const std::string& address,
+                                                                     const std::string& source) {
   const size_t colon = address.rfind(':');
   std::string host = address.substr(0, colon);
   if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
@@ -30,6 +33,16 @@ absl::StatusOr<std::unique_ptr<HttpConnection>> HttpConnection::Open(const std::
     return absl::UnavailableError(absl::StrCat("cannot resolve ", address));
   }
   int fd = socket(found->ai_family, found->ai_socktype | SOCK_CLOEXEC, found->ai_protocol);
+  if (fd >= 0 && !source.empty()) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    if (inet_pton(AF_INET, source.c_str(), &local.sin_addr) != 1 ||
+        bind(fd, reinterpret_cast<const sockaddr*>(&local), sizeof(local)) != 0) {
+      freeaddrinfo(found);
+      close(fd);
+      return absl::UnavailableError(absl::StrCat("cannot connect from ", source));
+    }
+  }
   if (fd < 0 || connect(fd, found->ai_addr, found->ai_addrlen) != 0) {
     freeaddrinfo(found);
     if (fd >= 0) close(fd);

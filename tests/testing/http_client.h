@@ -21,7 +21,10 @@ struct HttpResult {
 // piece or that hang up in the middle.
 class HttpConnection {
  public:
-  static absl::StatusOr<std::unique_ptr<HttpConnection>> Open(const std::string& address);
+  // `source`: the local IPv4 address to connect from ("" for any), e.g.
+  // 127.0.0.2 to be another client of a loopback server.
+  static absl::StatusOr<std::unique_ptr<HttpConnection>> Open(const std::string& address,
+                                                              const std::string& source = "");
   ~HttpConnection();
 
   bool Send(const std::string& raw);

@@ -186,6 +186,74 @@ TEST_F(HttpServerTest, RefusesConnectionsOverTheLimitWhenEveryOneIsBusy) {
   (*server)->Stop();
 }
 
+TEST_F(HttpServerTest, OneAddressAtItsCapShedsOnlyItsOwnConnectionsOrIsRefused) {
+  ServerOptions options;
+  options.max_connections_per_address = 2;
+  std::vector<std::shared_ptr<Exchange>> held;  // /hold is never answered
+  absl::Mutex mu;
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Server::Start("127.0.0.1:0", options, [&](std::shared_ptr<Exchange> exchange) {
+        if (exchange->request().path == "/hold") {
+          absl::MutexLock lock(&mu);
+          held.push_back(std::move(exchange));
+          return;
+        }
+        exchange->Respond(Response());
+      });
+  ASSERT_TRUE(server.ok());
+  const std::string address = absl::StrCat("127.0.0.1:", (*server)->port());
+  auto answered = [](const std::string& got) { return absl::StrContains(got, "\r\n\r\n"); };
+  auto open = [&](const std::string& source) {
+    absl::StatusOr<std::unique_ptr<HttpConnection>> c = HttpConnection::Open(address, source);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? *std::move(c) : nullptr;
+  };
+  // Another client, 127.0.0.2, waits on an idle connection.
+  std::unique_ptr<HttpConnection> other = open("127.0.0.2");
+  ASSERT_NE(other, nullptr);
+  ASSERT_TRUE(other->Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(other->ReadUntil(answered));
+  // 127.0.0.1 opens two idle connections, then a third: its own oldest goes,
+  // not the other client's.
+  std::unique_ptr<HttpConnection> first = open("127.0.0.1");
+  std::unique_ptr<HttpConnection> second = open("127.0.0.1");
+  ASSERT_TRUE(first != nullptr && second != nullptr);
+  ASSERT_TRUE(first->Send("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"));  // busy
+  ASSERT_TRUE(WaitFor([&] {
+    absl::MutexLock lock(&mu);
+    return held.size() == 1;
+  }));
+  std::unique_ptr<HttpConnection> third = open("127.0.0.1");
+  ASSERT_NE(third, nullptr);
+  ASSERT_TRUE(third->Send("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(WaitFor([&] {
+    absl::MutexLock lock(&mu);
+    return held.size() == 2;
+  }));
+  EXPECT_FALSE(second->ReadUntil([](const std::string&) { return false; }));
+  EXPECT_TRUE(second->closed());
+  EXPECT_EQ((*server)->shed_connections(), 1u);
+  // Both of 127.0.0.1's are busy now: a fourth is refused, naming the cap...
+  absl::StatusOr<std::unique_ptr<HttpConnection>> fourth =
+      HttpConnection::Open(address, "127.0.0.1");
+  ASSERT_TRUE(fourth.ok());
+  ASSERT_TRUE((*fourth)->Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE((*fourth)->ReadUntil(answered));
+  EXPECT_THAT((*fourth)->received(), StartsWith("HTTP/1.1 503"));
+  EXPECT_THAT((*fourth)->received(), HasSubstr("too many connections from 127.0.0.1 (at most 2)"));
+  // ...while the other client is still served, on its connection and a new one.
+  ASSERT_TRUE(other->Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(other->ReadUntil([](const std::string& got) {
+    return got.find("HTTP/1.1 200", got.find("\r\n\r\n")) != std::string::npos;
+  }));
+  std::unique_ptr<HttpConnection> more = open("127.0.0.2");
+  ASSERT_NE(more, nullptr);
+  ASSERT_TRUE(more->Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(more->ReadUntil(answered));
+  EXPECT_THAT(more->received(), StartsWith("HTTP/1.1 200"));
+  (*server)->Stop();
+}
+
 TEST_F(HttpServerTest, AHeaderSentAByteAtATimeIsCutOffWhileAnIdleClientMayWait) {
   ServerOptions options;
   options.header_timeout = absl::Milliseconds(300);
