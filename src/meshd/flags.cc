@@ -220,6 +220,10 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
       ->envname("MESHD_GRPC_MAX_STREAMS_PER_CONNECTION")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  AddDuration(app, "--handoff-grace", &n.handoff_grace,
+              "A task handed to another node survives a broken link this long: it stays "
+              "WORKING while the owner dials again to resume the turn, then fails (0: at once)",
+              "MESHD_HANDOFF_GRACE");
   AddDuration(app, "--grpc-max-connection-age", &n.grpc_max_connection_age,
               "Close gRPC connections this old with a GOAWAY (clients reconnect, e.g. through "
               "a load balancer; 0: never)",

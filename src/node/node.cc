@@ -320,6 +320,7 @@ absl::Status Node::Init() {
   peer_options.heartbeat = options_.peer_heartbeat;
   peer_options.timeout = options_.peer_timeout;
   peer_options.max_hops = options_.max_hops;
+  peer_options.handoff_grace = options_.handoff_grace;
   peer_options.telemetry = metrics_.get();
   if (options_.tls.enabled()) {
     // With TLS, the Peer service is for nodes proven by the mesh CA only.
@@ -333,7 +334,8 @@ absl::Status Node::Init() {
                                                *timers_, clock_);
   router_->SetRemoteRunners(peers_.get());
   peer_service_ = std::make_unique<peer::PeerService>(
-      peer::HandoffServerOptions{options_.node_id, options_.max_hops}, *peers_, *catalog_, *tasks_);
+      peer::HandoffServerOptions{options_.node_id, options_.max_hops, options_.handoff_grace},
+      *peers_, *catalog_, *tasks_);
 
   a2a::A2aServiceOptions a2a_options;
   a2a_options.node_id = options_.node_id;

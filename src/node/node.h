@@ -115,6 +115,11 @@ struct NodeOptions {
   absl::Duration peer_heartbeat = absl::Seconds(1);
   absl::Duration peer_timeout = absl::Seconds(3);
   int max_hops = 8;
+  // A task handed to another node stays WORKING this long when the link to
+  // that node breaks, while the owner dials it again to resume the turn; the
+  // node running it keeps it that long (and a little more) for the owner.
+  // Zero: a broken link fails the task at once.
+  absl::Duration handoff_grace = absl::Seconds(30);
   absl::Duration agent_grace = absl::Seconds(10);
   // An agent's turn of a task fails once it has run this long (per skill in
   // skill_max_turn), or once the agent has sent nothing for agent_idle_timeout.

@@ -1,12 +1,16 @@
 #include "peer/handoff.h"
 
+#include <algorithm>
 #include <atomic>
+#include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "catalog/remote_catalog.h"
+#include "core/ids.h"
 #include "core/log.h"
 #include "peer/peer_manager.h"
 #include "rpc/batching.h"
@@ -35,6 +39,13 @@ struct HandoffState : std::enable_shared_from_this<HandoffState> {
   void OnAccepted(HandoffCall* call);
   void OnEvent(HandoffCall* call, lf::a2a::v1::StreamResponse event);
   void OnCallDone(HandoffCall* call, const grpc::Status& status, bool accepted);
+  // The accepted turn's stream broke, or an attempt to resume it failed with
+  // `error` (`gone`: the node holds no such turn any more): dial again
+  // within the grace, or fail the task.
+  void LostTurn(const std::string& node, const std::string& error, bool gone);
+  // Dials the node running the turn again and asks for the events after the
+  // ones received (HandoffResume).
+  void Resume();
   void ReleaseSlotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (slot_held) {
       slot_held = false;
@@ -58,6 +69,12 @@ struct HandoffState : std::enable_shared_from_this<HandoffState> {
   std::shared_ptr<HandoffCall> call ABSL_GUARDED_BY(mu);
   bool turn_over ABSL_GUARDED_BY(mu) = false;
   std::vector<std::string> refusals ABSL_GUARDED_BY(mu);
+  // Events of the accepted turn applied so far (a resume asks for the rest).
+  int64_t received ABSL_GUARDED_BY(mu) = 0;
+  // Since when the accepted turn's stream is lost (InfinitePast: it is not),
+  // and the wait before the next resume attempt.
+  absl::Time lost_at ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  absl::Duration resume_backoff ABSL_GUARDED_BY(mu) = absl::Milliseconds(100);
 };
 
 // One Peer.Handoff call, on the callback client API; alive until OnDone.
@@ -65,10 +82,12 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
                           public CancellableCall,
                           public std::enable_shared_from_this<HandoffCall> {
  public:
-  HandoffCall(std::shared_ptr<HandoffState> state, std::string node_id)
-      : state_(std::move(state)), node_id_(std::move(node_id)) {}
+  // `resume`: the call resumes an accepted turn (HandoffResume).
+  HandoffCall(std::shared_ptr<HandoffState> state, std::string node_id, bool resume = false)
+      : state_(std::move(state)), node_id_(std::move(node_id)), resume_(resume) {}
 
   const std::string& node_id() const { return node_id_; }
+  bool resume() const { return resume_; }
 
   void Begin(const std::shared_ptr<grpc::Channel>& channel, v1::HandoffRequest first) {
     started_ = absl::Now();
@@ -105,7 +124,7 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
   void OnDone(const grpc::Status& status) override {
     std::shared_ptr<HandoffCall> self = std::move(self_);
     writes_.Detach();
-    if (!accepted_) {
+    if (!accepted_ && !resume_) {
       state_->peers.options().telemetry->Handoff(node_id_, "refused", absl::Now() - started_);
     }
     state_->peers.UntrackCall(this);
@@ -126,7 +145,9 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
         return;
       }
       accepted_ = true;
-      state_->peers.options().telemetry->Handoff(node_id_, "accepted", absl::Now() - started_);
+      if (!resume_) {
+        state_->peers.options().telemetry->Handoff(node_id_, "accepted", absl::Now() - started_);
+      }
       state_->OnAccepted(this);
     } else if (response.has_event()) {
       state_->OnEvent(this, std::move(*response.mutable_event()));
@@ -141,6 +162,7 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
 
   const std::shared_ptr<HandoffState> state_;
   const std::string node_id_;
+  const bool resume_;
   std::unique_ptr<v1::Peer::Stub> stub_;
   grpc::ClientContext context_;
   v1::HandoffResponse in_;
@@ -210,15 +232,26 @@ void HandoffState::StartCall() {
 void HandoffState::OnAccepted(HandoffCall* accepted) {
   const tasks::TaskRunner* moved = nullptr;
   std::string id;
+  absl::Duration lost_for = absl::ZeroDuration();
   {
     absl::MutexLock lock(&mu);
     if (call.get() != accepted || runner == nullptr) {
       return;
     }
-    if (current > 0) {
+    if (accepted->resume()) {
+      lost_for = absl::Now() - lost_at;
+      lost_at = absl::InfinitePast();
+      resume_backoff = absl::Milliseconds(100);
+    } else if (current > 0) {
       moved = runner;
       id = task_id;
     }
+  }
+  if (accepted->resume()) {
+    peers.options().telemetry->Handoff(accepted->node_id(), "resumed", lost_for);
+    A2AMESH_LOG(Info, "handoff resumed")
+        .With("node", accepted->node_id())
+        .With("lost_for", lost_for);
   }
   if (moved != nullptr) {
     tasks.RunnerMoved(moved, id);
@@ -236,6 +269,7 @@ void HandoffState::OnEvent(HandoffCall* from, lf::a2a::v1::StreamResponse event)
     if (tasks::IsFinalEvent(event)) {
       turn_over = true;
     }
+    ++received;
     target = runner;
     id = task_id;
   }
@@ -250,21 +284,15 @@ void HandoffState::OnCallDone(HandoffCall* done, const grpc::Status& status, boo
   std::string failed_task;
   std::string reason;
   bool retry = false;
+  bool lost = false;
   {
     absl::MutexLock lock(&mu);
     if (call.get() != done) {
       return;
     }
     call.reset();
-    if (accepted) {
-      ReleaseSlotLocked();
-      if (!turn_over && runner != nullptr) {
-        peers.options().telemetry->Handoff(done->node_id(), "failed", absl::ZeroDuration());
-        failed_runner = runner;
-        failed_task = task_id;
-        reason = absl::StrCat("node ", done->node_id(), " went away while running the task (",
-                              Describe(status), ")");
-      }
+    if (accepted || done->resume()) {
+      lost = true;
     } else {
       refusals.push_back(absl::StrCat(done->node_id(), " (", Describe(status), ")"));
       ReleaseSlotLocked();
@@ -287,11 +315,105 @@ void HandoffState::OnCallDone(HandoffCall* done, const grpc::Status& status, boo
       }
     }
   }
-  if (retry) {
+  if (lost) {
+    // The turn ran there: lost after acceptance, or a resume attempt failed.
+    LostTurn(done->node_id(), Describe(status),
+             !accepted && status.error_code() == grpc::StatusCode::NOT_FOUND);
+  } else if (retry) {
     StartCall();
   } else if (failed_runner != nullptr) {
     tasks.RunnerFailed(failed_runner, failed_task, reason);
   }
+}
+
+void HandoffState::LostTurn(const std::string& node, const std::string& error, bool gone) {
+  const absl::Duration grace = peers.options().handoff_grace;
+  const tasks::TaskRunner* failed_runner = nullptr;
+  std::string failed_task;
+  std::string reason;
+  absl::Duration delay;
+  bool first_loss = false;
+  {
+    absl::MutexLock lock(&mu);
+    if (runner == nullptr || turn_over) {
+      ReleaseSlotLocked();
+      return;
+    }
+    const absl::Time now = absl::Now();
+    if (lost_at == absl::InfinitePast()) {
+      lost_at = now;
+      first_loss = true;
+    }
+    const bool shutting_down = peers.shut_down();
+    if (gone) {
+      reason = absl::StrCat("node ", node, " no longer holds the task's turn (", error, ")");
+    } else if (grace > absl::ZeroDuration() && !shutting_down && now - lost_at < grace) {
+      delay = std::min(resume_backoff, lost_at + grace - now);
+      resume_backoff = std::min(resume_backoff * 2, absl::Seconds(2));
+    } else if (grace > absl::ZeroDuration() && !shutting_down) {
+      reason = absl::StrCat("node ", node, " was unreachable for ", absl::FormatDuration(grace),
+                            " while running the task (", error, ")");
+    } else {
+      reason = absl::StrCat("node ", node, " went away while running the task (", error, ")");
+    }
+    if (!reason.empty()) {
+      ReleaseSlotLocked();
+      failed_runner = runner;
+      failed_task = task_id;
+    } else if (first_loss) {
+      failed_task = task_id;  // for the log
+    }
+  }
+  if (failed_runner == nullptr) {
+    if (first_loss) {
+      A2AMESH_LOG(Warning, "handoff stream lost; resuming it")
+          .With("task", failed_task)
+          .With("node", node)
+          .With("grace", grace)
+          .With("error", error);
+    }
+    peers.timers().RunAfter(delay, [weak = weak_from_this()] {
+      if (std::shared_ptr<HandoffState> state = weak.lock()) state->Resume();
+    });
+    return;
+  }
+  peers.options().telemetry->Handoff(node, "failed", absl::ZeroDuration());
+  tasks.RunnerFailed(failed_runner, failed_task, reason);
+}
+
+void HandoffState::Resume() {
+  if (peers.shut_down()) {
+    return;
+  }
+  v1::HandoffRequest request;
+  std::string node;
+  {
+    absl::MutexLock lock(&mu);
+    if (runner == nullptr || turn_over || call != nullptr) {
+      return;
+    }
+    const routing::RemoteCandidate* target = candidate();
+    node = target->agent->node_id();
+    v1::HandoffResume* resume = request.mutable_resume();
+    resume->set_task_id(task_id);
+    resume->set_agent_id(target->agent->agent_id());
+    resume->set_received(received);
+    resume->set_from_node(peers.options().node_id);
+  }
+  std::shared_ptr<grpc::Channel> channel = peers.ChannelTo(node);
+  if (channel == nullptr) {
+    LostTurn(node, "not connected", /*gone=*/false);
+    return;
+  }
+  auto next = std::make_shared<HandoffCall>(shared_from_this(), node, /*resume=*/true);
+  {
+    absl::MutexLock lock(&mu);
+    if (runner == nullptr || turn_over || call != nullptr) {
+      return;
+    }
+    call = next;
+  }
+  next->Begin(channel, std::move(request));
 }
 
 HandoffRunner::HandoffRunner(PeerManager& peers, tasks::TaskManager& tasks,
@@ -366,9 +488,16 @@ namespace {
 
 using HandoffReactor = grpc::ServerBidiReactor<v1::HandoffRequest, v1::HandoffResponse>;
 
-// The receiving side of one handoff; the reactor is deleted in OnDone, the
-// sink (the hosted turn's subscriber) may outlive it.
-class HandoffSink final : public tasks::TaskSubscriber {
+// Most events a hosted turn keeps for a resume; a longer turn is not
+// resumable (a break cancels it, as with no grace).
+constexpr size_t kMaxKeptEvents = 4096;
+// A parked turn waits longer than the owner's grace, by up to this much: the
+// owner counts from when it saw the break, which may be after this node did.
+constexpr absl::Duration kMaxParkSlack = absl::Seconds(5);
+
+// Writes one handoff call's responses; the reactor is deleted in OnDone, the
+// sink may outlive it.
+class HandoffSink final {
  public:
   void Attach(HandoffReactor* reactor) { writes_.Attach(reactor); }
   // The owner reads batches: responses that wait for the stream go together.
@@ -383,36 +512,219 @@ class HandoffSink final : public tasks::TaskSubscriber {
   void OnWriteDone(bool ok) {
     writes_.OnWriteDone(ok, grpc::Status(grpc::StatusCode::UNAVAILABLE, "the owner went away"));
   }
-  void Detach() { writes_.Detach(); }
-  bool finishing() const { return writes_.finishing(); }
+  // The call is over; whether everything written reached gRPC without a
+  // failed write.
+  bool Detach() { return writes_.Detach().empty() && !writes_.failed(); }
   template <typename Op>
   bool WithOpenReactor(Op op) {
     return writes_.WithOpenReactor(std::move(op));
   }
 
-  void OnEvent(const tasks::TaskEvent& e) override {
-    v1::HandoffResponse response;
-    *response.mutable_event() = e.event;
-    writes_.Write(std::move(response));
-    if (tasks::IsFinalEvent(e.event)) {
-      writes_.Finish(grpc::Status::OK);
-    }
-  }
-  void OnError(const absl::Status& status) override { writes_.Finish(rpc::ToGrpcStatus(status)); }
-
  private:
   rpc::WriteQueue<HandoffReactor, v1::HandoffResponse> writes_{100000};
 };
 
+}  // namespace
+
+// A hosted turn's subscription: hands its events to the call that carries the
+// turn now, and keeps them, so that an owner whose stream broke can resume
+// from the events it lacks.
+class TurnRelay final : public tasks::TaskSubscriber {
+ public:
+  TurnRelay(std::string task_id, std::string owner, bool keep)
+      : task_id_(std::move(task_id)), owner_(std::move(owner)), keep_(keep) {}
+
+  const std::string& task_id() const { return task_id_; }
+  const std::string& owner() const { return owner_; }
+
+  // Makes `sink` the turn's stream: `first`, the events after the first
+  // `from`, then each event as it comes, and the turn's end. A sink that
+  // carried the turn before is finished. False (nothing written) if those
+  // events are not kept.
+  bool Connect(const std::shared_ptr<HandoffSink>& sink, int64_t from, v1::HandoffResponse first) {
+    std::shared_ptr<HandoffSink> old;
+    {
+      absl::MutexLock lock(&mu_);
+      if (from > count_ || (from < count_ && !keep_)) {
+        return false;
+      }
+      sink->Write(std::move(first));
+      for (int64_t i = from; i < count_; ++i) {
+        sink->Write(events_[static_cast<size_t>(i)]);
+      }
+      if (end_.has_value()) {
+        sink->Finish(*end_);
+      }
+      old = std::move(sink_);
+      sink_ = sink;
+    }
+    if (old != nullptr) {
+      old->Finish(grpc::Status(grpc::StatusCode::CANCELLED,
+                               "the owner resumed the turn on another stream"));
+    }
+    return true;
+  }
+
+  // Whether `sink` carried the turn until now (then it no longer does).
+  bool Disconnect(const HandoffSink* sink) {
+    absl::MutexLock lock(&mu_);
+    if (sink_.get() != sink) {
+      return false;
+    }
+    sink_.reset();
+    return true;
+  }
+
+  bool over() const {
+    absl::MutexLock lock(&mu_);
+    return end_.has_value();
+  }
+  bool resumable() const {
+    absl::MutexLock lock(&mu_);
+    return keep_;
+  }
+
+  void OnEvent(const tasks::TaskEvent& e) override {
+    v1::HandoffResponse response;
+    *response.mutable_event() = e.event;
+    const bool last = tasks::IsFinalEvent(e.event);
+    absl::MutexLock lock(&mu_);
+    ++count_;
+    if (keep_ && events_.size() >= kMaxKeptEvents) {
+      keep_ = false;  // too long a turn to keep
+      std::vector<v1::HandoffResponse>().swap(events_);
+    }
+    if (keep_) {
+      events_.push_back(response);
+    }
+    if (last) {
+      end_ = grpc::Status::OK;
+    }
+    // (WriteQueue calls are safe under a lock: rpc/write_queue.h.)
+    if (sink_ != nullptr) {
+      sink_->Write(std::move(response));
+      if (last) sink_->Finish(grpc::Status::OK);
+    }
+  }
+  void OnError(const absl::Status& status) override {
+    absl::MutexLock lock(&mu_);
+    end_ = rpc::ToGrpcStatus(status);
+    if (sink_ != nullptr) sink_->Finish(*end_);
+  }
+
+ private:
+  const std::string task_id_;
+  const std::string owner_;
+  mutable absl::Mutex mu_;
+  bool keep_ ABSL_GUARDED_BY(mu_);
+  // Every event of the turn so far (while keep_), and how many there were.
+  std::vector<v1::HandoffResponse> events_ ABSL_GUARDED_BY(mu_);
+  int64_t count_ ABSL_GUARDED_BY(mu_) = 0;
+  // How the turn's stream ends, once it has.
+  std::optional<grpc::Status> end_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<HandoffSink> sink_ ABSL_GUARDED_BY(mu_);
+};
+
+// The turns this node hosts that an owner may resume, by task id: parked ones
+// (their stream broke; canceled once the grace runs out) and carried ones
+// (an owner may resume before this node notices the break).
+class HostedTurns {
+ public:
+  HostedTurns(tasks::TaskManager& tasks, Timers& timers, absl::Duration grace)
+      : tasks_(tasks), timers_(timers), grace_(grace) {}
+
+  void Add(const std::shared_ptr<TurnRelay>& relay) {
+    absl::MutexLock lock(&mu_);
+    turns_[relay->task_id()] = Turn{relay, 0};
+  }
+
+  // The turn of `task_id` that `owner` runs, no longer parked; nullptr if
+  // there is none.
+  std::shared_ptr<TurnRelay> Take(const std::string& task_id, const std::string& owner) {
+    absl::MutexLock lock(&mu_);
+    auto it = turns_.find(task_id);
+    if (it == turns_.end() || it->second.relay->owner() != owner) {
+      return nullptr;
+    }
+    if (it->second.expiry != 0) {
+      timers_.Cancel(it->second.expiry);
+      it->second.expiry = 0;
+    }
+    return it->second.relay;
+  }
+
+  // The stream that carried `relay` broke: the turn waits for a resume for
+  // the grace; then, if it has not ended, it is canceled.
+  void Park(const std::shared_ptr<TurnRelay>& relay) {
+    absl::MutexLock lock(&mu_);
+    auto it = turns_.find(relay->task_id());
+    if (it == turns_.end() || it->second.relay != relay) {
+      return;
+    }
+    if (it->second.expiry != 0) timers_.Cancel(it->second.expiry);
+    const uint64_t generation = ++generation_;
+    it->second.expiry = timers_.RunAfter(
+        grace_ + std::min(grace_, kMaxParkSlack),
+        [this, task_id = relay->task_id(), generation] { Expire(task_id, generation); });
+    it->second.generation = generation;
+  }
+
+  // The turn's stream ended with the turn: nothing more to resume.
+  void Remove(const TurnRelay* relay) {
+    absl::MutexLock lock(&mu_);
+    auto it = turns_.find(relay->task_id());
+    if (it != turns_.end() && it->second.relay.get() == relay) {
+      if (it->second.expiry != 0) timers_.Cancel(it->second.expiry);
+      turns_.erase(it);
+    }
+  }
+
+ private:
+  struct Turn {
+    std::shared_ptr<TurnRelay> relay;
+    Timers::Id expiry = 0;  // while parked
+    uint64_t generation = 0;
+  };
+
+  void Expire(const std::string& task_id, uint64_t generation) {
+    std::shared_ptr<TurnRelay> relay;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = turns_.find(task_id);
+      if (it == turns_.end() || it->second.expiry == 0 || it->second.generation != generation) {
+        return;
+      }
+      relay = std::move(it->second.relay);
+      turns_.erase(it);
+    }
+    if (!relay->over()) {
+      tasks_.CancelActive(task_id, absl::StrCat("node ", relay->owner(),
+                                                ", which owns the task, did not come back within ",
+                                                absl::FormatDuration(grace_)));
+    }
+    tasks_.Unsubscribe(task_id, relay.get());
+  }
+
+  tasks::TaskManager& tasks_;
+  Timers& timers_;
+  const absl::Duration grace_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Turn> turns_ ABSL_GUARDED_BY(mu_);
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+namespace {
+
 class HandoffServerCall final : public HandoffReactor {
  public:
   HandoffServerCall(const HandoffServerOptions& options, PeerManager& peers,
-                    catalog::AgentCatalog& catalog, tasks::TaskManager& tasks,
+                    catalog::AgentCatalog& catalog, tasks::TaskManager& tasks, HostedTurns& turns,
                     std::shared_ptr<const grpc::AuthContext> auth)
       : options_(options),
         peers_(peers),
         catalog_(catalog),
         tasks_(tasks),
+        turns_(turns),
         auth_(std::move(auth)),
         sink_(std::make_shared<HandoffSink>()) {
     sink_->Attach(this);
@@ -421,8 +733,8 @@ class HandoffServerCall final : public HandoffReactor {
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      // The sender is gone: nobody is left to report to.
-      CancelTurn("the node that owns the task went away");
+      // The owner is gone, or done with the call: OnDone decides what
+      // becomes of a turn still running.
       sink_->Finish(grpc::Status::OK);
       return;
     }
@@ -438,22 +750,52 @@ class HandoffServerCall final : public HandoffReactor {
       if (started) {
         tasks_.CancelActive(task_id, reason);
       } else {
-        sink_->Finish(grpc::Status::OK);  // a cancel-only call
+        // A cancel-only call: a turn parked here for the task ends too.
+        if (turns_.Take(task_id, OwnerOf(task_id)) != nullptr) {
+          tasks_.CancelActive(task_id, reason);
+        }
+        sink_->Finish(grpc::Status::OK);
         return;
       }
     } else if (request_.has_start() && !started) {
       Start(request_.start());
+    } else if (request_.has_resume() && !started) {
+      Resume(request_.resume());
     }
     ReadNext();
   }
   void OnWriteDone(bool ok) override { sink_->OnWriteDone(ok); }
   void OnCancel() override {
-    CancelTurn("the node that owns the task went away");
+    {
+      absl::MutexLock lock(&mu_);
+      broken_ = true;
+    }
     sink_->Finish(grpc::Status::CANCELLED);
   }
   void OnDone() override {
-    sink_->Detach();
-    tasks_.Unsubscribe(Turn().second, sink_.get());
+    const bool delivered = sink_->Detach();
+    std::shared_ptr<TurnRelay> relay;
+    bool broken;
+    {
+      absl::MutexLock lock(&mu_);
+      relay = std::move(relay_);
+      broken = broken_;
+    }
+    if (relay != nullptr && relay->Disconnect(sink_.get())) {
+      // This call carried the turn to its end, or its owner's stream broke.
+      if (relay->over() && delivered && !broken) {
+        turns_.Remove(relay.get());
+        tasks_.Unsubscribe(relay->task_id(), relay.get());
+      } else if (relay->resumable() && options_.grace > absl::ZeroDuration()) {
+        turns_.Park(relay);
+      } else {
+        turns_.Remove(relay.get());
+        if (!relay->over()) {
+          tasks_.CancelActive(relay->task_id(), "the node that owns the task went away");
+        }
+        tasks_.Unsubscribe(relay->task_id(), relay.get());
+      }
+    }
     delete this;
   }
 
@@ -462,22 +804,58 @@ class HandoffServerCall final : public HandoffReactor {
     sink_->WithOpenReactor([this](HandoffReactor* reactor) { reactor->StartRead(&request_); });
   }
 
-  // Whether a turn was started, and its task id. Read by OnCancel too.
+  // Whether a turn was started (or resumed), and its task id.
   std::pair<bool, std::string> Turn() {
     absl::MutexLock lock(&mu_);
     return {started_, task_id_};
   }
 
-  void CancelTurn(const std::string& reason) {
-    auto [started, task_id] = Turn();
-    if (started && !sink_->finishing()) {
-      tasks_.CancelActive(task_id, reason);
-    }
+  // The owner of a task: the node its id names.
+  static std::string OwnerOf(const std::string& task_id) {
+    return std::string(TaskIdOwner(task_id));
   }
 
   void Refuse(grpc::StatusCode code, const std::string& message) {
     A2AMESH_LOG(Debug, "handoff refused").With("reason", message);
     sink_->Finish(grpc::Status(code, message));
+  }
+
+  void Resume(const v1::HandoffResume& resume) {
+    {
+      absl::MutexLock lock(&mu_);
+      started_ = true;
+      task_id_ = resume.task_id();
+    }
+    if (!peers_.Proves(auth_, resume.from_node())) {
+      Refuse(grpc::StatusCode::UNAUTHENTICATED,
+             absl::StrCat("the caller's certificate does not name node ", resume.from_node()));
+      return;
+    }
+    std::shared_ptr<TurnRelay> relay = turns_.Take(resume.task_id(), resume.from_node());
+    const std::string missing =
+        absl::StrCat("node ", options_.node_id, " holds no turn of task ", resume.task_id(),
+                     " to resume (it ended, its grace ran out, or the node restarted)");
+    if (relay == nullptr) {
+      Refuse(grpc::StatusCode::NOT_FOUND, missing);
+      return;
+    }
+    sink_->EnableBatches();
+    v1::HandoffResponse accepted;
+    accepted.mutable_accepted()->set_node_id(options_.node_id);
+    accepted.mutable_accepted()->set_agent_id(resume.agent_id());
+    {
+      absl::MutexLock lock(&mu_);
+      relay_ = relay;
+    }
+    if (!relay->Connect(sink_, resume.received(), std::move(accepted))) {
+      {
+        absl::MutexLock lock(&mu_);
+        relay_.reset();
+      }
+      turns_.Park(relay);  // as it was
+      Refuse(grpc::StatusCode::NOT_FOUND, absl::StrCat(missing, ": the events after the first ",
+                                                       resume.received(), " are not kept"));
+    }
   }
 
   void Start(const v1::HandoffStart& start) {
@@ -546,31 +924,53 @@ class HandoffServerCall final : public HandoffReactor {
     v1::HandoffResponse accepted;
     accepted.mutable_accepted()->set_node_id(options_.node_id);
     accepted.mutable_accepted()->set_agent_id(agent->id());
-    sink_->Write(std::move(accepted));
-    absl::Status hosted_ok = tasks_.Host(std::move(hosted), sink_);
+    auto relay = std::make_shared<TurnRelay>(start.task().id(), start.from_node(),
+                                             /*keep=*/options_.grace > absl::ZeroDuration());
+    relay->Connect(sink_, 0, std::move(accepted));
+    {
+      absl::MutexLock lock(&mu_);
+      relay_ = relay;
+    }
+    turns_.Add(relay);
+    absl::Status hosted_ok = tasks_.Host(std::move(hosted), relay);
     if (!hosted_ok.ok()) {
-      sink_->Finish(rpc::ToGrpcStatus(hosted_ok));
+      turns_.Remove(relay.get());
+      relay->OnError(hosted_ok);
     }
   }
 
-  const HandoffServerOptions options_;
+  const HandoffServerOptions& options_;
   PeerManager& peers_;
   catalog::AgentCatalog& catalog_;
   tasks::TaskManager& tasks_;
+  HostedTurns& turns_;
   const std::shared_ptr<const grpc::AuthContext> auth_;
   const std::shared_ptr<HandoffSink> sink_;
   v1::HandoffRequest request_;  // the read path's
   absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   std::string task_id_ ABSL_GUARDED_BY(mu_);
+  // The turn this call carries (or carried).
+  std::shared_ptr<TurnRelay> relay_ ABSL_GUARDED_BY(mu_);
+  // The call was canceled or its connection failed.
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace
 
-grpc::ServerBidiReactor<v1::HandoffRequest, v1::HandoffResponse>* AcceptHandoff(
-    const HandoffServerOptions& options, PeerManager& peers, catalog::AgentCatalog& catalog,
-    tasks::TaskManager& tasks, std::shared_ptr<const grpc::AuthContext> auth) {
-  return new HandoffServerCall(options, peers, catalog, tasks, std::move(auth));
+HandoffHost::HandoffHost(HandoffServerOptions options, PeerManager& peers,
+                         catalog::AgentCatalog& catalog, tasks::TaskManager& tasks)
+    : options_(std::move(options)),
+      peers_(peers),
+      catalog_(catalog),
+      tasks_(tasks),
+      turns_(std::make_unique<HostedTurns>(tasks, peers.timers(), options_.grace)) {}
+
+HandoffHost::~HandoffHost() = default;
+
+grpc::ServerBidiReactor<v1::HandoffRequest, v1::HandoffResponse>* HandoffHost::Accept(
+    std::shared_ptr<const grpc::AuthContext> auth) {
+  return new HandoffServerCall(options_, peers_, catalog_, tasks_, *turns_, std::move(auth));
 }
 
 }  // namespace a2amesh::peer

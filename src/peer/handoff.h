@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "a2amesh/v1/peer.grpc.pb.h"
+#include "absl/time/time.h"
 #include "catalog/agent_catalog.h"
 #include "routing/router.h"
 #include "tasks/task_manager.h"
@@ -39,17 +40,41 @@ class HandoffRunner final : public tasks::TaskRunner {
 struct HandoffServerOptions {
   std::string node_id;
   int max_hops = 8;
+  // A turn whose owner's stream breaks keeps running this long for the owner
+  // to resume it (HandoffResume); then it is canceled. Zero: at once.
+  absl::Duration grace = absl::Seconds(30);
 };
+
+class HostedTurns;
 
 // The receiving side of Peer.Handoff: checks the request (agent here, no cycle,
 // depth, deadline, a free slot), answers Accepted, runs the turn as a hosted
-// task and streams its events back. A cancel (or the sender going away) cancels
-// the turn; a cancel-only request cancels what this node still runs for the
-// task. `auth` is the call's: with peer authentication, the sender must be
-// the node it names in HandoffStart.from_node. Returns the reactor for one call.
-grpc::ServerBidiReactor<v1::HandoffRequest, v1::HandoffResponse>* AcceptHandoff(
-    const HandoffServerOptions& options, PeerManager& peers, catalog::AgentCatalog& catalog,
-    tasks::TaskManager& tasks, std::shared_ptr<const grpc::AuthContext> auth);
+// task and streams its events back. A cancel cancels the turn; a cancel-only
+// request cancels what this node still runs for the task. When the owner's
+// stream breaks, the turn keeps running for the grace (its events kept) and
+// the owner may resume it on a new stream from the events it lacks; past the
+// grace it is canceled. `auth` is a call's: with peer authentication, the
+// sender must be the node it names in HandoffStart/HandoffResume.from_node.
+// Thread-safe.
+class HandoffHost {
+ public:
+  HandoffHost(HandoffServerOptions options, PeerManager& peers, catalog::AgentCatalog& catalog,
+              tasks::TaskManager& tasks);
+  ~HandoffHost();
+  HandoffHost(const HandoffHost&) = delete;
+  HandoffHost& operator=(const HandoffHost&) = delete;
+
+  // The reactor for one call.
+  grpc::ServerBidiReactor<v1::HandoffRequest, v1::HandoffResponse>* Accept(
+      std::shared_ptr<const grpc::AuthContext> auth);
+
+ private:
+  const HandoffServerOptions options_;
+  PeerManager& peers_;
+  catalog::AgentCatalog& catalog_;
+  tasks::TaskManager& tasks_;
+  const std::unique_ptr<HostedTurns> turns_;
+};
 
 }  // namespace a2amesh::peer
 

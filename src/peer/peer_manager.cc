@@ -224,6 +224,11 @@ bool PeerManager::draining() const {
   return draining_;
 }
 
+bool PeerManager::shut_down() const {
+  absl::MutexLock lock(&mu_);
+  return shut_down_;
+}
+
 void PeerManager::SetAddresses(const std::string& source,
                                const std::vector<std::string>& addresses) {
   Action action;

@@ -46,6 +46,10 @@ struct PeerOptions {
   absl::Duration min_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(5);
   int max_hops = 8;
+  // A task handed to another node whose stream breaks after acceptance stays
+  // WORKING this long while this node dials it again to resume the turn
+  // (HandoffResume); only then does it fail. Zero: it fails at once.
+  absl::Duration handoff_grace = absl::Seconds(30);
   // Hears of handoffs this node makes.
   Telemetry* telemetry = &NoTelemetry();
   // How this node dials peers (nullptr: plain text).
@@ -104,6 +108,10 @@ class PeerManager final : public catalog::CatalogListener,
   // Tells every peer to stop routing to this node.
   void SetDraining();
   bool draining() const;
+  // Whether Shutdown has begun.
+  bool shut_down() const;
+  // The node's timers (handoffs resume and expire on them). Until Shutdown.
+  Timers& timers() { return timers_; }
 
   // Every other node: connected ones (up), and addresses this node is trying
   // to reach (down), ordered by node id.

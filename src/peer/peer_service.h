@@ -16,7 +16,7 @@ class PeerService final : public v1::Peer::CallbackService {
  public:
   PeerService(HandoffServerOptions options, PeerManager& peers, catalog::AgentCatalog& catalog,
               tasks::TaskManager& tasks)
-      : options_(std::move(options)), peers_(peers), catalog_(catalog), tasks_(tasks) {}
+      : peers_(peers), handoffs_(std::move(options), peers, catalog, tasks) {}
 
   // With peer authentication on, only callers with a certificate of the mesh
   // CA naming a node get past the door; each stream then checks the node it
@@ -42,7 +42,7 @@ class PeerService final : public v1::Peer::CallbackService {
         return rpc::RefuseStream<v1::HandoffRequest, v1::HandoffResponse>(NotAPeer());
       }
     }
-    return AcceptHandoff(options_, peers_, catalog_, tasks_, std::move(auth));
+    return handoffs_.Accept(std::move(auth));
   }
 
  private:
@@ -51,10 +51,8 @@ class PeerService final : public v1::Peer::CallbackService {
                         "the Peer service is for mesh nodes: present a certificate of the mesh CA");
   }
 
-  const HandoffServerOptions options_;
   PeerManager& peers_;
-  catalog::AgentCatalog& catalog_;
-  tasks::TaskManager& tasks_;
+  HandoffHost handoffs_;
 };
 
 }  // namespace a2amesh::peer

@@ -137,6 +137,11 @@ class WriteQueue {
     absl::MutexLock lock(&mu_);
     return finish_requested_;
   }
+  // Whether a write failed (the peer is gone).
+  bool failed() const {
+    absl::MutexLock lock(&mu_);
+    return failed_;
+  }
 
   // Runs `op(reactor)` under the queue's mutex unless the call is finishing:
   // for a bidi reactor's StartRead, which must never follow Finish.
