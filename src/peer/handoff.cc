@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -104,6 +105,7 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
 
   void Send(v1::HandoffRequest request) { writes_.Write(std::move(request)); }
   void CancelCall() override { context_.TryCancel(); }
+  const std::string& peer_node() const override { return node_id_; }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
@@ -491,6 +493,8 @@ using HandoffReactor = grpc::ServerBidiReactor<v1::HandoffRequest, v1::HandoffRe
 // Most events a hosted turn keeps for a resume; a longer turn is not
 // resumable (a break cancels it, as with no grace).
 constexpr size_t kMaxKeptEvents = 4096;
+// Turns that ended kept resumable, in case their owner missed the end.
+constexpr size_t kMaxEndedTurns = 1024;
 // A parked turn waits longer than the owner's grace, by up to this much: the
 // owner counts from when it saw the break, which may be after this node did.
 constexpr absl::Duration kMaxParkSlack = absl::Seconds(5);
@@ -669,7 +673,28 @@ class HostedTurns {
     it->second.generation = generation;
   }
 
-  // The turn's stream ended with the turn: nothing more to resume.
+  // The turn's stream carried its end. The owner may still have missed it
+  // (a break just then, or a frozen node writing into a stream the owner has
+  // given up): the turn stays resumable until kMaxEndedTurns newer ones have
+  // ended.
+  void Ended(const std::shared_ptr<TurnRelay>& relay) {
+    absl::MutexLock lock(&mu_);
+    auto it = turns_.find(relay->task_id());
+    if (it == turns_.end() || it->second.relay != relay) {
+      return;
+    }
+    ended_.push_back(relay);
+    if (ended_.size() > kMaxEndedTurns) {
+      std::shared_ptr<TurnRelay> oldest = std::move(ended_.front());
+      ended_.pop_front();
+      auto old = turns_.find(oldest->task_id());
+      if (old != turns_.end() && old->second.relay == oldest && old->second.expiry == 0) {
+        turns_.erase(old);
+      }
+    }
+  }
+
+  // The turn cannot be resumed: forget it.
   void Remove(const TurnRelay* relay) {
     absl::MutexLock lock(&mu_);
     auto it = turns_.find(relay->task_id());
@@ -710,6 +735,8 @@ class HostedTurns {
   const absl::Duration grace_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Turn> turns_ ABSL_GUARDED_BY(mu_);
+  // Turns that ended, oldest first (see Ended).
+  std::deque<std::shared_ptr<TurnRelay>> ended_ ABSL_GUARDED_BY(mu_);
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
@@ -784,7 +811,7 @@ class HandoffServerCall final : public HandoffReactor {
     if (relay != nullptr && relay->Disconnect(sink_.get())) {
       // This call carried the turn to its end, or its owner's stream broke.
       if (relay->over() && delivered && !broken) {
-        turns_.Remove(relay.get());
+        turns_.Ended(relay);
         tasks_.Unsubscribe(relay->task_id(), relay.get());
       } else if (relay->resumable() && options_.grace > absl::ZeroDuration()) {
         turns_.Park(relay);

@@ -17,6 +17,9 @@ namespace a2amesh::peer {
 struct PeerManager::Action {
   std::vector<std::pair<std::shared_ptr<Connection>, std::string>> close;
   std::vector<std::string> dial;
+  // Calls to a node found down (a handoff then resumes or fails at once,
+  // instead of when keepalive gives up on its connection).
+  std::vector<std::weak_ptr<CancellableCall>> cancel;
 };
 
 namespace {
@@ -586,6 +589,10 @@ void PeerManager::OnClosed(Connection* connection, const std::string& reason) {
       remote_.RemoveNode(state->node_id);
       GossipLocked(state->node_id, {});
       A2AMESH_LOG(Warning, "peer down").With("peer", state->node_id).With("reason", reason);
+      for (const auto& [ptr, call] : calls_) {
+        // (A tracked call is alive: it untracks itself before it goes.)
+        if (ptr->peer_node() == state->node_id) action.cancel.push_back(call);
+      }
       MembersChangedLocked(&action);
     }
   }
@@ -631,6 +638,9 @@ void PeerManager::Run(Action& action) {
   }
   for (const std::string& address : action.dial) {
     Dial(address);
+  }
+  for (const std::weak_ptr<CancellableCall>& weak : action.cancel) {
+    if (std::shared_ptr<CancellableCall> call = weak.lock()) call->CancelCall();
   }
 }
 

@@ -33,6 +33,12 @@ class CancellableCall {
  public:
   virtual ~CancellableCall() = default;
   virtual void CancelCall() = 0;
+  // The node the call talks to ("" if none in particular): its calls are
+  // canceled when it is found down, sooner than keepalive would notice.
+  virtual const std::string& peer_node() const {
+    static const std::string kNone;
+    return kNone;
+  }
 };
 
 struct PeerOptions {

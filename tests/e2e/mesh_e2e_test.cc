@@ -203,8 +203,12 @@ TEST_F(MeshE2eTest, ASilentNodeLeavesRoutingWithinThePeerTimeoutAndComesBack) {
   EXPECT_TRUE(routes_to_up3());
 }
 
-TEST_F(MeshE2eTest, ANodeKilledMidTaskFailsTheTaskNamingTheNode) {
-  E2eNode n1(dir_, "n1", Flags(""));
+TEST_F(MeshE2eTest, ANodeKilledMidTaskFailsTheTaskNamingTheNodeAfterTheGrace) {
+  // A killed node looks like a partitioned one: the owner waits the grace for
+  // it to come back, then fails the task.
+  std::vector<std::string> flags = Flags("");
+  flags.insert(flags.end(), {"--handoff-grace", "2s"});
+  E2eNode n1(dir_, "n1", flags);
   ASSERT_TRUE(n1.Start());
   E2eNode n3(dir_, "n3", Flags(n1.address()));
   ASSERT_TRUE(n3.Start());
@@ -230,7 +234,7 @@ TEST_F(MeshE2eTest, ANodeKilledMidTaskFailsTheTaskNamingTheNode) {
            task.status().state() == lf::a2a::v1::TASK_STATE_FAILED;
   }));
   EXPECT_THAT(task.status().message().parts(0).text(),
-              HasSubstr("node n3 went away while running the task"));
+              HasSubstr("node n3 was unreachable for 2s while running the task"));
 }
 
 }  // namespace

@@ -73,7 +73,9 @@ class PartitionTest : public ::testing::Test {
     lf::a2a::v1::SendMessageResponse response;
     EXPECT_TRUE(a_->NewA2aStub()->SendMessage(A2aContext().get(), request, &response).ok());
     EXPECT_TRUE(WaitFor([&] { return started_.load() == 1; }));
-    return response.task().id();
+    const std::string id = response.task().id();
+    EXPECT_TRUE(WaitFor([&] { return StateOnA(id) == lf::a2a::v1::TASK_STATE_WORKING; }));
+    return id;
   }
 
   void Partition() {
