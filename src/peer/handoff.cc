@@ -129,8 +129,10 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
     if (!accepted_ && !resume_) {
       state_->peers.options().telemetry->Handoff(node_id_, "refused", absl::Now() - started_);
     }
-    state_->peers.UntrackCall(this);
+    // Before it is untracked: a node shutting down waits for its tracked
+    // calls, so what OnCallDone does (a resume timer) is not left behind.
     state_->OnCallDone(this, status, accepted_);
+    state_->peers.UntrackCall(this);
   }
 
  private:
@@ -777,9 +779,11 @@ class HandoffServerCall final : public HandoffReactor {
       if (started) {
         tasks_.CancelActive(task_id, reason);
       } else {
-        // A cancel-only call: a turn parked here for the task ends too.
-        if (turns_.Take(task_id, OwnerOf(task_id)) != nullptr) {
+        // A cancel-only call: a turn parked here for the task ends too (and
+        // stays parked, for a resume to hear its end, until it expires).
+        if (std::shared_ptr<TurnRelay> parked = turns_.Take(task_id, OwnerOf(task_id))) {
           tasks_.CancelActive(task_id, reason);
+          turns_.Park(parked);
         }
         sink_->Finish(grpc::Status::OK);
         return;
