@@ -53,6 +53,8 @@ struct TaskStoreOp {
   std::string agent_id;
   std::string skill;
   std::string parent_id;
+  // The subject of the principal that created the task ("" if none: auth off).
+  std::string principal;
   std::string info;  // serialized TaskInfo
   // kPutPushConfig, kDeletePushConfig, kSettlePushConfig.
   std::string config_id;
@@ -83,6 +85,8 @@ struct TaskQuery {
   std::string skill;
   // Subtasks of this task.
   std::string parent_id;
+  // Tasks created by this principal (subject).
+  std::string principal;
   lf::a2a::v1::TaskState state = lf::a2a::v1::TASK_STATE_UNSPECIFIED;
   // Only tasks whose status timestamp is after this.
   absl::Time status_after = absl::InfinitePast();

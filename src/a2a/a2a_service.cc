@@ -438,10 +438,11 @@ grpc::ServerUnaryReactor* A2aService::SendMessage(grpc::CallbackServerContext* c
   }
   // A follow-up may read the store. The call may end (client cancel) before
   // this runs, so it owns a copy of the request and holds only the waiter.
-  blocking_.Schedule([this, request = *request, dispatch = *dispatch, waiter] {
-    if (absl::Status status = dispatcher_.Send(request, dispatch, waiter); !status.ok()) {
-      waiter->OnError(status);
-    }
+  blocking_.Schedule([this, request = *request, dispatch = *dispatch, waiter, caller = *caller] {
+    absl::Status status =
+        CheckAccess(caller, request.message().task_id(), security::TaskAccess::kWrite);
+    if (status.ok()) status = dispatcher_.Send(request, dispatch, waiter);
+    if (!status.ok()) waiter->OnError(status);
   });
   return call;
 }
@@ -481,8 +482,11 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SendStreamingMessage(
     }
     return stream;
   }
-  blocking_.Schedule([this, request = *request, dispatch = *dispatch, sink] {
-    if (absl::Status status = dispatcher_.Send(request, dispatch, sink); !status.ok()) {
+  blocking_.Schedule([this, request = *request, dispatch = *dispatch, sink, caller = *caller] {
+    absl::Status status =
+        CheckAccess(caller, request.message().task_id(), security::TaskAccess::kWrite);
+    if (status.ok()) status = dispatcher_.Send(request, dispatch, sink);
+    if (!status.ok()) {
       sink->OnError(status);
       return;
     }
@@ -516,8 +520,10 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SubscribeToTask(
     stream->Fail(status);
     return stream;
   }
-  blocking_.Schedule([this, id = request->id(), sink = stream->sink()] {
-    if (absl::Status status = tasks_.Subscribe(id, sink); !status.ok()) {
+  blocking_.Schedule([this, id = request->id(), sink = stream->sink(), caller = *caller] {
+    absl::Status status = CheckAccess(caller, id, security::TaskAccess::kRead);
+    if (status.ok()) status = tasks_.Subscribe(id, sink);
+    if (!status.ok()) {
       sink->OnError(status);
       return;
     }
@@ -539,11 +545,15 @@ grpc::ServerUnaryReactor* A2aService::GetTask(grpc::CallbackServerContext* conte
                           async->GetTask(ctx, req, resp, std::move(done));
                         });
   }
-  return RunBlocking(context, [this, request, response]() -> absl::Status {
+  return RunBlocking(context, [this, request, response, caller = *caller]() -> absl::Status {
     A2AMESH_RETURN_IF_ERROR(routing::ValidateTaskId(request->id(), "id"));
     A2AMESH_RETURN_IF_ERROR(routing::ValidateHistoryLength(
         request->has_history_length(), request->history_length(), "history_length"));
-    A2AMESH_ASSIGN_OR_RETURN(*response, tasks_.Get(request->id()));
+    A2AMESH_ASSIGN_OR_RETURN(tasks::TaskRecord record, tasks_.GetRecord(request->id()));
+    if (!security::MayAccessTask(caller, record.info.principal(), security::TaskAccess::kRead)) {
+      return TaskNotFoundError(request->id());
+    }
+    *response = std::move(record.task);
     std::optional<int> history;
     if (request->has_history_length()) {
       history = request->history_length();
@@ -556,10 +566,11 @@ grpc::ServerUnaryReactor* A2aService::GetTask(grpc::CallbackServerContext* conte
 grpc::ServerUnaryReactor* A2aService::ListTasks(grpc::CallbackServerContext* context,
                                                 const lf::a2a::v1::ListTasksRequest* request,
                                                 lf::a2a::v1::ListTasksResponse* response) {
-  if (absl::StatusOr<security::Principal> caller = Admit(context); !caller.ok()) {
+  absl::StatusOr<security::Principal> caller = Admit(context);
+  if (!caller.ok()) {
     return Fail(context, caller.status());
   }
-  return RunBlocking(context, [this, request, response]() -> absl::Status {
+  return RunBlocking(context, [this, request, response, caller = *caller]() -> absl::Status {
     int page_size = request->has_page_size() ? request->page_size() : 50;
     if (page_size < 1 || page_size > 100) {
       return InvalidFieldError("page_size", "must be between 1 and 100");
@@ -574,6 +585,9 @@ grpc::ServerUnaryReactor* A2aService::ListTasks(grpc::CallbackServerContext* con
     query.agent_id = request->tenant();
     query.state = request->status();
     query.page_size = page_size;
+    if (!security::SeesEveryTask(caller)) {
+      query.principal = caller.subject;  // its own tasks only
+    }
     if (request->has_status_timestamp_after()) {
       query.status_after =
           absl::FromUnixMillis(google::protobuf::util::TimeUtil::TimestampToMilliseconds(
@@ -616,7 +630,12 @@ grpc::ServerUnaryReactor* A2aService::CancelTask(grpc::CallbackServerContext* co
                         });
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  blocking_.Schedule([this, request, response, reactor] {
+  blocking_.Schedule([this, request, response, reactor, caller = *caller] {
+    if (absl::Status access = CheckAccess(caller, request->id(), security::TaskAccess::kWrite);
+        !access.ok()) {
+      reactor->Finish(rpc::ToGrpcStatus(access));
+      return;
+    }
     tasks_.Cancel(request->id(), "canceled by the client",
                   [response, reactor](absl::StatusOr<Task> task) {
                     if (task.ok()) {
@@ -639,7 +658,8 @@ grpc::ServerUnaryReactor* A2aService::PushNotSupported(grpc::CallbackServerConte
 
 template <typename Request, typename Response, typename Forward, typename Fn>
 grpc::ServerUnaryReactor* A2aService::PushCall(grpc::CallbackServerContext* context,
-                                               const std::string& task_id, const Request* request,
+                                               const std::string& task_id,
+                                               security::TaskAccess access, const Request* request,
                                                Response* response, Forward forward, Fn fn) {
   if (push_ == nullptr) {
     return PushNotSupported(context);
@@ -651,14 +671,34 @@ grpc::ServerUnaryReactor* A2aService::PushCall(grpc::CallbackServerContext* cont
   if (std::string owner = RemoteOwner(context, task_id); !owner.empty()) {
     return ForwardUnary(context, *caller, owner, task_id, request, response, forward);
   }
-  return RunBlocking(context, std::move(fn));
+  return RunBlocking(
+      context,
+      [this, task_id, access, caller = *caller, fn = std::move(fn)]() mutable -> absl::Status {
+        if (!routing::ValidateTaskId(task_id, "task_id").ok()) {
+          return fn();  // its own error names the field
+        }
+        A2AMESH_RETURN_IF_ERROR(CheckAccess(caller, task_id, access));
+        return fn();
+      });
+}
+
+absl::Status A2aService::CheckAccess(const security::Principal& caller, const std::string& task_id,
+                                     security::TaskAccess access) {
+  if (security::MayAccessTask(caller, "", access)) {
+    return absl::OkStatus();  // auth off, or an admin: no lookup
+  }
+  A2AMESH_ASSIGN_OR_RETURN(tasks::TaskRecord record, tasks_.GetRecord(task_id));
+  if (!security::MayAccessTask(caller, record.info.principal(), access)) {
+    return TaskNotFoundError(task_id);
+  }
+  return absl::OkStatus();
 }
 
 grpc::ServerUnaryReactor* A2aService::CreateTaskPushNotificationConfig(
     grpc::CallbackServerContext* context, const lf::a2a::v1::TaskPushNotificationConfig* request,
     lf::a2a::v1::TaskPushNotificationConfig* response) {
   return PushCall(
-      context, request->task_id(), request, response,
+      context, request->task_id(), security::TaskAccess::kWrite, request, response,
       [](auto* async, auto* ctx, auto* req, auto* resp, auto done) {
         async->CreateTaskPushNotificationConfig(ctx, req, resp, std::move(done));
       },
@@ -673,7 +713,7 @@ grpc::ServerUnaryReactor* A2aService::GetTaskPushNotificationConfig(
     const lf::a2a::v1::GetTaskPushNotificationConfigRequest* request,
     lf::a2a::v1::TaskPushNotificationConfig* response) {
   return PushCall(
-      context, request->task_id(), request, response,
+      context, request->task_id(), security::TaskAccess::kRead, request, response,
       [](auto* async, auto* ctx, auto* req, auto* resp, auto done) {
         async->GetTaskPushNotificationConfig(ctx, req, resp, std::move(done));
       },
@@ -688,7 +728,7 @@ grpc::ServerUnaryReactor* A2aService::ListTaskPushNotificationConfigs(
     const lf::a2a::v1::ListTaskPushNotificationConfigsRequest* request,
     lf::a2a::v1::ListTaskPushNotificationConfigsResponse* response) {
   return PushCall(
-      context, request->task_id(), request, response,
+      context, request->task_id(), security::TaskAccess::kRead, request, response,
       [](auto* async, auto* ctx, auto* req, auto* resp, auto done) {
         async->ListTaskPushNotificationConfigs(ctx, req, resp, std::move(done));
       },
@@ -703,7 +743,7 @@ grpc::ServerUnaryReactor* A2aService::DeleteTaskPushNotificationConfig(
     const lf::a2a::v1::DeleteTaskPushNotificationConfigRequest* request,
     google::protobuf::Empty* response) {
   return PushCall(
-      context, request->task_id(), request, response,
+      context, request->task_id(), security::TaskAccess::kWrite, request, response,
       [](auto* async, auto* ctx, auto* req, auto* resp, auto done) {
         async->DeleteTaskPushNotificationConfig(ctx, req, resp, std::move(done));
       },

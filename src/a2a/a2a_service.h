@@ -140,11 +140,17 @@ class A2aService final : public lf::a2a::v1::A2AService::CallbackService {
   grpc::ServerUnaryReactor* RunBlocking(grpc::CallbackServerContext* context, Fn fn);
   grpc::ServerUnaryReactor* PushNotSupported(grpc::CallbackServerContext* context);
   // Runs a push-config RPC for task `task_id`: forwarded to its owner, refused
-  // if push is off, else `fn` on the blocking executor.
+  // if push is off, else `fn` on the blocking executor if the caller has
+  // `access` to the task.
   template <typename Request, typename Response, typename Forward, typename Fn>
   grpc::ServerUnaryReactor* PushCall(grpc::CallbackServerContext* context,
-                                     const std::string& task_id, const Request* request,
-                                     Response* response, Forward forward, Fn fn);
+                                     const std::string& task_id, security::TaskAccess access,
+                                     const Request* request, Response* response, Forward forward,
+                                     Fn fn);
+  // On the task's owner: TaskNotFound (as for a task that does not exist)
+  // unless `caller` may access it (security::MayAccessTask). May block.
+  absl::Status CheckAccess(const security::Principal& caller, const std::string& task_id,
+                           security::TaskAccess access);
 
   const A2aServiceOptions options_;
   tasks::TaskManager& tasks_;

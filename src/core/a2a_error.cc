@@ -92,4 +92,8 @@ std::optional<std::string> GetInvalidField(const absl::Status& status) {
   return std::string(*payload);
 }
 
+absl::Status TaskNotFoundError(absl::string_view task_id) {
+  return MakeA2aError(A2aError::kTaskNotFound, absl::StrCat("task ", task_id, " not found"));
+}
+
 }  // namespace a2amesh

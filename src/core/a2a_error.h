@@ -27,6 +27,10 @@ enum class A2aError {
 // An A2A error with the spec's status code and `message` for humans.
 absl::Status MakeA2aError(A2aError error, absl::string_view message);
 
+// TaskNotFound for `task_id`: what a caller hears of a task that does not
+// exist, and of one it may not see (the two must not differ).
+absl::Status TaskNotFoundError(absl::string_view task_id);
+
 // The A2A error `status` carries, if any.
 std::optional<A2aError> GetA2aError(const absl::Status& status);
 

@@ -289,4 +289,22 @@ void Authenticator::Forward(const grpc::ServerContextBase& from, const Principal
   }
 }
 
+namespace {
+
+bool HasRole(const Principal& principal, absl::string_view role) {
+  return std::find(principal.roles.begin(), principal.roles.end(), role) != principal.roles.end();
+}
+
+}  // namespace
+
+bool MayAccessTask(const Principal& caller, absl::string_view creator, TaskAccess access) {
+  if (caller.anonymous() || HasRole(caller, "admin")) return true;
+  if (!creator.empty() && caller.subject == creator) return true;
+  return access == TaskAccess::kRead && HasRole(caller, "reader");
+}
+
+bool SeesEveryTask(const Principal& caller) {
+  return caller.anonymous() || HasRole(caller, "admin") || HasRole(caller, "reader");
+}
+
 }  // namespace a2amesh::security

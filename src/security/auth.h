@@ -53,6 +53,16 @@ struct AuthOptions {
   bool enabled() const { return !token_file.empty() || client_certificates || jwt.enabled(); }
 };
 
+// Who may see a task and act on it. With auth off, every caller (everyone is
+// anonymous). With auth on: the principal that created it (`creator`, the
+// subject the task records), and principals with the role `admin` (any
+// action) or `reader` (reads: GetTask, ListTasks, SubscribeToTask, reading
+// push configs). Anyone else must be told the task does not exist.
+enum class TaskAccess { kRead, kWrite };
+bool MayAccessTask(const Principal& caller, absl::string_view creator, TaskAccess access);
+// Whether ListTasks shows `caller` every task, not only those it created.
+bool SeesEveryTask(const Principal& caller);
+
 // What a request offers as proof.
 struct Credentials {
   // The Authorization header (or gRPC metadata) value, if any.

@@ -84,6 +84,7 @@ void MemoryTaskStore::Apply(TaskStoreOp& op) {
       row.agent_id = std::move(op.agent_id);
       row.skill = std::move(op.skill);
       row.parent_id = std::move(op.parent_id);
+      row.principal = std::move(op.principal);
       row.snapshot = std::move(op.payload);
       row.snapshot_seq = 0;
       row.info = std::move(op.info);
@@ -162,6 +163,7 @@ absl::StatusOr<TaskPage> MemoryTaskStore::List(const TaskQuery& query) {
         (!query.agent_id.empty() && row.agent_id != query.agent_id) ||
         (!query.skill.empty() && row.skill != query.skill) ||
         (!query.parent_id.empty() && row.parent_id != query.parent_id) ||
+        (!query.principal.empty() && row.principal != query.principal) ||
         (query.state != lf::a2a::v1::TASK_STATE_UNSPECIFIED && row.state != query.state) ||
         row.status_unix_ms <= after_ms) {
       continue;

@@ -39,6 +39,7 @@ class MemoryTaskStore final : public TaskStore {
     std::string agent_id;
     std::string skill;
     std::string parent_id;
+    std::string principal;
     lf::a2a::v1::TaskState state = lf::a2a::v1::TASK_STATE_UNSPECIFIED;
     int64_t status_unix_ms = 0;
     int64_t last_seq = 0;

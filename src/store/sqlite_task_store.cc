@@ -21,7 +21,9 @@ namespace {
 // 4: push_configs.settled: whether a config's watch delivered its task's end
 // (a version 3 store marks the configs of its ended tasks settled, as they
 // were treated before).
-constexpr int kSchemaVersion = 4;
+// 5: tasks.principal (ListTasks answers a caller its own tasks), filled in
+// from each task's TaskInfo when upgrading.
+constexpr int kSchemaVersion = 5;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS tasks (
@@ -35,12 +37,15 @@ CREATE TABLE IF NOT EXISTS tasks (
   snapshot_seq INTEGER NOT NULL,
   info         BLOB NOT NULL,
   skill        TEXT NOT NULL DEFAULT '',
-  parent_id    TEXT NOT NULL DEFAULT ''
+  parent_id    TEXT NOT NULL DEFAULT '',
+  principal    TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS tasks_by_status_time ON tasks (status_ms DESC, id DESC);
 CREATE INDEX IF NOT EXISTS tasks_by_context ON tasks (context_id, status_ms DESC);
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state);
 CREATE INDEX IF NOT EXISTS tasks_by_parent ON tasks (parent_id) WHERE parent_id != '';
+CREATE INDEX IF NOT EXISTS tasks_by_principal ON tasks (principal, status_ms DESC)
+  WHERE principal != '';
 CREATE TABLE IF NOT EXISTS events (
   task_id TEXT NOT NULL,
   seq     INTEGER NOT NULL,
@@ -209,14 +214,49 @@ absl::Status UpgradeFromVersion3(sqlite3* db, const std::string& path) {
   return absl::OkStatus();
 }
 
+absl::Status UpgradeToVersion5(sqlite3* db, const std::string& path) {
+  auto exec = [&](const char* sql) -> absl::Status {
+    if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return SqliteError(db, absl::StrCat("upgrading task store ", path));
+    }
+    return absl::OkStatus();
+  };
+  A2AMESH_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
+  absl::Status status = exec("ALTER TABLE tasks ADD COLUMN principal TEXT NOT NULL DEFAULT ''");
+  if (status.ok()) {
+    Statement rows(db, "SELECT id, info FROM tasks");
+    Statement update(db, "UPDATE tasks SET principal = ?1 WHERE id = ?2");
+    status = rows.prepared();
+    if (status.ok()) status = update.prepared();
+    while (status.ok() && rows.Step() == SQLITE_ROW) {
+      v1::TaskInfo info;
+      absl::string_view blob = rows.Blob(1);
+      if (!info.ParseFromArray(blob.data(), static_cast<int>(blob.size())) ||
+          info.principal().empty()) {
+        continue;
+      }
+      update.Bind(1, info.principal()).Bind(2, rows.Text(0));
+      if (update.Step() != SQLITE_DONE) {
+        status = SqliteError(db, "filling in tasks.principal");
+      }
+      update.Reset();
+    }
+  }
+  if (status.ok()) {
+    return exec("COMMIT");
+  }
+  sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  return status;
+}
+
 }  // namespace
 
 struct SqliteTaskStore::WriterStatements {
   explicit WriterStatements(sqlite3* db)
       : insert_task(db,
                     "INSERT INTO tasks (id, context_id, agent_id, state, status_ms, last_seq, "
-                    "snapshot, snapshot_seq, info, skill, parent_id) "
-                    "VALUES (?1, ?2, ?3, ?4, ?5, ?10, ?6, ?10, ?7, ?8, ?9)"),
+                    "snapshot, snapshot_seq, info, skill, parent_id, principal) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?10, ?6, ?10, ?7, ?8, ?9, ?11)"),
         exists(db, "SELECT 1 FROM tasks WHERE id = ?1"),
         insert_event(db, "INSERT INTO events (task_id, seq, event) VALUES (?1, ?2, ?3)"),
         put_snapshot(db,
@@ -385,6 +425,9 @@ absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(const Opt
   }
   if (status.ok() && found_version == 3) {
     status = UpgradeFromVersion3(write_db, options.path);
+  }
+  if (status.ok() && found_version >= 1 && found_version < 5) {
+    status = UpgradeToVersion5(write_db, options.path);
   }
   // A store of this version opens without writing anything (no transaction,
   // no fsync); a new or older one gets the schema and its version at once.
@@ -717,7 +760,8 @@ absl::Status SqliteTaskStore::ApplyOp(TaskStoreOp& op, BatchState& batch) {
           .BindBlob(7, op.info)
           .Bind(8, op.skill)
           .Bind(9, op.parent_id)
-          .Bind(10, last != nullptr ? last->seq : int64_t{0});
+          .Bind(10, last != nullptr ? last->seq : int64_t{0})
+          .Bind(11, op.principal);
       if (insert->Step() != SQLITE_DONE) {
         return SqliteError(db, absl::StrCat("create task ", op.task_id));
       }
@@ -813,6 +857,9 @@ absl::StatusOr<TaskPage> SqliteTaskStore::List(const TaskQuery& query) {
   if (!query.parent_id.empty()) {
     where += " AND parent_id = :parent";
   }
+  if (!query.principal.empty()) {
+    where += " AND principal = :principal";
+  }
   if (query.state != lf::a2a::v1::TASK_STATE_UNSPECIFIED) {
     where += " AND state = :state";
   }
@@ -833,6 +880,7 @@ absl::StatusOr<TaskPage> SqliteTaskStore::List(const TaskQuery& query) {
     if (int i = stmt.ParamIndex(":agent")) stmt.Bind(i, query.agent_id);
     if (int i = stmt.ParamIndex(":skill")) stmt.Bind(i, query.skill);
     if (int i = stmt.ParamIndex(":parent")) stmt.Bind(i, query.parent_id);
+    if (int i = stmt.ParamIndex(":principal")) stmt.Bind(i, query.principal);
     if (int i = stmt.ParamIndex(":state")) stmt.Bind(i, static_cast<int64_t>(query.state));
     if (int i = stmt.ParamIndex(":after")) stmt.Bind(i, absl::ToUnixMillis(query.status_after));
     if (int i = stmt.ParamIndex(":cms")) stmt.Bind(i, query.cursor_status_unix_ms);

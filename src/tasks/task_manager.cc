@@ -157,7 +157,7 @@ absl::Status TaskManager::Insert(const EntryPtr& entry, const std::string& agent
 absl::StatusOr<TaskRecord> TaskManager::LoadEnded(const std::string& task_id) {
   absl::StatusOr<StoredTask> stored = store_.Get(task_id);
   if (absl::IsNotFound(stored.status())) {
-    return MakeA2aError(A2aError::kTaskNotFound, absl::StrCat("task ", task_id, " not found"));
+    return TaskNotFoundError(task_id);
   }
   if (!stored.ok()) {
     return stored.status();
@@ -431,6 +431,7 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
     op.agent_id = agent_id;
     op.skill = info.skill();
     op.parent_id = info.parent_task_id();
+    op.principal = info.principal();
     op.state = task.status().state();
     op.status_unix_ms = absl::ToUnixMillis(created);
     op.payload = task.SerializeAsString();

@@ -15,6 +15,7 @@
 #include "testing/http_client.h"
 #include "testing/mesh_fixture.h"
 #include "testing/node_harness.h"
+#include "testing/proto_builders.h"
 #include "testing/temp_dir.h"
 #include "testing/test_certs.h"
 #include "testing/test_jwt.h"
@@ -37,6 +38,9 @@ namespace a2a = ::lf::a2a::v1;
 constexpr char kAliceToken[] = "alice-0123456789abcdef";
 constexpr char kAgentToken[] = "agent-0123456789abcdef";
 constexpr char kRivalToken[] = "rival-0123456789abcdef";
+constexpr char kBobToken[] = "bob-0123456789abcdef";
+constexpr char kErinToken[] = "erin-0123456789abcdef";
+constexpr char kAuditorToken[] = "auditor-0123456789abcdef";
 
 class AuthTest : public ::testing::Test {
  protected:
@@ -44,7 +48,8 @@ class AuthTest : public ::testing::Test {
     WriteFileAtomically(
         TokenFile(), absl::StrCat("# test tokens\n", kAliceToken, " alice admin,reader\n",
                                   kAgentToken, " echo-agent agent:echo*,skill:echo\n", kRivalToken,
-                                  " rival agent:*,skill:*\n",
+                                  " rival agent:*,skill:*\n", kBobToken, " bob\n", kErinToken,
+                                  " erin\n", kAuditorToken, " auditor reader\n",
                                   "- spiffe://a2a-mesh/ns/ci/sa/bot agent:echo*,skill:echo\n"));
   }
   std::string TokenFile() const { return dir_.File("tokens"); }
@@ -343,6 +348,122 @@ TEST_F(AuthTest, CallsForwardedToATasksOwnerCarryTheCaller) {
   EXPECT_EQ(task.id(), sent.task().id());
   EXPECT_EQ(n1.NewA2aStub()->GetTask(As("").get(), get, &task).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
+}
+
+// A task is its creator's: another principal hears that it does not exist,
+// on every RPC and binding, on its owner and through another node; a reader
+// may read it, an admin may do anything with it.
+TEST_F(AuthTest, ATaskIsItsCreatorsAndOthersAreToldItDoesNotExist) {
+  NodeHarness n1(AuthNode("n1"));
+  NodeOptions n2_options = AuthNode("n2");
+  n2_options.peers = {n1.address()};
+  NodeHarness n2(std::move(n2_options));
+  std::unique_ptr<sdk::Agent> agent = StartAgent(n1, kAgentToken);
+  ASSERT_TRUE(agent->WaitUntilRegistered(absl::Seconds(10)).ok());
+  ASSERT_TRUE(WaitFor([&] { return n2.node().peers().peers_up() == 1; }));
+  const std::string bob = absl::StrCat("Bearer ", kBobToken);
+  const std::string erin = absl::StrCat("Bearer ", kErinToken);
+  const std::string auditor = absl::StrCat("Bearer ", kAuditorToken);
+  const std::string admin = absl::StrCat("Bearer ", kAliceToken);
+
+  a2a::SendMessageResponse sent;
+  ASSERT_TRUE(n1.NewA2aStub()->SendMessage(As(bob).get(), ForSkill("echo", "bob's"), &sent).ok());
+  const std::string id = sent.task().id();
+  ASSERT_FALSE(id.empty());
+  // What anyone hears of a task that does not exist.
+  a2a::GetTaskRequest missing;
+  missing.set_id("n1~00000000-0000-7000-8000-000000000000");
+  a2a::Task task;
+  grpc::Status nothing = n1.NewA2aStub()->GetTask(As(bob).get(), missing, &task);
+  ASSERT_EQ(nothing.error_code(), grpc::StatusCode::NOT_FOUND);
+  auto is_not_found = [&](const grpc::Status& status) {
+    return status.error_code() == grpc::StatusCode::NOT_FOUND &&
+           testing::ErrorReason(status) == testing::ErrorReason(nothing) &&
+           status.error_message() == absl::StrCat("task ", id, " not found");
+  };
+
+  a2a::GetTaskRequest get;
+  get.set_id(id);
+  for (NodeHarness* node : {&n1, &n2}) {  // the owner, and a node that forwards
+    auto stub = node->NewA2aStub();
+    SCOPED_TRACE(node->node().node_id());
+    EXPECT_TRUE(stub->GetTask(As(bob).get(), get, &task).ok());
+    EXPECT_TRUE(stub->GetTask(As(auditor).get(), get, &task).ok());
+    EXPECT_TRUE(stub->GetTask(As(admin).get(), get, &task).ok());
+    grpc::Status status = stub->GetTask(As(erin).get(), get, &task);
+    EXPECT_TRUE(is_not_found(status)) << status.error_message();
+
+    a2a::CancelTaskRequest cancel;
+    cancel.set_id(id);
+    status = stub->CancelTask(As(erin).get(), cancel, &task);
+    EXPECT_TRUE(is_not_found(status)) << status.error_message();
+    status = stub->CancelTask(As(auditor).get(), cancel, &task);  // a reader only reads
+    EXPECT_TRUE(is_not_found(status)) << status.error_message();
+    status = stub->CancelTask(As(bob).get(), cancel, &task);  // it has ended
+    EXPECT_EQ(testing::ErrorReason(status), "TASK_NOT_CANCELABLE") << status.error_message();
+
+    a2a::SubscribeToTaskRequest subscribe;
+    subscribe.set_id(id);
+    auto erin_context = As(erin);
+    a2a::StreamResponse event;
+    auto reader = stub->SubscribeToTask(erin_context.get(), subscribe);
+    EXPECT_FALSE(reader->Read(&event));
+    EXPECT_TRUE(is_not_found(reader->Finish()));
+
+    a2a::TaskPushNotificationConfig config;
+    config.set_task_id(id);
+    config.set_url("https://hooks.example.com/a2a");
+    a2a::TaskPushNotificationConfig created;
+    status = stub->CreateTaskPushNotificationConfig(As(erin).get(), config, &created);
+    EXPECT_TRUE(is_not_found(status)) << status.error_message();
+    a2a::ListTaskPushNotificationConfigsRequest list_configs;
+    list_configs.set_task_id(id);
+    a2a::ListTaskPushNotificationConfigsResponse configs;
+    status = stub->ListTaskPushNotificationConfigs(As(erin).get(), list_configs, &configs);
+    EXPECT_TRUE(is_not_found(status)) << status.error_message();
+    EXPECT_TRUE(stub->ListTaskPushNotificationConfigs(As(bob).get(), list_configs, &configs).ok());
+
+    // A follow-up message to it.
+    a2a::SendMessageRequest follow_up = ForSkill("echo", "erin's");
+    follow_up.mutable_message()->set_task_id(id);
+    a2a::SendMessageResponse answer;
+    status = stub->SendMessage(As(erin).get(), follow_up, &answer);
+    EXPECT_TRUE(is_not_found(status)) << status.error_message();
+  }
+
+  // ListTasks: a caller's own tasks; a reader's and an admin's, every task.
+  a2a::ListTasksRequest list;
+  a2a::ListTasksResponse listed;
+  auto stub = n1.NewA2aStub();
+  ASSERT_TRUE(stub->ListTasks(As(erin).get(), list, &listed).ok());
+  EXPECT_EQ(listed.tasks_size(), 0);
+  EXPECT_EQ(listed.total_size(), 0);
+  ASSERT_TRUE(stub->ListTasks(As(bob).get(), list, &listed).ok());
+  ASSERT_EQ(listed.tasks_size(), 1);
+  EXPECT_EQ(listed.tasks(0).id(), id);
+  a2a::SendMessageResponse erins;
+  ASSERT_TRUE(stub->SendMessage(As(erin).get(), ForSkill("echo", "erin's"), &erins).ok());
+  ASSERT_TRUE(stub->ListTasks(As(erin).get(), list, &listed).ok());
+  ASSERT_EQ(listed.tasks_size(), 1);
+  EXPECT_EQ(listed.tasks(0).id(), erins.task().id());
+  ASSERT_TRUE(stub->ListTasks(As(auditor).get(), list, &listed).ok());
+  EXPECT_EQ(listed.total_size(), 2);
+
+  // The HTTP bindings: JSON-RPC's TaskNotFound (-32001), REST's 404.
+  const std::string http = absl::StrCat("127.0.0.1:", n1.node().http_port());
+  testing::HttpResult rpc = Http(
+      http, "POST", "/a2a/jsonrpc",
+      absl::StrCat(R"({"jsonrpc":"2.0","id":7,"method":"GetTask","params":{"id":")", id, R"("}})"),
+      erin);
+  EXPECT_THAT(rpc.body, HasSubstr("-32001")) << rpc.body;
+  EXPECT_THAT(Http(http, "POST", "/a2a/jsonrpc",
+                   absl::StrCat(R"({"jsonrpc":"2.0","id":7,"method":"GetTask","params":{"id":")",
+                                id, R"("}})"),
+                   bob)
+                  .body,
+              HasSubstr(id));
+  EXPECT_EQ(Http(http, "GET", absl::StrCat("/a2a/rest/tasks/", id), "", erin).status, 404);
+  EXPECT_EQ(Http(http, "GET", absl::StrCat("/a2a/rest/tasks/", id), "", bob).status, 200);
 }
 
 TEST_F(AuthTest, AJwtOfTheIssuerProvesTheCallerAndABadOneDoesNot) {

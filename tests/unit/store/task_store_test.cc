@@ -603,7 +603,8 @@ TEST(SqliteTaskStoreTest, AVersion3StoreKeepsItsEndedTasksConfigsSettled) {
   testing::TempDir dir;
   std::string path = dir.File("tasks.db");
   {
-    // A version 3 store: push_configs without `settled`.
+    // A version 3 store: push_configs without `settled`, tasks without
+    // `principal`.
     auto store = SqliteTaskStore::Open({path, true});
     ASSERT_THAT(store, IsOk());
     absl::Notification done;
@@ -619,6 +620,7 @@ TEST(SqliteTaskStoreTest, AVersion3StoreKeepsItsEndedTasksConfigsSettled) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   const char* v3 =
+      "DROP INDEX tasks_by_principal; ALTER TABLE tasks DROP COLUMN principal;"
       "CREATE TABLE p3 (task_id TEXT NOT NULL, id TEXT NOT NULL, config BLOB NOT NULL,"
       " PRIMARY KEY (task_id, id)) WITHOUT ROWID;"
       "INSERT INTO p3 SELECT task_id, id, config FROM push_configs;"
