@@ -3,6 +3,8 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <functional>
+#include <initializer_list>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -97,6 +99,7 @@ class Statement {
   }
   // The index of a named parameter such as ":id", or 0 if the statement has none.
   int ParamIndex(const char* name) { return sqlite3_bind_parameter_index(stmt_, name); }
+  int ParamCount() { return sqlite3_bind_parameter_count(stmt_); }
   int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
   absl::string_view Blob(int col) {
     const void* data = sqlite3_column_blob(stmt_, col);
@@ -160,9 +163,14 @@ absl::StatusOr<sqlite3*> OpenDb(const std::string& path) {
   return db;
 }
 
-// Adds tasks.skill and tasks.parent_id to a version 1 store and fills them in
-// from each task's TaskInfo.
-absl::Status UpgradeFromVersion1(sqlite3* db, const std::string& path) {
+// In one transaction: adds columns to `tasks` (`alters`, ALTER TABLE
+// statements), then fills them in for every task from its TaskInfo with
+// `update` (an UPDATE whose last parameter is the task id), its other
+// parameters bound by `bind`, which returns false to leave a task as it is.
+absl::Status AddTaskColumnsFromInfo(
+    sqlite3* db, const std::string& path, std::initializer_list<const char*> alters,
+    const char* update_sql,
+    const std::function<bool(const v1::TaskInfo& info, Statement& update)>& bind) {
   auto exec = [&](const char* sql) -> absl::Status {
     if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
       return SqliteError(db, absl::StrCat("upgrading task store ", path));
@@ -170,24 +178,25 @@ absl::Status UpgradeFromVersion1(sqlite3* db, const std::string& path) {
     return absl::OkStatus();
   };
   A2AMESH_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
-  absl::Status status = exec("ALTER TABLE tasks ADD COLUMN skill TEXT NOT NULL DEFAULT ''");
-  if (status.ok()) {
-    status = exec("ALTER TABLE tasks ADD COLUMN parent_id TEXT NOT NULL DEFAULT ''");
+  absl::Status status;
+  for (const char* alter : alters) {
+    if (status.ok()) status = exec(alter);
   }
   if (status.ok()) {
     Statement rows(db, "SELECT id, info FROM tasks");
-    Statement update(db, "UPDATE tasks SET skill = ?1, parent_id = ?2 WHERE id = ?3");
+    Statement update(db, update_sql);
     status = rows.prepared();
     if (status.ok()) status = update.prepared();
+    const int id_param = update.ParamCount();
     while (status.ok() && rows.Step() == SQLITE_ROW) {
       v1::TaskInfo info;
       absl::string_view blob = rows.Blob(1);
-      if (!info.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
-        continue;  // unreadable info: the columns stay empty
+      if (!info.ParseFromArray(blob.data(), static_cast<int>(blob.size())) || !bind(info, update)) {
+        continue;  // unreadable info, or nothing to fill in: the columns stay empty
       }
-      update.Bind(1, info.skill()).Bind(2, info.parent_task_id()).Bind(3, rows.Text(0));
+      update.Bind(id_param, rows.Text(0));
       if (update.Step() != SQLITE_DONE) {
-        status = SqliteError(db, "filling in tasks.skill and tasks.parent_id");
+        status = SqliteError(db, absl::StrCat("upgrading task store ", path, ": ", update_sql));
       }
       update.Reset();
     }
@@ -197,6 +206,18 @@ absl::Status UpgradeFromVersion1(sqlite3* db, const std::string& path) {
   }
   sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
   return status;
+}
+
+// Version 1 stores lack tasks.skill and tasks.parent_id.
+absl::Status UpgradeFromVersion1(sqlite3* db, const std::string& path) {
+  return AddTaskColumnsFromInfo(db, path,
+                                {"ALTER TABLE tasks ADD COLUMN skill TEXT NOT NULL DEFAULT ''",
+                                 "ALTER TABLE tasks ADD COLUMN parent_id TEXT NOT NULL DEFAULT ''"},
+                                "UPDATE tasks SET skill = ?1, parent_id = ?2 WHERE id = ?3",
+                                [](const v1::TaskInfo& info, Statement& update) {
+                                  update.Bind(1, info.skill()).Bind(2, info.parent_task_id());
+                                  return true;
+                                });
 }
 
 absl::Status UpgradeFromVersion3(sqlite3* db, const std::string& path) {
@@ -214,39 +235,16 @@ absl::Status UpgradeFromVersion3(sqlite3* db, const std::string& path) {
   return absl::OkStatus();
 }
 
+// Stores before version 5 lack tasks.principal.
 absl::Status UpgradeToVersion5(sqlite3* db, const std::string& path) {
-  auto exec = [&](const char* sql) -> absl::Status {
-    if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
-      return SqliteError(db, absl::StrCat("upgrading task store ", path));
-    }
-    return absl::OkStatus();
-  };
-  A2AMESH_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
-  absl::Status status = exec("ALTER TABLE tasks ADD COLUMN principal TEXT NOT NULL DEFAULT ''");
-  if (status.ok()) {
-    Statement rows(db, "SELECT id, info FROM tasks");
-    Statement update(db, "UPDATE tasks SET principal = ?1 WHERE id = ?2");
-    status = rows.prepared();
-    if (status.ok()) status = update.prepared();
-    while (status.ok() && rows.Step() == SQLITE_ROW) {
-      v1::TaskInfo info;
-      absl::string_view blob = rows.Blob(1);
-      if (!info.ParseFromArray(blob.data(), static_cast<int>(blob.size())) ||
-          info.principal().empty()) {
-        continue;
-      }
-      update.Bind(1, info.principal()).Bind(2, rows.Text(0));
-      if (update.Step() != SQLITE_DONE) {
-        status = SqliteError(db, "filling in tasks.principal");
-      }
-      update.Reset();
-    }
-  }
-  if (status.ok()) {
-    return exec("COMMIT");
-  }
-  sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-  return status;
+  return AddTaskColumnsFromInfo(db, path,
+                                {"ALTER TABLE tasks ADD COLUMN principal TEXT NOT NULL DEFAULT ''"},
+                                "UPDATE tasks SET principal = ?1 WHERE id = ?2",
+                                [](const v1::TaskInfo& info, Statement& update) {
+                                  if (info.principal().empty()) return false;
+                                  update.Bind(1, info.principal());
+                                  return true;
+                                });
 }
 
 }  // namespace
