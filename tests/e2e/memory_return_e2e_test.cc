@@ -155,8 +155,8 @@ TEST(MemoryReturnE2eTest, AMinuteOfLoadWithTasksInMemoryStaysUnderItsBound) {
   // Far more tasks than the node keeps (--max-finished-tasks, 10,000): what
   // is bounded here is the retention, not the load.
   EXPECT_GT(sent.load(), 50000);
-  EXPECT_LT(peak.load(), kBoundBytes) << sent.load() << " tasks; peak " << (peak.load() >> 20)
-                                      << " MB";
+  EXPECT_LT(peak.load(), kBoundBytes)
+      << sent.load() << " tasks; peak " << (peak.load() >> 20) << " MB";
 }
 
 }  // namespace
