@@ -106,23 +106,23 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   // The sessions waiting for (or reading) a request, longest first: what a
   // full server sheds to take a new connection; and each one's place in it.
   std::list<Session*> waiting ABSL_GUARDED_BY(mu);
-  absl::flat_hash_map<Session*, std::list<Session*>::iterator> waiting_at ABSL_GUARDED_BY(mu);
-  // Open connections by client address (with max_connections_per_address).
-  absl::flat_hash_map<std::string, size_t> per_address ABSL_GUARDED_BY(mu);
+  // With max_connections_per_address: each client address's open
+  // connections, and its own waiting list (longest first), so that an
+  // address at its cap finds its longest waiter at once.
+  struct Address {
+    size_t open = 0;
+    std::list<Session*> waiting;
+  };
+  absl::flat_hash_map<std::string, Address> per_address ABSL_GUARDED_BY(mu);
+  struct Place {
+    std::list<Session*>::iterator in_all;
+    std::list<Session*>::iterator in_address;  // with per-address caps only
+  };
+  absl::flat_hash_map<Session*, Place> waiting_at ABSL_GUARDED_BY(mu);
 
   // Puts `session` last in `waiting`, unless it is in it already.
-  void EnterWaitingLocked(Session* session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    if (!waiting_at.contains(session)) {
-      waiting_at.emplace(session, waiting.insert(waiting.end(), session));
-    }
-  }
-  void LeaveWaitingLocked(Session* session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    auto it = waiting_at.find(session);
-    if (it != waiting_at.end()) {
-      waiting.erase(it->second);
-      waiting_at.erase(it);
-    }
-  }
+  void EnterWaitingLocked(Session* session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void LeaveWaitingLocked(Session* session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   std::atomic<uint64_t> shed{0};
   bool stopping ABSL_GUARDED_BY(mu) = false;
   int running ABSL_GUARDED_BY(mu) = 0;
@@ -159,11 +159,12 @@ class Session : public std::enable_shared_from_this<Session> {
 
   ~Session() {
     absl::MutexLock lock(&core_.mu);
-    if (core_.sessions.erase(this) > 0 && core_.options.max_connections_per_address > 0) {
-      auto it = core_.per_address.find(address_);
-      if (it != core_.per_address.end() && --it->second == 0) core_.per_address.erase(it);
-    }
+    const bool counted = core_.sessions.erase(this) > 0;
     core_.LeaveWaitingLocked(this);
+    if (counted && core_.options.max_connections_per_address > 0) {
+      auto it = core_.per_address.find(address_);
+      if (it != core_.per_address.end() && --it->second.open == 0) core_.per_address.erase(it);
+    }
   }
 
   // The client's address, with max_connections_per_address (immutable).
@@ -761,6 +762,28 @@ void Session::Close() {
   }
 }
 
+void ServerCore::EnterWaitingLocked(Session* session) {
+  if (waiting_at.contains(session)) return;
+  Place place;
+  place.in_all = waiting.insert(waiting.end(), session);
+  if (options.max_connections_per_address > 0) {
+    std::list<Session*>& own = per_address[session->address()].waiting;
+    place.in_address = own.insert(own.end(), session);
+  }
+  waiting_at.emplace(session, place);
+}
+
+void ServerCore::LeaveWaitingLocked(Session* session) {
+  auto it = waiting_at.find(session);
+  if (it == waiting_at.end()) return;
+  waiting.erase(it->second.in_all);
+  if (options.max_connections_per_address > 0) {
+    auto address = per_address.find(session->address());
+    if (address != per_address.end()) address->second.waiting.erase(it->second.in_address);
+  }
+  waiting_at.erase(it);
+}
+
 void ServerCore::Accept() {
   acceptor.async_accept(
       asio::make_strand(ioc), [this](boost::system::error_code ec, Socket socket) {
@@ -791,14 +814,12 @@ void ServerCore::Accept() {
           accepted = !stopping;
           Session* longest = nullptr;
           if (accepted && options.max_connections_per_address > 0 &&
-              per_address[session->address()] >= options.max_connections_per_address) {
+              per_address[session->address()].open >= options.max_connections_per_address) {
             // The address is at its cap: its own connection that has waited
             // longest for a request makes room, or the new one is refused.
-            auto own = std::find_if(waiting.begin(), waiting.end(), [&](const Session* s) {
-              return s->address() == session->address();
-            });
-            if (own != waiting.end()) {
-              longest = *own;
+            const std::list<Session*>& own = per_address[session->address()].waiting;
+            if (!own.empty()) {
+              longest = own.front();
             } else {
               over = absl::StrCat("too many connections from ", session->address(), " (at most ",
                                   options.max_connections_per_address, "); try again later");
@@ -819,7 +840,7 @@ void ServerCore::Accept() {
           }
           if (accepted) {
             sessions.insert(session.get());
-            if (options.max_connections_per_address > 0) ++per_address[session->address()];
+            if (options.max_connections_per_address > 0) ++per_address[session->address()].open;
             EnterWaitingLocked(session.get());
           }
         }
