@@ -431,6 +431,11 @@ grpc::ServerUnaryReactor* A2aService::SendMessage(grpc::CallbackServerContext* c
   std::shared_ptr<SendCall::Waiter> waiter = call->waiter();
   if (task_id.empty()) {
     // Routing and creating never block.
+    std::optional<governance::Governor::TaskAdmission> admission;
+    if (governance::Governor* governor = this->governor()) {
+      dispatch->admission =
+          &admission.emplace(*governor, CallerOf(context, *caller), governance::Action::kSend);
+    }
     if (absl::Status status = dispatcher_.Send(*request, *dispatch, waiter); !status.ok()) {
       waiter->OnError(status);
     }
@@ -438,9 +443,10 @@ grpc::ServerUnaryReactor* A2aService::SendMessage(grpc::CallbackServerContext* c
   }
   // A follow-up may read the store. The call may end (client cancel) before
   // this runs, so it owns a copy of the request and holds only the waiter.
-  blocking_.Schedule([this, request = *request, dispatch = *dispatch, waiter, caller = *caller] {
-    absl::Status status =
-        CheckAccess(caller, request.message().task_id(), security::TaskAccess::kWrite);
+  blocking_.Schedule([this, request = *request, dispatch = *dispatch, waiter,
+                      caller = CallerOf(context, *caller)] {
+    absl::Status status = CheckAccess(caller, request.message().task_id(),
+                                      security::TaskAccess::kWrite, governance::Action::kSend);
     if (status.ok()) status = dispatcher_.Send(request, dispatch, waiter);
     if (!status.ok()) waiter->OnError(status);
   });
@@ -477,14 +483,20 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SendStreamingMessage(
   }
   std::shared_ptr<StreamSink> sink = stream->sink();
   if (task_id.empty()) {
+    std::optional<governance::Governor::TaskAdmission> admission;
+    if (governance::Governor* governor = this->governor()) {
+      dispatch->admission =
+          &admission.emplace(*governor, CallerOf(context, *caller), governance::Action::kStream);
+    }
     if (absl::Status status = dispatcher_.Send(*request, *dispatch, sink); !status.ok()) {
       sink->OnError(status);
     }
     return stream;
   }
-  blocking_.Schedule([this, request = *request, dispatch = *dispatch, sink, caller = *caller] {
-    absl::Status status =
-        CheckAccess(caller, request.message().task_id(), security::TaskAccess::kWrite);
+  blocking_.Schedule([this, request = *request, dispatch = *dispatch, sink,
+                      caller = CallerOf(context, *caller)] {
+    absl::Status status = CheckAccess(caller, request.message().task_id(),
+                                      security::TaskAccess::kWrite, governance::Action::kStream);
     if (status.ok()) status = dispatcher_.Send(request, dispatch, sink);
     if (!status.ok()) {
       sink->OnError(status);
@@ -520,15 +532,17 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SubscribeToTask(
     stream->Fail(status);
     return stream;
   }
-  blocking_.Schedule([this, id = request->id(), sink = stream->sink(), caller = *caller] {
-    absl::Status status = CheckAccess(caller, id, security::TaskAccess::kRead);
-    if (status.ok()) status = tasks_.Subscribe(id, sink);
-    if (!status.ok()) {
-      sink->OnError(status);
-      return;
-    }
-    DropIfFinished(*sink);
-  });
+  blocking_.Schedule(
+      [this, id = request->id(), sink = stream->sink(), caller = CallerOf(context, *caller)] {
+        absl::Status status =
+            CheckAccess(caller, id, security::TaskAccess::kRead, governance::Action::kSubscribe);
+        if (status.ok()) status = tasks_.Subscribe(id, sink);
+        if (!status.ok()) {
+          sink->OnError(status);
+          return;
+        }
+        DropIfFinished(*sink);
+      });
   return stream;
 }
 
@@ -545,22 +559,26 @@ grpc::ServerUnaryReactor* A2aService::GetTask(grpc::CallbackServerContext* conte
                           async->GetTask(ctx, req, resp, std::move(done));
                         });
   }
-  return RunBlocking(context, [this, request, response, caller = *caller]() -> absl::Status {
-    A2AMESH_RETURN_IF_ERROR(routing::ValidateTaskId(request->id(), "id"));
-    A2AMESH_RETURN_IF_ERROR(routing::ValidateHistoryLength(
-        request->has_history_length(), request->history_length(), "history_length"));
-    A2AMESH_ASSIGN_OR_RETURN(tasks::TaskRecord record, tasks_.GetRecord(request->id()));
-    if (!security::MayAccessTask(caller, record.info.principal(), security::TaskAccess::kRead)) {
-      return TaskNotFoundError(request->id());
-    }
-    *response = std::move(record.task);
-    std::optional<int> history;
-    if (request->has_history_length()) {
-      history = request->history_length();
-    }
-    tasks::TrimHistory(history, response);
-    return absl::OkStatus();
-  });
+  return RunBlocking(
+      context, [this, request, response, caller = CallerOf(context, *caller)]() -> absl::Status {
+        A2AMESH_RETURN_IF_ERROR(routing::ValidateTaskId(request->id(), "id"));
+        A2AMESH_RETURN_IF_ERROR(routing::ValidateHistoryLength(
+            request->has_history_length(), request->history_length(), "history_length"));
+        A2AMESH_ASSIGN_OR_RETURN(tasks::TaskRecord record, tasks_.GetRecord(request->id()));
+        if (!security::MayAccessTask(caller.principal, record.info.principal(),
+                                     security::TaskAccess::kRead)) {
+          return TaskNotFoundError(request->id());
+        }
+        A2AMESH_RETURN_IF_ERROR(
+            Govern(caller, governance::Action::kGet, record.info, request->id()));
+        *response = std::move(record.task);
+        std::optional<int> history;
+        if (request->has_history_length()) {
+          history = request->history_length();
+        }
+        tasks::TrimHistory(history, response);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* A2aService::ListTasks(grpc::CallbackServerContext* context,
@@ -569,6 +587,16 @@ grpc::ServerUnaryReactor* A2aService::ListTasks(grpc::CallbackServerContext* con
   absl::StatusOr<security::Principal> caller = Admit(context);
   if (!caller.ok()) {
     return Fail(context, caller.status());
+  }
+  if (governance::Governor* governor = this->governor()) {
+    governance::Resource resource;
+    resource.agent_id = request->tenant();
+    resource.node_id = options_.node_id;
+    if (absl::Status status =
+            governor->Authorize(CallerOf(context, *caller), governance::Action::kList, resource);
+        !status.ok()) {
+      return Fail(context, status);
+    }
   }
   return RunBlocking(context, [this, request, response, caller = *caller]() -> absl::Status {
     int page_size = request->has_page_size() ? request->page_size() : 50;
@@ -630,8 +658,9 @@ grpc::ServerUnaryReactor* A2aService::CancelTask(grpc::CallbackServerContext* co
                         });
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  blocking_.Schedule([this, request, response, reactor, caller = *caller] {
-    if (absl::Status access = CheckAccess(caller, request->id(), security::TaskAccess::kWrite);
+  blocking_.Schedule([this, request, response, reactor, caller = CallerOf(context, *caller)] {
+    if (absl::Status access = CheckAccess(caller, request->id(), security::TaskAccess::kWrite,
+                                          governance::Action::kCancel);
         !access.ok()) {
       reactor->Finish(rpc::ToGrpcStatus(access));
       return;
@@ -671,27 +700,54 @@ grpc::ServerUnaryReactor* A2aService::PushCall(grpc::CallbackServerContext* cont
   if (std::string owner = RemoteOwner(context, task_id); !owner.empty()) {
     return ForwardUnary(context, *caller, owner, task_id, request, response, forward);
   }
-  return RunBlocking(
-      context,
-      [this, task_id, access, caller = *caller, fn = std::move(fn)]() mutable -> absl::Status {
-        if (!routing::ValidateTaskId(task_id, "task_id").ok()) {
-          return fn();  // its own error names the field
-        }
-        A2AMESH_RETURN_IF_ERROR(CheckAccess(caller, task_id, access));
-        return fn();
-      });
+  return RunBlocking(context,
+                     [this, task_id, access, caller = CallerOf(context, *caller),
+                      fn = std::move(fn)]() mutable -> absl::Status {
+                       if (!routing::ValidateTaskId(task_id, "task_id").ok()) {
+                         return fn();  // its own error names the field
+                       }
+                       A2AMESH_RETURN_IF_ERROR(
+                           CheckAccess(caller, task_id, access, governance::Action::kPushConfig));
+                       return fn();
+                     });
 }
 
-absl::Status A2aService::CheckAccess(const security::Principal& caller, const std::string& task_id,
-                                     security::TaskAccess access) {
-  if (security::MayAccessTask(caller, "", access)) {
-    return absl::OkStatus();  // auth off, or an admin: no lookup
+absl::Status A2aService::CheckAccess(const governance::Caller& caller, const std::string& task_id,
+                                     security::TaskAccess access, governance::Action action) {
+  if (security::MayAccessTask(caller.principal, "", access) && governor() == nullptr) {
+    return absl::OkStatus();  // auth off, or an admin, and no policy: no lookup
   }
   A2AMESH_ASSIGN_OR_RETURN(tasks::TaskRecord record, tasks_.GetRecord(task_id));
-  if (!security::MayAccessTask(caller, record.info.principal(), access)) {
+  if (!security::MayAccessTask(caller.principal, record.info.principal(), access)) {
     return TaskNotFoundError(task_id);
   }
-  return absl::OkStatus();
+  return Govern(caller, action, record.info, task_id);
+}
+
+absl::Status A2aService::Govern(const governance::Caller& caller, governance::Action action,
+                                const v1::TaskInfo& info, const std::string& task_id) {
+  governance::Governor* governor = this->governor();
+  if (governor == nullptr) return absl::OkStatus();
+  // A task handed to another node runs on "agent@node".
+  absl::string_view agent = info.agent_id();
+  absl::string_view node = options_.node_id;
+  if (size_t at = agent.rfind('@'); at != absl::string_view::npos) {
+    node = agent.substr(at + 1);
+    agent = agent.substr(0, at);
+  }
+  governance::Resource resource;
+  resource.agent_id = agent;
+  resource.node_id = node;
+  resource.skill = info.skill();
+  return governor->Authorize(caller, action, resource, task_id);
+}
+
+governance::Caller A2aService::CallerOf(grpc::CallbackServerContext* context,
+                                        security::Principal principal) {
+  governance::Caller caller;
+  caller.principal = std::move(principal);
+  caller.peer = context->peer();
+  return caller;
 }
 
 grpc::ServerUnaryReactor* A2aService::CreateTaskPushNotificationConfig(
@@ -755,8 +811,19 @@ grpc::ServerUnaryReactor* A2aService::DeleteTaskPushNotificationConfig(
 grpc::ServerUnaryReactor* A2aService::GetExtendedAgentCard(
     grpc::CallbackServerContext* context, const lf::a2a::v1::GetExtendedAgentCardRequest* request,
     lf::a2a::v1::AgentCard* response) {
-  if (absl::StatusOr<security::Principal> caller = Admit(context); !caller.ok()) {
+  absl::StatusOr<security::Principal> caller = Admit(context);
+  if (!caller.ok()) {
     return Fail(context, caller.status());
+  }
+  if (governance::Governor* governor = this->governor()) {
+    governance::Resource resource;
+    resource.agent_id = request->tenant();
+    resource.node_id = options_.node_id;
+    if (absl::Status status = governor->Authorize(CallerOf(context, *std::move(caller)),
+                                                  governance::Action::kCard, resource);
+        !status.ok()) {
+      return Fail(context, status);
+    }
   }
   if (!options_.auth->enabled() || !options_.extended_card) {
     return Fail(context, MakeA2aError(A2aError::kUnsupportedOperation,

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "a2amesh/executor.h"
+#include "governance/governor.h"
 #include "grpcpp/grpcpp.h"
 #include "lf/a2a/v1/a2a.grpc.pb.h"
 #include "push/push_notifier.h"
@@ -32,6 +33,8 @@ struct A2aServiceOptions {
   // The card GetExtendedAgentCard gives an authenticated caller, for a tenant
   // ("": the node's); unset: none (auth off).
   std::function<absl::StatusOr<lf::a2a::v1::AgentCard>(const std::string& tenant)> extended_card;
+  // Decides and audits every call (policy, rate limits, quotas); null: none.
+  governance::Governor* governor = nullptr;
 };
 
 // lf.a2a.v1.A2AService over gRPC, on the callback API: reactions never block;
@@ -148,9 +151,22 @@ class A2aService final : public lf::a2a::v1::A2AService::CallbackService {
                                      const Request* request, Response* response, Forward forward,
                                      Fn fn);
   // On the task's owner: TaskNotFound (as for a task that does not exist)
-  // unless `caller` may access it (security::MayAccessTask). May block.
-  absl::Status CheckAccess(const security::Principal& caller, const std::string& task_id,
-                           security::TaskAccess access);
+  // unless `caller` may access it (security::MayAccessTask); then the
+  // governor's decision on `action` for the task's agent and skill. May block.
+  absl::Status CheckAccess(const governance::Caller& caller, const std::string& task_id,
+                           security::TaskAccess access, governance::Action action);
+  // The governor's decision on `action` for a task's agent and skill (OK
+  // when nothing governs).
+  absl::Status Govern(const governance::Caller& caller, governance::Action action,
+                      const v1::TaskInfo& info, const std::string& task_id);
+  // Who calls, for the governor.
+  static governance::Caller CallerOf(grpc::CallbackServerContext* context,
+                                     security::Principal principal);
+  // The governor when it has anything to do, else null.
+  governance::Governor* governor() const {
+    return options_.governor != nullptr && options_.governor->active() ? options_.governor
+                                                                       : nullptr;
+  }
 
   const A2aServiceOptions options_;
   tasks::TaskManager& tasks_;

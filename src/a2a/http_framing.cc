@@ -1,5 +1,6 @@
 #include "a2a/http_framing.h"
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
@@ -133,6 +134,16 @@ void AddChallenge(http::Response& response) {
   }
 }
 
+// A rate limit's refusal says when to come back (RFC 9110 §10.2.3: whole
+// seconds, rounded up).
+void AddRetryAfter(http::Response& response, const absl::Status& status) {
+  if (std::optional<absl::Duration> delay = GetRetryAfter(status); delay.has_value()) {
+    const int64_t seconds =
+        std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(*delay, absl::Seconds(1))));
+    response.headers.emplace_back("Retry-After", absl::StrCat(seconds));
+  }
+}
+
 }  // namespace
 
 http::Response JsonResponse(int status, const char* content_type, std::string body) {
@@ -149,8 +160,10 @@ http::Response JsonRpcError(const std::string& id, int code, absl::string_view m
 
 http::Response RestError(const absl::Status& status, int http_status) {
   if (http_status == 0) http_status = HttpStatusFor(status);
-  return JsonResponse(http_status, kA2aJsonType,
-                      RestErrorJson(ErrorFrom(rpc::ToGrpcStatus(status)), http_status));
+  http::Response response = JsonResponse(
+      http_status, kA2aJsonType, RestErrorJson(ErrorFrom(rpc::ToGrpcStatus(status)), http_status));
+  AddRetryAfter(response, status);
+  return response;
 }
 
 http::Response SseHead() {
@@ -180,8 +193,12 @@ http::Response JsonRpcFraming::Failure(const grpc::Status& status) const {
   int http_status = 200;
   if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) http_status = 401;
   if (status.error_code() == grpc::StatusCode::PERMISSION_DENIED) http_status = 403;
+  const absl::Status error = rpc::FromGrpcStatus(status);
+  // A rate limit's refusal too: clients and proxies back off on 429 + Retry-After.
+  if (GetRetryAfter(error).has_value()) http_status = 429;
   http::Response response = JsonResponse(http_status, kJsonType, ErrorJson(status));
   AddChallenge(response);
+  AddRetryAfter(response, error);
   return response;
 }
 
@@ -212,6 +229,7 @@ http::Response RestFraming::Failure(const grpc::Status& status) const {
   http::Response response =
       JsonResponse(http_status, kA2aJsonType, RestErrorJson(error, http_status));
   AddChallenge(response);
+  AddRetryAfter(response, error.status);
   return response;
 }
 

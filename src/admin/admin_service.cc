@@ -389,13 +389,23 @@ std::unique_ptr<grpc::ClientContext> AdminService::PeerContext(
   return forward;
 }
 
-absl::Status AdminService::Admit(const grpc::CallbackServerContext& context) const {
-  return options_.auth->AuthenticateCall(context).status();
+absl::Status AdminService::Admit(const grpc::CallbackServerContext& context,
+                                 governance::Action action) const {
+  absl::StatusOr<security::Principal> caller = options_.auth->AuthenticateCall(context);
+  if (!caller.ok() || options_.governor == nullptr || !options_.governor->active()) {
+    return caller.status();
+  }
+  governance::Caller who;
+  who.principal = *std::move(caller);
+  who.peer = context.peer();
+  governance::Resource resource;
+  resource.node_id = options_.node_id;
+  return options_.governor->Authorize(who, action, resource);
 }
 
 grpc::ServerUnaryReactor* AdminService::GetNode(grpc::CallbackServerContext* context,
                                                 const v1::GetNodeRequest*, v1::NodeInfo* response) {
-  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+  if (absl::Status admitted = Admit(*context, governance::Action::kInspect); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
   const absl::Time now = clock_.Now();
@@ -430,7 +440,7 @@ grpc::ServerUnaryReactor* AdminService::GetNode(grpc::CallbackServerContext* con
 grpc::ServerUnaryReactor* AdminService::ListNodes(grpc::CallbackServerContext* context,
                                                   const v1::ListNodesRequest*,
                                                   v1::ListNodesResponse* response) {
-  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+  if (absl::Status admitted = Admit(*context, governance::Action::kInspect); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
   v1::NodeSummary* self = response->add_nodes();
@@ -460,7 +470,7 @@ grpc::ServerUnaryReactor* AdminService::ListNodes(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* AdminService::ListAgents(grpc::CallbackServerContext* context,
                                                    const v1::ListAgentsRequest* request,
                                                    v1::ListAgentsResponse* response) {
-  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+  if (absl::Status admitted = Admit(*context, governance::Action::kInspect); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
   for (v1::AgentInfo& agent : Agents(/*include_cards=*/true)) {
@@ -480,7 +490,7 @@ grpc::ServerUnaryReactor* AdminService::ListAgents(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* AdminService::GetAgent(grpc::CallbackServerContext* context,
                                                  const v1::GetAgentRequest* request,
                                                  v1::AgentInfo* response) {
-  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+  if (absl::Status admitted = Admit(*context, governance::Action::kInspect); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
   if (request->id().empty()) {
@@ -523,7 +533,7 @@ grpc::ServerUnaryReactor* AdminService::GetAgent(grpc::CallbackServerContext* co
 grpc::ServerUnaryReactor* AdminService::ListSkills(grpc::CallbackServerContext* context,
                                                    const v1::ListSkillsRequest*,
                                                    v1::ListSkillsResponse* response) {
-  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+  if (absl::Status admitted = Admit(*context, governance::Action::kInspect); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
   struct Skill {
@@ -573,7 +583,7 @@ absl::Status AdminService::ListOwnTasks(const v1::ListTasksAdminRequest& request
 grpc::ServerUnaryReactor* AdminService::ListTasks(grpc::CallbackServerContext* context,
                                                   const v1::ListTasksAdminRequest* request,
                                                   v1::ListTasksAdminResponse* response) {
-  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+  if (absl::Status admitted = Admit(*context, governance::Action::kInspect); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
   if (request->limit() < 0 || request->limit() > 1000) {
@@ -713,7 +723,7 @@ void AdminService::Expand(v1::TaskTree* tree, int depth, int* budget,
 grpc::ServerUnaryReactor* AdminService::GetTaskTree(grpc::CallbackServerContext* context,
                                                     const v1::GetTaskTreeRequest* request,
                                                     v1::TaskTree* response) {
-  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+  if (absl::Status admitted = Admit(*context, governance::Action::kInspect); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
   if (absl::Status id = routing::ValidateTaskId(request->task_id(), "task_id"); !id.ok()) {
@@ -739,7 +749,7 @@ grpc::ServerUnaryReactor* AdminService::GetTaskTree(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* AdminService::ListSubtasks(grpc::CallbackServerContext* context,
                                                      const v1::ListSubtasksRequest* request,
                                                      v1::ListSubtasksResponse* response) {
-  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+  if (absl::Status admitted = Admit(*context, governance::Action::kInspect); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
   if (absl::Status id = routing::ValidateTaskId(request->parent_task_id(), "parent_task_id");
@@ -761,7 +771,7 @@ grpc::ServerUnaryReactor* AdminService::ListSubtasks(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* AdminService::ExplainRoute(grpc::CallbackServerContext* context,
                                                      const v1::ExplainRouteRequest* request,
                                                      v1::RouteExplanation* response) {
-  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+  if (absl::Status admitted = Admit(*context, governance::Action::kInspect); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
   routing::Selector selector;
@@ -785,7 +795,7 @@ grpc::ServerUnaryReactor* AdminService::ExplainRoute(grpc::CallbackServerContext
 
 grpc::ServerWriteReactor<v1::CatalogEvent>* AdminService::WatchCatalog(
     grpc::CallbackServerContext* context, const v1::WatchCatalogRequest*) {
-  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+  if (absl::Status admitted = Admit(*context, governance::Action::kInspect); !admitted.ok()) {
     return rpc::RefuseWrites<v1::CatalogEvent>(rpc::ToGrpcStatus(admitted));
   }
   auto watch = std::make_shared<Watch>(*this);
@@ -805,7 +815,7 @@ grpc::ServerWriteReactor<v1::CatalogEvent>* AdminService::WatchCatalog(
 grpc::ServerUnaryReactor* AdminService::Drain(grpc::CallbackServerContext* context,
                                               const v1::DrainRequest* request,
                                               v1::DrainResponse* response) {
-  if (absl::Status admitted = Admit(*context); !admitted.ok()) {
+  if (absl::Status admitted = Admit(*context, governance::Action::kDrain); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
   const std::string& node_id = request->node_id();
@@ -825,6 +835,36 @@ grpc::ServerUnaryReactor* AdminService::Drain(grpc::CallbackServerContext* conte
   CatalogChanged();
   response->set_node_id(options_.node_id);
   response->set_running_tasks(static_cast<int64_t>(tasks_.running_tasks()));
+  return rpc::FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* AdminService::TailAudit(grpc::CallbackServerContext* context,
+                                                  const v1::TailAuditRequest* request,
+                                                  v1::TailAuditResponse* response) {
+  if (absl::Status admitted = Admit(*context, governance::Action::kAudit); !admitted.ok()) {
+    return rpc::FinishNow(context, admitted);
+  }
+  governance::AuditLog* log =
+      options_.governor != nullptr ? options_.governor->audit_log() : nullptr;
+  if (log == nullptr) {
+    return rpc::FinishNow(context, absl::FailedPreconditionError(
+                                       "this node keeps no audit log: start it with --audit-log "
+                                       "FILE (or - for standard output)"));
+  }
+  if (request->limit() < 0 || request->limit() > 10000) {
+    return rpc::FinishNow(context, InvalidFieldError("limit", "must be between 0 and 10000"));
+  }
+  const size_t limit = request->limit() == 0 ? 100 : static_cast<size_t>(request->limit());
+  std::vector<governance::AuditLog::Line> lines =
+      log->Tail(limit, request->after_sequence(), [request](const governance::AuditEntry& e) {
+        return (request->principal().empty() || e.principal == request->principal()) &&
+               (request->action().empty() || e.action == request->action()) &&
+               (request->decision().empty() || e.decision == request->decision()) &&
+               (request->task_id().empty() || e.task_id == request->task_id());
+      });
+  response->set_last_sequence(lines.empty() ? request->after_sequence() : lines.back().sequence);
+  for (governance::AuditLog::Line& line : lines) response->add_lines(std::move(line.json));
+  response->set_dropped(log->dropped());
   return rpc::FinishNow(context, absl::OkStatus());
 }
 

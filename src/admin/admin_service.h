@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "catalog/agent_catalog.h"
 #include "catalog/remote_catalog.h"
+#include "governance/governor.h"
 #include "grpcpp/grpcpp.h"
 #include "peer/peer_manager.h"
 #include "routing/router.h"
@@ -40,6 +41,8 @@ struct AdminServiceOptions {
   // Proves who calls (security/auth.h); never null. Every call is
   // authenticated first.
   std::shared_ptr<security::Authenticator> auth = security::Authenticator::Off();
+  // Decides and audits every call (docs/governance.md); null: nothing does.
+  governance::Governor* governor = nullptr;
 };
 
 // What the admin service asks of the node it runs in.
@@ -111,6 +114,9 @@ class AdminService final : public v1::Admin::CallbackService, public catalog::Ca
   grpc::ServerUnaryReactor* Drain(grpc::CallbackServerContext* context,
                                   const v1::DrainRequest* request,
                                   v1::DrainResponse* response) override;
+  grpc::ServerUnaryReactor* TailAudit(grpc::CallbackServerContext* context,
+                                      const v1::TailAuditRequest* request,
+                                      v1::TailAuditResponse* response) override;
 
  private:
   class Watch;
@@ -136,7 +142,7 @@ class AdminService final : public v1::Admin::CallbackService, public catalog::Ca
   // (forwarded, carrying its credentials and principal).
   std::unique_ptr<grpc::ClientContext> OnBehalfOf(const grpc::CallbackServerContext& context) const;
   // Whether the caller proves who it is (UNAUTHENTICATED if not).
-  absl::Status Admit(const grpc::CallbackServerContext& context) const;
+  absl::Status Admit(const grpc::CallbackServerContext& context, governance::Action action) const;
   // The subtasks of `parent` found on `node_id` (this node or a peer). May block.
   absl::StatusOr<std::vector<v1::TaskSummary>> SubtasksOn(const std::string& node_id,
                                                           const std::string& parent_id,

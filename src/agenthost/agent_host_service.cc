@@ -16,6 +16,7 @@
 #include "core/a2a_error.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "core/status_macros.h"
 #include "rpc/batching.h"
 #include "rpc/grpc_status.h"
 #include "rpc/unary.h"
@@ -100,6 +101,10 @@ class AgentHostService::Session final : public catalog::AgentLink,
   void Register(const v1::RegisterRequest& request);
   absl::Status CheckRegistration(const v1::RegisterRequest& request,
                                  std::vector<std::shared_ptr<catalog::LocalAgent>>* agents);
+  // The policy's decision on registering agent `id` with `card`: each of its
+  // skills (or the agent alone, when it declares none) must be allowed.
+  absl::Status AuthorizeRegistration(governance::Governor& governor, const std::string& id,
+                                     const lf::a2a::v1::AgentCard& card);
   void Update(v1::TaskUpdate& update);
   void Delegate(const v1::DelegateRequest& request);
   absl::Status StartDelegation(const v1::DelegateRequest& request);
@@ -410,6 +415,12 @@ absl::Status AgentHostService::Session::CheckRegistration(
         }
       }
     }
+    if (governance::Governor* governor = options.governor;
+        governor != nullptr && governor->active()) {
+      if (absl::Status allowed = AuthorizeRegistration(*governor, id, reg.card()); !allowed.ok()) {
+        return absl::PermissionDeniedError(absl::StrCat(field, ": ", allowed.message()));
+      }
+    }
     int max = reg.max_concurrency() == 0 ? options.default_max_concurrency
                                          : static_cast<int>(reg.max_concurrency());
     if (reg.max_concurrency() > static_cast<uint32_t>(options.max_concurrency_limit)) {
@@ -419,6 +430,27 @@ absl::Status AgentHostService::Session::CheckRegistration(
     }
     agents->push_back(std::make_shared<catalog::LocalAgent>(id, reg.card(), max, shared_from_this(),
                                                             service_.clock_.Now()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AgentHostService::Session::AuthorizeRegistration(governance::Governor& governor,
+                                                              const std::string& id,
+                                                              const lf::a2a::v1::AgentCard& card) {
+  governance::Caller caller;
+  caller.principal = principal_;
+  caller.peer = peer_;
+  governance::Resource resource;
+  resource.agent_id = id;
+  resource.node_id = service_.options_.node_id;
+  if (card.skills().empty()) {
+    return governor.Authorize(caller, governance::Action::kRegisterAgent, resource);
+  }
+  for (const lf::a2a::v1::AgentSkill& skill : card.skills()) {
+    resource.skill = skill.id();
+    resource.tags = &skill.tags();
+    A2AMESH_RETURN_IF_ERROR(
+        governor.Authorize(caller, governance::Action::kRegisterAgent, resource));
   }
   return absl::OkStatus();
 }
@@ -572,6 +604,12 @@ absl::Status AgentHostService::Session::StartDelegation(const v1::DelegateReques
       request.selector().accepted_output_modes();
 
   routing::DispatchContext context;
+  // The subtask is its tree's: it belongs to (and is bounded by) the
+  // principal that started the tree.
+  context.principal = parent->principal();
+  context.principal_roles.assign(parent->principal_roles().begin(),
+                                 parent->principal_roles().end());
+  context.principal_method = parent->principal_method();
   context.hops.assign(parent->hops().begin(), parent->hops().end());
   context.hops.push_back(catalog::QualifiedAgentId(parent->agent_id(), service_.options_.node_id));
   context.parent_task_id = request.parent_task_id();
@@ -585,6 +623,18 @@ absl::Status AgentHostService::Session::StartDelegation(const v1::DelegateReques
       return InvalidFieldError("delegate.request_id",
                                absl::StrCat("'", request.request_id(), "' is already in use"));
     }
+  }
+  std::optional<governance::Governor::TaskAdmission> admission;
+  if (governance::Governor* governor = service_.options_.governor;
+      governor != nullptr && governor->active()) {
+    governance::Caller caller;
+    caller.principal.subject = parent->principal().empty() ? "anonymous" : parent->principal();
+    caller.principal.roles = context.principal_roles;
+    caller.principal.method = parent->principal().empty() ? "none" : parent->principal_method();
+    caller.agent = parent->agent_id();
+    caller.peer = peer_;
+    caller.parent_task_id = request.parent_task_id();
+    context.admission = &admission.emplace(*governor, std::move(caller), governance::Action::kSend);
   }
   return service_.dispatcher_.Send(subtask, context, sink);
 }

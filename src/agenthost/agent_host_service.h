@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "catalog/agent_catalog.h"
+#include "governance/governor.h"
 #include "routing/dispatcher.h"
 #include "security/auth.h"
 #include "tasks/task_manager.h"
@@ -36,6 +37,9 @@ struct AgentHostOptions {
   // allow, and an agent id stays its principal's while registered and for
   // `grace` after (no other principal may take over its tasks).
   std::shared_ptr<security::Authenticator> auth = security::Authenticator::Off();
+  // Decides and audits registrations and delegations (docs/governance.md);
+  // null: nothing does.
+  governance::Governor* governor = nullptr;
   absl::Duration grace = absl::Seconds(10);
   // The most agents one stream may register, and all the streams from one
   // client address together (0: no cap): nobody fills the node's --max-agents

@@ -1,6 +1,7 @@
 #include "core/a2a_error.h"
 
 #include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace a2amesh {
@@ -8,6 +9,7 @@ namespace {
 
 constexpr absl::string_view kA2aErrorPayload = "a2amesh.dev/a2a-error";
 constexpr absl::string_view kFieldPayload = "a2amesh.dev/invalid-field";
+constexpr absl::string_view kRetryPayload = "a2amesh.dev/retry-after-ms";
 
 struct ErrorSpec {
   A2aError error;
@@ -94,6 +96,18 @@ std::optional<std::string> GetInvalidField(const absl::Status& status) {
 
 absl::Status TaskNotFoundError(absl::string_view task_id) {
   return MakeA2aError(A2aError::kTaskNotFound, absl::StrCat("task ", task_id, " not found"));
+}
+
+absl::Status WithRetryAfter(absl::Status status, absl::Duration delay) {
+  status.SetPayload(kRetryPayload, absl::Cord(absl::StrCat(absl::ToInt64Milliseconds(delay))));
+  return status;
+}
+
+std::optional<absl::Duration> GetRetryAfter(const absl::Status& status) {
+  absl::optional<absl::Cord> payload = status.GetPayload(kRetryPayload);
+  int64_t ms = 0;
+  if (!payload.has_value() || !absl::SimpleAtoi(std::string(*payload), &ms)) return std::nullopt;
+  return absl::Milliseconds(ms);
 }
 
 }  // namespace a2amesh

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace a2amesh {
 
@@ -61,6 +62,11 @@ absl::Status InvalidFieldError(absl::string_view field, absl::string_view descri
 
 // The field named by an InvalidFieldError, if any.
 std::optional<std::string> GetInvalidField(const absl::Status& status);
+
+// `status` marked with how long the caller should wait before it retries (a
+// rate limit): edges send it as google.rpc.RetryInfo and HTTP Retry-After.
+absl::Status WithRetryAfter(absl::Status status, absl::Duration delay);
+std::optional<absl::Duration> GetRetryAfter(const absl::Status& status);
 
 }  // namespace a2amesh
 

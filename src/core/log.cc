@@ -36,6 +36,20 @@ absl::string_view LevelName(LogLevel level) {
   return "info";
 }
 
+bool NeedsQuotes(absl::string_view s) {
+  if (s.empty()) {
+    return true;
+  }
+  for (unsigned char c : s) {
+    if (c <= ' ' || c == '"' || c == '=') {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 void AppendJsonString(std::string* out, absl::string_view s) {
   out->push_back('"');
   for (unsigned char c : s) {
@@ -65,20 +79,6 @@ void AppendJsonString(std::string* out, absl::string_view s) {
   }
   out->push_back('"');
 }
-
-bool NeedsQuotes(absl::string_view s) {
-  if (s.empty()) {
-    return true;
-  }
-  for (unsigned char c : s) {
-    if (c <= ' ' || c == '"' || c == '=') {
-      return true;
-    }
-  }
-  return false;
-}
-
-}  // namespace
 
 void SetLogLevel(LogLevel level) { g_level.store(static_cast<int>(level)); }
 void SetLogFormat(LogFormat format) { g_format.store(static_cast<int>(format)); }

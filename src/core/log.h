@@ -34,6 +34,9 @@ bool LogEnabled(LogLevel level);
 using LogSink = absl::AnyInvocable<void(LogLevel, absl::string_view line)>;
 void SetLogSinkForTesting(LogSink sink);
 
+// Appends `s` to `out` as a JSON string literal (quotes and escapes).
+void AppendJsonString(std::string* out, absl::string_view s);
+
 class LogLine {
  public:
   LogLine(LogLevel level, absl::string_view event);

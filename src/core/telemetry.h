@@ -58,6 +58,17 @@ class Telemetry {
 
   // Retention removed `count` finished tasks from the store.
   virtual void TasksExpired(int64_t count) {}
+
+  // Governance (docs/governance.md). A policy decision on `action` ("send",
+  // "get", ...): "allow", "deny", or "limited" (a rate limit or quota).
+  virtual void PolicyDecision(const std::string& action, const std::string& outcome) {}
+  // A new task refused by a rate limit or quota; `principal_class` is how its
+  // caller was proven ("token", "jwt", "mtls", "none"), `skill` its skill.
+  virtual void RateLimited(const std::string& principal_class, const std::string& skill) {}
+  // The policy file was reloaded (`ok`), or did not load and was kept.
+  virtual void PolicyReloaded(bool ok) {}
+  // An audit entry was dropped: the audit writer's queue was full.
+  virtual void AuditDropped() {}
 };
 
 // A Telemetry that records nothing. Never destroyed.

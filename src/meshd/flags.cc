@@ -315,6 +315,23 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
                "Callers must authenticate, and a client certificate of --tls-client-ca proves "
                "who they are (its spiffe:// URI or CN)")
       ->envname("MESHD_AUTH_CLIENT_CERTS");
+  app.add_option("--policy-file", n.policy_file,
+                 "Govern every call with this JSON policy (docs/governance.md): what no rule "
+                 "allows is denied; re-read when it changes and on SIGHUP")
+      ->envname("MESHD_POLICY_FILE");
+  app.add_option("--audit-log", n.audit_log,
+                 "Write one JSON line per governance decision to this file (- for standard "
+                 "output); meshctl audit reads the newest")
+      ->envname("MESHD_AUDIT_LOG");
+  app.add_option("--audit-max-bytes", n.audit_max_bytes,
+                 "Rotate the --audit-log file at this size (FILE.1, FILE.2, ...)")
+      ->envname("MESHD_AUDIT_MAX_BYTES")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--audit-max-files", n.audit_max_files, "Rotated audit files kept")
+      ->envname("MESHD_AUDIT_MAX_FILES")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
   std::string log_format = "text";
   app.add_option("--log-format", log_format, "text or json (one object per line)")
       ->envname("MESHD_LOG_FORMAT")

@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -87,7 +88,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  // SIGHUP re-reads the policy file (a file that does not load is logged, and
+  // the policy in force stays); SIGTERM and SIGINT drain and stop.
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    A2AMESH_LOG(Info, "signal received").With("signal", "HUP");
+    (*node)->ReloadPolicy().IgnoreError();  // Reload logs its outcome
+  }
   A2AMESH_LOG(Info, "signal received").With("signal", signal_number == SIGTERM ? "TERM" : "INT");
   size_t unfinished = (*node)->Drain(config->node.drain_timeout);
   node->reset();

@@ -176,10 +176,25 @@ Metrics::Metrics(std::function<NodeSample()> sample)
       tasks_expired_("a2amesh_tasks_expired_total",
                      "Finished tasks removed by retention (--task-retention, "
                      "--max-finished-tasks)."),
+      policy_decisions_("a2amesh_policy_decisions_total",
+                        "Governance decisions (docs/governance.md), by action (send, get, "
+                        "inspect, ...) and outcome: allow, deny, limited (a rate limit or quota)."),
+      rate_limited_("a2amesh_rate_limited_total",
+                    "New tasks refused by a rate limit or quota, by how the caller was proven "
+                    "(principal_class: token, jwt, mtls, none) and skill."),
+      policy_reloads_("a2amesh_policy_reloads_total",
+                      "Policy file reloads, by result: ok, or error (the previous policy "
+                      "stayed in force)."),
+      audit_dropped_("a2amesh_audit_dropped_total",
+                     "Audit entries dropped because the audit log's writer fell behind."),
       store_commit_seconds_(store_commit_.Add({})),
       store_failures_total_(store_failures_.Add({})),
       push_delivery_seconds_(push_latency_.Add({})),
-      tasks_expired_total_(tasks_expired_.Add({})) {
+      tasks_expired_total_(tasks_expired_.Add({})),
+      audit_dropped_total_(audit_dropped_.Add({})) {
+  for (const char* result : {"ok", "error"}) {
+    policy_reloads_.Add({{"result", result}});
+  }
   for (const char* decision : {"local", "remote", "none", "busy", "refused"}) {
     routing_decisions_.Add({{"decision", decision}});  // every series from the start
   }
@@ -208,6 +223,10 @@ std::string Metrics::Scrape() const {
   push_latency_.Write(writer);
   peer_refusals_.Write(writer);
   tasks_expired_.Write(writer);
+  policy_decisions_.Write(writer);
+  rate_limited_.Write(writer);
+  policy_reloads_.Write(writer);
+  audit_dropped_.Write(writer);
   WriteNode(writer);
   WriteProcess(writer);
   return writer.Take();
@@ -234,6 +253,20 @@ void Metrics::PeerRefused(const std::string& reason) {
 void Metrics::TasksExpired(int64_t count) {
   tasks_expired_total_.Add(static_cast<uint64_t>(count));
 }
+
+void Metrics::PolicyDecision(const std::string& action, const std::string& outcome) {
+  policy_decisions_.Add({{"action", action}, {"outcome", outcome}}).Increment();
+}
+
+void Metrics::RateLimited(const std::string& principal_class, const std::string& skill) {
+  rate_limited_.Add({{"principal_class", principal_class}, {"skill", skill}}).Increment();
+}
+
+void Metrics::PolicyReloaded(bool ok) {
+  policy_reloads_.Add({{"result", ok ? "ok" : "error"}}).Increment();
+}
+
+void Metrics::AuditDropped() { audit_dropped_total_.Increment(); }
 
 void Metrics::Routed(const std::string& decision) {
   routing_decisions_.Add({{"decision", decision}}).Increment();

@@ -68,6 +68,10 @@ class Metrics final : public Telemetry {
   void PushAttempt(const std::string& outcome, absl::Duration latency) override;
   void PeerRefused(const std::string& reason) override;
   void TasksExpired(int64_t count) override;
+  void PolicyDecision(const std::string& action, const std::string& outcome) override;
+  void RateLimited(const std::string& principal_class, const std::string& skill) override;
+  void PolicyReloaded(bool ok) override;
+  void AuditDropped() override;
 
  private:
   // The gauges read from the node, and the process_* metrics.
@@ -88,12 +92,17 @@ class Metrics final : public Telemetry {
   Family<Histogram> push_latency_;
   Family<Counter> peer_refusals_;
   Family<Counter> tasks_expired_;
+  Family<Counter> policy_decisions_;
+  Family<Counter> rate_limited_;
+  Family<Counter> policy_reloads_;
+  Family<Counter> audit_dropped_;
   // The families above without labels have one metric each, kept at hand:
   // their updates (one per group commit, per push) skip the family's lookup.
   Histogram& store_commit_seconds_;
   Counter& store_failures_total_;
   Histogram& push_delivery_seconds_;
   Counter& tasks_expired_total_;
+  Counter& audit_dropped_total_;
 };
 
 // Serves GET /metrics over HTTP (http::Server: one event-loop thread, stops at

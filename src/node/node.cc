@@ -24,6 +24,7 @@
 #include "core/version.h"
 #include "discovery/discovery_source.h"
 #include "discovery/dns_discovery_source.h"
+#include "governance/governor.h"
 #include "grpcpp/grpcpp.h"
 #include "http/http_server.h"
 #include "http/tls_context.h"
@@ -238,6 +239,21 @@ absl::Status Node::Init() {
                 "cancel tasks, register agents and drain it (see --auth-token-file, "
                 "docs/security.md)");
   }
+  governance::GovernorOptions governance;
+  governance.node_id = options_.node_id;
+  governance.policy_file = options_.policy_file;
+  governance.reload_interval = options_.tls.reload_interval;
+  governance.audit.path = options_.audit_log;
+  governance.audit.max_bytes = options_.audit_max_bytes;
+  governance.audit.max_files = options_.audit_max_files;
+  governance.telemetry = metrics_.get();
+  A2AMESH_ASSIGN_OR_RETURN(governor_, governance::Governor::Create(std::move(governance)));
+  if (std::shared_ptr<const governance::Policy> policy = governor_->policy()) {
+    A2AMESH_LOG(Info, "policy loaded")
+        .With("file", options_.policy_file)
+        .With("rules", policy->rule_count())
+        .With("digest", policy->digest());
+  }
   if (options_.ephemeral) {
     store_ = std::make_unique<store::MemoryTaskStore>();
   } else {
@@ -341,6 +357,7 @@ absl::Status Node::Init() {
   a2a_options.node_id = options_.node_id;
   a2a_options.max_open_streams = options_.max_open_streams;
   a2a_options.auth = auth_;
+  a2a_options.governor = governor_.get();
   a2a_options.extended_card =
       [this](const std::string& tenant) -> absl::StatusOr<lf::a2a::v1::AgentCard> {
     const a2a::AgentCards* cards = extended_cards_.load(std::memory_order_acquire);
@@ -361,6 +378,7 @@ absl::Status Node::Init() {
   host_options.max_card_bytes = options_.max_card_bytes;
   host_options.max_event_bytes = options_.max_message_bytes;
   host_options.auth = auth_;
+  host_options.governor = governor_.get();
   host_options.grace = options_.agent_grace;
   host_options.max_agents_per_connection = options_.max_agents_per_connection;
   host_options.max_agents_per_address = options_.max_agents_per_address;
@@ -374,6 +392,7 @@ absl::Status Node::Init() {
   admin_options.started_at = started_at;
   admin_options.max_depth = options_.max_hops + 1;
   admin_options.auth = auth_;
+  admin_options.governor = governor_.get();
   admin::NodeHooks hooks;
   hooks.start_draining = [this] { StartDraining(); };
   admin_ = std::make_unique<admin::AdminService>(admin_options, *tasks_, *catalog_,
@@ -569,6 +588,8 @@ size_t Node::Drain(absl::Duration timeout) {
   Shutdown();
   return running;
 }
+
+absl::Status Node::ReloadPolicy() { return governor_->Reload(); }
 
 void Node::Shutdown() {
   if (server_ == nullptr) {

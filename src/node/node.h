@@ -62,6 +62,9 @@ class AgentCards;
 class CardSource;
 class HttpBinding;
 }  // namespace a2a
+namespace governance {
+class Governor;
+}  // namespace governance
 namespace metrics {
 class Metrics;
 class MetricsServer;
@@ -172,6 +175,12 @@ struct NodeOptions {
   security::TlsOptions tls;
   // Who may call: off by default (everyone is anonymous, and the node warns).
   security::AuthOptions auth;
+  // Governance (docs/governance.md): the policy file ("" for none), and the
+  // audit log: a file, "-" for standard output, "" for none.
+  std::string policy_file;
+  std::string audit_log;
+  int64_t audit_max_bytes = 100 * 1024 * 1024;
+  int audit_max_files = 3;
 };
 
 // One mesh node: the composition root that wires the task store, task manager,
@@ -210,6 +219,9 @@ class Node {
   size_t Drain(absl::Duration timeout);
   // Stops serving now. Idempotent.
   void Shutdown();
+  // Re-reads the policy file (SIGHUP): its error, when it does not load and
+  // the policy in force stays.
+  absl::Status ReloadPolicy();
 
   tasks::TaskManager& tasks() { return *tasks_; }
   catalog::AgentCatalog& catalog() { return *catalog_; }
@@ -230,6 +242,8 @@ class Node {
   // Before everything that reports to it.
   std::unique_ptr<metrics::Metrics> metrics_;
   std::unique_ptr<Timers> timers_;
+  // Before the task manager: a task's quota lease refers to it.
+  std::unique_ptr<governance::Governor> governor_;
   std::unique_ptr<Executor> blocking_;
   // Admin calls that wait on other nodes.
   std::unique_ptr<Executor> fanout_;

@@ -24,7 +24,12 @@ absl::Status Dispatcher::Send(const lf::a2a::v1::SendMessageRequest& request,
     return absl::UnavailableError("this node is draining and takes no new tasks; retry elsewhere");
   }
   A2AMESH_ASSIGN_OR_RETURN(Selector selector, SelectorFromRequest(request, default_skill_));
-  A2AMESH_ASSIGN_OR_RETURN(Route route, router_.Pick(selector, context.hops));
+  absl::StatusOr<Route> picked = router_.Pick(selector, context.hops, context.admission);
+  if (!picked.ok()) {
+    if (context.admission != nullptr) context.admission->Refused(picked.status());
+    return picked.status();
+  }
+  Route& route = *picked;
   tasks::NewTask task;
   task.request = request;
   task.runner = std::move(route.runner);
@@ -36,6 +41,11 @@ absl::Status Dispatcher::Send(const lf::a2a::v1::SendMessageRequest& request,
   task.principal_method = context.principal_method;
   task.deadline = context.deadline;
   task.await_create = context.await_create;
+  if (context.admission != nullptr) {
+    // The route's slot is released with `task` if it is refused.
+    A2AMESH_RETURN_IF_ERROR(context.admission->Admit(
+        RouteTarget{route.bare_agent_id, route.node_id, task.skill, &route.tags}, task));
+  }
   return tasks_.Create(std::move(task), std::move(subscriber));
 }
 

@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "lf/a2a/v1/a2a.pb.h"
+#include "routing/admission.h"
 #include "routing/request_validation.h"
 #include "routing/router.h"
 #include "tasks/task_manager.h"
@@ -26,6 +27,9 @@ struct DispatchContext {
   std::string principal;
   std::vector<std::string> principal_roles;
   std::string principal_method;
+  // Governs a new task (policy, rate limits, quotas); null: nothing does.
+  // Must outlive the Send.
+  Admission* admission = nullptr;
 };
 
 // The one path from an A2A SendMessage (from a client, or from an agent

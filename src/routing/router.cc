@@ -21,7 +21,7 @@ using lf::a2a::v1::AgentCard;
 using lf::a2a::v1::AgentSkill;
 
 // How far an agent got through the selector; higher is closer.
-enum class Stage { kAgent, kSkill, kTags, kInput, kOutput, kCycle, kMatch };
+enum class Stage { kAgent, kSkill, kTags, kInput, kOutput, kCycle, kDenied, kMatch };
 
 bool Covers(const google::protobuf::RepeatedPtrField<std::string>& modes, const std::string& type) {
   return std::any_of(modes.begin(), modes.end(),
@@ -84,8 +84,8 @@ struct Candidate {
 
 // The best stage the agent reaches (and its first matching skill).
 Stage MatchAgent(const std::string& agent_id, const std::string& node_id, const AgentCard& card,
-                 const Selector& selector, const std::vector<std::string>& hops,
-                 std::string* skill) {
+                 const Selector& selector, const std::vector<std::string>& hops, std::string* skill,
+                 Admission* admission, absl::Status* denial) {
   if (!selector.agent_id.empty() && selector.agent_id != agent_id &&
       selector.agent_id != catalog::QualifiedAgentId(agent_id, node_id)) {
     return Stage::kAgent;
@@ -93,6 +93,13 @@ Stage MatchAgent(const std::string& agent_id, const std::string& node_id, const 
   Stage best = Stage::kSkill;
   for (const AgentSkill& s : card.skills()) {
     Stage stage = MatchSkill(card, s, selector);
+    if (stage == Stage::kMatch && admission != nullptr) {
+      absl::Status allowed = admission->Check(RouteTarget{agent_id, node_id, s.id(), &s.tags()});
+      if (!allowed.ok()) {
+        if (denial->ok()) *denial = std::move(allowed);
+        stage = Stage::kDenied;
+      }
+    }
     if (stage == Stage::kMatch) {
       *skill = s.id();
       best = Stage::kMatch;
@@ -138,6 +145,8 @@ absl::Status NoMatch(Stage best, const Selector& selector, const std::vector<std
       return MakeA2aError(A2aError::kContentTypeNotSupported,
                           absl::StrCat(asked, "no matching skill produces any of ",
                                        absl::StrJoin(selector.accepted_output_modes, ", ")));
+    case Stage::kDenied:
+      break;  // the admission's own refusal
     case Stage::kCycle:
       return MakeA2aError(
           A2aError::kUnsupportedOperation,
@@ -180,6 +189,8 @@ std::string StageReason(Stage stage, const Selector& selector) {
                           absl::StrJoin(selector.accepted_output_modes, ", "));
     case Stage::kCycle:
       return "already in the task's delegation chain: a cycle";
+    case Stage::kDenied:
+      return "the policy does not allow it";
     case Stage::kMatch:
       break;
   }
@@ -195,17 +206,20 @@ struct Survey {
   Stage best = Stage::kAgent;
   // Every agent that does not match, with how far it got (for Explain).
   std::vector<std::pair<Candidate, Stage>> rejected;
+  // The admission's first refusal of a candidate.
+  absl::Status denial;
 };
 
 // Weighs the agents of `local` (this node, `node_id`) and `remote` (nullptr:
 // none) against the selector.
 Survey SurveyMesh(const Selector& selector, const std::vector<std::string>& hops,
                   const std::string& node_id, const catalog::AgentCatalog::Snapshot& local,
-                  const catalog::RemoteCatalog::Snapshot& remote) {
+                  const catalog::RemoteCatalog::Snapshot& remote, Admission* admission) {
   Survey survey;
   auto consider = [&](Candidate candidate, const std::string& agent_id, const std::string& node,
                       const AgentCard& card) {
-    Stage stage = MatchAgent(agent_id, node, card, selector, hops, &candidate.skill);
+    Stage stage = MatchAgent(agent_id, node, card, selector, hops, &candidate.skill, admission,
+                             &survey.denial);
     survey.best = std::max(survey.best, stage);
     if (selector.agent_id.empty() || stage > Stage::kAgent) {
       for (const auto& s : card.skills()) survey.skills.insert(s.id());
@@ -262,19 +276,22 @@ RemoteRunnerFactory* Router::remote_runners() const {
   return remote_runners_;
 }
 
-absl::StatusOr<Route> Router::Pick(const Selector& selector, const std::vector<std::string>& hops) {
+absl::StatusOr<Route> Router::Pick(const Selector& selector, const std::vector<std::string>& hops,
+                                   Admission* admission) {
   if (absl::Status depth = CheckDepth(hops, options_.max_hops); !depth.ok()) {
     options_.telemetry->Routed("refused");
     return depth;
   }
   RemoteRunnerFactory* remote_runners = this->remote_runners();
   Survey survey = SurveyMesh(selector, hops, options_.node_id, local_.snapshot(),
-                             remote_runners != nullptr ? remote_.snapshot() : nullptr);
+                             remote_runners != nullptr ? remote_.snapshot() : nullptr, admission);
   std::vector<Candidate>& locals = survey.locals;
   std::vector<Candidate>& remotes = survey.remotes;
   const size_t matches = locals.size() + remotes.size();
   if (matches == 0) {
-    options_.telemetry->Routed(survey.best == Stage::kCycle ? "refused" : "none");
+    options_.telemetry->Routed(
+        survey.best == Stage::kCycle || survey.best == Stage::kDenied ? "refused" : "none");
+    if (survey.best == Stage::kDenied) return survey.denial;
     return NoMatch(survey.best, selector, hops, survey.agent_ids, survey.skills);
   }
 
@@ -304,6 +321,10 @@ absl::StatusOr<Route> Router::Pick(const Selector& selector, const std::vector<s
     }
     Route route;
     route.skill = pool[pick].skill;
+    route.bare_agent_id = pool[pick].agent_id();
+    for (const AgentSkill& s : pool[pick].card().skills()) {
+      if (s.id() == route.skill) route.tags = s.tags();
+    }
     if (take_local) {
       route.agent_id = pool[pick].local->id();
       route.node_id = options_.node_id;
@@ -340,7 +361,7 @@ v1::RouteExplanation Router::Explain(const Selector& selector,
       "less loaded of two taken at random (power of two choices)"));
   RemoteRunnerFactory* remote_runners = this->remote_runners();
   Survey survey = SurveyMesh(selector, hops, options_.node_id, local_.snapshot(),
-                             remote_runners != nullptr ? remote_.snapshot() : nullptr);
+                             remote_runners != nullptr ? remote_.snapshot() : nullptr, nullptr);
 
   auto describe = [&](const Candidate& c, const std::string& excluded) {
     v1::RouteCandidate r;

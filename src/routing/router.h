@@ -12,6 +12,7 @@
 #include "catalog/agent_catalog.h"
 #include "catalog/remote_catalog.h"
 #include "core/telemetry.h"
+#include "routing/admission.h"
 #include "routing/selector.h"
 #include "tasks/task_manager.h"
 
@@ -43,8 +44,11 @@ struct Route {
   // The agent's id on this node, or "agent@node" for an agent elsewhere.
   std::string agent_id;
   std::string node_id;
-  // The matching skill of the chosen agent.
+  // The matching skill of the chosen agent, and its tags.
   std::string skill;
+  google::protobuf::RepeatedPtrField<std::string> tags;
+  // The agent's id on its node.
+  std::string bare_agent_id;
 };
 
 struct RouterOptions {
@@ -80,7 +84,10 @@ class Router final : public tasks::RunnerFactory {
   void SetRemoteRunners(RemoteRunnerFactory* remote);
 
   // `hops` are the agents ("agent@node") handling the task's ancestors.
-  absl::StatusOr<Route> Pick(const Selector& selector, const std::vector<std::string>& hops = {});
+  // With `admission`, a candidate it does not allow is never picked; when it
+  // allows none, the error is its refusal (PERMISSION_DENIED).
+  absl::StatusOr<Route> Pick(const Selector& selector, const std::vector<std::string>& hops = {},
+                             Admission* admission = nullptr);
 
   // What Pick would do with the mesh as it stands, for people (Admin
   // ExplainRoute): every agent, as a candidate with its score or with why it is

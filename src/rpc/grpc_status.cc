@@ -28,6 +28,13 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
     violation->set_description(message);
     details.add_details()->PackFrom(bad_request);
   }
+  if (std::optional<absl::Duration> delay = GetRetryAfter(status); delay.has_value()) {
+    google::rpc::RetryInfo retry;
+    const int64_t ms = absl::ToInt64Milliseconds(*delay);
+    retry.mutable_retry_delay()->set_seconds(ms / 1000);
+    retry.mutable_retry_delay()->set_nanos(static_cast<int32_t>(ms % 1000) * 1000000);
+    details.add_details()->PackFrom(retry);
+  }
   if (details.details().empty()) {
     return grpc::Status(code, message);
   }
@@ -46,10 +53,17 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
     return result;
   }
   for (const auto& any : details.details()) {
+    google::rpc::RetryInfo retry;
+    if (any.UnpackTo(&retry)) {
+      result =
+          WithRetryAfter(std::move(result), absl::Seconds(retry.retry_delay().seconds()) +
+                                                absl::Nanoseconds(retry.retry_delay().nanos()));
+      continue;
+    }
     google::rpc::ErrorInfo info;
     if (any.UnpackTo(&info) && info.domain() == kA2aErrorDomain) {
       if (std::optional<A2aError> error = A2aErrorFromReason(info.reason())) {
-        return WithA2aError(std::move(result), *error);
+        result = WithA2aError(std::move(result), *error);
       }
     }
   }

@@ -81,6 +81,8 @@ class TaskEntry {
   Creation creation ABSL_GUARDED_BY(mu) = Creation::kStored;
   // Guarded by `mu` (see EffectQueue).
   EffectQueue effects;
+  // NewTask::lease: set before the entry is shared, released with it.
+  std::shared_ptr<void> lease;
 
  protected:
   explicit TaskEntry(std::string task_id) : id(std::move(task_id)) {}

@@ -375,7 +375,8 @@ void TaskManager::Remove(const std::string& task_id, const std::string& agent_id
 absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber> subscriber) {
   const Message& in = request.request.message();
   const absl::Time created = clock_.Now();
-  const std::string task_id = MakeTaskId(options_.node_id, created);
+  const std::string task_id =
+      request.task_id.empty() ? MakeTaskId(options_.node_id, created) : std::move(request.task_id);
   const std::string agent_id = request.runner->agent_id();
   std::optional<lf::a2a::v1::TaskPushNotificationConfig> push;
   if (request.request.configuration().has_task_push_notification_config()) {
@@ -388,6 +389,7 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
                   task_id, request.request.configuration().task_push_notification_config()));
   }
   EntryPtr entry = std::make_shared<OwnedTask>(task_id);
+  entry->lease = std::move(request.lease);
   std::vector<TaskStoreOp> ops;
   Message message = in;
   {

@@ -75,6 +75,12 @@ struct NewTask {
   // rides along with the task's next commit, usually that answer's, and every
   // delivery waits for it.
   bool await_create = true;
+  // Held by the task until it leaves memory (it ended, or the node stopped):
+  // an open-task quota's count (governance/rate_limiter.h).
+  std::shared_ptr<void> lease;
+  // The task's id (core/ids.h MakeTaskId), when an Admission had to name the
+  // task before it exists (an audit line); empty: made at creation.
+  std::string task_id;
 };
 
 // One turn of a task owned by another node, run here on a local agent (a

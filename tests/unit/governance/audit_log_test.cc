@@ -1,0 +1,121 @@
+#include "governance/audit_log.h"
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "testing/temp_dir.h"
+
+namespace a2amesh::governance {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::vector<std::string> Lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+AuditEntry Decision(int i, const std::string& principal) {
+  AuditEntry entry;
+  entry.time = absl::FromUnixMillis(1700000000000 + i);
+  entry.kind = "decision";
+  entry.principal = principal;
+  entry.action = "send";
+  entry.resource = "agent:echo skill:echo node:n1";
+  entry.decision = i % 2 == 0 ? "allow" : "deny";
+  entry.rule = "r\"quoted\"\n";
+  entry.task_id = absl::StrCat("t", i);
+  return entry;
+}
+
+TEST(AuditLogTest, OneParseableJsonLinePerEntry) {
+  testing::TempDir dir;
+  auto log = AuditLog::Open({dir.File("audit.log")});
+  ASSERT_TRUE(log.ok()) << log.status();
+  for (int i = 0; i < 10; ++i) (*log)->Record(Decision(i, "alice"));
+  (*log)->Flush();
+  std::vector<std::string> lines = Lines(dir.File("audit.log"));
+  ASSERT_EQ(lines.size(), 10u);
+  for (const std::string& line : lines) {
+    google::protobuf::Struct parsed;
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line, &parsed).ok()) << line;
+    EXPECT_EQ(parsed.fields().at("principal").string_value(), "alice");
+    EXPECT_EQ(parsed.fields().at("rule").string_value(), "r\"quoted\"\n");
+    EXPECT_FALSE(parsed.fields().contains("agent"));  // empty fields are left out
+  }
+  EXPECT_THAT(lines[0], HasSubstr("\"time\":\"2023-11-14T22:13:20.000000Z\""));
+}
+
+TEST(AuditLogTest, RotatesAtItsSizeKeepingMaxFiles) {
+  testing::TempDir dir;
+  AuditLogOptions options;
+  options.path = dir.File("audit.log");
+  options.max_bytes = 1000;
+  options.max_files = 2;
+  auto log = AuditLog::Open(options);
+  ASSERT_TRUE(log.ok());
+  for (int i = 0; i < 40; ++i) (*log)->Record(Decision(i, "alice"));
+  (*log)->Flush();
+  size_t total = 0;
+  for (const char* suffix : {"", ".1", ".2"}) {
+    std::vector<std::string> lines = Lines(options.path + suffix);
+    EXPECT_FALSE(lines.empty()) << suffix;
+    total += lines.size();
+    std::ifstream in(options.path + suffix, std::ios::ate);
+    EXPECT_LE(static_cast<int64_t>(in.tellg()), options.max_bytes) << suffix;
+  }
+  EXPECT_LT(total, 40u);  // the oldest file was removed
+  EXPECT_FALSE(std::ifstream(options.path + ".3").good());
+  // The newest entry is in the live file.
+  EXPECT_THAT(Lines(options.path).back(), HasSubstr("\"task_id\":\"t39\""));
+}
+
+TEST(AuditLogTest, TailFiltersAndFollowsBySequence) {
+  auto log = AuditLog::Open({});  // in memory only
+  ASSERT_TRUE(log.ok());
+  for (int i = 0; i < 6; ++i) (*log)->Record(Decision(i, i < 3 ? "alice" : "bob"));
+  auto bobs = (*log)->Tail(100, 0, [](const AuditEntry& e) { return e.principal == "bob"; });
+  ASSERT_EQ(bobs.size(), 3u);
+  EXPECT_THAT(bobs[0].json, HasSubstr("\"task_id\":\"t3\""));
+  auto last_two = (*log)->Tail(2, 0, nullptr);
+  ASSERT_EQ(last_two.size(), 2u);
+  EXPECT_EQ(last_two[1].sequence, 6u);
+  (*log)->Record(Decision(6, "carol"));
+  auto newer = (*log)->Tail(100, last_two[1].sequence, nullptr);
+  ASSERT_EQ(newer.size(), 1u);
+  EXPECT_THAT(newer[0].json, HasSubstr("carol"));
+}
+
+TEST(AuditLogTest, AFullQueueDropsAndCountsInsteadOfBlocking) {
+  testing::TempDir dir;
+  AuditLogOptions options;
+  options.path = dir.File("audit.log");
+  options.max_queued = 4;
+  int dropped = 0;
+  options.on_drop = [&dropped] { ++dropped; };
+  auto log = AuditLog::Open(options);
+  ASSERT_TRUE(log.ok());
+  // Far more than the queue holds, as fast as possible: Record never waits.
+  for (int i = 0; i < 20000; ++i) (*log)->Record(Decision(i, "alice"));
+  (*log)->Flush();
+  EXPECT_EQ((*log)->dropped(), dropped);
+  EXPECT_EQ((*log)->written() + (*log)->dropped(), 20000);
+  EXPECT_EQ(static_cast<int64_t>(Lines(options.path).size()), (*log)->written());
+}
+
+TEST(AuditLogTest, AnUnwritableFileIsRefusedNamingIt) {
+  auto log = AuditLog::Open({"/nonexistent-dir/audit.log"});
+  ASSERT_FALSE(log.ok());
+  EXPECT_THAT(log.status().message(), HasSubstr("/nonexistent-dir/audit.log"));
+}
+
+}  // namespace
+}  // namespace a2amesh::governance
