@@ -868,4 +868,57 @@ grpc::ServerUnaryReactor* AdminService::TailAudit(grpc::CallbackServerContext* c
   return rpc::FinishNow(context, absl::OkStatus());
 }
 
+grpc::ServerUnaryReactor* AdminService::DecideApproval(grpc::CallbackServerContext* context,
+                                                       const v1::DecideApprovalRequest* request,
+                                                       lf::a2a::v1::Task* response) {
+  absl::StatusOr<security::Principal> caller = options_.auth->AuthenticateCall(*context);
+  if (!caller.ok()) {
+    return rpc::FinishNow(context, caller.status());
+  }
+  if (absl::Status id = routing::ValidateTaskId(request->task_id(), "task_id"); !id.ok()) {
+    return rpc::FinishNow(context, id);
+  }
+  if (!request->approve() && request->reason().empty()) {
+    return rpc::FinishNow(context, InvalidFieldError("reason", "is required to deny a task"));
+  }
+  const std::string owner(TaskIdOwner(request->task_id()));
+  if (!owner.empty() && owner != options_.node_id && !rpc::WasForwarded(*context)) {
+    return ForwardTo(context, owner,
+                     UnreachableTaskError(request->task_id(), owner, options_.node_id),
+                     [request, response](auto* async, grpc::ClientContext* ctx, auto done) {
+                       async->DecideApproval(ctx, request, response, std::move(done));
+                     });
+  }
+  governance::Caller who;
+  who.principal = *std::move(caller);
+  who.peer = context->peer();
+  return rpc::FinishOn(
+      blocking_, context, [this, request, response, who = std::move(who)]() -> absl::Status {
+        A2AMESH_ASSIGN_OR_RETURN(tasks::TaskRecord record, tasks_.GetRecord(request->task_id()));
+        if (!record.info.has_approval() || options_.governor == nullptr) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("task ", request->task_id(), " waits for no approval"));
+        }
+        A2AMESH_RETURN_IF_ERROR(
+            options_.governor->MayApprove(who, record.info.approval(), request->task_id()));
+        A2AMESH_RETURN_IF_ERROR(tasks_.DecideApproval(request->task_id(), request->approve(),
+                                                      who.principal.subject, request->reason()));
+        governance::AuditEntry entry;
+        entry.kind = "approval";
+        entry.principal = who.principal.subject;
+        entry.method = who.principal.method;
+        entry.peer = who.peer;
+        entry.action = "approve";
+        entry.decision = request->approve() ? "approved" : "denied";
+        entry.rule = record.info.approval().rule();
+        entry.reason = request->reason();
+        entry.task_id = request->task_id();
+        entry.parent_task_id = record.info.parent_task_id();
+        options_.governor->Audit(std::move(entry));
+        A2AMESH_ASSIGN_OR_RETURN(tasks::TaskRecord after, tasks_.GetRecord(request->task_id()));
+        *response = std::move(after.task);
+        return absl::OkStatus();
+      });
+}
+
 }  // namespace a2amesh::admin

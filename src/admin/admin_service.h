@@ -117,6 +117,9 @@ class AdminService final : public v1::Admin::CallbackService, public catalog::Ca
   grpc::ServerUnaryReactor* TailAudit(grpc::CallbackServerContext* context,
                                       const v1::TailAuditRequest* request,
                                       v1::TailAuditResponse* response) override;
+  grpc::ServerUnaryReactor* DecideApproval(grpc::CallbackServerContext* context,
+                                           const v1::DecideApprovalRequest* request,
+                                           lf::a2a::v1::Task* response) override;
 
  private:
   class Watch;

@@ -69,6 +69,9 @@ class Telemetry {
   virtual void PolicyReloaded(bool ok) {}
   // An audit entry was dropped: the audit writer's queue was full.
   virtual void AuditDropped() {}
+  // A task that waited for an approval was "approved", "denied" or
+  // "expired" (its deadline passed).
+  virtual void ApprovalDecided(const std::string& outcome) {}
 };
 
 // A Telemetry that records nothing. Never destroyed.

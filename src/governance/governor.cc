@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/file_stamp.h"
 #include "core/ids.h"
 #include "core/log.h"
@@ -171,6 +172,32 @@ absl::Status Governor::Authorize(const Caller& caller, Action action, const Reso
   return status;
 }
 
+absl::Status Governor::MayApprove(const Caller& caller, const v1::PendingApproval& approval,
+                                  absl::string_view task_id) {
+  std::shared_ptr<const Policy> current = policy();
+  const std::vector<std::string> approvers(approval.approvers().begin(),
+                                           approval.approvers().end());
+  const bool allowed = current != nullptr &&
+                       current->Matches(approvers, Subject{&caller.principal, ""}) &&
+                       !approvers.empty();
+  if (allowed) return absl::OkStatus();
+  absl::Status denied = absl::PermissionDeniedError(absl::StrCat(
+      caller.principal.subject, " may not decide task ", task_id, ": the policy's rule '",
+      approval.rule(), "' names its approvers [", absl::StrJoin(approvers, ", "), "]"));
+  AuditEntry entry;
+  entry.kind = "approval";
+  entry.principal = caller.principal.subject;
+  entry.method = caller.principal.method;
+  entry.peer = caller.peer;
+  entry.action = "approve";
+  entry.decision = "deny";
+  entry.rule = approval.rule();
+  entry.reason = std::string(denied.message());
+  entry.task_id = std::string(task_id);
+  Audit(std::move(entry));
+  return denied;
+}
+
 void Governor::Audit(AuditEntry entry) {
   if (audit_ == nullptr) return;
   entry.time = options_.now();
@@ -190,7 +217,9 @@ void Governor::AuditDecision(const Caller& caller, Action action, std::string re
   entry.peer = caller.peer;
   entry.action = std::string(ActionName(action));
   entry.resource = std::move(resource);
-  entry.decision = decision.allowed ? "allow" : "deny";
+  entry.decision = !decision.allowed               ? "deny"
+                   : decision.approval.has_value() ? "approval-required"
+                                                   : "allow";
   entry.rule = decision.rule;
   entry.reason = std::move(reason);
   entry.task_id = std::string(task_id);
@@ -225,11 +254,13 @@ absl::Status Governor::TaskAdmission::Admit(const routing::RouteTarget& target,
   if (policy_ != nullptr) {
     decision = Decide(*policy_, caller_, action_, resource);
     if (decision.approval.has_value()) {
-      // Fails closed until the approval flow lands: never run a task a rule
-      // says must be approved.
-      return absl::PermissionDeniedError(
-          absl::StrCat("the policy's rule '", decision.approval->rule,
-                       "' requires approval, which this node does not support yet"));
+      v1::PendingApproval& approval = task.approval.emplace();
+      approval.set_rule(decision.approval->rule);
+      for (const std::string& approver : decision.approval->approvers) {
+        approval.add_approvers(approver);
+      }
+      approval.set_deadline_unix_ms(
+          absl::ToUnixMillis(governor_.options_.now() + decision.approval->timeout));
     }
     const std::string& principal = caller_.principal.subject;
     const Subject subject{&caller_.principal, ""};

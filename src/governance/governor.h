@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "a2amesh/v1/store.pb.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -88,6 +89,12 @@ class Governor {
     Decision denied_;
     std::string denied_resource_;
   };
+
+  // Whether `caller` is one of the approvers a waiting task names (matched
+  // with the policy in force, for its groups): OK, or PERMISSION_DENIED
+  // (audited) naming the rule and its approvers.
+  absl::Status MayApprove(const Caller& caller, const v1::PendingApproval& approval,
+                          absl::string_view task_id);
 
   // Records an audit entry (stamped with the time and this node).
   void Audit(AuditEntry entry);

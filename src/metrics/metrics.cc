@@ -87,6 +87,9 @@ void Metrics::WriteNode(TextWriter& writer) const {
                  "state", sample.tasks);
   Gauge(writer, "a2amesh_push_queued", "Push notifications waiting to be delivered to webhooks.",
         static_cast<double>(sample.push_queued));
+  Gauge(writer, "a2amesh_approvals_pending",
+        "Tasks waiting for an approver (AUTH_REQUIRED by a policy rule).",
+        static_cast<double>(sample.approvals_pending));
   writer.Family("a2amesh_http_connections_shed_total",
                 "HTTP connections closed, while the server was full, to make room for a new one: "
                 "those that had waited longest for a request (idle or slow clients).",
@@ -187,6 +190,9 @@ Metrics::Metrics(std::function<NodeSample()> sample)
                       "stayed in force)."),
       audit_dropped_("a2amesh_audit_dropped_total",
                      "Audit entries dropped because the audit log's writer fell behind."),
+      approvals_("a2amesh_approvals_total",
+                 "Tasks that waited for an approval, by outcome: approved, denied, expired "
+                 "(nobody decided before the rule's timeout)."),
       store_commit_seconds_(store_commit_.Add({})),
       store_failures_total_(store_failures_.Add({})),
       push_delivery_seconds_(push_latency_.Add({})),
@@ -194,6 +200,9 @@ Metrics::Metrics(std::function<NodeSample()> sample)
       audit_dropped_total_(audit_dropped_.Add({})) {
   for (const char* result : {"ok", "error"}) {
     policy_reloads_.Add({{"result", result}});
+  }
+  for (const char* outcome : {"approved", "denied", "expired"}) {
+    approvals_.Add({{"outcome", outcome}});
   }
   for (const char* decision : {"local", "remote", "none", "busy", "refused"}) {
     routing_decisions_.Add({{"decision", decision}});  // every series from the start
@@ -227,6 +236,7 @@ std::string Metrics::Scrape() const {
   rate_limited_.Write(writer);
   policy_reloads_.Write(writer);
   audit_dropped_.Write(writer);
+  approvals_.Write(writer);
   WriteNode(writer);
   WriteProcess(writer);
   return writer.Take();
@@ -267,6 +277,10 @@ void Metrics::PolicyReloaded(bool ok) {
 }
 
 void Metrics::AuditDropped() { audit_dropped_total_.Increment(); }
+
+void Metrics::ApprovalDecided(const std::string& outcome) {
+  approvals_.Add({{"outcome", outcome}}).Increment();
+}
 
 void Metrics::Routed(const std::string& decision) {
   routing_decisions_.Add({{"decision", decision}}).Increment();

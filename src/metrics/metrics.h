@@ -33,6 +33,8 @@ struct NodeSample {
   std::map<std::string, int64_t> tasks;
   // Push notifications waiting to be delivered.
   int64_t push_queued = 0;
+  // Tasks waiting for an approver (docs/governance.md).
+  int64_t approvals_pending = 0;
   // HTTP connections closed to make room for new ones (a counter).
   uint64_t http_connections_shed = 0;
   // Bytes of the task store's files (the database and its WAL); -1 in memory.
@@ -72,6 +74,7 @@ class Metrics final : public Telemetry {
   void RateLimited(const std::string& principal_class, const std::string& skill) override;
   void PolicyReloaded(bool ok) override;
   void AuditDropped() override;
+  void ApprovalDecided(const std::string& outcome) override;
 
  private:
   // The gauges read from the node, and the process_* metrics.
@@ -96,6 +99,7 @@ class Metrics final : public Telemetry {
   Family<Counter> rate_limited_;
   Family<Counter> policy_reloads_;
   Family<Counter> audit_dropped_;
+  Family<Counter> approvals_;
   // The families above without labels have one metric each, kept at hand:
   // their updates (one per group commit, per push) skip the family's lookup.
   Histogram& store_commit_seconds_;

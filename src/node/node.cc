@@ -184,6 +184,7 @@ metrics::NodeSample Node::Sample() const {
   for (const auto& [state, count] : tasks_->active_by_state()) sample.tasks[state] = count;
   sample.draining = peers_->draining();
   sample.push_queued = push_ != nullptr ? push_->queued() : 0;
+  if (governor_->governs()) sample.approvals_pending = tasks_->pending_approvals();
   if (!options_.ephemeral) {
     int64_t bytes = 0;
     for (const char* suffix : {"", "-wal"}) {

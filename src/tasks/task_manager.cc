@@ -17,6 +17,16 @@
 
 namespace a2amesh::tasks {
 
+namespace {
+
+// Whether the task waits for an approver (NewTask::approval).
+bool AwaitsApprovalLocked(const TaskEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu) {
+  return entry.info.has_approval() &&
+         entry.task.status().state() == lf::a2a::v1::TASK_STATE_AUTH_REQUIRED;
+}
+
+}  // namespace
+
 using lf::a2a::v1::Message;
 using lf::a2a::v1::StreamResponse;
 using lf::a2a::v1::Task;
@@ -92,7 +102,7 @@ void TaskManager::SweepLimits() {
                                        absl::FormatDuration(options_.agent_idle_timeout),
                                        " (--agent-idle-timeout)"));
       }
-    } else if (IsInterruptedState(state) && !entry->hosted()) {
+    } else if (IsInterruptedState(state) && !entry->hosted() && !AwaitsApprovalLocked(*entry)) {
       // Waiting for its client since its status changed (also before a restart).
       const absl::Time since =
           absl::FromUnixMillis(google::protobuf::util::TimeUtil::TimestampToMilliseconds(
@@ -166,6 +176,16 @@ absl::StatusOr<TaskRecord> TaskManager::LoadEnded(const std::string& task_id) {
   A2AMESH_ASSIGN_OR_RETURN(record.task, Materialize(*stored));
   record.info = std::move(stored->info);
   return record;
+}
+
+int64_t TaskManager::pending_approvals() const {
+  absl::MutexLock lock(&mu_);
+  int64_t pending = 0;
+  for (const auto& [id, entry] : active_) {
+    absl::MutexLock entry_lock(&entry->mu);
+    if (AwaitsApprovalLocked(*entry)) ++pending;
+  }
+  return pending;
 }
 
 std::map<std::string, int64_t> TaskManager::active_by_state() const {
@@ -425,7 +445,7 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
       info.set_principal_method(request.principal_method);
     }
     entry->runner = std::move(request.runner);
-
+    if (request.approval.has_value()) *info.mutable_approval() = *request.approval;
     TaskStoreOp& op = ops.emplace_back();
     op.kind = TaskStoreOp::Kind::kCreate;
     op.task_id = task_id;
@@ -473,7 +493,23 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
       // Confirmed by the next commit of the task (OnStored).
       entry->effects.Add([this, ops = std::move(ops)]() mutable { store_.Append(std::move(ops)); });
     }
-    AssignLocked(entry, message, /*resumed=*/false);
+    if (request.approval.has_value()) {
+      // It waits for an approver, not for its agent (whose slot this final
+      // event frees): callers hear AUTH_REQUIRED as from an agent.
+      const v1::PendingApproval& approval = *request.approval;
+      AppendLocked(
+          entry,
+          StatusEventLocked(
+              *entry, lf::a2a::v1::TASK_STATE_AUTH_REQUIRED,
+              absl::StrCat("waiting for approval: the policy's rule '", approval.rule(),
+                           "' requires one of [", absl::StrJoin(approval.approvers(), ", "),
+                           "] to approve it (meshctl approve ", task_id, ") by ",
+                           absl::FormatTime(absl::RFC3339_sec,
+                                            absl::FromUnixMillis(approval.deadline_unix_ms()),
+                                            absl::UTCTimeZone()))));
+    } else {
+      AssignLocked(entry, message, /*resumed=*/false);
+    }
   }
   if (absl::Status inserted = Insert(entry, agent_id, request.parent_task_id); !inserted.ok()) {
     EffectQueue unrun;  // the create is not issued
@@ -487,6 +523,9 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
   }
   if (request.deadline != absl::InfiniteFuture()) {
     ArmDeadline(task_id, request.deadline);
+  }
+  if (request.approval.has_value()) {
+    ArmApproval(task_id, absl::FromUnixMillis(request.approval->deadline_unix_ms()));
   }
   TaskEntry::Lock run(entry.get());  // issues the create, unless someone already did
   return absl::OkStatus();
@@ -665,6 +704,60 @@ void TaskManager::FailIfActive(const std::string& task_id, const std::string& re
   FailLocked(entry, reason);
 }
 
+void TaskManager::ArmApproval(const std::string& task_id, absl::Time deadline) {
+  timers_.RunAfter(deadline - clock_.Now(), weak_self_.Bind([task_id](TaskManager& self) {
+    EntryPtr entry = self.Find(task_id);
+    if (entry == nullptr) return;
+    TaskEntry::Lock lock(entry.get());
+    if (!AwaitsApprovalLocked(*entry)) return;
+    self.options_.telemetry->ApprovalDecided("expired");
+    self.AppendLocked(entry,
+                      self.StatusEventLocked(*entry, lf::a2a::v1::TASK_STATE_REJECTED,
+                                             absl::StrCat("rejected: nobody approved it before ",
+                                                          "its deadline (the policy's rule '",
+                                                          entry->info.approval().rule(), "')")));
+  }));
+}
+
+absl::Status TaskManager::DecideApproval(const std::string& task_id, bool approve,
+                                         const std::string& by, const std::string& reason) {
+  EntryPtr entry = Find(task_id);
+  if (entry == nullptr) {
+    A2AMESH_ASSIGN_OR_RETURN(TaskRecord ended, LoadEnded(task_id));
+    return absl::FailedPreconditionError(absl::StrCat("task ", task_id, " is already ",
+                                                      StateName(ended.task.status().state()),
+                                                      " and waits for no approval"));
+  }
+  TaskEntry::Lock lock(entry.get());
+  if (!AwaitsApprovalLocked(*entry)) {
+    return absl::FailedPreconditionError(absl::StrCat("task ", task_id, " is ",
+                                                      StateName(entry->task.status().state()),
+                                                      " and waits for no approval"));
+  }
+  if (!approve) {
+    options_.telemetry->ApprovalDecided("denied");
+    AppendLocked(entry, StatusEventLocked(
+                            *entry, lf::a2a::v1::TASK_STATE_REJECTED,
+                            absl::StrCat("denied by ", by, reason.empty() ? "" : ": ", reason)));
+    return absl::OkStatus();
+  }
+  // The catalog's lock is a leaf: taking it here is safe.
+  absl::StatusOr<std::unique_ptr<TaskRunner>> runner = runners_.Rebind(entry->info.agent_id());
+  if (!runner.ok()) {
+    return absl::UnavailableError(absl::StrCat("agent ", entry->info.agent_id(),
+                                               ", which is to run task ", task_id,
+                                               ", is not connected; approve it again once it is"));
+  }
+  options_.telemetry->ApprovalDecided("approved");
+  entry->runner = std::move(runner).value();
+  AppendLocked(entry, StatusEventLocked(
+                          *entry, lf::a2a::v1::TASK_STATE_WORKING,
+                          absl::StrCat("approved by ", by, reason.empty() ? "" : ": ", reason)));
+  // The agent gets the message that created the task.
+  AssignLocked(entry, entry->task.history(0), /*resumed=*/false);
+  return absl::OkStatus();
+}
+
 absl::Status TaskManager::Continue(const lf::a2a::v1::SendMessageRequest& request,
                                    std::shared_ptr<TaskSubscriber> subscriber) {
   const std::string& task_id = request.message().task_id();
@@ -689,6 +782,11 @@ absl::Status TaskManager::Continue(const lf::a2a::v1::SendMessageRequest& reques
         "message.context_id",
         absl::StrCat("task ", task_id, " belongs to context ", entry->task.context_id(), ", not ",
                      request.message().context_id()));
+  }
+  if (AwaitsApprovalLocked(*entry)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("task ", task_id, " waits for an approval (the policy's rule '",
+                     entry->info.approval().rule(), "') and takes no messages until then"));
   }
   if (entry->orphaned) {
     return absl::UnavailableError(absl::StrCat("agent ", entry->info.agent_id(),
@@ -801,7 +899,7 @@ void TaskManager::CancelLocked(const EntryPtr& entry, const std::string& reason,
   if (entry->runner != nullptr) {
     entry->effects.Add(
         [runner = entry->runner, id = entry->id, reason] { runner->Cancel(id, reason); });
-  } else {
+  } else if (!AwaitsApprovalLocked(*entry)) {
     // The agent holds no slot for it (waiting for input) but may keep state.
     entry->effects.Add([this, agent_id = entry->info.agent_id(), id = entry->id, reason] {
       if (absl::StatusOr<std::unique_ptr<TaskRunner>> runner = runners_.Rebind(agent_id);
@@ -1031,6 +1129,13 @@ absl::Status TaskManager::Recover() {
       ++interrupted;
     }
     A2AMESH_RETURN_IF_ERROR(Insert(task.entry, task.agent_id, ""));
+  }
+  for (RecoveredTask& task : recovered) {
+    absl::MutexLock lock(&task.entry->mu);
+    if (AwaitsApprovalLocked(*task.entry)) {
+      ArmApproval(task.entry->id,
+                  absl::FromUnixMillis(task.entry->info.approval().deadline_unix_ms()));
+    }
   }
   for (const auto& [agent_id, count] : waiting) {
     orphans_.Arm(

@@ -78,6 +78,10 @@ struct NewTask {
   // Held by the task until it leaves memory (it ended, or the node stopped):
   // an open-task quota's count (governance/rate_limiter.h).
   std::shared_ptr<void> lease;
+  // Set when a policy rule asks for approval: the task is created waiting
+  // for it (AUTH_REQUIRED), without assigning the agent; `runner`'s slot is
+  // released at once. See TaskManager::DecideApproval.
+  std::optional<v1::PendingApproval> approval;
   // The task's id (core/ids.h MakeTaskId), when an Admission had to name the
   // task before it exists (an audit line); empty: made at creation.
   std::string task_id;
@@ -192,8 +196,18 @@ class TaskManager {
   // A follow-up message to an existing task, for the agent that owns it. Once
   // the message is stored, `subscriber` gets the Task and then its events.
   // TaskNotFound, UnsupportedOperation for a terminal task, INVALID_ARGUMENT for
-  // a context mismatch, UNAVAILABLE when the owning agent is not connected.
-  // May block.
+  // a context mismatch, UNAVAILABLE when the owning agent is not connected,
+  // FAILED_PRECONDITION while it waits for an approval. May block.
+  // Decides a task that waits for an approval (NewTask::approval): `approve`
+  // assigns it to its agent (WORKING, "approved by <by>"); otherwise it is
+  // REJECTED ("denied by <by>: <reason>"). FAILED_PRECONDITION if it is not
+  // waiting for one, UNAVAILABLE if its agent is not connected (approve again
+  // once it is), TaskNotFound. May block.
+  absl::Status DecideApproval(const std::string& task_id, bool approve, const std::string& by,
+                              const std::string& reason);
+  // Tasks waiting for an approval now (metrics).
+  int64_t pending_approvals() const;
+
   absl::Status Continue(const lf::a2a::v1::SendMessageRequest& request,
                         std::shared_ptr<TaskSubscriber> subscriber);
 
@@ -323,6 +337,8 @@ class TaskManager {
               const std::string& parent_task_id);
   // Fails the task with `reason` at `deadline` if it is still running then.
   void ArmDeadline(const std::string& task_id, absl::Time deadline);
+  // Rejects the task at `deadline` if it still waits for an approval then.
+  void ArmApproval(const std::string& task_id, absl::Time deadline);
   // Every sweep_interval_: fails the turns past their limits (max_turn,
   // skill_max_turn, agent_idle_timeout) and the tasks that waited for their
   // client past interrupted_ttl. A pass over the tasks in memory, so that a

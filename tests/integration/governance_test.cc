@@ -42,6 +42,7 @@ constexpr char kAlice[] = "Bearer alice-0123456789abcdef";
 constexpr char kBob[] = "Bearer bob-0123456789abcdef";
 constexpr char kMallory[] = "Bearer mallory-0123456789abcdef";
 constexpr char kOps[] = "Bearer ops-0123456789abcdef";
+constexpr char kCarol[] = "Bearer carol-0123456789abcdef";
 constexpr char kAgentToken[] = "agent-0123456789abcdef";
 constexpr char kRogueAgentToken[] = "rogue-0123456789abcdef";
 
@@ -72,7 +73,8 @@ class GovernanceTest : public ::testing::Test {
         dir_.File("tokens"),
         absl::StrCat("alice-0123456789abcdef alice\n", "bob-0123456789abcdef bob\n",
                      "mallory-0123456789abcdef mallory\n", "ops-0123456789abcdef ops operator\n",
-                     kAgentToken, " agents agent,agent:*,skill:*\n", kRogueAgentToken,
+                     "carol-0123456789abcdef carol approver\n", kAgentToken,
+                     " agents agent,agent:*,skill:*\n", kRogueAgentToken,
                      " rogue agent:*,skill:*\n"));
     WritePolicy(kPolicy);
   }
@@ -440,6 +442,150 @@ TEST_F(GovernanceTest, TheAuditLogHoldsOneParseableLinePerDecision) {
     google::protobuf::Struct entry;
     EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(line, &entry).ok()) << line;
   }
+}
+
+// bob may send echo and pay; pay needs carol's (an approver's) yes within an
+// hour, quick within a second.
+constexpr char kApprovalPolicy[] = R"({"rules": [
+  {"name": "agents-register", "effect": "allow", "subjects": ["role:agent"],
+   "actions": ["register-agent"]},
+  {"name": "bob", "effect": "allow", "subjects": ["principal:bob"],
+   "actions": ["send", "get", "cancel"]},
+  {"name": "pay-needs-approval", "effect": "allow", "subjects": ["*"], "actions": ["send"],
+   "resources": ["skill:pay"], "approval": {"approvers": ["role:approver"], "timeout": "1h"}},
+  {"name": "quick-approval", "effect": "allow", "subjects": ["*"], "actions": ["send"],
+   "resources": ["skill:quick"], "approval": {"approvers": ["role:approver"], "timeout": "1s"}},
+  {"name": "ops", "effect": "allow", "subjects": ["role:operator"], "actions": ["audit"]}
+]})";
+
+class ApprovalTest : public GovernanceTest {
+ protected:
+  ApprovalTest() { WritePolicy(kApprovalPolicy); }
+
+  NodeOptions Durable() {
+    NodeOptions options = Options();
+    options.ephemeral = false;
+    options.data_dir = dir_.File("data");
+    return options;
+  }
+  std::unique_ptr<sdk::Agent> Agents(NodeHarness& node) {
+    sdk::AgentSpec pay{"payer", testing::Card("payer", {"pay", "quick"}), 4,
+                       [](sdk::TaskContext& task) { task.Complete("paid " + task.text()); }};
+    auto agent = StartAgent(node, kAgentToken, {std::move(pay)});
+    EXPECT_TRUE(agent->WaitUntilRegistered(absl::Seconds(10)).ok());
+    return agent;
+  }
+  static grpc::Status Decide(NodeHarness& node, const std::string& who, const std::string& id,
+                             bool approve, const std::string& reason, a2a::Task* task) {
+    auto admin =
+        v1::Admin::NewStub(grpc::CreateChannel(node.address(), grpc::InsecureChannelCredentials()));
+    v1::DecideApprovalRequest request;
+    request.set_task_id(id);
+    request.set_approve(approve);
+    request.set_reason(reason);
+    return admin->DecideApproval(As(who).get(), request, task);
+  }
+  static a2a::TaskState StateOf(NodeHarness& node, const std::string& id, a2a::Task* task) {
+    a2a::GetTaskRequest get;
+    get.set_id(id);
+    if (!node.NewA2aStub()->GetTask(As(kBob).get(), get, task).ok()) {
+      return a2a::TASK_STATE_UNSPECIFIED;
+    }
+    return task->status().state();
+  }
+};
+
+TEST_F(ApprovalTest, ATaskWaitsForItsApproverAcrossARestartAndRunsOnceApproved) {
+  std::string id;
+  {
+    NodeHarness node(Durable());
+    auto agent = Agents(node);
+    a2a::SendMessageResponse sent;
+    grpc::Status status = Send(node, kBob, "pay", &sent);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    const a2a::Task& task = sent.task();
+    id = task.id();
+    ASSERT_EQ(task.status().state(), a2a::TASK_STATE_AUTH_REQUIRED);
+    const std::string waiting = task.status().message().parts(0).text();
+    EXPECT_THAT(waiting, HasSubstr("rule 'pay-needs-approval' requires one of [role:approver]"));
+    EXPECT_THAT(waiting, HasSubstr(absl::StrCat("meshctl approve ", id)));
+
+    // Nobody but an approver decides; the caller cannot talk its way past it.
+    a2a::Task decided;
+    grpc::Status self = Decide(node, kBob, id, true, "", &decided);
+    EXPECT_EQ(self.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_THAT(self.error_message(), HasSubstr("names its approvers [role:approver]"));
+    a2a::SendMessageRequest follow_up = ForSkill("pay", "now please");
+    follow_up.mutable_message()->set_task_id(id);
+    a2a::SendMessageResponse answer;
+    grpc::Status pushed = node.NewA2aStub()->SendMessage(As(kBob).get(), follow_up, &answer);
+    EXPECT_EQ(pushed.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_THAT(pushed.error_message(), HasSubstr("waits for an approval"));
+    a2a::Task now;
+    EXPECT_EQ(StateOf(node, id, &now), a2a::TASK_STATE_AUTH_REQUIRED);
+    EXPECT_EQ(node.node().tasks().pending_approvals(), 1);
+  }
+  // The node restarts: the task still waits.
+  NodeHarness node(Durable());
+  auto agent = Agents(node);
+  a2a::Task task;
+  ASSERT_EQ(StateOf(node, id, &task), a2a::TASK_STATE_AUTH_REQUIRED);
+  grpc::Status approved = Decide(node, kCarol, id, true, "", &task);
+  ASSERT_TRUE(approved.ok()) << approved.error_message();
+  EXPECT_TRUE(WaitFor([&] { return StateOf(node, id, &task) == a2a::TASK_STATE_COMPLETED; }));
+  EXPECT_THAT(task.status().message().parts(0).text(), HasSubstr("paid hi"));
+  bool said = false;
+  for (const a2a::Message& message : task.history()) {
+    for (const a2a::Part& part : message.parts()) said |= part.text() == "approved by carol";
+  }
+  EXPECT_TRUE(said) << task.DebugString();
+  // Decided once: a second decision is refused.
+  EXPECT_EQ(Decide(node, kCarol, id, false, "too late", &task).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
+  // The audit log holds the decision (this node's log: bob tried on the first one).
+  auto admin =
+      v1::Admin::NewStub(grpc::CreateChannel(node.address(), grpc::InsecureChannelCredentials()));
+  v1::TailAuditRequest tail;
+  tail.set_task_id(id);
+  tail.set_action("approve");
+  v1::TailAuditResponse lines;
+  ASSERT_TRUE(admin->TailAudit(As(kOps).get(), tail, &lines).ok());
+  ASSERT_EQ(lines.lines_size(), 1) << lines.DebugString();  // this node's: carol's yes
+  EXPECT_THAT(lines.lines(0), HasSubstr("\"decision\":\"approved\""));
+  EXPECT_THAT(lines.lines(0), HasSubstr("\"principal\":\"carol\""));
+}
+
+TEST_F(ApprovalTest, ADeniedTaskIsRejectedWithTheReason) {
+  NodeHarness node(Durable());
+  auto agent = Agents(node);
+  a2a::SendMessageResponse sent;
+  ASSERT_TRUE(Send(node, kBob, "pay", &sent).ok());
+  a2a::Task task;
+  EXPECT_EQ(Decide(node, kCarol, sent.task().id(), false, "", &task).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);  // a denial says why
+  grpc::Status denied = Decide(node, kCarol, sent.task().id(), false, "over budget", &task);
+  ASSERT_TRUE(denied.ok()) << denied.error_message();
+  EXPECT_EQ(task.status().state(), a2a::TASK_STATE_REJECTED);
+  EXPECT_EQ(task.status().message().parts(0).text(), "denied by carol: over budget");
+  EXPECT_EQ(node.node().tasks().pending_approvals(), 0);
+}
+
+TEST_F(ApprovalTest, ATaskNobodyDecidesIsRejectedAtItsDeadlineEvenAcrossARestart) {
+  std::string id;
+  {
+    NodeHarness node(Durable());
+    auto agent = Agents(node);
+    a2a::SendMessageResponse sent;
+    ASSERT_TRUE(Send(node, kBob, "quick", &sent).ok());
+    ASSERT_EQ(sent.task().status().state(), a2a::TASK_STATE_AUTH_REQUIRED);
+    id = sent.task().id();
+  }
+  NodeHarness node(Durable());
+  a2a::Task task;
+  EXPECT_TRUE(WaitFor([&] { return StateOf(node, id, &task) == a2a::TASK_STATE_REJECTED; }));
+  EXPECT_THAT(task.status().message().parts(0).text(),
+              HasSubstr("nobody approved it before its deadline"));
 }
 
 }  // namespace
