@@ -19,7 +19,7 @@ _meshctl() {
   local cur prev verb i
   cur="${COMP_WORDS[COMP_CWORD]}"
   prev="${COMP_WORDS[COMP_CWORD-1]}"
-  local verbs="nodes agents card skills tasks task send cancel route watch drain health version config completion"
+  local verbs="nodes agents card skills tasks task send cancel approve deny audit route watch drain health version config completion"
   local global="--server -s --output -o --timeout --tls --tls-ca --tls-cert --tls-key --token --token-file --context --config --help --version"
   verb=""
   for ((i = 1; i < COMP_CWORD; i++)); do
@@ -42,7 +42,7 @@ _meshctl() {
     agents) flags="--skill --tag --node" ;;
     card) [[ "$cur" != -* ]] && { COMPREPLY=($(compgen -W "$(_meshctl_column1 agents)" -- "$cur")); return; } ;;
     tasks) flags="--state --skill --context --agent --limit --local" ;;
-    task|cancel) [[ "$cur" != -* ]] && { COMPREPLY=($(compgen -W "$(_meshctl_column1 tasks)" -- "$cur")); return; } ;;
+    task|cancel|approve|deny) [[ "$cur" != -* ]] && { COMPREPLY=($(compgen -W "$(_meshctl_column1 tasks)" -- "$cur")); return; } ;;
     send) flags="--skill --agent --tag --data --context --task --accept --stream --no-wait" ;;
     route) flags="--skill --agent --tag --input --accept --hop" ;;
     drain) [[ "$cur" != -* ]] && { COMPREPLY=($(compgen -W "$(_meshctl_column1 nodes)" -- "$cur")); return; } ;;
@@ -72,6 +72,9 @@ _meshctl() {
     'task:show a task and its subtasks'
     'send:send a task'
     'cancel:cancel a task'
+    'approve:approve a task that waits for an approval'
+    'deny:deny a task that waits for an approval'
+    'audit:show the audit log'
     'route:explain where a request would go'
     'watch:print catalog changes live'
     'drain:stop a node taking new client work'
@@ -105,7 +108,7 @@ _meshctl() {
     tasks) _arguments $global '--state[state]:state:(submitted working completed failed canceled input-required rejected auth-required)' \
              '--skill[skill]:skill:' '--context[context id]:context:' '--agent[agent]:agent:' \
              '--limit[how many]:limit:' '--local[only the answering node]' ;;
-    task|cancel) _arguments $global '1:task:($(_meshctl_column1 tasks))' ;;
+    task|cancel|approve|deny) _arguments $global '1:task:($(_meshctl_column1 tasks))' ;;
     send) _arguments $global '--skill[skill]:skill:($(_meshctl_column1 skills))' \
             '--agent[agent]:agent:($(_meshctl_column1 agents))' '*--tag[tag]:tag:' \
             '--data[JSON or @file]:data:_files' '--context[context id]:context:' \

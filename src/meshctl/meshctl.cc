@@ -629,6 +629,86 @@ int Drain(const Env& env, const std::string& node) {
   return kExitOk;
 }
 
+// ---- approve, deny, audit -------------------------------------------------------
+
+int Decide(const Env& env, const std::string& id, bool approve, const std::string& reason) {
+  v1::DecideApprovalRequest request;
+  request.set_task_id(id);
+  request.set_approve(approve);
+  request.set_reason(reason);
+  lf::a2a::v1::Task task;
+  if (auto done = Fetch(env, &task, [&](auto* context, auto* r) {
+        return env.Admin()->DecideApproval(context, request, r);
+      })) {
+    return *done;
+  }
+  env.out << "task " << task.id() << " " << (approve ? "approved" : "denied") << ": "
+          << StateName(task.status().state()) << "\n";
+  return kExitOk;
+}
+
+struct AuditFlags {
+  std::string principal;
+  std::string action;
+  std::string decision;
+  std::string task;
+  int limit = 20;
+  bool follow = false;
+};
+
+// One audit line as a table row: TIME PRINCIPAL ACTION RESOURCE DECISION RULE TASK.
+std::vector<std::string> AuditRow(const std::string& line) {
+  google::protobuf::Struct entry;
+  if (!google::protobuf::util::JsonStringToMessage(line, &entry).ok()) return {line};
+  auto field = [&](const char* key) {
+    auto it = entry.fields().find(key);
+    return it == entry.fields().end() ? std::string("-") : it->second.string_value();
+  };
+  std::string principal = field("principal");
+  if (field("agent") != "-") principal = absl::StrCat(field("agent"), " for ", principal);
+  std::string time = field("time");
+  if (time.size() > 19) time = time.substr(0, 19) + "Z";  // to the second
+  return {time,          principal,       field("action"), field("resource"), field("decision"),
+          field("rule"), field("task_id")};
+}
+
+int Audit(const Env& env, const AuditFlags& flags) {
+  v1::TailAuditRequest request;
+  request.set_principal(flags.principal);
+  request.set_action(flags.action);
+  request.set_decision(flags.decision);
+  request.set_task_id(flags.task);
+  request.set_limit(flags.limit);
+  bool header = false;
+  while (true) {
+    v1::TailAuditResponse response;
+    std::unique_ptr<grpc::ClientContext> context = env.client.Context(kCallTimeout);
+    grpc::Status status = env.Admin()->TailAudit(context.get(), request, &response);
+    if (!status.ok()) return env.Fail(status);
+    if (env.structured()) {
+      // The log's own lines: one JSON object each, as the file holds them.
+      for (const std::string& line : response.lines()) env.out << line << "\n";
+    } else {
+      Table table({"TIME", "PRINCIPAL", "ACTION", "RESOURCE", "DECISION", "RULE", "TASK"});
+      for (const std::string& line : response.lines()) table.AddRow(AuditRow(line));
+      if (!header || !table.empty()) {
+        std::ostringstream printed;
+        table.Print(printed);
+        std::string text = printed.str();
+        // Following: the header once, then only rows.
+        if (header) text = text.substr(text.find('\n') + 1);
+        env.out << text;
+        header = true;
+      }
+    }
+    env.out.flush();
+    if (!flags.follow) return kExitOk;
+    request.set_after_sequence(response.last_sequence());
+    request.set_limit(10000);
+    absl::SleepFor(absl::Seconds(1));
+  }
+}
+
 // ---- health, version ---------------------------------------------------------------
 
 int Health(const Env& env, const std::string& service) {
@@ -869,6 +949,43 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
              "  meshctl --server node-2:7400 route --skill plan --hop planner@node-1 -o wide\n"
              "Exits 1 when nothing in the mesh can take the request."));
   route->callback([&] { verb = [&](const Env& env) { return Route(env, route_flags); }; });
+
+  std::string decide_id;
+  std::string decide_reason;
+  CLI::App* approve =
+      app.add_subcommand("approve", "Approve a task that waits for an approval (AUTH_REQUIRED)");
+  approve->add_option("id", decide_id, "The task id")->required();
+  approve->add_option("--reason", decide_reason, "Why (kept in the task and the audit log)");
+  approve->footer(
+      Footer("Examples:\n  meshctl approve n1~6f1c2d4e-...\n"
+             "Only the approvers the policy's rule names may (docs/governance.md)."));
+  approve->callback(
+      [&] { verb = [&](const Env& env) { return Decide(env, decide_id, true, decide_reason); }; });
+  CLI::App* deny = app.add_subcommand("deny", "Deny a task that waits for an approval: REJECTED");
+  deny->add_option("id", decide_id, "The task id")->required();
+  deny->add_option("--reason", decide_reason, "Why (required; the task's status says it)")
+      ->required();
+  deny->footer(Footer("Examples:\n  meshctl deny n1~6f1c2d4e-... --reason 'over budget'"));
+  deny->callback(
+      [&] { verb = [&](const Env& env) { return Decide(env, decide_id, false, decide_reason); }; });
+
+  AuditFlags audit_flags;
+  CLI::App* audit = app.add_subcommand(
+      "audit", "Show the node's newest audit log lines (governance decisions), oldest first");
+  audit->add_option("--principal", audit_flags.principal, "Only this principal's");
+  audit->add_option("--action", audit_flags.action, "Only this action (send, get, approve, ...)");
+  audit->add_option("--decision", audit_flags.decision, "Only this decision (allow, deny, ...)");
+  audit->add_option("--task", audit_flags.task, "Only about this task id");
+  audit->add_option("-n,--limit", audit_flags.limit, "How many lines (at most 10000)")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  audit->add_flag("-f,--follow", audit_flags.follow, "Keep printing new lines as they come");
+  audit->footer(
+      Footer("Examples:\n  meshctl audit --decision deny\n"
+             "  meshctl audit --principal alice -f\n"
+             "  meshctl audit -o json | jq .rule\n"
+             "The node keeps its last 10,000 lines in memory (--audit-log for the file)."));
+  audit->callback([&] { verb = [&](const Env& env) { return Audit(env, audit_flags); }; });
 
   CLI::App* watch = app.add_subcommand(
       "watch", "Print the catalog, then every change as it happens (until interrupted)");

@@ -88,7 +88,7 @@ class LintAndSchemaTest(unittest.TestCase):
 
     def test_every_rendered_manifest_is_valid_kubernetes(self):
         for values, kinds in (([], 8), (["--api-versions", "cert-manager.io/v1/Certificate"], 9),
-                              (["-f", VALUES_ALL], 9)):
+                              (["-f", VALUES_ALL], 10)):  # with the policy ConfigMap
             result = run(["node", VALIDATOR, "-"], input=render(*values))
             self.assertEqual(result.returncode, 0, result.stdout)
             self.assertIn(f"{kinds} valid, 0 invalid", result.stdout)
@@ -243,10 +243,18 @@ class WiringTest(unittest.TestCase):
             rules = yaml.safe_load(f)
         self.assertEqual(docs["PrometheusRule/mesh-a2a-mesh"]["spec"], rules)
 
+        # The policy: the values' rules only (the tokens are the users' own,
+        # so the chart adds none for them; the nodes' certificates drain).
+        policy = json.loads(docs["ConfigMap/mesh-a2a-mesh-policy"]["data"]["policy.json"])
+        self.assertEqual([r["name"] for r in policy["rules"]], ["chart-nodes", "team-a"])
+        self.assertEqual(policy["rateLimits"][0]["rate"], 10)
+        self.assertEqual(flag(args, "--policy-file"), "/etc/a2a-mesh/policy/policy.json")
+        self.assertEqual(flag(args, "--audit-log"), "/var/lib/a2a-mesh/audit.log")
+
         # Secrets mounted read-only.
         meshd = container(docs)
         mounts = {m["name"]: m for m in meshd["volumeMounts"]}
-        for name in ("tls", "auth", "jwks"):
+        for name in ("tls", "auth", "jwks", "policy"):
             self.assertTrue(mounts[name]["readOnly"], name)
         self.assertEqual(mounts["jwks"]["mountPath"], "/etc/a2a-mesh/jwks")
         self.assertEqual(flag(args, "--auth-jwks-file"), "/etc/a2a-mesh/jwks/jwks.json")
@@ -389,7 +397,14 @@ class RunTest(unittest.TestCase):
     def local_paths(self, text):
         """The pod's paths of the Secrets' files, here."""
         return (text.replace("/etc/a2a-mesh/auth/", self.path("auth") + "/")
-                .replace("/etc/a2a-mesh/admin/", self.path("admin") + "/"))
+                .replace("/etc/a2a-mesh/admin/", self.path("admin") + "/")
+                .replace("/etc/a2a-mesh/policy/", self.path("policy") + "/"))
+
+    def write_policy(self, docs):
+        """The chart's policy ConfigMap as the pods see it: <tmp>/policy/policy.json."""
+        os.makedirs(self.path("policy"))
+        with open(self.path("policy", "policy.json"), "w") as f:
+            f.write(docs["ConfigMap/mesh-a2a-mesh-policy"]["data"]["policy.json"])
 
     def test_without_tls_callers_still_authenticate_and_the_hooks_use_the_admin_token(self):
         grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
@@ -449,10 +464,16 @@ class RunTest(unittest.TestCase):
         the helm test, an agent with the agent token, and the preStop hook."""
         ports = [(free_port(), free_port(), free_port()) for _ in range(2)]
         grpc_port, http_port, metrics_port = ports[0]
+        # With a policy: what the rendered rules allow its own credentials is
+        # all this test does (the helm test, an agent, a task, the preStop).
         docs = documents(render("--set", f"node.grpcPort={grpc_port}",
                                 "--set", f"node.httpPort={http_port}",
                                 "--set", f"node.metricsPort={metrics_port}",
-                                "--set", "replicaCount=2"))
+                                "--set", "replicaCount=2",
+                                "--set-json", 'governance.policy={"rules": [{"name": "readers", '
+                                '"effect": "allow", "subjects": ["role:reader"], '
+                                '"actions": ["get", "list"]}]}'))
+        self.write_policy(docs)
         # The Secrets the pods mount, as the API server would store them.
         ca_secret = docs["Secret/mesh-a2a-mesh-ca"]
         self.assertEqual(ca_secret["type"], "kubernetes.io/tls")
@@ -552,6 +573,10 @@ class RunTest(unittest.TestCase):
         sent = self.meshctl(*admin, "send", "--skill", "echo", "hello through the chart")
         self.assertEqual(sent.returncode, 0, sent.stdout + sent.stderr + self.log("echo-agent"))
         self.assertIn("hello through the chart", sent.stdout)
+        self.assertIn("policy loaded", self.log("mesh-a2a-mesh-0"))
+        # The default audit log is the node's standard output.
+        self.assertIn('"action":"register-agent","resource":"agent:echo skill:echo',
+                      self.log("mesh-a2a-mesh-1"))
         agent.terminate()
         agent.wait(timeout=30)
         self.processes.remove(agent)

@@ -93,3 +93,30 @@ meshctl --server {{ if .Values.tls.enabled }}localhost{{ else }}127.0.0.1{{ end 
 {{- else if .Values.auth.enabled }} --token-file /etc/a2a-mesh/admin/admin-token
 {{- end }}
 {{- end }}
+
+{{/* Whether the nodes load a policy (docs/governance.md). */}}
+{{- define "a2a-mesh.governed" -}}
+{{- if or .Values.governance.existingConfigMap .Values.governance.policy }}true{{ end }}
+{{- end }}
+
+{{/* The ConfigMap holding policy.json. */}}
+{{- define "a2a-mesh.policyConfigMap" -}}
+{{- default (printf "%s-policy" (include "a2a-mesh.fullname" .)) .Values.governance.existingConfigMap }}
+{{- end }}
+
+{{/* The policy the chart renders: rules for the chart's own credentials
+(its admin and agent tokens, the nodes' certificates for the preStop drain)
+first, then the values' policy. */}}
+{{- define "a2a-mesh.policy" -}}
+{{- $policy := deepCopy .Values.governance.policy }}
+{{- $rules := list }}
+{{- if and .Values.auth.enabled (not .Values.auth.existingSecret) }}
+{{- $rules = append $rules (dict "name" "chart-admin" "effect" "allow" "subjects" (list "principal:admin") "actions" (list "*")) }}
+{{- $rules = append $rules (dict "name" "chart-agents" "effect" "allow" "subjects" (list "principal:agents") "actions" (list "register-agent")) }}
+{{- end }}
+{{- if .Values.tls.enabled }}
+{{- $rules = append $rules (dict "name" "chart-nodes" "effect" "allow" "subjects" (list (printf "principal:spiffe://%s/node/*" .Values.tls.trustDomain)) "actions" (list "drain" "inspect")) }}
+{{- end }}
+{{- $_ := set $policy "rules" (concat $rules (default (list) $policy.rules)) }}
+{{- toPrettyJson $policy }}
+{{- end }}
