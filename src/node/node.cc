@@ -249,6 +249,13 @@ absl::Status Node::Init() {
   governance.audit.max_files = options_.audit_max_files;
   governance.telemetry = metrics_.get();
   A2AMESH_ASSIGN_OR_RETURN(governor_, governance::Governor::Create(std::move(governance)));
+  if (governor_->governs() && !options_.tls.mutual() &&
+      (!options_.peers.empty() || !options_.discovery_dns.empty())) {
+    A2AMESH_LOG(Warning,
+                "a policy is loaded but peers are not authenticated (no --tls-client-ca): a "
+                "handoff's caller is taken as the sending node claims it; give the mesh mutual "
+                "TLS (docs/security.md)");
+  }
   if (std::shared_ptr<const governance::Policy> policy = governor_->policy()) {
     A2AMESH_LOG(Info, "policy loaded")
         .With("file", options_.policy_file)
@@ -351,7 +358,8 @@ absl::Status Node::Init() {
                                                *timers_, clock_);
   router_->SetRemoteRunners(peers_.get());
   peer_service_ = std::make_unique<peer::PeerService>(
-      peer::HandoffServerOptions{options_.node_id, options_.max_hops, options_.handoff_grace},
+      peer::HandoffServerOptions{options_.node_id, options_.max_hops, options_.handoff_grace,
+                                 governor_.get()},
       *peers_, *catalog_, *tasks_);
 
   a2a::A2aServiceOptions a2a_options;

@@ -13,6 +13,7 @@
 #include "catalog/remote_catalog.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "governance/governor.h"
 #include "peer/peer_manager.h"
 #include "rpc/batching.h"
 #include "rpc/grpc_status.h"
@@ -451,6 +452,9 @@ void HandoffRunner::Assign(v1::TaskAssignment assignment) {
     *start.mutable_hops() = std::move(*assignment.mutable_hops());
     start.set_deadline_unix_ms(assignment.deadline_unix_ms());
     start.set_parent_task_id(assignment.parent_task_id());
+    start.set_principal(assignment.principal());
+    *start.mutable_principal_roles() = std::move(*assignment.mutable_principal_roles());
+    start.set_principal_method(assignment.principal_method());
     start.set_from_node(state_->peers.options().node_id);
     start.set_batches(true);
     state_->has_start = true;
@@ -929,6 +933,10 @@ class HandoffServerCall final : public HandoffReactor {
       Refuse(grpc::StatusCode::DEADLINE_EXCEEDED, "the task's deadline has passed");
       return;
     }
+    if (absl::Status allowed = Authorize(start, *agent); !allowed.ok()) {
+      Refuse(grpc::StatusCode::PERMISSION_DENIED, std::string(allowed.message()));
+      return;
+    }
     if (!agent->TryAcquire()) {
       Refuse(grpc::StatusCode::RESOURCE_EXHAUSTED,
              absl::StrCat("agent ", agent->id(), " on ", options_.node_id,
@@ -947,6 +955,11 @@ class HandoffServerCall final : public HandoffReactor {
     hosted.info.set_parent_task_id(start.parent_task_id());
     *hosted.info.mutable_hops() = start.hops();
     hosted.info.set_deadline_unix_ms(start.deadline_unix_ms());
+    if (!start.principal().empty()) {
+      hosted.info.set_principal(start.principal());
+      *hosted.info.mutable_principal_roles() = start.principal_roles();
+      hosted.info.set_principal_method(start.principal_method());
+    }
     hosted.runner = std::make_unique<catalog::LocalTaskRunner>(agent);
 
     if (start.batches()) {
@@ -968,6 +981,32 @@ class HandoffServerCall final : public HandoffReactor {
       turns_.Remove(relay.get());
       relay->OnError(hosted_ok);
     }
+  }
+
+  // This node's policy on the handoff: the task's caller (and the agent that
+  // delegates it, the last of its hops) must be allowed this agent and skill
+  // here too. The owner already applied the rate limits and approvals.
+  absl::Status Authorize(const v1::HandoffStart& start, const catalog::LocalAgent& agent) {
+    governance::Governor* governor = options_.governor;
+    if (governor == nullptr || !governor->governs()) return absl::OkStatus();
+    governance::Caller caller;
+    caller.principal.subject = start.principal().empty() ? "anonymous" : start.principal();
+    caller.principal.roles.assign(start.principal_roles().begin(), start.principal_roles().end());
+    caller.principal.method = start.principal().empty() ? "none" : start.principal_method();
+    if (!start.hops().empty()) {
+      absl::string_view last = start.hops(start.hops_size() - 1);
+      caller.agent = std::string(last.substr(0, last.rfind('@')));
+    }
+    caller.peer = absl::StrCat("node:", start.from_node());
+    caller.parent_task_id = start.parent_task_id();
+    governance::Resource resource;
+    resource.agent_id = agent.id();
+    resource.node_id = options_.node_id;
+    resource.skill = start.skill();
+    for (const lf::a2a::v1::AgentSkill& skill : agent.card().skills()) {
+      if (skill.id() == start.skill()) resource.tags = &skill.tags();
+    }
+    return governor->Authorize(caller, governance::Action::kSend, resource, start.task().id());
   }
 
   const HandoffServerOptions& options_;

@@ -11,6 +11,10 @@
 #include "routing/router.h"
 #include "tasks/task_manager.h"
 
+namespace a2amesh::governance {
+class Governor;
+}  // namespace a2amesh::governance
+
 namespace a2amesh::peer {
 
 class PeerManager;
@@ -43,6 +47,9 @@ struct HandoffServerOptions {
   // A turn whose owner's stream breaks keeps running this long for the owner
   // to resume it (HandoffResume); then it is canceled. Zero: at once.
   absl::Duration grace = absl::Seconds(30);
+  // Checks this node's policy on each handoff (docs/governance.md); null:
+  // none.
+  governance::Governor* governor = nullptr;
 };
 
 class HostedTurns;

@@ -250,6 +250,11 @@ void TaskManager::AssignLocked(const EntryPtr& entry, const Message& message, bo
   *assignment.mutable_hops() = entry->info.hops();
   assignment.set_deadline_unix_ms(entry->info.deadline_unix_ms());
   assignment.set_parent_task_id(entry->info.parent_task_id());
+  if (!entry->info.principal().empty()) {
+    assignment.set_principal(entry->info.principal());
+    *assignment.mutable_principal_roles() = entry->info.principal_roles();
+    assignment.set_principal_method(entry->info.principal_method());
+  }
   entry->effects.Add([runner = entry->runner, assignment = std::move(assignment)]() mutable {
     runner->Assign(std::move(assignment));
   });

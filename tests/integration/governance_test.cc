@@ -588,5 +588,90 @@ TEST_F(ApprovalTest, ATaskNobodyDecidesIsRejectedAtItsDeadlineEvenAcrossARestart
               HasSubstr("nobody approved it before its deadline"));
 }
 
+// Two nodes, each with its own policy file: a handoff carries the caller to
+// the executing node, which applies its own policy, and the task's
+// delegations there are bounded by the same caller.
+class HandoffGovernanceTest : public GovernanceTest {
+ protected:
+  static constexpr char kMeshPolicy[] = R"({"rules": [
+    {"name": "agents-register", "effect": "allow", "subjects": ["role:agent"],
+     "actions": ["register-agent"]},
+    {"name": "callers", "effect": "allow", "subjects": ["principal:alice", "principal:bob"],
+     "actions": ["send", "get"]},
+    {"name": "planner", "effect": "allow", "subjects": ["agent:planner"], "actions": ["send"],
+     "resources": ["skill:upper"]}]})";
+
+  NodeOptions Node(const std::string& id, const std::string& policy,
+                   std::vector<std::string> peers) {
+    WriteFileAtomically(dir_.File(id + "-policy.json"), policy);
+    NodeOptions options = Options(id);
+    options.policy_file = dir_.File(id + "-policy.json");
+    options.audit_log = dir_.File(id + "-audit.log");
+    options.peers = std::move(peers);
+    options.peer_heartbeat = absl::Milliseconds(100);
+    options.peer_timeout = absl::Milliseconds(600);
+    return options;
+  }
+};
+
+TEST_F(HandoffGovernanceTest, TheExecutingNodeChecksItsPolicyForTheCarriedCaller) {
+  NodeHarness n1(Node("n1", kMeshPolicy, {}));
+  // n2 is stricter: bob may not use its agents.
+  NodeHarness n2(
+      Node("n2",
+           absl::StrCat(R"({"rules": [
+    {"name": "no-bob-here", "effect": "deny", "subjects": ["principal:bob"], "actions": ["*"]},
+    )",
+                        std::string(kMeshPolicy).substr(std::string(kMeshPolicy).find('{', 1))),
+           {n1.address()}));
+  auto upper = StartAgent(n2, kAgentToken, {testing::Upper("upperer")});
+  ASSERT_TRUE(upper->WaitUntilRegistered(absl::Seconds(10)).ok());
+  ASSERT_TRUE(WaitFor([&] { return n1.node().peers().peers_up() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return n1.node().remote_catalog().Find("n2", "upperer") != nullptr; }));
+
+  a2a::SendMessageResponse sent;
+  grpc::Status status = Send(n1, kAlice, "upper", &sent);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(sent.task().status().state(), a2a::TASK_STATE_COMPLETED) << sent.task().DebugString();
+
+  // n1's policy lets bob; n2's does not, and refuses the handoff.
+  status = Send(n1, kBob, "upper", &sent);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(sent.task().status().state(), a2a::TASK_STATE_FAILED);
+  EXPECT_THAT(sent.task().status().message().parts(0).text(),
+              HasSubstr("rule 'no-bob-here' denies it"));
+}
+
+TEST_F(HandoffGovernanceTest, ATaskHandedToAnotherNodeDelegatesAsItsCaller) {
+  NodeHarness n1(Node("n1", kMeshPolicy, {}));
+  NodeHarness n2(Node("n2", kMeshPolicy, {n1.address()}));
+  auto upper = StartAgent(n1, kAgentToken, {testing::Upper("upperer")});
+  auto planner = StartAgent(n2, kAgentToken, {testing::Planner({"upper"})});
+  ASSERT_TRUE(upper->WaitUntilRegistered(absl::Seconds(10)).ok());
+  ASSERT_TRUE(planner->WaitUntilRegistered(absl::Seconds(10)).ok());
+  ASSERT_TRUE(WaitFor([&] {
+    return n1.node().remote_catalog().Find("n2", "planner") != nullptr &&
+           n2.node().remote_catalog().Find("n1", "upperer") != nullptr;
+  }));
+
+  // alice -> n1 -> plan on n2 -> its subtask (owned by n2) -> upper on n1.
+  a2a::SendMessageResponse planned;
+  grpc::Status status = Send(n1, kAlice, "plan", &planned);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(planned.task().status().state(), a2a::TASK_STATE_COMPLETED)
+      << planned.task().DebugString();
+  TaskQuery subtasks;
+  subtasks.parent_id = planned.task().id();
+  absl::StatusOr<tasks::TaskList> children = n2.node().tasks().List(subtasks, "");
+  ASSERT_TRUE(children.ok()) << children.status();
+  ASSERT_EQ(children->tasks.size(), 1u);
+  EXPECT_EQ(children->tasks[0].info.principal(), "alice");
+  // The subtask is alice's on every node: she may read it through n1.
+  a2a::GetTaskRequest get;
+  get.set_id(children->tasks[0].task.id());
+  a2a::Task task;
+  EXPECT_TRUE(n1.NewA2aStub()->GetTask(As(kAlice).get(), get, &task).ok());
+}
+
 }  // namespace
 }  // namespace a2amesh
