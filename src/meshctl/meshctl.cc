@@ -246,14 +246,15 @@ std::vector<std::string> TaskRow(const v1::TaskSummary& task, bool wide, absl::T
                                   OrDash(task.agent_id()), Age(task.updated_at(), now)};
   if (wide) {
     row.insert(row.end(), {OrDash(task.context_id()), OrDash(task.parent_task_id()),
-                           Age(task.created_at(), now), OrDash(task.status_text())});
+                           Age(task.created_at(), now), OrDash(task.status_text()),
+                           OrDash(task.principal())});
   }
   return row;
 }
 
 std::vector<std::string> TaskHeader(bool wide) {
   std::vector<std::string> header = {"TASK", "STATE", "SKILL", "AGENT", "UPDATED"};
-  if (wide) header.insert(header.end(), {"CONTEXT", "PARENT", "CREATED", "STATUS"});
+  if (wide) header.insert(header.end(), {"CONTEXT", "PARENT", "CREATED", "STATUS", "CALLER"});
   return header;
 }
 
@@ -322,6 +323,10 @@ int TaskTree(const Env& env, const std::string& id) {
   AddTree(tree, "", true, true, env.wide(), absl::Now(), &table, &errors);
   table.Print(env.out);
   const lf::a2a::v1::Task& task = tree.task().task();
+  if (!tree.task().principal().empty()) {
+    // Every task of the tree is the caller's: its subtasks' agents act for it.
+    env.out << "\nCaller: " << tree.task().principal() << "\n";
+  }
   if (!tree.task().status_text().empty()) {
     env.out << "\nStatus: " << tree.task().status_text() << "\n";
   }

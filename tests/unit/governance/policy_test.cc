@@ -1,8 +1,14 @@
 #include "governance/policy.h"
 
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 
 namespace a2amesh::governance {
@@ -158,6 +164,45 @@ TEST(PolicyTest, TheDocumentedExampleLoads) {
   ASSERT_TRUE(policy.ok()) << policy.status();
   EXPECT_GT((*policy)->rule_count(), 3u);
   EXPECT_FALSE((*policy)->rate_limits().empty());
+}
+
+// The published schema names the same actions, effects and bucket kinds as
+// the parser takes, and the documented example passes both.
+TEST(PolicyTest, ThePublishedSchemaAgreesWithTheParser) {
+  std::ifstream in(A2AMESH_SOURCE_DIR "/docs/policy.schema.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  google::protobuf::Struct schema;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(text.str(), &schema).ok());
+  const auto& defs = schema.fields().at("$defs").struct_value().fields();
+  auto enum_of = [](const google::protobuf::Value& value) {
+    std::vector<std::string> names;
+    for (const auto& v : value.struct_value().fields().at("enum").list_value().values()) {
+      names.push_back(v.string_value());
+    }
+    return names;
+  };
+  const auto& rule = defs.at("rule").struct_value().fields().at("properties").struct_value();
+  std::vector<std::string> actions =
+      enum_of(rule.fields().at("actions").struct_value().fields().at("items"));
+  std::vector<std::string> expected = {"*"};
+  for (int i = 0; i < kActionCount; ++i) {
+    expected.emplace_back(ActionName(static_cast<Action>(i)));
+  }
+  EXPECT_EQ(actions, expected);
+  EXPECT_THAT(enum_of(rule.fields().at("effect")), ::testing::ElementsAre("allow", "deny"));
+  const auto& limit = defs.at("rateLimit").struct_value().fields().at("properties").struct_value();
+  EXPECT_THAT(enum_of(limit.fields().at("per")),
+              ::testing::ElementsAre("principal", "skill", "principal-skill"));
+  // Every action the schema names parses.
+  for (const std::string& action : actions) {
+    EXPECT_TRUE(Policy::Parse(absl::StrCat(R"({"rules": [{"effect": "allow", "subjects": ["*"],
+                              "actions": [")",
+                                           action, R"("]}]})"),
+                              "")
+                    .ok())
+        << action;
+  }
 }
 
 }  // namespace
