@@ -64,8 +64,11 @@ class AuditLog {
  public:
   // Opens the file (INVALID_ARGUMENT naming it if it cannot be).
   static absl::StatusOr<std::unique_ptr<AuditLog>> Open(AuditLogOptions options);
-  // Writes what is queued, then stops.
+  // Writes what is queued, then stops; gives the writer `kStopWait` to get
+  // there, then leaves it behind (a pipe nobody reads must not keep the
+  // node from stopping).
   ~AuditLog();
+  static constexpr absl::Duration kStopWait = absl::Seconds(2);
 
   void Record(AuditEntry entry);
 
@@ -86,24 +89,12 @@ class AuditLog {
   int64_t written() const;
 
  private:
-  explicit AuditLog(AuditLogOptions options);
-  void Run();
-  // Writes one line; rotates first if the file is full.
-  void Write(const std::string& line);
-  void Rotate();
+  // Everything the writer thread touches: shared with it, so that a writer
+  // left blocked in a write outlives the AuditLog safely.
+  struct Core;
+  explicit AuditLog(std::shared_ptr<Core> core);
 
-  const AuditLogOptions options_;
-  FILE* file_ = nullptr;  // writer thread only (and Open, before it starts)
-  int64_t file_bytes_ = 0;
-
-  mutable absl::Mutex mu_;
-  std::deque<AuditEntry> queue_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::pair<uint64_t, AuditEntry>> recent_ ABSL_GUARDED_BY(mu_);
-  uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
-  uint64_t written_through_ ABSL_GUARDED_BY(mu_) = 0;  // sequence
-  int64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t written_ ABSL_GUARDED_BY(mu_) = 0;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  const std::shared_ptr<Core> core_;
   std::thread writer_;
 };
 

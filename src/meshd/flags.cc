@@ -332,6 +332,12 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
       ->envname("MESHD_AUDIT_MAX_FILES")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
+  app.add_option("--audit-max-queued", n.audit_max_queued,
+                 "Audit entries waiting to be written; past it new ones are dropped (counted), "
+                 "never waited for")
+      ->envname("MESHD_AUDIT_MAX_QUEUED")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
   std::string log_format = "text";
   app.add_option("--log-format", log_format, "text or json (one object per line)")
       ->envname("MESHD_LOG_FORMAT")

@@ -247,6 +247,7 @@ absl::Status Node::Init() {
   governance.audit.path = options_.audit_log;
   governance.audit.max_bytes = options_.audit_max_bytes;
   governance.audit.max_files = options_.audit_max_files;
+  governance.audit.max_queued = static_cast<size_t>(options_.audit_max_queued);
   governance.telemetry = metrics_.get();
   A2AMESH_ASSIGN_OR_RETURN(governor_, governance::Governor::Create(std::move(governance)));
   if (governor_->governs() && !options_.tls.mutual() &&

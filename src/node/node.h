@@ -181,6 +181,8 @@ struct NodeOptions {
   std::string audit_log;
   int64_t audit_max_bytes = 100 * 1024 * 1024;
   int audit_max_files = 3;
+  // Audit entries waiting for the writer; past it, new ones are dropped.
+  int audit_max_queued = 65536;
 };
 
 // One mesh node: the composition root that wires the task store, task manager,

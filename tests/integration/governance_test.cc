@@ -2,6 +2,11 @@
 // REST, AgentHost, Admin), deny by default once loaded, explicit deny wins;
 // reloads; delegation bounded by the root caller; rate limits and quotas; the
 // audit log. Real nodes on loopback, real files.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <memory>
 #include <string>
@@ -671,6 +676,38 @@ TEST_F(HandoffGovernanceTest, ATaskHandedToAnotherNodeDelegatesAsItsCaller) {
   get.set_id(children->tasks[0].task.id());
   a2a::Task task;
   EXPECT_TRUE(n1.NewA2aStub()->GetTask(As(kAlice).get(), get, &task).ok());
+}
+
+// The audit log writes into a pipe nobody reads: its writer blocks for good
+// once the pipe is full. Requests go on at their pace; the entries past the
+// queue are dropped and counted.
+TEST_F(GovernanceTest, AnAuditLogThatCannotBeWrittenNeverHoldsUpARequest) {
+  signal(SIGPIPE, SIG_IGN);  // as meshd does
+  const std::string fifo = dir_.File("audit.fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  // A reader that never reads keeps the pipe open (and fills up at 64 KiB).
+  const int reader = open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+  ASSERT_GE(reader, 0);
+  NodeOptions options = Options();
+  options.audit_log = fifo;
+  options.audit_max_queued = 64;
+  NodeHarness node(options);
+  auto agent = StartAgent(node, kAgentToken, {testing::Echo("echoer")});
+  ASSERT_TRUE(agent->WaitUntilRegistered(absl::Seconds(10)).ok());
+  auto stub = node.NewA2aStub();
+  for (int i = 0; i < 2000; ++i) {
+    a2a::SendMessageResponse sent;
+    grpc::Status status = stub->SendMessage(As(kAlice).get(), ForSkill("echo", "x"), &sent);
+    ASSERT_TRUE(status.ok()) << i << ": " << status.error_message();
+    ASSERT_EQ(sent.task().status().state(), a2a::TASK_STATE_COMPLETED);
+  }
+  auto admin =
+      v1::Admin::NewStub(grpc::CreateChannel(node.address(), grpc::InsecureChannelCredentials()));
+  v1::TailAuditResponse tail;
+  ASSERT_TRUE(admin->TailAudit(As(kOps).get(), v1::TailAuditRequest(), &tail).ok());
+  // 2000 decisions of ~330 bytes: far past what the pipe and the queue hold.
+  EXPECT_GT(tail.dropped(), 1000);
+  close(reader);  // the writer's blocked write fails; the node can stop
 }
 
 }  // namespace

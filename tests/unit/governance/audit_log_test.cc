@@ -1,5 +1,10 @@
 #include "governance/audit_log.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <string>
 #include <vector>
@@ -109,6 +114,23 @@ TEST(AuditLogTest, AFullQueueDropsAndCountsInsteadOfBlocking) {
   EXPECT_EQ((*log)->dropped(), dropped);
   EXPECT_EQ((*log)->written() + (*log)->dropped(), 20000);
   EXPECT_EQ(static_cast<int64_t>(Lines(options.path).size()), (*log)->written());
+}
+
+// A pipe nobody reads blocks the writer for good: the log still stops (it
+// leaves the writer behind) instead of keeping its node from exiting.
+TEST(AuditLogTest, AWriterStuckInAWriteDoesNotKeepTheLogFromStopping) {
+  signal(SIGPIPE, SIG_IGN);  // as meshd does
+  testing::TempDir dir;
+  const std::string fifo = dir.File("audit.fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const int reader = open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+  ASSERT_GE(reader, 0);
+  {
+    auto log = AuditLog::Open({fifo});
+    ASSERT_TRUE(log.ok()) << log.status();
+    for (int i = 0; i < 2000; ++i) (*log)->Record(Decision(i, "alice"));  // > 64 KiB
+  }  // returns after AuditLog::kStopWait at most
+  close(reader);  // the stuck write fails; the writer ends on its own
 }
 
 TEST(AuditLogTest, AnUnwritableFileIsRefusedNamingIt) {
