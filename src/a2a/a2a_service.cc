@@ -5,6 +5,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/a2a_error.h"
 #include "core/ids.h"
@@ -747,6 +748,16 @@ governance::Caller A2aService::CallerOf(grpc::CallbackServerContext* context,
   governance::Caller caller;
   caller.principal = std::move(principal);
   caller.peer = context->peer();
+  // A call from the HTTP bindings arrives on the in-process channel, whose
+  // peer gRPC reports as "unknown" ("inproc..." in some versions): a peer no
+  // network client can have (theirs are "ipv4:", "ipv6:", "unix:"). The
+  // address the bindings carry is then the client's.
+  if (caller.peer == "unknown" || absl::StartsWith(caller.peer, "inproc")) {
+    const auto& metadata = context->client_metadata();
+    if (auto it = metadata.find(std::string(kClientAddressKey)); it != metadata.end()) {
+      caller.peer = absl::StrCat("http:", absl::string_view(it->second.data(), it->second.size()));
+    }
+  }
   return caller;
 }
 

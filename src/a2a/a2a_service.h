@@ -18,6 +18,10 @@
 
 namespace a2amesh::a2a {
 
+// The HTTP bindings' client address, carried on their in-process call to the
+// service (metadata).
+inline constexpr absl::string_view kClientAddressKey = "a2amesh-http-client";
+
 // A channel to another node of the mesh (nullptr if it is not known), for
 // calls about tasks that node owns.
 using ChannelDirectory = std::function<std::shared_ptr<grpc::Channel>(const std::string& node_id)>;

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "a2a/a2a_service.h"
 #include "a2a/http_framing.h"
 #include "a2a/jsonrpc_request.h"
 #include "a2a/proto_json.h"
@@ -61,6 +62,9 @@ void CopyServiceParameters(const http::Request& request, const std::string& proc
                          request.client_certificate_subject);
     context->AddMetadata(security::Authenticator::kSecretKey, process_secret);
   }
+  // Who is at the other end, for the audit log: trusted by the service only
+  // on its in-process channel (A2aService::CallerOf).
+  context->AddMetadata(std::string(kClientAddressKey), request.client_address);
   const std::string* version = request.Header("a2a-version");
   if (version != nullptr) {
     context->AddMetadata("a2a-version", *version);

@@ -557,6 +557,7 @@ void Session::Dispatch() {
   }
   request.body = std::move(message.body());
   if (tls_.has_value()) request.client_certificate_subject = ClientCertificateSubject();
+  request.client_address = address_;
   keep_alive_ = message.keep_alive();
   head_request_ = message.method() == bhttp::verb::head;
   http10_ = message.version() == 10;

@@ -29,6 +29,8 @@ struct Request {
   // CA names: its first spiffe:// URI SAN, else its first URI SAN, else its
   // subject CN; "" without one.
   std::string client_certificate_subject;
+  // The client's IP address, as the connection sees it.
+  std::string client_address;
 
   // The first header named `name` (lower case), or nullptr.
   const std::string* Header(absl::string_view name) const;

@@ -209,6 +209,18 @@ TEST_F(GovernanceTest, EveryBindingAllowsWhatARuleAllowsAndDeniesTheRest) {
   rpc = Http(http, "POST", "/a2a/jsonrpc", JsonRpcSend("upper"), kBob);
   EXPECT_EQ(rpc.status, 403);
   EXPECT_THAT(rpc.body, HasSubstr("no-upper-for-bob"));
+  {
+    // The audit line names the HTTP client, not the binding's in-process call.
+    auto admin =
+        v1::Admin::NewStub(grpc::CreateChannel(node.address(), grpc::InsecureChannelCredentials()));
+    v1::TailAuditRequest tail;
+    tail.set_principal("bob");
+    tail.set_decision("deny");
+    v1::TailAuditResponse lines;
+    ASSERT_TRUE(admin->TailAudit(As(kOps).get(), tail, &lines).ok());
+    ASSERT_GE(lines.lines_size(), 1);
+    EXPECT_THAT(lines.lines(lines.lines_size() - 1), HasSubstr("\"peer\":\"http:127.0.0.1\""));
+  }
   rpc = Http(http, "POST", "/a2a/jsonrpc", JsonRpcSend("echo"), kBob);
   EXPECT_EQ(rpc.status, 200);
   EXPECT_THAT(rpc.body, HasSubstr("TASK_STATE_COMPLETED"));
