@@ -43,6 +43,10 @@ std::string AuditEntry::ToJson() const {
 }
 
 struct AuditLog::Core {
+  // What the writer gathers before it writes, and how long it waits for that.
+  static constexpr size_t kBatch = 256;
+  static constexpr absl::Duration kBatchWait = absl::Milliseconds(20);
+
   explicit Core(AuditLogOptions o) : options(std::move(o)) {}
   ~Core() {
     if (file != nullptr && file != stdout && file != stderr) std::fclose(file);
@@ -58,14 +62,24 @@ struct AuditLog::Core {
   int64_t file_bytes = 0;
 
   mutable absl::Mutex mu;
-  std::deque<AuditEntry> queue ABSL_GUARDED_BY(mu);
-  std::deque<std::pair<uint64_t, AuditEntry>> recent ABSL_GUARDED_BY(mu);
+  // Recorded entries wait here for the writer, each with its sequence
+  // number (the request's thread only moves a pointer in).
+  using EntryPtr = std::shared_ptr<const AuditEntry>;
+  std::deque<std::pair<uint64_t, EntryPtr>> queue ABSL_GUARDED_BY(mu);
   uint64_t next_sequence ABSL_GUARDED_BY(mu) = 1;
   uint64_t written_through ABSL_GUARDED_BY(mu) = 0;  // sequence
   int64_t dropped ABSL_GUARDED_BY(mu) = 0;
   int64_t written ABSL_GUARDED_BY(mu) = 0;
   bool stopping ABSL_GUARDED_BY(mu) = false;
   bool finished ABSL_GUARDED_BY(mu) = false;
+
+  // The last `options.keep` written entries, for Tail: a ring the writer
+  // copies into, reusing each slot's strings (no allocation once it has
+  // turned, and no entry freed cold on a request's thread). Its own mutex:
+  // requests never wait for these copies.
+  mutable absl::Mutex ring_mu ABSL_ACQUIRED_AFTER(mu);
+  std::vector<std::pair<uint64_t, AuditEntry>> ring ABSL_GUARDED_BY(ring_mu);
+  size_t ring_next ABSL_GUARDED_BY(ring_mu) = 0;  // the slot written next
 };
 
 AuditLog::AuditLog(std::shared_ptr<Core> core) : core_(std::move(core)) {}
@@ -81,6 +95,8 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(AuditLogOptions options
       return absl::InvalidArgumentError(
           absl::StrCat("--audit-log: cannot open ", path, ": ", std::strerror(errno)));
     }
+    // Written a batch at a time: few write(2)s.
+    std::setvbuf(core->file, nullptr, _IOFBF, 64 * 1024);
     std::fseek(core->file, 0, SEEK_END);
     core->file_bytes = std::ftell(core->file);
   }
@@ -107,6 +123,7 @@ AuditLog::~AuditLog() {
 }
 
 void AuditLog::Record(AuditEntry entry) {
+  auto shared = std::make_shared<const AuditEntry>(std::move(entry));
   bool dropped = false;
   {
     absl::MutexLock lock(&core_->mu);
@@ -114,37 +131,52 @@ void AuditLog::Record(AuditEntry entry) {
       ++core_->dropped;
       dropped = true;
     } else {
-      const uint64_t sequence = core_->next_sequence++;
-      core_->recent.emplace_back(sequence, entry);
-      if (core_->recent.size() > core_->options.keep) core_->recent.pop_front();
-      core_->queue.push_back(std::move(entry));
+      core_->queue.emplace_back(core_->next_sequence++, std::move(shared));
     }
   }
   if (dropped && core_->options.on_drop) core_->options.on_drop();
 }
 
 void AuditLog::Core::Run() {
-  std::deque<AuditEntry> batch;
+  std::deque<std::pair<uint64_t, EntryPtr>> batch;
   while (true) {
     bool stop = false;
     {
       absl::MutexLock lock(&mu);
-      auto ready = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stopping || !queue.empty(); };
-      mu.Await(absl::Condition(&ready));
+      // Asleep while there is nothing to write; then up to kBatchWait for a
+      // batch to gather, so that a busy node wakes this thread (and pays a
+      // context switch and a write) once per batch rather than per entry.
+      auto any = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stopping || !queue.empty(); };
+      mu.Await(absl::Condition(&any));
+      auto full = [this]()
+                      ABSL_NO_THREAD_SAFETY_ANALYSIS { return stopping || queue.size() >= kBatch; };
+      mu.AwaitWithTimeout(absl::Condition(&full), kBatchWait);
       batch.swap(queue);
       stop = stopping && batch.empty();
       if (stop) finished = true;
     }
     if (stop) return;
-    for (const AuditEntry& entry : batch) {
-      if (file != nullptr) Write(entry.ToJson());
+    if (file != nullptr) {
+      for (const auto& [sequence, entry] : batch) Write(entry->ToJson());
+      std::fflush(file);
     }
-    if (file != nullptr) std::fflush(file);
-    const int64_t count = static_cast<int64_t>(batch.size());
+    if (options.keep > 0) {
+      absl::MutexLock lock(&ring_mu);
+      for (const auto& [sequence, entry] : batch) {
+        if (ring.size() < options.keep) {
+          ring.emplace_back(sequence, *entry);
+        } else {
+          ring[ring_next].first = sequence;
+          ring[ring_next].second = *entry;  // into the slot's strings
+        }
+        ring_next = (ring_next + 1) % options.keep;
+      }
+    }
+    const uint64_t last = batch.back().first;
     batch.clear();
     absl::MutexLock lock(&mu);
-    written += count;
-    written_through += static_cast<uint64_t>(count);
+    written += static_cast<int64_t>(last - written_through);
+    written_through = last;
   }
 }
 
@@ -169,6 +201,7 @@ void AuditLog::Core::Rotate() {
   }
   std::remove(absl::StrCat(path, ".", options.max_files + 1).c_str());
   file = std::fopen(path.c_str(), "w");
+  if (file != nullptr) std::setvbuf(file, nullptr, _IOFBF, 64 * 1024);
   file_bytes = 0;
   if (file == nullptr) {
     A2AMESH_LOG(Error, "audit log cannot be reopened after rotation; writing to stderr")
@@ -180,13 +213,27 @@ void AuditLog::Core::Rotate() {
 
 std::vector<AuditLog::Line> AuditLog::Tail(
     size_t limit, uint64_t after, const std::function<bool(const AuditEntry&)>& keep) const {
-  // Copied under the lock, filtered after it: `keep` is the caller's code.
+  // The written ones (oldest first), then those still queued; copied under
+  // the locks, filtered after them: `keep` is the caller's code.
   std::vector<std::pair<uint64_t, AuditEntry>> newer;
   {
+    absl::MutexLock lock(&core_->ring_mu);
+    const size_t n = core_->ring.size();
+    for (size_t i = 0; i < n; ++i) {
+      const auto& slot = core_->ring[(core_->ring_next + i) % n];
+      if (slot.first > after) newer.push_back(slot);
+    }
+  }
+  std::vector<std::pair<uint64_t, Core::EntryPtr>> queued;
+  {
     absl::MutexLock lock(&core_->mu);
-    auto first = std::partition_point(core_->recent.begin(), core_->recent.end(),
-                                      [after](const auto& e) { return e.first <= after; });
-    newer.assign(first, core_->recent.end());
+    for (const auto& item : core_->queue) {
+      if (item.first > after) queued.push_back(item);
+    }
+  }
+  const uint64_t ring_last = newer.empty() ? 0 : newer.back().first;
+  for (auto& [sequence, entry] : queued) {
+    if (sequence > ring_last) newer.emplace_back(sequence, *entry);
   }
   std::vector<Line> lines;
   for (auto it = newer.rbegin(); it != newer.rend() && lines.size() < limit; ++it) {

@@ -105,27 +105,14 @@ class GovernanceTest : public ::testing::Test {
 
   static std::unique_ptr<sdk::Agent> StartAgent(NodeHarness& node, const std::string& token,
                                                 std::vector<sdk::AgentSpec> specs) {
-    sdk::AgentOptions options;
-    options.node = node.address();
-    options.agents = std::move(specs);
-    options.token = token;
-    options.min_backoff = absl::Milliseconds(20);
-    options.max_backoff = absl::Milliseconds(200);
-    absl::StatusOr<std::unique_ptr<sdk::Agent>> agent = sdk::Agent::Start(std::move(options));
-    EXPECT_TRUE(agent.ok()) << agent.status();
-    return agent.ok() ? *std::move(agent) : nullptr;
+    return node.StartAgentWithToken(token, std::move(specs));
   }
 
   static testing::HttpResult Http(const std::string& address, const std::string& method,
                                   const std::string& path, const std::string& body,
                                   const std::string& authorization) {
-    absl::StatusOr<std::string> raw = testing::HttpExchange(
-        address, absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: ", address,
-                              "\r\nA2A-Version: 1.0\r\nContent-Type: application/json\r\n",
-                              "Authorization: ", authorization, "\r\nContent-Length: ", body.size(),
-                              "\r\nConnection: close\r\n\r\n", body));
-    EXPECT_TRUE(raw.ok()) << raw.status();
-    absl::StatusOr<testing::HttpResult> result = testing::ParseHttpResponse(raw.value_or(""));
+    absl::StatusOr<testing::HttpResult> result =
+        testing::A2aHttp(address, method, path, body, authorization);
     EXPECT_TRUE(result.ok()) << result.status();
     return result.value_or(testing::HttpResult());
   }

@@ -203,4 +203,17 @@ absl::StatusOr<HttpResult> HttpGet(const std::string& address, const std::string
   return ParseHttpResponse(*raw);
 }
 
+absl::StatusOr<HttpResult> A2aHttp(const std::string& address, const std::string& method,
+                                   const std::string& path, const std::string& body,
+                                   const std::string& authorization) {
+  std::string headers = "A2A-Version: 1.0\r\nContent-Type: application/json\r\n";
+  if (!authorization.empty()) absl::StrAppend(&headers, "Authorization: ", authorization, "\r\n");
+  absl::StatusOr<std::string> raw =
+      HttpExchange(address, absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: ", address, "\r\n",
+                                         headers, "Content-Length: ", body.size(),
+                                         "\r\nConnection: close\r\n\r\n", body));
+  if (!raw.ok()) return raw.status();
+  return ParseHttpResponse(*raw);
+}
+
 }  // namespace a2amesh::testing

@@ -62,6 +62,13 @@ absl::StatusOr<std::string> HttpsExchange(const std::string& address, const std:
                                           const std::string& client_key_pem = "",
                                           absl::Duration timeout = absl::Seconds(10));
 
+// An A2A call over HTTP (A2A-Version 1.0, a JSON body) with Connection:
+// close, and `authorization` as the Authorization header unless empty;
+// parsed.
+absl::StatusOr<HttpResult> A2aHttp(const std::string& address, const std::string& method,
+                                   const std::string& path, const std::string& body,
+                                   const std::string& authorization = "");
+
 // Splits one HTTP response, undoing a chunked transfer encoding.
 absl::StatusOr<HttpResult> ParseHttpResponse(const std::string& raw);
 

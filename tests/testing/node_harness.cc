@@ -52,6 +52,19 @@ std::unique_ptr<sdk::Agent> NodeHarness::StartAgent(std::vector<sdk::AgentSpec> 
   return std::move(agent).value();
 }
 
+std::unique_ptr<sdk::Agent> NodeHarness::StartAgentWithToken(const std::string& token,
+                                                             std::vector<sdk::AgentSpec> agents) {
+  sdk::AgentOptions options;
+  options.node = address();
+  options.agents = std::move(agents);
+  options.token = token;
+  options.min_backoff = absl::Milliseconds(20);
+  options.max_backoff = absl::Milliseconds(200);
+  absl::StatusOr<std::unique_ptr<sdk::Agent>> agent = sdk::Agent::Start(std::move(options));
+  EXPECT_TRUE(agent.ok()) << agent.status();
+  return agent.ok() ? std::move(agent).value() : nullptr;
+}
+
 std::unique_ptr<grpc::ClientContext> A2aContext() {
   auto context = std::make_unique<grpc::ClientContext>();
   context->AddMetadata("a2a-version", "1.0");

@@ -31,6 +31,10 @@ class NodeHarness {
 
   // Starts SDK agents against this node and waits until they are registered.
   std::unique_ptr<sdk::Agent> StartAgent(std::vector<sdk::AgentSpec> agents);
+  // Starts SDK agents that authenticate with bearer `token`, without waiting
+  // (their registration may be meant to fail: WaitUntilRegistered says).
+  std::unique_ptr<sdk::Agent> StartAgentWithToken(const std::string& token,
+                                                  std::vector<sdk::AgentSpec> agents);
 
  private:
   std::unique_ptr<Node> node_;
