@@ -29,28 +29,6 @@ std::string ToJson(const Message& message, bool print_defaults) {
   return json;
 }
 
-bool JsonNestsDeeperThan(absl::string_view json, int limit) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < json.size(); ++i) {
-    const char c = json[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;  // the escaped character, whatever it is
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return false;
-}
-
 std::string JsonString(absl::string_view text) {
   google::protobuf::Value value;
   value.set_string_value(std::string(text));

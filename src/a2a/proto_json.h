@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "core/json_depth.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/util/json_util.h"
@@ -23,11 +24,8 @@ google::protobuf::util::JsonParseOptions ProtoJsonParseOptions();
 // `message` as ProtoJSON ("{}" if it cannot be printed).
 std::string ToJson(const google::protobuf::Message& message, bool print_defaults = false);
 
-// Whether `json` nests arrays and objects deeper than `limit` anywhere (in one
-// linear pass that parses nothing; strings are skipped). Protobuf's JSON
-// parser takes more than quadratic time in the depth of nested arrays: a body
-// is checked with this before it reaches it.
-bool JsonNestsDeeperThan(absl::string_view json, int limit);
+// core/json_depth.h: a body is checked with it before it reaches protobuf.
+using ::a2amesh::JsonNestsDeeperThan;
 
 // `text` as a JSON string literal, quotes included.
 std::string JsonString(absl::string_view text);

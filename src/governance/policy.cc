@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/json_depth.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace a2amesh::governance {
@@ -22,6 +23,10 @@ namespace {
 constexpr absl::string_view kActionNames[kActionCount] = {
     "send", "stream",         "get",     "list",  "cancel", "subscribe", "push-config",
     "card", "register-agent", "inspect", "drain", "audit"};
+
+// A policy nests 5 deep (policy, rules, a rule, its approval, approvers):
+// deeper is refused before protobuf's JSON parser sees it.
+constexpr int kMaxDepth = 16;
 
 constexpr uint32_t Bit(Action action) { return 1u << static_cast<int>(action); }
 
@@ -112,6 +117,10 @@ bool GlobMatches(absl::string_view pattern, absl::string_view text) {
 absl::StatusOr<std::shared_ptr<const Policy>> Policy::Parse(absl::string_view json,
                                                             absl::string_view source) {
   const std::string where = source.empty() ? "the policy" : absl::StrCat("policy ", source);
+  if (JsonNestsDeeperThan(json, kMaxDepth)) {
+    return Invalid(where, absl::StrCat("nests arrays and objects deeper than ", kMaxDepth,
+                                       " levels; a policy needs 5"));
+  }
   v1::Policy proto;
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
@@ -267,7 +276,9 @@ absl::StatusOr<std::shared_ptr<const Policy>> Policy::Load(const std::string& pa
 
 bool Policy::SubjectMatches(absl::string_view pattern, const Subject& subject) const {
   if (pattern == "*") return true;
-  auto [kind, name] = SplitKind(pattern);
+  const auto split = SplitKind(pattern);
+  const absl::string_view kind = split.first;
+  const absl::string_view name = split.second;
   if (kind == "agent") {
     return !subject.agent.empty() && GlobMatches(name, subject.agent);
   }
@@ -289,7 +300,9 @@ bool Policy::SubjectMatches(absl::string_view pattern, const Subject& subject) c
 }
 
 bool Policy::ResourceMatches(absl::string_view pattern, const Resource& resource) {
-  auto [kind, name] = SplitKind(pattern);
+  const auto split = SplitKind(pattern);
+  const absl::string_view kind = split.first;
+  const absl::string_view name = split.second;
   if (kind == "agent") return !resource.agent_id.empty() && GlobMatches(name, resource.agent_id);
   if (kind == "skill") return !resource.skill.empty() && GlobMatches(name, resource.skill);
   if (kind == "node") return !resource.node_id.empty() && GlobMatches(name, resource.node_id);

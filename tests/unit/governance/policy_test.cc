@@ -114,7 +114,7 @@ TEST(PolicyTest, AnApprovalRuleSaysWhoApprovesAndHowLong) {
 
 TEST(PolicyTest, ABadPolicyIsRefusedNamingWhatIsWrong) {
   struct Case {
-    const char* json;
+    std::string json;
     const char* says;
   };
   for (const Case& c : {
@@ -148,6 +148,8 @@ TEST(PolicyTest, ABadPolicyIsRefusedNamingWhatIsWrong) {
            Case{R"({"rateLimits": [{"name": "l", "rate": 1, "per": "team"}]})", "'team'"},
            Case{R"({"quotas": [{"name": "q"}]})", "quota 'q', maxOpenTasks"},
            Case{"{not json", "test.json"},
+           Case{std::string(20000, '[') + std::string(20000, ']'),
+                "nests arrays and objects deeper than 16"},
        }) {
     absl::StatusOr<std::shared_ptr<const Policy>> policy = Policy::Parse(c.json, "test.json");
     ASSERT_FALSE(policy.ok()) << c.json;
