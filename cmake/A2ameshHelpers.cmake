@@ -38,8 +38,10 @@ endfunction()
 
 # a2amesh_cc_test(NAME name SRCS ... DEPS ... LABEL unit|integration|e2e [TIMEOUT s])
 #   One executable per test file; gtest_discover_tests registers every case with ctest.
+# SERIAL: the test measures latency, and must have the machine to itself
+# (ctest runs it alone, even with -j).
 function(a2amesh_cc_test)
-  cmake_parse_arguments(A "" "NAME;LABEL;TIMEOUT" "SRCS;DEPS" ${ARGN})
+  cmake_parse_arguments(A "SERIAL" "NAME;LABEL;TIMEOUT" "SRCS;DEPS" ${ARGN})
   if(NOT A_LABEL)
     message(FATAL_ERROR "a2amesh_cc_test(${A_NAME}) needs a LABEL")
   endif()
@@ -56,7 +58,11 @@ function(a2amesh_cc_test)
     target_link_libraries(${A_NAME} PRIVATE absl::synchronization ${CMAKE_DL_LIBS})
   endif()
   set_target_properties(${A_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests)
+  set(serial FALSE)
+  if(A_SERIAL)
+    set(serial TRUE)
+  endif()
   gtest_discover_tests(${A_NAME}
     DISCOVERY_TIMEOUT 60
-    PROPERTIES LABELS ${A_LABEL} TIMEOUT ${A_TIMEOUT})
+    PROPERTIES LABELS ${A_LABEL} TIMEOUT ${A_TIMEOUT} RUN_SERIAL ${serial})
 endfunction()

@@ -214,11 +214,16 @@ absl::StatusOr<std::shared_ptr<const Policy>> Policy::Parse(absl::string_view js
     }
     policy->rules_.push_back(std::move(rule));
   }
+  absl::flat_hash_set<std::string> limit_names;
   for (int i = 0; i < proto.rate_limits_size(); ++i) {
     const v1::PolicyRateLimit& in = proto.rate_limits(i);
     RateLimitRule limit;
     limit.name = in.name().empty() ? absl::StrCat("rateLimits[", i, "]") : in.name();
     const std::string at = absl::StrCat(where, ", rate limit '", limit.name, "'");
+    // A limit's buckets are kept by its name (across reloads): one name, one limit.
+    if (!limit_names.insert(limit.name).second) {
+      return Invalid(at, "another rate limit has the same name");
+    }
     if (absl::Status s = CheckSubjects(in.subjects(), policy->groups_,
                                        absl::StrCat(at, ", subjects"), /*required=*/false);
         !s.ok()) {

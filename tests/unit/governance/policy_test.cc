@@ -146,6 +146,8 @@ TEST(PolicyTest, ABadPolicyIsRefusedNamingWhatIsWrong) {
                 "'soon' is not a positive duration"},
            Case{R"({"rateLimits": [{"name": "l", "rate": 0}]})", "rate limit 'l', rate"},
            Case{R"({"rateLimits": [{"name": "l", "rate": 1, "per": "team"}]})", "'team'"},
+           Case{R"({"rateLimits": [{"name": "l", "rate": 1}, {"name": "l", "rate": 2}]})",
+                "rate limit 'l': another rate limit has the same name"},
            Case{R"({"quotas": [{"name": "q"}]})", "quota 'q', maxOpenTasks"},
            Case{"{not json", "test.json"},
            Case{std::string(20000, '[') + std::string(20000, ']'),
