@@ -162,11 +162,12 @@ absl::Status Governor::Authorize(const Caller& caller, Action action, const Reso
     return absl::OkStatus();
   }
   Decision decision = Decide(*current, caller, action, resource);
+  options_.telemetry->PolicyDecision(std::string(ActionName(action)),
+                                     decision.allowed ? "allow" : "deny");
+  if (decision.allowed && audit_ == nullptr) return absl::OkStatus();  // nothing to describe
   std::string described = DescribeResource(resource);
   absl::Status status =
       decision.allowed ? absl::OkStatus() : Denial(caller, action, described, decision);
-  options_.telemetry->PolicyDecision(std::string(ActionName(action)),
-                                     decision.allowed ? "allow" : "deny");
   AuditDecision(caller, action, std::move(described), decision, task_id,
                 std::string(status.message()));
   return status;

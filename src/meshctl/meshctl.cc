@@ -245,9 +245,9 @@ std::vector<std::string> TaskRow(const v1::TaskSummary& task, bool wide, absl::T
   std::vector<std::string> row = {prefix + task.id(), StateName(task.state()), OrDash(task.skill()),
                                   OrDash(task.agent_id()), Age(task.updated_at(), now)};
   if (wide) {
-    row.insert(row.end(), {OrDash(task.context_id()), OrDash(task.parent_task_id()),
-                           Age(task.created_at(), now), OrDash(task.status_text()),
-                           OrDash(task.principal())});
+    row.insert(row.end(),
+               {OrDash(task.context_id()), OrDash(task.parent_task_id()),
+                Age(task.created_at(), now), OrDash(task.status_text()), OrDash(task.principal())});
   }
   return row;
 }

@@ -129,7 +129,7 @@ TEST(AuditLogTest, AWriterStuckInAWriteDoesNotKeepTheLogFromStopping) {
     auto log = AuditLog::Open({fifo});
     ASSERT_TRUE(log.ok()) << log.status();
     for (int i = 0; i < 2000; ++i) (*log)->Record(Decision(i, "alice"));  // > 64 KiB
-  }  // returns after AuditLog::kStopWait at most
+  }               // returns after AuditLog::kStopWait at most
   close(reader);  // the stuck write fails; the writer ends on its own
 }
 
