@@ -151,7 +151,9 @@ void AuditLog::Core::Run() {
       auto full = [this]()
                       ABSL_NO_THREAD_SAFETY_ANALYSIS { return stopping || queue.size() >= kBatch; };
       mu.AwaitWithTimeout(absl::Condition(&full), kBatchWait);
-      batch.swap(queue);
+      // The batch stays in `queue` until it is in the ring, so that Tail
+      // (which reads the queue, then the ring) never misses one in flight.
+      batch.assign(queue.begin(), queue.end());
       stop = stopping && batch.empty();
       if (stop) finished = true;
     }
@@ -173,10 +175,13 @@ void AuditLog::Core::Run() {
       }
     }
     const uint64_t last = batch.back().first;
-    batch.clear();
-    absl::MutexLock lock(&mu);
-    written += static_cast<int64_t>(last - written_through);
-    written_through = last;
+    {
+      absl::MutexLock lock(&mu);
+      queue.erase(queue.begin(), queue.begin() + static_cast<ptrdiff_t>(batch.size()));
+      written += static_cast<int64_t>(last - written_through);
+      written_through = last;
+    }
+    batch.clear();  // frees the entries off the lock
   }
 }
 
@@ -214,7 +219,16 @@ void AuditLog::Core::Rotate() {
 std::vector<AuditLog::Line> AuditLog::Tail(
     size_t limit, uint64_t after, const std::function<bool(const AuditEntry&)>& keep) const {
   // The written ones (oldest first), then those still queued; copied under
-  // the locks, filtered after them: `keep` is the caller's code.
+  // the locks, filtered after them: `keep` is the caller's code. The queue is
+  // read first: the writer leaves an entry there until it is in the ring, so
+  // every entry recorded before this call is in one copy or the other.
+  std::vector<std::pair<uint64_t, Core::EntryPtr>> queued;
+  {
+    absl::MutexLock lock(&core_->mu);
+    for (const auto& item : core_->queue) {
+      if (item.first > after) queued.push_back(item);
+    }
+  }
   std::vector<std::pair<uint64_t, AuditEntry>> newer;
   {
     absl::MutexLock lock(&core_->ring_mu);
@@ -222,13 +236,6 @@ std::vector<AuditLog::Line> AuditLog::Tail(
     for (size_t i = 0; i < n; ++i) {
       const auto& slot = core_->ring[(core_->ring_next + i) % n];
       if (slot.first > after) newer.push_back(slot);
-    }
-  }
-  std::vector<std::pair<uint64_t, Core::EntryPtr>> queued;
-  {
-    absl::MutexLock lock(&core_->mu);
-    for (const auto& item : core_->queue) {
-      if (item.first > after) queued.push_back(item);
     }
   }
   const uint64_t ring_last = newer.empty() ? 0 : newer.back().first;

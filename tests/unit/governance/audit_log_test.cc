@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "testing/temp_dir.h"
+#include "testing/wait.h"
 
 namespace a2amesh::governance {
 namespace {
@@ -131,6 +134,44 @@ TEST(AuditLogTest, AWriterStuckInAWriteDoesNotKeepTheLogFromStopping) {
     for (int i = 0; i < 2000; ++i) (*log)->Record(Decision(i, "alice"));  // > 64 KiB
   }               // returns after AuditLog::kStopWait at most
   close(reader);  // the stuck write fails; the writer ends on its own
+}
+
+// Whether a thread of this process is inside write(2) on `path`: read from
+// /proc/self/task/*/syscall ("NR fd ..." while a thread is in syscall NR).
+bool AThreadIsWritingTo(const std::string& path) {
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream in(task.path() / "syscall");
+    long number = -1;
+    std::string fd;
+    if (!(in >> number >> fd) || number != SYS_write) continue;
+    std::error_code error;
+    const auto target = std::filesystem::read_symlink(
+        absl::StrCat("/proc/self/fd/", std::stoul(fd, nullptr, 16)), error);
+    if (!error && target == path) return true;
+  }
+  return false;
+}
+
+// Tail shows every recorded entry, also those the writer has taken from the
+// queue and is still writing (here: stuck on a full pipe until it is read).
+TEST(AuditLogTest, TailShowsTheEntriesTheWriterIsWriting) {
+  signal(SIGPIPE, SIG_IGN);
+  testing::TempDir dir;
+  const std::string fifo = dir.File("audit.fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const int reader = open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+  ASSERT_GE(reader, 0);
+  auto log = AuditLog::Open({fifo});
+  ASSERT_TRUE(log.ok()) << log.status();
+  constexpr int kEntries = 2000;  // ~400 KB: far more than a pipe holds
+  for (int i = 0; i < kEntries; ++i) (*log)->Record(Decision(i, "alice"));
+  ASSERT_TRUE(testing::WaitFor([&] { return AThreadIsWritingTo(fifo); }));
+  std::vector<AuditLog::Line> lines = (*log)->Tail(kEntries, 0, nullptr);
+  ASSERT_EQ(lines.size(), static_cast<size_t>(kEntries));
+  for (int i = 0; i < kEntries; ++i) {
+    EXPECT_EQ(lines[i].sequence, static_cast<uint64_t>(i + 1));
+  }
+  close(reader);  // the stuck write fails; the log stops at once
 }
 
 TEST(AuditLogTest, AnUnwritableFileIsRefusedNamingIt) {
