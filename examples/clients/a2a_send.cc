@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/command_line.h"
 #include "core/ids.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
@@ -92,7 +93,7 @@ int main(int argc, char** argv) {
   app.add_option("--tls-cert", tls.cert_file, "Client certificate (PEM) for mutual TLS");
   app.add_option("--tls-key", tls.key_file, "Private key (PEM) of --tls-cert");
   app.add_option("text", text, "The message text")->required();
-  CLI11_PARSE(app, argc, argv);
+  if (auto exit = a2amesh::examples::ParseCommandLine(app, argc, argv)) return *exit;
   tls.enabled = tls.enabled || !tls.ca_file.empty() || !tls.cert_file.empty();
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       a2amesh::security::ClientCredentials(tls);

@@ -3,9 +3,12 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "core/suggest.h"
 #include "core/version.h"
 
 namespace a2amesh::meshd {
@@ -38,6 +41,29 @@ CLI::Option* AddDuration(CLI::App& app, const std::string& name, absl::Duration*
       ->default_str(absl::FormatDuration(*out));
 }
 
+// "--config FILE: unknown key 'http-adress' (did you mean 'http-address'?)"
+// for the key CLI11 could not place (it names it at the end of its message).
+std::string ConfigKeyError(const CLI::App& app, const std::string& file,
+                           const CLI::ConfigError& error) {
+  absl::string_view what = error.what();
+  constexpr absl::string_view kUnplaced = "INI was not able to parse ";
+  if (!absl::StartsWith(what, kUnplaced)) return absl::StrCat("--config ", file, ": ", what);
+  const std::string key(what.substr(kUnplaced.size()));
+  if (absl::EndsWith(key, ".++")) {  // a section opens
+    return absl::StrCat("--config ", file, ": unknown section [", key.substr(0, key.size() - 3),
+                        "] (meshd's keys are at the top level, without a section)");
+  }
+  std::vector<std::string> flags;
+  for (const CLI::Option* option : app.get_options()) {
+    for (const std::string& name : option->get_lnames()) flags.push_back(name);
+  }
+  std::string message = absl::StrCat("--config ", file, ": unknown key '", key, "'");
+  if (std::string near = ClosestMatch(key, flags); !near.empty()) {
+    absl::StrAppend(&message, " (did you mean '", near, "'?)");
+  }
+  return message;
+}
+
 }  // namespace
 
 absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
@@ -47,15 +73,19 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
   CLI::App app{
       "meshd: an a2a-mesh node. Agents register with it over gRPC (AgentHost); "
       "clients send it A2A v1.0 tasks over gRPC, JSON-RPC or HTTP+JSON."};
-  app.set_config("--config", "", "Read flags from this TOML or INI file (keys named like flags)");
+  CLI::Option* config_file = app.set_config(
+      "--config", "", "Read flags from this TOML or INI file (keys named like flags)");
+  // A key that names no flag is a typo: refused, not ignored.
+  app.allow_config_extras(CLI::config_extras_mode::error);
   app.set_version_flag("--version", std::string("meshd ") + Version());
   app.get_formatter()->column_width(34);
   app.footer(
       "Every flag can also be set from the environment as MESHD_<FLAG> (e.g. MESHD_NODE_ID).\n"
       "Examples:\n"
       "  meshd --node-id n1 --grpc-address 127.0.0.1:7400 --data-dir /var/lib/meshd\n"
-      "  meshd --node-id n2 --grpc-address 127.0.0.1:7401 --metrics-address 127.0.0.1:9465 \\\n"
-      "        --peers 127.0.0.1:7400\n"
+      "  meshd --node-id n2 --grpc-address 127.0.0.1:7401 --http-address 127.0.0.1:7481 \\\n"
+      "        --metrics-address 127.0.0.1:9465 --data-dir /var/lib/meshd-n2 --peers "
+      "127.0.0.1:7400\n"
       "  meshd --discovery-dns a2a-mesh-headless.default.svc.cluster.local\n"
       "  meshd --ephemeral --grpc-address 127.0.0.1:0 --http-address 127.0.0.1:0 \\\n"
       "        --metrics-address 127.0.0.1:0 --ready-file /tmp/n1.json");
@@ -360,6 +390,8 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
   } catch (const CLI::CallForVersion&) {
     config.exit_message = std::string("meshd ") + Version() + "\n";
     return config;
+  } catch (const CLI::ConfigError& e) {
+    return absl::InvalidArgumentError(ConfigKeyError(app, config_file->as<std::string>(), e));
   } catch (const CLI::ParseError& e) {
     return absl::InvalidArgumentError(e.what());
   }

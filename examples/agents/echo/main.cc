@@ -7,6 +7,7 @@
 
 #include "a2amesh/sdk/agent.h"
 #include "absl/time/time.h"
+#include "common/command_line.h"
 #include "common/example_agent.h"
 
 namespace {
@@ -39,7 +40,7 @@ int main(int argc, char** argv) {
   std::string delay_text = "0s";
   app.add_option("--delay", delay_text, "Wait this long before answering (e.g. 2s)")
       ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  if (auto exit = a2amesh::examples::ParseCommandLine(app, argc, argv)) return *exit;
   absl::Duration delay;
   if (!absl::ParseDuration(delay_text, &delay)) {
     std::fprintf(stderr, "echo-agent: --delay: '%s' is not a duration\n", delay_text.c_str());

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/command_line.h"
 #include "common/example_agent.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -118,7 +119,7 @@ int main(int argc, char** argv) {
   std::string steps_text = "uppercase,wordcount";
   app.add_option("--steps", steps_text, "Skills to run the input through, comma-separated")
       ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  if (auto exit = a2amesh::examples::ParseCommandLine(app, argc, argv)) return *exit;
   std::vector<std::string> steps = absl::StrSplit(steps_text, ',', absl::SkipWhitespace());
   if (steps.empty()) {
     std::fprintf(stderr, "planner-agent: --steps: name at least one skill\n");

@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "common/command_line.h"
 #include "common/example_agent.h"
 
 namespace {
@@ -60,7 +61,7 @@ int main(int argc, char** argv) {
   std::string delay_text = "100ms";
   app.add_option("--chunk-delay", delay_text, "Pause between streamed chunks")
       ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  if (auto exit = a2amesh::examples::ParseCommandLine(app, argc, argv)) return *exit;
   absl::Duration chunk_delay;
   if (!absl::ParseDuration(delay_text, &chunk_delay)) {
     std::fprintf(stderr, "uppercase-agent: --chunk-delay: '%s' is not a duration\n",

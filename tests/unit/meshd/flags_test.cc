@@ -5,6 +5,7 @@
 #include <fstream>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "testing/status_matchers.h"
@@ -16,6 +17,7 @@ namespace {
 using ::a2amesh::testing::IsOk;
 using ::a2amesh::testing::StatusIs;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 absl::StatusOr<MeshdConfig> Parse(std::vector<const char*> args) {
   args.insert(args.begin(), "meshd");
@@ -143,6 +145,25 @@ TEST(FlagsTest, ReadsTheEnvironmentAndAConfigFile) {
   ASSERT_THAT(config, IsOk());
   EXPECT_EQ(config->node.node_id, "from-file");
   EXPECT_EQ(config->node.max_agents, 12);
+}
+
+TEST(FlagsTest, AConfigFileKeyThatNamesNoFlagIsRefusedWithTheNearestFlag) {
+  testing::TempDir dir;
+  std::string file = dir.File("meshd.ini");
+  std::ofstream(file) << "node-id = n1\nhttp-adress = 127.0.0.1:7481\n";
+  EXPECT_THAT(Parse({"--config", file.c_str()}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr(absl::StrCat("--config ", file,
+                                              ": unknown key 'http-adress' (did you mean "
+                                              "'http-address'?)"))));
+  std::ofstream(file) << "frobnicate = 1\n";
+  absl::StatusOr<MeshdConfig> far = Parse({"--config", file.c_str()});
+  EXPECT_THAT(far,
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown key 'frobnicate'")));
+  EXPECT_THAT(far.status().message(), Not(HasSubstr("did you mean")));
+  std::ofstream(file) << "[meshd]\nnode-id = n1\n";  // would be ignored: refused
+  EXPECT_THAT(Parse({"--config", file.c_str()}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown section [meshd]")));
 }
 
 TEST(FlagsTest, BadValuesNameTheFlag) {
