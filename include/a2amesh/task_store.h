@@ -81,7 +81,11 @@ struct StoredTask {
 // Filters for List. Empty strings and TASK_STATE_UNSPECIFIED match everything.
 struct TaskQuery {
   std::string context_id;
+  // Tasks of this agent: as the store holds it ("echo" for an agent of this
+  // node, "echo@n2" for one elsewhere).
   std::string agent_id;
+  // With a bare agent_id: that agent on any node ("echo" and "echo@*").
+  bool agent_on_any_node = false;
   std::string skill;
   // Subtasks of this task.
   std::string parent_id;

@@ -429,6 +429,7 @@ grpc::ServerUnaryReactor* AdminService::GetNode(grpc::CallbackServerContext* con
   response->set_active_tasks(static_cast<int64_t>(tasks_.active_tasks()));
   response->set_running_tasks(static_cast<int64_t>(tasks_.running_tasks()));
   response->set_store(options_.store);
+  response->set_default_skill(options_.default_skill);
   for (const auto& [source, addresses] : peers_.discovered()) {
     v1::DiscoveredAddresses* d = response->add_discovery();
     d->set_source(source);
@@ -571,7 +572,16 @@ absl::Status AdminService::ListOwnTasks(const v1::ListTasksAdminRequest& request
   query.state = request.state();
   query.skill = request.skill();
   query.context_id = request.context_id();
-  query.agent_id = request.agent_id();
+  // "echo" is that agent wherever it ran; "echo@n2" the one on n2, which
+  // n2's own store holds as "echo".
+  std::string agent;
+  std::string node;
+  if (catalog::SplitQualifiedAgentId(request.agent_id(), &agent, &node)) {
+    query.agent_id = node == options_.node_id ? agent : request.agent_id();
+  } else {
+    query.agent_id = request.agent_id();
+    query.agent_on_any_node = true;
+  }
   query.page_size = request.limit() > 0 ? request.limit() : 50;
   A2AMESH_ASSIGN_OR_RETURN(tasks::TaskList list, tasks_.List(query, ""));
   for (const tasks::TaskRecord& record : list.tasks) {

@@ -13,7 +13,7 @@ namespace a2amesh::meshctl {
 
 // How to reach a node.
 struct ClientOptions {
-  // host:port of any node of the mesh.
+  // Any node of the mesh: host:port, or any form NodeTarget reads.
   std::string server = "localhost:7400";
   // Deadline of each call; unset: the verb's default.
   std::optional<absl::Duration> timeout;
@@ -25,6 +25,13 @@ struct ClientOptions {
   std::string key_file;
   std::string token;
 };
+
+// The gRPC target of what a person may write for a node: "host:port" as it
+// is; "host" (or "[v6]") on meshd's port 7400; "http://host[:port]" and
+// "https://host[:port]" as the host and port (https: *tls is set); "unix:",
+// "dns:" and "ipv4:"/"ipv6:" targets as gRPC reads them. INVALID_ARGUMENT
+// naming --server for anything else (a path, an empty host, a bad port).
+absl::StatusOr<std::string> NodeTarget(const std::string& server, bool* tls);
 
 // A channel to one node, and contexts for calls on it.
 class Client {

@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "core/ids.h"
+#include "core/suggest.h"
 #include "core/version.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -67,9 +68,51 @@ struct Env {
   Format format;
   std::ostream& out;
   std::ostream& err;
+  const JsonPathTemplate* jsonpath = nullptr;  // -o jsonpath=
+  bool headers = true;                         // not --no-headers
 
-  bool structured() const { return format == Format::kJson || format == Format::kYaml; }
+  // A document (JSON, YAML or the jsonpath template), not text for people.
+  bool structured() const {
+    return format == Format::kJson || format == Format::kYaml || format == Format::kJsonPath;
+  }
   bool wide() const { return format == Format::kWide; }
+  bool names() const { return format == Format::kName; }
+
+  // Prints `document` per -o (json, yaml or jsonpath); the exit code (a path
+  // the document does not have is an error).
+  int Print(const google::protobuf::Message& document) const {
+    if (format != Format::kJsonPath) {
+      PrintDocument(document, format, out);
+      return kExitOk;
+    }
+    absl::StatusOr<std::string> text = RenderJsonPath(document);
+    if (!text.ok()) {
+      err << "error: " << text.status().message() << "\n";
+      return kExitError;
+    }
+    out << *text;
+    return kExitOk;
+  }
+  // One document of a stream: a JSON line, a YAML document, or the template.
+  void PrintStreamed(const google::protobuf::Message& document) const {
+    if (format == Format::kJson) {
+      out << ToJson(document, /*pretty=*/false) << std::endl;
+    } else if (format == Format::kYaml) {
+      out << "---\n" << ToYaml(document) << std::flush;
+    } else if (absl::StatusOr<std::string> text = RenderJsonPath(document); text.ok()) {
+      out << *text << std::flush;
+    } else {
+      err << "error: " << text.status().message() << "\n";
+    }
+  }
+  // A table per -o name and --no-headers.
+  void PrintTable(const Table& table) const { table.Print(out, headers, names()); }
+
+  absl::StatusOr<std::string> RenderJsonPath(const google::protobuf::Message& document) const {
+    google::protobuf::Value value;  // our own JSON always parses
+    (void)google::protobuf::util::JsonStringToMessage(ToJson(document, false), &value);
+    return jsonpath->Render(value);
+  }
 
   // Prints the error of a failed call; returns the exit code.
   int Fail(const grpc::Status& status) const {
@@ -95,10 +138,7 @@ std::optional<int> Fetch(const Env& env, Response* response, Rpc rpc) {
   std::unique_ptr<grpc::ClientContext> context = env.client.Context(kCallTimeout);
   grpc::Status status = rpc(context.get(), response);
   if (!status.ok()) return env.Fail(status);
-  if (env.structured()) {
-    PrintDocument(*response, env.format, env.out);
-    return kExitOk;
-  }
+  if (env.structured()) return env.Print(*response);
   return std::nullopt;
 }
 
@@ -124,7 +164,7 @@ int Nodes(const Env& env) {
     }
     table.AddRow(row);
   }
-  table.Print(env.out);
+  env.PrintTable(table);
   return kExitOk;
 }
 
@@ -168,7 +208,7 @@ int Agents(const Env& env, const AgentsFlags& flags) {
     }
     table.AddRow(row);
   }
-  table.Print(env.out);
+  env.PrintTable(table);
   return kExitOk;
 }
 
@@ -180,8 +220,9 @@ int Card(const Env& env, const std::string& id) {
       env.Admin()->GetAgent(env.client.Context(kCallTimeout).get(), request, &agent);
   if (!status.ok()) return env.Fail(status);
   const lf::a2a::v1::AgentCard& card = agent.card();
-  if (env.structured()) {
-    PrintDocument(card, env.format, env.out);
+  if (env.structured()) return env.Print(card);
+  if (env.names()) {
+    env.out << agent.id() << "\n";
     return kExitOk;
   }
   env.out << "Agent:        " << agent.id() << "\n"
@@ -198,7 +239,7 @@ int Card(const Env& env, const std::string& id) {
   for (const lf::a2a::v1::AgentSkill& skill : card.skills()) {
     table.AddRow({skill.id(), skill.name(), JoinOrDash(skill.tags()), skill.description()});
   }
-  table.Print(env.out);
+  env.PrintTable(table);
   return kExitOk;
 }
 
@@ -225,7 +266,7 @@ int Skills(const Env& env) {
     }
     table.AddRow(row);
   }
-  table.Print(env.out);
+  env.PrintTable(table);
   return kExitOk;
 }
 
@@ -258,6 +299,27 @@ std::vector<std::string> TaskHeader(bool wide) {
   return header;
 }
 
+// "; no agent 'x' is in the mesh now ..." when `agent` (bare or agent@node)
+// names none of the mesh's agents: a typo, or an agent that has left.
+std::string UnknownAgentHint(const Env& env, const std::string& agent) {
+  if (agent.empty()) return "";
+  v1::ListAgentsResponse agents;
+  if (!env.Admin()->ListAgents(env.client.Context(kCallTimeout).get(), {}, &agents).ok()) {
+    return "";
+  }
+  std::vector<std::string> ids;
+  for (const v1::AgentInfo& info : agents.agents()) {
+    if (info.id() == agent || info.agent_id() == agent) return "";
+    ids.push_back(info.agent_id());
+  }
+  std::string hint =
+      absl::StrCat("; no agent '", agent, "' is in the mesh now (meshctl agents lists them)");
+  if (std::string near = ClosestMatch(agent, ids); !near.empty()) {
+    absl::StrAppend(&hint, "; did you mean '", near, "'?");
+  }
+  return hint;
+}
+
 int Tasks(const Env& env, const TasksFlags& flags) {
   v1::ListTasksAdminRequest request;
   if (!flags.state.empty()) {
@@ -283,7 +345,7 @@ int Tasks(const Env& env, const TasksFlags& flags) {
   }
   if (done) return *done;
   if (response.tasks().empty()) {
-    env.err << "no tasks match\n";
+    env.err << "no tasks match" << UnknownAgentHint(env, flags.agent) << "\n";
     return kExitOk;
   }
   Table table(TaskHeader(env.wide()));
@@ -291,7 +353,7 @@ int Tasks(const Env& env, const TasksFlags& flags) {
   for (const v1::TaskSummary& task : response.tasks()) {
     table.AddRow(TaskRow(task, env.wide(), now));
   }
-  table.Print(env.out);
+  env.PrintTable(table);
   return kExitOk;
 }
 
@@ -321,7 +383,8 @@ int TaskTree(const Env& env, const std::string& id) {
   Table table(TaskHeader(env.wide()));
   std::vector<std::string> errors;
   AddTree(tree, "", true, true, env.wide(), absl::Now(), &table, &errors);
-  table.Print(env.out);
+  env.PrintTable(table);
+  if (env.names()) return kExitOk;
   const lf::a2a::v1::Task& task = tree.task().task();
   if (!tree.task().principal().empty()) {
     // Every task of the tree is the caller's: its subtasks' agents act for it.
@@ -468,9 +531,36 @@ std::string EventLine(const lf::a2a::v1::StreamResponse& event) {
   return "event";
 }
 
+// A message that names no skill, agent or tag (and continues no task) goes to
+// the node's default skill, or, without one, to any agent at all: refused
+// then, with the skills to choose from. (When the node does not say, because
+// this caller may not inspect it, the node decides.)
+std::optional<int> RefuseUnaimed(const Env& env, const SendFlags& flags) {
+  if (!flags.skill.empty() || !flags.agent.empty() || !flags.tags.empty() || !flags.task.empty()) {
+    return std::nullopt;
+  }
+  v1::NodeInfo node;
+  if (!env.Admin()->GetNode(env.client.Context(kCallTimeout).get(), {}, &node).ok() ||
+      !node.default_skill().empty()) {
+    return std::nullopt;
+  }
+  std::string message = absl::StrCat(
+      "send: name a --skill, --agent or --tag: node ", node.node_id(),
+      " has no default skill (meshd --default-skill)", " and would give the message to any agent");
+  v1::ListSkillsResponse skills;
+  if (env.Admin()->ListSkills(env.client.Context(kCallTimeout).get(), {}, &skills).ok() &&
+      skills.skills_size() > 0) {
+    std::vector<std::string> ids;
+    for (const v1::SkillInfo& skill : skills.skills()) ids.push_back(skill.id());
+    absl::StrAppend(&message, "; the mesh's skills: ", absl::StrJoin(ids, ", "));
+  }
+  return env.Usage(absl::InvalidArgumentError(message));
+}
+
 int Send(const Env& env, const SendFlags& flags) {
   absl::StatusOr<lf::a2a::v1::SendMessageRequest> built = SendRequest(flags);
   if (!built.ok()) return env.Usage(built.status());
+  if (std::optional<int> refused = RefuseUnaimed(env, flags)) return *refused;
   const lf::a2a::v1::SendMessageRequest& request = *built;
   auto stub = env.A2a();
   if (!flags.stream) {
@@ -479,7 +569,10 @@ int Send(const Env& env, const SendFlags& flags) {
         stub->SendMessage(env.client.Context(absl::ZeroDuration()).get(), request, &response);
     if (!status.ok()) return env.Fail(status);
     if (env.structured()) {
-      PrintDocument(response, env.format, env.out);
+      if (int printed = env.Print(response); printed != kExitOk) return printed;
+    } else if (env.names()) {
+      env.out << (response.has_task() ? response.task().id() : response.message().message_id())
+              << "\n";
     } else if (response.has_task()) {
       PrintTask(env, response.task());
     } else {
@@ -492,11 +585,9 @@ int Send(const Env& env, const SendFlags& flags) {
   lf::a2a::v1::StreamResponse event;
   lf::a2a::v1::Task task;
   while (reader->Read(&event)) {
-    if (env.format == Format::kJson) {
-      env.out << ToJson(event, /*pretty=*/false) << std::endl;  // one document per line
-    } else if (env.format == Format::kYaml) {
-      env.out << "---\n" << ToYaml(event) << std::flush;
-    } else {
+    if (env.structured()) {
+      env.PrintStreamed(event);  // JSON: one document per line
+    } else if (!env.names()) {
       env.out << EventLine(event) << std::endl;
     }
     if (event.has_task()) task = event.task();
@@ -507,6 +598,7 @@ int Send(const Env& env, const SendFlags& flags) {
   }
   grpc::Status status = reader->Finish();
   if (!status.ok()) return env.Fail(status);
+  if (env.names()) env.out << task.id() << "\n";
   return TaskExit(env, task);
 }
 
@@ -555,7 +647,9 @@ int Route(const Env& env, const RouteFlags& flags) {
       env.Admin()->ExplainRoute(env.client.Context(kCallTimeout).get(), request, &explanation);
   if (!status.ok()) return env.Fail(status);
   if (env.structured()) {
-    PrintDocument(explanation, env.format, env.out);
+    if (int printed = env.Print(explanation); printed != kExitOk) return printed;
+  } else if (env.names()) {
+    if (!explanation.pick_agent_id().empty()) env.out << explanation.pick_agent_id() << "\n";
   } else {
     env.out << "Selector: " << explanation.selector() << "\n";
     if (explanation.pick_agent_id().empty()) {
@@ -579,7 +673,7 @@ int Route(const Env& env, const RouteFlags& flags) {
                     Load(c.outstanding(), c.max_concurrency()),
                     c.excluded().empty() ? Score(c.score()) : "-", verdict});
     }
-    if (!table.empty()) table.Print(env.out);
+    if (!table.empty()) env.PrintTable(table);
   }
   if (!explanation.error().empty()) {
     env.err << "error: " << explanation.error() << "\n";
@@ -594,15 +688,11 @@ int Watch(const Env& env) {
   v1::CatalogEvent event;
   bool header = false;
   while (reader->Read(&event)) {
-    if (env.format == Format::kJson) {
-      env.out << ToJson(event, /*pretty=*/false) << std::endl;
+    if (env.structured()) {
+      env.PrintStreamed(event);
       continue;
     }
-    if (env.format == Format::kYaml) {
-      env.out << "---\n" << ToYaml(event) << std::flush;
-      continue;
-    }
-    if (!header) {
+    if (!header && env.headers) {
       env.out << absl::StrFormat("%-8s  %-13s  %-12s  %-24s  %s", "TIME", "EVENT", "NODE", "AGENT",
                                  "SKILLS")
               << std::endl;
@@ -690,21 +780,21 @@ int Audit(const Env& env, const AuditFlags& flags) {
     std::unique_ptr<grpc::ClientContext> context = env.client.Context(kCallTimeout);
     grpc::Status status = env.Admin()->TailAudit(context.get(), request, &response);
     if (!status.ok()) return env.Fail(status);
-    if (env.structured()) {
+    if (env.format == Format::kJsonPath) {
+      for (const std::string& line : response.lines()) {
+        google::protobuf::Struct entry;
+        if (!google::protobuf::util::JsonStringToMessage(line, &entry).ok()) continue;
+        env.PrintStreamed(entry);
+      }
+    } else if (env.structured()) {
       // The log's own lines: one JSON object each, as the file holds them.
       for (const std::string& line : response.lines()) env.out << line << "\n";
     } else {
       Table table({"TIME", "PRINCIPAL", "ACTION", "RESOURCE", "DECISION", "RULE", "TASK"});
       for (const std::string& line : response.lines()) table.AddRow(AuditRow(line));
-      if (!header || !table.empty()) {
-        std::ostringstream printed;
-        table.Print(printed);
-        std::string text = printed.str();
-        // Following: the header once, then only rows.
-        if (header) text = text.substr(text.find('\n') + 1);
-        env.out << text;
-        header = true;
-      }
+      // Following: the header once, then only rows.
+      table.Print(env.out, env.headers && !header);
+      header = true;
     }
     env.out.flush();
     if (!flags.follow) return kExitOk;
@@ -741,8 +831,8 @@ int Health(const Env& env, const std::string& service) {
     fields["server"].set_string_value(env.client.server());
     fields["status"].set_string_value(serving);
     if (nodes_hidden) {
-      PrintDocument(document, env.format, env.out);
-      return ok ? kExitOk : kExitError;
+      const int printed = env.Print(document);
+      return ok ? printed : kExitError;
     }
     google::protobuf::ListValue* list = fields["nodes"].mutable_list_value();
     for (const v1::NodeSummary& node : nodes.nodes()) {
@@ -751,17 +841,17 @@ int Health(const Env& env, const std::string& service) {
         item->set_string_value(node.node_id());
       }
     }
-    PrintDocument(document, env.format, env.out);
+    if (int printed = env.Print(document); printed != kExitOk) return printed;
   } else {
-    env.out << env.client.server() << ": " << serving << "\n";
+    if (!env.names()) env.out << env.client.server() << ": " << serving << "\n";
     if (nodes_hidden) return ok ? kExitOk : kExitError;
-    env.out << "\n";
+    if (!env.names()) env.out << "\n";
     Table table({"NODE", "STATE", "ADDRESS"});
     for (const v1::NodeSummary& node : nodes.nodes()) {
       table.AddRow({OrDash(node.node_id()),
                     EnumName(v1::NodeState_Name(node.state()), "NODE_STATE_"), node.address()});
     }
-    table.Print(env.out);
+    env.PrintTable(table);
   }
   return ok ? kExitOk : kExitError;
 }
@@ -785,7 +875,7 @@ int Version(const Env& env, bool client_only) {
     }
   }
   if (env.structured()) {
-    PrintDocument(document, env.format, env.out);
+    if (int printed = env.Print(document); printed != kExitOk) return printed;
   } else {
     env.out << "client: meshctl " << a2amesh::Version() << "\n";
     if (!client_only && code == kExitOk) {
@@ -794,6 +884,32 @@ int Version(const Env& env, bool client_only) {
     }
   }
   return code;
+}
+
+// "unknown command" and the nearest verb, as kubectl says it, when the first
+// word of the command line (not an option, nor an option's value) names no
+// verb; nothing otherwise.
+std::optional<std::string> UnknownVerb(CLI::App& app, int argc, const char* const* argv) {
+  std::string word;
+  for (int i = 1; i < argc && word.empty(); ++i) {
+    const std::string arg = argv[i];
+    if (!absl::StartsWith(arg, "-")) {
+      word = arg;
+    } else if (!absl::StrContains(arg, "=")) {
+      const CLI::Option* option = app.get_option_no_throw(arg);
+      if (option != nullptr && option->get_expected_min() > 0) ++i;  // skip its value
+    }
+  }
+  if (word.empty()) return std::nullopt;
+  std::vector<std::string> verbs;
+  for (const CLI::App* verb : app.get_subcommands({})) verbs.push_back(verb->get_name());
+  if (std::find(verbs.begin(), verbs.end(), word) != verbs.end()) return std::nullopt;
+  std::string message = absl::StrCat("error: unknown command \"", word, "\" for \"meshctl\"\n");
+  if (std::string near = ClosestMatch(word, verbs); !near.empty()) {
+    absl::StrAppend(&message, "\nDid you mean this?\n\t", near, "\n");
+  }
+  absl::StrAppend(&message, "\nRun 'meshctl --help' for the commands.\n");
+  return message;
 }
 
 }  // namespace
@@ -817,11 +933,17 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
   std::string output = "table";
   std::string timeout;
   CLI::Option* server_option =
-      app.add_option("-s,--server", client_options.server, "host:port of any node of the mesh")
+      app.add_option("-s,--server", client_options.server,
+                     "Any node of the mesh: host[:port] (port 7400 if none), http://host:port, "
+                     "or https://host:port (TLS)")
           ->envname("A2AMESH_SERVER")
           ->capture_default_str();
-  app.add_option("-o,--output", output, "Output format: table, wide, json or yaml")
+  app.add_option("-o,--output", output,
+                 "Output format: table, wide, json, yaml, name (one name a line), or "
+                 "jsonpath=TEMPLATE (e.g. '{range .agents[*]}{.id}{\"\\n\"}{end}')")
       ->capture_default_str();
+  bool no_headers = false;
+  app.add_flag("--no-headers", no_headers, "Print tables without their header line");
   app.add_option("--timeout", timeout,
                  "Deadline of each call (e.g. 5s, 1m); default 30s, and none for send and watch");
   app.add_flag("--tls", client_options.tls,
@@ -885,7 +1007,7 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
   tasks->add_option("--skill", tasks_flags.skill, "Only tasks routed for this skill");
   tasks->add_option("--context", tasks_flags.context, "Only tasks of this context id");
   tasks->add_option("--agent", tasks_flags.agent,
-                    "Only tasks of this agent, as its owner names it");
+                    "Only tasks of this agent (agent, on any node, or agent@node)");
   tasks->add_option("--limit", tasks_flags.limit, "At most this many (1-1000)")
       ->capture_default_str();
   tasks->add_flag("--local", tasks_flags.local, "Only the tasks of the node that answers");
@@ -1064,6 +1186,10 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (std::optional<std::string> unknown = UnknownVerb(app, argc, argv)) {
+      err << *unknown;
+      return kExitUsage;
+    }
     std::ostringstream help_out;
     std::ostringstream help_err;
     int code = app.exit(e, help_out, help_err);
@@ -1153,7 +1279,7 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
       return kExitUsage;
     }
   }
-  absl::StatusOr<Format> format = ParseFormat(output);
+  absl::StatusOr<OutputFormat> format = ParseFormat(output);
   if (!format.ok()) {
     err << "error: " << format.status().message() << "\n";
     return kExitUsage;
@@ -1170,12 +1296,19 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     err << "error: --tls-cert and --tls-key go together\n";
     return kExitUsage;
   }
+  absl::StatusOr<std::string> target = NodeTarget(client_options.server, &client_options.tls);
+  if (!target.ok()) {
+    err << "error: " << target.status().message() << "\n";
+    return kExitUsage;
+  }
+  client_options.server = *target;
   absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(client_options);
   if (!client.ok()) {
     err << "error: " << client.status().message() << "\n";
     return kExitError;
   }
-  return verb(Env{**client, *format, out, err});
+  const JsonPathTemplate* jsonpath = format->jsonpath ? &*format->jsonpath : nullptr;
+  return verb(Env{**client, format->format, out, err, jsonpath, !no_headers});
 }
 
 }  // namespace a2amesh::meshctl

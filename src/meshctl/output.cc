@@ -9,9 +9,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
+#include "google/protobuf/util/type_resolver.h"
+#include "google/protobuf/util/type_resolver_util.h"
 
 namespace a2amesh::meshctl {
 namespace {
@@ -150,22 +155,54 @@ void EmitSequence(const ListValue& list, int indent, std::string* out) {
 
 }  // namespace
 
-absl::StatusOr<Format> ParseFormat(const std::string& text) {
-  if (text == "table") return Format::kTable;
-  if (text == "wide") return Format::kWide;
-  if (text == "json") return Format::kJson;
-  if (text == "yaml") return Format::kYaml;
-  return absl::InvalidArgumentError(
-      absl::StrCat("-o: '", text, "' is not an output format (table, wide, json, yaml)"));
+absl::StatusOr<OutputFormat> ParseFormat(const std::string& text) {
+  OutputFormat output;
+  if (text == "table") {
+    output.format = Format::kTable;
+  } else if (text == "wide") {
+    output.format = Format::kWide;
+  } else if (text == "json") {
+    output.format = Format::kJson;
+  } else if (text == "yaml") {
+    output.format = Format::kYaml;
+  } else if (text == "name") {
+    output.format = Format::kName;
+  } else if (absl::StartsWith(text, "jsonpath=")) {
+    absl::StatusOr<JsonPathTemplate> jsonpath =
+        JsonPathTemplate::Parse(text.substr(sizeof("jsonpath=") - 1));
+    if (!jsonpath.ok()) return jsonpath.status();
+    output.format = Format::kJsonPath;
+    output.jsonpath = *std::move(jsonpath);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "-o: '", text,
+        "' is not an output format (table, wide, json, yaml, name, jsonpath=TEMPLATE)"));
+  }
+  return output;
 }
 
 std::string ToJson(const google::protobuf::Message& message, bool pretty) {
+  // Serialized deterministically (map keys sorted: a Struct's keys, a
+  // task's metadata), then printed from the bytes.
+  static google::protobuf::util::TypeResolver* const resolver =
+      google::protobuf::util::NewTypeResolverForDescriptorPool(
+          "type.googleapis.com", google::protobuf::DescriptorPool::generated_pool());
+  std::string binary;
+  {
+    google::protobuf::io::StringOutputStream stream(&binary);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializeToCodedStream(&coded);
+  }
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = pretty;
   options.always_print_primitive_fields = true;
   std::string json;
   // Only fails for messages that cannot exist (an Any of an unknown type).
-  if (!google::protobuf::util::MessageToJsonString(message, &json, options).ok()) {
+  if (!google::protobuf::util::BinaryToJsonString(
+           resolver, absl::StrCat("type.googleapis.com/", message.GetDescriptor()->full_name()),
+           binary, &json, options)
+           .ok()) {
     json = "{}";
   }
   if (pretty && !absl::EndsWith(json, "\n")) json += "\n";
@@ -205,13 +242,23 @@ size_t DisplayWidth(const std::string& text) {
   }));
 }
 
-void Table::Print(std::ostream& out) const {
+void Table::Print(std::ostream& out, bool headers, bool names_only) const {
+  if (names_only) {
+    for (size_t r = 1; r < rows_.size(); ++r) {
+      // A tree's rows are indented: the name is the cell without its branch.
+      const std::string& cell = rows_[r].empty() ? std::string() : rows_[r][0];
+      const size_t start = cell.find_first_not_of(" \u2502\u251c\u2514\u2500");
+      out << (start == std::string::npos ? cell : cell.substr(start)) << "\n";
+    }
+    return;
+  }
   std::vector<size_t> widths;
   for (const auto& row : rows_) {
     if (widths.size() < row.size()) widths.resize(row.size(), 0);
     for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], DisplayWidth(row[i]));
   }
-  for (const auto& row : rows_) {
+  for (size_t r = headers ? 0 : 1; r < rows_.size(); ++r) {
+    const auto& row = rows_[r];
     std::string line;
     for (size_t i = 0; i < row.size(); ++i) {
       line += row[i];

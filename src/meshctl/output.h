@@ -1,6 +1,7 @@
 #ifndef A2AMESH_MESHCTL_OUTPUT_H_
 #define A2AMESH_MESHCTL_OUTPUT_H_
 
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -10,19 +11,29 @@
 #include "google/protobuf/message.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "lf/a2a/v1/a2a.pb.h"
+#include "meshctl/jsonpath.h"
 
 // How meshctl prints: aligned tables for people, JSON and YAML for programs.
 namespace a2amesh::meshctl {
 
-enum class Format { kTable, kWide, kJson, kYaml };
+// kName: each row's first column (what names it), no header. kJsonPath: a
+// template (meshctl/jsonpath.h) applied to the JSON document.
+enum class Format { kTable, kWide, kJson, kYaml, kName, kJsonPath };
 
-// "table", "wide", "json" or "yaml"; INVALID_ARGUMENT naming the choices.
-absl::StatusOr<Format> ParseFormat(const std::string& text);
+struct OutputFormat {
+  Format format = Format::kTable;
+  std::optional<JsonPathTemplate> jsonpath;  // with kJsonPath
+};
+
+// "table", "wide", "json", "yaml", "name" or "jsonpath=TEMPLATE";
+// INVALID_ARGUMENT naming the choices, or what is wrong with the template.
+absl::StatusOr<OutputFormat> ParseFormat(const std::string& text);
 
 // The proto3 JSON mapping of `message` (lowerCamelCase names, enums by name,
 // every field present even when it holds its default): stable across
-// releases, since fields are only ever added. `pretty`: indented, else one
-// line (for streams: one JSON document per line).
+// releases, since fields are only ever added, and from run to run (fields in
+// their declared order, map keys sorted). `pretty`: indented, else one line
+// (for streams: one JSON document per line).
 std::string ToJson(const google::protobuf::Message& message, bool pretty = true);
 
 // The same document as YAML: mapping keys sorted, strings double-quoted (so
@@ -38,8 +49,9 @@ class Table {
  public:
   explicit Table(std::vector<std::string> header);
   void AddRow(std::vector<std::string> row);
-  void Print(std::ostream& out) const;
-  bool empty() const { return rows_.empty(); }
+  // `headers`: the first row too. `names_only`: the first column alone.
+  void Print(std::ostream& out, bool headers = true, bool names_only = false) const;
+  bool empty() const { return rows_.size() <= 1; }
 
  private:
   std::vector<std::vector<std::string>> rows_;  // the header first

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/log.h"
 #include "core/status_macros.h"
@@ -160,7 +161,10 @@ absl::StatusOr<TaskPage> MemoryTaskStore::List(const TaskQuery& query) {
   std::vector<std::pair<int64_t, const std::string*>> matches;
   for (const auto& [id, row] : rows_) {
     if ((!query.context_id.empty() && row.context_id != query.context_id) ||
-        (!query.agent_id.empty() && row.agent_id != query.agent_id) ||
+        (!query.agent_id.empty() && row.agent_id != query.agent_id &&
+         !(query.agent_on_any_node && row.agent_id.size() > query.agent_id.size() &&
+           absl::StartsWith(row.agent_id, query.agent_id) &&
+           row.agent_id[query.agent_id.size()] == '@')) ||
         (!query.skill.empty() && row.skill != query.skill) ||
         (!query.parent_id.empty() && row.parent_id != query.parent_id) ||
         (!query.principal.empty() && row.principal != query.principal) ||

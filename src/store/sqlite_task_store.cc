@@ -847,7 +847,10 @@ absl::StatusOr<TaskPage> SqliteTaskStore::List(const TaskQuery& query) {
     where += " AND context_id = :context";
   }
   if (!query.agent_id.empty()) {
-    where += " AND agent_id = :agent";
+    // Every "echo@..." sorts from "echo@" up to (not to) "echoA" ('@' + 1).
+    where += query.agent_on_any_node ? " AND (agent_id = :agent OR (agent_id >= :agent || '@' AND "
+                                       "agent_id < :agent || 'A'))"
+                                     : " AND agent_id = :agent";
   }
   if (!query.skill.empty()) {
     where += " AND skill = :skill";

@@ -210,7 +210,7 @@ def play(session, steps, ready_command, ready_agents):
 def readme_sessions(source_dir, build_dir):
     with open(os.path.join(source_dir, "README.md")) as f:
         readme = f.read()
-    mesh = "meshctl -s 127.0.0.1:7400 agents"
+    mesh = "meshctl -s 127.0.0.1 agents"  # meshd's port, 7400, when none is given
 
     # "A session with meshctl": the mesh, meshctl's output, then HTTP with curl.
     blocks = fenced_blocks(readme, "## A session with meshctl")

@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
@@ -355,6 +356,80 @@ TEST_F(MeshctlE2eTest, SendThenTheTaskItsTreeAndTheTaskList) {
                                                    n2_->address());
   for (const v1::TaskSummary& task : children.tasks()) EXPECT_EQ(task.owner_node(), "n2");
   EXPECT_GE(children.tasks_size(), 2);
+}
+
+TEST_F(MeshctlE2eTest, ForgivesSmallMistakesAndSaysWhatItMeans) {
+  Result typo = Meshctl({"agnets"});
+  EXPECT_EQ(typo.code, 2);
+  EXPECT_THAT(typo.err, HasSubstr("unknown command \"agnets\" for \"meshctl\""));
+  EXPECT_THAT(typo.err, HasSubstr("Did you mean this?\n\tagents"));
+  Result nothing_near = Meshctl({"-o", "json", "frobnicate"});
+  EXPECT_EQ(nothing_near.code, 2);
+  EXPECT_THAT(nothing_near.err, Not(HasSubstr("Did you mean")));
+
+  // A node as a URL.
+  Result url = Meshctl({"nodes", "-o", "name"}, "http://" + n2_->address() + "/");
+  ASSERT_EQ(url.code, 0) << url.err;
+  EXPECT_THAT(absl::StrSplit(absl::StripSuffix(url.out, "\n"), '\n'),
+              UnorderedElementsAre("n1", "n2", "n3"));
+  Result path = Meshctl({"nodes"}, "http://" + n2_->address() + "/a2a");
+  EXPECT_EQ(path.code, 2);
+  EXPECT_THAT(path.err, HasSubstr("has a path"));
+
+  // A message for no skill or agent, on a node without a default skill.
+  Result unaimed = Meshctl({"send", "hello"});
+  EXPECT_EQ(unaimed.code, 2);
+  EXPECT_THAT(unaimed.err, HasSubstr("name a --skill, --agent or --tag: node n1 has no default"));
+  EXPECT_THAT(unaimed.err,
+              HasSubstr("the mesh's skills: drip, echo, hold, plan, shout, uppercase"));
+
+  // An agent is named the same way everywhere: bare, or agent@node.
+  Result sent = Meshctl({"send", "--agent", "echo", "-o", "name", "named"}, n3_->address());
+  ASSERT_EQ(sent.code, 0) << sent.err;
+  const std::string id(absl::StripSuffix(sent.out, "\n"));
+  EXPECT_THAT(id, HasSubstr("n3~"));
+  for (const char* agent : {"echo", "echo@n1"}) {
+    SCOPED_TRACE(agent);
+    Result tasks = Meshctl({"tasks", "--agent", agent, "-o", "name"}, n2_->address());
+    ASSERT_EQ(tasks.code, 0) << tasks.err;
+    EXPECT_THAT(tasks.out, HasSubstr(id + "\n"));
+    Result card = Meshctl({"card", agent, "-o", "name"});
+    EXPECT_EQ(card.out, "echo@n1\n") << card.err;
+  }
+  Result unknown = Meshctl({"tasks", "--agent", "ecko"});
+  EXPECT_EQ(unknown.code, 0);
+  EXPECT_THAT(unknown.err, HasSubstr("no agent 'ecko' is in the mesh now"));
+  EXPECT_THAT(unknown.err, HasSubstr("did you mean 'echo'?"));
+}
+
+TEST_F(MeshctlE2eTest, PrintsForScripts) {
+  Result names = Meshctl({"agents", "-o", "name"});
+  ASSERT_EQ(names.code, 0) << names.err;
+  EXPECT_EQ(names.out, "drip@n3\necho@n1\nhold@n2\nplanner@n2\nshout@n1\nshout@n3\nuppercase@n3\n");
+  Result template_ = Meshctl({"agents", "-o", R"(jsonpath={range .agents[*]}{.id}{"\n"}{end})"});
+  ASSERT_EQ(template_.code, 0) << template_.err;
+  EXPECT_EQ(template_.out, names.out);
+  Result path = Meshctl({"nodes", "-o", "jsonpath={.nodes[*].nodeId}"}, n2_->address());
+  EXPECT_THAT(absl::StrSplit(path.out, ' '), UnorderedElementsAre("n1", "n2", "n3"));
+  Result missing = Meshctl({"nodes", "-o", "jsonpath={.nodes[0].nope}"});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_THAT(missing.err, HasSubstr(".nodes[0] has no field 'nope'"));
+  Result bad = Meshctl({"nodes", "-o", "jsonpath={.nodes"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("'{' is not closed"));
+
+  Result headed = Meshctl({"agents"});
+  Result headless = Meshctl({"agents", "--no-headers"});
+  ASSERT_EQ(headless.code, 0) << headless.err;
+  EXPECT_THAT(headed.out, ::testing::StartsWith("AGENT "));
+  EXPECT_EQ(headless.out, headed.out.substr(headed.out.find('\n') + 1));
+
+  // JSON documents built of maps keep one key order from run to run.
+  Result first = Meshctl({"version", "-o", "json"});
+  Result second = Meshctl({"version", "-o", "json"});
+  EXPECT_EQ(first.out, second.out);
+  EXPECT_LT(first.out.find("\"client\""), first.out.find("\"server\""));
+  EXPECT_LT(first.out.find("\"address\""), first.out.find("\"node\""));
 }
 
 TEST_F(MeshctlE2eTest, RouteNamesTheAgentTheRouterThenPicks) {

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "a2amesh/v1/admin.pb.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
@@ -81,6 +82,37 @@ TEST(OutputTest, TablesAlignColumnsByWhatTheTerminalShows) {
             "TASK    STATE\n"
             "a~1     completed\n"
             "└─ b~2  failed\n");
+}
+
+TEST(OutputTest, JsonKeysOfMapsAreSortedEveryTime) {
+  google::protobuf::Struct document;
+  auto& fields = *document.mutable_fields();
+  std::vector<std::string> keys;
+  for (char c = 'z'; c >= 'a'; --c) keys.push_back(std::string(1, c) + "key");
+  for (const std::string& key : keys) fields[key].set_string_value(key);
+  const std::string json = ToJson(document, /*pretty=*/false);
+  size_t last = 0;
+  for (char c = 'a'; c <= 'z'; ++c) {
+    const size_t at = json.find(absl::StrCat("\"", std::string(1, c), "key\":"));
+    ASSERT_NE(at, std::string::npos) << c;
+    EXPECT_GT(at, last) << json;
+    last = at;
+  }
+}
+
+TEST(OutputTest, TablesPrintWithoutHeadersOrAsNames) {
+  Table table({"TASK", "STATE"});
+  table.AddRow({"n1~a", "completed"});
+  table.AddRow({"\u251c\u2500 n2~b", "working"});
+  table.AddRow({"\u2502  \u2514\u2500 n2~c", "working"});
+  std::ostringstream headless;
+  table.Print(headless, /*headers=*/false);
+  EXPECT_EQ(headless.str().substr(0, 4), "n1~a");
+  std::ostringstream names;
+  table.Print(names, /*headers=*/true, /*names_only=*/true);
+  EXPECT_EQ(names.str(), "n1~a\nn2~b\nn2~c\n");
+  EXPECT_TRUE(Table({"A"}).empty());
+  EXPECT_FALSE(table.empty());
 }
 
 TEST(OutputTest, AgesReadLikeKubectl) {

@@ -258,6 +258,32 @@ TEST_P(TaskStoreTest, ListsBySkillAndParent) {
   EXPECT_THAT(Ids(*page), ElementsAre("n~other", "n~a"));
 }
 
+TEST_P(TaskStoreTest, ListsByAgentHereOrOnAnyNode) {
+  ASSERT_THAT(CommitAndWait({CreateOp("n~local", "c", 1000, "echo", "echo"),
+                             CreateOp("n~on-n2", "c", 1001, "echo@n2", "echo"),
+                             CreateOp("n~on-n3", "c", 1002, "echo@n3", "echo"),
+                             CreateOp("n~longer", "c", 1003, "echoes@n2", "echo"),
+                             CreateOp("n~before", "c", 1004, "echo-1@n2", "echo"),
+                             CreateOp("n~prefix", "c", 1005, "ech@n2", "echo")}),
+              IsOk());
+  TaskQuery exact;
+  exact.agent_id = "echo";
+  absl::StatusOr<TaskPage> page = store_->List(exact);
+  ASSERT_THAT(page, IsOk());
+  EXPECT_THAT(Ids(*page), ElementsAre("n~local"));
+  TaskQuery any = exact;
+  any.agent_on_any_node = true;
+  page = store_->List(any);
+  ASSERT_THAT(page, IsOk());
+  EXPECT_THAT(Ids(*page), ElementsAre("n~on-n3", "n~on-n2", "n~local"));
+  EXPECT_EQ(page->total, 3);
+  TaskQuery qualified;
+  qualified.agent_id = "echo@n2";
+  page = store_->List(qualified);
+  ASSERT_THAT(page, IsOk());
+  EXPECT_THAT(Ids(*page), ElementsAre("n~on-n2"));
+}
+
 TEST_P(TaskStoreTest, LoadUnfinishedSkipsTerminalTasks) {
   ASSERT_THAT(CommitAndWait({CreateOp("n~done", "c", 1000), CreateOp("n~running", "c", 1000),
                              CreateOp("n~waiting", "c", 1000)}),
