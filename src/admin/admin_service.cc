@@ -839,12 +839,19 @@ grpc::ServerUnaryReactor* AdminService::Drain(grpc::CallbackServerContext* conte
                        async->Drain(ctx, request, response, std::move(done));
                      });
   }
-  if (hooks_.start_draining) {
+  if (request->undo()) {
+    if (hooks_.stop_draining) {
+      if (absl::Status undone = hooks_.stop_draining(); !undone.ok()) {
+        return rpc::FinishNow(context, undone);
+      }
+    }
+  } else if (hooks_.start_draining) {
     hooks_.start_draining();
   }
   CatalogChanged();
   response->set_node_id(options_.node_id);
   response->set_running_tasks(static_cast<int64_t>(tasks_.running_tasks()));
+  response->set_draining(peers_.draining());
   return rpc::FinishNow(context, absl::OkStatus());
 }
 

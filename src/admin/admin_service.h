@@ -49,6 +49,8 @@ struct AdminServiceOptions {
 struct NodeHooks {
   // Stops taking new client work (see Node::StartDraining).
   std::function<void()> start_draining;
+  // Takes it again (see Node::StopDraining).
+  std::function<absl::Status()> stop_draining;
 };
 
 // a2amesh.v1.Admin (proto/a2amesh/v1/admin.proto) on the callback API.

@@ -1,13 +1,18 @@
 #include "meshctl/meshctl.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "a2amesh/v1/admin.grpc.pb.h"
@@ -17,6 +22,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "core/a2a_error.h"
 #include "core/ids.h"
 #include "core/suggest.h"
 #include "core/version.h"
@@ -28,6 +34,7 @@
 #include "meshctl/client.h"
 #include "meshctl/config.h"
 #include "meshctl/output.h"
+#include "rpc/grpc_status.h"
 
 namespace a2amesh::meshctl {
 namespace {
@@ -557,6 +564,61 @@ std::optional<int> RefuseUnaimed(const Env& env, const SendFlags& flags) {
   return env.Usage(absl::InvalidArgumentError(message));
 }
 
+// While it lives, Ctrl-C (SIGINT) cancels `context`'s call instead of killing
+// meshctl, so that a verb following a stream can say what it leaves behind.
+// The handler only writes a byte to a pipe (all a signal handler may do); a
+// thread reads it and cancels the call.
+class InterruptGuard {
+ public:
+  explicit InterruptGuard(grpc::ClientContext* context) {
+    if (pipe(pipe_) != 0) return;
+    write_end_.store(pipe_[1]);
+    struct sigaction action {};
+    action.sa_handler = [](int) {
+      const char byte = 1;
+      (void)!write(write_end_.load(), &byte, 1);
+    };
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, &previous_);
+    waiter_ = std::thread([this, context] {
+      char byte = 0;
+      if (read(pipe_[0], &byte, 1) == 1 && byte == 1) {
+        interrupted_.store(true);
+        context->TryCancel();
+      }
+    });
+  }
+  ~InterruptGuard() {
+    if (!waiter_.joinable()) return;
+    sigaction(SIGINT, &previous_, nullptr);
+    const char byte = 0;  // wakes the waiter without cancelling
+    (void)!write(pipe_[1], &byte, 1);
+    waiter_.join();
+    close(pipe_[0]);
+    close(pipe_[1]);
+  }
+  bool interrupted() const { return interrupted_.load(); }
+
+ private:
+  static inline std::atomic<int> write_end_{-1};
+  int pipe_[2] = {-1, -1};
+  struct sigaction previous_ {};
+  std::thread waiter_;
+  std::atomic<bool> interrupted_{false};
+};
+
+// What a person interrupting a stream leaves behind, and how to get back.
+void SayTaskKeepsRunning(const Env& env, const std::string& id) {
+  if (id.empty()) {
+    env.err << "\ninterrupted before the node named the task\n";
+    return;
+  }
+  env.err << "\ntask " << id << " keeps running. Follow it: meshctl task " << id
+          << " --follow; cancel it: meshctl cancel " << id << "\n";
+}
+
+constexpr int kExitInterrupted = 130;  // 128 + SIGINT, as shells report it
+
 int Send(const Env& env, const SendFlags& flags) {
   absl::StatusOr<lf::a2a::v1::SendMessageRequest> built = SendRequest(flags);
   if (!built.ok()) return env.Usage(built.status());
@@ -581,6 +643,7 @@ int Send(const Env& env, const SendFlags& flags) {
     return response.has_task() ? TaskExit(env, response.task()) : kExitOk;
   }
   auto context = env.client.Context(absl::ZeroDuration());
+  InterruptGuard interrupt(context.get());
   auto reader = stub->SendStreamingMessage(context.get(), request);
   lf::a2a::v1::StreamResponse event;
   lf::a2a::v1::Task task;
@@ -597,8 +660,46 @@ int Send(const Env& env, const SendFlags& flags) {
     }
   }
   grpc::Status status = reader->Finish();
+  if (interrupt.interrupted()) {
+    SayTaskKeepsRunning(env, task.id());
+    return kExitInterrupted;
+  }
   if (!status.ok()) return env.Fail(status);
   if (env.names()) env.out << task.id() << "\n";
+  return TaskExit(env, task);
+}
+
+// meshctl task ID --follow: the task's events as they happen (SubscribeToTask),
+// from the task as it stands; a task that has ended prints as `task ID` does.
+int Follow(const Env& env, const std::string& id) {
+  lf::a2a::v1::SubscribeToTaskRequest request;
+  request.set_id(id);
+  auto context = env.client.Context(absl::ZeroDuration());
+  InterruptGuard interrupt(context.get());
+  auto reader = env.A2a()->SubscribeToTask(context.get(), request);
+  lf::a2a::v1::StreamResponse event;
+  lf::a2a::v1::Task task;
+  task.set_id(id);
+  while (reader->Read(&event)) {
+    if (env.structured()) {
+      env.PrintStreamed(event);
+    } else if (!env.names()) {
+      env.out << EventLine(event) << std::endl;
+    }
+    if (event.has_task()) task = event.task();
+    if (event.has_status_update()) *task.mutable_status() = event.status_update().status();
+  }
+  grpc::Status status = reader->Finish();
+  if (interrupt.interrupted()) {
+    env.err << "\nstopped following task " << id << "; it keeps running\n";
+    return kExitInterrupted;
+  }
+  if (!status.ok()) {
+    if (GetA2aError(rpc::FromGrpcStatus(status)) == A2aError::kUnsupportedOperation) {
+      return TaskTree(env, id);  // it has ended: nothing more will happen
+    }
+    return env.Fail(status);
+  }
   return TaskExit(env, task);
 }
 
@@ -709,14 +810,20 @@ int Watch(const Env& env) {
   return env.Fail(reader->Finish());  // a watch only ends on an error
 }
 
-int Drain(const Env& env, const std::string& node) {
+int Drain(const Env& env, const std::string& node, bool undo) {
   v1::DrainRequest request;
   request.set_node_id(node);
+  request.set_undo(undo);
   v1::DrainResponse response;
   if (auto done = Fetch(env, &response, [&](auto* context, auto* r) {
         return env.Admin()->Drain(context, request, r);
       })) {
     return *done;
+  }
+  if (undo) {
+    env.out << "node " << response.node_id()
+            << " takes client work again and the mesh routes to it\n";
+    return kExitOk;
   }
   env.out << "node " << response.node_id()
           << " is draining: it takes no new client work and the mesh routes around it; "
@@ -1020,8 +1127,17 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
   CLI::App* task = app.add_subcommand("task", "Show a task and its subtasks, across nodes");
   task->add_option("id", task_id, "The task id")->required();
   task->footer(
-      Footer("Examples:\n  meshctl task a~6f1c2d4e-...\n  meshctl task a~6f1c2d4e-... -o yaml"));
-  task->callback([&] { verb = [&](const Env& env) { return TaskTree(env, task_id); }; });
+      Footer("Examples:\n  meshctl task a~6f1c2d4e-...\n  meshctl task a~6f1c2d4e-... -o yaml\n"
+             "  meshctl task a~6f1c2d4e-... --follow"));
+  bool task_follow = false;
+  task->add_flag("-f,--follow", task_follow,
+                 "Print the task's events as they happen until it ends or waits for input "
+                 "(Ctrl-C stops following; the task keeps running)");
+  task->callback([&] {
+    verb = [&](const Env& env) {
+      return task_follow ? Follow(env, task_id) : TaskTree(env, task_id);
+    };
+  });
 
   SendFlags send_flags;
   CLI::App* send = app.add_subcommand(
@@ -1123,8 +1239,12 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
   CLI::App* drain =
       app.add_subcommand("drain", "Stop a node taking new client work; its running tasks finish");
   drain->add_option("node", drain_node, "The node id")->required();
-  drain->footer(Footer("Examples:\n  meshctl drain node-2"));
-  drain->callback([&] { verb = [&](const Env& env) { return Drain(env, drain_node); }; });
+  bool drain_undo = false;
+  drain->add_flag("--undo", drain_undo,
+                  "Put the drained node back into routing (not one stopping on SIGTERM)");
+  drain->footer(Footer("Examples:\n  meshctl drain node-2\n  meshctl drain node-2 --undo"));
+  drain->callback(
+      [&] { verb = [&](const Env& env) { return Drain(env, drain_node, drain_undo); }; });
 
   std::string health_service;
   CLI::App* health = app.add_subcommand(

@@ -405,6 +405,7 @@ absl::Status Node::Init() {
   admin_options.governor = governor_.get();
   admin::NodeHooks hooks;
   hooks.start_draining = [this] { StartDraining(); };
+  hooks.stop_draining = [this] { return StopDraining(); };
   admin_ = std::make_unique<admin::AdminService>(admin_options, *tasks_, *catalog_,
                                                  *remote_catalog_, *peers_, *router_, *blocking_,
                                                  *fanout_, clock_, std::move(hooks));
@@ -571,19 +572,45 @@ absl::Status Node::StartHttp() {
 }
 
 void Node::StartDraining() {
-  if (peers_->draining()) {
-    return;
-  }
-  dispatcher_->SetDraining();
-  peers_->SetDraining();
-  if (server_ != nullptr && server_->GetHealthCheckService() != nullptr) {
-    server_->GetHealthCheckService()->SetServingStatus(kReadinessService, false);
+  {
+    absl::MutexLock lock(&drain_mu_);
+    if (peers_->draining()) {
+      return;
+    }
+    dispatcher_->SetDraining();
+    peers_->SetDraining();
+    if (server_ != nullptr && server_->GetHealthCheckService() != nullptr) {
+      server_->GetHealthCheckService()->SetServingStatus(kReadinessService, false);
+    }
   }
   admin_->CatalogChanged();
   A2AMESH_LOG(Info, "draining: new client work is refused").With("node", options_.node_id);
 }
 
+absl::Status Node::StopDraining() {
+  {
+    absl::MutexLock lock(&drain_mu_);
+    if (stopping_.load()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("node ", options_.node_id, " is stopping: its drain cannot be undone"));
+    }
+    if (!peers_->draining()) return absl::OkStatus();
+    dispatcher_->SetDraining(false);
+    peers_->SetDraining(false);
+    if (server_ != nullptr && server_->GetHealthCheckService() != nullptr) {
+      server_->GetHealthCheckService()->SetServingStatus(kReadinessService, true);
+    }
+  }
+  admin_->CatalogChanged();
+  A2AMESH_LOG(Info, "drain undone: client work is taken again").With("node", options_.node_id);
+  return absl::OkStatus();
+}
+
 size_t Node::Drain(absl::Duration timeout) {
+  {
+    absl::MutexLock lock(&drain_mu_);  // an undo in progress ends first
+    stopping_.store(true);
+  }
   StartDraining();
   size_t running = tasks_->running_tasks();
   A2AMESH_LOG(Info, "draining").With("running_tasks", running).With("timeout", timeout);
@@ -602,6 +629,7 @@ size_t Node::Drain(absl::Duration timeout) {
 absl::Status Node::ReloadPolicy() { return governor_->Reload(); }
 
 void Node::Shutdown() {
+  stopping_.store(true);
   if (server_ == nullptr) {
     return;
   }

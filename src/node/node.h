@@ -216,6 +216,10 @@ class Node {
   // its gRPC health turns NOT_SERVING. It keeps serving what it has.
   // Idempotent.
   void StartDraining();
+  // Ends a drain that StartDraining began (meshctl drain --undo): client work
+  // is taken again, peers route here, health is SERVING. FAILED_PRECONDITION
+  // once the node is stopping (Drain or Shutdown began).
+  absl::Status StopDraining();
   // Starts draining, waits up to `timeout` for running tasks to finish, then
   // stops serving. Returns how many tasks were still running.
   size_t Drain(absl::Duration timeout);
@@ -272,6 +276,12 @@ class Node {
   std::unique_ptr<http::Server> http_server_;
   // http_server_ for scrapes, which may run while it starts.
   std::atomic<const http::Server*> http_server_for_metrics_{nullptr};
+  // Drain (SIGTERM) or Shutdown began: a drain can no longer be undone
+  // (set, and read by an undo, under drain_mu_).
+  std::atomic<bool> stopping_{false};
+  // Starting and undoing a drain change three things (the dispatcher, the
+  // peers, health): one at a time. Never held while others are told.
+  absl::Mutex drain_mu_;
   std::shared_ptr<security::Authenticator> auth_;
   // What GetExtendedAgentCard serves from, once the HTTP binding exists.
   std::atomic<const a2a::AgentCards*> extended_cards_{nullptr};

@@ -210,15 +210,15 @@ void PeerManager::OnAgentRemoved(const std::shared_ptr<catalog::LocalAgent>& age
   BroadcastLocked(message, nullptr);
 }
 
-void PeerManager::SetDraining() {
+void PeerManager::SetDraining(bool draining) {
   absl::MutexLock lock(&mu_);
-  if (draining_) {
+  if (draining_ == draining) {
     return;
   }
-  draining_ = true;
+  draining_ = draining;
   v1::PeerMessage message;
   message.mutable_delta()->set_generation(++generation_);
-  message.mutable_delta()->set_draining(true);
+  message.mutable_delta()->set_draining(draining);
   BroadcastLocked(message, nullptr);
 }
 

@@ -111,8 +111,9 @@ class PeerManager final : public catalog::CatalogListener,
   // dropped: not dialed, refused when they dial in, ignored in member lists.
   void SetAddresses(const std::string& source, const std::vector<std::string>& addresses);
 
-  // Tells every peer to stop routing to this node.
-  void SetDraining();
+  // Tells every peer to stop routing to this node (`draining`), or to route
+  // to it again.
+  void SetDraining(bool draining = true);
   bool draining() const;
   // Whether Shutdown has begun.
   bool shut_down() const;

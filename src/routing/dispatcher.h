@@ -47,7 +47,7 @@ class Dispatcher {
 
   // New tasks from clients are refused with UNAVAILABLE from now on (the node
   // drains); subtasks its running tasks delegate are still taken.
-  void SetDraining() { draining_.store(true); }
+  void SetDraining(bool draining = true) { draining_.store(draining); }
 
  private:
   const std::string default_skill_;

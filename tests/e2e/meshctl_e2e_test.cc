@@ -8,6 +8,7 @@
 
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -535,6 +536,16 @@ TEST_F(MeshctlE2eTest, DrainHealthAndVersion) {
   EXPECT_EQ(healthy.code, 0);
   EXPECT_THAT(healthy.out, HasSubstr(n4.address() + ": SERVING"));
 
+  // An agent there: out of routing while n4 drains, and back after --undo.
+  sdk::AgentOptions solo;
+  solo.node = n4.address();
+  solo.agents = {
+      {"solo", Card("solo", {"solo"}), 1, [](sdk::TaskContext& task) { task.Complete("solo"); }}};
+  absl::StatusOr<std::unique_ptr<sdk::Agent>> agent = sdk::Agent::Start(std::move(solo));
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  ASSERT_TRUE(n1_->WaitForAgent("solo@n4"));
+  EXPECT_EQ(Meshctl({"route", "--skill", "solo", "-o", "name"}).out, "solo@n4\n");
+
   auto drained = Json<v1::DrainResponse>({"drain", "n4"});  // through n1
   EXPECT_EQ(drained.node_id(), "n4");
   EXPECT_EQ(drained.running_tasks(), 0);
@@ -552,12 +563,80 @@ TEST_F(MeshctlE2eTest, DrainHealthAndVersion) {
   EXPECT_EQ(health.fields().at("nodes").list_value().values_size(), 4);
   EXPECT_TRUE(n4.process().running());  // draining is not stopping
 
+  EXPECT_EQ(Meshctl({"route", "--skill", "solo"}).code, 1);  // nowhere to go
+  Result undone = Meshctl({"drain", "n4", "--undo"});
+  ASSERT_EQ(undone.code, 0) << undone.err;
+  EXPECT_THAT(undone.out, HasSubstr("node n4 takes client work again"));
+  EXPECT_TRUE(WaitFor([&] {
+    Result route = Meshctl({"route", "--skill", "solo", "-o", "name"});
+    return route.code == 0 && route.out == "solo@n4\n";
+  }));
+  EXPECT_EQ(Meshctl({"health"}, n4.address()).code, 0);
+  Result sent = Meshctl({"send", "--skill", "solo", "x"}, n4.address());
+  EXPECT_EQ(sent.code, 0) << sent.err;  // n4 takes client work again
+
   auto version = Json<google::protobuf::Struct>({"version"});
   const auto& fields = version.fields();
   EXPECT_FALSE(fields.at("client").struct_value().fields().at("version").string_value().empty());
   EXPECT_EQ(fields.at("server").struct_value().fields().at("node").string_value(), "n1");
   EXPECT_EQ(fields.at("server").struct_value().fields().at("version").string_value(),
             fields.at("client").struct_value().fields().at("version").string_value());
+}
+
+// Runs meshctl in the background; its output goes to files.
+struct Background {
+  std::optional<Subprocess> process;
+  std::string out;
+  std::string err;
+};
+
+TEST_F(MeshctlE2eTest, CtrlCLeavesAStreamedTaskRunningAndFollowPicksItUp) {
+  auto start = [&](std::vector<std::string> args) {
+    static int runs = 0;
+    Background run;
+    run.out = dir_->File(absl::StrCat("background-", ++runs, ".out"));
+    run.err = dir_->File(absl::StrCat("background-", runs, ".err"));
+    std::vector<std::string> argv = {testing::BinaryPath("meshctl"), "--server", n1_->address()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    absl::StatusOr<Subprocess> process = Subprocess::Start(argv, run.out, run.err);
+    EXPECT_TRUE(process.ok()) << process.status();
+    if (process.ok()) run.process.emplace(*std::move(process));
+    return run;
+  };
+  Background send = start({"send", "--skill", "hold", "--stream", "wait for me"});
+  ASSERT_TRUE(send.process.has_value());
+  std::string id;
+  ASSERT_TRUE(WaitFor([&] {
+    const std::string out = ReadFileOrEmpty(send.out);
+    const size_t at = out.find("task n");
+    if (at == std::string::npos || out.find(" working", at) == std::string::npos) return false;
+    id = out.substr(at + 5, out.find(' ', at + 5) - at - 5);
+    return true;
+  })) << ReadFileOrEmpty(send.out);
+  send.process->Signal(SIGINT);
+  absl::StatusOr<int> code = send.process->Wait(absl::Seconds(10));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 130);
+  const std::string said = ReadFileOrEmpty(send.err);
+  EXPECT_THAT(said, HasSubstr(absl::StrCat("task ", id, " keeps running")));
+  EXPECT_THAT(said, HasSubstr(absl::StrCat("meshctl task ", id, " --follow")));
+  EXPECT_THAT(said, HasSubstr(absl::StrCat("meshctl cancel ", id)));
+  auto tree = Json<v1::TaskTree>({"task", id});
+  EXPECT_EQ(tree.task().state(), lf::a2a::v1::TASK_STATE_WORKING);
+
+  // Following it: the task as it stands, then what happens to it.
+  Background follow = start({"task", id, "--follow"});
+  ASSERT_TRUE(follow.process.has_value());
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(ReadFileOrEmpty(follow.out), id); }));
+  Result canceled = Meshctl({"cancel", id});
+  EXPECT_EQ(canceled.code, 0) << canceled.err;
+  code = follow.process->Wait(absl::Seconds(10));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 1);  // the task ended canceled
+  EXPECT_THAT(ReadFileOrEmpty(follow.out), HasSubstr("canceled"));
+  // A task that has ended prints as `task ID` does.
+  Result ended = Meshctl({"task", id, "--follow"});
+  EXPECT_THAT(ended.out, HasSubstr(id + "  canceled"));
 }
 
 TEST_F(MeshctlE2eTest, ErrorsAreClearAndExitCodesSayWhatKind) {

@@ -660,6 +660,12 @@ TEST(A2aDrainTest, ADrainingNodeRefusesNewTasksButFinishesRunningOnes) {
     return s.error_code() == grpc::StatusCode::UNAVAILABLE &&
            s.error_message().find("draining") != std::string::npos;
   }));
+  // A node stopping (SIGTERM's drain) cannot be put back into routing.
+  absl::Status undo = harness.node().StopDraining();
+  EXPECT_EQ(undo.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(undo.message()), HasSubstr("is stopping: its drain cannot be undone"));
+  EXPECT_EQ(stub->SendMessage(A2aContext().get(), request, &response).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
   release.Notify();
   drain.join();
   absl::StatusOr<Task> task = harness.node().tasks().Get(id);

@@ -379,6 +379,23 @@ TEST_F(AdminTest, DrainStopsANodeTakingClientWorkAndTurnsItsHealthNotServing) {
   status = b_->NewA2aStub()->SendMessage(A2aContext().get(), ForSkill("upper", "x"), &sent);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
 
+  // Undone: B takes client work again, is SERVING, and A routes to it.
+  request.set_undo(true);
+  status = Admin(*a_)->Drain(Context().get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(response.draining());
+  EXPECT_EQ(Serving(*b_), "SERVING");
+  EXPECT_TRUE(WaitFor([&] {
+    v1::ListAgentsResponse agents;
+    Admin(*a_)->ListAgents(Context().get(), {}, &agents);
+    return agents.agents_size() == 1 && agents.agents(0).health() == v1::AGENT_HEALTH_READY;
+  }));
+  status = b_->NewA2aStub()->SendMessage(A2aContext().get(), ForSkill("upper", "x"), &sent);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  status = a_->NewA2aStub()->SendMessage(A2aContext().get(), ForSkill("upper", "y"), &sent);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  request.set_undo(false);
+
   request.set_node_id("nowhere");
   status = Admin(*a_)->Drain(Context().get(), request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
