@@ -463,6 +463,8 @@ grpc::ServerUnaryReactor* AdminService::ListNodes(grpc::CallbackServerContext* c
       if (std::optional<catalog::RemoteNodeInfo> info = remote_.node(member.node_id)) {
         node->set_incarnation(info->incarnation);
       }
+    } else if (member.down_since != absl::InfinitePast()) {
+      *node->mutable_down_since() = ToTimestamp(member.down_since);
     }
   }
   return rpc::FinishNow(context, absl::OkStatus());
@@ -616,7 +618,21 @@ grpc::ServerUnaryReactor* AdminService::ListTasks(grpc::CallbackServerContext* c
     };
     std::vector<std::unique_ptr<PeerCall>> calls;
     for (const peer::MemberState& member : peers_.members()) {
-      if (!member.up) continue;
+      if (!member.up) {
+        // Say so: a down member's tasks are missing from the list.
+        if (!member.node_id.empty()) {
+          response->add_errors(absl::StrCat(
+              "node ", member.node_id, " is down",
+              member.down_since == absl::InfinitePast()
+                  ? ""
+                  : absl::StrCat(
+                        " (since ",
+                        absl::FormatTime(absl::RFC3339_sec, member.down_since, absl::UTCTimeZone()),
+                        ")"),
+              ": its tasks are not listed"));
+        }
+        continue;
+      }
       auto call = std::make_unique<PeerCall>();
       call->node_id = member.node_id;
       absl::Status error;

@@ -161,10 +161,13 @@ int Nodes(const Env& env) {
   std::vector<std::string> header = {"NODE", "STATE", "ADDRESS", "AGENTS"};
   if (env.wide()) header.insert(header.end(), {"INCARNATION", "ANSWERED"});
   Table table(header);
+  const absl::Time now = absl::Now();
   for (const v1::NodeSummary& node : response.nodes()) {
+    std::string state = EnumName(v1::NodeState_Name(node.state()), "NODE_STATE_");
+    if (node.has_down_since()) absl::StrAppend(&state, " ", Age(node.down_since(), now));
     std::vector<std::string> row = {
-        OrDash(node.node_id()), EnumName(v1::NodeState_Name(node.state()), "NODE_STATE_"),
-        node.address(), node.state() == v1::NODE_STATE_DOWN ? "-" : absl::StrCat(node.agents())};
+        OrDash(node.node_id()), state, node.address(),
+        node.state() == v1::NODE_STATE_DOWN ? "-" : absl::StrCat(node.agents())};
     if (env.wide()) {
       row.push_back(node.incarnation() == 0 ? "-" : absl::StrCat(node.incarnation()));
       row.push_back(node.self() ? "yes" : "");

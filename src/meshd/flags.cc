@@ -209,6 +209,9 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
               "How often peers exchange heartbeats (with agent loads)", "MESHD_PEER_HEARTBEAT");
   AddDuration(app, "--peer-timeout", &n.peer_timeout,
               "A peer silent this long is down and its agents leave routing", "MESHD_PEER_TIMEOUT");
+  AddDuration(app, "--forget-down-after", &n.forget_down_after,
+              "A member that went down stays listed (down, since when) this long",
+              "MESHD_FORGET_DOWN_AFTER");
   app.add_option("--max-hops", n.max_hops, "Longest delegation chain a task may have")
       ->envname("MESHD_MAX_HOPS")
       ->capture_default_str();

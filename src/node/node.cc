@@ -344,6 +344,7 @@ absl::Status Node::Init() {
   peer_options.node_id = options_.node_id;
   peer_options.heartbeat = options_.peer_heartbeat;
   peer_options.timeout = options_.peer_timeout;
+  peer_options.forget_down_after = options_.forget_down_after;
   peer_options.max_hops = options_.max_hops;
   peer_options.handoff_grace = options_.handoff_grace;
   peer_options.telemetry = metrics_.get();

@@ -117,6 +117,8 @@ struct NodeOptions {
   std::string discovery_dns_server;
   absl::Duration peer_heartbeat = absl::Seconds(1);
   absl::Duration peer_timeout = absl::Seconds(3);
+  // A member that went down stays listed as down this long.
+  absl::Duration forget_down_after = absl::Minutes(15);
   int max_hops = 8;
   // A task handed to another node stays WORKING this long when the link to
   // that node breaks, while the owner dials it again to resume the turn; the

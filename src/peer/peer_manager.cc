@@ -254,6 +254,7 @@ void PeerManager::SetAddresses(const std::string& source,
       if (!elsewhere) {
         tombstones_.insert(address);
         gossip_.erase(address);
+        absl::erase_if(former_, [&](const auto& item) { return item.second.address == address; });
         A2AMESH_LOG(Info, "member dropped by discovery")
             .With("address", address)
             .With("source", source);
@@ -472,6 +473,7 @@ void PeerManager::HandleHelloLocked(ConnState& state, const v1::Hello& hello, Ac
   }
   state.established = true;
   peers_[state.node_id] = &state;
+  former_.erase(state.node_id);
   state.connection->Send(AdvertLocked());
   if (!replacing) {
     A2AMESH_LOG(Info, "peer up")
@@ -588,6 +590,14 @@ void PeerManager::OnClosed(Connection* connection, const std::string& reason) {
       peers_.erase(peer);
       remote_.RemoveNode(state->node_id);
       GossipLocked(state->node_id, {});
+      const absl::Time now = clock_.Now();
+      absl::erase_if(former_, [&](const auto& item) {
+        return now - item.second.since >= options_.forget_down_after;
+      });
+      // (One that discovery dropped was removed on purpose: not listed.)
+      if (!tombstones_.contains(state->address) && !tombstones_.contains(state->dial_address)) {
+        former_[state->node_id] = Former{state->address, now};
+      }
       A2AMESH_LOG(Warning, "peer down").With("peer", state->node_id).With("reason", reason);
       for (const auto& [ptr, call] : calls_) {
         // (A tracked call is alive: it untracks itself before it goes.)
@@ -675,6 +685,16 @@ std::vector<MemberState> PeerManager::members() const {
     MemberState& member = members[key];
     member.node_id = node != node_at_.end() ? node->second : "";
     member.address = address;
+  }
+  // Members that went down, dialed or not, for a while.
+  const absl::Time now = clock_.Now();
+  for (const auto& [node, former] : former_) {
+    if (now - former.since >= options_.forget_down_after) continue;
+    MemberState& member = members[node];
+    if (member.up) continue;
+    member.node_id = node;
+    if (member.address.empty()) member.address = former.address;
+    member.down_since = former.since;
   }
   std::vector<MemberState> list;
   for (auto& [node, member] : members) {

@@ -49,6 +49,9 @@ struct PeerOptions {
   absl::Duration heartbeat = absl::Seconds(1);
   // ...and a peer silent this long is down.
   absl::Duration timeout = absl::Seconds(3);
+  // A member that went down stays listed (down, since when) this long, even
+  // when no one names it any more (a crashed node learned through gossip).
+  absl::Duration forget_down_after = absl::Minutes(15);
   absl::Duration min_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(5);
   int max_hops = 8;
@@ -75,6 +78,8 @@ struct MemberState {
   bool draining = false;
   bool dialed = false;  // this node dialed the stream in use
   int agents = 0;
+  // When a down member was last seen up (InfinitePast: never, by this node).
+  absl::Time down_since = absl::InfinitePast();
 };
 
 // Keeps this node connected to every other member of the mesh and the catalog
@@ -228,6 +233,14 @@ class PeerManager final : public catalog::CatalogListener,
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> gossip_ ABSL_GUARDED_BY(mu_);
   // Addresses discovery dropped.
   absl::flat_hash_set<std::string> tombstones_ ABSL_GUARDED_BY(mu_);
+  // Members that went down: node id -> where it was, and since when. Listed
+  // as down for options_.forget_down_after; forgotten when they come back,
+  // or when discovery drops their address (removed on purpose).
+  struct Former {
+    std::string address;
+    absl::Time since;
+  };
+  absl::flat_hash_map<std::string, Former> former_ ABSL_GUARDED_BY(mu_);
   // Addresses that turned out to be this node.
   absl::flat_hash_set<std::string> self_addresses_ ABSL_GUARDED_BY(mu_);
   // Dialed address -> the node that answered there.

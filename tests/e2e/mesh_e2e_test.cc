@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
@@ -15,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "lf/a2a/v1/a2a.grpc.pb.h"
 #include "testing/e2e_mesh.h"
+#include "testing/http_client.h"
 #include "testing/node_harness.h"
 #include "testing/proto_builders.h"
 #include "testing/subprocess.h"
@@ -151,6 +154,64 @@ TEST_F(MeshE2eTest, ADrainingNodeFinishesItsTaskAndExitsZero) {
   EXPECT_EQ(*exit_code, 0);
   EXPECT_THAT(n2.log(), HasSubstr("draining running_tasks=1"));
   EXPECT_THAT(n1.log(), HasSubstr("peer draining peer=n2"));
+}
+
+// n2 knows n3 only through n1's member list. Killed, n3 must not vanish from
+// n2's view: it is listed down (since when), counted down in n2's metrics,
+// and n2's mesh-wide task list says that n3's tasks are missing.
+TEST_F(MeshE2eTest, AKilledNodeLearnedThroughGossipStaysListedAsDown) {
+  E2eNode n1(dir_, "n1", Flags(""));
+  ASSERT_TRUE(n1.Start());
+  E2eNode n2(dir_, "n2", Flags(n1.address()));
+  E2eNode n3(dir_, "n3", Flags(n1.address()));
+  ASSERT_TRUE(n2.Start());
+  ASSERT_TRUE(n3.Start());
+  auto meshctl = [&](std::vector<std::string> args, std::string* err = nullptr) {
+    static int runs = 0;
+    const std::string out_file = dir_.File(absl::StrCat("meshctl-", ++runs, ".out"));
+    const std::string err_file = dir_.File(absl::StrCat("meshctl-", runs, ".err"));
+    args.insert(args.begin(), {testing::BinaryPath("meshctl"), "--server", n2.address()});
+    absl::StatusOr<Subprocess> run = Subprocess::Start(args, out_file, err_file);
+    EXPECT_TRUE(run.ok()) << run.status();
+    if (run.ok()) {
+      EXPECT_TRUE(run->Wait(absl::Seconds(30)).ok());
+    }
+    if (err != nullptr) *err = testing::ReadFileOrEmpty(err_file);
+    return testing::ReadFileOrEmpty(out_file);
+  };
+  auto n3_state = [&] {
+    google::protobuf::Struct nodes;
+    if (!google::protobuf::util::JsonStringToMessage(meshctl({"nodes", "-o", "json"}), &nodes)
+             .ok()) {
+      return std::string("unparsed");
+    }
+    for (const auto& node : nodes.fields().at("nodes").list_value().values()) {
+      const auto& f = node.struct_value().fields();
+      if (f.at("nodeId").string_value() == "n3") {
+        return absl::StrCat(f.at("state").string_value(), f.count("downSince") ? " since" : "");
+      }
+    }
+    return std::string("absent");
+  };
+  ASSERT_TRUE(WaitFor([&] { return n3_state() == "NODE_STATE_UP"; }));
+  auto down_metric = [&] {
+    absl::StatusOr<testing::HttpResult> metrics =
+        testing::HttpGet(n2.metrics_address(), "/metrics");
+    return metrics.ok() && absl::StrContains(metrics->body, "a2amesh_peers{state=\"down\"} 1");
+  };
+  EXPECT_FALSE(down_metric());
+
+  n3.process().Signal(SIGKILL);
+  ASSERT_TRUE(n3.process().Wait(absl::Seconds(10)).ok());
+  EXPECT_TRUE(WaitFor([&] { return n3_state() == "NODE_STATE_DOWN since"; })) << n3_state();
+  // n1 no longer names n3 either: n2 still lists it (the gossip is gone).
+  EXPECT_TRUE(WaitFor([&] { return down_metric(); }));
+  EXPECT_EQ(n3_state(), "NODE_STATE_DOWN since");
+  EXPECT_THAT(meshctl({"nodes"}), ::testing::ContainsRegex("n3 +down [0-9]+[smh] "));
+  std::string err;
+  meshctl({"tasks"}, &err);
+  EXPECT_THAT(err, HasSubstr("node n3 is down (since "));
+  EXPECT_THAT(err, HasSubstr("its tasks are not listed"));
 }
 
 TEST_F(MeshE2eTest, ASilentNodeLeavesRoutingWithinThePeerTimeoutAndComesBack) {

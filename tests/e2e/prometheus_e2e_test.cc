@@ -272,11 +272,12 @@ TEST_F(PrometheusE2eTest, PrometheusScrapesTwoNodesAndTheSeriesHoldWhatHappened)
        at = alerts.find("- alert: ", at + 1)) {
     ++defined;
   }
-  EXPECT_EQ(defined, 11);
+  EXPECT_EQ(defined, 12);
   EXPECT_EQ(groups[0].struct_value().fields().at("rules").list_value().values_size(), defined);
   EXPECT_TRUE(Holds("ALERTS{alertstate=\"firing\"}", {}));
 
-  // Every query of the dashboard parses and runs.
+  // Every query of the dashboard parses and runs, scoped by its $namespace and
+  // $instance variables (as Grafana fills them in for "All").
   google::protobuf::Struct dashboard;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(
                   ReadFileOrEmpty(testing::SourcePath("deploy/grafana/a2a-mesh.json")), &dashboard)
@@ -284,8 +285,10 @@ TEST_F(PrometheusE2eTest, PrometheusScrapesTwoNodesAndTheSeriesHoldWhatHappened)
   int queries = 0;
   for (const auto& panel : dashboard.fields().at("panels").list_value().values()) {
     for (const auto& target : panel.struct_value().fields().at("targets").list_value().values()) {
+      const std::string& raw = target.struct_value().fields().at("expr").string_value();
+      EXPECT_THAT(raw, HasSubstr("instance=~\"$instance\"")) << raw;
       const std::string expr = absl::StrReplaceAll(
-          target.struct_value().fields().at("expr").string_value(), {{"$__rate_interval", "1m"}});
+          raw, {{"$__rate_interval", "1m"}, {"$namespace", ".*"}, {"$instance", ".*"}});
       google::protobuf::Struct result = Api("query?query=" + UrlEncode(expr));
       EXPECT_EQ(result.fields().count("status") ? result.fields().at("status").string_value() : "",
                 "success")
