@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "meshd/flags.h"
 #include "node/node.h"
+#include "rpc/grpc_log.h"
 
 namespace {
 
@@ -68,6 +69,7 @@ int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   a2amesh::SetLogFormat(config->log_format);
   a2amesh::SetLogLevel(config->log_level);
+  a2amesh::rpc::RouteGrpcLogs();
 
   // Signals are taken by sigwait below; block them before any thread starts.
   sigset_t signals;

@@ -17,10 +17,12 @@ Usage: first_steps_test.py --source-dir DIR --build-dir DIR
 """
 
 import argparse
+import json
 import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -282,6 +284,28 @@ def mistakes(build_dir):
         right = subprocess.run([path, "--help"], capture_output=True, text=True)
         check(right.returncode == 0 and "--help" in right.stdout,
               f"{program} --help exited {right.returncode}")
+    # An address in use: the flag is named, and gRPC's own complaint is a line
+    # of the node's log (JSON here), not raw text on stderr.
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    clash = subprocess.run(
+        [os.path.join(bin_dir, "meshd"), "--ephemeral", "--log-format", "json",
+         "--grpc-address", f"127.0.0.1:{port}", "--http-address", "127.0.0.1:0",
+         "--metrics-address", "127.0.0.1:0"], capture_output=True, text=True, timeout=30)
+    taken.close()
+    lines = [l for l in clash.stderr.split("\n") if l.strip()]
+    check(clash.returncode != 0 and f"--grpc-address: cannot listen on 127.0.0.1:{port}"
+          in clash.stderr, f"an address in use: exit {clash.returncode}: {clash.stderr}")
+    parsed = []
+    for line in lines:
+        try:
+            parsed.append(json.loads(line))
+        except ValueError:
+            check(False, f"not a JSON log line: {line}")
+    check(any(p.get("msg") == "grpc" and "Address already in use" in p.get("message", "")
+              for p in parsed), f"gRPC's line did not go through the logger: {clash.stderr}")
     with tempfile.TemporaryDirectory() as scratch:
         config = os.path.join(scratch, "meshd.ini")
         with open(config, "w") as f:
