@@ -193,6 +193,7 @@ HttpBinding::HttpBinding(HttpBindingOptions options, std::shared_ptr<grpc::Chann
                          const CardSource& cards)
     : process_secret_(std::move(options.process_secret)),
       max_json_depth_(options.max_json_depth),
+      ready_(std::move(options.ready)),
       stub_(std::move(a2a_channel)),
       cards_(std::move(options.cards), cards) {
   const google::protobuf::ServiceDescriptor* a2a =
@@ -259,6 +260,16 @@ void HttpBinding::Handle(std::shared_ptr<http::Exchange> exchange) {
   }
   if (path == kAgentCardPath) {
     return exchange->Respond(cards_.Serve(request, ""));
+  }
+  if ((path == "/healthz" || path == "/readyz") &&
+      (request.method == "GET" || request.method == "HEAD")) {
+    http::Response probe;
+    probe.content_type = "text/plain; charset=utf-8";
+    const bool ready = path == "/healthz" || ready_ == nullptr || ready_();
+    probe.status = ready ? 200 : 503;
+    probe.body = ready ? "ok\n" : "draining: this node takes no new client work\n";
+    if (!ready) probe.headers.emplace_back("Retry-After", "1");
+    return exchange->Respond(std::move(probe));
   }
   if (absl::StartsWith(path, kAgentsPath) && absl::EndsWith(path, kAgentCardPath)) {
     absl::string_view tenant = absl::string_view(path).substr(

@@ -1,6 +1,7 @@
 #ifndef A2AMESH_A2A_HTTP_BINDING_H_
 #define A2AMESH_A2A_HTTP_BINDING_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -24,6 +25,10 @@ struct HttpBindingOptions {
   std::string process_secret;
   // Request bodies nesting deeper are refused before they are parsed.
   int max_json_depth = kDefaultMaxJsonDepth;
+  // GET /readyz answers 200 while this holds, else 503 (a draining node);
+  // GET /healthz always 200: probes for load balancers that speak HTTP, not
+  // gRPC health. Unset: always ready.
+  std::function<bool()> ready;
 };
 
 // A2A v1.0 over HTTP: the JSON-RPC 2.0 binding (POST /a2a/jsonrpc, SSE for the
@@ -69,6 +74,7 @@ class HttpBinding {
 
   const std::string process_secret_;
   const int max_json_depth_;
+  const std::function<bool()> ready_;
   grpc::GenericStub stub_;
   const AgentCards cards_;
   // By the method's name ("SendMessage", ...).

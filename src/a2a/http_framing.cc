@@ -134,13 +134,16 @@ void AddChallenge(http::Response& response) {
   }
 }
 
-// A rate limit's refusal says when to come back (RFC 9110 §10.2.3: whole
-// seconds, rounded up).
+// A refusal to come back later (429, 503) says when (RFC 9110 §10.2.3: whole
+// seconds, rounded up): a rate limit's own delay, else a second, which is
+// what clients and proxies back off by.
 void AddRetryAfter(http::Response& response, const absl::Status& status) {
   if (std::optional<absl::Duration> delay = GetRetryAfter(status); delay.has_value()) {
     const int64_t seconds =
         std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(*delay, absl::Seconds(1))));
     response.headers.emplace_back("Retry-After", absl::StrCat(seconds));
+  } else if (response.status == 429 || response.status == 503) {
+    response.headers.emplace_back("Retry-After", "1");
   }
 }
 

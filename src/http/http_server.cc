@@ -688,6 +688,12 @@ void Session::Fail(int status, std::string message) {
     response.status = status;
     response.body = std::move(message) + "\n";
   }
+  const bool has_retry_after =
+      std::any_of(response.headers.begin(), response.headers.end(),
+                  [](const auto& header) { return header.first == "Retry-After"; });
+  if ((status == 429 || status == 503) && !has_retry_after) {
+    response.headers.emplace_back("Retry-After", "1");  // over a limit: back off a second
+  }
   Queue(Head(response, Framing::kLength) + response.body, nullptr, /*last=*/true);
 }
 

@@ -536,6 +536,7 @@ absl::Status Node::StartHttp() {
   binding.cards.security.mtls = options_.auth.client_certificates;
   binding.process_secret = auth_->process_secret();
   binding.max_json_depth = options_.max_json_depth;
+  binding.ready = [peers = peers_.get()] { return !peers->draining(); };
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);

@@ -311,6 +311,37 @@ TEST_F(HttpBindingTest, DeeplyNestedBodiesAreRefusedBeforeParsingOnEveryRoute) {
   attacker.join();
 }
 
+// Load balancers that speak HTTP but not gRPC health probe the A2A port; a
+// draining node says so there, and every refusal to come back later (429,
+// 503) says when.
+TEST_F(HttpBindingTest, ProbesOnTheA2aPortAndRetryAfterOnEveryRefusal) {
+  for (const char* path : {"/healthz", "/readyz"}) {
+    absl::StatusOr<HttpResult> probe = testing::HttpGet(address_, path);
+    ASSERT_TRUE(probe.ok()) << probe.status();
+    EXPECT_EQ(probe->status, 200) << path;
+    EXPECT_EQ(probe->body, "ok\n") << path;
+  }
+  harness_.node().StartDraining();
+  absl::StatusOr<HttpResult> ready = testing::HttpGet(address_, "/readyz");
+  ASSERT_TRUE(ready.ok());
+  EXPECT_EQ(ready->status, 503);
+  EXPECT_THAT(ready->headers, HasSubstr("Retry-After: 1\r\n"));
+  absl::StatusOr<HttpResult> alive = testing::HttpGet(address_, "/healthz");
+  ASSERT_TRUE(alive.ok());
+  EXPECT_EQ(alive->status, 200);  // draining is not dead
+  absl::StatusOr<HttpResult> refused =
+      testing::A2aHttp(address_, "POST", "/a2a/rest/message:send",
+                       R"({"message":{"messageId":"m1","role":"ROLE_USER","parts":[{"text":"x"}]},)"
+                       R"("metadata":{"a2amesh/skill":"echo"}})");
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_EQ(refused->status, 503) << refused->body;
+  EXPECT_THAT(refused->headers, HasSubstr("Retry-After: 1\r\n"));
+  ASSERT_TRUE(harness_.node().StopDraining().ok());
+  ready = testing::HttpGet(address_, "/readyz");
+  ASSERT_TRUE(ready.ok());
+  EXPECT_EQ(ready->status, 200);
+}
+
 TEST_F(HttpBindingTest, RestRoutesTenantsAndErrors) {
   const std::string send =
       R"({"message":{"messageId":"r1","role":"ROLE_USER","parts":[{"text":"to echo"}]}})";
