@@ -26,6 +26,8 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHART = os.path.join(ROOT, "deploy", "helm", "a2a-mesh")
 VALUES_ALL = os.path.join(ROOT, "tests", "deploy", "values-all.yaml")
+# The prometheus-operator's API, as a cluster with its CRDs reports it.
+MONITORING = "monitoring.coreos.com/v1"
 VALIDATOR = os.path.join(ROOT, "tools", "k8s", "validate.mjs")
 ARGS = argparse.Namespace(helm=os.path.join(ROOT, ".tools", "bin", "helm"),
                           bin_dir=os.path.join(ROOT, "build", "bin"))
@@ -87,8 +89,9 @@ class LintAndSchemaTest(unittest.TestCase):
             self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
 
     def test_every_rendered_manifest_is_valid_kubernetes(self):
-        for values, kinds in (([], 8), (["--api-versions", "cert-manager.io/v1/Certificate"], 9),
-                              (["-f", VALUES_ALL], 10)):  # with the policy ConfigMap
+        for values, kinds in (([], 9), (["--api-versions", "cert-manager.io/v1/Certificate"], 10),
+                              # the policy ConfigMap, the ServiceMonitor and the PrometheusRule
+                              (["-f", VALUES_ALL, "--api-versions", MONITORING], 11)):
             result = run(["node", VALIDATOR, "-"], input=render(*values))
             self.assertEqual(result.returncode, 0, result.stdout)
             self.assertIn(f"{kinds} valid, 0 invalid", result.stdout)
@@ -108,6 +111,10 @@ class LintAndSchemaTest(unittest.TestCase):
                               ("nodes.grpcPort=1", "nodes"),
                               ("tls.ca=secret", "/tls/existingSecret"),
                               ("tls.ca=vault", "/tls/ca"),
+                              ("image.digest=latest", "/image/digest"),
+                              ("podAntiAffinityPreset=always", "/podAntiAffinityPreset"),
+                              ("probes.readiness.periodSeconds=0",
+                               "/probes/readiness/periodSeconds"),
                               ("networkPolicy.clientNamespaces[0]=Not_A_Namespace",
                                "/networkPolicy/clientNamespaces/0")):
             result = run([ARGS.helm, "template", "mesh", CHART, "--set", setting])
@@ -219,8 +226,67 @@ class WiringTest(unittest.TestCase):
         self.assertIn("Secret/mesh-a2a-mesh-ca", docs)
         self.assertNotIn("Certificate/mesh-a2a-mesh-ca", docs)
 
+    def test_monitoring_resources_need_their_crds_or_force(self):
+        # Enabled by default, rendered only where the operator's CRDs are
+        # (a cluster without them would refuse the whole release).
+        for flags, rendered in (([], False), (["--api-versions", MONITORING], True),
+                                (["--set", "serviceMonitor.force=true",
+                                  "--set", "prometheusRule.force=true"], True),
+                                (["--api-versions", MONITORING,
+                                  "--set", "serviceMonitor.enabled=false",
+                                  "--set", "prometheusRule.enabled=false"], False)):
+            docs = documents(render(*flags))
+            for kind in ("ServiceMonitor", "PrometheusRule"):
+                self.assertEqual(f"{kind}/mesh-a2a-mesh" in docs, rendered, (kind, flags))
+
+    def test_scheduling_presets_image_digest_probes_and_service_account(self):
+        pod = documents(render())["StatefulSet/mesh-a2a-mesh"]["spec"]["template"]["spec"]
+        selector = {"app.kubernetes.io/name": "a2a-mesh", "app.kubernetes.io/instance": "mesh"}
+        soft = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        self.assertEqual(soft[0]["podAffinityTerm"], {
+            "topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": selector}})
+        self.assertEqual(pod["topologySpreadConstraints"][0]["whenUnsatisfiable"], "ScheduleAnyway")
+        self.assertEqual(pod["serviceAccountName"], "mesh-a2a-mesh")
+        self.assertFalse(pod["automountServiceAccountToken"])
+
+        pod = documents(render("--set", "podAntiAffinityPreset=hard",
+                               "--set", "zoneSpreadPreset=hard"))[
+            "StatefulSet/mesh-a2a-mesh"]["spec"]["template"]["spec"]
+        hard = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        self.assertEqual(hard[0]["topologyKey"], "kubernetes.io/hostname")
+        self.assertEqual(pod["topologySpreadConstraints"][0]["whenUnsatisfiable"], "DoNotSchedule")
+        pod = documents(render("--set", "podAntiAffinityPreset=none",
+                               "--set", "zoneSpreadPreset=none"))[
+            "StatefulSet/mesh-a2a-mesh"]["spec"]["template"]["spec"]
+        self.assertNotIn("affinity", pod)
+        self.assertNotIn("topologySpreadConstraints", pod)
+
+        docs = documents(render("-f", VALUES_ALL))
+        pod = docs["StatefulSet/mesh-a2a-mesh"]["spec"]["template"]["spec"]
+        self.assertEqual(pod["serviceAccountName"], "mesh-nodes")
+        account = docs["ServiceAccount/mesh-nodes"]
+        self.assertEqual(account["metadata"]["annotations"], {"example.com/role": "mesh"})
+        self.assertFalse(account["automountServiceAccountToken"])
+        meshd = container(docs)
+        self.assertEqual(meshd["image"], "registry.example.com/a2a-mesh@sha256:"
+                         "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae")
+        self.assertEqual(meshd["readinessProbe"]["periodSeconds"], 3)
+        self.assertEqual(meshd["readinessProbe"]["failureThreshold"], 4)
+        self.assertEqual(meshd["livenessProbe"]["initialDelaySeconds"], 5)
+        self.assertEqual(meshd["livenessProbe"]["timeoutSeconds"], 3)
+        self.assertIn({"name": "scratch", "mountPath": "/scratch"}, meshd["volumeMounts"])
+        self.assertIn({"name": "scratch", "emptyDir": {"sizeLimit": "64Mi"}}, pod["volumes"])
+        # Set by hand, affinity and spread replace the presets.
+        pod = documents(render("--set", "affinity.nodeAffinity.x=1", "--set-json",
+                               'topologySpreadConstraints=[{"maxSkew": 2, "topologyKey": "k",'
+                               ' "whenUnsatisfiable": "ScheduleAnyway"}]'))[
+            "StatefulSet/mesh-a2a-mesh"]["spec"]["template"]["spec"]
+        self.assertEqual(pod["affinity"], {"nodeAffinity": {"x": 1}})
+        self.assertEqual(pod["topologySpreadConstraints"][0]["maxSkew"], 2)
+
     def test_every_feature(self):
-        docs = documents(render("-f", VALUES_ALL, namespace="agents-prod"))
+        docs = documents(render("-f", VALUES_ALL, "--api-versions", MONITORING,
+                                namespace="agents-prod"))
         ports = self.check(docs, "agents-prod", "cluster.example")
         self.assertEqual(ports, {"grpc": 7500, "http": 7580, "metrics": 9500})
         args = container(docs)["args"]

@@ -39,7 +39,25 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{- define "a2a-mesh.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The pods' ServiceAccount. */}}
+{{- define "a2a-mesh.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "a2a-mesh.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Whether the prometheus-operator CRDs are there (or a resource is forced). */}}
+{{- define "a2a-mesh.monitoringApi" -}}
+{{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1" }}true{{ end }}
 {{- end }}
 
 {{/* Seconds Kubernetes waits after SIGTERM: the preStop wait, the drain, and a margin. */}}
