@@ -6,10 +6,12 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/a2a_error.h"
 #include "core/ids.h"
 #include "core/status_macros.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "google/protobuf/util/time_util.h"
 #include "rpc/grpc_status.h"
 #include "rpc/unary.h"
@@ -28,7 +30,10 @@ class A2aService::StreamSink final : public tasks::TaskSubscriber {
  public:
   using Reactor = grpc::ServerWriteReactor<StreamResponse>;
 
-  StreamSink(Reactor* stream, size_t max_queued) : writes_(max_queued) { writes_.Attach(stream); }
+  StreamSink(Reactor* stream, size_t max_queued, bool event_ids)
+      : writes_(max_queued), event_ids_(event_ids) {
+    writes_.Attach(stream);
+  }
 
   void OnEvent(const tasks::TaskEvent& e) override {
     {
@@ -38,7 +43,13 @@ class A2aService::StreamSink final : public tasks::TaskSubscriber {
       }
     }
     const StreamResponse& event = e.event;
-    switch (writes_.Write(event)) {
+    StreamResponse numbered;
+    if (event_ids_) {
+      numbered = event;
+      numbered.GetReflection()->MutableUnknownFields(&numbered)->AddVarint(
+          kEventSeqField, static_cast<uint64_t>(e.seq));
+    }
+    switch (event_ids_ ? writes_.Write(std::move(numbered)) : writes_.Write(event)) {
       case Writes::Result::kFull:
         writes_.Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                                     "the client fell too many events behind; stream closed"),
@@ -79,10 +90,17 @@ class A2aService::StreamSink final : public tasks::TaskSubscriber {
     absl::MutexLock lock(&mu_);
     return task_id_;
   }
+  // The task it subscribes to, before the subscription's first event (which a
+  // resumed one may not get): a call that ends unsubscribes from it.
+  void set_task_id(const std::string& task_id) {
+    absl::MutexLock lock(&mu_);
+    task_id_ = task_id;
+  }
 
  private:
   using Writes = rpc::WriteQueue<Reactor, StreamResponse>;
   Writes writes_;
+  const bool event_ids_;  // the caller asked for kEventSeqField
   mutable absl::Mutex mu_;
   std::string task_id_ ABSL_GUARDED_BY(mu_);
 };
@@ -90,9 +108,11 @@ class A2aService::StreamSink final : public tasks::TaskSubscriber {
 // A streaming call; owns nothing but its reactor state, the sink does the work.
 class A2aService::EventStream final : public grpc::ServerWriteReactor<StreamResponse> {
  public:
-  EventStream(A2aService& service)
+  EventStream(A2aService& service, grpc::CallbackServerContext* context)
       : service_(service),
-        sink_(std::make_shared<StreamSink>(this, service.options_.max_queued_events)) {
+        sink_(std::make_shared<StreamSink>(this, service.options_.max_queued_events,
+                                           context->client_metadata().count(grpc::string_ref(
+                                               kEventIdsKey.data(), kEventIdsKey.size())) > 0)) {
     service_.open_streams_.fetch_add(1, std::memory_order_relaxed);
   }
 
@@ -335,6 +355,12 @@ std::unique_ptr<grpc::ClientContext> A2aService::ForwardContext(
   }
   std::unique_ptr<grpc::ClientContext> forward = rpc::ForwardingContext(*context, options_.node_id);
   forward->AddMetadata("a2a-version", "1.0");
+  for (absl::string_view key : {kEventIdsKey, kLastEventIdKey}) {
+    const auto& metadata = context->client_metadata();
+    if (auto it = metadata.find(grpc::string_ref(key.data(), key.size())); it != metadata.end()) {
+      forward->AddMetadata(std::string(key), std::string(it->second.data(), it->second.size()));
+    }
+  }
   options_.auth->Forward(*context, caller, forward.get());
   return forward;
 }
@@ -345,7 +371,7 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::ForwardStream(
     std::function<void(lf::a2a::v1::A2AService::Stub&, grpc::ClientContext*,
                        grpc::ClientReadReactor<StreamResponse>*)>
         start) {
-  auto* stream = new EventStream(*this);
+  auto* stream = new EventStream(*this, context);
   absl::Status error;
   std::unique_ptr<grpc::ClientContext> forward =
       ForwardContext(context, caller, owner, task_id, &error);
@@ -466,7 +492,7 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SendStreamingMessage(
                            });
     }
   }
-  auto* stream = new EventStream(*this);
+  auto* stream = new EventStream(*this, context);
   if (!caller.ok()) {
     stream->Fail(caller.status());
     return stream;
@@ -519,7 +545,7 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SubscribeToTask(
                            });
     }
   }
-  auto* stream = new EventStream(*this);
+  auto* stream = new EventStream(*this, context);
   absl::Status status = caller.status();
   if (status.ok()) {
     status = routing::ValidateTaskId(request->id(), "id");
@@ -533,17 +559,28 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SubscribeToTask(
     stream->Fail(status);
     return stream;
   }
-  blocking_.Schedule(
-      [this, id = request->id(), sink = stream->sink(), caller = CallerOf(context, *caller)] {
-        absl::Status status =
-            CheckAccess(caller, id, security::TaskAccess::kRead, governance::Action::kSubscribe);
-        if (status.ok()) status = tasks_.Subscribe(id, sink);
-        if (!status.ok()) {
-          sink->OnError(status);
-          return;
-        }
-        DropIfFinished(*sink);
-      });
+  // A returning SSE client resumes after the last event it saw.
+  int64_t resume_after = -1;
+  const auto& metadata = context->client_metadata();
+  if (auto it = metadata.find(grpc::string_ref(kLastEventIdKey.data(), kLastEventIdKey.size()));
+      it != metadata.end() &&
+      !absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &resume_after)) {
+    resume_after = -1;  // not one of ours: the stream starts with the Task
+  }
+  blocking_.Schedule([this, id = request->id(), sink = stream->sink(),
+                      caller = CallerOf(context, *caller), resume_after] {
+    absl::Status status =
+        CheckAccess(caller, id, security::TaskAccess::kRead, governance::Action::kSubscribe);
+    if (status.ok()) {
+      sink->set_task_id(id);
+      status = tasks_.Subscribe(id, sink, resume_after);
+    }
+    if (!status.ok()) {
+      sink->OnError(status);
+      return;
+    }
+    DropIfFinished(*sink);
+  });
   return stream;
 }
 

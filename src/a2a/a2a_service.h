@@ -22,6 +22,17 @@ namespace a2amesh::a2a {
 // service (metadata).
 inline constexpr absl::string_view kClientAddressKey = "a2amesh-http-client";
 
+// Metadata by which a streaming call's caller (the HTTP bindings, for SSE's
+// `id:` lines) asks for each event's sequence number (tasks::TaskEvent::seq).
+// It comes inside the event, as the varint field kEventSeqField: a field the
+// A2A proto does not have, which every protobuf parser keeps or ignores as
+// unknown, so a forwarded stream carries it through unchanged.
+inline constexpr absl::string_view kEventIdsKey = "a2amesh-event-ids";
+inline constexpr int kEventSeqField = 50001;
+// Metadata on SubscribeToTask: the last event the caller saw (SSE's
+// Last-Event-ID); the stream resumes after it (TaskManager::Subscribe).
+inline constexpr absl::string_view kLastEventIdKey = "last-event-id";
+
 // A channel to another node of the mesh (nullptr if it is not known), for
 // calls about tasks that node owns.
 using ChannelDirectory = std::function<std::shared_ptr<grpc::Channel>(const std::string& node_id)>;

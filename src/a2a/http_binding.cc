@@ -18,6 +18,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/stubs/common.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "http/url.h"
 #include "security/auth.h"
@@ -86,6 +87,20 @@ void CopyServiceParameters(const http::Request& request, const std::string& proc
   }
 }
 
+// The sequence number the service put in a streamed event (kEventSeqField),
+// if it did.
+std::optional<uint64_t> EventSeq(const Message& event) {
+  const google::protobuf::UnknownFieldSet& unknown = event.GetReflection()->GetUnknownFields(event);
+  for (int i = 0; i < unknown.field_count(); ++i) {
+    const google::protobuf::UnknownField& field = unknown.field(i);
+    if (field.number() == kEventSeqField &&
+        field.type() == google::protobuf::UnknownField::TYPE_VARINT) {
+      return field.varint();
+    }
+  }
+  return std::nullopt;
+}
+
 bool Serialize(const Message& message, grpc::ByteBuffer* buffer) {
   bool own = false;
   return grpc::SerializationTraits<Message>::Serialize(message, buffer, &own).ok();
@@ -113,16 +128,26 @@ class HttpBinding::StreamCall final
     : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   StreamCall(std::shared_ptr<http::Exchange> exchange, std::shared_ptr<HttpFraming> framing,
-             const Method& method, const std::string& process_secret)
+             const Method& method, const std::string& process_secret, absl::Duration keep_alive)
       : exchange_(std::move(exchange)),
         framing_(std::move(framing)),
         method_(method),
         context_(std::make_shared<grpc::ClientContext>()),
-        process_secret_(process_secret) {}
+        process_secret_(process_secret),
+        keep_alive_(keep_alive) {}
 
   void Start(grpc::GenericStub& stub, grpc::ByteBuffer request) {
     request_ = std::move(request);
     CopyServiceParameters(exchange_->request(), process_secret_, context_.get());
+    // Each event's sequence number, for its `id:` line; and where a returning
+    // client (EventSource and the like send Last-Event-ID) left off.
+    context_->AddMetadata(std::string(kEventIdsKey), "1");
+    if (const std::string* last = exchange_->request().Header("last-event-id")) {
+      context_->AddMetadata(std::string(kLastEventIdKey), *last);
+      // A resumed stream that missed nothing has no first event to wait
+      // for: it opens now (an error would come as an error event).
+      OpenStream();
+    }
     exchange_->OnClientGone([context = std::weak_ptr<grpc::ClientContext>(context_)] {
       if (auto live = context.lock()) live->TryCancel();
     });
@@ -145,11 +170,12 @@ class HttpBinding::StreamCall final
       RemoveHold();
       return;
     }
-    if (!started_) {
-      started_ = true;
-      exchange_->StartStream(SseHead());
+    if (!started_) OpenStream();
+    std::string frame = framing_->Event(*event);
+    if (std::optional<uint64_t> seq = EventSeq(*event)) {
+      frame = absl::StrCat("id: ", *seq, "\n", frame);
     }
-    exchange_->Write(framing_->Event(*event), [this](bool written) {
+    exchange_->Write(std::move(frame), [this](bool written) {
       if (written) {
         StartRead(&event_);
       } else {
@@ -178,12 +204,22 @@ class HttpBinding::StreamCall final
   }
 
  private:
+  // Sends the SSE head; from then on, a comment line now and then through a
+  // quiet stream, so that proxies and load balancers that cut idle
+  // connections leave it open.
+  void OpenStream() {
+    started_ = true;
+    exchange_->StartStream(SseHead());
+    if (keep_alive_ > absl::ZeroDuration()) exchange_->KeepAlive(": keep-alive\n\n", keep_alive_);
+  }
+
   const std::shared_ptr<http::Exchange> exchange_;
   const std::shared_ptr<HttpFraming> framing_;
   const Method& method_;
   // Shared with the client-gone callback, which may outlive the call.
   const std::shared_ptr<grpc::ClientContext> context_;
   const std::string& process_secret_;  // the binding's
+  const absl::Duration keep_alive_;
   grpc::ByteBuffer request_;
   grpc::ByteBuffer event_;
   bool started_ = false;
@@ -193,6 +229,7 @@ HttpBinding::HttpBinding(HttpBindingOptions options, std::shared_ptr<grpc::Chann
                          const CardSource& cards)
     : process_secret_(std::move(options.process_secret)),
       max_json_depth_(options.max_json_depth),
+      sse_keep_alive_(options.sse_keep_alive),
       ready_(std::move(options.ready)),
       stub_(std::move(a2a_channel)),
       cards_(std::move(options.cards), cards) {
@@ -221,7 +258,7 @@ void HttpBinding::Invoke(const std::shared_ptr<http::Exchange>& exchange, const 
     return;
   }
   if (method.streaming) {
-    (new StreamCall(exchange, std::move(framing), method, process_secret_))
+    (new StreamCall(exchange, std::move(framing), method, process_secret_, sse_keep_alive_))
         ->Start(stub_, std::move(buffer));
     return;
   }
@@ -253,16 +290,20 @@ void HttpBinding::Handle(std::shared_ptr<http::Exchange> exchange) {
   const http::Request& request = exchange->request();
   const std::string& path = request.path;
   if (IsJsonRpcPath(path)) {
+    exchange->Name("jsonrpc", "");
     return ServeJsonRpc(exchange);
   }
   if (path == kRestPath || absl::StartsWith(path, absl::StrCat(kRestPath, "/"))) {
+    exchange->Name("rest", "");
     return ServeRest(exchange, path.substr(sizeof(kRestPath) - 1));
   }
   if (path == kAgentCardPath) {
+    exchange->Name("card", "AgentCard");
     return exchange->Respond(cards_.Serve(request, ""));
   }
   if ((path == "/healthz" || path == "/readyz") &&
       (request.method == "GET" || request.method == "HEAD")) {
+    exchange->Name("probe", path.substr(1));
     http::Response probe;
     probe.content_type = "text/plain; charset=utf-8";
     const bool ready = path == "/healthz" || ready_ == nullptr || ready_();
@@ -276,6 +317,7 @@ void HttpBinding::Handle(std::shared_ptr<http::Exchange> exchange) {
         sizeof(kAgentsPath) - 1, path.size() - (sizeof(kAgentsPath) - 1) - strlen(kAgentCardPath));
     std::optional<std::string> decoded = DecodeSegment(tenant);
     if (decoded.has_value() && !decoded->empty() && !absl::StrContains(*decoded, '/')) {
+      exchange->Name("card", "AgentCard");
       return exchange->Respond(cards_.Serve(request, *decoded));
     }
   }
@@ -318,6 +360,7 @@ void HttpBinding::ServeJsonRpc(const std::shared_ptr<http::Exchange>& exchange) 
                      "GetTaskPushNotificationConfig, ListTaskPushNotificationConfigs, "
                      "DeleteTaskPushNotificationConfig and GetExtendedAgentCard")));
   }
+  exchange->Name("jsonrpc", method->first);
   std::unique_ptr<Message> params = NewMessage(method->second->input);
   if (!call.params.empty()) {
     // The one parse of the params: straight from the body's text.
@@ -373,6 +416,7 @@ void HttpBinding::ServeRest(const std::shared_ptr<http::Exchange>& exchange,
         "/extendedAgentCard, each also under /{tenant})"))));
   }
   const Method& method = *methods_.at(route->method);
+  exchange->Name("rest", method.name);
   std::unique_ptr<Message> message = NewMessage(method.input);
   if (route->body && !request.body.empty()) {
     if (!JsonContent(request)) {

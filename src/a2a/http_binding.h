@@ -8,6 +8,7 @@
 #include "a2a/agent_cards.h"
 #include "a2a/jsonrpc_request.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/time/time.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "http/http_server.h"
@@ -25,6 +26,10 @@ struct HttpBindingOptions {
   std::string process_secret;
   // Request bodies nesting deeper are refused before they are parsed.
   int max_json_depth = kDefaultMaxJsonDepth;
+  // An SSE stream sends a comment (": keep-alive") when it has sent nothing
+  // for this long, so that proxies that close idle connections keep it open.
+  // Zero: never.
+  absl::Duration sse_keep_alive = absl::Seconds(15);
   // GET /readyz answers 200 while this holds, else 503 (a draining node);
   // GET /healthz always 200: probes for load balancers that speak HTTP, not
   // gRPC health. Unset: always ready.
@@ -74,6 +79,7 @@ class HttpBinding {
 
   const std::string process_secret_;
   const int max_json_depth_;
+  const absl::Duration sse_keep_alive_;
   const std::function<bool()> ready_;
   grpc::GenericStub stub_;
   const AgentCards cards_;

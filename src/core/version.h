@@ -5,6 +5,9 @@ namespace a2amesh {
 
 // The a2a-mesh release these binaries belong to (CMake's PROJECT_VERSION).
 const char* Version();
+// The git commit they were built from (12 hex digits, "-dirty" if the sources
+// differed from it), or "unknown" when built outside a git checkout.
+const char* Revision();
 
 }  // namespace a2amesh
 

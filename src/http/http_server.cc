@@ -15,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "boost/asio/bind_executor.hpp"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
@@ -153,7 +154,8 @@ class Session : public std::enable_shared_from_this<Session> {
         tls_context_(std::move(tls)),
         address_(std::move(address)),
         read_deadline_(socket_.get_executor()),
-        write_deadline_(socket_.get_executor()) {
+        write_deadline_(socket_.get_executor()),
+        keep_alive_deadline_(socket_.get_executor()) {
     if (tls_context_ != nullptr) tls_.emplace(socket_, *tls_context_);
   }
 
@@ -185,6 +187,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void StartStream(ExchangeImpl* exchange, Response head);
   void Write(ExchangeImpl* exchange, std::string data, std::function<void(bool)> written);
   void End(ExchangeImpl* exchange);
+  void KeepAlive(ExchangeImpl* exchange, std::string piece, absl::Duration every);
   void Close();
 
  private:
@@ -225,6 +228,9 @@ class Session : public std::enable_shared_from_this<Session> {
     uint64_t generation = 0;
   };
   void Arm(Deadline& deadline, absl::Duration timeout);
+  // The stream's keep-alive timer: due `in` from now.
+  void ArmKeepAlive(absl::Duration in);
+  void OnKeepAlive();
   void Disarm(Deadline& deadline) {
     ++deadline.generation;
     deadline.timer.cancel();
@@ -252,6 +258,12 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<asio::ssl::stream<Socket&>> tls_;
   Deadline read_deadline_;
   Deadline write_deadline_;
+  // A stream's keep-alive (Exchange::KeepAlive): `keep_alive_piece_` goes out
+  // once nothing has been queued since `last_write_` for `keep_alive_every_`.
+  Deadline keep_alive_deadline_;
+  std::string keep_alive_piece_;
+  absl::Duration keep_alive_every_ = absl::ZeroDuration();
+  absl::Time last_write_;
   boost::beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::shared_ptr<ExchangeImpl> exchange_;
@@ -318,6 +330,22 @@ class ExchangeImpl final : public Exchange, public std::enable_shared_from_this<
   void End() override {
     Post([](Session& s, ExchangeImpl* self) { s.End(self); });
   }
+  void KeepAlive(std::string piece, absl::Duration every) override {
+    Post([piece = std::move(piece), every](Session& s, ExchangeImpl* self) mutable {
+      s.KeepAlive(self, std::move(piece), every);
+    });
+  }
+  void Name(absl::string_view binding, absl::string_view method) override {
+    // Read on the strand, after the Respond or StartStream posted after this.
+    binding_ = std::string(binding);
+    method_ = std::string(method);
+  }
+  // On the strand: tells on_response of the response's `status`.
+  void Answered(int status) const {
+    if (const auto& on_response = core_->options.on_response) {
+      on_response(binding_.empty() ? "none" : binding_, method_, status, absl::Now() - read_at_);
+    }
+  }
   void OnClientGone(std::function<void()> gone) override {
     bool now;
     {
@@ -373,6 +401,9 @@ class ExchangeImpl final : public Exchange, public std::enable_shared_from_this<
   const std::weak_ptr<Session> session_;
   Strand strand_;
   const Request request_;
+  const absl::Time read_at_ = absl::Now();
+  std::string binding_;
+  std::string method_;
   absl::Mutex mu_;
   bool gone_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::function<void()>> on_gone_ ABSL_GUARDED_BY(mu_);
@@ -620,6 +651,7 @@ std::string Session::Head(const Response& response, Framing framing) const {
 void Session::Respond(ExchangeImpl* exchange, Response response) {
   if (!Current(exchange) || responded_) return;
   responded_ = true;
+  exchange->Answered(response.status);
   std::string out = Head(response, Framing::kLength);
   if (!head_request_) {
     out += response.body;
@@ -631,6 +663,7 @@ void Session::StartStream(ExchangeImpl* exchange, Response head) {
   if (!Current(exchange) || responded_) return;
   responded_ = true;
   streaming_ = true;
+  exchange->Answered(head.status);
   std::string body = std::move(head.body);
   head.body.clear();
   if (head_request_) {
@@ -655,6 +688,7 @@ void Session::Write(ExchangeImpl* exchange, std::string data, std::function<void
     if (written) written(true);
     return;
   }
+  if (keep_alive_every_ > absl::ZeroDuration()) last_write_ = absl::Now();
   if (http10_) {
     Queue(std::move(data), std::move(written), /*last=*/false);
     return;
@@ -668,7 +702,39 @@ void Session::Write(ExchangeImpl* exchange, std::string data, std::function<void
 void Session::End(ExchangeImpl* exchange) {
   if (!Current(exchange) || !streaming_ || head_request_) return;
   streaming_ = false;
+  keep_alive_every_ = absl::ZeroDuration();
+  Disarm(keep_alive_deadline_);
   Queue(http10_ ? "" : "0\r\n\r\n", nullptr, /*last=*/true);
+}
+
+void Session::KeepAlive(ExchangeImpl* exchange, std::string piece, absl::Duration every) {
+  if (!Current(exchange) || !streaming_ || head_request_ || every <= absl::ZeroDuration()) return;
+  keep_alive_piece_ = std::move(piece);
+  keep_alive_every_ = every;
+  last_write_ = absl::Now();
+  ArmKeepAlive(every);
+}
+
+void Session::ArmKeepAlive(absl::Duration in) {
+  const uint64_t generation = ++keep_alive_deadline_.generation;
+  keep_alive_deadline_.timer.expires_after(ToChrono(in));
+  keep_alive_deadline_.timer.async_wait(
+      [self = shared_from_this(), generation](boost::system::error_code ec) {
+        if (!ec && generation == self->keep_alive_deadline_.generation) self->OnKeepAlive();
+      });
+}
+
+void Session::OnKeepAlive() {
+  if (closed_ || !streaming_ || keep_alive_every_ <= absl::ZeroDuration()) return;
+  const absl::Duration quiet = absl::Now() - last_write_;
+  if (quiet < keep_alive_every_) {
+    return ArmKeepAlive(keep_alive_every_ - quiet);
+  }
+  if (writes_.empty()) {  // else a write is on its way: that is no quiet stream
+    Write(exchange_.get(), keep_alive_piece_, nullptr);
+  }
+  last_write_ = absl::Now();
+  ArmKeepAlive(keep_alive_every_);
 }
 
 void Session::Fail(int status, std::string message) {
@@ -694,6 +760,8 @@ void Session::Fail(int status, std::string message) {
   if ((status == 429 || status == 503) && !has_retry_after) {
     response.headers.emplace_back("Retry-After", "1");  // over a limit: back off a second
   }
+  if (core_.options.on_response)
+    core_.options.on_response("server", "", status, absl::ZeroDuration());
   Queue(Head(response, Framing::kLength) + response.body, nullptr, /*last=*/true);
 }
 
@@ -756,6 +824,7 @@ void Session::Close() {
   LeaveWaiting();
   Disarm(read_deadline_);
   Disarm(write_deadline_);
+  Disarm(keep_alive_deadline_);
   boost::system::error_code ignored;
   socket_.close(ignored);
   std::deque<Pending> writes;

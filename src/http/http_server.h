@@ -61,10 +61,18 @@ class Exchange {
   // instead of growing a queue.
   virtual void Write(std::string data, std::function<void(bool ok)> written) = 0;
   virtual void End() = 0;
+  // After StartStream: writes `piece` (e.g. an SSE comment) whenever the
+  // stream has sent nothing for `every`, until it ends; a write still waiting
+  // for a slow client counts as sending.
+  virtual void KeepAlive(std::string piece, absl::Duration every) = 0;
   // `gone` runs once if the connection closes before the response has ended
   // (the client left, a write timed out, or the server stopped), so that the
   // work behind the request can be cancelled.
   virtual void OnClientGone(std::function<void()> gone) = 0;
+  // Names what the request is, for ServerOptions::on_response, in bounded
+  // words the handler chooses (a binding and a method: "jsonrpc",
+  // "SendMessage"), never text the client sent. Call it before answering.
+  virtual void Name(absl::string_view binding, absl::string_view method) = 0;
 };
 
 // Takes a request; must not block (answer later from any thread).
@@ -104,6 +112,13 @@ struct ServerOptions {
   // HTTP. A connection that does not finish its handshake within
   // idle_timeout is closed.
   std::shared_ptr<TlsContextSource> tls;
+  // Runs on the server's thread as each response's head goes out: what the
+  // handler named the request (Exchange::Name; "none", "" if it did not;
+  // "server", "" for an error the server answered by itself), its status,
+  // and the time since the request was read. Must not block.
+  std::function<void(absl::string_view binding, absl::string_view method, int status,
+                     absl::Duration elapsed)>
+      on_response;
 };
 
 class ServerCore;

@@ -1078,7 +1078,8 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
   std::string config_path = DefaultConfigPath();
   app.add_option("--config", config_path, "meshctl's config file of contexts (env A2AMESH_CONFIG)")
       ->capture_default_str();
-  app.set_version_flag("--version", std::string("meshctl ") + a2amesh::Version());
+  app.set_version_flag("--version", absl::StrCat("meshctl ", a2amesh::Version(), " (revision ",
+                                                 a2amesh::Revision(), ")"));
 
   std::function<int(const Env&)> verb;
 

@@ -77,7 +77,8 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
       "--config", "", "Read flags from this TOML or INI file (keys named like flags)");
   // A key that names no flag is a typo: refused, not ignored.
   app.allow_config_extras(CLI::config_extras_mode::error);
-  app.set_version_flag("--version", std::string("meshd ") + Version());
+  app.set_version_flag("--version",
+                       absl::StrCat("meshd ", Version(), " (revision ", Revision(), ")"));
   app.get_formatter()->column_width(34);
   app.footer(
       "Every flag can also be set from the environment as MESHD_<FLAG> (e.g. MESHD_NODE_ID).\n"
@@ -236,6 +237,10 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
       ->envname("MESHD_MAX_JSON_DEPTH")
       ->check(CLI::Range(8, 1000))
       ->capture_default_str();
+  AddDuration(app, "--sse-keepalive", &n.sse_keep_alive,
+              "An SSE stream quiet this long sends a ': keep-alive' comment, so that proxies "
+              "that cut idle connections keep it open (0: never)",
+              "MESHD_SSE_KEEPALIVE");
   app.add_option("--http-max-connections-per-address", n.http_max_connections_per_address,
                  "HTTP connections one client address may hold at once; past it the address's "
                  "own longest-idle connection is closed, or the new one refused (0: no cap)")
@@ -391,7 +396,7 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
     config.exit_message = app.help();
     return config;
   } catch (const CLI::CallForVersion&) {
-    config.exit_message = std::string("meshd ") + Version() + "\n";
+    config.exit_message = absl::StrCat("meshd ", Version(), " (revision ", Revision(), ")\n");
     return config;
   } catch (const CLI::ConfigError& e) {
     return absl::InvalidArgumentError(ConfigKeyError(app, config_file->as<std::string>(), e));

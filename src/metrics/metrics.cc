@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "core/version.h"
 #include "http/http_server.h"
 
@@ -28,6 +30,35 @@ std::vector<double> TaskBuckets() {
 std::vector<double> LatencyBuckets() {
   return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
           0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+}
+
+// Request durations, from a probe's microseconds to a stream open for hours.
+std::vector<double> RequestBuckets() {
+  return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+          0.5,    1,     2.5,    5,     10,   30,    60,   300, 3600};
+}
+
+// grpc::StatusCode's names, as gRPC spells them (the metrics library links no
+// gRPC).
+absl::string_view GrpcCodeName(int code) {
+  static constexpr absl::string_view kNames[] = {"OK",
+                                                 "CANCELLED",
+                                                 "UNKNOWN",
+                                                 "INVALID_ARGUMENT",
+                                                 "DEADLINE_EXCEEDED",
+                                                 "NOT_FOUND",
+                                                 "ALREADY_EXISTS",
+                                                 "PERMISSION_DENIED",
+                                                 "RESOURCE_EXHAUSTED",
+                                                 "FAILED_PRECONDITION",
+                                                 "ABORTED",
+                                                 "OUT_OF_RANGE",
+                                                 "UNIMPLEMENTED",
+                                                 "INTERNAL",
+                                                 "UNAVAILABLE",
+                                                 "DATA_LOSS",
+                                                 "UNAUTHENTICATED"};
+  return code >= 0 && code < static_cast<int>(std::size(kNames)) ? kNames[code] : "UNKNOWN";
 }
 
 double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
@@ -85,6 +116,14 @@ void Metrics::WriteNode(TextWriter& writer) const {
   LabelledGauges(writer, "a2amesh_tasks",
                  "Tasks held in memory (not ended, or turns run for other nodes), by state.",
                  "state", sample.tasks);
+  LabelledGauges(writer, "a2amesh_skill_capacity",
+                 "Tasks this node's agents of a skill may run at once (sum of max_concurrency).",
+                 "skill", sample.skill_capacity);
+  LabelledGauges(writer, "a2amesh_skill_running",
+                 "Tasks this node's agents of a skill are running.", "skill", sample.skill_running);
+  LabelledGauges(writer, "a2amesh_skill_waiting",
+                 "This node's tasks of a skill that no agent has started yet (submitted).", "skill",
+                 sample.skill_waiting);
   Gauge(writer, "a2amesh_push_queued", "Push notifications waiting to be delivered to webhooks.",
         static_cast<double>(sample.push_queued));
   Gauge(writer, "a2amesh_approvals_pending",
@@ -103,8 +142,9 @@ void Metrics::WriteNode(TextWriter& writer) const {
   }
   Gauge(writer, "a2amesh_draining", "1 while the node is draining (takes no new client work).",
         sample.draining ? 1 : 0);
-  Gauge(writer, "a2amesh_build_info", "Always 1; the version of meshd is a label.", 1,
-        {{"version", Version()}});
+  Gauge(writer, "a2amesh_build_info",
+        "Always 1; meshd's version and the git revision it was built from are labels.", 1,
+        {{"version", Version()}, {"revision", Revision()}});
 }
 
 // The process_* metrics of the Prometheus client conventions, from /proc.
@@ -193,6 +233,21 @@ Metrics::Metrics(std::function<NodeSample()> sample)
       approvals_("a2amesh_approvals_total",
                  "Tasks that waited for an approval, by outcome: approved, denied, expired "
                  "(nobody decided before the rule's timeout)."),
+      grpc_requests_("a2amesh_grpc_requests_total",
+                     "Calls the gRPC server answered (unary and server-streaming: A2A, Admin, "
+                     "health; not the HTTP bindings' calls), by service, method and status code.",
+                     "a2amesh_grpc_request_duration_seconds",
+                     "How long the gRPC server's calls ran, by service and method (for a "
+                     "stream: how long it was open).",
+                     {"service", "method"}),
+      http_requests_("a2amesh_http_requests_total",
+                     "Requests the A2A HTTP server answered, by binding (jsonrpc, rest, card, "
+                     "probe, none: no such path, server: refused before any handler), A2A "
+                     "method and HTTP status code.",
+                     "a2amesh_http_request_duration_seconds",
+                     "Time from reading an HTTP request to sending its response's head, by "
+                     "binding and method.",
+                     {"binding", "method"}),
       store_commit_seconds_(store_commit_.Add({})),
       store_failures_total_(store_failures_.Add({})),
       push_delivery_seconds_(push_latency_.Add({})),
@@ -237,9 +292,66 @@ std::string Metrics::Scrape() const {
   policy_reloads_.Write(writer);
   audit_dropped_.Write(writer);
   approvals_.Write(writer);
+  grpc_requests_.Write(writer);
+  http_requests_.Write(writer);
   WriteNode(writer);
   WriteProcess(writer);
   return writer.Take();
+}
+
+Metrics::Requests::Requests(std::string counter, std::string counter_help, std::string histogram,
+                            std::string histogram_help,
+                            std::pair<const char*, const char*> label_names)
+    : label_names_(label_names),
+      counter_(std::move(counter), std::move(counter_help)),
+      histogram_(std::move(histogram), std::move(histogram_help), RequestBuckets()) {}
+
+void Metrics::Requests::Record(absl::string_view key,
+                               std::pair<absl::string_view, absl::string_view> labels, int code,
+                               absl::string_view code_name, absl::Duration duration) {
+  Counter* counter;
+  Histogram* histogram;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = kinds_.find(key);
+    if (it == kinds_.end()) {
+      it = kinds_.emplace(std::string(key), Kind()).first;
+      it->second.duration = &histogram_.Add({{label_names_.first, std::string(labels.first)},
+                                             {label_names_.second, std::string(labels.second)}});
+    }
+    Counter*& by_code = it->second.by_code[code];
+    if (by_code == nullptr) {
+      by_code = &counter_.Add({{label_names_.first, std::string(labels.first)},
+                               {label_names_.second, std::string(labels.second)},
+                               {"code", std::string(code_name)}});
+    }
+    counter = by_code;
+    histogram = it->second.duration;
+  }
+  counter->Increment();
+  histogram->Observe(Seconds(duration));
+}
+
+void Metrics::Requests::Write(TextWriter& writer) const {
+  counter_.Write(writer);
+  histogram_.Write(writer);
+}
+
+void Metrics::GrpcHandled(absl::string_view method, int code, absl::Duration duration) {
+  // "/lf.a2a.v1.A2AService/SendMessage": service, then method.
+  absl::string_view path = absl::StripPrefix(method, "/");
+  const size_t slash = path.rfind('/');
+  std::pair<absl::string_view, absl::string_view> labels =
+      slash == absl::string_view::npos ? std::pair<absl::string_view, absl::string_view>("", path)
+                                       : std::pair<absl::string_view, absl::string_view>(
+                                             path.substr(0, slash), path.substr(slash + 1));
+  grpc_requests_.Record(method, labels, code, GrpcCodeName(code), duration);
+}
+
+void Metrics::HttpHandled(absl::string_view binding, absl::string_view method, int status,
+                          absl::Duration duration) {
+  http_requests_.Record(absl::StrCat(binding, "/", method), {binding, method}, status,
+                        absl::StrCat(status), duration);
 }
 
 void Metrics::TaskCreated(const std::string& skill) {

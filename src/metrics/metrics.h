@@ -7,7 +7,10 @@
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "core/telemetry.h"
 #include "metrics/exposition.h"
 
@@ -31,6 +34,13 @@ struct NodeSample {
   // Tasks held in memory by state ("submitted", "working", "input-required",
   // ...): the node's tasks not yet ended, and the turns it runs for others.
   std::map<std::string, int64_t> tasks;
+  // By skill, over this node's agents: the sum of their max_concurrency
+  // (capacity), the tasks they run (running); and this node's tasks of the
+  // skill that no agent has started yet (waiting). What an autoscaler (KEDA,
+  // an HPA on external metrics) scales agent Deployments by.
+  std::map<std::string, int64_t> skill_capacity;
+  std::map<std::string, int64_t> skill_running;
+  std::map<std::string, int64_t> skill_waiting;
   // Push notifications waiting to be delivered.
   int64_t push_queued = 0;
   // Tasks waiting for an approver (docs/governance.md).
@@ -75,8 +85,36 @@ class Metrics final : public Telemetry {
   void PolicyReloaded(bool ok) override;
   void AuditDropped() override;
   void ApprovalDecided(const std::string& outcome) override;
+  void GrpcHandled(absl::string_view method, int code, absl::Duration duration) override;
+  void HttpHandled(absl::string_view binding, absl::string_view method, int status,
+                   absl::Duration duration) override;
 
  private:
+  // The requests one server answered: a counter by what they were (two
+  // labels) and their code, a histogram of their durations by what they were.
+  // Record finds both through one lookup of `key` (what the request was, in
+  // one string), made only the first time.
+  class Requests {
+   public:
+    Requests(std::string counter, std::string counter_help, std::string histogram,
+             std::string histogram_help, std::pair<const char*, const char*> label_names);
+    // `labels`: the two label values of `key`; `code_name`: the code label.
+    void Record(absl::string_view key, std::pair<absl::string_view, absl::string_view> labels,
+                int code, absl::string_view code_name, absl::Duration duration);
+    void Write(TextWriter& writer) const;
+
+   private:
+    struct Kind {
+      Histogram* duration = nullptr;
+      absl::flat_hash_map<int, Counter*> by_code;
+    };
+    const std::pair<const char*, const char*> label_names_;
+    Family<Counter> counter_;
+    Family<Histogram> histogram_;
+    absl::Mutex mu_;
+    absl::flat_hash_map<std::string, Kind> kinds_ ABSL_GUARDED_BY(mu_);
+  };
+
   // The gauges read from the node, and the process_* metrics.
   void WriteNode(TextWriter& writer) const;
   static void WriteProcess(TextWriter& writer);
@@ -100,6 +138,8 @@ class Metrics final : public Telemetry {
   Family<Counter> policy_reloads_;
   Family<Counter> audit_dropped_;
   Family<Counter> approvals_;
+  Requests grpc_requests_;
+  Requests http_requests_;
   // The families above without labels have one metric each, kept at hand:
   // their updates (one per group commit, per push) skip the family's lookup.
   Histogram& store_commit_seconds_;

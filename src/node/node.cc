@@ -34,6 +34,7 @@
 #include "push/push_notifier.h"
 #include "routing/dispatcher.h"
 #include "routing/router.h"
+#include "rpc/call_metrics.h"
 #include "store/memory_task_store.h"
 #include "store/sqlite_task_store.h"
 #include "tasks/retention.h"
@@ -168,7 +169,12 @@ metrics::NodeSample Node::Sample() const {
   sample.agents["remote"] = static_cast<int64_t>(remote.size());
   absl::flat_hash_set<std::string> skills;
   for (const auto& agent : *local) {
-    for (const auto& skill : agent->card().skills()) skills.insert(skill.id());
+    for (const auto& skill : agent->card().skills()) {
+      skills.insert(skill.id());
+      sample.skill_capacity[skill.id()] += agent->max_concurrency();
+      sample.skill_running[skill.id()] += agent->outstanding();
+      sample.skill_waiting[skill.id()];  // every skill served here has the series
+    }
   }
   for (const auto& agent : remote) {
     for (const auto& skill : agent->card().skills()) skills.insert(skill.id());
@@ -182,6 +188,9 @@ metrics::NodeSample Node::Sample() const {
     sample.tasks[state] = 0;  // every series exists from the start
   }
   for (const auto& [state, count] : tasks_->active_by_state()) sample.tasks[state] = count;
+  for (const auto& [skill, count] : tasks_->submitted_by_skill()) {
+    sample.skill_waiting[skill] = count;
+  }
   sample.draining = peers_->draining();
   sample.push_queued = push_ != nullptr ? push_->queued() : 0;
   if (governor_->governs()) sample.approvals_pending = tasks_->pending_approvals();
@@ -425,6 +434,10 @@ absl::Status Node::Init() {
   builder.RegisterService(agent_host_.get());
   builder.RegisterService(peer_service_.get());
   builder.RegisterService(admin_.get());
+  // Every call counted by method and status code (a2amesh_grpc_requests_total).
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(rpc::CallMetricsInterceptor(*metrics_));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   // Our own size check names the flag; gRPC's limit sits above it.
   const int64_t wire_limit =
       std::min<int64_t>(2 * options_.max_message_bytes + (1 << 20), INT32_MAX);
@@ -536,6 +549,7 @@ absl::Status Node::StartHttp() {
   binding.cards.security.mtls = options_.auth.client_certificates;
   binding.process_secret = auth_->process_secret();
   binding.max_json_depth = options_.max_json_depth;
+  binding.sse_keep_alive = options_.sse_keep_alive;
   binding.ready = [peers = peers_.get()] { return !peers->draining(); };
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
@@ -553,6 +567,11 @@ absl::Status Node::StartHttp() {
   server.error_response = [binding = http_binding_.get()](const http::Request& request, int status,
                                                           const std::string& message) {
     return binding->ErrorResponse(request, status, message);
+  };
+  server.on_response = [metrics = metrics_.get()](absl::string_view binding,
+                                                  absl::string_view method, int status,
+                                                  absl::Duration elapsed) {
+    metrics->HttpHandled(binding, method, status, elapsed);
   };
   absl::StatusOr<std::unique_ptr<http::Server>> started = http::Server::Start(
       options_.http_address, std::move(server),

@@ -144,6 +144,9 @@ struct NodeOptions {
   // JSON request bodies (JSON-RPC, HTTP+JSON) nesting deeper are refused
   // before they are parsed (a2a::kDefaultMaxJsonDepth).
   int max_json_depth = 64;
+  // An SSE stream that has sent nothing for this long sends a comment line,
+  // so that proxies cutting idle connections keep it open (0: never).
+  absl::Duration sse_keep_alive = absl::Seconds(15);
   // HTTP connections one client address may hold at once (0: no cap). High
   // enough for a proxy or ingress in front of the node, low enough that one
   // address cannot hold every slot (--max-open-streams + 1024).

@@ -13,7 +13,7 @@ using lf::a2a::v1::Task;
 
 void TaskLog::Delivery::Deliver(const std::string& task_id) const {
   const Task* whole = task != nullptr ? task.get() : event.has_task() ? &event.task() : nullptr;
-  TaskEvent view{event, task_id, state, whole};
+  TaskEvent view{event, task_id, state, whole, seq};
   for (const std::shared_ptr<TaskSubscriber>& subscriber : to) {
     subscriber->OnEvent(view);
   }
@@ -49,15 +49,16 @@ void TaskLog::MarkStored(int64_t seq) {
 }
 
 void TaskLog::Attach(std::shared_ptr<TaskSubscriber> subscriber, const Task& task,
-                     bool until_terminal) {
+                     bool until_terminal, int64_t resume_after) {
   Pending& pending = pending_.emplace_back();
   const bool final_only = subscriber->final_only();
   pending.attach = Subscription{std::move(subscriber), until_terminal, final_only};
-  if (final_only) {
+  if (final_only || resume_after == next_seq_ - 1) {
     pending.kind = Pending::Kind::kFollow;  // no first event
     return;
   }
   pending.kind = Pending::Kind::kSubscribe;
+  pending.seq = next_seq_ - 1;
   pending.state = task.status().state();
   *pending.event.mutable_task() = task;
 }
@@ -106,6 +107,7 @@ void TaskLog::Collect(Deliveries* out) {
         Delivery& first = out->emplace_back();
         first.event = std::move(pending.event);
         first.state = pending.state;
+        first.seq = pending.seq;
         first.to.push_back(pending.attach.subscriber);
         subscribers_.push_back(std::move(pending.attach));
         continue;
@@ -128,6 +130,7 @@ void TaskLog::Collect(Deliveries* out) {
     }
     if (!delivery.to.empty()) {
       delivery.state = pending.state;
+      delivery.seq = pending.seq;
       delivery.task = std::move(pending.task);
       delivery.event = std::move(pending.event);
       out->push_back(std::move(delivery));

@@ -32,6 +32,7 @@ class TaskLog {
     lf::a2a::v1::TaskState state = lf::a2a::v1::TASK_STATE_UNSPECIFIED;
     // The task after a final event (a first event carries the Task itself).
     std::shared_ptr<const lf::a2a::v1::Task> task;
+    int64_t seq = 0;  // TaskEvent::seq
     absl::InlinedVector<std::shared_ptr<TaskSubscriber>, 2> to;
 
     // Calls each subscriber's OnEvent. Run it without locks held.
@@ -65,8 +66,11 @@ class TaskLog {
   // with the next final event (a terminal or interrupted state), or with the
   // next terminal one if `until_terminal`. A final_only() subscriber gets
   // neither the first event nor the others, only the one that ends it.
+  // `resume_after` (>= 0) is the last event a returning subscriber saw (its
+  // TaskEvent::seq): if nothing was logged since, it gets no first event,
+  // only what comes next; else the Task, which holds what it missed.
   void Attach(std::shared_ptr<TaskSubscriber> subscriber, const lf::a2a::v1::Task& task,
-              bool until_terminal);
+              bool until_terminal, int64_t resume_after = -1);
   // Subscribes from the next event on, with no first event (for a hosted
   // turn's handoff stream: the owner already has the task).
   void Follow(std::shared_ptr<TaskSubscriber> subscriber);
@@ -102,7 +106,7 @@ class TaskLog {
       kDropped,    // a subscription ended before it joined
     };
     Kind kind = Kind::kEvent;
-    int64_t seq = 0;  // kEvent
+    int64_t seq = 0;  // kEvent; kSubscribe: the last event logged before it
     bool ready = true;
     lf::a2a::v1::StreamResponse event;
     lf::a2a::v1::TaskState state = lf::a2a::v1::TASK_STATE_UNSPECIFIED;

@@ -198,6 +198,19 @@ std::map<std::string, int64_t> TaskManager::active_by_state() const {
   return counts;
 }
 
+std::map<std::string, int64_t> TaskManager::submitted_by_skill() const {
+  std::map<std::string, int64_t> counts;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, entry] : active_) {
+    absl::MutexLock entry_lock(&entry->mu);
+    if (entry->task.status().state() == lf::a2a::v1::TASK_STATE_SUBMITTED &&
+        !entry->info.skill().empty()) {
+      ++counts[entry->info.skill()];
+    }
+  }
+  return counts;
+}
+
 size_t TaskManager::active_tasks() const {
   absl::MutexLock lock(&mu_);
   return active_.size();
@@ -919,8 +932,9 @@ void TaskManager::CancelLocked(const EntryPtr& entry, const std::string& reason,
 }
 
 absl::Status TaskManager::Subscribe(const std::string& task_id,
-                                    std::shared_ptr<TaskSubscriber> subscriber) {
-  return Attach(task_id, std::move(subscriber), /*until_terminal=*/false);
+                                    std::shared_ptr<TaskSubscriber> subscriber,
+                                    int64_t resume_after) {
+  return Attach(task_id, std::move(subscriber), /*until_terminal=*/false, resume_after);
 }
 
 absl::Status TaskManager::Watch(const std::string& task_id,
@@ -929,7 +943,8 @@ absl::Status TaskManager::Watch(const std::string& task_id,
 }
 
 absl::Status TaskManager::Attach(const std::string& task_id,
-                                 std::shared_ptr<TaskSubscriber> subscriber, bool until_terminal) {
+                                 std::shared_ptr<TaskSubscriber> subscriber, bool until_terminal,
+                                 int64_t resume_after) {
   EntryPtr entry = Find(task_id);
   TaskState state = lf::a2a::v1::TASK_STATE_UNSPECIFIED;
   if (entry == nullptr) {
@@ -939,7 +954,7 @@ absl::Status TaskManager::Attach(const std::string& task_id,
     TaskEntry::Lock lock(entry.get());
     state = entry->task.status().state();
     if (!IsTerminalState(state)) {
-      entry->log.Attach(std::move(subscriber), entry->task, until_terminal);
+      entry->log.Attach(std::move(subscriber), entry->task, until_terminal, resume_after);
       if (entry->creation == TaskEntry::Creation::kPending) {
         // Its create rides along with a later commit: this one makes it
         // durable now, so that the subscription starts at once.

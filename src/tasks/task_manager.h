@@ -247,8 +247,11 @@ class TaskManager {
               absl::AnyInvocable<void(absl::StatusOr<lf::a2a::v1::Task>)> done);
 
   // Subscribes to a task's events; the first is the Task as it stands. TaskNotFound,
-  // or UnsupportedOperation for a terminal task. May block.
-  absl::Status Subscribe(const std::string& task_id, std::shared_ptr<TaskSubscriber> subscriber);
+  // or UnsupportedOperation for a terminal task. May block. `resume_after`
+  // (>= 0): the last event the subscriber saw before (TaskEvent::seq; SSE's
+  // Last-Event-ID): no first event if nothing happened since (TaskLog::Attach).
+  absl::Status Subscribe(const std::string& task_id, std::shared_ptr<TaskSubscriber> subscriber,
+                         int64_t resume_after = -1);
   // Like Subscribe, but the subscription outlives interrupted states (input
   // or auth required) and ends only when the task is terminal: for watchers
   // of the whole task, such as push notifications. May block.
@@ -286,6 +289,9 @@ class TaskManager {
   size_t running_tasks() const;
   // Tasks held in memory by state name ("working", "input-required", ...).
   std::map<std::string, int64_t> active_by_state() const;
+  // Tasks this node holds that no agent has started yet (SUBMITTED), by
+  // skill: the demand waiting on a skill's agents.
+  std::map<std::string, int64_t> submitted_by_skill() const;
 
  private:
   using EntryPtr = std::shared_ptr<TaskEntry>;
@@ -326,7 +332,7 @@ class TaskManager {
   void ReleaseRunnerLocked(const EntryPtr& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
   // Sends the Task as it stands to `subscriber` and adds it for later events.
   absl::Status Attach(const std::string& task_id, std::shared_ptr<TaskSubscriber> subscriber,
-                      bool until_terminal);
+                      bool until_terminal, int64_t resume_after = -1);
   // Tells the agent (if any can be reached) and logs CANCELED.
   void CancelLocked(const EntryPtr& entry, const std::string& reason, DurableCallback on_stored)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);

@@ -1,6 +1,7 @@
 #ifndef A2AMESH_TASKS_TASK_SUBSCRIBER_H_
 #define A2AMESH_TASKS_TASK_SUBSCRIBER_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -18,6 +19,11 @@ struct TaskEvent {
   // for the first event of a subscription (the Task itself) and for final
   // events (a terminal or interrupted state). nullptr for the others.
   const lf::a2a::v1::Task* task;
+  // The event's place in the task's log: its sequence number, and for the
+  // first event of a subscription (the Task) the number of the last event it
+  // holds. Increases along a subscription, survives restarts; what SSE
+  // streams send as `id:` and a re-subscription resumes after.
+  int64_t seq = 0;
 };
 
 // Receives a task's events in order. The first event of every subscription is

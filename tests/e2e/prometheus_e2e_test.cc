@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -206,6 +207,10 @@ TEST_F(PrometheusE2eTest, PrometheusScrapesTwoNodesAndTheSeriesHoldWhatHappened)
   // Waiting for the agents probed the routers: count from here.
   const double none1 = ScrapedValue(n1, "a2amesh_routing_decisions_total{decision=\"none\"}");
   const double none2 = ScrapedValue(n2, "a2amesh_routing_decisions_total{decision=\"none\"}");
+  const std::string refused_sends =
+      "a2amesh_grpc_requests_total{service=\"lf.a2a.v1.A2AService\",method=\"SendMessage\","
+      "code=\"FAILED_PRECONDITION\"}";
+  const double refused1 = std::max(0.0, ScrapedValue(n1, refused_sends));
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(send(n1.address(), ForSkill("echo", "hi")).ok());
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(send(n2.address(), ForSkill("uppercase", "hi")).ok());
   for (int i = 0; i < 2; ++i) EXPECT_FALSE(send(n1.address(), ForSkill("translate", "hi")).ok());
@@ -257,6 +262,23 @@ TEST_F(PrometheusE2eTest, PrometheusScrapesTwoNodesAndTheSeriesHoldWhatHappened)
   EXPECT_TRUE(Holds("a2amesh_draining", {{i1, 0}, {i2, 0}}));
   EXPECT_TRUE(Holds("count(process_resident_memory_bytes > 1e6)", {{"", 2}}));
   EXPECT_TRUE(Holds("count(a2amesh_build_info)", {{"", 2}}));
+  // Requests by method and code, and each skill's capacity where its agent is.
+  EXPECT_TRUE(
+      Holds("a2amesh_grpc_requests_total{service=\"lf.a2a.v1.A2AService\","
+            "method=\"SendMessage\",code=\"OK\"}",
+            {{i1, 5}, {i2, 3}}));
+  EXPECT_TRUE(Holds(refused_sends, {{i1, refused1 + 2}}));
+  EXPECT_TRUE(Holds("a2amesh_skill_capacity{skill=\"echo\"} > bool 0", {{i2, 1}}));
+  EXPECT_TRUE(Holds("a2amesh_skill_running", {{i1, 0}, {i2, 0}}));
+  // The KEDA example's query runs as written (for a skill of this mesh).
+  const std::string keda = ReadFileOrEmpty(testing::SourcePath("deploy/keda/scaledobject.yaml"));
+  const size_t query_at = keda.find("query: >-");
+  ASSERT_NE(query_at, std::string::npos);
+  const size_t threshold_at = keda.find("threshold:", query_at);
+  ASSERT_NE(threshold_at, std::string::npos);
+  std::string keda_query = keda.substr(query_at + 9, threshold_at - query_at - 9);
+  absl::StrReplaceAll({{"\n", " "}, {"summarize", "echo"}}, &keda_query);
+  EXPECT_TRUE(Holds(std::string(absl::StripAsciiWhitespace(keda_query)), {{"", 0}})) << keda_query;
 
   // The alert rules loaded and evaluate; none fires in a healthy mesh.
   google::protobuf::Struct rules = Api("rules");

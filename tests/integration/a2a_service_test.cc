@@ -34,6 +34,7 @@ using ::a2amesh::testing::WaitFor;
 using lf::a2a::v1::StreamResponse;
 using lf::a2a::v1::Task;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 lf::a2a::v1::SendMessageRequest ForSkill(const std::string& skill, const std::string& text) {
@@ -596,6 +597,88 @@ INSTANTIATE_TEST_SUITE_P(Stores, A2aServiceTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? "Sqlite" : "Memory";
                          });
+
+// What an autoscaler reads: per skill, the agents' capacity, the tasks they
+// run and the tasks not yet started; and every request by method and code.
+TEST(NodeMetricsTest, SkillGaugesFollowTheLoadAndRequestsAreCountedByMethodAndCode) {
+  NodeHarness harness(NodeHarness::TestOptions());
+  absl::Notification start;
+  absl::Notification finish;
+  std::unique_ptr<sdk::Agent> agent = harness.StartAgent({
+      {"held", Card("held", {"held"}), 3,
+       [&](sdk::TaskContext& task) {
+         start.WaitForNotification();
+         task.SetWorking();
+         finish.WaitForNotification();
+         task.Complete("done");
+       }},
+  });
+  ASSERT_NE(agent, nullptr);
+  const std::string metrics = absl::StrCat("127.0.0.1:", harness.node().metrics_port());
+  auto sample = [&](const std::string& series) {
+    return testing::ScrapeSample(metrics, series).value_or(-1);
+  };
+  EXPECT_EQ(sample("a2amesh_skill_capacity{skill=\"held\"}"), 3);
+  EXPECT_EQ(sample("a2amesh_skill_running{skill=\"held\"}"), 0);
+  EXPECT_EQ(sample("a2amesh_skill_waiting{skill=\"held\"}"), 0);
+
+  std::unique_ptr<lf::a2a::v1::A2AService::Stub> stub = harness.NewA2aStub();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 2; ++i) {
+    lf::a2a::v1::SendMessageRequest request = ForSkill("held", "x");
+    request.mutable_configuration()->set_return_immediately(true);
+    lf::a2a::v1::SendMessageResponse response;
+    ASSERT_TRUE(stub->SendMessage(A2aContext().get(), request, &response).ok());
+    ids.push_back(response.task().id());
+  }
+  // Assigned, not started: running on the agent and waiting to start.
+  EXPECT_TRUE(WaitFor([&] {
+    return sample("a2amesh_skill_running{skill=\"held\"}") == 2 &&
+           sample("a2amesh_skill_waiting{skill=\"held\"}") == 2;
+  }));
+  start.Notify();
+  EXPECT_TRUE(WaitFor([&] { return sample("a2amesh_skill_waiting{skill=\"held\"}") == 0; }));
+  EXPECT_EQ(sample("a2amesh_skill_running{skill=\"held\"}"), 2);
+  finish.Notify();
+  EXPECT_TRUE(WaitFor([&] { return sample("a2amesh_skill_running{skill=\"held\"}") == 0; }));
+  EXPECT_EQ(sample("a2amesh_skill_capacity{skill=\"held\"}"), 3);
+
+  // gRPC calls by method and code; the HTTP binding's by binding, method and
+  // HTTP status (and not counted again as gRPC calls).
+  lf::a2a::v1::GetTaskRequest missing;
+  missing.set_id("n1~no-such-task");
+  Task task;
+  EXPECT_EQ(stub->GetTask(A2aContext().get(), missing, &task).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  const std::string http = absl::StrCat("127.0.0.1:", harness.node().http_port());
+  ASSERT_TRUE(testing::A2aHttp(http, "GET", absl::StrCat("/a2a/rest/tasks/", ids[0]), "").ok());
+  ASSERT_TRUE(testing::HttpGet(http, "/healthz").ok());
+  ASSERT_TRUE(testing::HttpGet(http, "/nothing-here").ok());
+  EXPECT_EQ(
+      sample("a2amesh_grpc_requests_total{service=\"lf.a2a.v1.A2AService\",method=\"SendMessage\","
+             "code=\"OK\"}"),
+      2);
+  EXPECT_EQ(
+      sample("a2amesh_grpc_requests_total{service=\"lf.a2a.v1.A2AService\",method=\"GetTask\","
+             "code=\"NOT_FOUND\"}"),
+      1);
+  EXPECT_EQ(
+      sample("a2amesh_grpc_requests_total{service=\"lf.a2a.v1.A2AService\",method=\"GetTask\","
+             "code=\"OK\"}"),
+      -1);
+  EXPECT_EQ(sample("a2amesh_http_requests_total{binding=\"rest\",method=\"GetTask\",code=\"200\"}"),
+            1);
+  EXPECT_EQ(
+      sample("a2amesh_http_requests_total{binding=\"probe\",method=\"healthz\",code=\"200\"}"), 1);
+  EXPECT_EQ(sample("a2amesh_http_requests_total{binding=\"none\",method=\"\",code=\"404\"}"), 1);
+  // The agent's own stream is not intercepted (every message would pay for it).
+  absl::StatusOr<testing::HttpResult> scrape = testing::HttpGet(metrics, "/metrics");
+  ASSERT_TRUE(scrape.ok());
+  EXPECT_THAT(scrape->body, Not(HasSubstr("a2amesh.v1.AgentHost")));
+  EXPECT_EQ(
+      sample("a2amesh_http_request_duration_seconds_count{binding=\"rest\",method=\"GetTask\"}"),
+      1);
+}
 
 TEST(A2aLimitsTest, OversizedMessagesNameTheLimit) {
   NodeOptions options = NodeHarness::TestOptions();

@@ -10,8 +10,10 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -32,6 +34,7 @@ using ::a2amesh::testing::WaitFor;
 using google::protobuf::Struct;
 using google::protobuf::Value;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 NodeOptions Options() {
   NodeOptions options = NodeHarness::TestOptions();
@@ -594,6 +597,160 @@ TEST(HttpBindingPublicUrlTest, CardsGiveTheConfiguredPublicUrls) {
   EXPECT_THAT(card->body, HasSubstr(R"("url":"https://mesh.example.com/a2a/jsonrpc")"));
   EXPECT_THAT(card->body, HasSubstr(R"("url":"https://mesh.example.com/a2a/rest")"));
   EXPECT_THAT(card->body, HasSubstr(R"("url":"grpc.mesh.example.com:443")"));
+}
+
+namespace sse {
+
+// The server-sent events in `received` (raw HTTP, chunked): each event's
+// `id:` (-1 without one) and whether its data is a Task, an artifact update
+// or something else.
+struct Event {
+  int64_t id = -1;
+  std::string data;
+};
+std::vector<Event> Events(const std::string& received) {
+  std::vector<Event> events;
+  size_t at = 0;
+  while ((at = received.find("data: ", at)) != std::string::npos) {
+    Event event;
+    const size_t end = received.find("\n\n", at);
+    event.data = received.substr(at + 6, end == std::string::npos ? end : end - at - 6);
+    // "id: N\n" right before the data line, in the same chunk.
+    const size_t line = received.rfind("id: ", at);
+    if (line != std::string::npos && received.find('\n', line) + 1 == at) {
+      (void)absl::SimpleAtoi(absl::string_view(received).substr(line + 4, at - line - 5),
+                             &event.id);
+    }
+    events.push_back(std::move(event));
+    at = end == std::string::npos ? received.size() : end;
+  }
+  return events;
+}
+
+}  // namespace sse
+
+// Lets an agent take its steps one at a time, when the test says.
+class Steps {
+ public:
+  void Allow(int step) {
+    absl::MutexLock lock(&mu_);
+    allowed_ = step;
+  }
+  // Waits until step `step` is allowed; false after 20 s.
+  bool Await(int step) {
+    absl::MutexLock lock(&mu_);
+    auto allowed = [this, step]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return allowed_ >= step; };
+    return mu_.AwaitWithTimeout(absl::Condition(&allowed), absl::Seconds(20));
+  }
+
+ private:
+  absl::Mutex mu_;
+  int allowed_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Streams survive proxies: a quiet stream sends keep-alive comments, every
+// event has an id, and a client that comes back with Last-Event-ID misses
+// nothing and gets nothing twice.
+TEST(HttpSseTest, EventsHaveIdsQuietStreamsKeepAliveAndLastEventIdResumes) {
+  NodeOptions options = Options();
+  options.sse_keep_alive = absl::Milliseconds(200);
+  NodeHarness harness(options);
+  Steps steps;
+  std::unique_ptr<sdk::Agent> agent = harness.StartAgent({
+      {"steps", Card("steps", {"steps"}), 2,
+       [&](sdk::TaskContext& task) {
+         task.SetWorking();
+         for (int step = 1; step <= 3; ++step) {
+           if (!steps.Await(step)) {
+             task.Fail(absl::StrCat("the test never allowed step ", step));
+             return;
+           }
+           const std::string name = absl::StrCat("a", step);
+           task.SendArtifact(sdk::TextArtifact(name, name, name));
+         }
+         if (steps.Await(4)) task.Complete("all steps done");
+       }},
+  });
+  ASSERT_NE(agent, nullptr);
+  const std::string address = absl::StrCat("127.0.0.1:", harness.node().http_port());
+  absl::StatusOr<HttpResult> started =
+      testing::A2aHttp(address, "POST", "/a2a/rest/message:send",
+                       R"({"message":{"messageId":"st1","role":"ROLE_USER","parts":[{"text":"go"}]},
+          "metadata":{"a2amesh/skill":"steps"},"configuration":{"returnImmediately":true}})");
+  ASSERT_TRUE(started.ok());
+  ASSERT_EQ(started->status, 200) << started->body;
+  Struct task;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(started->body, &task).ok());
+  const std::string id = task.fields().at("task").struct_value().fields().at("id").string_value();
+  auto subscribe = [&](const std::string& last_event_id) {
+    absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Open(address);
+    EXPECT_TRUE(connection.ok());
+    std::string headers = "Host: x\r\nA2A-Version: 1.0\r\n";
+    if (!last_event_id.empty()) absl::StrAppend(&headers, "Last-Event-ID: ", last_event_id, "\r\n");
+    EXPECT_TRUE((*connection)
+                    ->Send(absl::StrCat("GET /a2a/rest/tasks/", id, ":subscribe HTTP/1.1\r\n",
+                                        headers, "\r\n")));
+    return *std::move(connection);
+  };
+  auto events_of = [](const HttpConnection& c) { return sse::Events(c.received()); };
+
+  // First subscription: the Task, with an id; then step 1's artifact.
+  std::unique_ptr<HttpConnection> first = subscribe("");
+  ASSERT_TRUE(first->ReadUntil([](const std::string& got) { return sse::Events(got).size() == 1; }))
+      << first->received();
+  std::vector<sse::Event> seen = events_of(*first);
+  EXPECT_THAT(seen[0].data, HasSubstr("{\"task\":"));
+  ASSERT_GE(seen[0].id, 0) << first->received();
+  steps.Allow(1);
+  ASSERT_TRUE(first->ReadUntil([](const std::string& got) { return sse::Events(got).size() == 2; }))
+      << first->received();
+  seen = events_of(*first);
+  EXPECT_THAT(seen[1].data, HasSubstr("\"a1\""));
+  EXPECT_GT(seen[1].id, seen[0].id);
+  // Nothing happens for a while: the stream says it is alive.
+  EXPECT_TRUE(first->ReadUntil([](const std::string& got) {
+    return absl::StrContains(got, ": keep-alive\n\n");
+  })) << first->received();
+  const int64_t after_a1 = seen[1].id;
+  first->Close();
+
+  // Back with the last id and nothing missed: no Task again, just what comes next.
+  std::unique_ptr<HttpConnection> second = subscribe(absl::StrCat(after_a1));
+  ASSERT_TRUE(second->ReadUntil([](const std::string& got) {
+    return absl::StrContains(got, "text/event-stream");
+  })) << second->received();
+  steps.Allow(2);
+  ASSERT_TRUE(second->ReadUntil([](const std::string& got) { return !sse::Events(got).empty(); }))
+      << second->received();
+  seen = events_of(*second);
+  EXPECT_THAT(seen[0].data, HasSubstr("\"a2\""));
+  EXPECT_THAT(seen[0].data, Not(HasSubstr("{\"task\":")));
+  EXPECT_GT(seen[0].id, after_a1);
+  const int64_t after_a2 = seen[0].id;
+  second->Close();
+
+  // Step 3 happens while nobody listens: back with the last id, the client
+  // gets the Task holding it (with a newer id), then the rest.
+  steps.Allow(3);
+  EXPECT_TRUE(WaitFor([&] {
+    absl::StatusOr<HttpResult> got =
+        testing::A2aHttp(address, "GET", absl::StrCat("/a2a/rest/tasks/", id), "");
+    return got.ok() && absl::StrContains(got->body, "\"a3\"");
+  }));
+  std::unique_ptr<HttpConnection> third = subscribe(absl::StrCat(after_a2));
+  ASSERT_TRUE(third->ReadUntil([](const std::string& got) { return !sse::Events(got).empty(); }))
+      << third->received();
+  seen = events_of(*third);
+  EXPECT_THAT(seen[0].data, HasSubstr("{\"task\":"));
+  EXPECT_THAT(seen[0].data, HasSubstr("\"a3\""));
+  EXPECT_GT(seen[0].id, after_a2);
+  steps.Allow(4);
+  EXPECT_TRUE(third->ReadUntil([](const std::string& got) {
+    return absl::StrContains(got, "TASK_STATE_COMPLETED") && absl::StrContains(got, "0\r\n\r\n");
+  })) << third->received();
+  seen = events_of(*third);
+  ASSERT_GE(seen.size(), 2u);
+  EXPECT_GT(seen.back().id, seen[0].id);
 }
 
 }  // namespace

@@ -203,6 +203,21 @@ absl::StatusOr<HttpResult> HttpGet(const std::string& address, const std::string
   return ParseHttpResponse(*raw);
 }
 
+std::optional<double> ScrapeSample(const std::string& address, const std::string& series) {
+  absl::StatusOr<HttpResult> scrape = HttpGet(address, "/metrics");
+  if (!scrape.ok()) return std::nullopt;
+  const std::string prefix = absl::StrCat("\n", series, " ");
+  const size_t at = scrape->body.find(prefix);
+  if (at == std::string::npos) return std::nullopt;
+  const size_t start = at + prefix.size();
+  double value = 0;
+  if (!absl::SimpleAtod(scrape->body.substr(start, scrape->body.find('\n', start) - start),
+                        &value)) {
+    return std::nullopt;
+  }
+  return value;
+}
+
 absl::StatusOr<HttpResult> A2aHttp(const std::string& address, const std::string& method,
                                    const std::string& path, const std::string& body,
                                    const std::string& authorization) {

@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -52,6 +53,11 @@ absl::StatusOr<std::string> HttpExchange(const std::string& address, const std::
 
 // GET `path` with Connection: close, parsed.
 absl::StatusOr<HttpResult> HttpGet(const std::string& address, const std::string& path);
+
+// The value of sample `series` (its name and labels as the node writes them,
+// e.g. a2amesh_skill_running{skill="slow"}) in a scrape of host:port's
+// /metrics; nullopt if the scrape fails or holds no such sample.
+std::optional<double> ScrapeSample(const std::string& address, const std::string& series);
 
 // HttpExchange over TLS: the server's certificate must chain to `ca_pem` and
 // name `address`'s host; `client_cert_pem`/`client_key_pem`, if set, are

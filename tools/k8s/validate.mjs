@@ -2,7 +2,7 @@
 // Validates Kubernetes manifests offline against the JSON schemas bundled in
 // kubernetes-models (and @kubernetes-models/prometheus-operator for
 // ServiceMonitor and PrometheusRule, @kubernetes-models/cert-manager for
-// Issuer and Certificate), with AJV. No cluster needed.
+// Issuer and Certificate, @kubernetes-models/keda for ScaledObject), with AJV. No cluster needed.
 //
 //   helm template deploy/helm/a2a-mesh | node tools/k8s/validate.mjs -
 //   node tools/k8s/validate.mjs a.yaml b.yaml
@@ -17,6 +17,7 @@ const PACKAGES = [
   "kubernetes-models",
   "@kubernetes-models/prometheus-operator",
   "@kubernetes-models/cert-manager",
+  "@kubernetes-models/keda",
 ];
 const files = process.argv.slice(2);
 if (!files.length) files.push("-");

@@ -388,6 +388,46 @@ TEST_F(StreamingServerTest, StopEndsOpenStreamsAndTheirExchangesSeeTheClientGone
       (*connection)->ReadUntil([&](const std::string&) { return (*connection)->closed(); }));
 }
 
+TEST_F(StreamingServerTest, AQuietStreamSendsItsKeepAliveUntilItEnds) {
+  absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Open(address_);
+  ASSERT_TRUE(connection.ok());
+  HttpConnection& client = **connection;
+  ASSERT_TRUE(client.Send("GET /events HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::shared_ptr<Exchange> exchange = WaitForExchange(0);
+  ASSERT_NE(exchange, nullptr);
+  Response head;
+  head.content_type = "text/event-stream";
+  exchange->StartStream(head);
+  exchange->KeepAlive(": ka\n\n", absl::Milliseconds(50));
+  exchange->Write("data: 1\n\n", nullptr);
+  // Quiet after the event: keep-alives follow it, each its own chunk.
+  ASSERT_TRUE(client.ReadUntil([](const std::string& got) {
+    const size_t event = got.find("data: 1");
+    return event != std::string::npos && got.find(": ka", event) != std::string::npos &&
+           got.find(": ka", got.find(": ka", event) + 1) != std::string::npos;
+  })) << client.received();
+  exchange->End();
+  ASSERT_TRUE(
+      client.ReadUntil([](const std::string& got) { return absl::StrContains(got, "0\r\n\r\n"); }));
+  absl::StatusOr<testing::HttpResult> result = testing::ParseHttpResponse(client.received());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(absl::StartsWith(result->body, "data: 1\n\n: ka\n\n: ka\n\n")) << result->body;
+  // Nothing after the end: the next request on the connection is answered
+  // cleanly, with no stray keep-alive in front of it.
+  ASSERT_TRUE(client.Send("GET /second HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::shared_ptr<Exchange> second = WaitForExchange(1);
+  ASSERT_NE(second, nullptr);
+  Response answer;
+  answer.body = "second";
+  second->Respond(answer);
+  const size_t ended = client.received().size();
+  ASSERT_TRUE(client.ReadUntil([](const std::string& got) {
+    return absl::EndsWith(got, "second");
+  })) << client.received();
+  EXPECT_TRUE(absl::StartsWith(client.received().substr(ended), "HTTP/1.1 200"))
+      << client.received().substr(ended);
+}
+
 TEST_F(HttpServerTest, ServesManyClientsAtOnce) {
   std::vector<std::thread> clients;
   std::atomic<int> ok{0};

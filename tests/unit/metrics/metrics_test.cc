@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "core/version.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "testing/http_client.h"
@@ -106,9 +107,45 @@ TEST(MetricsTest, GaugesAreReadFromTheNodeAtEachScrape) {
   EXPECT_EQ(Value(text, "a2amesh_draining"), 1);
   EXPECT_EQ(Value(text, "a2amesh_push_queued"), 9);
   EXPECT_EQ(Value(text, "a2amesh_open_streams{kind=\"a2a\"}"), 1);
-  EXPECT_THAT(text, HasSubstr("a2amesh_build_info{version=\""));
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("a2amesh_build_info{version=\"", Version(),
+                                           "\",revision=\"", Revision(), "\"} 1\n")));
+  EXPECT_STRNE(Revision(), "");
   text = metrics.Scrape();
   EXPECT_EQ(Value(text, "a2amesh_open_streams{kind=\"a2a\"}"), 2);  // read again
+}
+
+TEST(MetricsTest, RequestsAreCountedByWhatTheyWereAndHowTheyEnded) {
+  Metrics metrics([] { return NodeSample(); });
+  metrics.GrpcHandled("/lf.a2a.v1.A2AService/SendMessage", 0, absl::Milliseconds(3));
+  metrics.GrpcHandled("/lf.a2a.v1.A2AService/SendMessage", 0, absl::Milliseconds(4));
+  metrics.GrpcHandled("/lf.a2a.v1.A2AService/SendMessage", 8, absl::Milliseconds(1));
+  metrics.GrpcHandled("/a2amesh.v1.Admin/Drain", 99, absl::Seconds(1));  // not a gRPC code
+  metrics.HttpHandled("jsonrpc", "GetTask", 200, absl::Milliseconds(2));
+  metrics.HttpHandled("server", "", 413, absl::ZeroDuration());
+  const std::string text = metrics.Scrape();
+  const std::string send = "service=\"lf.a2a.v1.A2AService\",method=\"SendMessage\"";
+  EXPECT_EQ(Value(text, absl::StrCat("a2amesh_grpc_requests_total{", send, ",code=\"OK\"}")), 2);
+  EXPECT_EQ(Value(text, absl::StrCat("a2amesh_grpc_requests_total{", send,
+                                     ",code=\"RESOURCE_EXHAUSTED\"}")),
+            1);
+  EXPECT_EQ(Value(text, absl::StrCat("a2amesh_grpc_request_duration_seconds_count{", send, "}")),
+            3);
+  EXPECT_EQ(Value(text,
+                  "a2amesh_grpc_requests_total{service=\"a2amesh.v1.Admin\","
+                  "method=\"Drain\",code=\"UNKNOWN\"}"),
+            1);
+  EXPECT_EQ(Value(text,
+                  "a2amesh_http_requests_total{binding=\"jsonrpc\",method=\"GetTask\","
+                  "code=\"200\"}"),
+            1);
+  EXPECT_EQ(Value(text,
+                  "a2amesh_http_requests_total{binding=\"server\",method=\"\","
+                  "code=\"413\"}"),
+            1);
+  EXPECT_EQ(Value(text,
+                  "a2amesh_http_request_duration_seconds_bucket{binding=\"jsonrpc\","
+                  "method=\"GetTask\",le=\"0.0025\"}"),
+            1);
 }
 
 TEST(MetricsTest, ProcessMetricsDescribeThisProcess) {

@@ -37,11 +37,13 @@ class Recorder final : public TaskSubscriber {
     } else if (e.event.has_message()) {
       heard.push_back("message");
     }
+    seqs.push_back(e.seq);
   }
   void OnError(const absl::Status&) override { heard.push_back("error"); }
   bool final_only() const override { return final_only_; }
 
   std::vector<std::string> heard;
+  std::vector<int64_t> seqs;  // each event's TaskEvent::seq
 
  private:
   static std::string Name(lf::a2a::v1::TaskState state) { return std::string(StateName(state)); }
@@ -92,6 +94,40 @@ TEST_F(TaskLogTest, EverySubscriberHearsTheSameEventsInOrderAfterItsFirstTask) {
   EXPECT_THAT(early->heard, ElementsAre("task:submitted", "status:working", "artifact:a"));
   // The late one starts from the task as it stood when it came.
   EXPECT_THAT(late->heard, ElementsAre("task:working", "artifact:a"));
+}
+
+TEST_F(TaskLogTest, EventsCarryTheirSequenceNumberAndAFirstTaskTheLastOneItHolds) {
+  Log(Status(lf::a2a::v1::TASK_STATE_WORKING));  // 1
+  auto sub = std::make_shared<Recorder>();
+  log_.Attach(sub, task_, false);
+  Log(ArtifactChunk("a", "x", false, true));  // 2
+  Log(ArtifactChunk("b", "y", false, true));  // 3
+  Deliver();
+  EXPECT_THAT(sub->heard, ElementsAre("task:working", "artifact:a", "artifact:b"));
+  EXPECT_THAT(sub->seqs, ElementsAre(1, 2, 3));
+}
+
+TEST_F(TaskLogTest, AResumingSubscriberGetsNoTaskIfItMissedNothingElseTheTaskThatHoldsIt) {
+  Log(Status(lf::a2a::v1::TASK_STATE_WORKING));  // 1
+  Log(ArtifactChunk("a", "x", false, true));     // 2
+  // Saw everything up to 2: only what comes next.
+  auto current = std::make_shared<Recorder>();
+  log_.Attach(current, task_, false, /*resume_after=*/2);
+  // Saw only 1: the Task, which holds 2, then what comes next.
+  auto behind = std::make_shared<Recorder>();
+  log_.Attach(behind, task_, false, /*resume_after=*/1);
+  Log(ArtifactChunk("b", "y", false, true));  // 3
+  Deliver();
+  EXPECT_THAT(current->heard, ElementsAre("artifact:b"));
+  EXPECT_THAT(current->seqs, ElementsAre(3));
+  EXPECT_THAT(behind->heard, ElementsAre("task:working", "artifact:b"));
+  EXPECT_THAT(behind->seqs, ElementsAre(2, 3));
+  // An id from elsewhere (ahead of the log) resumes nothing: the Task first.
+  auto stranger = std::make_shared<Recorder>();
+  log_.Attach(stranger, task_, false, /*resume_after=*/99);
+  Deliver();
+  EXPECT_THAT(stranger->heard, ElementsAre("task:working"));
+  EXPECT_THAT(stranger->seqs, ElementsAre(3));
 }
 
 TEST_F(TaskLogTest, AnEventThatMustBeStoredHoldsBackEverythingAfterIt) {
