@@ -102,6 +102,20 @@ class LintAndSchemaTest(unittest.TestCase):
         self.assertEqual(result.returncode, 1, result.stdout)
         self.assertIn("INVALID", result.stdout)
 
+    def test_the_keda_example_is_a_valid_scaled_object_on_the_skill_gauges(self):
+        example = os.path.join(ROOT, "deploy", "keda", "scaledobject.yaml")
+        result = run(["node", VALIDATOR, example])
+        self.assertEqual(result.returncode, 0, result.stdout)
+        self.assertIn("ScaledObject/summarize-agents (keda.sh/v1alpha1): valid", result.stdout)
+        with open(example) as f:
+            text = f.read()
+        # It scales on the gauges the node exports (docs/metrics.md).
+        self.assertIn('a2amesh_skill_running{skill="summarize"}', text)
+        self.assertIn('a2amesh_skill_waiting{skill="summarize"}', text)
+        broken = text.replace("- type: prometheus", "- typo: prometheus")
+        result = run(["node", VALIDATOR, "-"], input=broken)
+        self.assertEqual(result.returncode, 1, result.stdout)
+
     def test_bad_values_are_named(self):
         for setting, path in (("replicaCount=0", "/replicaCount"),
                               ("node.grpcPort=70000", "/node/grpcPort"),
@@ -503,10 +517,14 @@ class RunTest(unittest.TestCase):
         # The helm test's script passes against this node.
         script = docs["Pod/mesh-a2a-mesh-test-health"]["spec"]["containers"][0]["command"]
         self.assertEqual(script[:2], ["/bin/sh", "-c"])
+        pod = f"mesh-a2a-mesh-0.mesh-a2a-mesh-headless.agents.svc.cluster.local:{grpc_port}"
+        self.assertIn(f"for pod in {pod}; do", script[2])
         result = self.sh(self.local_paths(
-            script[2].replace(f"mesh-a2a-mesh:{grpc_port}", f"127.0.0.1:{grpc_port}")))
+            script[2].replace(f"mesh-a2a-mesh:{grpc_port}", f"127.0.0.1:{grpc_port}")
+                     .replace(pod, f"127.0.0.1:{grpc_port}")))
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertIn("1 of 1 nodes up", result.stdout)
+        self.assertIn(f"127.0.0.1:{grpc_port}: serving", result.stdout)
 
         # Without the token, nothing but health.
         refused = self.meshctl("--server", f"127.0.0.1:{grpc_port}", "nodes")
@@ -594,17 +612,33 @@ class RunTest(unittest.TestCase):
         script = self.local_paths(script.replace("/etc/a2a-mesh/ca/", self.path("ca") + "/"))
         self.assertIn(f"mesh-a2a-mesh:{grpc_port}", script)
         result = None
+        pod_name = lambda ordinal: (  # noqa: E731
+            f"mesh-a2a-mesh-{ordinal}.mesh-a2a-mesh-headless.agents.svc.cluster.local")
 
         def helm_test_passes():
             nonlocal result
             # The Service's name does not resolve here; localhost, also in the
             # certificate, does (TLS checks the name dialed).
-            result = self.sh(script.replace(f"mesh-a2a-mesh:{grpc_port}",
-                                            f"localhost:{grpc_port}"))
+            local = script.replace(f"mesh-a2a-mesh:{grpc_port}", f"localhost:{grpc_port}")
+            # Each pod's own name: here each node's own port.
+            for ordinal, (grpc, _, _) in enumerate(ports):
+                local = local.replace(f"{pod_name(ordinal)}:{grpc_port}", f"localhost:{grpc}")
+            result = self.sh(local)
             return result.returncode == 0
+        for ordinal in range(2):
+            self.assertIn(f"{pod_name(ordinal)}:{grpc_port}", script)
         self.wait_until(helm_test_passes, "the helm test passes",
                         lambda: f"{result.stdout}{result.stderr}")
         self.assertIn("2 of 2 nodes up", result.stdout)
+        for grpc, _, _ in ports:
+            self.assertIn(f"localhost:{grpc}: serving", result.stdout)
+        # A pod that does not answer fails the test, naming it.
+        dead = free_port()
+        result = self.sh(script.replace(f"mesh-a2a-mesh:{grpc_port}", f"localhost:{grpc_port}")
+                         .replace(f"{pod_name(0)}:{grpc_port}", f"localhost:{ports[0][0]}")
+                         .replace(f"{pod_name(1)}:{grpc_port}", f"localhost:{dead}"))
+        self.assertNotEqual(result.returncode, 0, result.stdout)
+        self.assertIn(f"localhost:{dead}: not serving", result.stdout)
 
         # From the attacker's side: plain text, no token, a wrong CA.
         server = f"localhost:{grpc_port}"
