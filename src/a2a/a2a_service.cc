@@ -30,8 +30,9 @@ class A2aService::StreamSink final : public tasks::TaskSubscriber {
  public:
   using Reactor = grpc::ServerWriteReactor<StreamResponse>;
 
-  StreamSink(Reactor* stream, size_t max_queued, bool event_ids)
-      : writes_(max_queued), event_ids_(event_ids) {
+  StreamSink(Reactor* stream, grpc::CallbackServerContext* context, size_t max_queued,
+             bool event_ids)
+      : writes_(max_queued), context_(context), event_ids_(event_ids) {
     writes_.Attach(stream);
   }
 
@@ -80,6 +81,13 @@ class A2aService::StreamSink final : public tasks::TaskSubscriber {
   }
 
   void Finish(const grpc::Status& status) { writes_.Finish(status); }
+  // Tells the client the subscription is in place before any event comes (a
+  // resumed one may have none to send yet): initial metadata with
+  // kSubscribedKey, unless an event or the end has gone already.
+  void SendSubscribed() {
+    writes_.SendInitialMetadata(
+        [this] { context_->AddInitialMetadata(std::string(kSubscribedKey), "1"); });
+  }
   void OnWriteDone(bool ok) {
     writes_.OnWriteDone(ok, grpc::Status(grpc::StatusCode::UNAVAILABLE, "the client went away"));
   }
@@ -100,6 +108,8 @@ class A2aService::StreamSink final : public tasks::TaskSubscriber {
  private:
   using Writes = rpc::WriteQueue<Reactor, StreamResponse>;
   Writes writes_;
+  // The call's, used only under the queue's lock while the call lives.
+  grpc::CallbackServerContext* const context_;
   const bool event_ids_;  // the caller asked for kEventSeqField
   mutable absl::Mutex mu_;
   std::string task_id_ ABSL_GUARDED_BY(mu_);
@@ -110,7 +120,7 @@ class A2aService::EventStream final : public grpc::ServerWriteReactor<StreamResp
  public:
   EventStream(A2aService& service, grpc::CallbackServerContext* context)
       : service_(service),
-        sink_(std::make_shared<StreamSink>(this, service.options_.max_queued_events,
+        sink_(std::make_shared<StreamSink>(this, context, service.options_.max_queued_events,
                                            context->client_metadata().count(grpc::string_ref(
                                                kEventIdsKey.data(), kEventIdsKey.size())) > 0)) {
     service_.open_streams_.fetch_add(1, std::memory_order_relaxed);
@@ -270,6 +280,13 @@ class A2aService::ForwardedStream final : public grpc::ClientReadReactor<StreamR
   void Begin() {
     StartRead(&event_);
     StartCall();
+  }
+  void OnReadInitialMetadataDone(bool ok) override {
+    // The owner's resumed subscription is in place: so is this one.
+    if (ok && context_->GetServerInitialMetadata().count(
+                  grpc::string_ref(kSubscribedKey.data(), kSubscribedKey.size())) > 0) {
+      sink_->SendSubscribed();
+    }
   }
   void OnReadDone(bool ok) override {
     if (!ok) {
@@ -574,6 +591,8 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SubscribeToTask(
     if (status.ok()) {
       sink->set_task_id(id);
       status = tasks_.Subscribe(id, sink, resume_after);
+      // A resumed subscription may have no first event: say it is in place.
+      if (status.ok() && resume_after >= 0) sink->SendSubscribed();
     }
     if (!status.ok()) {
       sink->OnError(status);

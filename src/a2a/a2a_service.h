@@ -32,6 +32,9 @@ inline constexpr int kEventSeqField = 50001;
 // Metadata on SubscribeToTask: the last event the caller saw (SSE's
 // Last-Event-ID); the stream resumes after it (TaskManager::Subscribe).
 inline constexpr absl::string_view kLastEventIdKey = "last-event-id";
+// Initial metadata of a resumed SubscribeToTask once its subscription is in
+// place (it may have no event to send yet).
+inline constexpr absl::string_view kSubscribedKey = "a2amesh-subscribed";
 
 // A channel to another node of the mesh (nullptr if it is not known), for
 // calls about tasks that node owns.

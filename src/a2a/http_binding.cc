@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/stubs/common.h"
@@ -145,8 +146,8 @@ class HttpBinding::StreamCall final
     if (const std::string* last = exchange_->request().Header("last-event-id")) {
       context_->AddMetadata(std::string(kLastEventIdKey), *last);
       // A resumed stream that missed nothing has no first event to wait
-      // for: it opens now (an error would come as an error event).
-      OpenStream();
+      // for: it opens once the service says the subscription is in place.
+      resumed_ = true;
     }
     exchange_->OnClientGone([context = std::weak_ptr<grpc::ClientContext>(context_)] {
       if (auto live = context.lock()) live->TryCancel();
@@ -170,7 +171,7 @@ class HttpBinding::StreamCall final
       RemoveHold();
       return;
     }
-    if (!started_) OpenStream();
+    OpenStream();
     std::string frame = framing_->Event(*event);
     if (std::optional<uint64_t> seq = EventSeq(*event)) {
       frame = absl::StrCat("id: ", *seq, "\n", frame);
@@ -185,8 +186,21 @@ class HttpBinding::StreamCall final
     });
   }
 
+  void OnReadInitialMetadataDone(bool ok) override {
+    if (ok && resumed_ &&
+        context_->GetServerInitialMetadata().count(
+            grpc::string_ref(kSubscribedKey.data(), kSubscribedKey.size())) > 0) {
+      OpenStream();
+    }
+  }
+
   void OnDone(const grpc::Status& status) override {
-    if (!started_) {
+    bool started;
+    {
+      absl::MutexLock lock(&mu_);
+      started = started_;
+    }
+    if (!started) {
       // An error before the first event is a plain error response, not SSE.
       if (!status.ok()) {
         exchange_->Respond(framing_->Failure(status));
@@ -204,10 +218,14 @@ class HttpBinding::StreamCall final
   }
 
  private:
-  // Sends the SSE head; from then on, a comment line now and then through a
-  // quiet stream, so that proxies and load balancers that cut idle
-  // connections leave it open.
+  // Sends the SSE head, once; from then on, a comment line now and then
+  // through a quiet stream, so that proxies and load balancers that cut idle
+  // connections leave it open. The first event and the initial metadata may
+  // race to it: the head is posted under the lock so that it goes before any
+  // event (posting only queues it on the connection's strand).
   void OpenStream() {
+    absl::MutexLock lock(&mu_);
+    if (started_) return;
     started_ = true;
     exchange_->StartStream(SseHead());
     if (keep_alive_ > absl::ZeroDuration()) exchange_->KeepAlive(": keep-alive\n\n", keep_alive_);
@@ -222,7 +240,9 @@ class HttpBinding::StreamCall final
   const absl::Duration keep_alive_;
   grpc::ByteBuffer request_;
   grpc::ByteBuffer event_;
-  bool started_ = false;
+  bool resumed_ = false;  // set before the call starts
+  absl::Mutex mu_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 HttpBinding::HttpBinding(HttpBindingOptions options, std::shared_ptr<grpc::Channel> a2a_channel,

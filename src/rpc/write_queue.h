@@ -133,6 +133,21 @@ class WriteQueue {
     return unsent;
   }
 
+  // Sends the call's initial metadata now, unless a write or the Finish has
+  // taken it already or the call is over: tells a client that the call is set
+  // up before any message comes (server reactors only). `add` runs first,
+  // under the queue's lock, while the call is alive: it may add to the
+  // metadata (ServerContext::AddInitialMetadata). Returns whether it sent.
+  template <typename Add>
+  bool SendInitialMetadata(Add add) {
+    absl::MutexLock lock(&mu_);
+    if (reactor_ == nullptr || started_ || finish_requested_) return false;
+    started_ = true;
+    add();
+    reactor_->StartSendInitialMetadata();
+    return true;
+  }
+
   bool finishing() const {
     absl::MutexLock lock(&mu_);
     return finish_requested_;
@@ -163,6 +178,7 @@ class WriteQueue {
     if (queue_.empty() || failed_) {
       if (finish_requested_) {
         finished_ = true;
+        started_ = true;
         reactor_->Finish(finish_status_);
       }
       return;
@@ -172,6 +188,7 @@ class WriteQueue {
       queue_.pop_front();
     }
     writing_ = true;
+    started_ = true;
     reactor_->StartWrite(&current_);
   }
 
@@ -183,6 +200,8 @@ class WriteQueue {
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  // The initial metadata has gone (with a write, the Finish, or on its own).
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
   int held_ ABSL_GUARDED_BY(mu_) = 0;
   // A write failed: nothing more is written, the call just finishes.
   bool failed_ ABSL_GUARDED_BY(mu_) = false;

@@ -599,36 +599,6 @@ TEST(HttpBindingPublicUrlTest, CardsGiveTheConfiguredPublicUrls) {
   EXPECT_THAT(card->body, HasSubstr(R"("url":"grpc.mesh.example.com:443")"));
 }
 
-namespace sse {
-
-// The server-sent events in `received` (raw HTTP, chunked): each event's
-// `id:` (-1 without one) and whether its data is a Task, an artifact update
-// or something else.
-struct Event {
-  int64_t id = -1;
-  std::string data;
-};
-std::vector<Event> Events(const std::string& received) {
-  std::vector<Event> events;
-  size_t at = 0;
-  while ((at = received.find("data: ", at)) != std::string::npos) {
-    Event event;
-    const size_t end = received.find("\n\n", at);
-    event.data = received.substr(at + 6, end == std::string::npos ? end : end - at - 6);
-    // "id: N\n" right before the data line, in the same chunk.
-    const size_t line = received.rfind("id: ", at);
-    if (line != std::string::npos && received.find('\n', line) + 1 == at) {
-      (void)absl::SimpleAtoi(absl::string_view(received).substr(line + 4, at - line - 5),
-                             &event.id);
-    }
-    events.push_back(std::move(event));
-    at = end == std::string::npos ? received.size() : end;
-  }
-  return events;
-}
-
-}  // namespace sse
-
 // Lets an agent take its steps one at a time, when the test says.
 class Steps {
  public:
@@ -692,26 +662,29 @@ TEST(HttpSseTest, EventsHaveIdsQuietStreamsKeepAliveAndLastEventIdResumes) {
                                         headers, "\r\n")));
     return *std::move(connection);
   };
-  auto events_of = [](const HttpConnection& c) { return sse::Events(c.received()); };
+  auto events_of = [](const HttpConnection& c) { return testing::SseEvents(c.received()); };
 
-  // First subscription: the Task, with an id; then step 1's artifact.
+  // First subscription: the Task, with an id; then (after the agent's WORKING,
+  // if it comes after the Task) step 1's artifact, each with a higher id.
   std::unique_ptr<HttpConnection> first = subscribe("");
-  ASSERT_TRUE(first->ReadUntil([](const std::string& got) { return sse::Events(got).size() == 1; }))
-      << first->received();
-  std::vector<sse::Event> seen = events_of(*first);
+  ASSERT_TRUE(first->ReadUntil([](const std::string& got) {
+    return testing::SseEvents(got).size() == 1;
+  })) << first->received();
+  std::vector<testing::SseEvent> seen = events_of(*first);
   EXPECT_THAT(seen[0].data, HasSubstr("{\"task\":"));
   ASSERT_GE(seen[0].id, 0) << first->received();
   steps.Allow(1);
-  ASSERT_TRUE(first->ReadUntil([](const std::string& got) { return sse::Events(got).size() == 2; }))
-      << first->received();
+  ASSERT_TRUE(first->ReadUntil([](const std::string& got) {
+    return absl::StrContains(got, "\"a1\"");
+  })) << first->received();
   seen = events_of(*first);
-  EXPECT_THAT(seen[1].data, HasSubstr("\"a1\""));
-  EXPECT_GT(seen[1].id, seen[0].id);
+  for (size_t i = 1; i < seen.size(); ++i) EXPECT_GT(seen[i].id, seen[i - 1].id);
+  EXPECT_THAT(seen.back().data, HasSubstr("\"a1\""));
   // Nothing happens for a while: the stream says it is alive.
   EXPECT_TRUE(first->ReadUntil([](const std::string& got) {
     return absl::StrContains(got, ": keep-alive\n\n");
   })) << first->received();
-  const int64_t after_a1 = seen[1].id;
+  const int64_t after_a1 = seen.back().id;
   first->Close();
 
   // Back with the last id and nothing missed: no Task again, just what comes next.
@@ -720,8 +693,9 @@ TEST(HttpSseTest, EventsHaveIdsQuietStreamsKeepAliveAndLastEventIdResumes) {
     return absl::StrContains(got, "text/event-stream");
   })) << second->received();
   steps.Allow(2);
-  ASSERT_TRUE(second->ReadUntil([](const std::string& got) { return !sse::Events(got).empty(); }))
-      << second->received();
+  ASSERT_TRUE(second->ReadUntil([](const std::string& got) {
+    return !testing::SseEvents(got).empty();
+  })) << second->received();
   seen = events_of(*second);
   EXPECT_THAT(seen[0].data, HasSubstr("\"a2\""));
   EXPECT_THAT(seen[0].data, Not(HasSubstr("{\"task\":")));
@@ -738,8 +712,9 @@ TEST(HttpSseTest, EventsHaveIdsQuietStreamsKeepAliveAndLastEventIdResumes) {
     return got.ok() && absl::StrContains(got->body, "\"a3\"");
   }));
   std::unique_ptr<HttpConnection> third = subscribe(absl::StrCat(after_a2));
-  ASSERT_TRUE(third->ReadUntil([](const std::string& got) { return !sse::Events(got).empty(); }))
-      << third->received();
+  ASSERT_TRUE(third->ReadUntil([](const std::string& got) {
+    return !testing::SseEvents(got).empty();
+  })) << third->received();
   seen = events_of(*third);
   EXPECT_THAT(seen[0].data, HasSubstr("{\"task\":"));
   EXPECT_THAT(seen[0].data, HasSubstr("\"a3\""));

@@ -203,6 +203,25 @@ absl::StatusOr<HttpResult> HttpGet(const std::string& address, const std::string
   return ParseHttpResponse(*raw);
 }
 
+std::vector<SseEvent> SseEvents(const std::string& received) {
+  std::vector<SseEvent> events;
+  size_t at = 0;
+  while ((at = received.find("data: ", at)) != std::string::npos) {
+    SseEvent event;
+    const size_t end = received.find("\n\n", at);
+    event.data = received.substr(at + 6, end == std::string::npos ? end : end - at - 6);
+    // "id: N\n" right before the data line, in the same chunk.
+    const size_t line = received.rfind("id: ", at);
+    if (line != std::string::npos && received.find('\n', line) + 1 == at) {
+      (void)absl::SimpleAtoi(absl::string_view(received).substr(line + 4, at - line - 5),
+                             &event.id);
+    }
+    events.push_back(std::move(event));
+    at = end == std::string::npos ? received.size() : end;
+  }
+  return events;
+}
+
 std::optional<double> ScrapeSample(const std::string& address, const std::string& series) {
   absl::StatusOr<HttpResult> scrape = HttpGet(address, "/metrics");
   if (!scrape.ok()) return std::nullopt;

@@ -1,10 +1,12 @@
 #ifndef A2AMESH_TESTS_TESTING_HTTP_CLIENT_H_
 #define A2AMESH_TESTS_TESTING_HTTP_CLIENT_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -53,6 +55,16 @@ absl::StatusOr<std::string> HttpExchange(const std::string& address, const std::
 
 // GET `path` with Connection: close, parsed.
 absl::StatusOr<HttpResult> HttpGet(const std::string& address, const std::string& path);
+
+// One server-sent event as a test reads it off the wire: its `id:` (-1
+// without one) and its `data:`.
+struct SseEvent {
+  int64_t id = -1;
+  std::string data;
+};
+// The events in `received` (a raw HTTP response with a chunked SSE body, as
+// far as it has come), in order. Comments (keep-alives) are not events.
+std::vector<SseEvent> SseEvents(const std::string& received);
 
 // The value of sample `series` (its name and labels as the node writes them,
 // e.g. a2amesh_skill_running{skill="slow"}) in a scrape of host:port's

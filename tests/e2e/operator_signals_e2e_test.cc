@@ -1,0 +1,135 @@
+// What an operator's tools see of a real meshd process, on loopback: the
+// per-skill gauges an autoscaler reads move with the load, and an SSE stream
+// behind a proxy stays open (keep-alive comments) and resumes after the last
+// event it saw (Last-Event-ID). The agent is hold-agent, which keeps every task
+// WORKING until it is cancelled.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "lf/a2a/v1/a2a.grpc.pb.h"
+#include "testing/e2e_mesh.h"
+#include "testing/http_client.h"
+#include "testing/node_harness.h"
+#include "testing/proto_builders.h"
+#include "testing/subprocess.h"
+#include "testing/temp_dir.h"
+#include "testing/wait.h"
+
+namespace a2amesh {
+namespace {
+
+using ::a2amesh::testing::A2aContext;
+using ::a2amesh::testing::E2eNode;
+using ::a2amesh::testing::HttpConnection;
+using ::a2amesh::testing::SseEvents;
+using ::a2amesh::testing::Subprocess;
+using ::a2amesh::testing::WaitFor;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+TEST(OperatorSignalsE2eTest, SkillGaugesFollowTheLoadAndSseStreamsKeepAliveAndResume) {
+  testing::TempDir dir;
+  E2eNode node(dir, "ops", {"--ephemeral", "--sse-keepalive", "300ms"});
+  ASSERT_TRUE(node.Start());
+  Subprocess agent = node.StartAgent("hold-agent", {"--max-concurrency", "4"});
+  ASSERT_TRUE(node.WaitForAgent("hold"));
+  auto sample = [&](const std::string& series) {
+    return testing::ScrapeSample(node.metrics_address(), series).value_or(-1);
+  };
+  EXPECT_EQ(sample("a2amesh_skill_capacity{skill=\"hold\"}"), 4);
+  EXPECT_EQ(sample("a2amesh_skill_running{skill=\"hold\"}"), 0);
+
+  // Three tasks held: the gauge says so, and the capacity stays.
+  auto stub = lf::a2a::v1::A2AService::NewStub(
+      grpc::CreateChannel(node.address(), grpc::InsecureChannelCredentials()));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    lf::a2a::v1::SendMessageRequest request = testing::SendText("hold on");
+    (*request.mutable_metadata()->mutable_fields())["a2amesh/skill"].set_string_value("hold");
+    request.mutable_configuration()->set_return_immediately(true);
+    lf::a2a::v1::SendMessageResponse response;
+    grpc::Status status = stub->SendMessage(A2aContext().get(), request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ids.push_back(response.task().id());
+  }
+  EXPECT_TRUE(WaitFor([&] { return sample("a2amesh_skill_running{skill=\"hold\"}") == 3; }));
+  EXPECT_EQ(sample("a2amesh_skill_capacity{skill=\"hold\"}"), 4);
+  // Once the agent has marked them WORKING, none waits to start.
+  EXPECT_TRUE(WaitFor([&] { return sample("a2amesh_skill_waiting{skill=\"hold\"}") == 0; }));
+
+  auto subscribe = [&](const std::string& id, const std::string& last_event_id) {
+    absl::StatusOr<std::unique_ptr<HttpConnection>> connection =
+        HttpConnection::Open(node.http_address());
+    EXPECT_TRUE(connection.ok()) << connection.status();
+    std::string headers = "Host: x\r\nA2A-Version: 1.0\r\n";
+    if (!last_event_id.empty()) absl::StrAppend(&headers, "Last-Event-ID: ", last_event_id, "\r\n");
+    EXPECT_TRUE((*connection)
+                    ->Send(absl::StrCat("GET /a2a/rest/tasks/", id, ":subscribe HTTP/1.1\r\n",
+                                        headers, "\r\n")));
+    return *std::move(connection);
+  };
+
+  // A quiet stream: the Task with its id, then keep-alive comments.
+  std::unique_ptr<HttpConnection> first = subscribe(ids[0], "");
+  ASSERT_TRUE(first->ReadUntil([](const std::string& got) {
+    return !SseEvents(got).empty() && absl::StrContains(got, ": keep-alive\n\n");
+  })) << first->received();
+  const testing::SseEvent task = SseEvents(first->received())[0];
+  EXPECT_THAT(task.data, HasSubstr("TASK_STATE_WORKING"));
+  ASSERT_GE(task.id, 0) << first->received();
+  first->Close();
+
+  // Back after that event, nothing missed: the stream opens with no Task; the
+  // cancel is the next event, with a later id, and ends it.
+  std::unique_ptr<HttpConnection> resumed = subscribe(ids[0], absl::StrCat(task.id));
+  ASSERT_TRUE(resumed->ReadUntil([](const std::string& got) {
+    return absl::StrContains(got, "text/event-stream");
+  })) << resumed->received();
+  absl::StatusOr<testing::HttpResult> canceled = testing::A2aHttp(
+      node.http_address(), "POST", absl::StrCat("/a2a/rest/tasks/", ids[0], ":cancel"), "");
+  ASSERT_TRUE(canceled.ok());
+  EXPECT_EQ(canceled->status, 200) << canceled->body;
+  ASSERT_TRUE(resumed->ReadUntil([](const std::string& got) {
+    return absl::StrContains(got, "TASK_STATE_CANCELED") && absl::StrContains(got, "0\r\n\r\n");
+  })) << resumed->received();
+  std::vector<testing::SseEvent> events = SseEvents(resumed->received());
+  ASSERT_EQ(events.size(), 1u) << resumed->received();
+  EXPECT_THAT(events[0].data, Not(HasSubstr("{\"task\":")));
+  EXPECT_GT(events[0].id, task.id);
+
+  // Back to a task that has ended: an ordinary error, not an empty stream.
+  std::unique_ptr<HttpConnection> ended = subscribe(ids[0], absl::StrCat(events[0].id));
+  ASSERT_TRUE(ended->ReadUntil([](const std::string& got) {
+    return absl::StrContains(got, "\r\n\r\n{");
+  })) << ended->received();
+  EXPECT_THAT(ended->received(), HasSubstr("HTTP/1.1 400"));
+  EXPECT_THAT(ended->received(), Not(HasSubstr("text/event-stream")));
+
+  // An id from before the last event: the Task, which holds what was missed.
+  std::unique_ptr<HttpConnection> behind = subscribe(ids[1], "0");
+  ASSERT_TRUE(behind->ReadUntil([](const std::string& got) { return !SseEvents(got).empty(); }))
+      << behind->received();
+  events = SseEvents(behind->received());
+  EXPECT_THAT(events[0].data, HasSubstr("{\"task\":"));
+  EXPECT_GT(events[0].id, 0);
+  behind->Close();
+
+  // The load goes: so does the gauge.
+  for (size_t i = 1; i < ids.size(); ++i) {
+    lf::a2a::v1::CancelTaskRequest cancel;
+    cancel.set_id(ids[i]);
+    lf::a2a::v1::Task ended;
+    ASSERT_TRUE(stub->CancelTask(A2aContext().get(), cancel, &ended).ok());
+  }
+  EXPECT_TRUE(WaitFor([&] { return sample("a2amesh_skill_running{skill=\"hold\"}") == 0; }));
+}
+
+}  // namespace
+}  // namespace a2amesh
