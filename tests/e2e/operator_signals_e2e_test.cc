@@ -66,13 +66,8 @@ TEST(OperatorSignalsE2eTest, SkillGaugesFollowTheLoadAndSseStreamsKeepAliveAndRe
 
   auto subscribe = [&](const std::string& id, const std::string& last_event_id) {
     absl::StatusOr<std::unique_ptr<HttpConnection>> connection =
-        HttpConnection::Open(node.http_address());
+        testing::SubscribeOverRest(node.http_address(), id, last_event_id);
     EXPECT_TRUE(connection.ok()) << connection.status();
-    std::string headers = "Host: x\r\nA2A-Version: 1.0\r\n";
-    if (!last_event_id.empty()) absl::StrAppend(&headers, "Last-Event-ID: ", last_event_id, "\r\n");
-    EXPECT_TRUE((*connection)
-                    ->Send(absl::StrCat("GET /a2a/rest/tasks/", id, ":subscribe HTTP/1.1\r\n",
-                                        headers, "\r\n")));
     return *std::move(connection);
   };
 

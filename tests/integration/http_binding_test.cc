@@ -653,13 +653,9 @@ TEST(HttpSseTest, EventsHaveIdsQuietStreamsKeepAliveAndLastEventIdResumes) {
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(started->body, &task).ok());
   const std::string id = task.fields().at("task").struct_value().fields().at("id").string_value();
   auto subscribe = [&](const std::string& last_event_id) {
-    absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Open(address);
-    EXPECT_TRUE(connection.ok());
-    std::string headers = "Host: x\r\nA2A-Version: 1.0\r\n";
-    if (!last_event_id.empty()) absl::StrAppend(&headers, "Last-Event-ID: ", last_event_id, "\r\n");
-    EXPECT_TRUE((*connection)
-                    ->Send(absl::StrCat("GET /a2a/rest/tasks/", id, ":subscribe HTTP/1.1\r\n",
-                                        headers, "\r\n")));
+    absl::StatusOr<std::unique_ptr<HttpConnection>> connection =
+        testing::SubscribeOverRest(address, id, last_event_id);
+    EXPECT_TRUE(connection.ok()) << connection.status();
     return *std::move(connection);
   };
   auto events_of = [](const HttpConnection& c) { return testing::SseEvents(c.received()); };

@@ -203,6 +203,20 @@ absl::StatusOr<HttpResult> HttpGet(const std::string& address, const std::string
   return ParseHttpResponse(*raw);
 }
 
+absl::StatusOr<std::unique_ptr<HttpConnection>> SubscribeOverRest(
+    const std::string& address, const std::string& task_id, const std::string& last_event_id) {
+  absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Open(address);
+  if (!connection.ok()) return connection.status();
+  std::string headers = "Host: x\r\nA2A-Version: 1.0\r\n";
+  if (!last_event_id.empty()) absl::StrAppend(&headers, "Last-Event-ID: ", last_event_id, "\r\n");
+  if (!(*connection)
+           ->Send(absl::StrCat("GET /a2a/rest/tasks/", task_id, ":subscribe HTTP/1.1\r\n", headers,
+                               "\r\n"))) {
+    return absl::UnavailableError(absl::StrCat("cannot send to ", address));
+  }
+  return connection;
+}
+
 std::vector<SseEvent> SseEvents(const std::string& received) {
   std::vector<SseEvent> events;
   size_t at = 0;

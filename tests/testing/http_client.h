@@ -56,6 +56,12 @@ absl::StatusOr<std::string> HttpExchange(const std::string& address, const std::
 // GET `path` with Connection: close, parsed.
 absl::StatusOr<HttpResult> HttpGet(const std::string& address, const std::string& path);
 
+// Opens a connection to host:port and sends GET
+// /a2a/rest/tasks/{task_id}:subscribe (A2A-Version 1.0), with `last_event_id`
+// as Last-Event-ID unless it is empty; the events are read off the connection.
+absl::StatusOr<std::unique_ptr<HttpConnection>> SubscribeOverRest(
+    const std::string& address, const std::string& task_id, const std::string& last_event_id = "");
+
 // One server-sent event as a test reads it off the wire: its `id:` (-1
 // without one) and its `data:`.
 struct SseEvent {
