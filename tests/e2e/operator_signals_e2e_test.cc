@@ -1,8 +1,8 @@
 // What an operator's tools see of a real meshd process, on loopback: the
 // per-skill gauges an autoscaler reads move with the load, and an SSE stream
 // behind a proxy stays open (keep-alive comments) and resumes after the last
-// event it saw (Last-Event-ID). The agent is hold-agent, which keeps every task
-// WORKING until it is cancelled.
+// event it saw (Last-Event-ID). The agent is echo-agent with a long --delay,
+// which keeps every task WORKING until it is cancelled.
 
 #include <memory>
 #include <string>
@@ -38,13 +38,14 @@ TEST(OperatorSignalsE2eTest, SkillGaugesFollowTheLoadAndSseStreamsKeepAliveAndRe
   testing::TempDir dir;
   E2eNode node(dir, "ops", {"--ephemeral", "--sse-keepalive", "300ms"});
   ASSERT_TRUE(node.Start());
-  Subprocess agent = node.StartAgent("hold-agent", {"--max-concurrency", "4"});
-  ASSERT_TRUE(node.WaitForAgent("hold"));
+  // echo-agent with a long delay holds each task WORKING until it is cancelled.
+  Subprocess agent = node.StartAgent("echo-agent", {"--max-concurrency", "4", "--delay", "10m"});
+  ASSERT_TRUE(node.WaitForAgent("echo"));
   auto sample = [&](const std::string& series) {
     return testing::ScrapeSample(node.metrics_address(), series).value_or(-1);
   };
-  EXPECT_EQ(sample("a2amesh_skill_capacity{skill=\"hold\"}"), 4);
-  EXPECT_EQ(sample("a2amesh_skill_running{skill=\"hold\"}"), 0);
+  EXPECT_EQ(sample("a2amesh_skill_capacity{skill=\"echo\"}"), 4);
+  EXPECT_EQ(sample("a2amesh_skill_running{skill=\"echo\"}"), 0);
 
   // Three tasks held: the gauge says so, and the capacity stays.
   auto stub = lf::a2a::v1::A2AService::NewStub(
@@ -52,17 +53,17 @@ TEST(OperatorSignalsE2eTest, SkillGaugesFollowTheLoadAndSseStreamsKeepAliveAndRe
   std::vector<std::string> ids;
   for (int i = 0; i < 3; ++i) {
     lf::a2a::v1::SendMessageRequest request = testing::SendText("hold on");
-    (*request.mutable_metadata()->mutable_fields())["a2amesh/skill"].set_string_value("hold");
+    (*request.mutable_metadata()->mutable_fields())["a2amesh/skill"].set_string_value("echo");
     request.mutable_configuration()->set_return_immediately(true);
     lf::a2a::v1::SendMessageResponse response;
     grpc::Status status = stub->SendMessage(A2aContext().get(), request, &response);
     ASSERT_TRUE(status.ok()) << status.error_message();
     ids.push_back(response.task().id());
   }
-  EXPECT_TRUE(WaitFor([&] { return sample("a2amesh_skill_running{skill=\"hold\"}") == 3; }));
-  EXPECT_EQ(sample("a2amesh_skill_capacity{skill=\"hold\"}"), 4);
+  EXPECT_TRUE(WaitFor([&] { return sample("a2amesh_skill_running{skill=\"echo\"}") == 3; }));
+  EXPECT_EQ(sample("a2amesh_skill_capacity{skill=\"echo\"}"), 4);
   // Once the agent has marked them WORKING, none waits to start.
-  EXPECT_TRUE(WaitFor([&] { return sample("a2amesh_skill_waiting{skill=\"hold\"}") == 0; }));
+  EXPECT_TRUE(WaitFor([&] { return sample("a2amesh_skill_waiting{skill=\"echo\"}") == 0; }));
 
   auto subscribe = [&](const std::string& id, const std::string& last_event_id) {
     absl::StatusOr<std::unique_ptr<HttpConnection>> connection =
@@ -123,7 +124,7 @@ TEST(OperatorSignalsE2eTest, SkillGaugesFollowTheLoadAndSseStreamsKeepAliveAndRe
     lf::a2a::v1::Task ended;
     ASSERT_TRUE(stub->CancelTask(A2aContext().get(), cancel, &ended).ok());
   }
-  EXPECT_TRUE(WaitFor([&] { return sample("a2amesh_skill_running{skill=\"hold\"}") == 0; }));
+  EXPECT_TRUE(WaitFor([&] { return sample("a2amesh_skill_running{skill=\"echo\"}") == 0; }));
 }
 
 }  // namespace
