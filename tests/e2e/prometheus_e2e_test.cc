@@ -318,7 +318,7 @@ TEST_F(PrometheusE2eTest, PrometheusScrapesTwoNodesAndTheSeriesHoldWhatHappened)
       ++queries;
     }
   }
-  EXPECT_GE(queries, 14);
+  EXPECT_GE(queries, 17);
 }
 
 TEST_F(PrometheusE2eTest, HealthIsServingThenNotServingWhileDraining) {
