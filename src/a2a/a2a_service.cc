@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "core/a2a_error.h"
 #include "core/ids.h"
 #include "core/status_macros.h"
@@ -30,9 +31,10 @@ class A2aService::StreamSink final : public tasks::TaskSubscriber {
  public:
   using Reactor = grpc::ServerWriteReactor<StreamResponse>;
 
+  // `epoch`: the service's, for event ids if `event_ids`.
   StreamSink(Reactor* stream, grpc::CallbackServerContext* context, size_t max_queued,
-             bool event_ids)
-      : writes_(max_queued), context_(context), event_ids_(event_ids) {
+             bool event_ids, const std::string& epoch)
+      : writes_(max_queued), context_(context), event_ids_(event_ids), epoch_(epoch) {
     writes_.Attach(stream);
   }
 
@@ -47,8 +49,8 @@ class A2aService::StreamSink final : public tasks::TaskSubscriber {
     StreamResponse numbered;
     if (event_ids_) {
       numbered = event;
-      numbered.GetReflection()->MutableUnknownFields(&numbered)->AddVarint(
-          kEventSeqField, static_cast<uint64_t>(e.seq));
+      numbered.GetReflection()->MutableUnknownFields(&numbered)->AddLengthDelimited(
+          kEventIdField, absl::StrCat(e.seq, ".", epoch_));
     }
     switch (event_ids_ ? writes_.Write(std::move(numbered)) : writes_.Write(event)) {
       case Writes::Result::kFull:
@@ -110,7 +112,8 @@ class A2aService::StreamSink final : public tasks::TaskSubscriber {
   Writes writes_;
   // The call's, used only under the queue's lock while the call lives.
   grpc::CallbackServerContext* const context_;
-  const bool event_ids_;  // the caller asked for kEventSeqField
+  const bool event_ids_;  // the caller asked for kEventIdField
+  const std::string& epoch_;
   mutable absl::Mutex mu_;
   std::string task_id_ ABSL_GUARDED_BY(mu_);
 };
@@ -122,7 +125,8 @@ class A2aService::EventStream final : public grpc::ServerWriteReactor<StreamResp
       : service_(service),
         sink_(std::make_shared<StreamSink>(this, context, service.options_.max_queued_events,
                                            context->client_metadata().count(grpc::string_ref(
-                                               kEventIdsKey.data(), kEventIdsKey.size())) > 0)) {
+                                               kEventIdsKey.data(), kEventIdsKey.size())) > 0,
+                                           service.epoch_)) {
     service_.open_streams_.fetch_add(1, std::memory_order_relaxed);
   }
 
@@ -315,7 +319,16 @@ A2aService::A2aService(A2aServiceOptions options, tasks::TaskManager& tasks,
       dispatcher_(dispatcher),
       blocking_(blocking),
       peers_(std::move(peers)),
-      push_(push) {}
+      push_(push),
+      epoch_(NewUuid().substr(0, 8)) {}  // 32 random bits
+
+int64_t A2aService::ResumePoint(absl::string_view event_id) const {
+  const std::pair<absl::string_view, absl::string_view> parts =
+      absl::StrSplit(event_id, absl::MaxSplits('.', 1));
+  int64_t seq = -1;
+  if (parts.second != epoch_ || !absl::SimpleAtoi(parts.first, &seq) || seq < 0) return -1;
+  return seq;
+}
 
 A2aService::~A2aService() {
   // Every stream's OnDone ran before the server's shutdown returned, an order
@@ -577,12 +590,13 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SubscribeToTask(
     return stream;
   }
   // A returning SSE client resumes after the last event it saw.
+  // An id this process did not give (another node's, from before a restart)
+  // resumes nothing: the stream starts with the Task.
   int64_t resume_after = -1;
   const auto& metadata = context->client_metadata();
   if (auto it = metadata.find(grpc::string_ref(kLastEventIdKey.data(), kLastEventIdKey.size()));
-      it != metadata.end() &&
-      !absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &resume_after)) {
-    resume_after = -1;  // not one of ours: the stream starts with the Task
+      it != metadata.end()) {
+    resume_after = ResumePoint(absl::string_view(it->second.data(), it->second.size()));
   }
   blocking_.Schedule([this, id = request->id(), sink = stream->sink(),
                       caller = CallerOf(context, *caller), resume_after] {

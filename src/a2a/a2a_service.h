@@ -23,14 +23,16 @@ namespace a2amesh::a2a {
 inline constexpr absl::string_view kClientAddressKey = "a2amesh-http-client";
 
 // Metadata by which a streaming call's caller (the HTTP bindings, for SSE's
-// `id:` lines) asks for each event's sequence number (tasks::TaskEvent::seq).
-// It comes inside the event, as the varint field kEventSeqField: a field the
-// A2A proto does not have, which every protobuf parser keeps or ignores as
-// unknown, so a forwarded stream carries it through unchanged.
+// `id:` lines) asks for each event's id: "SEQ.EPOCH", the event's sequence
+// number in its task's log (tasks::TaskEvent::seq) and the epoch of the
+// owner's process (A2aService::epoch). It comes inside the event, as the
+// string field kEventIdField: a field the A2A proto does not have, which
+// every protobuf parser keeps or ignores as unknown, so a forwarded stream
+// carries it through unchanged.
 inline constexpr absl::string_view kEventIdsKey = "a2amesh-event-ids";
-inline constexpr int kEventSeqField = 50001;
-// Metadata on SubscribeToTask: the last event the caller saw (SSE's
-// Last-Event-ID); the stream resumes after it (TaskManager::Subscribe).
+inline constexpr int kEventIdField = 50001;
+// Metadata on SubscribeToTask: the id of the last event the caller saw
+// (SSE's Last-Event-ID); the stream resumes after it (TaskManager::Subscribe).
 inline constexpr absl::string_view kLastEventIdKey = "last-event-id";
 // Initial metadata of a resumed SubscribeToTask once its subscription is in
 // place (it may have no event to send yet).
@@ -113,6 +115,14 @@ class A2aService final : public lf::a2a::v1::A2AService::CallbackService {
 
   int64_t open_streams() const { return open_streams_.load(std::memory_order_relaxed); }
 
+  // This process's epoch in event ids (kEventIdField): random, new at each
+  // start. Sequence numbers survive a restart, but an event delivered before
+  // it was stored may be lost in a crash and its number given to another: an
+  // id from another epoch resumes nothing.
+  const std::string& epoch() const { return epoch_; }
+  // The sequence number in `event_id` if this process gave it, else -1.
+  int64_t ResumePoint(absl::string_view event_id) const;
+
  private:
   class StreamSink;
   class EventStream;
@@ -193,6 +203,7 @@ class A2aService final : public lf::a2a::v1::A2AService::CallbackService {
   const ChannelDirectory peers_;
   push::PushNotifier* const push_;
   std::atomic<int64_t> open_streams_{0};
+  const std::string epoch_;
 };
 
 }  // namespace a2amesh::a2a

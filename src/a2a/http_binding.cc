@@ -88,15 +88,14 @@ void CopyServiceParameters(const http::Request& request, const std::string& proc
   }
 }
 
-// The sequence number the service put in a streamed event (kEventSeqField),
-// if it did.
-std::optional<uint64_t> EventSeq(const Message& event) {
+// The id the service put in a streamed event (kEventIdField), if it did.
+std::optional<std::string> EventId(const Message& event) {
   const google::protobuf::UnknownFieldSet& unknown = event.GetReflection()->GetUnknownFields(event);
   for (int i = 0; i < unknown.field_count(); ++i) {
     const google::protobuf::UnknownField& field = unknown.field(i);
-    if (field.number() == kEventSeqField &&
-        field.type() == google::protobuf::UnknownField::TYPE_VARINT) {
-      return field.varint();
+    if (field.number() == kEventIdField &&
+        field.type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED) {
+      return field.length_delimited();
     }
   }
   return std::nullopt;
@@ -173,8 +172,8 @@ class HttpBinding::StreamCall final
     }
     OpenStream();
     std::string frame = framing_->Event(*event);
-    if (std::optional<uint64_t> seq = EventSeq(*event)) {
-      frame = absl::StrCat("id: ", *seq, "\n", frame);
+    if (std::optional<std::string> id = EventId(*event)) {
+      frame = absl::StrCat("id: ", *id, "\n", frame);
     }
     exchange_->Write(std::move(frame), [this](bool written) {
       if (written) {

@@ -79,12 +79,12 @@ TEST(OperatorSignalsE2eTest, SkillGaugesFollowTheLoadAndSseStreamsKeepAliveAndRe
   })) << first->received();
   const testing::SseEvent task = SseEvents(first->received())[0];
   EXPECT_THAT(task.data, HasSubstr("TASK_STATE_WORKING"));
-  ASSERT_GE(task.id, 0) << first->received();
+  ASSERT_GE(task.seq, 0) << first->received();
   first->Close();
 
   // Back after that event, nothing missed: the stream opens with no Task; the
   // cancel is the next event, with a later id, and ends it.
-  std::unique_ptr<HttpConnection> resumed = subscribe(ids[0], absl::StrCat(task.id));
+  std::unique_ptr<HttpConnection> resumed = subscribe(ids[0], task.id);
   ASSERT_TRUE(resumed->ReadUntil([](const std::string& got) {
     return absl::StrContains(got, "text/event-stream");
   })) << resumed->received();
@@ -98,10 +98,10 @@ TEST(OperatorSignalsE2eTest, SkillGaugesFollowTheLoadAndSseStreamsKeepAliveAndRe
   std::vector<testing::SseEvent> events = SseEvents(resumed->received());
   ASSERT_EQ(events.size(), 1u) << resumed->received();
   EXPECT_THAT(events[0].data, Not(HasSubstr("{\"task\":")));
-  EXPECT_GT(events[0].id, task.id);
+  EXPECT_GT(events[0].seq, task.seq);
 
   // Back to a task that has ended: an ordinary error, not an empty stream.
-  std::unique_ptr<HttpConnection> ended = subscribe(ids[0], absl::StrCat(events[0].id));
+  std::unique_ptr<HttpConnection> ended = subscribe(ids[0], events[0].id);
   ASSERT_TRUE(ended->ReadUntil([](const std::string& got) {
     return absl::StrContains(got, "\r\n\r\n{");
   })) << ended->received();
@@ -109,13 +109,22 @@ TEST(OperatorSignalsE2eTest, SkillGaugesFollowTheLoadAndSseStreamsKeepAliveAndRe
   EXPECT_THAT(ended->received(), Not(HasSubstr("text/event-stream")));
 
   // An id from before the last event: the Task, which holds what was missed.
-  std::unique_ptr<HttpConnection> behind = subscribe(ids[1], "0");
+  const std::string epoch = task.id.substr(task.id.find('.') + 1);
+  std::unique_ptr<HttpConnection> behind = subscribe(ids[1], absl::StrCat("0.", epoch));
   ASSERT_TRUE(behind->ReadUntil([](const std::string& got) { return !SseEvents(got).empty(); }))
       << behind->received();
   events = SseEvents(behind->received());
   EXPECT_THAT(events[0].data, HasSubstr("{\"task\":"));
-  EXPECT_GT(events[0].id, 0);
+  ASSERT_GT(events[0].seq, 0);
+  const testing::SseEvent current = events[0];
   behind->Close();
+  // The current id, but of another process (the node restarted since: what
+  // it had sent may be gone): the Task again, not a resume.
+  std::unique_ptr<HttpConnection> other = subscribe(ids[1], absl::StrCat(current.seq, ".0"));
+  ASSERT_TRUE(other->ReadUntil([](const std::string& got) { return !SseEvents(got).empty(); }))
+      << other->received();
+  EXPECT_THAT(SseEvents(other->received())[0].data, HasSubstr("{\"task\":"));
+  other->Close();
 
   // The load goes: so does the gauge.
   for (size_t i = 1; i < ids.size(); ++i) {

@@ -668,23 +668,23 @@ TEST(HttpSseTest, EventsHaveIdsQuietStreamsKeepAliveAndLastEventIdResumes) {
   })) << first->received();
   std::vector<testing::SseEvent> seen = events_of(*first);
   EXPECT_THAT(seen[0].data, HasSubstr("{\"task\":"));
-  ASSERT_GE(seen[0].id, 0) << first->received();
+  ASSERT_GE(seen[0].seq, 0) << first->received();
   steps.Allow(1);
   ASSERT_TRUE(first->ReadUntil([](const std::string& got) {
     return absl::StrContains(got, "\"a1\"");
   })) << first->received();
   seen = events_of(*first);
-  for (size_t i = 1; i < seen.size(); ++i) EXPECT_GT(seen[i].id, seen[i - 1].id);
+  for (size_t i = 1; i < seen.size(); ++i) EXPECT_GT(seen[i].seq, seen[i - 1].seq);
   EXPECT_THAT(seen.back().data, HasSubstr("\"a1\""));
   // Nothing happens for a while: the stream says it is alive.
   EXPECT_TRUE(first->ReadUntil([](const std::string& got) {
     return absl::StrContains(got, ": keep-alive\n\n");
   })) << first->received();
-  const int64_t after_a1 = seen.back().id;
+  const testing::SseEvent after_a1 = seen.back();
   first->Close();
 
   // Back with the last id and nothing missed: no Task again, just what comes next.
-  std::unique_ptr<HttpConnection> second = subscribe(absl::StrCat(after_a1));
+  std::unique_ptr<HttpConnection> second = subscribe(after_a1.id);
   ASSERT_TRUE(second->ReadUntil([](const std::string& got) {
     return absl::StrContains(got, "text/event-stream");
   })) << second->received();
@@ -695,8 +695,8 @@ TEST(HttpSseTest, EventsHaveIdsQuietStreamsKeepAliveAndLastEventIdResumes) {
   seen = events_of(*second);
   EXPECT_THAT(seen[0].data, HasSubstr("\"a2\""));
   EXPECT_THAT(seen[0].data, Not(HasSubstr("{\"task\":")));
-  EXPECT_GT(seen[0].id, after_a1);
-  const int64_t after_a2 = seen[0].id;
+  EXPECT_GT(seen[0].seq, after_a1.seq);
+  const testing::SseEvent after_a2 = seen[0];
   second->Close();
 
   // Step 3 happens while nobody listens: back with the last id, the client
@@ -707,21 +707,21 @@ TEST(HttpSseTest, EventsHaveIdsQuietStreamsKeepAliveAndLastEventIdResumes) {
         testing::A2aHttp(address, "GET", absl::StrCat("/a2a/rest/tasks/", id), "");
     return got.ok() && absl::StrContains(got->body, "\"a3\"");
   }));
-  std::unique_ptr<HttpConnection> third = subscribe(absl::StrCat(after_a2));
+  std::unique_ptr<HttpConnection> third = subscribe(after_a2.id);
   ASSERT_TRUE(third->ReadUntil([](const std::string& got) {
     return !testing::SseEvents(got).empty();
   })) << third->received();
   seen = events_of(*third);
   EXPECT_THAT(seen[0].data, HasSubstr("{\"task\":"));
   EXPECT_THAT(seen[0].data, HasSubstr("\"a3\""));
-  EXPECT_GT(seen[0].id, after_a2);
+  EXPECT_GT(seen[0].seq, after_a2.seq);
   steps.Allow(4);
   EXPECT_TRUE(third->ReadUntil([](const std::string& got) {
     return absl::StrContains(got, "TASK_STATE_COMPLETED") && absl::StrContains(got, "0\r\n\r\n");
   })) << third->received();
   seen = events_of(*third);
   ASSERT_GE(seen.size(), 2u);
-  EXPECT_GT(seen.back().id, seen[0].id);
+  EXPECT_GT(seen.back().seq, seen[0].seq);
 }
 
 }  // namespace

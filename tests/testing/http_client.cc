@@ -224,11 +224,11 @@ std::vector<SseEvent> SseEvents(const std::string& received) {
     SseEvent event;
     const size_t end = received.find("\n\n", at);
     event.data = received.substr(at + 6, end == std::string::npos ? end : end - at - 6);
-    // "id: N\n" right before the data line, in the same chunk.
+    // "id: SEQ.EPOCH\n" right before the data line, in the same chunk.
     const size_t line = received.rfind("id: ", at);
     if (line != std::string::npos && received.find('\n', line) + 1 == at) {
-      (void)absl::SimpleAtoi(absl::string_view(received).substr(line + 4, at - line - 5),
-                             &event.id);
+      event.id = received.substr(line + 4, at - line - 5);
+      (void)absl::SimpleAtoi(absl::string_view(event.id).substr(0, event.id.find('.')), &event.seq);
     }
     events.push_back(std::move(event));
     at = end == std::string::npos ? received.size() : end;

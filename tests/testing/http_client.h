@@ -62,10 +62,12 @@ absl::StatusOr<HttpResult> HttpGet(const std::string& address, const std::string
 absl::StatusOr<std::unique_ptr<HttpConnection>> SubscribeOverRest(
     const std::string& address, const std::string& task_id, const std::string& last_event_id = "");
 
-// One server-sent event as a test reads it off the wire: its `id:` (-1
-// without one) and its `data:`.
+// One server-sent event as a test reads it off the wire: its `id:` ("" without
+// one), the sequence number the id starts with (a node's ids are "SEQ.EPOCH";
+// -1 without one), and its `data:`.
 struct SseEvent {
-  int64_t id = -1;
+  std::string id;
+  int64_t seq = -1;
   std::string data;
 };
 // The events in `received` (a raw HTTP response with a chunked SSE body, as
