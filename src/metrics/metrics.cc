@@ -38,29 +38,6 @@ std::vector<double> RequestBuckets() {
           0.5,    1,     2.5,    5,     10,   30,    60,   300, 3600};
 }
 
-// grpc::StatusCode's names, as gRPC spells them (the metrics library links no
-// gRPC).
-absl::string_view GrpcCodeName(int code) {
-  static constexpr absl::string_view kNames[] = {"OK",
-                                                 "CANCELLED",
-                                                 "UNKNOWN",
-                                                 "INVALID_ARGUMENT",
-                                                 "DEADLINE_EXCEEDED",
-                                                 "NOT_FOUND",
-                                                 "ALREADY_EXISTS",
-                                                 "PERMISSION_DENIED",
-                                                 "RESOURCE_EXHAUSTED",
-                                                 "FAILED_PRECONDITION",
-                                                 "ABORTED",
-                                                 "OUT_OF_RANGE",
-                                                 "UNIMPLEMENTED",
-                                                 "INTERNAL",
-                                                 "UNAVAILABLE",
-                                                 "DATA_LOSS",
-                                                 "UNAUTHENTICATED"};
-  return code >= 0 && code < static_cast<int>(std::size(kNames)) ? kNames[code] : "UNKNOWN";
-}
-
 double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 
 void Gauge(TextWriter& writer, const std::string& name, const std::string& help, double value,
@@ -233,13 +210,6 @@ Metrics::Metrics(std::function<NodeSample()> sample)
       approvals_("a2amesh_approvals_total",
                  "Tasks that waited for an approval, by outcome: approved, denied, expired "
                  "(nobody decided before the rule's timeout)."),
-      grpc_requests_("a2amesh_grpc_requests_total",
-                     "Calls the gRPC server answered (unary and server-streaming: A2A, Admin, "
-                     "health; not the HTTP bindings' calls), by service, method and status code.",
-                     "a2amesh_grpc_request_duration_seconds",
-                     "How long the gRPC server's calls ran, by service and method (for a "
-                     "stream: how long it was open).",
-                     {"service", "method"}),
       http_requests_("a2amesh_http_requests_total",
                      "Requests the A2A HTTP server answered, by binding (jsonrpc, rest, card, "
                      "probe, none: no such path, server: refused before any handler), A2A "
@@ -292,7 +262,6 @@ std::string Metrics::Scrape() const {
   policy_reloads_.Write(writer);
   audit_dropped_.Write(writer);
   approvals_.Write(writer);
-  grpc_requests_.Write(writer);
   http_requests_.Write(writer);
   WriteNode(writer);
   WriteProcess(writer);
@@ -335,17 +304,6 @@ void Metrics::Requests::Record(absl::string_view key,
 void Metrics::Requests::Write(TextWriter& writer) const {
   counter_.Write(writer);
   histogram_.Write(writer);
-}
-
-void Metrics::GrpcHandled(absl::string_view method, int code, absl::Duration duration) {
-  // "/lf.a2a.v1.A2AService/SendMessage": service, then method.
-  absl::string_view path = absl::StripPrefix(method, "/");
-  const size_t slash = path.rfind('/');
-  std::pair<absl::string_view, absl::string_view> labels =
-      slash == absl::string_view::npos ? std::pair<absl::string_view, absl::string_view>("", path)
-                                       : std::pair<absl::string_view, absl::string_view>(
-                                             path.substr(0, slash), path.substr(slash + 1));
-  grpc_requests_.Record(method, labels, code, GrpcCodeName(code), duration);
 }
 
 void Metrics::HttpHandled(absl::string_view binding, absl::string_view method, int status,

@@ -34,7 +34,6 @@
 #include "push/push_notifier.h"
 #include "routing/dispatcher.h"
 #include "routing/router.h"
-#include "rpc/call_metrics.h"
 #include "store/memory_task_store.h"
 #include "store/sqlite_task_store.h"
 #include "tasks/retention.h"
@@ -434,10 +433,6 @@ absl::Status Node::Init() {
   builder.RegisterService(agent_host_.get());
   builder.RegisterService(peer_service_.get());
   builder.RegisterService(admin_.get());
-  // Every call counted by method and status code (a2amesh_grpc_requests_total).
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-  interceptors.push_back(rpc::CallMetricsInterceptor(*metrics_));
-  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   // Our own size check names the flag; gRPC's limit sits above it.
   const int64_t wire_limit =
       std::min<int64_t>(2 * options_.max_message_bytes + (1 << 20), INT32_MAX);
