@@ -117,7 +117,20 @@ TEST(SlowlorisE2eTest, TenThousandSlowConnectionsLeaveANormalClientServed) {
   RecordProperty("p99_ms", std::to_string(p99));
   RecordProperty("connections_shed", std::to_string(shed_during));
   // The Done-when bound: served promptly while the attack held every slot.
-  EXPECT_LT(p99, 100.0) << "p50 " << latencies_ms[50] << " ms";
+  // AddressSanitizer's build runs several times slower (CI measured 373 ms
+  // there): it checks the same property, not starved, with a looser bound.
+#if defined(__SANITIZE_ADDRESS__)
+  const double bound_ms = 1000.0;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  const double bound_ms = 1000.0;
+#else
+  const double bound_ms = 100.0;
+#endif
+#else
+  const double bound_ms = 100.0;
+#endif
+  EXPECT_LT(p99, bound_ms) << "p50 " << latencies_ms[50] << " ms";
 }
 
 }  // namespace
