@@ -46,13 +46,16 @@ class A2aService::StreamSink final : public tasks::TaskSubscriber {
       }
     }
     const StreamResponse& event = e.event;
-    StreamResponse numbered;
+    Writes::Result written;
     if (event_ids_) {
-      numbered = event;
+      StreamResponse numbered = event;
       numbered.GetReflection()->MutableUnknownFields(&numbered)->AddLengthDelimited(
           kEventIdField, absl::StrCat(e.seq, ".", epoch_));
+      written = writes_.Write(std::move(numbered));
+    } else {
+      written = writes_.Write(event);
     }
-    switch (event_ids_ ? writes_.Write(std::move(numbered)) : writes_.Write(event)) {
+    switch (written) {
       case Writes::Result::kFull:
         writes_.Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                                     "the client fell too many events behind; stream closed"),
