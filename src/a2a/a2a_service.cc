@@ -5,7 +5,6 @@
 #include <optional>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -14,6 +13,7 @@
 #include "core/status_macros.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "google/protobuf/util/time_util.h"
+#include "rpc/call_metrics.h"
 #include "rpc/grpc_status.h"
 #include "rpc/unary.h"
 #include "rpc/write_queue.h"
@@ -98,6 +98,7 @@ class A2aService::StreamSink final : public tasks::TaskSubscriber {
   }
   void Detach() { writes_.Detach(); }
   bool finishing() const { return writes_.finishing(); }
+  grpc::StatusCode finish_code() const { return writes_.finish_code(); }
 
   std::string task_id() const {
     absl::MutexLock lock(&mu_);
@@ -126,6 +127,7 @@ class A2aService::EventStream final : public grpc::ServerWriteReactor<StreamResp
  public:
   EventStream(A2aService& service, grpc::CallbackServerContext* context)
       : service_(service),
+        context_(context),
         sink_(std::make_shared<StreamSink>(this, context, service.options_.max_queued_events,
                                            context->client_metadata().count(grpc::string_ref(
                                                kEventIdsKey.data(), kEventIdsKey.size())) > 0,
@@ -149,6 +151,7 @@ class A2aService::EventStream final : public grpc::ServerWriteReactor<StreamResp
   }
 
   void OnDone() override {
+    rpc::NoteStatus(context_, sink_->finish_code());
     sink_->Detach();
     std::string task_id = sink_->task_id();
     if (!task_id.empty()) {
@@ -160,6 +163,7 @@ class A2aService::EventStream final : public grpc::ServerWriteReactor<StreamResp
 
  private:
   A2aService& service_;
+  grpc::CallbackServerContext* const context_;  // the call's, until OnDone
   const std::shared_ptr<StreamSink> sink_;
 };
 
@@ -194,7 +198,7 @@ class A2aService::SendCall final : public grpc::ServerUnaryReactor {
         *result = *e.task;
         tasks::TrimHistory(history_length_, result);
       }
-      call->Finish(grpc::Status::OK);
+      call->Answer(grpc::Status::OK);
     }
 
     void OnError(const absl::Status& status) override { Finish(rpc::ToGrpcStatus(status)); }
@@ -214,7 +218,7 @@ class A2aService::SendCall final : public grpc::ServerUnaryReactor {
         done_ = true;
         call = call_;
       }
-      call->Finish(status);
+      call->Answer(status);
     }
 
     // The call is over (OnDone): nothing touches it from now on.
@@ -239,9 +243,10 @@ class A2aService::SendCall final : public grpc::ServerUnaryReactor {
     std::string task_id_ ABSL_GUARDED_BY(mu_);
   };
 
-  SendCall(A2aService& service, const lf::a2a::v1::SendMessageRequest& request,
+  SendCall(A2aService& service, grpc::CallbackServerContext* context,
+           const lf::a2a::v1::SendMessageRequest& request,
            lf::a2a::v1::SendMessageResponse* response)
-      : service_(service) {
+      : service_(service), context_(context) {
     const auto& config = request.configuration();
     std::optional<int> history;
     if (config.has_history_length()) {
@@ -251,6 +256,9 @@ class A2aService::SendCall final : public grpc::ServerUnaryReactor {
   }
 
   const std::shared_ptr<Waiter>& waiter() const { return waiter_; }
+
+  // Finishes the call (once: the waiter decides).
+  void Answer(grpc::Status status) { rpc::Finish(this, context_, std::move(status)); }
 
   void OnCancel() override {
     std::string task_id = waiter_->task_id();
@@ -271,6 +279,7 @@ class A2aService::SendCall final : public grpc::ServerUnaryReactor {
 
  private:
   A2aService& service_;
+  grpc::CallbackServerContext* const context_;  // the call's, until OnDone
   std::shared_ptr<Waiter> waiter_;
 };
 
@@ -469,6 +478,7 @@ grpc::ServerUnaryReactor* A2aService::ForwardUnary(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* A2aService::SendMessage(grpc::CallbackServerContext* context,
                                                   const lf::a2a::v1::SendMessageRequest* request,
                                                   lf::a2a::v1::SendMessageResponse* response) {
+  rpc::Meter(context, lf::a2a::v1::A2AService::service_full_name(), "SendMessage");
   absl::StatusOr<security::Principal> caller = Admit(context);
   if (!caller.ok()) {
     return Fail(context, caller.status());
@@ -487,7 +497,7 @@ grpc::ServerUnaryReactor* A2aService::SendMessage(grpc::CallbackServerContext* c
   // A blocking call's client learns the task's id only with the final answer:
   // the task's creation need not be durable on its own before then.
   dispatch->await_create = request->configuration().return_immediately();
-  auto* call = new SendCall(*this, *request, response);
+  auto* call = new SendCall(*this, context, *request, response);
   std::shared_ptr<SendCall::Waiter> waiter = call->waiter();
   if (task_id.empty()) {
     // Routing and creating never block.
@@ -515,6 +525,7 @@ grpc::ServerUnaryReactor* A2aService::SendMessage(grpc::CallbackServerContext* c
 
 grpc::ServerWriteReactor<StreamResponse>* A2aService::SendStreamingMessage(
     grpc::CallbackServerContext* context, const lf::a2a::v1::SendMessageRequest* request) {
+  rpc::Meter(context, lf::a2a::v1::A2AService::service_full_name(), "SendStreamingMessage");
   const std::string& task_id = request->message().task_id();
   absl::StatusOr<security::Principal> caller = Admit(context);
   if (caller.ok()) {
@@ -569,6 +580,7 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SendStreamingMessage(
 
 grpc::ServerWriteReactor<StreamResponse>* A2aService::SubscribeToTask(
     grpc::CallbackServerContext* context, const lf::a2a::v1::SubscribeToTaskRequest* request) {
+  rpc::Meter(context, lf::a2a::v1::A2AService::service_full_name(), "SubscribeToTask");
   absl::StatusOr<security::Principal> caller = Admit(context);
   if (caller.ok() && !request->id().empty()) {
     if (std::string owner = RemoteOwner(context, request->id()); !owner.empty()) {
@@ -623,6 +635,7 @@ grpc::ServerWriteReactor<StreamResponse>* A2aService::SubscribeToTask(
 grpc::ServerUnaryReactor* A2aService::GetTask(grpc::CallbackServerContext* context,
                                               const lf::a2a::v1::GetTaskRequest* request,
                                               Task* response) {
+  rpc::Meter(context, lf::a2a::v1::A2AService::service_full_name(), "GetTask");
   absl::StatusOr<security::Principal> caller = Admit(context);
   if (!caller.ok()) {
     return Fail(context, caller.status());
@@ -658,6 +671,7 @@ grpc::ServerUnaryReactor* A2aService::GetTask(grpc::CallbackServerContext* conte
 grpc::ServerUnaryReactor* A2aService::ListTasks(grpc::CallbackServerContext* context,
                                                 const lf::a2a::v1::ListTasksRequest* request,
                                                 lf::a2a::v1::ListTasksResponse* response) {
+  rpc::Meter(context, lf::a2a::v1::A2AService::service_full_name(), "ListTasks");
   absl::StatusOr<security::Principal> caller = Admit(context);
   if (!caller.ok()) {
     return Fail(context, caller.status());
@@ -718,6 +732,7 @@ grpc::ServerUnaryReactor* A2aService::ListTasks(grpc::CallbackServerContext* con
 grpc::ServerUnaryReactor* A2aService::CancelTask(grpc::CallbackServerContext* context,
                                                  const lf::a2a::v1::CancelTaskRequest* request,
                                                  Task* response) {
+  rpc::Meter(context, lf::a2a::v1::A2AService::service_full_name(), "CancelTask");
   absl::StatusOr<security::Principal> caller = Admit(context);
   if (!caller.ok()) {
     return Fail(context, caller.status());
@@ -732,21 +747,22 @@ grpc::ServerUnaryReactor* A2aService::CancelTask(grpc::CallbackServerContext* co
                         });
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  blocking_.Schedule([this, request, response, reactor, caller = CallerOf(context, *caller)] {
-    if (absl::Status access = CheckAccess(caller, request->id(), security::TaskAccess::kWrite,
-                                          governance::Action::kCancel);
-        !access.ok()) {
-      reactor->Finish(rpc::ToGrpcStatus(access));
-      return;
-    }
-    tasks_.Cancel(request->id(), "canceled by the client",
-                  [response, reactor](absl::StatusOr<Task> task) {
-                    if (task.ok()) {
-                      *response = std::move(task).value();
-                    }
-                    reactor->Finish(rpc::ToGrpcStatus(task.status()));
-                  });
-  });
+  blocking_.Schedule(
+      [this, context, request, response, reactor, caller = CallerOf(context, *caller)] {
+        if (absl::Status access = CheckAccess(caller, request->id(), security::TaskAccess::kWrite,
+                                              governance::Action::kCancel);
+            !access.ok()) {
+          rpc::Finish(reactor, context, rpc::ToGrpcStatus(access));
+          return;
+        }
+        tasks_.Cancel(request->id(), "canceled by the client",
+                      [context, response, reactor](absl::StatusOr<Task> task) {
+                        if (task.ok()) {
+                          *response = std::move(task).value();
+                        }
+                        rpc::Finish(reactor, context, rpc::ToGrpcStatus(task.status()));
+                      });
+      });
   return reactor;
 }
 
@@ -821,11 +837,9 @@ governance::Caller A2aService::CallerOf(grpc::CallbackServerContext* context,
   governance::Caller caller;
   caller.principal = std::move(principal);
   caller.peer = context->peer();
-  // A call from the HTTP bindings arrives on the in-process channel, whose
-  // peer gRPC reports as "unknown" ("inproc..." in some versions): a peer no
-  // network client can have (theirs are "ipv4:", "ipv6:", "unix:"). The
+  // A call from the HTTP bindings arrives on the in-process channel: the
   // address the bindings carry is then the client's.
-  if (caller.peer == "unknown" || absl::StartsWith(caller.peer, "inproc")) {
+  if (rpc::InProcessPeer(caller.peer)) {
     const auto& metadata = context->client_metadata();
     if (auto it = metadata.find(std::string(kClientAddressKey)); it != metadata.end()) {
       caller.peer = absl::StrCat("http:", absl::string_view(it->second.data(), it->second.size()));
@@ -837,6 +851,8 @@ governance::Caller A2aService::CallerOf(grpc::CallbackServerContext* context,
 grpc::ServerUnaryReactor* A2aService::CreateTaskPushNotificationConfig(
     grpc::CallbackServerContext* context, const lf::a2a::v1::TaskPushNotificationConfig* request,
     lf::a2a::v1::TaskPushNotificationConfig* response) {
+  rpc::Meter(context, lf::a2a::v1::A2AService::service_full_name(),
+             "CreateTaskPushNotificationConfig");
   return PushCall(
       context, request->task_id(), security::TaskAccess::kWrite, request, response,
       [](auto* async, auto* ctx, auto* req, auto* resp, auto done) {
@@ -852,6 +868,8 @@ grpc::ServerUnaryReactor* A2aService::GetTaskPushNotificationConfig(
     grpc::CallbackServerContext* context,
     const lf::a2a::v1::GetTaskPushNotificationConfigRequest* request,
     lf::a2a::v1::TaskPushNotificationConfig* response) {
+  rpc::Meter(context, lf::a2a::v1::A2AService::service_full_name(),
+             "GetTaskPushNotificationConfig");
   return PushCall(
       context, request->task_id(), security::TaskAccess::kRead, request, response,
       [](auto* async, auto* ctx, auto* req, auto* resp, auto done) {
@@ -867,6 +885,8 @@ grpc::ServerUnaryReactor* A2aService::ListTaskPushNotificationConfigs(
     grpc::CallbackServerContext* context,
     const lf::a2a::v1::ListTaskPushNotificationConfigsRequest* request,
     lf::a2a::v1::ListTaskPushNotificationConfigsResponse* response) {
+  rpc::Meter(context, lf::a2a::v1::A2AService::service_full_name(),
+             "ListTaskPushNotificationConfigs");
   return PushCall(
       context, request->task_id(), security::TaskAccess::kRead, request, response,
       [](auto* async, auto* ctx, auto* req, auto* resp, auto done) {
@@ -882,6 +902,8 @@ grpc::ServerUnaryReactor* A2aService::DeleteTaskPushNotificationConfig(
     grpc::CallbackServerContext* context,
     const lf::a2a::v1::DeleteTaskPushNotificationConfigRequest* request,
     google::protobuf::Empty* response) {
+  rpc::Meter(context, lf::a2a::v1::A2AService::service_full_name(),
+             "DeleteTaskPushNotificationConfig");
   return PushCall(
       context, request->task_id(), security::TaskAccess::kWrite, request, response,
       [](auto* async, auto* ctx, auto* req, auto* resp, auto done) {
@@ -895,6 +917,7 @@ grpc::ServerUnaryReactor* A2aService::DeleteTaskPushNotificationConfig(
 grpc::ServerUnaryReactor* A2aService::GetExtendedAgentCard(
     grpc::CallbackServerContext* context, const lf::a2a::v1::GetExtendedAgentCardRequest* request,
     lf::a2a::v1::AgentCard* response) {
+  rpc::Meter(context, lf::a2a::v1::A2AService::service_full_name(), "GetExtendedAgentCard");
   absl::StatusOr<security::Principal> caller = Admit(context);
   if (!caller.ok()) {
     return Fail(context, caller.status());

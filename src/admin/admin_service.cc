@@ -17,6 +17,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "routing/request_validation.h"
 #include "routing/selector.h"
+#include "rpc/call_metrics.h"
 #include "rpc/grpc_status.h"
 #include "rpc/unary.h"
 #include "rpc/write_queue.h"
@@ -146,8 +147,8 @@ struct AdminService::MeshView {
 class AdminService::Watch final : public grpc::ServerWriteReactor<v1::CatalogEvent>,
                                   public std::enable_shared_from_this<Watch> {
  public:
-  explicit Watch(AdminService& service)
-      : service_(service), writes_(service.options_.max_queued_events) {}
+  Watch(AdminService& service, grpc::CallbackServerContext* context)
+      : service_(service), context_(context), writes_(service.options_.max_queued_events) {}
 
   void Begin() {
     writes_.Attach(this);
@@ -173,6 +174,7 @@ class AdminService::Watch final : public grpc::ServerWriteReactor<v1::CatalogEve
     writes_.Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
   }
   void OnDone() override {
+    rpc::NoteStatus(context_, writes_.finish_code());
     writes_.Detach();
     service_.RemoveWatch(this);  // may destroy this
   }
@@ -236,6 +238,7 @@ class AdminService::Watch final : public grpc::ServerWriteReactor<v1::CatalogEve
 
   using Writes = rpc::WriteQueue<grpc::ServerWriteReactor<v1::CatalogEvent>, v1::CatalogEvent>;
   AdminService& service_;
+  grpc::CallbackServerContext* const context_;  // the call's, until OnDone
   Writes writes_;
   absl::Mutex mu_;
   bool scheduled_ ABSL_GUARDED_BY(mu_) = false;
@@ -405,6 +408,7 @@ absl::Status AdminService::Admit(const grpc::CallbackServerContext& context,
 
 grpc::ServerUnaryReactor* AdminService::GetNode(grpc::CallbackServerContext* context,
                                                 const v1::GetNodeRequest*, v1::NodeInfo* response) {
+  rpc::Meter(context, v1::Admin::service_full_name(), "GetNode");
   if (absl::Status admitted = Admit(*context, governance::Action::kInspect); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
@@ -441,6 +445,7 @@ grpc::ServerUnaryReactor* AdminService::GetNode(grpc::CallbackServerContext* con
 grpc::ServerUnaryReactor* AdminService::ListNodes(grpc::CallbackServerContext* context,
                                                   const v1::ListNodesRequest*,
                                                   v1::ListNodesResponse* response) {
+  rpc::Meter(context, v1::Admin::service_full_name(), "ListNodes");
   if (absl::Status admitted = Admit(*context, governance::Action::kInspect); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
@@ -473,6 +478,7 @@ grpc::ServerUnaryReactor* AdminService::ListNodes(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* AdminService::ListAgents(grpc::CallbackServerContext* context,
                                                    const v1::ListAgentsRequest* request,
                                                    v1::ListAgentsResponse* response) {
+  rpc::Meter(context, v1::Admin::service_full_name(), "ListAgents");
   if (absl::Status admitted = Admit(*context, governance::Action::kInspect); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
@@ -493,6 +499,7 @@ grpc::ServerUnaryReactor* AdminService::ListAgents(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* AdminService::GetAgent(grpc::CallbackServerContext* context,
                                                  const v1::GetAgentRequest* request,
                                                  v1::AgentInfo* response) {
+  rpc::Meter(context, v1::Admin::service_full_name(), "GetAgent");
   if (absl::Status admitted = Admit(*context, governance::Action::kInspect); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
@@ -536,6 +543,7 @@ grpc::ServerUnaryReactor* AdminService::GetAgent(grpc::CallbackServerContext* co
 grpc::ServerUnaryReactor* AdminService::ListSkills(grpc::CallbackServerContext* context,
                                                    const v1::ListSkillsRequest*,
                                                    v1::ListSkillsResponse* response) {
+  rpc::Meter(context, v1::Admin::service_full_name(), "ListSkills");
   if (absl::Status admitted = Admit(*context, governance::Action::kInspect); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
@@ -595,6 +603,7 @@ absl::Status AdminService::ListOwnTasks(const v1::ListTasksAdminRequest& request
 grpc::ServerUnaryReactor* AdminService::ListTasks(grpc::CallbackServerContext* context,
                                                   const v1::ListTasksAdminRequest* request,
                                                   v1::ListTasksAdminResponse* response) {
+  rpc::Meter(context, v1::Admin::service_full_name(), "ListTasks");
   if (absl::Status admitted = Admit(*context, governance::Action::kInspect); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
@@ -749,6 +758,7 @@ void AdminService::Expand(v1::TaskTree* tree, int depth, int* budget,
 grpc::ServerUnaryReactor* AdminService::GetTaskTree(grpc::CallbackServerContext* context,
                                                     const v1::GetTaskTreeRequest* request,
                                                     v1::TaskTree* response) {
+  rpc::Meter(context, v1::Admin::service_full_name(), "GetTaskTree");
   if (absl::Status admitted = Admit(*context, governance::Action::kInspect); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
@@ -775,6 +785,7 @@ grpc::ServerUnaryReactor* AdminService::GetTaskTree(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* AdminService::ListSubtasks(grpc::CallbackServerContext* context,
                                                      const v1::ListSubtasksRequest* request,
                                                      v1::ListSubtasksResponse* response) {
+  rpc::Meter(context, v1::Admin::service_full_name(), "ListSubtasks");
   if (absl::Status admitted = Admit(*context, governance::Action::kInspect); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
@@ -797,6 +808,7 @@ grpc::ServerUnaryReactor* AdminService::ListSubtasks(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* AdminService::ExplainRoute(grpc::CallbackServerContext* context,
                                                      const v1::ExplainRouteRequest* request,
                                                      v1::RouteExplanation* response) {
+  rpc::Meter(context, v1::Admin::service_full_name(), "ExplainRoute");
   if (absl::Status admitted = Admit(*context, governance::Action::kInspect); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
@@ -821,10 +833,11 @@ grpc::ServerUnaryReactor* AdminService::ExplainRoute(grpc::CallbackServerContext
 
 grpc::ServerWriteReactor<v1::CatalogEvent>* AdminService::WatchCatalog(
     grpc::CallbackServerContext* context, const v1::WatchCatalogRequest*) {
+  rpc::Meter(context, v1::Admin::service_full_name(), "WatchCatalog");
   if (absl::Status admitted = Admit(*context, governance::Action::kInspect); !admitted.ok()) {
-    return rpc::RefuseWrites<v1::CatalogEvent>(rpc::ToGrpcStatus(admitted));
+    return rpc::RefuseWrites<v1::CatalogEvent>(context, rpc::ToGrpcStatus(admitted));
   }
-  auto watch = std::make_shared<Watch>(*this);
+  auto watch = std::make_shared<Watch>(*this, context);
   bool shut_down;
   {
     absl::MutexLock lock(&mu_);
@@ -841,6 +854,7 @@ grpc::ServerWriteReactor<v1::CatalogEvent>* AdminService::WatchCatalog(
 grpc::ServerUnaryReactor* AdminService::Drain(grpc::CallbackServerContext* context,
                                               const v1::DrainRequest* request,
                                               v1::DrainResponse* response) {
+  rpc::Meter(context, v1::Admin::service_full_name(), "Drain");
   if (absl::Status admitted = Admit(*context, governance::Action::kDrain); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
@@ -874,6 +888,7 @@ grpc::ServerUnaryReactor* AdminService::Drain(grpc::CallbackServerContext* conte
 grpc::ServerUnaryReactor* AdminService::TailAudit(grpc::CallbackServerContext* context,
                                                   const v1::TailAuditRequest* request,
                                                   v1::TailAuditResponse* response) {
+  rpc::Meter(context, v1::Admin::service_full_name(), "TailAudit");
   if (absl::Status admitted = Admit(*context, governance::Action::kAudit); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
@@ -904,6 +919,7 @@ grpc::ServerUnaryReactor* AdminService::TailAudit(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* AdminService::DecideApproval(grpc::CallbackServerContext* context,
                                                        const v1::DecideApprovalRequest* request,
                                                        lf::a2a::v1::Task* response) {
+  rpc::Meter(context, v1::Admin::service_full_name(), "DecideApproval");
   absl::StatusOr<security::Principal> caller = options_.auth->AuthenticateCall(*context);
   if (!caller.ok()) {
     return rpc::FinishNow(context, caller.status());

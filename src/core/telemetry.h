@@ -73,6 +73,12 @@ class Telemetry {
   // A task that waited for an approval was "approved", "denied" or
   // "expired" (its deadline passed).
   virtual void ApprovalDecided(const std::string& outcome) {}
+  // The node's gRPC server answered a call of `service`'s `method`
+  // ("lf.a2a.v1.A2AService", "SendMessage") with status `code` (a
+  // grpc::StatusCode), `duration` after the call began; for a stream,
+  // `duration` is how long it was open.
+  virtual void GrpcHandled(absl::string_view service, absl::string_view method, int code,
+                           absl::Duration duration) {}
   // The A2A HTTP server answered a request with `status`, `duration` after it
   // was read (for a stream: when its head went out). `binding` and `method`
   // name what the request was, in words the server chose ("jsonrpc" and

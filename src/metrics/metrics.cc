@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -34,6 +35,29 @@ std::vector<double> LatencyBuckets() {
 std::vector<double> RequestBuckets() {
   return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
           0.5,    1,     2.5,    5,     10,   30,    60,   300, 3600};
+}
+
+// grpc::StatusCode's names, as gRPC spells them (the metrics library links no
+// gRPC).
+absl::string_view GrpcCodeName(int code) {
+  static constexpr absl::string_view kNames[] = {"OK",
+                                                 "CANCELLED",
+                                                 "UNKNOWN",
+                                                 "INVALID_ARGUMENT",
+                                                 "DEADLINE_EXCEEDED",
+                                                 "NOT_FOUND",
+                                                 "ALREADY_EXISTS",
+                                                 "PERMISSION_DENIED",
+                                                 "RESOURCE_EXHAUSTED",
+                                                 "FAILED_PRECONDITION",
+                                                 "ABORTED",
+                                                 "OUT_OF_RANGE",
+                                                 "UNIMPLEMENTED",
+                                                 "INTERNAL",
+                                                 "UNAVAILABLE",
+                                                 "DATA_LOSS",
+                                                 "UNAUTHENTICATED"};
+  return code >= 0 && code < static_cast<int>(std::size(kNames)) ? kNames[code] : "UNKNOWN";
 }
 
 double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
@@ -208,6 +232,14 @@ Metrics::Metrics(std::function<NodeSample()> sample)
       approvals_("a2amesh_approvals_total",
                  "Tasks that waited for an approval, by outcome: approved, denied, expired "
                  "(nobody decided before the rule's timeout)."),
+      grpc_requests_("a2amesh_grpc_requests_total",
+                     "Calls the gRPC server answered (A2A and Admin, unary and server-streaming; "
+                     "not the HTTP bindings' calls, not the agents' and peers' bidi streams), by "
+                     "service, method and status code.",
+                     "a2amesh_grpc_request_duration_seconds",
+                     "How long the gRPC server's calls ran, by service and method (for a "
+                     "stream: how long it was open).",
+                     {"service", "method"}),
       http_requests_("a2amesh_http_requests_total",
                      "Requests the A2A HTTP server answered, by binding (jsonrpc, rest, card, "
                      "probe, none: no such path, server: refused before any handler), A2A "
@@ -260,6 +292,7 @@ std::string Metrics::Scrape() const {
   policy_reloads_.Write(writer);
   audit_dropped_.Write(writer);
   approvals_.Write(writer);
+  grpc_requests_.Write(writer);
   http_requests_.Write(writer);
   WriteNode(writer);
   WriteProcess(writer);
@@ -302,6 +335,12 @@ void Metrics::Requests::Record(absl::string_view key,
 void Metrics::Requests::Write(TextWriter& writer) const {
   counter_.Write(writer);
   histogram_.Write(writer);
+}
+
+void Metrics::GrpcHandled(absl::string_view service, absl::string_view method, int code,
+                          absl::Duration duration) {
+  grpc_requests_.Record(absl::StrCat(service, "/", method), {service, method}, code,
+                        GrpcCodeName(code), duration);
 }
 
 void Metrics::HttpHandled(absl::string_view binding, absl::string_view method, int status,

@@ -85,6 +85,8 @@ class Metrics final : public Telemetry {
   void PolicyReloaded(bool ok) override;
   void AuditDropped() override;
   void ApprovalDecided(const std::string& outcome) override;
+  void GrpcHandled(absl::string_view service, absl::string_view method, int code,
+                   absl::Duration duration) override;
   void HttpHandled(absl::string_view binding, absl::string_view method, int status,
                    absl::Duration duration) override;
 
@@ -137,6 +139,7 @@ class Metrics final : public Telemetry {
   Family<Counter> policy_reloads_;
   Family<Counter> audit_dropped_;
   Family<Counter> approvals_;
+  Requests grpc_requests_;
   Requests http_requests_;
   // The families above without labels have one metric each, kept at hand:
   // their updates (one per group commit, per push) skip the family's lookup.

@@ -34,6 +34,7 @@
 #include "push/push_notifier.h"
 #include "routing/dispatcher.h"
 #include "routing/router.h"
+#include "rpc/call_metrics.h"
 #include "store/memory_task_store.h"
 #include "store/sqlite_task_store.h"
 #include "tasks/retention.h"
@@ -433,6 +434,14 @@ absl::Status Node::Init() {
   builder.RegisterService(agent_host_.get());
   builder.RegisterService(peer_service_.get());
   builder.RegisterService(admin_.get());
+  // The A2A and Admin calls counted by method and status code
+  // (a2amesh_grpc_requests_total; rpc/call_metrics.h says why not by an
+  // interceptor).
+  builder.SetContextAllocator(std::make_unique<rpc::CallContexts>(
+      [metrics = metrics_.get()](absl::string_view service, absl::string_view method,
+                                 grpc::StatusCode code, absl::Duration duration) {
+        metrics->GrpcHandled(service, method, code, duration);
+      }));
   // Our own size check names the flag; gRPC's limit sits above it.
   const int64_t wire_limit =
       std::min<int64_t>(2 * options_.max_message_bytes + (1 << 20), INT32_MAX);

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "grpcpp/grpcpp.h"
+#include "rpc/call_metrics.h"
 #include "rpc/grpc_status.h"
 
 // Ways to finish a unary call of the gRPC callback API without blocking a
@@ -34,11 +35,19 @@ inline std::unique_ptr<grpc::ClientContext> ForwardingContext(
   return forward;
 }
 
+// Finishes `context`'s call with `status` through `reactor`, noting the
+// status for the call's metrics (rpc/call_metrics.h).
+inline void Finish(grpc::ServerUnaryReactor* reactor, grpc::CallbackServerContext* context,
+                   grpc::Status status) {
+  NoteStatus(context, status.error_code());
+  reactor->Finish(std::move(status));
+}
+
 // Finishes the call now with `status`.
 inline grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
                                            const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
+  Finish(reactor, context, ToGrpcStatus(status));
   return reactor;
 }
 
@@ -55,12 +64,14 @@ grpc::ServerBidiReactor<Request, Response>* RefuseStream(const grpc::Status& sta
 
 // A server-streaming call that ends at once with `status`, written nothing.
 template <typename Response>
-grpc::ServerWriteReactor<Response>* RefuseWrites(const grpc::Status& status) {
+grpc::ServerWriteReactor<Response>* RefuseWrites(grpc::CallbackServerContext* context,
+                                                 const grpc::Status& status) {
   class Refused final : public grpc::ServerWriteReactor<Response> {
    public:
     explicit Refused(const grpc::Status& status) { this->Finish(status); }
     void OnDone() override { delete this; }
   };
+  NoteStatus(context, status.error_code());
   return new Refused(status);
 }
 
@@ -70,8 +81,9 @@ template <typename Fn>
 grpc::ServerUnaryReactor* FinishOn(Executor& executor, grpc::CallbackServerContext* context,
                                    Fn fn) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  executor.Schedule(
-      [reactor, fn = std::move(fn)]() mutable { reactor->Finish(ToGrpcStatus(fn())); });
+  executor.Schedule([reactor, context, fn = std::move(fn)]() mutable {
+    Finish(reactor, context, ToGrpcStatus(fn()));
+  });
   return reactor;
 }
 
@@ -87,9 +99,9 @@ grpc::ServerUnaryReactor* Relay(grpc::CallbackServerContext* context,
   auto* async = stub->async();
   grpc::ClientContext* raw_context = forward.get();
   start(async, raw_context,
-        [reactor, forward = std::shared_ptr<grpc::ClientContext>(std::move(forward)),
+        [reactor, context, forward = std::shared_ptr<grpc::ClientContext>(std::move(forward)),
          stub = std::shared_ptr<Stub>(std::move(stub))](grpc::Status status) {
-          reactor->Finish(status);
+          Finish(reactor, context, std::move(status));
         });
   return reactor;
 }

@@ -152,6 +152,11 @@ class WriteQueue {
     absl::MutexLock lock(&mu_);
     return finish_requested_;
   }
+  // The code the call finishes with (UNKNOWN before any Finish).
+  grpc::StatusCode finish_code() const {
+    absl::MutexLock lock(&mu_);
+    return finish_requested_ ? finish_status_.error_code() : grpc::StatusCode::UNKNOWN;
+  }
   // Whether a write failed (the peer is gone).
   bool failed() const {
     absl::MutexLock lock(&mu_);

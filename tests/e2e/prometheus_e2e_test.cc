@@ -207,6 +207,10 @@ TEST_F(PrometheusE2eTest, PrometheusScrapesTwoNodesAndTheSeriesHoldWhatHappened)
   // Waiting for the agents probed the routers: count from here.
   const double none1 = ScrapedValue(n1, "a2amesh_routing_decisions_total{decision=\"none\"}");
   const double none2 = ScrapedValue(n2, "a2amesh_routing_decisions_total{decision=\"none\"}");
+  const std::string refused_sends =
+      "a2amesh_grpc_requests_total{service=\"lf.a2a.v1.A2AService\",method=\"SendMessage\","
+      "code=\"FAILED_PRECONDITION\"}";
+  const double refused1 = std::max(0.0, ScrapedValue(n1, refused_sends));
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(send(n1.address(), ForSkill("echo", "hi")).ok());
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(send(n2.address(), ForSkill("uppercase", "hi")).ok());
   for (int i = 0; i < 2; ++i) EXPECT_FALSE(send(n1.address(), ForSkill("translate", "hi")).ok());
@@ -258,7 +262,16 @@ TEST_F(PrometheusE2eTest, PrometheusScrapesTwoNodesAndTheSeriesHoldWhatHappened)
   EXPECT_TRUE(Holds("a2amesh_draining", {{i1, 0}, {i2, 0}}));
   EXPECT_TRUE(Holds("count(process_resident_memory_bytes > 1e6)", {{"", 2}}));
   EXPECT_TRUE(Holds("count(a2amesh_build_info)", {{"", 2}}));
-  // Each skill's capacity where its agent is.
+  // Requests by method and code, and each skill's capacity where its agent is.
+  EXPECT_TRUE(
+      Holds("a2amesh_grpc_requests_total{service=\"lf.a2a.v1.A2AService\","
+            "method=\"SendMessage\",code=\"OK\"}",
+            {{i1, 5}, {i2, 3}}));
+  // (n2's probes for its agent may have been refused too: n1's only.)
+  std::string refused_sends_at_n1 = refused_sends;
+  refused_sends_at_n1.insert(refused_sends_at_n1.size() - 1,
+                             absl::StrCat(",instance=\"", i1, "\""));
+  EXPECT_TRUE(Holds(refused_sends_at_n1, {{i1, refused1 + 2}}));
   EXPECT_TRUE(Holds("a2amesh_skill_capacity{skill=\"echo\"} > bool 0", {{i2, 1}}));
   EXPECT_TRUE(Holds("a2amesh_skill_running", {{i1, 0}, {i2, 0}}));
   // The KEDA example's query runs as written (for a skill of this mesh).
@@ -309,7 +322,7 @@ TEST_F(PrometheusE2eTest, PrometheusScrapesTwoNodesAndTheSeriesHoldWhatHappened)
       ++queries;
     }
   }
-  EXPECT_GE(queries, 16);
+  EXPECT_GE(queries, 17);
 }
 
 TEST_F(PrometheusE2eTest, HealthIsServingThenNotServingWhileDraining) {

@@ -643,11 +643,44 @@ TEST(NodeMetricsTest, SkillGaugesFollowTheLoadAndRequestsAreCountedByMethodAndCo
   EXPECT_TRUE(WaitFor([&] { return sample("a2amesh_skill_running{skill=\"held\"}") == 0; }));
   EXPECT_EQ(sample("a2amesh_skill_capacity{skill=\"held\"}"), 3);
 
-  // HTTP requests by binding, method and status.
+  // gRPC calls by method and code; the HTTP binding's by binding, method and
+  // HTTP status (and not counted again as gRPC calls).
+  lf::a2a::v1::GetTaskRequest missing;
+  missing.set_id("n1~no-such-task");
+  Task task;
+  EXPECT_EQ(stub->GetTask(A2aContext().get(), missing, &task).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  lf::a2a::v1::SubscribeToTaskRequest subscribe;
+  subscribe.set_id(ids[1]);  // ended: refused
+  std::unique_ptr<grpc::ClientContext> subscribe_context = A2aContext();
+  grpc::Status subscribed;
+  ReadAll(*stub->SubscribeToTask(subscribe_context.get(), subscribe), &subscribed);
+  EXPECT_EQ(subscribed.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   const std::string http = absl::StrCat("127.0.0.1:", harness.node().http_port());
   ASSERT_TRUE(testing::A2aHttp(http, "GET", absl::StrCat("/a2a/rest/tasks/", ids[0]), "").ok());
   ASSERT_TRUE(testing::HttpGet(http, "/healthz").ok());
   ASSERT_TRUE(testing::HttpGet(http, "/nothing-here").ok());
+  // (A call is counted once gRPC has released it, just after its answer.)
+  EXPECT_TRUE(WaitFor([&] {
+    return sample(
+               "a2amesh_grpc_requests_total{service=\"lf.a2a.v1.A2AService\","
+               "method=\"SubscribeToTask\",code=\"FAILED_PRECONDITION\"}") == 1;
+  }));
+  EXPECT_EQ(
+      sample("a2amesh_grpc_requests_total{service=\"lf.a2a.v1.A2AService\",method=\"SendMessage\","
+             "code=\"OK\"}"),
+      2);
+  EXPECT_EQ(
+      sample("a2amesh_grpc_requests_total{service=\"lf.a2a.v1.A2AService\",method=\"GetTask\","
+             "code=\"NOT_FOUND\"}"),
+      1);
+  EXPECT_EQ(sample("a2amesh_grpc_request_duration_seconds_count{service=\"lf.a2a.v1.A2AService\","
+                   "method=\"SendMessage\"}"),
+            2);
+  EXPECT_EQ(
+      sample("a2amesh_grpc_requests_total{service=\"lf.a2a.v1.A2AService\",method=\"GetTask\","
+             "code=\"OK\"}"),
+      -1);
   EXPECT_EQ(sample("a2amesh_http_requests_total{binding=\"rest\",method=\"GetTask\",code=\"200\"}"),
             1);
   EXPECT_EQ(
@@ -655,6 +688,10 @@ TEST(NodeMetricsTest, SkillGaugesFollowTheLoadAndRequestsAreCountedByMethodAndCo
   EXPECT_EQ(sample("a2amesh_http_requests_total{binding=\"none\",method=\"\",code=\"404\"}"), 1);
   EXPECT_EQ(sample("a2amesh_http_requests_total{binding=\"rest\",method=\"GetTask\",code=\"404\"}"),
             -1);
+  // The agent's own stream is not counted (it is open as long as the agent).
+  absl::StatusOr<testing::HttpResult> scrape = testing::HttpGet(metrics, "/metrics");
+  ASSERT_TRUE(scrape.ok());
+  EXPECT_THAT(scrape->body, Not(HasSubstr("a2amesh.v1.AgentHost")));
   EXPECT_EQ(
       sample("a2amesh_http_request_duration_seconds_count{binding=\"rest\",method=\"GetTask\"}"),
       1);

@@ -116,11 +116,26 @@ TEST(MetricsTest, GaugesAreReadFromTheNodeAtEachScrape) {
 
 TEST(MetricsTest, RequestsAreCountedByWhatTheyWereAndHowTheyEnded) {
   Metrics metrics([] { return NodeSample(); });
+  metrics.GrpcHandled("lf.a2a.v1.A2AService", "SendMessage", 0, absl::Milliseconds(3));
+  metrics.GrpcHandled("lf.a2a.v1.A2AService", "SendMessage", 0, absl::Milliseconds(4));
+  metrics.GrpcHandled("lf.a2a.v1.A2AService", "SendMessage", 8, absl::Milliseconds(1));
+  metrics.GrpcHandled("a2amesh.v1.Admin", "Drain", 99, absl::Seconds(1));  // not a gRPC code
   metrics.HttpHandled("jsonrpc", "GetTask", 200, absl::Milliseconds(2));
   metrics.HttpHandled("jsonrpc", "GetTask", 200, absl::Milliseconds(3));
   metrics.HttpHandled("jsonrpc", "GetTask", 404, absl::Milliseconds(1));
   metrics.HttpHandled("server", "", 413, absl::ZeroDuration());
   const std::string text = metrics.Scrape();
+  const std::string send = "service=\"lf.a2a.v1.A2AService\",method=\"SendMessage\"";
+  EXPECT_EQ(Value(text, absl::StrCat("a2amesh_grpc_requests_total{", send, ",code=\"OK\"}")), 2);
+  EXPECT_EQ(Value(text, absl::StrCat("a2amesh_grpc_requests_total{", send,
+                                     ",code=\"RESOURCE_EXHAUSTED\"}")),
+            1);
+  EXPECT_EQ(Value(text, absl::StrCat("a2amesh_grpc_request_duration_seconds_count{", send, "}")),
+            3);
+  EXPECT_EQ(Value(text,
+                  "a2amesh_grpc_requests_total{service=\"a2amesh.v1.Admin\","
+                  "method=\"Drain\",code=\"UNKNOWN\"}"),
+            1);
   EXPECT_EQ(Value(text,
                   "a2amesh_http_requests_total{binding=\"jsonrpc\",method=\"GetTask\","
                   "code=\"200\"}"),
