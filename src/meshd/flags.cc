@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "core/allocator.h"
 #include "core/suggest.h"
 #include "core/version.h"
 
@@ -77,8 +78,8 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
       "--config", "", "Read flags from this TOML or INI file (keys named like flags)");
   // A key that names no flag is a typo: refused, not ignored.
   app.allow_config_extras(CLI::config_extras_mode::error);
-  app.set_version_flag("--version",
-                       absl::StrCat("meshd ", Version(), " (revision ", Revision(), ")"));
+  app.set_version_flag("--version", absl::StrCat("meshd ", Version(), " (revision ", Revision(),
+                                                 ", ", AllocatorName(), ")"));
   app.get_formatter()->column_width(34);
   app.footer(
       "Every flag can also be set from the environment as MESHD_<FLAG> (e.g. MESHD_NODE_ID).\n"
@@ -396,7 +397,8 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
     config.exit_message = app.help();
     return config;
   } catch (const CLI::CallForVersion&) {
-    config.exit_message = absl::StrCat("meshd ", Version(), " (revision ", Revision(), ")\n");
+    config.exit_message =
+        absl::StrCat("meshd ", Version(), " (revision ", Revision(), ", ", AllocatorName(), ")\n");
     return config;
   } catch (const CLI::ConfigError& e) {
     return absl::InvalidArgumentError(ConfigKeyError(app, config_file->as<std::string>(), e));

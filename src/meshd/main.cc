@@ -1,6 +1,5 @@
 // meshd: one a2a-mesh node.
 
-#include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -10,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "core/allocator.h"
 #include "core/log.h"
 #include "meshd/flags.h"
 #include "node/node.h"
@@ -56,13 +56,7 @@ int main(int argc, char** argv) {
     return config->exit_code;
   }
   RaiseFileLimit();
-  // glibc raises its mmap threshold after each large free, up to 32 MiB: then
-  // large requests (a body of megabytes, refused or not) come from the heap
-  // and their pages stay in the process. A fixed threshold keeps allocations
-  // over 256 KiB in mmap, returned as they are freed (measured:
-  // tests/e2e/memory_return_e2e_test.cc); what small allocations leave free,
-  // the housekeeping trims (malloc_trim).
-  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  a2amesh::ConfigureAllocator();
   // Debian builds Abseil with its Mutex deadlock detector on: a graph of every
   // lock order, kept on each lock (some 3 % of a loaded node's CPU). The tests
   // and the clang -Wthread-safety build check lock order; the node runs without.

@@ -1,12 +1,11 @@
 #include "tasks/retention.h"
 
-#include <malloc.h>
-
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "core/allocator.h"
 #include "core/log.h"
 
 namespace a2amesh::tasks {
@@ -79,7 +78,7 @@ void Retention::Loop() {
     } else if (*removed > 0) {
       A2AMESH_LOG(Debug, "task retention removed finished tasks").With("tasks", *removed);
     }
-    if (options_.trim_memory) malloc_trim(0);
+    if (options_.trim_memory) ReleaseFreeMemory();
   }
 }
 

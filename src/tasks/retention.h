@@ -23,7 +23,7 @@ struct RetentionOptions {
   // and --housekeeping-interval).
   absl::Duration interval = absl::Minutes(1);
   // After each sweep, give the allocator's free memory back to the system
-  // (glibc's malloc_trim): what removed tasks, a load peak or refused large
+  // (ReleaseFreeMemory, core/allocator.h): what removed tasks, a load peak or refused large
   // inputs left behind would otherwise stay in the process's RSS.
   bool trim_memory = false;
   Telemetry* telemetry = &NoTelemetry();
