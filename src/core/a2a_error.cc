@@ -110,4 +110,9 @@ std::optional<absl::Duration> GetRetryAfter(const absl::Status& status) {
   return absl::Milliseconds(ms);
 }
 
+std::string StatusCodeName(int code) {
+  std::string name = absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+  return name.empty() ? "UNKNOWN" : name;
+}
+
 }  // namespace a2amesh

@@ -63,6 +63,11 @@ absl::Status InvalidFieldError(absl::string_view field, absl::string_view descri
 // The field named by an InvalidFieldError, if any.
 std::optional<std::string> GetInvalidField(const absl::Status& status);
 
+// A status code's name as gRPC and Abseil both spell it ("NOT_FOUND"; they
+// share values and names), for a grpc::StatusCode or an absl::StatusCode;
+// "UNKNOWN" for a value that is neither.
+std::string StatusCodeName(int code);
+
 // `status` marked with how long the caller should wait before it retries (a
 // rate limit): edges send it as google.rpc.RetryInfo and HTTP Retry-After.
 absl::Status WithRetryAfter(absl::Status status, absl::Duration delay);

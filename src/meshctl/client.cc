@@ -11,50 +11,6 @@
 #include "security/tls.h"
 
 namespace a2amesh::meshctl {
-namespace {
-
-const char* CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK:
-      return "OK";
-    case grpc::StatusCode::CANCELLED:
-      return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN:
-      return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND:
-      return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS:
-      return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED:
-      return "PERMISSION_DENIED";
-    case grpc::StatusCode::UNAUTHENTICATED:
-      return "UNAUTHENTICATED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED:
-      return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE:
-      return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED:
-      return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL:
-      return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS:
-      return "DATA_LOSS";
-    default:
-      return "UNKNOWN";
-  }
-}
-
-}  // namespace
 
 absl::StatusOr<std::string> NodeTarget(const std::string& server, bool* tls) {
   constexpr char kDefaultPort[] = "7400";
@@ -139,7 +95,8 @@ std::string DescribeError(const grpc::Status& status, const std::string& server)
     return absl::StrCat("no answer from ", server, " within the deadline (DEADLINE_EXCEEDED); ",
                         "raise --timeout");
   }
-  std::string text = absl::StrCat(status.error_message(), " (", CodeName(status.error_code()));
+  std::string text =
+      absl::StrCat(status.error_message(), " (", StatusCodeName(status.error_code()));
   absl::Status converted = rpc::FromGrpcStatus(status);
   if (std::optional<A2aError> error = GetA2aError(converted); error.has_value()) {
     absl::StrAppend(&text, ", A2A ", A2aErrorReason(*error));

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <iterator>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -13,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/a2a_error.h"
 #include "core/version.h"
 #include "http/http_server.h"
 
@@ -37,28 +37,7 @@ std::vector<double> RequestBuckets() {
           0.5,    1,     2.5,    5,     10,   30,    60,   300, 3600};
 }
 
-// grpc::StatusCode's names, as gRPC spells them (the metrics library links no
-// gRPC).
-absl::string_view GrpcCodeName(int code) {
-  static constexpr absl::string_view kNames[] = {"OK",
-                                                 "CANCELLED",
-                                                 "UNKNOWN",
-                                                 "INVALID_ARGUMENT",
-                                                 "DEADLINE_EXCEEDED",
-                                                 "NOT_FOUND",
-                                                 "ALREADY_EXISTS",
-                                                 "PERMISSION_DENIED",
-                                                 "RESOURCE_EXHAUSTED",
-                                                 "FAILED_PRECONDITION",
-                                                 "ABORTED",
-                                                 "OUT_OF_RANGE",
-                                                 "UNIMPLEMENTED",
-                                                 "INTERNAL",
-                                                 "UNAVAILABLE",
-                                                 "DATA_LOSS",
-                                                 "UNAUTHENTICATED"};
-  return code >= 0 && code < static_cast<int>(std::size(kNames)) ? kNames[code] : "UNKNOWN";
-}
+std::string HttpStatusName(int status) { return absl::StrCat(status); }
 
 double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 
@@ -308,7 +287,7 @@ Metrics::Requests::Requests(std::string counter, std::string counter_help, std::
 
 void Metrics::Requests::Record(absl::string_view key,
                                std::pair<absl::string_view, absl::string_view> labels, int code,
-                               absl::string_view code_name, absl::Duration duration) {
+                               std::string (*code_name)(int), absl::Duration duration) {
   Counter* counter;
   Histogram* histogram;
   {
@@ -323,7 +302,7 @@ void Metrics::Requests::Record(absl::string_view key,
     if (by_code == nullptr) {
       by_code = &counter_.Add({{label_names_.first, std::string(labels.first)},
                                {label_names_.second, std::string(labels.second)},
-                               {"code", std::string(code_name)}});
+                               {"code", code_name(code)}});
     }
     counter = by_code;
     histogram = it->second.duration;
@@ -339,14 +318,14 @@ void Metrics::Requests::Write(TextWriter& writer) const {
 
 void Metrics::GrpcHandled(absl::string_view service, absl::string_view method, int code,
                           absl::Duration duration) {
-  grpc_requests_.Record(absl::StrCat(service, "/", method), {service, method}, code,
-                        GrpcCodeName(code), duration);
+  grpc_requests_.Record(absl::StrCat(service, "/", method), {service, method}, code, StatusCodeName,
+                        duration);
 }
 
 void Metrics::HttpHandled(absl::string_view binding, absl::string_view method, int status,
                           absl::Duration duration) {
   http_requests_.Record(absl::StrCat(binding, "/", method), {binding, method}, status,
-                        absl::StrCat(status), duration);
+                        HttpStatusName, duration);
 }
 
 void Metrics::TaskCreated(const std::string& skill) {

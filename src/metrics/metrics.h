@@ -99,9 +99,10 @@ class Metrics final : public Telemetry {
    public:
     Requests(std::string counter, std::string counter_help, std::string histogram,
              std::string histogram_help, std::pair<const char*, const char*> label_names);
-    // `labels`: the two label values of `key`; `code_name`: the code label.
+    // `labels`: the two label values of `key`; `code_name(code)` is the code
+    // label, asked for only the first time a kind ends with that code.
     void Record(absl::string_view key, std::pair<absl::string_view, absl::string_view> labels,
-                int code, absl::string_view code_name, absl::Duration duration);
+                int code, std::string (*code_name)(int), absl::Duration duration);
     void Write(TextWriter& writer) const;
 
    private:

@@ -51,5 +51,14 @@ TEST(A2aErrorTest, InvalidFieldErrorNamesTheField) {
   EXPECT_FALSE(GetInvalidField(absl::InvalidArgumentError("x")).has_value());
 }
 
+TEST(A2aErrorTest, StatusCodesAreNamedAsGrpcSpellsThem) {
+  EXPECT_EQ(StatusCodeName(0), "OK");
+  EXPECT_EQ(StatusCodeName(static_cast<int>(absl::StatusCode::kNotFound)), "NOT_FOUND");
+  EXPECT_EQ(StatusCodeName(8), "RESOURCE_EXHAUSTED");
+  EXPECT_EQ(StatusCodeName(16), "UNAUTHENTICATED");
+  EXPECT_EQ(StatusCodeName(17), "UNKNOWN");
+  EXPECT_EQ(StatusCodeName(-1), "UNKNOWN");
+}
+
 }  // namespace
 }  // namespace a2amesh
