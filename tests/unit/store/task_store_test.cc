@@ -2,6 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -581,6 +584,42 @@ TEST(SqliteTaskStoreTest, SurvivesReopen) {
   ASSERT_EQ(task->events.size(), 1u);
   EXPECT_EQ(task->events[0].event.status_update().status().state(),
             lf::a2a::v1::TASK_STATE_WORKING);
+}
+
+// The file change counter in a SQLite database header (bytes 24..27): every
+// write transaction that reaches the file moves it.
+uint32_t FileChangeCounter(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  unsigned char header[28] = {};
+  file.read(reinterpret_cast<char*>(header), sizeof header);
+  return static_cast<uint32_t>(header[24]) << 24 | static_cast<uint32_t>(header[25]) << 16 |
+         static_cast<uint32_t>(header[26]) << 8 | header[27];
+}
+
+TEST(SqliteTaskStoreTest, AnUpToDateStoreOpensWithoutWriting) {
+  testing::TempDir dir;
+  SqliteTaskStore::Options options{dir.File("tasks.db"), true};
+  ASSERT_THAT(SqliteTaskStore::Open(options), IsOk());  // new: the schema is written
+  const uint32_t counter = FileChangeCounter(options.path);
+  ASSERT_GT(counter, 0u);
+  {
+    auto store = SqliteTaskStore::Open(options);
+    ASSERT_THAT(store, IsOk());
+    // A write would be in the WAL now (the file itself is written only when
+    // the store closes and checkpoints).
+    std::error_code error;
+    EXPECT_EQ(std::filesystem::file_size(options.path + "-wal", error), 0u) << error.message();
+  }
+  EXPECT_EQ(FileChangeCounter(options.path), counter);
+  // And the new store was made to give removed tasks' pages back.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(options.path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA auto_vacuum", -1, &stmt, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(stmt, 0), 2);  // INCREMENTAL
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
 }
 
 TEST(SqliteTaskStoreTest, UpgradesAVersion1StoreInPlace) {
