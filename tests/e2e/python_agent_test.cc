@@ -1,6 +1,6 @@
 // An agent in another language: examples/agents/python/wordcount_agent.py,
-// on Debian's python3-grpcio with modules generated from proto/, serving tasks
-// from a real meshd process.
+// on the Python SDK (sdk/python, installed into <build>/venv on Debian's
+// python3-grpcio), serving tasks from a real meshd process.
 
 #include <string>
 
@@ -25,8 +25,8 @@ TEST(PythonAgentTest, ServesTasksThroughTheProtoApi) {
   testing::E2eNode node(dir, "py-node", {"--ephemeral"});
   ASSERT_TRUE(node.Start());
   testing::Subprocess agent = node.StartCommand(
-      {"/usr/bin/python3", testing::SourcePath("examples/agents/python/wordcount_agent.py"),
-       "--node", node.address(), "--gen", testing::BinaryPath("../python")},
+      {testing::BinaryPath("../venv/bin/python"),
+       testing::SourcePath("examples/agents/python/wordcount_agent.py"), "--node", node.address()},
       "wordcount");
   ASSERT_TRUE(node.WaitForAgent("wordcount"))
       << testing::ReadFileOrEmpty(dir.File("wordcount.log"));
@@ -53,11 +53,11 @@ TEST(PythonAgentTest, ServesTasksThroughTheProtoApi) {
   EXPECT_EQ(task.artifacts(1).parts(0).text(), "9 words, 2 lines");
 
   // An invalid card is refused with the field named, and the agent exits.
-  testing::Subprocess bad = node.StartCommand(
-      {"/usr/bin/python3", testing::SourcePath("examples/agents/python/wordcount_agent.py"),
-       "--node", node.address(), "--gen", testing::BinaryPath("../python"), "--agent-id",
-       "Not Valid"},
-      "bad-wordcount");
+  testing::Subprocess bad =
+      node.StartCommand({testing::BinaryPath("../venv/bin/python"),
+                         testing::SourcePath("examples/agents/python/wordcount_agent.py"), "--node",
+                         node.address(), "--agent-id", "Not Valid"},
+                        "bad-wordcount");
   absl::StatusOr<int> exit_code = bad.Wait(absl::Seconds(30));
   ASSERT_TRUE(exit_code.ok());
   EXPECT_EQ(*exit_code, 2);
@@ -80,12 +80,10 @@ TEST(PythonAgentTest, JoinsANodeWithTlsAndAuthUsingItsTokenAndTheNodesCa) {
   ssl.pem_root_certs = ca.cert_pem();
   node.SetClient(grpc::SslCredentials(ssl), "py-client-0123456789abcde");
   const std::vector<std::string> agent = {
-      "/usr/bin/python3",
+      testing::BinaryPath("../venv/bin/python"),
       testing::SourcePath("examples/agents/python/wordcount_agent.py"),
       "--node",
       node.address(),
-      "--gen",
-      testing::BinaryPath("../python"),
       "--tls-ca",
       tls.ca};
 
