@@ -39,37 +39,32 @@ class A2aService::StreamSink final : public tasks::TaskSubscriber {
   }
 
   void OnEvent(const tasks::TaskEvent& e) override {
+    std::optional<Held> held;
     {
       absl::MutexLock lock(&mu_);
       if (task_id_.empty()) {
         task_id_ = e.task_id;
       }
+      if (e.may_reply && e.event.has_task()) {
+        // The agent may answer with a direct reply: then the client gets that
+        // Message alone, otherwise the Task first. The next event says which.
+        held_ = Held{e.event, e.seq};
+        return;
+      }
+      held.swap(held_);
     }
-    const StreamResponse& event = e.event;
-    Writes::Result written;
-    if (event_ids_) {
-      StreamResponse numbered = event;
-      numbered.GetReflection()->MutableUnknownFields(&numbered)->AddLengthDelimited(
-          kEventIdField, absl::StrCat(e.seq, ".", epoch_));
-      written = writes_.Write(std::move(numbered));
-    } else {
-      written = writes_.Write(event);
+    if (tasks::IsDirectReply(e.event)) {
+      StreamResponse reply;
+      *reply.mutable_message() = tasks::DirectReplyMessage(e.event);
+      if (Write(reply, e.seq)) writes_.Finish(grpc::Status::OK);
+      return;
     }
-    switch (written) {
-      case Writes::Result::kFull:
-        writes_.Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                    "the client fell too many events behind; stream closed"),
-                       /*drop_queued=*/true);
-        return;
-      case Writes::Result::kClosed:
-        return;
-      case Writes::Result::kQueued:
-        // A final event ends the stream; so does a first Task that has already
-        // ended (a follow-up that raced with a cancel).
-        if (tasks::IsFinalEvent(event) || (event.has_task() && IsTerminalState(e.state))) {
-          writes_.Finish(grpc::Status::OK);
-        }
-        return;
+    if (held.has_value() && !Write(held->event, held->seq)) return;
+    // A final event ends the stream; so does a first Task that has already
+    // ended (a follow-up that raced with a cancel).
+    if (Write(e.event, e.seq) &&
+        (tasks::IsFinalEvent(e.event) || (e.event.has_task() && IsTerminalState(e.state)))) {
+      writes_.Finish(grpc::Status::OK);
     }
   }
 
@@ -113,6 +108,32 @@ class A2aService::StreamSink final : public tasks::TaskSubscriber {
 
  private:
   using Writes = rpc::WriteQueue<Reactor, StreamResponse>;
+  // A first event held back for a possible direct reply.
+  struct Held {
+    StreamResponse event;
+    int64_t seq;
+  };
+
+  // Queues `event` (with its id, if the caller asked for ids); false if the
+  // stream is closed, or has just been closed because the client fell behind.
+  bool Write(const StreamResponse& event, int64_t seq) {
+    Writes::Result written;
+    if (event_ids_) {
+      StreamResponse numbered = event;
+      numbered.GetReflection()->MutableUnknownFields(&numbered)->AddLengthDelimited(
+          kEventIdField, absl::StrCat(seq, ".", epoch_));
+      written = writes_.Write(std::move(numbered));
+    } else {
+      written = writes_.Write(event);
+    }
+    if (written == Writes::Result::kFull) {
+      writes_.Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                  "the client fell too many events behind; stream closed"),
+                     /*drop_queued=*/true);
+    }
+    return written == Writes::Result::kQueued;
+  }
+
   Writes writes_;
   // The call's, used only under the queue's lock while the call lives.
   grpc::CallbackServerContext* const context_;
@@ -120,6 +141,7 @@ class A2aService::StreamSink final : public tasks::TaskSubscriber {
   const std::string& epoch_;
   mutable absl::Mutex mu_;
   std::string task_id_ ABSL_GUARDED_BY(mu_);
+  std::optional<Held> held_ ABSL_GUARDED_BY(mu_);
 };
 
 // A streaming call; owns nothing but its reactor state, the sink does the work.
@@ -194,9 +216,13 @@ class A2aService::SendCall final : public grpc::ServerUnaryReactor {
         }
         done_ = true;
         call = call_;
-        Task* result = response_->mutable_task();
-        *result = *e.task;
-        tasks::TrimHistory(history_length_, result);
+        if (tasks::IsDirectReply(e.event)) {
+          *response_->mutable_message() = tasks::DirectReplyMessage(e.event);
+        } else {
+          Task* result = response_->mutable_task();
+          *result = *e.task;
+          tasks::TrimHistory(history_length_, result);
+        }
       }
       call->Answer(grpc::Status::OK);
     }

@@ -339,6 +339,15 @@ void AgentHostService::Session::Handle(v1::AgentToNode& message) {
     case v1::AgentToNode::kUpdate:
       Update(*message.mutable_update());
       return;
+    case v1::AgentToNode::kReply: {
+      // Inside the node a reply is the task's final event (tasks/task_state.h).
+      v1::TaskUpdate update;
+      update.set_task_id(message.reply().task_id());
+      *update.mutable_event() =
+          tasks::DirectReplyEvent(std::move(*message.mutable_reply()->mutable_message()));
+      Update(update);
+      return;
+    }
     case v1::AgentToNode::kDelegate:
       Delegate(message.delegate());
       return;

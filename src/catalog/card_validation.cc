@@ -93,4 +93,11 @@ absl::Status ValidateAgentCard(const AgentCard& card, absl::string_view field) {
   return absl::OkStatus();
 }
 
+bool DeclaresExtension(const lf::a2a::v1::AgentCard& card, absl::string_view uri) {
+  for (const auto& extension : card.capabilities().extensions()) {
+    if (extension.uri() == uri) return true;
+  }
+  return false;
+}
+
 }  // namespace a2amesh::catalog

@@ -15,6 +15,9 @@ namespace a2amesh::catalog {
 // through the node, which writes their interfaces.
 absl::Status ValidateAgentCard(const lf::a2a::v1::AgentCard& card, absl::string_view field);
 
+// Whether the card declares the A2A extension `uri` (core/extensions.h).
+bool DeclaresExtension(const lf::a2a::v1::AgentCard& card, absl::string_view uri);
+
 }  // namespace a2amesh::catalog
 
 #endif  // A2AMESH_CATALOG_CARD_VALIDATION_H_

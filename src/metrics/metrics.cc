@@ -164,7 +164,8 @@ Metrics::Metrics(std::function<NodeSample()> sample)
                      "Tasks this node created (owns), by the skill they were routed for."),
       tasks_ended_("a2amesh_tasks_ended_total",
                    "Tasks this node owns that ended, by skill and final state "
-                   "(completed, failed, canceled, rejected)."),
+                   "(completed, failed, canceled, rejected; replied: the agent answered with a "
+                   "direct Message and no task was kept)."),
       task_duration_("a2amesh_task_duration_seconds",
                      "Time from a task's creation to its end, by skill.", TaskBuckets()),
       task_first_event_("a2amesh_task_first_event_seconds",

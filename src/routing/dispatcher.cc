@@ -41,6 +41,11 @@ absl::Status Dispatcher::Send(const lf::a2a::v1::SendMessageRequest& request,
   task.principal_method = context.principal_method;
   task.deadline = context.deadline;
   task.await_create = context.await_create;
+  // A reply reaches a client that waits for the task's answer (a blocking
+  // call, a stream) as a Message; one that was given the task (return
+  // immediately, a delegating agent) sees it complete.
+  task.may_reply = route.direct_replies && context.parent_task_id.empty() &&
+                   !request.configuration().return_immediately();
   if (context.admission != nullptr) {
     // The route's slot is released with `task` if it is refused.
     A2AMESH_RETURN_IF_ERROR(context.admission->Admit(

@@ -9,7 +9,9 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "catalog/card_validation.h"
 #include "core/a2a_error.h"
+#include "core/extensions.h"
 #include "core/status_macros.h"
 
 namespace a2amesh::routing {
@@ -325,6 +327,7 @@ absl::StatusOr<Route> Router::Pick(const Selector& selector, const std::vector<s
     for (const AgentSkill& s : pool[pick].card().skills()) {
       if (s.id() == route.skill) route.tags = s.tags();
     }
+    route.direct_replies = catalog::DeclaresExtension(pool[pick].card(), kDirectRepliesExtension);
     if (take_local) {
       route.agent_id = pool[pick].local->id();
       route.node_id = options_.node_id;

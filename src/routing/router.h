@@ -49,6 +49,8 @@ struct Route {
   google::protobuf::RepeatedPtrField<std::string> tags;
   // The agent's id on its node.
   std::string bare_agent_id;
+  // Its card declares direct replies (core/extensions.h).
+  bool direct_replies = false;
 };
 
 struct RouterOptions {

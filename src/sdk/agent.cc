@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "core/extensions.h"
 #include "core/ids.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
@@ -89,6 +90,8 @@ struct TaskRun {
   absl::Mutex mu;
   bool cancelled ABSL_GUARDED_BY(mu) = false;
   bool ended ABSL_GUARDED_BY(mu) = false;
+  // The handler has sent an event (a direct reply must be the first).
+  bool sent ABSL_GUARDED_BY(mu) = false;
   // Its subtasks being waited for.
   std::vector<std::shared_ptr<Delegation>> delegations ABSL_GUARDED_BY(mu);
 };
@@ -199,6 +202,7 @@ class TaskContextImpl final : public TaskContext {
   bool Complete(absl::string_view text) override {
     return StatusWithText(lf::a2a::v1::TASK_STATE_COMPLETED, text);
   }
+  bool Reply(const lf::a2a::v1::Message& message) override;
   bool Fail(absl::string_view reason) override {
     return StatusWithText(lf::a2a::v1::TASK_STATE_FAILED, reason);
   }
@@ -459,12 +463,34 @@ absl::StatusOr<lf::a2a::v1::Task> TaskContextImpl::Delegate(
   return result;
 }
 
+bool TaskContextImpl::Reply(const lf::a2a::v1::Message& message) {
+  if (task().history_size() != 1 || task().status().state() != lf::a2a::v1::TASK_STATE_SUBMITTED) {
+    return false;  // not a new task: the node would refuse it
+  }
+  {
+    absl::MutexLock lock(&run_->mu);
+    if (run_->ended || run_->cancelled || run_->sent) {
+      return false;
+    }
+    run_->ended = run_->sent = true;
+  }
+  v1::AgentToNode out;
+  out.mutable_reply()->set_task_id(task_id());
+  lf::a2a::v1::Message* reply = out.mutable_reply()->mutable_message();
+  *reply = message;
+  reply->set_role(lf::a2a::v1::ROLE_AGENT);
+  if (reply->message_id().empty()) reply->set_message_id(NewUuid());
+  agent_.Write(std::move(out));
+  return true;
+}
+
 bool TaskContextImpl::Emit(StreamResponse event, bool final) {
   {
     absl::MutexLock lock(&run_->mu);
     if (run_->ended || run_->cancelled) {
       return false;
     }
+    run_->sent = true;
     if (final) {
       run_->ended = true;
     }
@@ -620,6 +646,13 @@ bool AgentImpl::RunStream(absl::Duration* backoff) {
     auto* agent = reg->add_agents();
     agent->set_agent_id(spec.agent_id);
     *agent->mutable_card() = spec.card;
+    const auto& extensions = spec.card.capabilities().extensions();
+    if (spec.direct_replies &&
+        std::none_of(extensions.begin(), extensions.end(),
+                     [](const auto& e) { return e.uri() == kDirectRepliesExtension; })) {
+      agent->mutable_card()->mutable_capabilities()->add_extensions()->set_uri(
+          kDirectRepliesExtension);
+    }
     agent->set_max_concurrency(static_cast<uint32_t>(std::max(0, spec.max_concurrency)));
   }
   auto* connection = new Connection(*this);

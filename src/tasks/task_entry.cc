@@ -9,6 +9,15 @@ namespace a2amesh::tasks {
 
 Durability OwnedTask::PersistLocked(const lf::a2a::v1::StreamResponse& event, int64_t seq,
                                     std::vector<TaskStoreOp>* ops) {
+  if (IsDirectReply(event)) {
+    // The client gets a Message and never learns of the task: nothing of it
+    // is kept. The delete is stored before the reply is delivered, so that a
+    // crash cannot bring back a task whose client was answered.
+    TaskStoreOp& op = ops->emplace_back();
+    op.kind = TaskStoreOp::Kind::kDelete;
+    op.task_id = id;
+    return Durability::kWaitForStore;
+  }
   const lf::a2a::v1::TaskState state = task.status().state();
   const bool final = IsFinalEvent(event);
   TaskStoreOp& op = ops->emplace_back();

@@ -72,6 +72,10 @@ class TaskEntry {
   bool orphaned ABSL_GUARDED_BY(mu) = false;
   // An agent has sent an event for it (telemetry: time to first event).
   bool answered ABSL_GUARDED_BY(mu) = false;
+  // Its agent may answer it with a direct reply that its client receives as
+  // a Message (NewTask::may_reply), until the agent's first event. A hosted
+  // turn passes a reply on: its owner decides.
+  bool may_reply ABSL_GUARDED_BY(mu) = false;
   // When the agent's current turn (an assignment until a final event) began,
   // and when the agent last sent an event: for the turn's time limits.
   absl::Time turn_started ABSL_GUARDED_BY(mu);

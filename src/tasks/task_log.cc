@@ -13,7 +13,7 @@ using lf::a2a::v1::Task;
 
 void TaskLog::Delivery::Deliver(const std::string& task_id) const {
   const Task* whole = task != nullptr ? task.get() : event.has_task() ? &event.task() : nullptr;
-  TaskEvent view{event, task_id, state, whole, seq};
+  TaskEvent view{event, task_id, state, whole, seq, may_reply};
   for (const std::shared_ptr<TaskSubscriber>& subscriber : to) {
     subscriber->OnEvent(view);
   }
@@ -49,7 +49,7 @@ void TaskLog::MarkStored(int64_t seq) {
 }
 
 void TaskLog::Attach(std::shared_ptr<TaskSubscriber> subscriber, const Task& task,
-                     bool until_terminal, int64_t resume_after) {
+                     bool until_terminal, int64_t resume_after, bool may_reply) {
   Pending& pending = pending_.emplace_back();
   const bool final_only = subscriber->final_only();
   pending.attach = Subscription{std::move(subscriber), until_terminal, final_only};
@@ -59,6 +59,7 @@ void TaskLog::Attach(std::shared_ptr<TaskSubscriber> subscriber, const Task& tas
   }
   pending.kind = Pending::Kind::kSubscribe;
   pending.seq = next_seq_ - 1;
+  pending.may_reply = may_reply;
   pending.state = task.status().state();
   *pending.event.mutable_task() = task;
 }
@@ -108,6 +109,7 @@ void TaskLog::Collect(Deliveries* out) {
         first.event = std::move(pending.event);
         first.state = pending.state;
         first.seq = pending.seq;
+        first.may_reply = pending.may_reply;
         first.to.push_back(pending.attach.subscriber);
         subscribers_.push_back(std::move(pending.attach));
         continue;

@@ -32,7 +32,8 @@ class TaskLog {
     lf::a2a::v1::TaskState state = lf::a2a::v1::TASK_STATE_UNSPECIFIED;
     // The task after a final event (a first event carries the Task itself).
     std::shared_ptr<const lf::a2a::v1::Task> task;
-    int64_t seq = 0;  // TaskEvent::seq
+    int64_t seq = 0;         // TaskEvent::seq
+    bool may_reply = false;  // TaskEvent::may_reply
     absl::InlinedVector<std::shared_ptr<TaskSubscriber>, 2> to;
 
     // Calls each subscriber's OnEvent. Run it without locks held.
@@ -69,8 +70,9 @@ class TaskLog {
   // `resume_after` (>= 0) is the last event a returning subscriber saw (its
   // TaskEvent::seq): if nothing was logged since, it gets no first event,
   // only what comes next; else the Task, which holds what it missed.
+  // `may_reply` marks the first event (TaskEvent::may_reply).
   void Attach(std::shared_ptr<TaskSubscriber> subscriber, const lf::a2a::v1::Task& task,
-              bool until_terminal, int64_t resume_after = -1);
+              bool until_terminal, int64_t resume_after = -1, bool may_reply = false);
   // Subscribes from the next event on, with no first event (for a hosted
   // turn's handoff stream: the owner already has the task).
   void Follow(std::shared_ptr<TaskSubscriber> subscriber);
@@ -108,6 +110,7 @@ class TaskLog {
     Kind kind = Kind::kEvent;
     int64_t seq = 0;  // kEvent; kSubscribe: the last event logged before it
     bool ready = true;
+    bool may_reply = false;  // kSubscribe
     lf::a2a::v1::StreamResponse event;
     lf::a2a::v1::TaskState state = lf::a2a::v1::TASK_STATE_UNSPECIFIED;
     std::shared_ptr<const lf::a2a::v1::Task> task;  // after a final event

@@ -316,7 +316,8 @@ void TaskManager::AppendLocked(const EntryPtr& entry, StreamResponse event,
   const TaskState state = entry->task.status().state();
   const bool final = IsFinalEvent(event);
   if (final && IsTerminalState(state) && !entry->hosted()) {
-    options_.telemetry->TaskEnded(entry->info.skill(), std::string(StateName(state)),
+    options_.telemetry->TaskEnded(entry->info.skill(),
+                                  IsDirectReply(event) ? "replied" : std::string(StateName(state)),
                                   AgeLocked(*entry));
   }
   if (final) {
@@ -493,8 +494,10 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
     absl::MutexLock lock(&entry->mu);
     entry->creation = TaskEntry::Creation::kPending;
     entry->log.HoldUntilCreated();
+    entry->may_reply = request.may_reply && !push.has_value() && !request.approval.has_value();
     if (subscriber != nullptr) {
-      entry->log.Attach(std::move(subscriber), entry->task, /*until_terminal=*/false);
+      entry->log.Attach(std::move(subscriber), entry->task, /*until_terminal=*/false,
+                        /*resume_after=*/-1, entry->may_reply);
     }
     if (request.await_create || push.has_value()) {
       entry->effects.Add([this, entry, ops = std::move(ops), push = std::move(push)]() mutable {
@@ -635,8 +638,34 @@ absl::Status TaskManager::ApplyRunnerEvent(const TaskRunner* runner, const std::
         absl::StrCat("task ", task_id, " is no longer run by that runner"));
   }
   A2AMESH_RETURN_IF_ERROR(NormalizeAgentEvent(entry->task, clock_.Now(), &event));
+  A2AMESH_RETURN_IF_ERROR(AdmitReplyLocked(*entry, &event));
   NoteAgentEventLocked(*entry);
   AppendLocked(entry, std::move(event));
+  return absl::OkStatus();
+}
+
+absl::Status TaskManager::AdmitReplyLocked(TaskEntry& entry, StreamResponse* event) {
+  const bool could_reply = entry.may_reply;
+  entry.may_reply = false;  // the agent has answered, one way or the other
+  if (!IsDirectReply(*event)) {
+    return absl::OkStatus();
+  }
+  if (!AwaitsFirstAnswer(entry.task)) {
+    entry.may_reply = could_reply;  // refused: nothing happened
+    return absl::FailedPreconditionError(absl::StrCat(
+        "a direct reply answers only the first message of a new task, before any other event; "
+        "task ",
+        entry.id, " is ", StateName(entry.task.status().state()),
+        entry.task.history_size() > 1 ? " with more than one message" : "",
+        ": send a status update instead"));
+  }
+  if (!could_reply && !entry.hosted()) {
+    // Its client already knows the task (return_immediately, a push config, a
+    // delegation): the reply completes it, its message the status message.
+    auto* fields = event->mutable_status_update()->mutable_metadata()->mutable_fields();
+    fields->erase(kDirectReplyKey);
+    if (fields->empty()) event->mutable_status_update()->clear_metadata();
+  }
   return absl::OkStatus();
 }
 
@@ -861,6 +890,7 @@ absl::Status TaskManager::ApplyAgentEvent(const std::vector<std::string>& agent_
                                                     absl::StrJoin(agent_ids, ", ")));
   }
   A2AMESH_RETURN_IF_ERROR(NormalizeAgentEvent(entry->task, clock_.Now(), &event));
+  A2AMESH_RETURN_IF_ERROR(AdmitReplyLocked(*entry, &event));
   if (event.has_status_update() &&
       event.status_update().status().state() == lf::a2a::v1::TASK_STATE_FAILED) {
     const Message& why = event.status_update().status().message();

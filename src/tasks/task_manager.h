@@ -85,6 +85,12 @@ struct NewTask {
   // The task's id (core/ids.h MakeTaskId), when an Admission had to name the
   // task before it exists (an audit line); empty: made at creation.
   std::string task_id;
+  // Its agent may answer with a direct reply (tasks/task_state.h), and the
+  // subscriber can take one as a Message: nobody else will know the task's
+  // id before the agent's first answer (no return_immediately, push config or
+  // delegation). A reply then ends the task without a trace in the store;
+  // otherwise a reply completes the task with its message.
+  bool may_reply = false;
 };
 
 // One turn of a task owned by another node, run here on a local agent (a
@@ -356,6 +362,11 @@ class TaskManager {
   // The agent's grace expired: its orphaned tasks fail with `reason`.
   void FailOrphans(const std::string& agent_id, const std::string& reason);
   // Telemetry for an agent's event, before it is applied.
+  // An agent's event for the task: a direct reply is refused unless it is the
+  // agent's first answer to a new task, and becomes a plain completion when
+  // the task's client cannot take it as a Message (TaskEntry::may_reply).
+  absl::Status AdmitReplyLocked(TaskEntry& entry, lf::a2a::v1::StreamResponse* event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
   void NoteAgentEventLocked(TaskEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
   // How long ago the entry's task was created.
   absl::Duration AgeLocked(const TaskEntry& entry) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);

@@ -134,6 +134,34 @@ absl::Status NormalizeAgentMessage(absl::string_view field, const Task& task, Me
 
 }  // namespace
 
+bool IsDirectReply(const StreamResponse& event) {
+  if (!event.has_status_update() || !event.status_update().has_metadata()) return false;
+  const auto& fields = event.status_update().metadata().fields();
+  auto it = fields.find(kDirectReplyKey);
+  return it != fields.end() && it->second.bool_value();
+}
+
+StreamResponse DirectReplyEvent(Message message) {
+  StreamResponse event;
+  auto* update = event.mutable_status_update();
+  update->mutable_status()->set_state(lf::a2a::v1::TASK_STATE_COMPLETED);
+  *update->mutable_status()->mutable_message() = std::move(message);
+  (*update->mutable_metadata()->mutable_fields())[kDirectReplyKey].set_bool_value(true);
+  return event;
+}
+
+Message DirectReplyMessage(const StreamResponse& event) {
+  Message message = event.status_update().status().message();
+  message.clear_task_id();
+  if (message.context_id().empty()) message.set_context_id(event.status_update().context_id());
+  return message;
+}
+
+bool AwaitsFirstAnswer(const Task& task) {
+  return task.status().state() == lf::a2a::v1::TASK_STATE_SUBMITTED && task.history_size() == 1 &&
+         task.artifacts_size() == 0;
+}
+
 absl::Status ApplyEvent(const StreamResponse& event, Task* task) {
   switch (event.payload_case()) {
     case StreamResponse::kStatusUpdate: {

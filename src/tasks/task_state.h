@@ -22,6 +22,23 @@ absl::Status CheckTransition(lf::a2a::v1::TaskState from, lf::a2a::v1::TaskState
 // ends a stream and answers a blocking SendMessage.
 bool IsFinalEvent(const lf::a2a::v1::StreamResponse& event);
 
+// A direct reply (A2A's "MAY return a direct Message"): an agent answered a
+// new task's first message with one Message instead of working on a task
+// (AgentHost TaskReply). Inside the node it travels as the task's final event,
+// a COMPLETED status update carrying the message, marked with this metadata
+// key (true), so that it ends the task, frees the agent and crosses handoffs
+// like any final event; a subscriber that can answer with a Message (a
+// blocking SendMessage, a stream) sends the message alone.
+inline constexpr char kDirectReplyKey[] = "a2amesh/direct-reply";
+bool IsDirectReply(const lf::a2a::v1::StreamResponse& event);
+lf::a2a::v1::StreamResponse DirectReplyEvent(lf::a2a::v1::Message message);
+// The reply's message as the client receives it: no task id (there is no
+// task), the task's context id.
+lf::a2a::v1::Message DirectReplyMessage(const lf::a2a::v1::StreamResponse& event);
+// Whether `task` may still be answered with a direct reply: nothing but its
+// first message has happened to it (SUBMITTED, one message, no artifact).
+bool AwaitsFirstAnswer(const lf::a2a::v1::Task& task);
+
 // Applies one logged event to `task`:
 //  - status_update: the new status replaces the old and its message, if any, is
 //    also appended to history (so history reads in order: the client's messages

@@ -24,6 +24,12 @@ struct TaskEvent {
   // holds. Increases along a subscription, survives restarts; what SSE
   // streams send as `id:` and a re-subscription resumes after.
   int64_t seq = 0;
+  // On the first event (the Task) of the subscription that created a task
+  // whose agent may answer with a direct reply (tasks/task_state.h): the
+  // client has not been given the task yet, and a subscriber that answers
+  // with a Message when the reply comes (a stream) should hold the Task
+  // until the next event says which it is.
+  bool may_reply = false;
 };
 
 // Receives a task's events in order. The first event of every subscription is

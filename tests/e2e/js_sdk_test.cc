@@ -127,14 +127,18 @@ TEST(JsSdkTest, TheOfficialClientDiscoversTheCardAndWorksTheSameOverEveryBinding
   ASSERT_TRUE(node.Start());
   Subprocess echo = node.StartAgent("echo-agent", {});
   Subprocess uppercase = node.StartAgent("uppercase-agent", {"--chunk-delay", "20ms"});
+  // A chat-style agent: answers with a direct Message, no task.
+  Subprocess chat =
+      node.StartAgent("echo-agent", {"--agent-id", "chat", "--skill", "chat", "--reply"});
   ASSERT_TRUE(node.WaitForAgent("echo"));
   ASSERT_TRUE(node.WaitForAgent("uppercase"));
+  ASSERT_TRUE(node.WaitForAgent("chat"));
 
   std::map<std::string, std::vector<Step>> runs;
   for (const std::string binding : {"JSONRPC", "HTTP+JSON", "GRPC"}) {
     SCOPED_TRACE(binding);
     std::vector<Step> steps = RunClient(dir, node, binding);
-    ASSERT_EQ(steps.size(), 15u);
+    ASSERT_EQ(steps.size(), 17u);
 
     EXPECT_EQ(steps[0].step, "card");
     EXPECT_EQ(steps[0].body.fields().at("binding").string_value(), binding);
@@ -144,7 +148,7 @@ TEST(JsSdkTest, TheOfficialClientDiscoversTheCardAndWorksTheSameOverEveryBinding
     for (const auto& skill : steps[0].body.fields().at("skills").list_value().values()) {
       skills.push_back(skill.string_value());
     }
-    EXPECT_THAT(skills, ::testing::UnorderedElementsAre("echo", "uppercase"));
+    EXPECT_THAT(skills, ::testing::UnorderedElementsAre("echo", "uppercase", "chat"));
 
     Task sent = Field<Task>(steps[1], "task");
     EXPECT_EQ(steps[1].step, "send");
@@ -215,6 +219,24 @@ TEST(JsSdkTest, TheOfficialClientDiscoversTheCardAndWorksTheSameOverEveryBinding
     EXPECT_EQ(steps[14].step, "error");
     EXPECT_EQ(steps[14].body.fields().at("reason").string_value(), "TASK_NOT_FOUND");
     EXPECT_THAT(steps[14].body.fields().at("message").string_value(), HasSubstr("js~no-such-task"));
+
+    // The direct reply: a Message, not a Task, blocking and streamed (its one event).
+    EXPECT_EQ(steps[15].step, "reply");
+    EXPECT_EQ(steps[15].body.fields().at("kind").string_value(), "message");
+    auto reply = Field<lf::a2a::v1::Message>(steps[15], "message");
+    EXPECT_EQ(reply.role(), lf::a2a::v1::ROLE_AGENT);
+    EXPECT_EQ(reply.parts(0).text(), "echo: hi there");
+    EXPECT_TRUE(reply.task_id().empty());
+    EXPECT_FALSE(reply.context_id().empty());
+    EXPECT_EQ(steps[16].step, "reply_stream");
+    const auto& streamed = steps[16].body.fields().at("events").list_value().values();
+    ASSERT_EQ(streamed.size(), 1);
+    StreamResponse only;
+    std::string only_json;
+    ASSERT_TRUE(MessageToJsonString(streamed[0], &only_json).ok());
+    ASSERT_TRUE(JsonStringToMessage(only_json, &only).ok()) << only_json;
+    ASSERT_TRUE(only.has_message()) << only_json;
+    EXPECT_EQ(only.message().parts(0).text(), "echo: and streamed");
     runs[binding] = std::move(steps);
   }
 

@@ -65,11 +65,15 @@ TEST_F(MeshE2eTest, TheJsSdkSendsToOneNodeATaskThatRunsOnAnother) {
   E2eNode n3(dir_, "n3", Flags(n1.address()));
   ASSERT_TRUE(n2.Start());
   ASSERT_TRUE(n3.Start());
-  // No agent on n1: echo lives on n2, uppercase on n3.
+  // No agent on n1: echo lives on n2, uppercase and a chat agent (it answers
+  // with a direct Message) on n3.
   Subprocess echo = n2.StartAgent("echo-agent", {});
   Subprocess upper = n3.StartAgent("uppercase-agent", {"--chunk-delay", "20ms"});
+  Subprocess chat =
+      n3.StartAgent("echo-agent", {"--agent-id", "chat", "--skill", "chat", "--reply"});
   ASSERT_TRUE(n1.WaitForAgent("echo"));
   ASSERT_TRUE(n1.WaitForAgent("uppercase"));
+  ASSERT_TRUE(n1.WaitForAgent("chat"));
 
   absl::StatusOr<Subprocess> client =
       Subprocess::Start({"/usr/bin/env", "node", js_dir + "/meshd-client.mjs",
@@ -81,6 +85,7 @@ TEST_F(MeshE2eTest, TheJsSdkSendsToOneNodeATaskThatRunsOnAnother) {
   ASSERT_EQ(*exit_code, 0);
   std::string output = testing::ReadFileOrEmpty(dir_.File("js.out"));
   int events = 0;
+  int replies = 0;
   std::string streamed;
   for (absl::string_view line : absl::StrSplit(output, '\n', absl::SkipEmpty())) {
     google::protobuf::Struct step;
@@ -91,6 +96,16 @@ TEST_F(MeshE2eTest, TheJsSdkSendsToOneNodeATaskThatRunsOnAnother) {
       EXPECT_THAT(task.at("id").string_value(), HasSubstr("n1~"));  // n1 owns it
       EXPECT_EQ(task.at("status").struct_value().fields().at("state").string_value(),
                 "TASK_STATE_COMPLETED");
+    }
+    if (fields.at("step").string_value() == "reply") {
+      ++replies;  // the Message from n3's chat agent, through the handoff
+      EXPECT_EQ(fields.at("kind").string_value(), "message");
+    }
+    if (fields.at("step").string_value() == "reply_stream") {
+      ++replies;
+      const auto& streamed_reply = fields.at("events").list_value();
+      ASSERT_EQ(streamed_reply.values_size(), 1);
+      EXPECT_EQ(streamed_reply.values(0).struct_value().fields().count("message"), 1u);
     }
     if (fields.at("step").string_value() == "stream") {
       ++events;
@@ -114,6 +129,7 @@ TEST_F(MeshE2eTest, TheJsSdkSendsToOneNodeATaskThatRunsOnAnother) {
   }
   EXPECT_EQ(events, 6);  // task, working, three chunks, completed: streamed across n1 <- n3
   EXPECT_EQ(streamed, "STREAM THESE WORDS");
+  EXPECT_EQ(replies, 2);
   EXPECT_THAT(n1.log(), HasSubstr("peer up peer=n3"));
 }
 

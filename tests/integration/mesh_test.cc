@@ -90,6 +90,54 @@ TEST_F(MeshTest, ATaskForASkillOnlyCHasRunsOnCAndStreamsBackThroughA) {
   EXPECT_FALSE(c_->node().tasks().Get(id).ok());
 }
 
+// An agent on C that answers with a direct Message (a chat-style agent): the
+// client of A gets the Message alone, through the handoff, and A keeps no task;
+// a client that asked for the task at once gets it completed with the message.
+TEST_F(MeshTest, ADirectReplyFromAnAgentOnAnotherNodeReachesTheClientAsAMessage) {
+  sdk::AgentSpec chat{"chat", Card("chat", {"chat"}), 4, [](sdk::TaskContext& task) {
+                        task.Reply(sdk::AgentMessage("hi, " + task.text()));
+                      }};
+  chat.direct_replies = true;
+  auto agent = c_->StartAgent({chat});
+  ASSERT_TRUE(Sees(*a_, "chat@c"));
+  auto stub = a_->NewA2aStub();
+
+  lf::a2a::v1::SendMessageResponse response;
+  grpc::Status status =
+      stub->SendMessage(A2aContext().get(), ForSkill("chat", "blocking"), &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_TRUE(response.has_message()) << response.DebugString();
+  EXPECT_EQ(response.message().parts(0).text(), "hi, blocking");
+  EXPECT_EQ(response.message().role(), lf::a2a::v1::ROLE_AGENT);
+  EXPECT_TRUE(response.message().task_id().empty());
+
+  auto context = A2aContext();
+  auto reader = stub->SendStreamingMessage(context.get(), ForSkill("chat", "streamed"));
+  std::vector<StreamResponse> events = ReadAll(*reader, &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(events.size(), 1u);  // the Message alone: no Task before it
+  ASSERT_TRUE(events[0].has_message());
+  EXPECT_EQ(events[0].message().parts(0).text(), "hi, streamed");
+
+  // Nothing is kept on either node.
+  EXPECT_TRUE(WaitFor([&] { return a_->node().tasks().active_tasks() == 0; }));
+  absl::StatusOr<tasks::TaskList> listed = a_->node().tasks().List({}, "");
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->total, 0);
+
+  // Given the task at once, the client finds it completed with the reply.
+  lf::a2a::v1::SendMessageRequest immediate = ForSkill("chat", "later");
+  immediate.mutable_configuration()->set_return_immediately(true);
+  ASSERT_TRUE(stub->SendMessage(A2aContext().get(), immediate, &response).ok());
+  ASSERT_TRUE(response.has_task());
+  const std::string id = response.task().id();
+  ASSERT_TRUE(WaitFor([&] {
+    absl::StatusOr<Task> task = a_->node().tasks().Get(id);
+    return task.ok() && task->status().state() == lf::a2a::v1::TASK_STATE_COMPLETED;
+  }));
+  EXPECT_EQ(a_->node().tasks().Get(id)->status().message().parts(0).text(), "hi, later");
+}
+
 TEST_F(MeshTest, CancelAndSubscribeWorkFromAnyNode) {
   std::atomic<int> cancels{0};
   auto agent = c_->StartAgent({{"slow", Card("slow", {"slow"}), 4, [&](sdk::TaskContext& task) {

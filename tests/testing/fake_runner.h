@@ -106,6 +106,7 @@ class RecordingSubscriber final : public tasks::TaskSubscriber {
   void OnEvent(const tasks::TaskEvent& e) override {
     absl::MutexLock lock(&mu_);
     events_.push_back(e.event);
+    may_reply_.push_back(e.may_reply);
     // The task as of the last event that came with it (first and final ones).
     if (e.task != nullptr) {
       last_task_ = *e.task;
@@ -119,6 +120,11 @@ class RecordingSubscriber final : public tasks::TaskSubscriber {
     absl::MutexLock lock(&mu_);
     return events_;
   }
+  // TaskEvent::may_reply of each event.
+  std::vector<bool> may_reply() const {
+    absl::MutexLock lock(&mu_);
+    return may_reply_;
+  }
   lf::a2a::v1::Task last_task() const {
     absl::MutexLock lock(&mu_);
     return last_task_;
@@ -131,6 +137,7 @@ class RecordingSubscriber final : public tasks::TaskSubscriber {
  private:
   mutable absl::Mutex mu_;
   std::vector<lf::a2a::v1::StreamResponse> events_ ABSL_GUARDED_BY(mu_);
+  std::vector<bool> may_reply_ ABSL_GUARDED_BY(mu_);
   lf::a2a::v1::Task last_task_ ABSL_GUARDED_BY(mu_);
   absl::Status error_ ABSL_GUARDED_BY(mu_);
 };

@@ -24,7 +24,8 @@ void AddAgentFlags(CLI::App& app, AgentFlags* flags) {
 }
 
 int ServeUntilSignal(const std::string& program, const AgentFlags& flags,
-                     lf::a2a::v1::AgentCard card, sdk::TaskHandler handler, bool inline_handler) {
+                     lf::a2a::v1::AgentCard card, sdk::TaskHandler handler, bool inline_handler,
+                     bool direct_replies) {
   // Taken by sigwait below; blocked before the SDK starts its threads.
   sigset_t signals;
   sigemptyset(&signals);
@@ -41,8 +42,8 @@ int ServeUntilSignal(const std::string& program, const AgentFlags& flags,
   options.tls_ca_file = flags.tls_ca;
   options.tls_cert_file = flags.tls_cert;
   options.tls_key_file = flags.tls_key;
-  options.agents.push_back(
-      {flags.agent_id, std::move(card), flags.max_concurrency, std::move(handler), inline_handler});
+  options.agents.push_back({flags.agent_id, std::move(card), flags.max_concurrency,
+                            std::move(handler), inline_handler, direct_replies});
   absl::StatusOr<std::unique_ptr<sdk::Agent>> agent = sdk::Agent::Start(std::move(options));
   if (!agent.ok()) {
     std::fprintf(stderr, "%s: %s\n", program.c_str(),
@@ -53,9 +54,19 @@ int ServeUntilSignal(const std::string& program, const AgentFlags& flags,
       .With("program", program)
       .With("node", flags.node)
       .With("agent", flags.agent_id);
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
-  return 0;
+  // Until a signal, or until the node refuses the agent for good (a bad card,
+  // an id or skill its credential may not register): the SDK has logged the
+  // node's message; say it once more and exit 2, as retrying cannot help.
+  while (true) {
+    timespec tick{0, 200 * 1000 * 1000};
+    if (sigtimedwait(&signals, nullptr, &tick) > 0) return 0;
+    absl::Status registered = (*agent)->WaitUntilRegistered(absl::ZeroDuration());
+    if (!registered.ok() && registered.code() != absl::StatusCode::kDeadlineExceeded) {
+      std::fprintf(stderr, "%s: the node refused the agent: %s\n", program.c_str(),
+                   registered.ToString().c_str());
+      return 2;
+    }
+  }
 }
 
 }  // namespace a2amesh::examples

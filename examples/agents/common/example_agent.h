@@ -26,11 +26,13 @@ struct AgentFlags {
 void AddAgentFlags(CLI::App& app, AgentFlags* flags);
 
 // Serves `card` with `handler` on the node until SIGTERM or SIGINT. Returns
-// main's exit code: 0, or 2 if the agent cannot start. `inline_handler`: the
-// handler never blocks (AgentSpec::inline_handler).
+// main's exit code: 0, or 2 if the agent cannot start or the node refuses it
+// for good. `inline_handler`: the handler never blocks
+// (AgentSpec::inline_handler); `direct_replies`: it may answer with
+// TaskContext::Reply (AgentSpec::direct_replies).
 int ServeUntilSignal(const std::string& program, const AgentFlags& flags,
                      lf::a2a::v1::AgentCard card, sdk::TaskHandler handler,
-                     bool inline_handler = false);
+                     bool inline_handler = false, bool direct_replies = false);
 
 }  // namespace a2amesh::examples
 

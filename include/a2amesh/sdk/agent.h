@@ -86,6 +86,12 @@ class TaskContext {
   virtual bool RequireInput(absl::string_view question) = 0;
   // Any status, with an optional message.
   virtual bool SetStatus(lf::a2a::v1::TaskState state, const lf::a2a::v1::Message* message) = 0;
+  // Answers the task's message with this one Message instead of working on a
+  // task (A2A's direct reply; see AgentSpec::direct_replies): the client that
+  // waits gets the Message and the node keeps no task. Only as the first
+  // thing the handler sends for a new task (not a follow-up): false, and
+  // nothing sent, otherwise. Its role and id are filled in.
+  virtual bool Reply(const lf::a2a::v1::Message& message) = 0;
 
   // Runs a subtask of this task on an agent anywhere in the mesh, and waits
   // until it ends (or asks for input). `on_event` sees each of its events, on
@@ -121,6 +127,11 @@ struct AgentSpec {
   // (FAILED_PRECONDITION) and WaitForCancel returns at once. Default: a worker
   // thread, where a handler may block (call a model, delegate, wait).
   bool inline_handler = false;
+  // The handler may answer with TaskContext::Reply: the card is registered
+  // declaring the extension urn:a2a-mesh:ext:direct-replies:v1, which tells
+  // the node (and clients) that this agent may answer with a Message, and
+  // the node holds a stream's first event (the Task) until it knows.
+  bool direct_replies = false;
 };
 
 struct AgentOptions {

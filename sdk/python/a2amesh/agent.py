@@ -31,6 +31,10 @@ TERMINAL = frozenset({a2a.TASK_STATE_COMPLETED, a2a.TASK_STATE_FAILED, a2a.TASK_
                       a2a.TASK_STATE_REJECTED})
 INTERRUPTED = frozenset({a2a.TASK_STATE_INPUT_REQUIRED, a2a.TASK_STATE_AUTH_REQUIRED})
 
+# The A2A extension by which an agent's card says it may answer with a direct
+# Message (src/core/extensions.h).
+DIRECT_REPLIES_EXTENSION = "urn:a2a-mesh:ext:direct-replies:v1"
+
 
 class Refused(Exception):
     """The node refused the registration for good (its gRPC code and message)."""
@@ -125,6 +129,7 @@ class Task:
         self._assignment = assignment
         self._lock = threading.Lock()
         self._ended = False
+        self._sent = False
         self._cancelled = threading.Event()
 
     # What the node sent.
@@ -216,6 +221,23 @@ class Task:
                    else text_or_message)
         return self._send(a2a.StreamResponse(message=message), final=False)
 
+    def reply(self, text_or_message):
+        """Answers the task's message with one Message instead of working on a task
+        (A2A's direct reply; the agent needs direct_replies=True): the client that
+        waits gets the Message and the node keeps no task. Only as the first thing
+        sent for a new task (not a follow-up); returns False, sending nothing,
+        otherwise."""
+        message = (agent_message(text_or_message) if isinstance(text_or_message, str)
+                   else text_or_message)
+        if (self.task.status.state != a2a.TASK_STATE_SUBMITTED or len(self.task.history) != 1):
+            return False
+        with self._lock:
+            if self._ended or self._sent:
+                return False
+            self._ended = self._sent = True
+        return self._connection._send(agent_host.AgentToNode(
+            reply=agent_host.TaskReply(task_id=self.id, message=message)))
+
     def complete(self, text=""):
         return self.status(a2a.TASK_STATE_COMPLETED, text)
 
@@ -267,6 +289,7 @@ class Task:
         with self._lock:
             if self._ended:
                 return False
+            self._sent = True
             if final:
                 self._ended = True
         return self._connection.send_update(self.id, event)
@@ -296,9 +319,11 @@ class Agent:
     """
 
     def __init__(self, agent_id, *, name=None, description="", version="0.1.0", card=None,
-                 max_concurrency=4, input_modes=("text/plain",),
+                 max_concurrency=4, direct_replies=False, input_modes=("text/plain",),
                  output_modes=("text/plain", "application/json")):
         self.agent_id = agent_id
+        # Handlers may answer with task.reply(): the card declares it.
+        self.direct_replies = direct_replies
         self.max_concurrency = max_concurrency
         self._card = card
         self._name = name or agent_id
@@ -326,16 +351,19 @@ class Agent:
 
     def card(self):
         """The agent's A2A card: the one given, or one built from its skills."""
+        card = a2a.AgentCard()
         if self._card is not None:
-            card = a2a.AgentCard()
             card.CopyFrom(self._card)
-            return card
-        card = a2a.AgentCard(name=self._name, description=self._description,
-                             version=self._version, default_input_modes=self._input_modes,
-                             default_output_modes=self._output_modes)
-        card.capabilities.streaming = True
-        for skill, _ in self._skills:
-            card.skills.append(skill)
+        else:
+            card = a2a.AgentCard(name=self._name, description=self._description,
+                                 version=self._version, default_input_modes=self._input_modes,
+                                 default_output_modes=self._output_modes)
+            card.capabilities.streaming = True
+            for skill, _ in self._skills:
+                card.skills.append(skill)
+        if self.direct_replies and not any(e.uri == DIRECT_REPLIES_EXTENSION
+                                           for e in card.capabilities.extensions):
+            card.capabilities.extensions.add(uri=DIRECT_REPLIES_EXTENSION)
         return card
 
     def handler_for(self, skill_id):

@@ -212,6 +212,39 @@ class LiveAgentTest(unittest.TestCase):
         self.assertEqual(task.artifacts[0].parts[0].text, "AGAIN")
 
 
+class DirectReplyTest(unittest.TestCase):
+    """A chat-style agent answers with a Message: the client gets no task."""
+
+    def setUp(self):
+        self.node = Node("a")
+        self.addCleanup(self.node.stop)
+        self.agent = a2amesh.Agent("chat", direct_replies=True)
+
+        @self.agent.skill("chat")
+        def chat(task):
+            task.reply(f"you said: {task.text}")
+
+        self.connection = self.agent.start(node=self.node.address)
+        self.addCleanup(self.connection.stop)
+        self.connection.wait_registered(10)
+
+    def test_the_card_says_the_agent_may_reply_directly(self):
+        extensions = [e.uri for e in self.agent.card().capabilities.extensions]
+        self.assertEqual(extensions, [a2amesh.agent.DIRECT_REPLIES_EXTENSION])
+
+    def test_a_blocking_send_and_a_stream_get_the_message_alone(self):
+        response = self.node.a2a.SendMessage(self.node.send("hello", "chat"), metadata=V1,
+                                             timeout=10)
+        self.assertEqual(response.WhichOneof("payload"), "message")
+        self.assertEqual(a2amesh.text_of(response.message), "you said: hello")
+        events = list(self.node.a2a.SendStreamingMessage(self.node.send("again", "chat"),
+                                                         metadata=V1, timeout=10))
+        self.assertEqual([e.WhichOneof("payload") for e in events], ["message"])
+        self.assertEqual(a2amesh.text_of(events[0].message), "you said: again")
+        listed = self.node.a2a.ListTasks(a2a.ListTasksRequest(), metadata=V1, timeout=5)
+        self.assertEqual(len(listed.tasks), 0)
+
+
 class DelegationTest(unittest.TestCase):
     """A Python agent on node a delegates to the C++ echo agent on node b."""
 

@@ -16,9 +16,12 @@
 //   {"step":"cancel","task":{...}}            CancelTask of a long uppercase task
 //   {"step":"subscribe","first":..,"last":{...},"events":N}  SubscribeToTask of a running task
 //   {"step":"error","reason":...,"message":...}  GetTask of an unknown id
+//   {"step":"reply","kind":"message","message":{...}}  blocking SendMessage, skill chat
+//                                             (an agent that answers with a direct Message)
+//   {"step":"reply_stream","events":[{...}]}  SendStreamingMessage, skill chat
 // Usage: node meshd-client.mjs BASE_URL BINDING
 import crypto from 'node:crypto';
-import { AgentCard, ListTasksResponse, Role, StreamResponse, Task, TaskPushNotificationConfig } from '@a2a-js/sdk';
+import { AgentCard, ListTasksResponse, Message, Role, StreamResponse, Task, TaskPushNotificationConfig } from '@a2a-js/sdk';
 import {
   ClientFactory,
   ClientFactoryOptions,
@@ -150,6 +153,17 @@ try {
   } catch (e) {
     print({ step: 'error', reason: e?.reason, name: e?.constructor?.name, message: e?.message });
   }
+  // A chat-style agent answers with a direct Message: no task.
+  const reply = await client.sendMessage(request('chat', 'hi there'));
+  const isMessage = 'messageId' in reply && !('status' in reply);
+  print({ step: 'reply', kind: isMessage ? 'message' : 'task',
+          message: isMessage ? Message.toJSON(reply) : Task.toJSON(reply) });
+  const replyEvents = [];
+  for await (const event of client.sendMessageStream(request('chat', 'and streamed'))) {
+    replyEvents.push(StreamResponse.toJSON(event));
+  }
+  print({ step: 'reply_stream', events: replyEvents });
+
   if (!isFinal(Task.toJSON(done).status.state)) {
     console.error('the subscribed task did not end');
     process.exit(1);

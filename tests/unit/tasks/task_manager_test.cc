@@ -27,6 +27,7 @@ using ::a2amesh::testing::RecordingSubscriber;
 using ::a2amesh::testing::SendText;
 using ::a2amesh::testing::Status;
 using ::a2amesh::testing::StatusIs;
+using lf::a2a::v1::Message;
 using lf::a2a::v1::StreamResponse;
 using lf::a2a::v1::Task;
 using ::testing::HasSubstr;
@@ -150,6 +151,73 @@ TEST_F(TaskManagerTest, TerminalTasksLeaveMemoryAndReadBackFromTheStore) {
   EXPECT_EQ(task->artifacts(0).parts_size(), 2);
   ASSERT_EQ(task->history_size(), 2);
   EXPECT_EQ(task->history(1).parts(0).text(), "done");
+}
+
+lf::a2a::v1::Message Reply(const std::string& text) {
+  lf::a2a::v1::Message message;
+  message.set_message_id("reply-1");
+  message.set_role(lf::a2a::v1::ROLE_AGENT);
+  message.add_parts()->set_text(text);
+  return message;
+}
+
+TEST_F(TaskManagerTest, ADirectReplyToATaskNobodyWasGivenLeavesNoTrace) {
+  auto sub = std::make_shared<RecordingSubscriber>();
+  NewTask task{SendText("hi"), runners_.RunnerFor("chat"), "chat", ""};
+  task.may_reply = true;
+  ASSERT_THAT(manager_->Create(std::move(task), sub), IsOk());
+  store_.Flush();
+  ASSERT_THAT(sub->events(), SizeIs(1));
+  const std::string id = sub->events()[0].task().id();
+  EXPECT_TRUE(sub->may_reply()[0]);  // the Task may be held for a reply
+
+  ASSERT_THAT(manager_->ApplyAgentEvent({"chat"}, id, tasks::DirectReplyEvent(Reply("hello!"))),
+              IsOk());
+  store_.Flush();
+  std::vector<StreamResponse> events = sub->events();
+  ASSERT_THAT(events, SizeIs(2));
+  ASSERT_TRUE(tasks::IsDirectReply(events[1]));
+  Message answer = tasks::DirectReplyMessage(events[1]);
+  EXPECT_EQ(answer.parts(0).text(), "hello!");
+  EXPECT_TRUE(answer.task_id().empty());
+  EXPECT_EQ(answer.context_id(), events[0].task().context_id());
+  // Nothing is kept: not in memory, not in the store; the agent's slot is free.
+  EXPECT_EQ(manager_->active_tasks(), 0u);
+  EXPECT_EQ(runners_.Connect("chat")->slots(), 0);
+  EXPECT_EQ(store_.Get(id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(manager_->Get(id).ok());
+}
+
+TEST_F(TaskManagerTest, AReplyToATaskItsClientWasGivenCompletesIt) {
+  std::string id = CreateTask("chat");  // may_reply unset: e.g. return_immediately
+  ASSERT_THAT(manager_->ApplyAgentEvent({"chat"}, id, tasks::DirectReplyEvent(Reply("hello!"))),
+              IsOk());
+  store_.Flush();
+  absl::StatusOr<Task> task = manager_->Get(id);
+  ASSERT_THAT(task, IsOk());
+  EXPECT_EQ(task->status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  EXPECT_EQ(task->status().message().parts(0).text(), "hello!");
+  EXPECT_FALSE(task->metadata().fields().contains(tasks::kDirectReplyKey));
+}
+
+TEST_F(TaskManagerTest, ADirectReplyAnswersOnlyTheFirstMessageBeforeAnyEvent) {
+  auto sub = std::make_shared<RecordingSubscriber>();
+  NewTask task{SendText("hi"), runners_.RunnerFor("chat"), "chat", ""};
+  task.may_reply = true;
+  ASSERT_THAT(manager_->Create(std::move(task), sub), IsOk());
+  store_.Flush();
+  const std::string id = sub->events()[0].task().id();
+  ASSERT_THAT(manager_->ApplyAgentEvent({"chat"}, id, Status(lf::a2a::v1::TASK_STATE_WORKING)),
+              IsOk());
+  absl::Status late =
+      manager_->ApplyAgentEvent({"chat"}, id, tasks::DirectReplyEvent(Reply("too late")));
+  EXPECT_EQ(late.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(late.message(), HasSubstr("only the first message of a new task"));
+  EXPECT_THAT(late.message(), HasSubstr("working"));
+  ASSERT_THAT(manager_->ApplyAgentEvent({"chat"}, id, Status(lf::a2a::v1::TASK_STATE_COMPLETED)),
+              IsOk());
+  store_.Flush();
+  EXPECT_EQ(manager_->Get(id)->status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
 }
 
 TEST_F(TaskManagerTest, RefusesIllegalTransitionsAndOtherAgentsEvents) {
