@@ -65,6 +65,22 @@ TEST(PythonAgentTest, ServesTasksThroughTheProtoApi) {
               HasSubstr("agents[0].agent_id"));
 }
 
+// The C++ SDK's example agents do the same: the node's message, exit 2.
+TEST(PythonAgentTest, ACppAgentTheNodeRefusesForGoodExitsWithTheNodesMessageToo) {
+  testing::TempDir dir;
+  testing::E2eNode node(dir, "cc-node", {"--ephemeral"});
+  ASSERT_TRUE(node.Start());
+  testing::Subprocess bad = node.StartCommand(
+      {testing::BinaryPath("echo-agent"), "--node", node.address(), "--agent-id", "Not Valid"},
+      "bad-echo");
+  absl::StatusOr<int> exit_code = bad.Wait(absl::Seconds(30));
+  ASSERT_TRUE(exit_code.ok());
+  EXPECT_EQ(*exit_code, 2);
+  const std::string log = testing::ReadFileOrEmpty(dir.File("bad-echo.log"));
+  EXPECT_THAT(log, HasSubstr("the node refused the agent"));
+  EXPECT_THAT(log, HasSubstr("agents[0].agent_id"));
+}
+
 TEST(PythonAgentTest, JoinsANodeWithTlsAndAuthUsingItsTokenAndTheNodesCa) {
   testing::TempDir dir;
   testing::TestCa ca;
