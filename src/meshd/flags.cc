@@ -275,6 +275,20 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
       ->envname("MESHD_MAX_AGENTS_PER_CONNECTION")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  app.add_option("--remote-agent", n.remote_agents,
+                 "An A2A agent served elsewhere, hosted by this node: the URL of its card, or "
+                 "ID=URL (repeatable). Its skills join the mesh; its tasks are gRPC calls to it")
+      ->envname("MESHD_REMOTE_AGENT")
+      ->delimiter(',');
+  AddDuration(app, "--remote-agent-refresh", &n.remote_agent_refresh,
+              "How often remote agents' cards are fetched again; one that does not answer leaves "
+              "routing until it does",
+              "MESHD_REMOTE_AGENT_REFRESH");
+  app.add_option("--remote-agent-max-concurrency", n.remote_agent_max_concurrency,
+                 "Tasks each remote agent runs at once")
+      ->envname("MESHD_REMOTE_AGENT_MAX_CONCURRENCY")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--max-agents-per-address", n.max_agents_per_address,
                  "Most agents the streams of one client address may register together (0: no cap)")
       ->envname("MESHD_MAX_AGENTS_PER_ADDRESS")

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "admin/admin_service.h"
 #include "agenthost/agent_host_service.h"
+#include "agenthost/remote_agents.h"
 #include "catalog/agent_catalog.h"
 #include "catalog/remote_catalog.h"
 #include "core/ids.h"
@@ -26,6 +27,7 @@
 #include "discovery/dns_discovery_source.h"
 #include "governance/governor.h"
 #include "grpcpp/grpcpp.h"
+#include "http/fetch.h"
 #include "http/http_server.h"
 #include "http/tls_context.h"
 #include "metrics/metrics.h"
@@ -56,6 +58,14 @@ constexpr char kReadinessService[] = "";
 constexpr char kLivenessService[] = "liveness";
 
 absl::Status CheckOptions(const NodeOptions& o) {
+  for (const std::string& flag : o.remote_agents) {
+    A2AMESH_RETURN_IF_ERROR(agenthost::ParseRemoteAgent(flag).status());
+    if (!http::CanFetch()) {
+      return absl::InvalidArgumentError(
+          "--remote-agent: this meshd was built without libcurl (a fully static build), which "
+          "fetches remote agents' cards");
+    }
+  }
   if (absl::Status id = ValidateNodeId(o.node_id); !id.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--node-id: ", id.message()));
   }
@@ -507,6 +517,18 @@ absl::Status Node::Init() {
     A2AMESH_RETURN_IF_ERROR(StartHttp());
   }
   peers_->Start();
+  if (!options_.remote_agents.empty()) {
+    agenthost::RemoteAgentsOptions remote;
+    for (const std::string& flag : options_.remote_agents) {
+      A2AMESH_ASSIGN_OR_RETURN(agenthost::RemoteAgentSpec spec, agenthost::ParseRemoteAgent(flag));
+      remote.agents.push_back(std::move(spec));
+    }
+    remote.refresh = options_.remote_agent_refresh;
+    remote.max_concurrency = options_.remote_agent_max_concurrency;
+    remote_agents_ =
+        std::make_unique<agenthost::RemoteAgents>(std::move(remote), *catalog_, *tasks_);
+    remote_agents_->Start();
+  }
   if (!options_.peers.empty()) {
     discovery_.push_back(std::make_unique<discovery::StaticDiscoverySource>(options_.peers));
   }
@@ -672,6 +694,7 @@ void Node::Shutdown() {
   // server: calls still open after a short grace are cancelled.
   peers_->Shutdown();
   agent_host_->Shutdown();
+  remote_agents_.reset();  // its calls end, before the task manager does
   admin_->Shutdown();
   catalog_->RemoveListener(admin_.get());
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));

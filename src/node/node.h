@@ -37,7 +37,8 @@ class PeerService;
 }  // namespace peer
 namespace agenthost {
 class AgentHostService;
-}
+class RemoteAgents;
+}  // namespace agenthost
 namespace catalog {
 class AgentCatalog;
 class RemoteCatalog;
@@ -157,6 +158,15 @@ struct NodeOptions {
   // (0: no cap).
   int max_agents_per_connection = 64;
   int max_agents_per_address = 256;
+  // A2A agents served elsewhere, hosted by this node (--remote-agent):
+  // their cards' skills join the catalog; their tasks are calls to them.
+  // Each "URL" or "ID=URL", URL the agent's card.
+  std::vector<std::string> remote_agents;
+  // How often their cards are fetched again (and an agent whose card does not
+  // answer leaves routing).
+  absl::Duration remote_agent_refresh = absl::Seconds(30);
+  // Tasks each runs at once.
+  int remote_agent_max_concurrency = 16;
   // The gRPC port's connections: concurrent streams on one (0: gRPC's own
   // limit), and how old or idle one may get before the node closes it with a
   // GOAWAY (zero: no limit; streams still open get --drain-timeout to end).
@@ -273,6 +283,7 @@ class Node {
   std::unique_ptr<a2a::A2aService> a2a_;
   std::unique_ptr<admin::AdminService> admin_;
   std::unique_ptr<agenthost::AgentHostService> agent_host_;
+  std::unique_ptr<agenthost::RemoteAgents> remote_agents_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<metrics::MetricsServer> metrics_server_;
   // What the HTTP binding reads agent cards from.

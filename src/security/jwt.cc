@@ -1,9 +1,6 @@
 #include "security/jwt.h"
 
 #include <cjose/cjose.h>
-#if A2AMESH_HAVE_CURL
-#include <curl/curl.h>
-#endif
 
 #include <algorithm>
 #include <fstream>
@@ -16,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "core/file_stamp.h"
 #include "core/log.h"
+#include "http/fetch.h"
 #include "rapidjson/document.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
@@ -41,15 +39,6 @@ cjose_jwk_kty_t KeyTypeFor(absl::string_view alg) {
 absl::Status Refused(absl::string_view why) {
   return absl::UnauthenticatedError(absl::StrCat("JWT refused: ", why));
 }
-
-#if A2AMESH_HAVE_CURL
-size_t AppendBody(char* data, size_t size, size_t count, void* out) {
-  auto* body = static_cast<std::string*>(out);
-  if (body->size() + size * count > 1024 * 1024) return 0;  // a JWKS is small
-  body->append(data, size * count);
-  return size * count;
-}
-#endif
 
 }  // namespace
 
@@ -169,37 +158,23 @@ absl::StatusOr<std::shared_ptr<const JwtVerifier::KeySet>> JwtVerifier::Fetch() 
     text = read.str();
   } else {
     source = "--auth-jwks-url " + options_.jwks_url;
-#if !A2AMESH_HAVE_CURL
-    return absl::UnimplementedError(
-        absl::StrCat(source,
-                     ": this meshd was built without libcurl (a fully static build); give the keys "
-                     "with --auth-jwks-file"));
-#else
-    // libcurl: certificates checked, HTTPS_PROXY / NO_PROXY honoured.
-    static std::once_flag curl_ready;
-    std::call_once(curl_ready, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-    CURL* curl = curl_easy_init();
-    if (curl == nullptr) return absl::InternalError("libcurl did not start");
-    curl_easy_setopt(curl, CURLOPT_URL, options_.jwks_url.c_str());
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, AppendBody);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &text);
-    if (!options_.jwks_ca_file.empty()) {
-      curl_easy_setopt(curl, CURLOPT_CAINFO, options_.jwks_ca_file.c_str());
+    if (!http::CanFetch()) {
+      return absl::UnimplementedError(absl::StrCat(
+          source,
+          ": this meshd was built without libcurl (a fully static build); give the keys "
+          "with --auth-jwks-file"));
     }
-    CURLcode code = curl_easy_perform(curl);
-    long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(curl);
-    if (code != CURLE_OK) {
-      return absl::UnavailableError(absl::StrCat(source, ": ", curl_easy_strerror(code)));
+    http::FetchOptions fetch;
+    fetch.url = options_.jwks_url;
+    fetch.ca_file = options_.jwks_ca_file;  // https only: the default protocols
+    absl::StatusOr<http::FetchResult> fetched = http::Fetch(fetch);
+    if (!fetched.ok()) {
+      return absl::UnavailableError(absl::StrCat("--auth-jwks-url ", fetched.status().message()));
     }
-    if (status != 200) {
-      return absl::UnavailableError(absl::StrCat(source, ": HTTP ", status));
+    if (fetched->status != 200) {
+      return absl::UnavailableError(absl::StrCat(source, ": HTTP ", fetched->status));
     }
-#endif
+    text = std::move(fetched->body);
   }
   absl::StatusOr<std::shared_ptr<KeySet>> keys = ParseKeys(text);
   if (!keys.ok()) {

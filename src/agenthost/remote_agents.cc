@@ -1,0 +1,573 @@
+#include "agenthost/remote_agents.h"
+
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "catalog/card_validation.h"
+#include "core/a2a_error.h"
+#include "core/extensions.h"
+#include "core/ids.h"
+#include "core/log.h"
+#include "core/status_macros.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/grpcpp.h"
+#include "http/fetch.h"
+#include "lf/a2a/v1/a2a.grpc.pb.h"
+#include "tasks/task_state.h"
+
+namespace a2amesh::agenthost {
+namespace {
+
+using lf::a2a::v1::AgentCard;
+using lf::a2a::v1::Message;
+using lf::a2a::v1::SendMessageRequest;
+using lf::a2a::v1::StreamResponse;
+using lf::a2a::v1::Task;
+using lf::a2a::v1::TaskState;
+
+// The address of the card's GRPC interface ("host:port"; a grpc:// prefix is
+// taken off).
+absl::StatusOr<std::string> GrpcTarget(const AgentCard& card) {
+  std::vector<std::string> bindings;
+  for (const auto& interface : card.supported_interfaces()) {
+    if (interface.protocol_binding() == "GRPC") {
+      absl::string_view url = interface.url();
+      absl::ConsumePrefix(&url, "grpc://");
+      return std::string(url);
+    }
+    bindings.push_back(interface.protocol_binding());
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("its card offers no GRPC interface (it offers ", absl::StrJoin(bindings, ", "),
+                   "); this node calls remote agents over gRPC only so far"));
+}
+
+// An event as the mesh's agent would send it: the node fills in the ids.
+void ClearIds(StreamResponse* event) {
+  auto clear_message = [](Message* message) {
+    message->clear_task_id();
+    message->clear_context_id();
+  };
+  switch (event->payload_case()) {
+    case StreamResponse::kStatusUpdate:
+      event->mutable_status_update()->clear_task_id();
+      event->mutable_status_update()->clear_context_id();
+      if (event->status_update().status().has_message()) {
+        clear_message(event->mutable_status_update()->mutable_status()->mutable_message());
+      }
+      break;
+    case StreamResponse::kArtifactUpdate:
+      event->mutable_artifact_update()->clear_task_id();
+      event->mutable_artifact_update()->clear_context_id();
+      break;
+    case StreamResponse::kMessage:
+      clear_message(event->mutable_message());
+      break;
+    default:
+      break;
+  }
+}
+
+StreamResponse Failure(const std::string& text) {
+  StreamResponse event;
+  auto* status = event.mutable_status_update()->mutable_status();
+  status->set_state(lf::a2a::v1::TASK_STATE_FAILED);
+  Message* message = status->mutable_message();
+  message->set_message_id(NewUuid());
+  message->set_role(lf::a2a::v1::ROLE_AGENT);
+  message->add_parts()->set_text(text);
+  return event;
+}
+
+}  // namespace
+
+absl::StatusOr<RemoteAgentSpec> ParseRemoteAgent(absl::string_view flag) {
+  RemoteAgentSpec spec;
+  absl::string_view url = flag;
+  if (size_t eq = flag.find('=');
+      eq != absl::string_view::npos && !absl::StrContains(flag.substr(0, eq), "/")) {
+    spec.agent_id = std::string(flag.substr(0, eq));
+    url = flag.substr(eq + 1);
+    if (absl::Status valid = ValidateAgentId(spec.agent_id); !valid.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--remote-agent ", flag, ": the id: ", valid.message()));
+    }
+  }
+  if (!absl::StartsWith(url, "http://") && !absl::StartsWith(url, "https://")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--remote-agent ", flag,
+        ": give the URL of the agent's card (http:// or https://), optionally as ID=URL"));
+  }
+  spec.card_url = std::string(url);
+  return spec;
+}
+
+// Runs the tasks routed to one remote agent: the catalog's link to it.
+class RemoteLink final : public catalog::AgentLink,
+                         public std::enable_shared_from_this<RemoteLink> {
+ public:
+  RemoteLink(std::string agent_id, std::string url, bool streaming,
+             std::shared_ptr<grpc::Channel> channel, tasks::TaskManager& tasks)
+      : agent_id_(std::move(agent_id)),
+        url_(std::move(url)),
+        streaming_(streaming),
+        stub_(lf::a2a::v1::A2AService::NewStub(std::move(channel))),
+        tasks_(tasks) {}
+
+  void Send(v1::NodeToAgent message) override {
+    if (message.has_assignment()) {
+      Assign(std::move(*message.mutable_assignment()));
+    } else if (message.has_cancel()) {
+      Cancel(message.cancel().task_id());
+    }
+  }
+
+  // An event of the remote task behind `task_id` (a turn's read). Returns
+  // whether it ended the turn.
+  bool OnEvent(const std::string& task_id, StreamResponse event, bool* started);
+  // The call of `task_id`'s turn is over.
+  void OnTurnDone(const std::string& task_id, const grpc::Status& status, bool ended);
+
+  // Cancels every call and waits until none runs: nothing calls the task
+  // manager after it returns. Later assignments fail at once.
+  void Stop();
+
+ private:
+  class StreamTurn;
+  // The remote side of one of the mesh's tasks.
+  struct Mapping {
+    std::string remote_task_id;
+    std::string remote_context_id;
+    grpc::ClientContext* call = nullptr;  // the turn's, while it runs
+    // The task ended (a terminal state): forgotten when the turn is done. One
+    // waiting for its client is kept: its follow-up goes to the same task.
+    bool over = false;
+  };
+
+  void Assign(v1::TaskAssignment assignment);
+  void Cancel(const std::string& task_id);
+  // A call begins (false once stopping: make none) and ends.
+  bool Begin() {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return false;
+    ++calls_;
+    return true;
+  }
+  void End() {
+    absl::MutexLock lock(&mu_);
+    --calls_;
+  }
+  // Applies an event as the agent's; a refusal (the task ended meanwhile,
+  // e.g. cancelled here) is only logged.
+  void Apply(const std::string& task_id, StreamResponse event);
+
+  const std::string agent_id_;
+  const std::string url_;
+  const bool streaming_;
+  const std::unique_ptr<lf::a2a::v1::A2AService::Stub> stub_;
+  tasks::TaskManager& tasks_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Mapping> tasks_by_id_ ABSL_GUARDED_BY(mu_);
+  int calls_ ABSL_GUARDED_BY(mu_) = 0;  // running gRPC calls
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+void RemoteLink::Stop() {
+  absl::MutexLock lock(&mu_);
+  stopping_ = true;
+  for (auto& [id, mapping] : tasks_by_id_) {
+    if (mapping.call != nullptr) mapping.call->TryCancel();
+  }
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return calls_ == 0; };
+  mu_.Await(absl::Condition(&idle));
+}
+
+// One turn over SendStreamingMessage: reads every event, then reports.
+class RemoteLink::StreamTurn final : public grpc::ClientReadReactor<StreamResponse> {
+ public:
+  StreamTurn(std::shared_ptr<RemoteLink> link, std::string task_id, SendMessageRequest request)
+      : link_(std::move(link)), task_id_(std::move(task_id)), request_(std::move(request)) {}
+
+  grpc::ClientContext* context() { return &context_; }
+
+  void Begin() {
+    link_->stub_->async()->SendStreamingMessage(&context_, &request_, this);
+    StartRead(&event_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows
+    if (link_->OnEvent(task_id_, std::move(event_), &started_)) ended_ = true;
+    event_.Clear();
+    StartRead(&event_);
+  }
+  void OnDone(const grpc::Status& status) override {
+    link_->OnTurnDone(task_id_, status, ended_);
+    link_->End();
+    delete this;
+  }
+
+ private:
+  const std::shared_ptr<RemoteLink> link_;
+  const std::string task_id_;
+  SendMessageRequest request_;
+  grpc::ClientContext context_;
+  StreamResponse event_;
+  bool started_ = false;
+  bool ended_ = false;
+};
+
+void RemoteLink::Assign(v1::TaskAssignment assignment) {
+  const std::string task_id = assignment.task().id();
+  if (!Begin()) {
+    Apply(task_id, Failure(absl::StrCat("the node is stopping; the remote agent ", agent_id_,
+                                        " was not called")));
+    return;
+  }
+  SendMessageRequest request;
+  *request.mutable_message() = std::move(*assignment.mutable_message());
+  request.mutable_message()->clear_task_id();
+  request.mutable_message()->clear_context_id();
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = tasks_by_id_.find(task_id);
+    if (it != tasks_by_id_.end()) {  // a follow-up: to the remote task
+      request.mutable_message()->set_task_id(it->second.remote_task_id);
+      request.mutable_message()->set_context_id(it->second.remote_context_id);
+    }
+  }
+  *request.mutable_configuration()->mutable_accepted_output_modes() =
+      std::move(*assignment.mutable_accepted_output_modes());
+  if (assignment.has_request_metadata()) {
+    *request.mutable_metadata() = std::move(*assignment.mutable_request_metadata());
+  }
+  auto prepare = [&](grpc::ClientContext* context) {
+    context->AddMetadata("a2a-version", "1.0");
+    if (assignment.deadline_unix_ms() > 0) {
+      context->set_deadline(
+          absl::ToChronoTime(absl::FromUnixMillis(assignment.deadline_unix_ms())));
+    }
+    absl::MutexLock lock(&mu_);
+    tasks_by_id_[task_id].call = context;
+  };
+  if (streaming_) {
+    auto* turn = new StreamTurn(shared_from_this(), task_id, std::move(request));
+    prepare(turn->context());
+    turn->Begin();
+    return;
+  }
+  // A blocking SendMessage: the answer is the task as its turn ended.
+  struct Unary {
+    grpc::ClientContext context;
+    SendMessageRequest request;
+    lf::a2a::v1::SendMessageResponse response;
+  };
+  auto call = std::make_shared<Unary>();
+  call->request = std::move(request);
+  prepare(&call->context);
+  stub_->async()->SendMessage(
+      &call->context, &call->request, &call->response,
+      [self = shared_from_this(), call, task_id](grpc::Status status) {
+        bool ended = false;
+        if (status.ok()) {
+          bool started = false;
+          StreamResponse event;
+          if (call->response.has_message()) {
+            *event.mutable_message() = std::move(*call->response.mutable_message());
+          } else {
+            *event.mutable_task() = std::move(*call->response.mutable_task());
+          }
+          ended = self->OnEvent(task_id, std::move(event), &started);
+        }
+        self->OnTurnDone(task_id, status, ended);
+        self->End();
+      });
+}
+
+bool RemoteLink::OnEvent(const std::string& task_id, StreamResponse event, bool* started) {
+  const bool first = !*started;
+  *started = true;
+  auto over = [&] {
+    absl::MutexLock lock(&mu_);
+    tasks_by_id_[task_id].over = true;
+  };
+  switch (event.payload_case()) {
+    case StreamResponse::kTask: {
+      Task task = std::move(*event.mutable_task());
+      {
+        absl::MutexLock lock(&mu_);
+        Mapping& mapping = tasks_by_id_[task_id];
+        mapping.remote_task_id = task.id();
+        mapping.remote_context_id = task.context_id();
+      }
+      const TaskState state = task.status().state();
+      const bool final = IsTerminalState(state) || IsInterruptedState(state);
+      if (IsTerminalState(state)) over();
+      if (final) {  // a blocking answer: what the turn made, then how it ended
+        for (lf::a2a::v1::Artifact& artifact : *task.mutable_artifacts()) {
+          StreamResponse update;
+          *update.mutable_artifact_update()->mutable_artifact() = std::move(artifact);
+          update.mutable_artifact_update()->set_last_chunk(true);
+          Apply(task_id, std::move(update));
+        }
+      }
+      if (state != lf::a2a::v1::TASK_STATE_SUBMITTED) {
+        StreamResponse status;
+        *status.mutable_status_update()->mutable_status() = std::move(*task.mutable_status());
+        ClearIds(&status);
+        Apply(task_id, std::move(status));
+      }
+      return final;
+    }
+    case StreamResponse::kMessage:
+      if (first) {
+        // A direct Message instead of a task: the mesh passes it on as one.
+        ClearIds(&event);
+        over();
+        Apply(task_id, tasks::DirectReplyEvent(std::move(*event.mutable_message())));
+        return true;
+      }
+      ClearIds(&event);
+      Apply(task_id, std::move(event));
+      return false;
+    case StreamResponse::kStatusUpdate: {
+      ClearIds(&event);
+      const bool final = tasks::IsFinalEvent(event);
+      if (IsTerminalState(event.status_update().status().state())) over();
+      if (event.status_update().status().state() != lf::a2a::v1::TASK_STATE_SUBMITTED) {
+        Apply(task_id, std::move(event));
+      }
+      return final;
+    }
+    case StreamResponse::kArtifactUpdate:
+      ClearIds(&event);
+      Apply(task_id, std::move(event));
+      return false;
+    case StreamResponse::PAYLOAD_NOT_SET:
+      break;
+  }
+  return false;
+}
+
+void RemoteLink::OnTurnDone(const std::string& task_id, const grpc::Status& status, bool ended) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = tasks_by_id_.find(task_id);
+    if (it != tasks_by_id_.end()) {
+      it->second.call = nullptr;
+      if (it->second.over || !ended) tasks_by_id_.erase(it);
+    }
+  }
+  if (ended) return;
+  Apply(task_id,
+        Failure(status.ok() ? absl::StrCat("the remote agent ", agent_id_, " (", url_,
+                                           ") ended its stream before the task ended")
+                            : absl::StrCat("the remote agent ", agent_id_, " (", url_,
+                                           ") failed: ", StatusCodeName(status.error_code()), ": ",
+                                           status.error_message())));
+}
+
+void RemoteLink::Cancel(const std::string& task_id) {
+  std::string remote_id;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = tasks_by_id_.find(task_id);
+    if (it == tasks_by_id_.end()) return;
+    remote_id = it->second.remote_task_id;
+    if (it->second.call != nullptr && remote_id.empty()) {
+      // Not started there yet: giving up the call is all there is to do.
+      it->second.call->TryCancel();
+      return;
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = tasks_by_id_.find(task_id);
+    if (it != tasks_by_id_.end() && it->second.call == nullptr)
+      tasks_by_id_.erase(it);
+    else if (it != tasks_by_id_.end())
+      it->second.over = true;
+  }
+  if (remote_id.empty() || !Begin()) return;
+  struct Call {
+    grpc::ClientContext context;
+    lf::a2a::v1::CancelTaskRequest request;
+    Task response;
+  };
+  auto call = std::make_shared<Call>();
+  call->request.set_id(remote_id);
+  call->context.AddMetadata("a2a-version", "1.0");
+  call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  stub_->async()->CancelTask(&call->context, &call->request, &call->response,
+                             [self = shared_from_this(), call, remote_id](grpc::Status status) {
+                               if (!status.ok()) {
+                                 A2AMESH_LOG(Info, "remote agent did not cancel its task")
+                                     .With("agent", self->agent_id_)
+                                     .With("remote_task", remote_id)
+                                     .With("error", status.error_message());
+                               }
+                               self->End();
+                             });
+}
+
+void RemoteLink::Apply(const std::string& task_id, StreamResponse event) {
+  absl::Status applied = tasks_.ApplyAgentEvent({agent_id_}, task_id, std::move(event));
+  if (!applied.ok()) {
+    A2AMESH_LOG(Debug, "remote agent event not applied")
+        .With("agent", agent_id_)
+        .With("task", task_id)
+        .With("error", applied);
+  }
+}
+
+struct RemoteAgents::Remote {
+  RemoteAgentSpec spec;
+  std::string etag;
+  // In the catalog while its card answers.
+  std::shared_ptr<catalog::LocalAgent> agent;
+  // Every link it was registered with (one per registration), stopped with
+  // the node.
+  std::vector<std::shared_ptr<RemoteLink>> links;
+  std::string last_error;
+};
+
+RemoteAgents::RemoteAgents(RemoteAgentsOptions options, catalog::AgentCatalog& catalog,
+                           tasks::TaskManager& tasks)
+    : options_(std::move(options)), catalog_(catalog), tasks_(tasks) {
+  for (const RemoteAgentSpec& spec : options_.agents) {
+    auto remote = std::make_shared<Remote>();
+    remote->spec = spec;
+    remotes_.push_back(std::move(remote));
+  }
+}
+
+RemoteAgents::~RemoteAgents() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+  for (const auto& remote : remotes_) {
+    if (remote->agent != nullptr) catalog_.Remove(*remote->agent);
+    for (const auto& link : remote->links) link->Stop();
+  }
+}
+
+void RemoteAgents::Start() {
+  if (remotes_.empty()) return;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+bool RemoteAgents::registered(const std::string& card_url) const {
+  absl::MutexLock lock(&mu_);
+  for (const auto& remote : remotes_) {
+    if (remote->spec.card_url == card_url) return remote->agent != nullptr;
+  }
+  return false;
+}
+
+void RemoteAgents::Loop() {
+  auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+  while (true) {
+    for (const auto& remote : remotes_) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (stopping_) return;
+      }
+      Refresh(*remote);
+    }
+    absl::MutexLock lock(&mu_);
+    if (mu_.AwaitWithTimeout(absl::Condition(&stopping), options_.refresh)) return;
+  }
+}
+
+void RemoteAgents::Refresh(Remote& remote) {
+  const std::string& url = remote.spec.card_url;
+  auto fetch_card = [&]() -> absl::StatusOr<AgentCard> {
+    http::FetchOptions fetch;
+    fetch.url = url;
+    fetch.protocols = "http,https";
+    fetch.timeout = options_.timeout;
+    A2AMESH_ASSIGN_OR_RETURN(http::FetchResult result, http::Fetch(fetch));
+    if (result.status != 200) {
+      return absl::UnavailableError(absl::StrCat(url, ": HTTP ", result.status));
+    }
+    AgentCard card;
+    google::protobuf::util::JsonParseOptions parse;
+    parse.ignore_unknown_fields = true;
+    if (auto parsed = google::protobuf::util::JsonStringToMessage(result.body, &card, parse);
+        !parsed.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(url, ": not an A2A agent card: ", parsed.message().as_string()));
+    }
+    A2AMESH_RETURN_IF_ERROR(catalog::ValidateAgentCard(card, "card"));
+    return card;
+  };
+  absl::StatusOr<AgentCard> card = fetch_card();
+  absl::StatusOr<std::string> target =
+      card.ok() ? GrpcTarget(*card) : absl::StatusOr<std::string>(card.status());
+  std::shared_ptr<catalog::LocalAgent> leaving;
+  if (!target.ok()) {
+    const std::string error(target.status().message());
+    {
+      absl::MutexLock lock(&mu_);
+      leaving = std::move(remote.agent);
+      remote.agent = nullptr;
+    }
+    if (leaving != nullptr || error != remote.last_error) {
+      A2AMESH_LOG(Warning, "remote agent unavailable; out of routing until its card answers")
+          .With("url", url)
+          .With("error", error);
+    }
+    remote.last_error = error;
+    if (leaving != nullptr) {
+      catalog_.Remove(*leaving);
+      tasks_.AgentDisconnected(leaving->id(), absl::StrCat("the remote agent's card (", url,
+                                                           ") does not answer: ", error));
+    }
+    return;
+  }
+  remote.last_error.clear();
+  {
+    absl::MutexLock lock(&mu_);
+    if (remote.agent != nullptr) return;  // registered already
+  }
+  const std::string id =
+      remote.spec.agent_id.empty() ? AgentIdFromName(card->name()) : remote.spec.agent_id;
+  // Any A2A agent may answer with a direct Message.
+  AgentCard hosted = *card;
+  if (!catalog::DeclaresExtension(hosted, kDirectRepliesExtension)) {
+    hosted.mutable_capabilities()->add_extensions()->set_uri(kDirectRepliesExtension);
+  }
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  auto link = std::make_shared<RemoteLink>(
+      id, url, card->capabilities().streaming(),
+      grpc::CreateCustomChannel(*target, grpc::InsecureChannelCredentials(), args), tasks_);
+  auto agent = std::make_shared<catalog::LocalAgent>(id, std::move(hosted),
+                                                     options_.max_concurrency, link, absl::Now());
+  if (absl::Status added = catalog_.Add({agent}); !added.ok()) {
+    A2AMESH_LOG(Warning, "remote agent not registered")
+        .With("url", url)
+        .With("agent", id)
+        .With("error", added);
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    remote.agent = agent;
+    remote.links.push_back(link);
+  }
+  tasks_.AgentConnected(id);
+  A2AMESH_LOG(Info, "remote agent registered")
+      .With("agent", id)
+      .With("url", url)
+      .With("grpc", *target)
+      .With("skills", card->skills_size());
+}
+
+}  // namespace a2amesh::agenthost

@@ -1,0 +1,86 @@
+#ifndef A2AMESH_AGENTHOST_REMOTE_AGENTS_H_
+#define A2AMESH_AGENTHOST_REMOTE_AGENTS_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "catalog/agent_catalog.h"
+#include "tasks/task_manager.h"
+
+namespace a2amesh::agenthost {
+
+// One agent that lives elsewhere and speaks A2A v1.0, hosted by this node.
+struct RemoteAgentSpec {
+  // Its card: https://host/.well-known/agent-card.json, or any URL that
+  // serves it.
+  std::string card_url;
+  // Its id in the mesh; empty: derived from the card's name.
+  std::string agent_id;
+};
+
+// Parses "URL" or "ID=URL" (--remote-agent); INVALID_ARGUMENT naming what is
+// wrong.
+absl::StatusOr<RemoteAgentSpec> ParseRemoteAgent(absl::string_view flag);
+
+struct RemoteAgentsOptions {
+  std::vector<RemoteAgentSpec> agents;
+  // Tasks run at once on each.
+  int max_concurrency = 16;
+  // How often each card is fetched again. An agent whose card does not answer
+  // leaves routing (its running tasks fail, after the node's agent grace,
+  // unless it answers again); it comes back when its card does.
+  absl::Duration refresh = absl::Seconds(30);
+  // Fetching a card, and connecting to the agent.
+  absl::Duration timeout = absl::Seconds(10);
+};
+
+// Remote A2A agents by URL (--remote-agent): the node fetches each one's card,
+// registers its skills in the catalog like a local agent's (declaring direct
+// replies: any A2A agent may answer with a Message), and runs each task routed
+// to it by calling it with an A2A gRPC client over the card's GRPC interface:
+// SendStreamingMessage when the card says it streams (else a blocking
+// SendMessage), its events applied to the mesh's task as the agent's; the
+// mesh's task id maps to the remote task's, so that a follow-up message (an
+// input-required turn) and a cancel reach the remote task. A call that fails
+// fails the task, naming the agent and why.
+//
+// Thread-safe. One thread fetches cards; calls are gRPC callbacks.
+class RemoteAgents {
+ public:
+  RemoteAgents(RemoteAgentsOptions options, catalog::AgentCatalog& catalog,
+               tasks::TaskManager& tasks);
+  ~RemoteAgents();  // stops fetching and leaves the catalog
+  RemoteAgents(const RemoteAgents&) = delete;
+  RemoteAgents& operator=(const RemoteAgents&) = delete;
+
+  // Starts fetching the cards (at once, then every `refresh`).
+  void Start();
+
+  // Whether `card_url`'s agent is in the catalog now (tests, admin).
+  bool registered(const std::string& card_url) const;
+
+  struct Remote;
+
+ private:
+  void Loop();
+  // Fetches one card; registers or removes its agent.
+  void Refresh(Remote& remote);
+
+  const RemoteAgentsOptions options_;
+  catalog::AgentCatalog& catalog_;
+  tasks::TaskManager& tasks_;
+  std::vector<std::shared_ptr<Remote>> remotes_;
+  mutable absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace a2amesh::agenthost
+
+#endif  // A2AMESH_AGENTHOST_REMOTE_AGENTS_H_

@@ -1,0 +1,44 @@
+#ifndef A2AMESH_HTTP_FETCH_H_
+#define A2AMESH_HTTP_FETCH_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace a2amesh::http {
+
+struct FetchOptions {
+  std::string url;
+  // "https", or "http,https".
+  std::string protocols = "https";
+  // PEM roots to check the server's certificate against (empty: the system's).
+  std::string ca_file;
+  // Sent as "Authorization: Bearer ..." when set.
+  std::string bearer_token;
+  // Sent as If-None-Match when set: a 304 answer then has no body.
+  std::string etag;
+  absl::Duration timeout = absl::Seconds(10);
+  size_t max_bytes = 1024 * 1024;
+};
+
+struct FetchResult {
+  long status = 0;  // the HTTP status
+  std::string body;
+  std::string etag;           // the ETag header, if any
+  std::string cache_control;  // the Cache-Control header, if any
+};
+
+// Whether this build can fetch (libcurl; a fully static build goes without).
+bool CanFetch();
+
+// GETs `options.url` with libcurl: certificates checked, HTTPS_PROXY,
+// HTTP_PROXY and NO_PROXY honoured as enterprise egress needs, redirects not
+// followed. Blocks (call it from a thread that may). UNAVAILABLE naming the
+// URL and the reason when no HTTP answer came (or the body passed max_bytes);
+// UNIMPLEMENTED without libcurl. Any HTTP status is a result.
+absl::StatusOr<FetchResult> Fetch(const FetchOptions& options);
+
+}  // namespace a2amesh::http
+
+#endif  // A2AMESH_HTTP_FETCH_H_
