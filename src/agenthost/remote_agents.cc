@@ -432,6 +432,8 @@ struct RemoteAgents::Remote {
   // Every link it was registered with (one per registration), stopped with
   // the node.
   std::vector<std::shared_ptr<RemoteLink>> links;
+  // The card it is registered with (serialized), to see a new one.
+  std::string card;
   std::string last_error;
 };
 
@@ -517,6 +519,7 @@ void RemoteAgents::Refresh(Remote& remote) {
       absl::MutexLock lock(&mu_);
       leaving = std::move(remote.agent);
       remote.agent = nullptr;
+      remote.card.clear();
     }
     if (leaving != nullptr || error != remote.last_error) {
       A2AMESH_LOG(Warning, "remote agent unavailable; out of routing until its card answers")
@@ -532,9 +535,12 @@ void RemoteAgents::Refresh(Remote& remote) {
     return;
   }
   remote.last_error.clear();
+  const std::string serialized = card->SerializeAsString();
+  std::shared_ptr<catalog::LocalAgent> replaced;
   {
     absl::MutexLock lock(&mu_);
-    if (remote.agent != nullptr) return;  // registered already
+    if (remote.agent != nullptr && remote.card == serialized) return;  // as registered
+    replaced = remote.agent;
   }
   const std::string id =
       remote.spec.agent_id.empty() ? AgentIdFromName(card->name()) : remote.spec.agent_id;
@@ -550,20 +556,27 @@ void RemoteAgents::Refresh(Remote& remote) {
       grpc::CreateCustomChannel(*target, grpc::InsecureChannelCredentials(), args), tasks_);
   auto agent = std::make_shared<catalog::LocalAgent>(id, std::move(hosted),
                                                      options_.max_concurrency, link, absl::Now());
+  // A new card replaces the old registration; tasks under way keep their call.
+  if (replaced != nullptr) catalog_.Remove(*replaced);
   if (absl::Status added = catalog_.Add({agent}); !added.ok()) {
     A2AMESH_LOG(Warning, "remote agent not registered")
         .With("url", url)
         .With("agent", id)
         .With("error", added);
+    absl::MutexLock lock(&mu_);
+    remote.agent = nullptr;
+    remote.card.clear();
     return;
   }
   {
     absl::MutexLock lock(&mu_);
     remote.agent = agent;
     remote.links.push_back(link);
+    remote.card = serialized;
   }
   tasks_.AgentConnected(id);
-  A2AMESH_LOG(Info, "remote agent registered")
+  A2AMESH_LOG(Info, replaced != nullptr ? "remote agent's card changed; registered again"
+                                        : "remote agent registered")
       .With("agent", id)
       .With("url", url)
       .With("grpc", *target)

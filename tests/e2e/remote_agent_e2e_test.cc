@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "lf/a2a/v1/a2a.grpc.pb.h"
 #include "testing/e2e_mesh.h"
+#include "testing/mesh_fixture.h"
 #include "testing/node_harness.h"
 #include "testing/proto_builders.h"
 #include "testing/subprocess.h"
@@ -28,6 +29,7 @@ namespace {
 
 using ::a2amesh::testing::A2aContext;
 using ::a2amesh::testing::E2eNode;
+using ::a2amesh::testing::ForSkill;
 using ::a2amesh::testing::Subprocess;
 using ::a2amesh::testing::WaitFor;
 using lf::a2a::v1::StreamResponse;
@@ -68,12 +70,6 @@ class RemoteAgentE2eTest : public ::testing::Test {
     return *std::move(server);
   }
 
-  static lf::a2a::v1::SendMessageRequest Echo(const std::string& text) {
-    lf::a2a::v1::SendMessageRequest request = testing::SendText(text);
-    (*request.mutable_metadata()->mutable_fields())["a2amesh/skill"].set_string_value("echo");
-    return request;
-  }
-
   testing::TempDir dir_;
   const int http_port_ = testing::PickFreePort();
   const int grpc_port_ = testing::PickFreePort();
@@ -103,7 +99,7 @@ TEST_F(RemoteAgentE2eTest, AJsSdkAgentByUrlServesTheMeshThroughAnotherNode) {
   // A task, streamed back through b in order.
   {
     auto context = A2aContext();
-    auto reader = stub->SendStreamingMessage(context.get(), Echo("task:hello mesh"));
+    auto reader = stub->SendStreamingMessage(context.get(), ForSkill("echo", "task:hello mesh"));
     std::vector<StreamResponse> events;
     StreamResponse event;
     while (reader->Read(&event)) events.push_back(event);
@@ -120,7 +116,7 @@ TEST_F(RemoteAgentE2eTest, AJsSdkAgentByUrlServesTheMeshThroughAnotherNode) {
   // Its direct Message comes through as one.
   {
     lf::a2a::v1::SendMessageResponse response;
-    grpc::Status status = stub->SendMessage(A2aContext().get(), Echo("hi"), &response);
+    grpc::Status status = stub->SendMessage(A2aContext().get(), ForSkill("echo", "hi"), &response);
     ASSERT_TRUE(status.ok()) << status.error_message();
     ASSERT_TRUE(response.has_message()) << response.DebugString();
     EXPECT_EQ(response.message().parts(0).text(), "echo: hi");
@@ -129,7 +125,7 @@ TEST_F(RemoteAgentE2eTest, AJsSdkAgentByUrlServesTheMeshThroughAnotherNode) {
   // A cancel reaches the remote task.
   {
     auto context = A2aContext();
-    auto reader = stub->SendStreamingMessage(context.get(), Echo("task:cancel me"));
+    auto reader = stub->SendStreamingMessage(context.get(), ForSkill("echo", "task:cancel me"));
     StreamResponse first;
     ASSERT_TRUE(reader->Read(&first));
     lf::a2a::v1::CancelTaskRequest cancel;
@@ -148,7 +144,7 @@ TEST_F(RemoteAgentE2eTest, AJsSdkAgentByUrlServesTheMeshThroughAnotherNode) {
   // Killed mid-task: the task fails naming the agent, and its skill leaves routing.
   {
     auto context = A2aContext();
-    auto reader = stub->SendStreamingMessage(context.get(), Echo("task:cut short"));
+    auto reader = stub->SendStreamingMessage(context.get(), ForSkill("echo", "task:cut short"));
     StreamResponse event;
     ASSERT_TRUE(reader->Read(&event));
     js.Signal(SIGKILL);
@@ -165,7 +161,7 @@ TEST_F(RemoteAgentE2eTest, AJsSdkAgentByUrlServesTheMeshThroughAnotherNode) {
   js = StartJsServer();
   ASSERT_TRUE(a.WaitForAgent(kAgent));
   lf::a2a::v1::SendMessageResponse response;
-  grpc::Status status = stub->SendMessage(A2aContext().get(), Echo("back"), &response);
+  grpc::Status status = stub->SendMessage(A2aContext().get(), ForSkill("echo", "back"), &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response.message().parts(0).text(), "echo: back");
 }

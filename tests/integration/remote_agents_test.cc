@@ -1,0 +1,126 @@
+// Remote A2A agents by URL, in one process: node A hosts, with
+// --remote-agent, the A2A server that node B is (B's card, B's gRPC A2A
+// service), so that A's tasks for B's skills are A2A calls from A's remote
+// agent link to B, where SDK agents serve them. A and B are not peers: the
+// only way from A to B is the link. (tests/e2e/remote_agent_e2e_test.cc does
+// the same with the official JS SDK's server.)
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "testing/cards.h"
+#include "testing/mesh_fixture.h"
+#include "testing/node_harness.h"
+#include "testing/proto_builders.h"
+#include "testing/wait.h"
+
+namespace a2amesh {
+namespace {
+
+using ::a2amesh::testing::A2aContext;
+using ::a2amesh::testing::Card;
+using ::a2amesh::testing::ForSkill;
+using ::a2amesh::testing::NodeHarness;
+using ::a2amesh::testing::ReadAll;
+using ::a2amesh::testing::WaitFor;
+using lf::a2a::v1::StreamResponse;
+using ::testing::HasSubstr;
+
+class RemoteAgentsTest : public ::testing::Test {
+ protected:
+  RemoteAgentsTest() : b_(std::make_unique<NodeHarness>(NodeHarness::TestOptions("b"))) {
+    NodeOptions a = NodeHarness::TestOptions("a");
+    a.remote_agents = {absl::StrCat("far=http://127.0.0.1:", b_->node().http_port(),
+                                    "/.well-known/agent-card.json")};
+    a.remote_agent_refresh = absl::Milliseconds(100);
+    a.agent_grace = absl::ZeroDuration();
+    a_ = std::make_unique<NodeHarness>(a);
+  }
+
+  bool ARoutesToFar() { return a_->node().catalog().Find("far") != nullptr; }
+
+  std::unique_ptr<NodeHarness> b_;
+  std::unique_ptr<NodeHarness> a_;
+};
+
+TEST_F(RemoteAgentsTest, ANodeRunsTasksOnAnA2aServerItReachesByUrl) {
+  std::atomic<int> cancels{0};
+  auto agents = b_->StartAgent(
+      {testing::Upper("upper"), {"slow", Card("slow", {"slow"}), 4, [&](sdk::TaskContext& task) {
+                                   task.SetWorking();
+                                   if (task.WaitForCancel(absl::Seconds(20))) ++cancels;
+                                 }}});
+  // The card is fetched again until it lists B's skills.
+  ASSERT_TRUE(WaitFor([&] {
+    auto far = a_->node().catalog().Find("far");
+    return far != nullptr && far->card().skills_size() == 2;
+  }));
+
+  // Streamed through the link, in order.
+  auto stub = a_->NewA2aStub();
+  auto context = A2aContext();
+  auto reader = stub->SendStreamingMessage(context.get(), ForSkill("upper", "ab"));
+  grpc::Status status;
+  std::vector<StreamResponse> events = ReadAll(*reader, &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(events.size(), 5u);
+  EXPECT_THAT(events[0].task().id(), HasSubstr("a~"));
+  EXPECT_EQ(events[1].status_update().status().state(), lf::a2a::v1::TASK_STATE_WORKING);
+  EXPECT_EQ(events[2].artifact_update().artifact().parts(0).text(), "A");
+  EXPECT_EQ(events[3].artifact_update().artifact().parts(0).text(), "B");
+  EXPECT_TRUE(events[3].artifact_update().append());
+  EXPECT_EQ(events[4].status_update().status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  EXPECT_EQ(events[4].status_update().status().message().parts(0).text(), "done on upper@b");
+
+  // A cancel on A reaches B's task and its agent.
+  lf::a2a::v1::SendMessageRequest slow = ForSkill("slow", "x");
+  slow.mutable_configuration()->set_return_immediately(true);
+  lf::a2a::v1::SendMessageResponse response;
+  ASSERT_TRUE(stub->SendMessage(A2aContext().get(), slow, &response).ok());
+  const std::string id = response.task().id();
+  ASSERT_TRUE(WaitFor([&] {
+    absl::StatusOr<lf::a2a::v1::Task> task = a_->node().tasks().Get(id);
+    return task.ok() && task->status().state() == lf::a2a::v1::TASK_STATE_WORKING;
+  }));
+  lf::a2a::v1::CancelTaskRequest cancel;
+  cancel.set_id(id);
+  lf::a2a::v1::Task canceled;
+  ASSERT_TRUE(stub->CancelTask(A2aContext().get(), cancel, &canceled).ok());
+  EXPECT_EQ(canceled.status().state(), lf::a2a::v1::TASK_STATE_CANCELED);
+  EXPECT_TRUE(WaitFor([&] { return cancels.load() == 1; }));
+
+  // B gone: A's task fails naming the agent, and "far" leaves routing.
+  ASSERT_TRUE(stub->SendMessage(A2aContext().get(), slow, &response).ok());
+  const std::string cut = response.task().id();
+  ASSERT_TRUE(WaitFor([&] {
+    absl::StatusOr<lf::a2a::v1::Task> task = a_->node().tasks().Get(cut);
+    return task.ok() && task->status().state() == lf::a2a::v1::TASK_STATE_WORKING;
+  }));
+  agents.reset();
+  b_.reset();
+  ASSERT_TRUE(WaitFor([&] {
+    absl::StatusOr<lf::a2a::v1::Task> task = a_->node().tasks().Get(cut);
+    return task.ok() && task->status().state() == lf::a2a::v1::TASK_STATE_FAILED;
+  }));
+  EXPECT_THAT(a_->node().tasks().Get(cut)->status().message().parts(0).text(), HasSubstr("far"));
+  EXPECT_TRUE(WaitFor([&] { return !ARoutesToFar(); }));
+}
+
+TEST_F(RemoteAgentsTest, ABadRemoteAgentFlagIsRefusedNamingIt) {
+  NodeOptions options = NodeHarness::TestOptions("c");
+  options.remote_agents = {"ftp://example.com/card.json"};
+  absl::StatusOr<std::unique_ptr<Node>> node = Node::Start(options);
+  ASSERT_FALSE(node.ok());
+  EXPECT_THAT(node.status().message(), HasSubstr("--remote-agent ftp://example.com/card.json"));
+  options.remote_agents = {"Not Valid=http://example.com/card.json"};
+  node = Node::Start(options);
+  ASSERT_FALSE(node.ok());
+  EXPECT_THAT(node.status().message(), HasSubstr("the id"));
+}
+
+}  // namespace
+}  // namespace a2amesh
