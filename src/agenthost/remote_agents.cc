@@ -378,19 +378,15 @@ void RemoteLink::Cancel(const std::string& task_id) {
     auto it = tasks_by_id_.find(task_id);
     if (it == tasks_by_id_.end()) return;
     remote_id = it->second.remote_task_id;
-    if (it->second.call != nullptr && remote_id.empty()) {
+    if (it->second.call == nullptr) {
+      tasks_by_id_.erase(it);
+    } else if (remote_id.empty()) {
       // Not started there yet: giving up the call is all there is to do.
       it->second.call->TryCancel();
       return;
+    } else {
+      it->second.over = true;  // forgotten when its call ends
     }
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = tasks_by_id_.find(task_id);
-    if (it != tasks_by_id_.end() && it->second.call == nullptr)
-      tasks_by_id_.erase(it);
-    else if (it != tasks_by_id_.end())
-      it->second.over = true;
   }
   if (remote_id.empty() || !Begin()) return;
   struct Call {
@@ -426,7 +422,6 @@ void RemoteLink::Apply(const std::string& task_id, StreamResponse event) {
 
 struct RemoteAgents::Remote {
   RemoteAgentSpec spec;
-  std::string etag;
   // In the catalog while its card answers.
   std::shared_ptr<catalog::LocalAgent> agent;
   // Every link it was registered with (one per registration), stopped with
@@ -462,14 +457,6 @@ RemoteAgents::~RemoteAgents() {
 void RemoteAgents::Start() {
   if (remotes_.empty()) return;
   thread_ = std::thread([this] { Loop(); });
-}
-
-bool RemoteAgents::registered(const std::string& card_url) const {
-  absl::MutexLock lock(&mu_);
-  for (const auto& remote : remotes_) {
-    if (remote->spec.card_url == card_url) return remote->agent != nullptr;
-  }
-  return false;
 }
 
 void RemoteAgents::Loop() {

@@ -36,7 +36,7 @@ struct RemoteAgentsOptions {
   // leaves routing (its running tasks fail, after the node's agent grace,
   // unless it answers again); it comes back when its card does.
   absl::Duration refresh = absl::Seconds(30);
-  // Fetching a card, and connecting to the agent.
+  // Fetching a card.
   absl::Duration timeout = absl::Seconds(10);
 };
 
@@ -62,9 +62,6 @@ class RemoteAgents {
   // Starts fetching the cards (at once, then every `refresh`).
   void Start();
 
-  // Whether `card_url`'s agent is in the catalog now (tests, admin).
-  bool registered(const std::string& card_url) const;
-
   struct Remote;
 
  private:
@@ -76,7 +73,7 @@ class RemoteAgents {
   catalog::AgentCatalog& catalog_;
   tasks::TaskManager& tasks_;
   std::vector<std::shared_ptr<Remote>> remotes_;
-  mutable absl::Mutex mu_;
+  absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

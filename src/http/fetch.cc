@@ -6,10 +6,7 @@
 
 #include <mutex>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 
 namespace a2amesh::http {
 namespace {
@@ -31,18 +28,6 @@ size_t OnBody(char* data, size_t size, size_t count, void* out) {
   return size * count;
 }
 
-size_t OnHeader(char* data, size_t size, size_t count, void* out) {
-  auto* response = static_cast<Response*>(out);
-  absl::string_view line(data, size * count);
-  for (auto [name, field] : {std::pair{"etag:", &response->result->etag},
-                             std::pair{"cache-control:", &response->result->cache_control}}) {
-    if (absl::StartsWithIgnoreCase(line, name)) {
-      line.remove_prefix(std::char_traits<char>::length(name));
-      *field = std::string(absl::StripAsciiWhitespace(line));
-    }
-  }
-  return size * count;
-}
 #endif
 
 }  // namespace
@@ -71,9 +56,6 @@ absl::StatusOr<FetchResult> Fetch(const FetchOptions& options) {
     headers = curl_slist_append(
         headers, absl::StrCat("Authorization: Bearer ", options.bearer_token).c_str());
   }
-  if (!options.etag.empty()) {
-    headers = curl_slist_append(headers, absl::StrCat("If-None-Match: ", options.etag).c_str());
-  }
   headers = curl_slist_append(headers, "Accept: application/json");
   curl_easy_setopt(curl, CURLOPT_URL, options.url.c_str());
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, options.protocols.c_str());
@@ -83,8 +65,6 @@ absl::StatusOr<FetchResult> Fetch(const FetchOptions& options) {
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response);
   if (!options.ca_file.empty()) {
     curl_easy_setopt(curl, CURLOPT_CAINFO, options.ca_file.c_str());
   }

@@ -16,8 +16,6 @@ struct FetchOptions {
   std::string ca_file;
   // Sent as "Authorization: Bearer ..." when set.
   std::string bearer_token;
-  // Sent as If-None-Match when set: a 304 answer then has no body.
-  std::string etag;
   absl::Duration timeout = absl::Seconds(10);
   size_t max_bytes = 1024 * 1024;
 };
@@ -25,8 +23,6 @@ struct FetchOptions {
 struct FetchResult {
   long status = 0;  // the HTTP status
   std::string body;
-  std::string etag;           // the ETag header, if any
-  std::string cache_control;  // the Cache-Control header, if any
 };
 
 // Whether this build can fetch (libcurl; a fully static build goes without).
