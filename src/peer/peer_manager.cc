@@ -17,14 +17,19 @@ namespace a2amesh::peer {
 struct PeerManager::Action {
   std::vector<std::pair<std::shared_ptr<Connection>, std::string>> close;
   std::vector<std::string> dial;
-  // Calls to a node found down (a handoff then resumes or fails at once,
-  // instead of when keepalive gives up on its connection).
+  // Calls to a node found down, cancelled after kCallsGrace (a handoff then
+  // resumes or fails, instead of when keepalive gives up on its connection).
   std::vector<std::weak_ptr<CancellableCall>> cancel;
 };
 
 namespace {
 
 constexpr uint32_t kProtocol = 1;
+
+// How long the calls to a node found down may still end on their own: a node
+// that shuts down fails the turns it hosts, naming itself, before it closes
+// its peer streams, and those events may arrive after the close is seen.
+constexpr absl::Duration kCallsGrace = absl::Seconds(1);
 
 uint64_t NewIncarnation() {
   // Wall-clock microseconds: a restarted node's incarnation is larger.
@@ -649,8 +654,13 @@ void PeerManager::Run(Action& action) {
   for (const std::string& address : action.dial) {
     Dial(address);
   }
-  for (const std::weak_ptr<CancellableCall>& weak : action.cancel) {
-    if (std::shared_ptr<CancellableCall> call = weak.lock()) call->CancelCall();
+  if (!action.cancel.empty()) {
+    // (Weak: a call that ended meanwhile is gone, and none outlives Shutdown.)
+    timers_.RunAfter(kCallsGrace, [calls = std::move(action.cancel)] {
+      for (const std::weak_ptr<CancellableCall>& weak : calls) {
+        if (std::shared_ptr<CancellableCall> call = weak.lock()) call->CancelCall();
+      }
+    });
   }
 }
 
