@@ -114,9 +114,10 @@ struct TaskPage {
 
 // Durable storage of tasks and their event logs.
 //
-// Two kinds of write. Commit is for what someone waits for (a new task before
-// its id is returned, the event that ends a stream): it calls `done` once the
-// ops are durable, or failed. Append is for everything else (intermediate
+// Three kinds of write. Commit is for what someone waits for (a new task
+// before its id is returned, the event that ends a stream): it calls `done`
+// once the ops are durable, or failed. CommitLazily is a Commit nobody waits
+// for yet: it rides along with the next group commit. Append is for everything else (intermediate
 // status, artifact chunks): nobody is called back, and its ops ride along with
 // a later group commit. The writes of one task keep the order in which they
 // were issued, and a Commit is durable only with every earlier write of its
@@ -143,6 +144,13 @@ class TaskStore {
   // Applies `ops` atomically and in order. Commit never fails synchronously; an
   // error (a duplicate task id, a disk error) comes back through `done`.
   virtual void Commit(std::vector<TaskStoreOp> ops, DoneCallback done) = 0;
+
+  // Like Commit, but starts no group commit of its own: `ops` ride along with
+  // the next one (anyone's Commit, a Flush), or are written within the
+  // store's lazy delay; then `done` runs as for a Commit. For what must be
+  // durable before anyone sees it when nobody is looking yet (the end of a
+  // task that no client waits for): a reader that would see it Flushes first.
+  virtual void CommitLazily(std::vector<TaskStoreOp> ops, DoneCallback done) = 0;
 
   // Applies `ops` (of one task) atomically and in order with a later group
   // commit, without starting one for them: they are written with their task's

@@ -229,8 +229,10 @@ class A2aService::SendCall final : public grpc::ServerUnaryReactor {
 
     void OnError(const absl::Status& status) override { Finish(rpc::ToGrpcStatus(status)); }
 
-    // A blocking call answers with the final state only.
+    // A blocking call answers with the final state only; one that returns
+    // immediately, with the task as it was stored.
     bool final_only() const override { return !immediate_; }
+    bool first_only() const override { return immediate_; }
 
     // Finishes the call with `status` unless it is finished already. Decided
     // under the lock, done after it.

@@ -127,6 +127,10 @@ void MemoryTaskStore::Commit(std::vector<TaskStoreOp> ops, DoneCallback done) {
   done(CheckAndApply(ops));
 }
 
+void MemoryTaskStore::CommitLazily(std::vector<TaskStoreOp> ops, DoneCallback done) {
+  done(CheckAndApply(ops));
+}
+
 void MemoryTaskStore::Append(std::vector<TaskStoreOp> ops) {
   if (absl::Status status = CheckAndApply(ops); !status.ok()) {
     A2AMESH_LOG(Error, "task store write failed").With("store", "memory").With("error", status);

@@ -23,6 +23,7 @@ class MemoryTaskStore final : public TaskStore {
   ~MemoryTaskStore() override;
 
   void Commit(std::vector<TaskStoreOp> ops, DoneCallback done) override;
+  void CommitLazily(std::vector<TaskStoreOp> ops, DoneCallback done) override;
   void Append(std::vector<TaskStoreOp> ops) override;
   absl::StatusOr<StoredTask> Get(absl::string_view task_id) override;
   absl::StatusOr<TaskPage> List(const TaskQuery& query) override;

@@ -468,6 +468,7 @@ SqliteTaskStore::SqliteTaskStore(const Options& options, sqlite3* write_db, sqli
     : path_(options.path),
       max_lazy_delay_(options.max_lazy_delay),
       max_lazy_bytes_(options.max_lazy_bytes),
+      max_lazy_commit_delay_(options.max_lazy_commit_delay),
       telemetry_(options.telemetry),
       write_db_(write_db),
       statements_(std::move(statements)),
@@ -496,7 +497,13 @@ void SqliteTaskStore::Commit(std::vector<TaskStoreOp> ops, DoneCallback done) {
   ++waiting_;
 }
 
-void SqliteTaskStore::Append(std::vector<TaskStoreOp> ops) {
+void SqliteTaskStore::CommitLazily(std::vector<TaskStoreOp> ops, DoneCallback done) {
+  QueueLazy(std::move(ops), std::move(done));
+}
+
+void SqliteTaskStore::Append(std::vector<TaskStoreOp> ops) { QueueLazy(std::move(ops), nullptr); }
+
+void SqliteTaskStore::QueueLazy(std::vector<TaskStoreOp> ops, DoneCallback done) {
   size_t bytes = 1;
   for (const TaskStoreOp& op : ops) {
     bytes += op.payload.size() + op.info.size();
@@ -507,8 +514,12 @@ void SqliteTaskStore::Append(std::vector<TaskStoreOp> ops) {
     oldest_lazy_ = now;
   }
   lazy_bytes_ += bytes;
+  if (done) {
+    lazy_commit_due_ = std::min(lazy_commit_due_, now + max_lazy_commit_delay_);
+  }
   Pending& pending = queue_.emplace_back();
   pending.ops = std::move(ops);
+  pending.done = std::move(done);
   pending.seq = ++submitted_;
   pending.queued_at = now;
   pending.bytes = bytes;
@@ -531,6 +542,8 @@ bool SqliteTaskStore::MustWriteLocked() const {
 void SqliteTaskStore::TakeBatchLocked(std::vector<Pending>* batch) {
   const bool everything = stopping_ || flushing_ > 0 || lazy_bytes_ >= max_lazy_bytes_;
   waiting_ = 0;
+  // Every Commit is taken, lazy ones included.
+  lazy_commit_due_ = absl::InfiniteFuture();
   if (everything) {
     batch->swap(queue_);
     lazy_bytes_ = 0;
@@ -587,9 +600,9 @@ void SqliteTaskStore::WriterLoop() {
         if (MustWriteLocked()) {
           break;
         }
-        // Only Appends: write them when the oldest has waited long enough,
-        // unless a reason to write comes first.
-        const absl::Time due = oldest_lazy_ + max_lazy_delay_;
+        // Only Appends and lazy commits: write them when the oldest has
+        // waited long enough, unless a reason to write comes first.
+        const absl::Time due = std::min(oldest_lazy_ + max_lazy_delay_, lazy_commit_due_);
         if (absl::Now() >= due) {
           break;
         }

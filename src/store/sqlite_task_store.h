@@ -33,7 +33,8 @@ namespace a2amesh::store {
 // wake-up of their own. An Append waits for a Commit of its own task (then it
 // goes first, in the same transaction) for up to max_lazy_delay: most tasks
 // end within it, and their end's snapshot replaces their intermediate events,
-// which then are never written at all.
+// which then are never written at all. A CommitLazily goes with whatever
+// transaction comes next, or starts one after max_lazy_commit_delay.
 //
 // Reads use a second connection, so they run alongside the writer. Thread-safe.
 class SqliteTaskStore final : public TaskStore {
@@ -46,6 +47,8 @@ class SqliteTaskStore final : public TaskStore {
     // bytes of them may wait.
     absl::Duration max_lazy_delay = absl::Milliseconds(100);
     size_t max_lazy_bytes = 1 << 20;
+    // How long a CommitLazily may wait for a transaction to ride along with.
+    absl::Duration max_lazy_commit_delay = absl::Milliseconds(10);
     // Hears how long each group commit takes.
     Telemetry* telemetry = &NoTelemetry();
   };
@@ -54,6 +57,7 @@ class SqliteTaskStore final : public TaskStore {
   ~SqliteTaskStore() override;
 
   void Commit(std::vector<TaskStoreOp> ops, DoneCallback done) override;
+  void CommitLazily(std::vector<TaskStoreOp> ops, DoneCallback done) override;
   void Append(std::vector<TaskStoreOp> ops) override;
   absl::StatusOr<StoredTask> Get(absl::string_view task_id) override;
   absl::StatusOr<TaskPage> List(const TaskQuery& query) override;
@@ -69,7 +73,7 @@ class SqliteTaskStore final : public TaskStore {
     std::vector<TaskStoreOp> ops;
     DoneCallback done;  // empty for an Append
     int64_t seq = 0;    // order of submission
-    // Appends: when queued, and their size.
+    // Appends and lazy commits: when queued, and their size.
     absl::Time queued_at;
     size_t bytes = 0;
   };
@@ -78,6 +82,8 @@ class SqliteTaskStore final : public TaskStore {
 
   SqliteTaskStore(const Options& options, sqlite3* write_db, sqlite3* read_db,
                   std::unique_ptr<WriterStatements> statements);
+  // Queues an Append (no `done`) or a lazy commit.
+  void QueueLazy(std::vector<TaskStoreOp> ops, DoneCallback done);
   void WriterLoop();
   // Whether the writer should start a transaction now.
   bool MustWriteLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -100,6 +106,7 @@ class SqliteTaskStore final : public TaskStore {
   const std::string path_;
   const absl::Duration max_lazy_delay_;
   const size_t max_lazy_bytes_;
+  const absl::Duration max_lazy_commit_delay_;
   Telemetry* const telemetry_;
   sqlite3* const write_db_;                       // used by the writer thread only
   std::unique_ptr<WriterStatements> statements_;  // writer thread only
@@ -114,6 +121,8 @@ class SqliteTaskStore final : public TaskStore {
   // Bytes of Appends in queue_, and when the oldest was queued.
   size_t lazy_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time oldest_lazy_ ABSL_GUARDED_BY(mu_);
+  // When the oldest lazy commit in queue_ must be written (or never).
+  absl::Time lazy_commit_due_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   // Threads in Flush.
   int flushing_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;

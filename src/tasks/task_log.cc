@@ -52,8 +52,9 @@ void TaskLog::Attach(std::shared_ptr<TaskSubscriber> subscriber, const Task& tas
                      bool until_terminal, int64_t resume_after, bool may_reply) {
   Pending& pending = pending_.emplace_back();
   const bool final_only = subscriber->final_only();
-  pending.attach = Subscription{std::move(subscriber), until_terminal, final_only};
-  if (final_only || resume_after == next_seq_ - 1) {
+  const bool first_only = subscriber->first_only();
+  pending.attach = Subscription{std::move(subscriber), until_terminal, final_only, first_only};
+  if (final_only || (resume_after == next_seq_ - 1 && !first_only)) {
     pending.kind = Pending::Kind::kFollow;  // no first event
     return;
   }
@@ -111,7 +112,9 @@ void TaskLog::Collect(Deliveries* out) {
         first.seq = pending.seq;
         first.may_reply = pending.may_reply;
         first.to.push_back(pending.attach.subscriber);
-        subscribers_.push_back(std::move(pending.attach));
+        if (!pending.attach.first_only) {
+          subscribers_.push_back(std::move(pending.attach));
+        }
         continue;
       }
       case Pending::Kind::kEvent:
@@ -151,6 +154,14 @@ void TaskLog::Collect(Deliveries* out) {
 bool TaskLog::waiting_for_store() const {
   return std::any_of(pending_.begin() + static_cast<std::ptrdiff_t>(head_), pending_.end(),
                      [](const Pending& pending) { return !pending.ready; });
+}
+
+bool TaskLog::watched() const {
+  return !subscribers_.empty() ||
+         std::any_of(pending_.begin() + static_cast<std::ptrdiff_t>(head_), pending_.end(),
+                     [](const Pending& pending) {
+                       return pending.attach.subscriber != nullptr && !pending.attach.first_only;
+                     });
 }
 
 std::vector<std::shared_ptr<TaskSubscriber>> TaskLog::TakeSubscribers() {

@@ -66,7 +66,8 @@ class TaskLog {
   // now), delivered after everything logged before it. A subscription ends
   // with the next final event (a terminal or interrupted state), or with the
   // next terminal one if `until_terminal`. A final_only() subscriber gets
-  // neither the first event nor the others, only the one that ends it.
+  // neither the first event nor the others, only the one that ends it; a
+  // first_only() one gets the first event, which ends it.
   // `resume_after` (>= 0) is the last event a returning subscriber saw (its
   // TaskEvent::seq): if nothing was logged since, it gets no first event,
   // only what comes next; else the Task, which holds what it missed.
@@ -86,6 +87,8 @@ class TaskLog {
 
   // Whether an event waits for the store before it can be delivered.
   bool waiting_for_store() const;
+  // Whether anyone is subscribed, or joining, for more than its first event.
+  bool watched() const;
   // Whether nothing is left to deliver.
   bool quiet() const { return head_ == pending_.size(); }
 
@@ -97,6 +100,7 @@ class TaskLog {
     std::shared_ptr<TaskSubscriber> subscriber;
     bool until_terminal = false;
     bool final_only = false;
+    bool first_only = false;
   };
   // An event, or a new subscription, in log order.
   struct Pending {

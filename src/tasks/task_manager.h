@@ -311,6 +311,10 @@ class TaskManager {
   // A task that is not in memory, hence terminal, from the store; TaskNotFound
   // if the store does not have it either. May block.
   absl::StatusOr<TaskRecord> LoadEnded(const std::string& task_id);
+  // Never show a state before it is stored (a crash could undo it): returns
+  // once what `entry` waits for from the store is stored (if `only_an_end`,
+  // only when that is its end). Blocks: call it where a store read may run.
+  void AwaitStored(const EntryPtr& entry, bool only_an_end);
 
   // Applies `event` to the task, logs it, and queues its store write and its
   // deliveries. `on_stored` runs once the event is stored (at once if it need

@@ -49,6 +49,11 @@ class TaskSubscriber {
   // first event and no others, which spares copying the Task for it. Must not
   // change.
   virtual bool final_only() const { return false; }
+  // Whether the subscriber wants only its first event, the Task as it stands
+  // (a SendMessage with return_immediately answers with it): the
+  // subscription ends with it, so that the task's later events, its end
+  // included, need not be delivered to anyone. Must not change.
+  virtual bool first_only() const { return false; }
   // The subscription ends without a final event: the task could not be stored,
   // or the node is shutting down.
   virtual void OnError(const absl::Status& status) = 0;

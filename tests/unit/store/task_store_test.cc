@@ -506,12 +506,13 @@ class CommitCounter final : public Telemetry {
 };
 
 // A store in `dir` whose commits `counter` counts.
-absl::StatusOr<std::unique_ptr<SqliteTaskStore>> OpenCounted(testing::TempDir& dir,
-                                                             CommitCounter& counter,
-                                                             absl::Duration max_lazy_delay) {
+absl::StatusOr<std::unique_ptr<SqliteTaskStore>> OpenCounted(
+    testing::TempDir& dir, CommitCounter& counter, absl::Duration max_lazy_delay,
+    absl::Duration max_lazy_commit_delay = absl::Milliseconds(10)) {
   SqliteTaskStore::Options options;
   options.path = dir.File("tasks.db");
   options.max_lazy_delay = max_lazy_delay;
+  options.max_lazy_commit_delay = max_lazy_commit_delay;
   options.telemetry = &counter;
   return SqliteTaskStore::Open(options);
 }
@@ -560,6 +561,70 @@ TEST(SqliteTaskStoreTest, OldAppendsAreWrittenWithinTheLazyDelay) {
   // No commit and no Flush: the writer takes it when it has waited its delay.
   EXPECT_TRUE(testing::WaitFor([&] { return counter.commits() == 1; }));
   EXPECT_THAT((*opened)->Get("n~a"), IsOk());
+}
+
+TEST(SqliteTaskStoreTest, ALazyCommitRidesAlongWithTheNextCommitOfAnyTask) {
+  testing::TempDir dir;
+  CommitCounter counter;
+  auto opened = OpenCounted(dir, counter, absl::Hours(1), absl::Hours(1));
+  ASSERT_THAT(opened, IsOk());
+  SqliteTaskStore& store = **opened;
+  ASSERT_THAT(testing::CommitAndWait(store, {CreateOp("n~a", "ctx", 1000)}), IsOk());
+  ASSERT_EQ(counter.commits(), 1);
+  store.Append({EventOp("n~a", 1, lf::a2a::v1::TASK_STATE_WORKING, 1001)});
+  absl::Notification ended;
+  absl::Status ended_status = absl::UnknownError("not called");
+  store.CommitLazily({EventOp("n~a", 2, lf::a2a::v1::TASK_STATE_COMPLETED, 1002),
+                      SnapshotOp("n~a", 2, lf::a2a::v1::TASK_STATE_COMPLETED, 1002)},
+                     [&](absl::Status status) {
+                       ended_status = status;
+                       ended.Notify();
+                     });
+  // Nobody waits for it: no transaction of its own.
+  EXPECT_FALSE(ended.HasBeenNotified());
+  EXPECT_EQ(counter.commits(), 1);
+
+  // Another task's commit takes it along (with its task's earlier append),
+  // in one transaction, and its callback runs before that commit's.
+  absl::Notification created;
+  bool ended_first = false;
+  store.Commit({CreateOp("n~b", "ctx", 1003)}, [&](absl::Status status) {
+    EXPECT_THAT(status, IsOk());
+    ended_first = ended.HasBeenNotified();
+    created.Notify();
+  });
+  created.WaitForNotification();
+  EXPECT_TRUE(ended_first);
+  EXPECT_THAT(ended_status, IsOk());
+  EXPECT_EQ(counter.commits(), 2);
+  absl::StatusOr<StoredTask> a = store.Get("n~a");
+  ASSERT_THAT(a, IsOk());
+  EXPECT_EQ(a->snapshot.status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  EXPECT_EQ(a->last_seq, 2);
+}
+
+TEST(SqliteTaskStoreTest, ALazyCommitIsWrittenWithinItsDelayOrAtFlush) {
+  testing::TempDir dir;
+  CommitCounter counter;
+  auto opened = OpenCounted(dir, counter, absl::Hours(1), absl::Milliseconds(5));
+  ASSERT_THAT(opened, IsOk());
+  absl::Notification done;
+  (*opened)->CommitLazily({CreateOp("n~a", "ctx", 1000)}, [&](absl::Status status) {
+    EXPECT_THAT(status, IsOk());
+    done.Notify();
+  });
+  EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(counter.commits(), 1);
+
+  opened->reset();
+  auto slow = OpenCounted(dir, counter, absl::Hours(1), absl::Hours(1));
+  ASSERT_THAT(slow, IsOk());
+  bool flushed = false;
+  (*slow)->CommitLazily({CreateOp("n~b", "ctx", 1000)},
+                        [&](absl::Status status) { flushed = status.ok(); });
+  (*slow)->Flush();
+  EXPECT_TRUE(flushed);
+  EXPECT_THAT((*slow)->Get("n~b"), IsOk());
 }
 
 TEST(SqliteTaskStoreTest, SurvivesReopen) {

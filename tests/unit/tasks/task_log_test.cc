@@ -24,7 +24,8 @@ using ::testing::IsEmpty;
 // "artifact:a", "error".
 class Recorder final : public TaskSubscriber {
  public:
-  explicit Recorder(bool final_only = false) : final_only_(final_only) {}
+  explicit Recorder(bool final_only = false, bool first_only = false)
+      : final_only_(final_only), first_only_(first_only) {}
   void OnEvent(const TaskEvent& e) override {
     if (e.event.has_task()) {
       heard.push_back("task:" + Name(e.state));
@@ -41,6 +42,7 @@ class Recorder final : public TaskSubscriber {
   }
   void OnError(const absl::Status&) override { heard.push_back("error"); }
   bool final_only() const override { return final_only_; }
+  bool first_only() const override { return first_only_; }
 
   std::vector<std::string> heard;
   std::vector<int64_t> seqs;  // each event's TaskEvent::seq
@@ -48,6 +50,7 @@ class Recorder final : public TaskSubscriber {
  private:
   static std::string Name(lf::a2a::v1::TaskState state) { return std::string(StateName(state)); }
   const bool final_only_;
+  const bool first_only_;
 };
 
 class TaskLogTest : public ::testing::Test {
@@ -181,6 +184,26 @@ TEST_F(TaskLogTest, AFinalOnlySubscriberHearsOnlyTheEventThatEndsIt) {
   Log(Status(lf::a2a::v1::TASK_STATE_COMPLETED));
   Deliver();
   EXPECT_THAT(waiter->heard, ElementsAre("status:completed+task:completed"));
+}
+
+TEST_F(TaskLogTest, AFirstOnlySubscriberHearsTheTaskAndNothingAfterIt) {
+  log_.HoldUntilCreated();
+  auto accepted = std::make_shared<Recorder>(/*final_only=*/false, /*first_only=*/true);
+  auto stream = std::make_shared<Recorder>();
+  log_.Attach(accepted, task_, false);
+  EXPECT_FALSE(log_.watched());  // it will not hear what comes next
+  log_.Attach(stream, task_, false);
+  EXPECT_TRUE(log_.watched());
+  log_.MarkStored(0);
+  Deliver();
+  Log(Status(lf::a2a::v1::TASK_STATE_WORKING));
+  Deliver();
+  EXPECT_THAT(accepted->heard, ElementsAre("task:submitted"));
+  EXPECT_THAT(stream->heard, ElementsAre("task:submitted", "status:working"));
+  // Once the stream ends too, nobody watches the task.
+  Log(Status(lf::a2a::v1::TASK_STATE_INPUT_REQUIRED));
+  Deliver();
+  EXPECT_FALSE(log_.watched());
 }
 
 TEST_F(TaskLogTest, NothingIsDeliveredBeforeTheCreateIsStored) {

@@ -15,6 +15,7 @@
 #include "testing/proto_builders.h"
 #include "testing/status_matchers.h"
 #include "testing/temp_dir.h"
+#include "testing/wait.h"
 
 namespace a2amesh::tasks {
 namespace {
@@ -709,6 +710,7 @@ class DurableTaskManagerTest : public ::testing::Test {
     store::SqliteTaskStore::Options options;
     options.path = dir_.path() + "/tasks.db";
     options.max_lazy_delay = absl::Hours(1);  // only a commit or Flush writes them
+    options.max_lazy_commit_delay = absl::Hours(1);
     options.telemetry = &commits_;
     store_ = *store::SqliteTaskStore::Open(options);
     TaskManagerOptions manager;
@@ -783,6 +785,70 @@ TEST_F(DurableTaskManagerTest, OnlyWhatEndsTheCallWaitsForTheDisk) {
   EXPECT_EQ(stored->snapshot.artifacts_size(), 1);
   EXPECT_EQ(stored->last_seq, 3);
   EXPECT_TRUE(stored->events.empty());  // the snapshot replaced them before they were written
+}
+
+TEST_F(DurableTaskManagerTest, TheEndOfATaskNobodyWatchesRidesAlongButIsStoredBeforeItIsSeen) {
+  // Accepted (return_immediately): its client hears the stored task, and
+  // then nobody waits for it.
+  class Accepted final : public TaskSubscriber {
+   public:
+    void OnEvent(const TaskEvent& e) override {
+      absl::MutexLock lock(&mu);
+      heard.push_back(e.state);
+    }
+    void OnError(const absl::Status&) override {}
+    bool first_only() const override { return true; }
+    absl::Mutex mu;
+    std::vector<lf::a2a::v1::TaskState> heard ABSL_GUARDED_BY(mu);
+  };
+  auto accepted = std::make_shared<Accepted>();
+  ASSERT_THAT(manager_->Create({SendText("hi"), runners_.RunnerFor("echo"), "echo", ""}, accepted),
+              IsOk());
+  ASSERT_TRUE(testing::WaitFor([&] {
+    absl::MutexLock lock(&accepted->mu);
+    return !accepted->heard.empty();
+  }));
+  EXPECT_EQ(commits_.committed(), 1);  // the create
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return runners_.Connect("echo")->assignments().size() == 1; }));
+  const std::string id = runners_.Connect("echo")->assignments()[0].task().id();
+  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, id, Status(lf::a2a::v1::TASK_STATE_COMPLETED)),
+              IsOk());
+  // The end starts no group commit of its own...
+  EXPECT_EQ(commits_.committed(), 1);
+  EXPECT_EQ(store_->Get(id)->snapshot.status().state(), lf::a2a::v1::TASK_STATE_SUBMITTED);
+  // ...but whoever asks sees it only once it is stored.
+  absl::StatusOr<Task> got = manager_->Get(id);
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  EXPECT_EQ(store_->Get(id)->snapshot.status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
+  EXPECT_EQ(commits_.committed(), 2);
+  {
+    absl::MutexLock lock(&accepted->mu);
+    EXPECT_THAT(accepted->heard, ::testing::ElementsAre(lf::a2a::v1::TASK_STATE_SUBMITTED));
+  }
+
+  // The same for a client that asks to cancel it.
+  auto again = std::make_shared<Accepted>();
+  ASSERT_THAT(manager_->Create({SendText("again"), runners_.RunnerFor("echo"), "echo", ""}, again),
+              IsOk());
+  ASSERT_TRUE(testing::WaitFor([&] {
+    absl::MutexLock lock(&again->mu);
+    return !again->heard.empty();
+  }));
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return runners_.Connect("echo")->assignments().size() == 2; }));
+  const std::string second = runners_.Connect("echo")->assignments()[1].task().id();
+  ASSERT_THAT(manager_->ApplyAgentEvent({"echo"}, second, Status(lf::a2a::v1::TASK_STATE_FAILED)),
+              IsOk());
+  EXPECT_EQ(store_->Get(second)->snapshot.status().state(), lf::a2a::v1::TASK_STATE_SUBMITTED);
+  absl::Notification refused;
+  manager_->Cancel(second, "no", [&](absl::StatusOr<Task> result) {
+    EXPECT_THAT(result.status(), StatusIs(absl::StatusCode::kFailedPrecondition));
+    refused.Notify();
+  });
+  ASSERT_TRUE(refused.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(store_->Get(second)->snapshot.status().state(), lf::a2a::v1::TASK_STATE_FAILED);
 }
 
 TEST_F(DurableTaskManagerTest, ASubscriberWaitsForTheCreateToBeStored) {
