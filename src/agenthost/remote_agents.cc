@@ -1,5 +1,6 @@
 #include "agenthost/remote_agents.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -16,7 +17,12 @@
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "http/fetch.h"
+#include "http/sse_reader.h"
 #include "lf/a2a/v1/a2a.grpc.pb.h"
+#include "rapidjson/document.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
+#include "rpc/grpc_status.h"
 #include "tasks/task_state.h"
 
 namespace a2amesh::agenthost {
@@ -29,21 +35,40 @@ using lf::a2a::v1::StreamResponse;
 using lf::a2a::v1::Task;
 using lf::a2a::v1::TaskState;
 
-// The address of the card's GRPC interface ("host:port"; a grpc:// prefix is
-// taken off).
-absl::StatusOr<std::string> GrpcTarget(const AgentCard& card) {
-  std::vector<std::string> bindings;
+// How the node calls a remote agent: one interface of its card.
+struct Interface {
+  std::string binding;  // "JSONRPC" or "GRPC"
+  // The JSON-RPC endpoint's URL, or the gRPC target ("host:port").
+  std::string url;
+  std::string tenant;
+};
+
+// The first interface of `card` (its order is its preference) that this node
+// can call, and that is `wanted` if set.
+absl::StatusOr<Interface> ChooseInterface(const AgentCard& card, const std::string& wanted,
+                                          bool can_http) {
+  std::vector<std::string> offered;
   for (const auto& interface : card.supported_interfaces()) {
-    if (interface.protocol_binding() == "GRPC") {
-      absl::string_view url = interface.url();
-      absl::ConsumePrefix(&url, "grpc://");
-      return std::string(url);
+    const std::string& binding = interface.protocol_binding();
+    offered.push_back(absl::StrCat(binding, " ", interface.protocol_version()));
+    if ((!wanted.empty() && binding != wanted) ||
+        absl::StartsWith(interface.protocol_version(), "0.")) {
+      continue;
     }
-    bindings.push_back(interface.protocol_binding());
+    if (binding == "GRPC") {
+      absl::string_view target = interface.url();
+      absl::ConsumePrefix(&target, "grpc://");
+      return Interface{binding, std::string(target), interface.tenant()};
+    }
+    if (binding == "JSONRPC" && can_http) {
+      return Interface{binding, interface.url(), interface.tenant()};
+    }
   }
-  return absl::FailedPreconditionError(
-      absl::StrCat("its card offers no GRPC interface (it offers ", absl::StrJoin(bindings, ", "),
-                   "); this node calls remote agents over gRPC only so far"));
+  return absl::FailedPreconditionError(absl::StrCat(
+      "its card offers no interface this node can call (it offers ",
+      offered.empty() ? "none" : absl::StrJoin(offered, ", "), "); this node calls A2A 1.0 agents ",
+      wanted.empty() ? (can_http ? "over JSONRPC or GRPC" : "over GRPC (this build has no libcurl)")
+                     : absl::StrCat("over ", wanted, " (--remote-agent-binding)")));
 }
 
 // An event as the mesh's agent would send it: the node fills in the ids.
@@ -110,12 +135,17 @@ absl::StatusOr<RemoteAgentSpec> ParseRemoteAgent(absl::string_view flag) {
 class RemoteLink final : public catalog::AgentLink,
                          public std::enable_shared_from_this<RemoteLink> {
  public:
-  RemoteLink(std::string agent_id, std::string url, bool streaming,
-             std::shared_ptr<grpc::Channel> channel, tasks::TaskManager& tasks)
+  // Over gRPC (`channel`) or JSON-RPC (`http`, for an Interface of that
+  // binding).
+  RemoteLink(std::string agent_id, std::string card_url, Interface interface, bool streaming,
+             std::shared_ptr<grpc::Channel> channel, http::CurlLoop* http,
+             tasks::TaskManager& tasks)
       : agent_id_(std::move(agent_id)),
-        url_(std::move(url)),
+        url_(std::move(card_url)),
+        interface_(std::move(interface)),
         streaming_(streaming),
-        stub_(lf::a2a::v1::A2AService::NewStub(std::move(channel))),
+        stub_(channel != nullptr ? lf::a2a::v1::A2AService::NewStub(std::move(channel)) : nullptr),
+        http_(http),
         tasks_(tasks) {}
 
   void Send(v1::NodeToAgent message) override {
@@ -130,7 +160,7 @@ class RemoteLink final : public catalog::AgentLink,
   // whether it ended the turn.
   bool OnEvent(const std::string& task_id, StreamResponse event, bool* started);
   // The call of `task_id`'s turn is over.
-  void OnTurnDone(const std::string& task_id, const grpc::Status& status, bool ended);
+  void OnTurnDone(const std::string& task_id, const absl::Status& status, bool ended);
 
   // Cancels every call and waits until none runs: nothing calls the task
   // manager after it returns. Later assignments fail at once.
@@ -138,17 +168,21 @@ class RemoteLink final : public catalog::AgentLink,
 
  private:
   class StreamTurn;
+  class JsonRpcTurn;
   // The remote side of one of the mesh's tasks.
   struct Mapping {
     std::string remote_task_id;
     std::string remote_context_id;
-    grpc::ClientContext* call = nullptr;  // the turn's, while it runs
+    // Gives up the turn's call, while it runs (called under mu_: it must
+    // not block).
+    absl::AnyInvocable<void()> abort;
     // The task ended (a terminal state): forgotten when the turn is done. One
     // waiting for its client is kept: its follow-up goes to the same task.
     bool over = false;
   };
 
   void Assign(v1::TaskAssignment assignment);
+  void AssignGrpc(const std::string& task_id, SendMessageRequest request, absl::Time deadline);
   void Cancel(const std::string& task_id);
   // A call begins (false once stopping: make none) and ends.
   bool Begin() {
@@ -161,18 +195,28 @@ class RemoteLink final : public catalog::AgentLink,
     absl::MutexLock lock(&mu_);
     --calls_;
   }
+  // The turn's call can be given up with `abort` from now on.
+  void Started(const std::string& task_id, absl::AnyInvocable<void()> abort) {
+    absl::MutexLock lock(&mu_);
+    tasks_by_id_[task_id].abort = std::move(abort);
+  }
   // Applies an event as the agent's; a refusal (the task ended meanwhile,
   // e.g. cancelled here) is only logged.
   void Apply(const std::string& task_id, StreamResponse event);
+  // A JSON-RPC request of `method` to the agent's endpoint.
+  http::CurlLoop::Request JsonRpc(absl::string_view method, const google::protobuf::Message& params,
+                                  bool stream) const;
 
   const std::string agent_id_;
-  const std::string url_;
+  const std::string url_;  // its card's
+  const Interface interface_;
   const bool streaming_;
-  const std::unique_ptr<lf::a2a::v1::A2AService::Stub> stub_;
+  const std::unique_ptr<lf::a2a::v1::A2AService::Stub> stub_;  // over gRPC
+  http::CurlLoop* const http_;                                 // over JSON-RPC
   tasks::TaskManager& tasks_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Mapping> tasks_by_id_ ABSL_GUARDED_BY(mu_);
-  int calls_ ABSL_GUARDED_BY(mu_) = 0;  // running gRPC calls
+  int calls_ ABSL_GUARDED_BY(mu_) = 0;  // running calls
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
 
@@ -180,13 +224,13 @@ void RemoteLink::Stop() {
   absl::MutexLock lock(&mu_);
   stopping_ = true;
   for (auto& [id, mapping] : tasks_by_id_) {
-    if (mapping.call != nullptr) mapping.call->TryCancel();
+    if (mapping.abort) mapping.abort();
   }
   auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return calls_ == 0; };
   mu_.Await(absl::Condition(&idle));
 }
 
-// One turn over SendStreamingMessage: reads every event, then reports.
+// One turn over gRPC's SendStreamingMessage: reads every event, then reports.
 class RemoteLink::StreamTurn final : public grpc::ClientReadReactor<StreamResponse> {
  public:
   StreamTurn(std::shared_ptr<RemoteLink> link, std::string task_id, SendMessageRequest request)
@@ -206,7 +250,7 @@ class RemoteLink::StreamTurn final : public grpc::ClientReadReactor<StreamRespon
     StartRead(&event_);
   }
   void OnDone(const grpc::Status& status) override {
-    link_->OnTurnDone(task_id_, status, ended_);
+    link_->OnTurnDone(task_id_, rpc::FromGrpcStatus(status), ended_);
     link_->End();
     delete this;
   }
@@ -221,6 +265,139 @@ class RemoteLink::StreamTurn final : public grpc::ClientReadReactor<StreamRespon
   bool ended_ = false;
 };
 
+// One turn over JSON-RPC: SendStreamingMessage read as Server-Sent Events (one
+// JSON-RPC response per event), or SendMessage's one response. Its callbacks
+// run on the CurlLoop's thread, one at a time.
+class RemoteLink::JsonRpcTurn {
+ public:
+  JsonRpcTurn(std::shared_ptr<RemoteLink> link, std::string task_id, bool stream)
+      : link_(std::move(link)), task_id_(std::move(task_id)), stream_(stream) {}
+
+  // The call is `id` (given up at once if Abort came first).
+  void Started(http::CurlLoop::Id id) {
+    absl::MutexLock lock(&mu_);
+    id_ = id;
+    if (aborted_) link_->http_->Cancel(id_);
+  }
+  void Abort() {
+    absl::MutexLock lock(&mu_);
+    aborted_ = true;
+    if (id_ != 0) link_->http_->Cancel(id_);
+  }
+
+  void OnData(const http::CurlLoop::Response& response, absl::string_view data) {
+    if (!absl::StartsWith(response.content_type, "text/event-stream")) {
+      // One JSON-RPC response (an error before any event comes this way too).
+      if (body_.size() + data.size() > kMaxBody) {
+        error_ = absl::StrCat("its answer is over ", kMaxBody, " bytes");
+        return;
+      }
+      body_.append(data.data(), data.size());
+      return;
+    }
+    sse_.Feed(data, [&](absl::string_view, absl::string_view event) { OnResponse(event); });
+    if (sse_.buffered() > kMaxBody) error_ = absl::StrCat("an event is over ", kMaxBody, " bytes");
+  }
+
+  void OnDone(absl::Status status, const http::CurlLoop::Response& response) {
+    if (status.ok() && !body_.empty()) OnResponse(body_);
+    if (status.ok() && !ended_ && error_.empty() && response.status != 200) {
+      error_ = absl::StrCat("HTTP ", response.status);
+    }
+    if (status.ok() && !error_.empty()) status = absl::UnavailableError(error_);
+    link_->OnTurnDone(task_id_, status, ended_);
+    link_->End();
+  }
+
+ private:
+  static constexpr size_t kMaxBody = 64 << 20;
+
+  // One JSON-RPC response: a result (a StreamResponse on a stream, a
+  // SendMessageResponse otherwise) or an error.
+  void OnResponse(absl::string_view text) {
+    if (!error_.empty()) return;
+    rapidjson::Document doc;
+    doc.Parse(text.data(), text.size());
+    if (doc.HasParseError() || !doc.IsObject()) {
+      error_ = "its answer is not a JSON-RPC response";
+      return;
+    }
+    if (auto e = doc.FindMember("error"); e != doc.MemberEnd() && e->value.IsObject()) {
+      auto code = e->value.FindMember("code");
+      auto message = e->value.FindMember("message");
+      error_ = absl::StrCat(
+          "JSON-RPC error ",
+          code != e->value.MemberEnd() && code->value.IsInt() ? code->value.GetInt() : 0, ": ",
+          message != e->value.MemberEnd() && message->value.IsString() ? message->value.GetString()
+                                                                       : "");
+      return;
+    }
+    auto result = doc.FindMember("result");
+    if (result == doc.MemberEnd() || !result->value.IsObject()) {
+      error_ = "its answer is a JSON-RPC response with no result";
+      return;
+    }
+    // (The result is printed back to text for protobuf's JSON parser: a
+    // second pass over a few hundred bytes, on the client side of a call.)
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+    result->value.Accept(writer);
+    const std::string json(buffer.GetString(), buffer.GetSize());
+    StreamResponse event;
+    google::protobuf::util::JsonParseOptions parse;
+    parse.ignore_unknown_fields = true;
+    std::string why;  // what protobuf's parser said
+    if (stream_) {
+      auto parsed = google::protobuf::util::JsonStringToMessage(json, &event, parse);
+      if (!parsed.ok()) why = parsed.message().as_string();
+    } else {
+      lf::a2a::v1::SendMessageResponse answer;
+      auto parsed = google::protobuf::util::JsonStringToMessage(json, &answer, parse);
+      if (!parsed.ok()) {
+        why = parsed.message().as_string();
+      } else if (answer.has_message()) {
+        *event.mutable_message() = std::move(*answer.mutable_message());
+      } else if (answer.has_task()) {
+        *event.mutable_task() = std::move(*answer.mutable_task());
+      }
+    }
+    if (!why.empty() || event.payload_case() == StreamResponse::PAYLOAD_NOT_SET) {
+      error_ = absl::StrCat("its answer is not an A2A ",
+                            stream_ ? "StreamResponse" : "SendMessageResponse",
+                            why.empty() ? "" : absl::StrCat(": ", why));
+      return;
+    }
+    if (link_->OnEvent(task_id_, std::move(event), &started_)) ended_ = true;
+  }
+
+  const std::shared_ptr<RemoteLink> link_;
+  const std::string task_id_;
+  const bool stream_;
+  absl::Mutex mu_;
+  http::CurlLoop::Id id_ ABSL_GUARDED_BY(mu_) = 0;
+  bool aborted_ ABSL_GUARDED_BY(mu_) = false;
+  http::SseReader sse_;
+  std::string body_;
+  std::string error_;  // the first thing wrong with the answer
+  bool started_ = false;
+  bool ended_ = false;
+};
+
+http::CurlLoop::Request RemoteLink::JsonRpc(absl::string_view method,
+                                            const google::protobuf::Message& params,
+                                            bool stream) const {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions print;
+  (void)google::protobuf::util::MessageToJsonString(params, &json, print);
+  http::CurlLoop::Request request;
+  request.url = interface_.url;
+  request.headers = {"Content-Type: application/json", "A2A-Version: 1.0",
+                     stream ? "Accept: text/event-stream" : "Accept: application/json"};
+  request.body = absl::StrCat(R"({"jsonrpc":"2.0","id":")", NewUuid(), R"(","method":")", method,
+                              R"(","params":)", json, "}");
+  return request;
+}
+
 void RemoteLink::Assign(v1::TaskAssignment assignment) {
   const std::string task_id = assignment.task().id();
   if (!Begin()) {
@@ -229,6 +406,7 @@ void RemoteLink::Assign(v1::TaskAssignment assignment) {
     return;
   }
   SendMessageRequest request;
+  request.set_tenant(interface_.tenant);
   *request.mutable_message() = std::move(*assignment.mutable_message());
   request.mutable_message()->clear_task_id();
   request.mutable_message()->clear_context_id();
@@ -245,14 +423,36 @@ void RemoteLink::Assign(v1::TaskAssignment assignment) {
   if (assignment.has_request_metadata()) {
     *request.mutable_metadata() = std::move(*assignment.mutable_request_metadata());
   }
+  const absl::Time deadline = assignment.deadline_unix_ms() > 0
+                                  ? absl::FromUnixMillis(assignment.deadline_unix_ms())
+                                  : absl::InfiniteFuture();
+  if (stub_ != nullptr) {
+    AssignGrpc(task_id, std::move(request), deadline);
+    return;
+  }
+  http::CurlLoop::Request call =
+      JsonRpc(streaming_ ? "SendStreamingMessage" : "SendMessage", request, streaming_);
+  if (deadline != absl::InfiniteFuture()) {
+    call.timeout = std::max(deadline - absl::Now(), absl::Milliseconds(1));
+  }
+  auto turn = std::make_shared<JsonRpcTurn>(shared_from_this(), task_id, streaming_);
+  call.on_data = [turn](const http::CurlLoop::Response& response, absl::string_view data) {
+    turn->OnData(response, data);
+  };
+  call.on_done = [turn](absl::Status status, const http::CurlLoop::Response& response) {
+    turn->OnDone(std::move(status), response);
+  };
+  // Abortable before it starts: its end cannot come before.
+  Started(task_id, [turn] { turn->Abort(); });
+  turn->Started(http_->Add(std::move(call)));
+}
+
+void RemoteLink::AssignGrpc(const std::string& task_id, SendMessageRequest request,
+                            absl::Time deadline) {
   auto prepare = [&](grpc::ClientContext* context) {
     context->AddMetadata("a2a-version", "1.0");
-    if (assignment.deadline_unix_ms() > 0) {
-      context->set_deadline(
-          absl::ToChronoTime(absl::FromUnixMillis(assignment.deadline_unix_ms())));
-    }
-    absl::MutexLock lock(&mu_);
-    tasks_by_id_[task_id].call = context;
+    if (deadline != absl::InfiniteFuture()) context->set_deadline(absl::ToChronoTime(deadline));
+    Started(task_id, [context] { context->TryCancel(); });
   };
   if (streaming_) {
     auto* turn = new StreamTurn(shared_from_this(), task_id, std::move(request));
@@ -283,11 +483,10 @@ void RemoteLink::Assign(v1::TaskAssignment assignment) {
           }
           ended = self->OnEvent(task_id, std::move(event), &started);
         }
-        self->OnTurnDone(task_id, status, ended);
+        self->OnTurnDone(task_id, rpc::FromGrpcStatus(status), ended);
         self->End();
       });
 }
-
 bool RemoteLink::OnEvent(const std::string& task_id, StreamResponse event, bool* started) {
   const bool first = !*started;
   *started = true;
@@ -353,12 +552,12 @@ bool RemoteLink::OnEvent(const std::string& task_id, StreamResponse event, bool*
   return false;
 }
 
-void RemoteLink::OnTurnDone(const std::string& task_id, const grpc::Status& status, bool ended) {
+void RemoteLink::OnTurnDone(const std::string& task_id, const absl::Status& status, bool ended) {
   {
     absl::MutexLock lock(&mu_);
     auto it = tasks_by_id_.find(task_id);
     if (it != tasks_by_id_.end()) {
-      it->second.call = nullptr;
+      it->second.abort = nullptr;
       if (it->second.over || !ended) tasks_by_id_.erase(it);
     }
   }
@@ -367,8 +566,8 @@ void RemoteLink::OnTurnDone(const std::string& task_id, const grpc::Status& stat
         Failure(status.ok() ? absl::StrCat("the remote agent ", agent_id_, " (", url_,
                                            ") ended its stream before the task ended")
                             : absl::StrCat("the remote agent ", agent_id_, " (", url_,
-                                           ") failed: ", StatusCodeName(status.error_code()), ": ",
-                                           status.error_message())));
+                                           ") failed: ", absl::StatusCodeToString(status.code()),
+                                           ": ", status.message())));
 }
 
 void RemoteLink::Cancel(const std::string& task_id) {
@@ -378,34 +577,62 @@ void RemoteLink::Cancel(const std::string& task_id) {
     auto it = tasks_by_id_.find(task_id);
     if (it == tasks_by_id_.end()) return;
     remote_id = it->second.remote_task_id;
-    if (it->second.call == nullptr) {
+    if (!it->second.abort) {
       tasks_by_id_.erase(it);
     } else if (remote_id.empty()) {
       // Not started there yet: giving up the call is all there is to do.
-      it->second.call->TryCancel();
+      it->second.abort();
       return;
     } else {
       it->second.over = true;  // forgotten when its call ends
     }
   }
   if (remote_id.empty() || !Begin()) return;
+  auto not_cancelled = [self = shared_from_this(), remote_id](const absl::Status& status) {
+    if (!status.ok()) {
+      A2AMESH_LOG(Info, "remote agent did not cancel its task")
+          .With("agent", self->agent_id_)
+          .With("remote_task", remote_id)
+          .With("error", status);
+    }
+  };
+  lf::a2a::v1::CancelTaskRequest request;
+  request.set_tenant(interface_.tenant);
+  request.set_id(remote_id);
+  if (stub_ == nullptr) {
+    http::CurlLoop::Request call = JsonRpc("CancelTask", request, /*stream=*/false);
+    call.timeout = absl::Seconds(10);
+    auto error = std::make_shared<std::string>();  // the answer, kept to say what went wrong
+    call.on_data = [error](const http::CurlLoop::Response&, absl::string_view data) {
+      if (error->size() < 65536) error->append(data.data(), data.size());
+    };
+    call.on_done = [self = shared_from_this(), error, not_cancelled](
+                       absl::Status status, const http::CurlLoop::Response& response) {
+      rapidjson::Document answer;
+      answer.Parse(error->data(), error->size());
+      const bool refused =
+          answer.HasParseError() || !answer.IsObject() || answer.HasMember("error");
+      if (status.ok() && (response.status != 200 || refused)) {
+        status = absl::UnavailableError(absl::StrCat("HTTP ", response.status, ": ", *error));
+      }
+      not_cancelled(status);
+      self->End();
+    };
+    http_->Add(std::move(call));
+    return;
+  }
   struct Call {
     grpc::ClientContext context;
     lf::a2a::v1::CancelTaskRequest request;
     Task response;
   };
   auto call = std::make_shared<Call>();
-  call->request.set_id(remote_id);
+  call->request = std::move(request);
   call->context.AddMetadata("a2a-version", "1.0");
   call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   stub_->async()->CancelTask(&call->context, &call->request, &call->response,
-                             [self = shared_from_this(), call, remote_id](grpc::Status status) {
-                               if (!status.ok()) {
-                                 A2AMESH_LOG(Info, "remote agent did not cancel its task")
-                                     .With("agent", self->agent_id_)
-                                     .With("remote_task", remote_id)
-                                     .With("error", status.error_message());
-                               }
+                             [self = shared_from_this(), call, not_cancelled](grpc::Status status) {
+                               not_cancelled(rpc::FromGrpcStatus(status));
                                self->End();
                              });
 }
@@ -435,6 +662,9 @@ struct RemoteAgents::Remote {
 RemoteAgents::RemoteAgents(RemoteAgentsOptions options, catalog::AgentCatalog& catalog,
                            tasks::TaskManager& tasks)
     : options_(std::move(options)), catalog_(catalog), tasks_(tasks) {
+  if (absl::StatusOr<std::unique_ptr<http::CurlLoop>> loop = http::CurlLoop::Start(); loop.ok()) {
+    http_ = std::move(loop).value();
+  }
   for (const RemoteAgentSpec& spec : options_.agents) {
     auto remote = std::make_shared<Remote>();
     remote->spec = spec;
@@ -497,8 +727,9 @@ void RemoteAgents::Refresh(Remote& remote) {
     return card;
   };
   absl::StatusOr<AgentCard> card = fetch_card();
-  absl::StatusOr<std::string> target =
-      card.ok() ? GrpcTarget(*card) : absl::StatusOr<std::string>(card.status());
+  absl::StatusOr<Interface> target =
+      card.ok() ? ChooseInterface(*card, options_.binding, http_ != nullptr)
+                : absl::StatusOr<Interface>(card.status());
   std::shared_ptr<catalog::LocalAgent> leaving;
   if (!target.ok()) {
     const std::string error(target.status().message());
@@ -536,11 +767,14 @@ void RemoteAgents::Refresh(Remote& remote) {
   if (!catalog::DeclaresExtension(hosted, kDirectRepliesExtension)) {
     hosted.mutable_capabilities()->add_extensions()->set_uri(kDirectRepliesExtension);
   }
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(-1);
-  auto link = std::make_shared<RemoteLink>(
-      id, url, card->capabilities().streaming(),
-      grpc::CreateCustomChannel(*target, grpc::InsecureChannelCredentials(), args), tasks_);
+  std::shared_ptr<grpc::Channel> channel;
+  if (target->binding == "GRPC") {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(-1);
+    channel = grpc::CreateCustomChannel(target->url, grpc::InsecureChannelCredentials(), args);
+  }
+  auto link = std::make_shared<RemoteLink>(id, url, *target, card->capabilities().streaming(),
+                                           std::move(channel), http_.get(), tasks_);
   auto agent = std::make_shared<catalog::LocalAgent>(id, std::move(hosted),
                                                      options_.max_concurrency, link, absl::Now());
   // A new card replaces the old registration; tasks under way keep their call.
@@ -566,7 +800,8 @@ void RemoteAgents::Refresh(Remote& remote) {
                                         : "remote agent registered")
       .With("agent", id)
       .With("url", url)
-      .With("grpc", *target)
+      .With("binding", target->binding)
+      .With("endpoint", target->url)
       .With("skills", card->skills_size());
 }
 

@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "catalog/agent_catalog.h"
+#include "http/curl_loop.h"
 #include "tasks/task_manager.h"
 
 namespace a2amesh::agenthost {
@@ -38,19 +39,25 @@ struct RemoteAgentsOptions {
   absl::Duration refresh = absl::Seconds(30);
   // Fetching a card.
   absl::Duration timeout = absl::Seconds(10);
+  // The binding to call them over: "JSONRPC" or "GRPC"; empty: the first
+  // interface in a card's order (its preference) that this node speaks.
+  std::string binding;
 };
 
 // Remote A2A agents by URL (--remote-agent): the node fetches each one's card,
 // registers its skills in the catalog like a local agent's (declaring direct
 // replies: any A2A agent may answer with a Message), and runs each task routed
-// to it by calling it with an A2A gRPC client over the card's GRPC interface:
+// to it by calling it with an A2A client over the card's JSONRPC interface
+// (libcurl, one thread for all calls, streams read as Server-Sent Events) or
+// its GRPC one (gRPC's callback API):
 // SendStreamingMessage when the card says it streams (else a blocking
 // SendMessage), its events applied to the mesh's task as the agent's; the
 // mesh's task id maps to the remote task's, so that a follow-up message (an
 // input-required turn) and a cancel reach the remote task. A call that fails
 // fails the task, naming the agent and why.
 //
-// Thread-safe. One thread fetches cards; calls are gRPC callbacks.
+// Thread-safe. One thread fetches cards; JSON-RPC calls run on the CurlLoop's
+// thread, gRPC calls on gRPC's callback threads.
 class RemoteAgents {
  public:
   RemoteAgents(RemoteAgentsOptions options, catalog::AgentCatalog& catalog,
@@ -70,6 +77,8 @@ class RemoteAgents {
   void Refresh(Remote& remote);
 
   const RemoteAgentsOptions options_;
+  // The JSON-RPC calls' (nullptr in a build without libcurl).
+  std::unique_ptr<http::CurlLoop> http_;
   catalog::AgentCatalog& catalog_;
   tasks::TaskManager& tasks_;
   std::vector<std::shared_ptr<Remote>> remotes_;

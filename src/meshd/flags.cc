@@ -277,13 +277,20 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
       ->capture_default_str();
   app.add_option("--remote-agent", n.remote_agents,
                  "An A2A agent served elsewhere, hosted by this node: the URL of its card, or "
-                 "ID=URL (repeatable). Its skills join the mesh; its tasks are gRPC calls to it")
+                 "ID=URL (repeatable). Its skills join the mesh; its tasks are A2A calls to it "
+                 "(JSON-RPC or gRPC: the first its card lists, unless --remote-agent-binding)")
       ->envname("MESHD_REMOTE_AGENT")
       ->delimiter(',');
   AddDuration(app, "--remote-agent-refresh", &n.remote_agent_refresh,
               "How often remote agents' cards are fetched again; one that does not answer leaves "
               "routing until it does",
               "MESHD_REMOTE_AGENT_REFRESH");
+  app.add_option("--remote-agent-binding", n.remote_agent_binding,
+                 "How remote agents are called: auto (the first binding their card lists that "
+                 "this node speaks), JSONRPC or GRPC")
+      ->envname("MESHD_REMOTE_AGENT_BINDING")
+      ->check(CLI::IsMember({"auto", "JSONRPC", "GRPC", "jsonrpc", "grpc"}))
+      ->capture_default_str();
   app.add_option("--remote-agent-max-concurrency", n.remote_agent_max_concurrency,
                  "Tasks each remote agent runs at once")
       ->envname("MESHD_REMOTE_AGENT_MAX_CONCURRENCY")

@@ -11,6 +11,7 @@
 #include "a2a/a2a_service.h"
 #include "a2a/http_binding.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "admin/admin_service.h"
@@ -525,6 +526,9 @@ absl::Status Node::Init() {
     }
     remote.refresh = options_.remote_agent_refresh;
     remote.max_concurrency = options_.remote_agent_max_concurrency;
+    if (options_.remote_agent_binding != "auto") {
+      remote.binding = absl::AsciiStrToUpper(options_.remote_agent_binding);
+    }
     remote_agents_ =
         std::make_unique<agenthost::RemoteAgents>(std::move(remote), *catalog_, *tasks_);
     remote_agents_->Start();

@@ -167,6 +167,9 @@ struct NodeOptions {
   absl::Duration remote_agent_refresh = absl::Seconds(30);
   // Tasks each runs at once.
   int remote_agent_max_concurrency = 16;
+  // "auto" (the first binding a card lists that the node speaks), "JSONRPC"
+  // or "GRPC".
+  std::string remote_agent_binding = "auto";
   // The gRPC port's connections: concurrent streams on one (0: gRPC's own
   // limit), and how old or idle one may get before the node closes it with a
   // GOAWAY (zero: no limit; streams still open get --drain-timeout to end).

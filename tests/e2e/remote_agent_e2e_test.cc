@@ -1,7 +1,8 @@
 // A remote A2A agent by URL: the official A2A JS SDK's server
 // (tools/bench/js/echo-server.mjs, its own process) is hosted by node b with
 // --remote-agent, and a client of node a reaches it by skill, through the
-// handoff to b and b's gRPC call to the JS server: streamed events in order, a
+// handoff to b and b's call to the JS server (over JSON-RPC with SSE, and over
+// gRPC: the test runs once per binding): streamed events in order, a
 // direct Message, a cancel that reaches the remote task, the agent killed
 // mid-task (the task fails with a reason, the skill leaves routing) and
 // restarted (it comes back).
@@ -37,7 +38,8 @@ using ::testing::HasSubstr;
 
 constexpr char kAgent[] = "a2ajs-echo-agent";  // from its card's name
 
-class RemoteAgentE2eTest : public ::testing::Test {
+// The binding node b calls the JS server over (--remote-agent-binding).
+class RemoteAgentE2eTest : public ::testing::TestWithParam<std::string> {
  protected:
   void TearDown() override {
     if (HasFailure()) {
@@ -76,7 +78,7 @@ class RemoteAgentE2eTest : public ::testing::Test {
   size_t starts_ = 0;
 };
 
-TEST_F(RemoteAgentE2eTest, AJsSdkAgentByUrlServesTheMeshThroughAnotherNode) {
+TEST_P(RemoteAgentE2eTest, AJsSdkAgentByUrlServesTheMeshThroughAnotherNode) {
   ASSERT_FALSE(testing::ReadFileOrEmpty(
                    testing::SourcePath("tools/bench/js/node_modules/@a2a-js/sdk/package.json"))
                    .empty())
@@ -86,7 +88,8 @@ TEST_F(RemoteAgentE2eTest, AJsSdkAgentByUrlServesTheMeshThroughAnotherNode) {
       absl::StrCat("http://127.0.0.1:", http_port_, "/.well-known/agent-card.json");
   E2eNode b(dir_, "b",
             {"--ephemeral", "--peer-heartbeat", "200ms", "--peer-timeout", "1s", "--remote-agent",
-             card, "--remote-agent-refresh", "300ms", "--agent-grace", "0s"});
+             card, "--remote-agent-refresh", "300ms", "--agent-grace", "0s",
+             "--remote-agent-binding", GetParam()});
   ASSERT_TRUE(b.Start());
   E2eNode a(
       dir_, "a",
@@ -165,6 +168,11 @@ TEST_F(RemoteAgentE2eTest, AJsSdkAgentByUrlServesTheMeshThroughAnotherNode) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response.message().parts(0).text(), "echo: back");
 }
+
+INSTANTIATE_TEST_SUITE_P(Bindings, RemoteAgentE2eTest, ::testing::Values("JSONRPC", "GRPC"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 }  // namespace
 }  // namespace a2amesh

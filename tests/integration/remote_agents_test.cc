@@ -1,7 +1,7 @@
 // Remote A2A agents by URL, in one process: node A hosts, with
-// --remote-agent, the A2A server that node B is (B's card, B's gRPC A2A
-// service), so that A's tasks for B's skills are A2A calls from A's remote
-// agent link to B, where SDK agents serve them. A and B are not peers: the
+// --remote-agent, the A2A server that node B is (B's card, and B's JSON-RPC
+// or gRPC binding), so that A's tasks for B's skills are A2A calls from A's
+// remote agent link to B, where SDK agents serve them. A and B are not peers: the
 // only way from A to B is the link. (tests/e2e/remote_agent_e2e_test.cc does
 // the same with the official JS SDK's server.)
 
@@ -30,12 +30,14 @@ using ::a2amesh::testing::WaitFor;
 using lf::a2a::v1::StreamResponse;
 using ::testing::HasSubstr;
 
-class RemoteAgentsTest : public ::testing::Test {
+// The binding A calls B over (--remote-agent-binding).
+class RemoteAgentsTest : public ::testing::TestWithParam<std::string> {
  protected:
   RemoteAgentsTest() : b_(std::make_unique<NodeHarness>(NodeHarness::TestOptions("b"))) {
     NodeOptions a = NodeHarness::TestOptions("a");
     a.remote_agents = {absl::StrCat("far=http://127.0.0.1:", b_->node().http_port(),
                                     "/.well-known/agent-card.json")};
+    a.remote_agent_binding = GetParam();
     a.remote_agent_refresh = absl::Milliseconds(100);
     a.agent_grace = absl::ZeroDuration();
     a_ = std::make_unique<NodeHarness>(a);
@@ -47,7 +49,7 @@ class RemoteAgentsTest : public ::testing::Test {
   std::unique_ptr<NodeHarness> a_;
 };
 
-TEST_F(RemoteAgentsTest, ANodeRunsTasksOnAnA2aServerItReachesByUrl) {
+TEST_P(RemoteAgentsTest, ANodeRunsTasksOnAnA2aServerItReachesByUrl) {
   std::atomic<int> cancels{0};
   auto agents = b_->StartAgent(
       {testing::Upper("upper"), {"slow", Card("slow", {"slow"}), 4, [&](sdk::TaskContext& task) {
@@ -110,7 +112,7 @@ TEST_F(RemoteAgentsTest, ANodeRunsTasksOnAnA2aServerItReachesByUrl) {
   EXPECT_TRUE(WaitFor([&] { return !ARoutesToFar(); }));
 }
 
-TEST_F(RemoteAgentsTest, ABadRemoteAgentFlagIsRefusedNamingIt) {
+TEST_P(RemoteAgentsTest, ABadRemoteAgentFlagIsRefusedNamingIt) {
   NodeOptions options = NodeHarness::TestOptions("c");
   options.remote_agents = {"ftp://example.com/card.json"};
   absl::StatusOr<std::unique_ptr<Node>> node = Node::Start(options);
@@ -121,6 +123,11 @@ TEST_F(RemoteAgentsTest, ABadRemoteAgentFlagIsRefusedNamingIt) {
   ASSERT_FALSE(node.ok());
   EXPECT_THAT(node.status().message(), HasSubstr("the id"));
 }
+
+INSTANTIATE_TEST_SUITE_P(Bindings, RemoteAgentsTest, ::testing::Values("JSONRPC", "GRPC"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 }  // namespace
 }  // namespace a2amesh
