@@ -1,6 +1,7 @@
 #include "agenthost/remote_agents.h"
 
 #include <algorithm>
+#include <functional>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -136,17 +137,18 @@ class RemoteLink final : public catalog::AgentLink,
                          public std::enable_shared_from_this<RemoteLink> {
  public:
   // Over gRPC (`channel`) or JSON-RPC (`http`, for an Interface of that
-  // binding).
+  // binding). `called` hears whether each call reached the agent.
   RemoteLink(std::string agent_id, std::string card_url, Interface interface, bool streaming,
              std::shared_ptr<grpc::Channel> channel, http::CurlLoop* http,
-             tasks::TaskManager& tasks)
+             tasks::TaskManager& tasks, std::function<void(bool reached)> called)
       : agent_id_(std::move(agent_id)),
         url_(std::move(card_url)),
         interface_(std::move(interface)),
         streaming_(streaming),
         stub_(channel != nullptr ? lf::a2a::v1::A2AService::NewStub(std::move(channel)) : nullptr),
         http_(http),
-        tasks_(tasks) {}
+        tasks_(tasks),
+        called_(std::move(called)) {}
 
   void Send(v1::NodeToAgent message) override {
     if (message.has_assignment()) {
@@ -214,6 +216,7 @@ class RemoteLink final : public catalog::AgentLink,
   const std::unique_ptr<lf::a2a::v1::A2AService::Stub> stub_;  // over gRPC
   http::CurlLoop* const http_;                                 // over JSON-RPC
   tasks::TaskManager& tasks_;
+  const std::function<void(bool reached)> called_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Mapping> tasks_by_id_ ABSL_GUARDED_BY(mu_);
   int calls_ ABSL_GUARDED_BY(mu_) = 0;  // running calls
@@ -301,10 +304,13 @@ class RemoteLink::JsonRpcTurn {
 
   void OnDone(absl::Status status, const http::CurlLoop::Response& response) {
     if (status.ok() && !body_.empty()) OnResponse(body_);
-    if (status.ok() && !ended_ && error_.empty() && response.status != 200) {
-      error_ = absl::StrCat("HTTP ", response.status);
+    if (status.ok() && !ended_ && !refused_ && response.status != 200) {
+      error_ = absl::StrCat("HTTP ", response.status);  // whatever its body said
     }
-    if (status.ok() && !error_.empty()) status = absl::UnavailableError(error_);
+    if (status.ok() && !error_.empty()) {
+      // A JSON-RPC error is the agent's answer; anything else, no answer.
+      status = refused_ ? absl::FailedPreconditionError(error_) : absl::UnavailableError(error_);
+    }
     link_->OnTurnDone(task_id_, status, ended_);
     link_->End();
   }
@@ -323,6 +329,7 @@ class RemoteLink::JsonRpcTurn {
       return;
     }
     if (auto e = doc.FindMember("error"); e != doc.MemberEnd() && e->value.IsObject()) {
+      refused_ = true;
       auto code = e->value.FindMember("code");
       auto message = e->value.FindMember("message");
       error_ = absl::StrCat(
@@ -378,7 +385,8 @@ class RemoteLink::JsonRpcTurn {
   bool aborted_ ABSL_GUARDED_BY(mu_) = false;
   http::SseReader sse_;
   std::string body_;
-  std::string error_;  // the first thing wrong with the answer
+  std::string error_;     // the first thing wrong with the answer
+  bool refused_ = false;  // it was a JSON-RPC error
   bool started_ = false;
   bool ended_ = false;
 };
@@ -553,6 +561,10 @@ bool RemoteLink::OnEvent(const std::string& task_id, StreamResponse event, bool*
 }
 
 void RemoteLink::OnTurnDone(const std::string& task_id, const absl::Status& status, bool ended) {
+  // A call given up here (CANCELLED) says nothing of the agent.
+  if (status.code() != absl::StatusCode::kCancelled) {
+    called_(status.code() != absl::StatusCode::kUnavailable);
+  }
   {
     absl::MutexLock lock(&mu_);
     auto it = tasks_by_id_.find(task_id);
@@ -657,6 +669,8 @@ struct RemoteAgents::Remote {
   // The card it is registered with (serialized), to see a new one.
   std::string card;
   std::string last_error;
+  // Calls in a row that did not reach the agent (guarded by RemoteAgents::mu_).
+  int failures = 0;
 };
 
 RemoteAgents::RemoteAgents(RemoteAgentsOptions options, catalog::AgentCatalog& catalog,
@@ -679,7 +693,13 @@ RemoteAgents::~RemoteAgents() {
   }
   if (thread_.joinable()) thread_.join();
   for (const auto& remote : remotes_) {
-    if (remote->agent != nullptr) catalog_.Remove(*remote->agent);
+    std::shared_ptr<catalog::LocalAgent> agent;
+    {
+      absl::MutexLock lock(&mu_);
+      agent = std::move(remote->agent);
+      remote->agent = nullptr;
+    }
+    if (agent != nullptr) catalog_.Remove(*agent);
     for (const auto& link : remote->links) link->Stop();
   }
 }
@@ -772,11 +792,14 @@ void RemoteAgents::Refresh(Remote& remote) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(-1);
     channel = grpc::CreateCustomChannel(target->url, grpc::InsecureChannelCredentials(), args);
-  }
-  auto link = std::make_shared<RemoteLink>(id, url, *target, card->capabilities().streaming(),
-                                           std::move(channel), http_.get(), tasks_);
+  }  // (The link's calls end before this object does: Stop.)
+  auto registered = std::make_shared<const catalog::LocalAgent*>(nullptr);
+  auto link = std::make_shared<RemoteLink>(
+      id, url, *target, card->capabilities().streaming(), std::move(channel), http_.get(), tasks_,
+      [this, &remote, registered](bool reached) { Called(remote, *registered, reached); });
   auto agent = std::make_shared<catalog::LocalAgent>(id, std::move(hosted),
                                                      options_.max_concurrency, link, absl::Now());
+  *registered = agent.get();
   // A new card replaces the old registration; tasks under way keep their call.
   if (replaced != nullptr) catalog_.Remove(*replaced);
   if (absl::Status added = catalog_.Add({agent}); !added.ok()) {
@@ -794,6 +817,7 @@ void RemoteAgents::Refresh(Remote& remote) {
     remote.agent = agent;
     remote.links.push_back(link);
     remote.card = serialized;
+    remote.failures = 0;
   }
   tasks_.AgentConnected(id);
   A2AMESH_LOG(Info, replaced != nullptr ? "remote agent's card changed; registered again"
@@ -803,6 +827,33 @@ void RemoteAgents::Refresh(Remote& remote) {
       .With("binding", target->binding)
       .With("endpoint", target->url)
       .With("skills", card->skills_size());
+}
+
+void RemoteAgents::Called(Remote& remote, const catalog::LocalAgent* agent, bool reached) {
+  std::shared_ptr<catalog::LocalAgent> leaving;
+  int failures;
+  {
+    absl::MutexLock lock(&mu_);
+    if (reached) {
+      remote.failures = 0;
+      return;
+    }
+    failures = ++remote.failures;
+    // Only the registration the call was made under, once.
+    if (options_.max_failures > 0 && failures >= options_.max_failures && agent != nullptr &&
+        remote.agent.get() == agent) {
+      leaving = std::move(remote.agent);
+      remote.agent = nullptr;
+      remote.card.clear();
+    }
+  }
+  if (leaving == nullptr) return;
+  const std::string why =
+      absl::StrCat("the remote agent ", leaving->id(), " (", remote.spec.card_url, ") failed ",
+                   failures, " calls in a row; out of routing until its card answers again");
+  A2AMESH_LOG(Warning, "remote agent unreachable").With("agent", leaving->id()).With("why", why);
+  catalog_.Remove(*leaving);
+  tasks_.AgentDisconnected(leaving->id(), why);
 }
 
 }  // namespace a2amesh::agenthost

@@ -39,6 +39,10 @@ struct RemoteAgentsOptions {
   absl::Duration refresh = absl::Seconds(30);
   // Fetching a card.
   absl::Duration timeout = absl::Seconds(10);
+  // Calls in a row that do not reach an agent (no connection, an HTTP error,
+  // gRPC UNAVAILABLE) take it out of routing until its card answers again
+  // (0: never).
+  int max_failures = 3;
   // The binding to call them over: "JSONRPC" or "GRPC"; empty: the first
   // interface in a card's order (its preference) that this node speaks.
   std::string binding;
@@ -75,6 +79,10 @@ class RemoteAgents {
   void Loop();
   // Fetches one card; registers or removes its agent.
   void Refresh(Remote& remote);
+  // A call to `remote`'s agent (registered as `agent`) reached it or not.
+  void Called(Remote& remote, const catalog::LocalAgent* agent, bool reached);
+  // Takes `agent` (just out of the catalog) out of routing.
+  void Leave(const catalog::LocalAgent& agent, const std::string& why);
 
   const RemoteAgentsOptions options_;
   // The JSON-RPC calls' (nullptr in a build without libcurl).

@@ -291,6 +291,13 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
       ->envname("MESHD_REMOTE_AGENT_BINDING")
       ->check(CLI::IsMember({"auto", "JSONRPC", "GRPC", "jsonrpc", "grpc"}))
       ->capture_default_str();
+  app.add_option("--remote-agent-max-failures", n.remote_agent_max_failures,
+                 "Calls in a row that do not reach a remote agent (no connection, an HTTP error, "
+                 "gRPC UNAVAILABLE) before it leaves routing until its card answers again (0: "
+                 "never)")
+      ->envname("MESHD_REMOTE_AGENT_MAX_FAILURES")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--remote-agent-max-concurrency", n.remote_agent_max_concurrency,
                  "Tasks each remote agent runs at once")
       ->envname("MESHD_REMOTE_AGENT_MAX_CONCURRENCY")

@@ -526,6 +526,7 @@ absl::Status Node::Init() {
     }
     remote.refresh = options_.remote_agent_refresh;
     remote.max_concurrency = options_.remote_agent_max_concurrency;
+    remote.max_failures = options_.remote_agent_max_failures;
     if (options_.remote_agent_binding != "auto") {
       remote.binding = absl::AsciiStrToUpper(options_.remote_agent_binding);
     }

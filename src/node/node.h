@@ -167,6 +167,8 @@ struct NodeOptions {
   absl::Duration remote_agent_refresh = absl::Seconds(30);
   // Tasks each runs at once.
   int remote_agent_max_concurrency = 16;
+  // Calls in a row that do not reach one before it leaves routing (0: never).
+  int remote_agent_max_failures = 3;
   // "auto" (the first binding a card lists that the node speaks), "JSONRPC"
   // or "GRPC".
   std::string remote_agent_binding = "auto";

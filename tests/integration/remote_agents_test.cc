@@ -9,9 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "a2a/proto_json.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "http/http_server.h"
 #include "testing/cards.h"
 #include "testing/mesh_fixture.h"
 #include "testing/node_harness.h"
@@ -122,6 +124,63 @@ TEST_P(RemoteAgentsTest, ABadRemoteAgentFlagIsRefusedNamingIt) {
   node = Node::Start(options);
   ASSERT_FALSE(node.ok());
   EXPECT_THAT(node.status().message(), HasSubstr("the id"));
+}
+
+// An agent whose card answers but whose JSON-RPC endpoint does not work:
+// failed calls in a row take it out of routing; a JSON-RPC error is an answer.
+TEST(RemoteAgentHealthTest, CallsThatDoNotReachTheAgentTakeItOutOfRouting) {
+  std::atomic<bool> http_errors{false};
+  int port = 0;
+  auto server =
+      http::Server::Start("127.0.0.1:0", http::ServerOptions(), [&](const http::Request& request) {
+        http::Response response;
+        response.content_type = "application/json";
+        if (request.path == "/card.json") {
+          lf::a2a::v1::AgentCard card = Card("flaky", {"flaky"});
+          card.clear_supported_interfaces();
+          auto* interface = card.add_supported_interfaces();
+          interface->set_url(absl::StrCat("http://127.0.0.1:", port, "/rpc"));
+          interface->set_protocol_binding("JSONRPC");
+          interface->set_protocol_version("1.0");
+          card.mutable_capabilities()->set_streaming(false);
+          response.body = a2a::ToJson(card);
+        } else if (http_errors) {
+          response.status = 503;
+          response.body = "{}";
+        } else {
+          response.body =
+              R"({"jsonrpc":"2.0","id":"1","error":{"code":-32603,"message":"out of tokens"}})";
+        }
+        return response;
+      });
+  ASSERT_TRUE(server.ok()) << server.status();
+  port = (*server)->port();
+  NodeOptions options = NodeHarness::TestOptions("a");
+  options.remote_agents = {absl::StrCat("http://127.0.0.1:", port, "/card.json")};
+  options.remote_agent_refresh = absl::Hours(1);  // no second chance in this test
+  options.remote_agent_max_failures = 2;
+  options.agent_grace = absl::ZeroDuration();
+  NodeHarness a(options);
+  ASSERT_TRUE(WaitFor([&] { return a.node().catalog().Find("flaky") != nullptr; }));
+  auto stub = a.NewA2aStub();
+  auto failed_with = [&](const std::string& text) {
+    lf::a2a::v1::SendMessageResponse response;
+    grpc::Status status = stub->SendMessage(A2aContext().get(), ForSkill("flaky", text), &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.task().status().state(), lf::a2a::v1::TASK_STATE_FAILED);
+    return response.task().status().message().parts(0).text();
+  };
+  // The agent answers, with an error: it stays.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_THAT(failed_with("x"), HasSubstr("JSON-RPC error -32603: out of tokens"));
+  }
+  EXPECT_NE(a.node().catalog().Find("flaky"), nullptr);
+  // HTTP errors: the second in a row takes it out.
+  http_errors = true;
+  EXPECT_THAT(failed_with("y"), HasSubstr("HTTP 503"));
+  EXPECT_NE(a.node().catalog().Find("flaky"), nullptr);
+  EXPECT_THAT(failed_with("z"), HasSubstr("flaky"));
+  EXPECT_TRUE(WaitFor([&] { return a.node().catalog().Find("flaky") == nullptr; }));
 }
 
 INSTANTIATE_TEST_SUITE_P(Bindings, RemoteAgentsTest, ::testing::Values("JSONRPC", "GRPC"),
