@@ -292,14 +292,14 @@ class RemoteLink::JsonRpcTurn {
     if (!absl::StartsWith(response.content_type, "text/event-stream")) {
       // One JSON-RPC response (an error before any event comes this way too).
       if (body_.size() + data.size() > kMaxBody) {
-        error_ = absl::StrCat("its answer is over ", kMaxBody, " bytes");
+        TooBig(absl::StrCat("its answer is over ", kMaxBody, " bytes"));
         return;
       }
       body_.append(data.data(), data.size());
       return;
     }
     sse_.Feed(data, [&](absl::string_view, absl::string_view event) { OnResponse(event); });
-    if (sse_.buffered() > kMaxBody) error_ = absl::StrCat("an event is over ", kMaxBody, " bytes");
+    if (sse_.buffered() > kMaxBody) TooBig(absl::StrCat("an event is over ", kMaxBody, " bytes"));
   }
 
   void OnDone(absl::Status status, const http::CurlLoop::Response& response) {
@@ -307,7 +307,7 @@ class RemoteLink::JsonRpcTurn {
     if (status.ok() && !ended_ && !refused_ && response.status != 200) {
       error_ = absl::StrCat("HTTP ", response.status);  // whatever its body said
     }
-    if (status.ok() && !error_.empty()) {
+    if ((status.ok() || too_big_) && !error_.empty()) {
       // A JSON-RPC error is the agent's answer; anything else, no answer.
       status = refused_ ? absl::FailedPreconditionError(error_) : absl::UnavailableError(error_);
     }
@@ -317,6 +317,14 @@ class RemoteLink::JsonRpcTurn {
 
  private:
   static constexpr size_t kMaxBody = 64 << 20;
+
+  // Gives up an answer that would not fit in memory, saying why.
+  void TooBig(std::string why) {
+    if (too_big_) return;
+    too_big_ = true;
+    if (error_.empty()) error_ = std::move(why);
+    Abort();
+  }
 
   // One JSON-RPC response: a result (a StreamResponse on a stream, a
   // SendMessageResponse otherwise) or an error.
@@ -387,6 +395,7 @@ class RemoteLink::JsonRpcTurn {
   std::string body_;
   std::string error_;     // the first thing wrong with the answer
   bool refused_ = false;  // it was a JSON-RPC error
+  bool too_big_ = false;  // given up for its size
   bool started_ = false;
   bool ended_ = false;
 };
