@@ -4,6 +4,7 @@
 #include <functional>
 #include <utility>
 
+#include "a2a/legacy_v03.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -35,42 +36,6 @@ using lf::a2a::v1::SendMessageRequest;
 using lf::a2a::v1::StreamResponse;
 using lf::a2a::v1::Task;
 using lf::a2a::v1::TaskState;
-
-// How the node calls a remote agent: one interface of its card.
-struct Interface {
-  std::string binding;  // "JSONRPC" or "GRPC"
-  // The JSON-RPC endpoint's URL, or the gRPC target ("host:port").
-  std::string url;
-  std::string tenant;
-};
-
-// The first interface of `card` (its order is its preference) that this node
-// can call, and that is `wanted` if set.
-absl::StatusOr<Interface> ChooseInterface(const AgentCard& card, const std::string& wanted,
-                                          bool can_http) {
-  std::vector<std::string> offered;
-  for (const auto& interface : card.supported_interfaces()) {
-    const std::string& binding = interface.protocol_binding();
-    offered.push_back(absl::StrCat(binding, " ", interface.protocol_version()));
-    if ((!wanted.empty() && binding != wanted) ||
-        absl::StartsWith(interface.protocol_version(), "0.")) {
-      continue;
-    }
-    if (binding == "GRPC") {
-      absl::string_view target = interface.url();
-      absl::ConsumePrefix(&target, "grpc://");
-      return Interface{binding, std::string(target), interface.tenant()};
-    }
-    if (binding == "JSONRPC" && can_http) {
-      return Interface{binding, interface.url(), interface.tenant()};
-    }
-  }
-  return absl::FailedPreconditionError(absl::StrCat(
-      "its card offers no interface this node can call (it offers ",
-      offered.empty() ? "none" : absl::StrJoin(offered, ", "), "); this node calls A2A 1.0 agents ",
-      wanted.empty() ? (can_http ? "over JSONRPC or GRPC" : "over GRPC (this build has no libcurl)")
-                     : absl::StrCat("over ", wanted, " (--remote-agent-binding)")));
-}
 
 // An event as the mesh's agent would send it: the node fills in the ids.
 void ClearIds(StreamResponse* event) {
@@ -109,7 +74,54 @@ StreamResponse Failure(const std::string& text) {
   return event;
 }
 
+std::string ProtoJson(const google::protobuf::Message& message) {
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(message, &json);
+  return json;
+}
+
+// A2A 0.3's name for a v1.0 JSON-RPC method.
+absl::string_view LegacyMethod(absl::string_view method) {
+  if (method == "SendStreamingMessage") return "message/stream";
+  if (method == "SendMessage") return "message/send";
+  if (method == "CancelTask") return "tasks/cancel";
+  return method;
+}
+
 }  // namespace
+
+absl::StatusOr<RemoteInterface> ChooseRemoteInterface(const lf::a2a::v1::AgentCard& card,
+                                                      const std::string& wanted, bool can_http) {
+  std::vector<std::string> offered;
+  for (const auto& interface : card.supported_interfaces()) {
+    offered.push_back(
+        absl::StrCat(interface.protocol_binding(), " ", interface.protocol_version()));
+  }
+  for (bool legacy : {false, true}) {
+    for (const auto& interface : card.supported_interfaces()) {
+      const std::string& binding = interface.protocol_binding();
+      const std::string& version = interface.protocol_version();
+      if ((!wanted.empty() && binding != wanted) || absl::StartsWith(version, "0.") != legacy ||
+          (legacy && !absl::StartsWith(version, "0.3"))) {
+        continue;
+      }
+      if (binding == "GRPC" && !legacy) {
+        absl::string_view target = interface.url();
+        absl::ConsumePrefix(&target, "grpc://");
+        return RemoteInterface{binding, std::string(target), interface.tenant(), version};
+      }
+      if (binding == "JSONRPC" && can_http) {
+        return RemoteInterface{binding, interface.url(), interface.tenant(), version};
+      }
+    }
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "its card offers no interface this node can call (it offers ",
+      offered.empty() ? "none" : absl::StrJoin(offered, ", "), "); this node calls A2A agents ",
+      wanted.empty() ? (can_http ? "over JSONRPC (1.0 or 0.3) or GRPC (1.0)"
+                                 : "over GRPC (1.0; this build has no libcurl)")
+                     : absl::StrCat("over ", wanted, " (--remote-agent-binding)")));
+}
 
 absl::StatusOr<RemoteAgentSpec> ParseRemoteAgent(absl::string_view flag) {
   RemoteAgentSpec spec;
@@ -138,7 +150,7 @@ class RemoteLink final : public catalog::AgentLink,
  public:
   // Over gRPC (`channel`) or JSON-RPC (`http`, for an Interface of that
   // binding). `called` hears whether each call reached the agent.
-  RemoteLink(std::string agent_id, std::string card_url, Interface interface, bool streaming,
+  RemoteLink(std::string agent_id, std::string card_url, RemoteInterface interface, bool streaming,
              std::shared_ptr<grpc::Channel> channel, http::CurlLoop* http,
              tasks::TaskManager& tasks, std::function<void(bool reached)> called)
       : agent_id_(std::move(agent_id)),
@@ -205,13 +217,14 @@ class RemoteLink final : public catalog::AgentLink,
   // Applies an event as the agent's; a refusal (the task ended meanwhile,
   // e.g. cancelled here) is only logged.
   void Apply(const std::string& task_id, StreamResponse event);
-  // A JSON-RPC request of `method` to the agent's endpoint.
-  http::CurlLoop::Request JsonRpc(absl::string_view method, const google::protobuf::Message& params,
+  // A JSON-RPC request of `method` (a v1.0 name: the 0.3 one is sent to a
+  // 0.3 agent) to the agent's endpoint; `params` is JSON.
+  http::CurlLoop::Request JsonRpc(absl::string_view method, const std::string& params,
                                   bool stream) const;
 
   const std::string agent_id_;
   const std::string url_;  // its card's
-  const Interface interface_;
+  const RemoteInterface interface_;
   const bool streaming_;
   const std::unique_ptr<lf::a2a::v1::A2AService::Stub> stub_;  // over gRPC
   http::CurlLoop* const http_;                                 // over JSON-RPC
@@ -274,7 +287,10 @@ class RemoteLink::StreamTurn final : public grpc::ClientReadReactor<StreamRespon
 class RemoteLink::JsonRpcTurn {
  public:
   JsonRpcTurn(std::shared_ptr<RemoteLink> link, std::string task_id, bool stream)
-      : link_(std::move(link)), task_id_(std::move(task_id)), stream_(stream) {}
+      : link_(std::move(link)),
+        task_id_(std::move(task_id)),
+        stream_(stream),
+        legacy_(link_->interface_.legacy()) {}
 
   // The call is `id` (given up at once if Abort came first).
   void Started(http::CurlLoop::Id id) {
@@ -358,6 +374,15 @@ class RemoteLink::JsonRpcTurn {
     rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
     result->value.Accept(writer);
     const std::string json(buffer.GetString(), buffer.GetSize());
+    if (legacy_) {  // 0.3: every answer is a task, a message or an update
+      absl::StatusOr<StreamResponse> event = a2a::legacy::ParseResult(json);
+      if (!event.ok()) {
+        error_ = std::string(event.status().message());
+        return;
+      }
+      if (link_->OnEvent(task_id_, *std::move(event), &started_)) ended_ = true;
+      return;
+    }
     StreamResponse event;
     google::protobuf::util::JsonParseOptions parse;
     parse.ignore_unknown_fields = true;
@@ -388,6 +413,7 @@ class RemoteLink::JsonRpcTurn {
   const std::shared_ptr<RemoteLink> link_;
   const std::string task_id_;
   const bool stream_;
+  const bool legacy_;  // A2A 0.3
   absl::Mutex mu_;
   http::CurlLoop::Id id_ ABSL_GUARDED_BY(mu_) = 0;
   bool aborted_ ABSL_GUARDED_BY(mu_) = false;
@@ -400,18 +426,17 @@ class RemoteLink::JsonRpcTurn {
   bool ended_ = false;
 };
 
-http::CurlLoop::Request RemoteLink::JsonRpc(absl::string_view method,
-                                            const google::protobuf::Message& params,
+http::CurlLoop::Request RemoteLink::JsonRpc(absl::string_view method, const std::string& params,
                                             bool stream) const {
-  std::string json;
-  google::protobuf::util::JsonPrintOptions print;
-  (void)google::protobuf::util::MessageToJsonString(params, &json, print);
+  const bool legacy = interface_.legacy();
   http::CurlLoop::Request request;
   request.url = interface_.url;
-  request.headers = {"Content-Type: application/json", "A2A-Version: 1.0",
+  request.headers = {"Content-Type: application/json",
+                     legacy ? "A2A-Version: 0.3" : "A2A-Version: 1.0",
                      stream ? "Accept: text/event-stream" : "Accept: application/json"};
-  request.body = absl::StrCat(R"({"jsonrpc":"2.0","id":")", NewUuid(), R"(","method":")", method,
-                              R"(","params":)", json, "}");
+  request.body =
+      absl::StrCat(R"({"jsonrpc":"2.0","id":")", NewUuid(), R"(","method":")",
+                   legacy ? LegacyMethod(method) : method, R"(","params":)", params, "}");
   return request;
 }
 
@@ -448,7 +473,9 @@ void RemoteLink::Assign(v1::TaskAssignment assignment) {
     return;
   }
   http::CurlLoop::Request call =
-      JsonRpc(streaming_ ? "SendStreamingMessage" : "SendMessage", request, streaming_);
+      JsonRpc(streaming_ ? "SendStreamingMessage" : "SendMessage",
+              interface_.legacy() ? a2a::legacy::MessageSendParams(request) : ProtoJson(request),
+              streaming_);
   if (deadline != absl::InfiniteFuture()) {
     call.timeout = std::max(deadline - absl::Now(), absl::Milliseconds(1));
   }
@@ -514,13 +541,18 @@ bool RemoteLink::OnEvent(const std::string& task_id, StreamResponse event, bool*
   switch (event.payload_case()) {
     case StreamResponse::kTask: {
       Task task = std::move(*event.mutable_task());
+      bool follow_up;
       {
         absl::MutexLock lock(&mu_);
         Mapping& mapping = tasks_by_id_[task_id];
+        follow_up = !mapping.remote_task_id.empty();
         mapping.remote_task_id = task.id();
         mapping.remote_context_id = task.context_id();
       }
       const TaskState state = task.status().state();
+      // A stream's first event in a follow-up turn is the task as the message
+      // found it, still waiting for input: the events after it tell the turn.
+      if (streaming_ && follow_up && IsInterruptedState(state)) return false;
       const bool final = IsTerminalState(state) || IsInterruptedState(state);
       if (IsTerminalState(state)) over();
       if (final) {  // a blocking answer: what the turn made, then how it ended
@@ -621,7 +653,8 @@ void RemoteLink::Cancel(const std::string& task_id) {
   request.set_tenant(interface_.tenant);
   request.set_id(remote_id);
   if (stub_ == nullptr) {
-    http::CurlLoop::Request call = JsonRpc("CancelTask", request, /*stream=*/false);
+    // ({"id": ...}: 0.3's TaskIdParams too.)
+    http::CurlLoop::Request call = JsonRpc("CancelTask", ProtoJson(request), /*stream=*/false);
     call.timeout = absl::Seconds(10);
     auto error = std::make_shared<std::string>();  // the answer, kept to say what went wrong
     call.on_data = [error](const http::CurlLoop::Response&, absl::string_view data) {
@@ -744,21 +777,18 @@ void RemoteAgents::Refresh(Remote& remote) {
     if (result.status != 200) {
       return absl::UnavailableError(absl::StrCat(url, ": HTTP ", result.status));
     }
-    AgentCard card;
-    google::protobuf::util::JsonParseOptions parse;
-    parse.ignore_unknown_fields = true;
-    if (auto parsed = google::protobuf::util::JsonStringToMessage(result.body, &card, parse);
-        !parsed.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(url, ": not an A2A agent card: ", parsed.message().as_string()));
+    // A 0.3 card comes translated: its interfaces say 0.3.
+    absl::StatusOr<AgentCard> card = a2a::legacy::ParseAgentCard(result.body);
+    if (!card.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(url, ": ", card.status().message()));
     }
-    A2AMESH_RETURN_IF_ERROR(catalog::ValidateAgentCard(card, "card"));
+    A2AMESH_RETURN_IF_ERROR(catalog::ValidateAgentCard(*card, "card"));
     return card;
   };
   absl::StatusOr<AgentCard> card = fetch_card();
-  absl::StatusOr<Interface> target =
-      card.ok() ? ChooseInterface(*card, options_.binding, http_ != nullptr)
-                : absl::StatusOr<Interface>(card.status());
+  absl::StatusOr<RemoteInterface> target =
+      card.ok() ? ChooseRemoteInterface(*card, options_.binding, http_ != nullptr)
+                : absl::StatusOr<RemoteInterface>(card.status());
   std::shared_ptr<catalog::LocalAgent> leaving;
   if (!target.ok()) {
     const std::string error(target.status().message());
@@ -834,6 +864,7 @@ void RemoteAgents::Refresh(Remote& remote) {
       .With("agent", id)
       .With("url", url)
       .With("binding", target->binding)
+      .With("version", target->version)
       .With("endpoint", target->url)
       .With("skills", card->skills_size());
 }

@@ -8,6 +8,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "catalog/agent_catalog.h"
@@ -28,6 +30,26 @@ struct RemoteAgentSpec {
 // Parses "URL" or "ID=URL" (--remote-agent); INVALID_ARGUMENT naming what is
 // wrong.
 absl::StatusOr<RemoteAgentSpec> ParseRemoteAgent(absl::string_view flag);
+
+// How the node calls a remote agent: one interface of its card.
+struct RemoteInterface {
+  std::string binding;  // "JSONRPC" or "GRPC"
+  // The JSON-RPC endpoint's URL, or the gRPC target ("host:port").
+  std::string url;
+  std::string tenant;
+  // The A2A version it speaks there, as its card says ("1.0", "0.3.0").
+  std::string version;
+  // A2A 0.3 (JSON-RPC only): calls and answers go through a2a/legacy_v03.h.
+  bool legacy() const { return absl::StartsWith(version, "0."); }
+};
+
+// The interface of `card` the node calls: the first in the card's order (its
+// preference) it can call at A2A 1.0, else the first at 0.3 (JSON-RPC only:
+// 0.3's gRPC is another service), and of binding `wanted` if set. JSON-RPC
+// needs libcurl (`can_http`). FAILED_PRECONDITION listing what the card
+// offers otherwise.
+absl::StatusOr<RemoteInterface> ChooseRemoteInterface(const lf::a2a::v1::AgentCard& card,
+                                                      const std::string& wanted, bool can_http);
 
 struct RemoteAgentsOptions {
   std::vector<RemoteAgentSpec> agents;

@@ -1,19 +1,27 @@
-// A remote A2A agent by URL: the official A2A JS SDK's server
-// (tools/bench/js/echo-server.mjs, its own process) is hosted by node b with
-// --remote-agent, and a client of node a reaches it by skill, through the
-// handoff to b and b's call to the JS server (over JSON-RPC with SSE, and over
-// gRPC: the test runs once per binding): streamed events in order, a
-// direct Message, a cancel that reaches the remote task, the agent killed
-// mid-task (the task fails with a reason, the skill leaves routing) and
-// restarted (it comes back).
+// Remote A2A agents by URL, in a three-node mesh. Two agents built on the
+// official A2A JS SDK, each its own process, join by the URL of their card:
+// a v1.0 one (tools/bench/js/echo-server.mjs, SDK 1.3.0) hosted by node b,
+// and an A2A 0.3 one (tests/e2e/js03/echo-server.mjs, SDK 0.3.14) hosted by
+// node c, which calls it in 0.3 JSON-RPC and translates. The official JS SDK
+// client (tests/e2e/js/remote-agent-client.mjs) sends its tasks to node a,
+// naming only a skill. For each agent: events streamed back in order, an
+// input-required turn and a cancel that reach the remote task, a direct
+// Message, the agent killed mid-task (the task fails with a reason, its skill
+// leaves routing) and restarted (it comes back). The test runs once per
+// binding: node b calls the v1.0 agent over it, and the client calls node a
+// over it.
 
 #include <signal.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "lf/a2a/v1/a2a.grpc.pb.h"
@@ -36,137 +44,240 @@ using ::a2amesh::testing::WaitFor;
 using lf::a2a::v1::StreamResponse;
 using ::testing::HasSubstr;
 
-constexpr char kAgent[] = "a2ajs-echo-agent";  // from its card's name
+// One remote agent: a JS SDK server of one A2A version.
+struct RemoteServer {
+  std::string name;      // in the logs
+  std::string agent_id;  // from its card's name
+  std::string skill;
+  std::string script;  // relative to the source tree
+  std::string ready;   // what its log says once it serves
+  int http_port = testing::PickFreePort();
+  int grpc_port = testing::PickFreePort();  // (the v1.0 one only)
+  size_t starts = 0;
 
-// The binding node b calls the JS server over (--remote-agent-binding).
+  std::string card_url() const {
+    return absl::StrCat("http://127.0.0.1:", http_port, "/.well-known/agent-card.json");
+  }
+};
+
+// What the JS client printed: its events by turn, the CancelTask answer, an
+// error.
+struct ClientRun {
+  std::vector<StreamResponse> turn1;
+  std::vector<StreamResponse> turn2;
+  lf::a2a::v1::Task canceled;
+  std::string error;
+  std::string output;
+};
+
+ClientRun Parse(const std::string& output) {
+  ClientRun run;
+  run.output = output;
+  for (absl::string_view line : absl::StrSplit(output, '\n', absl::SkipEmpty())) {
+    google::protobuf::Struct object;
+    if (!google::protobuf::util::JsonStringToMessage(std::string(line), &object).ok()) continue;
+    const auto& fields = object.fields();
+    auto field_json = [&](const char* name) {
+      std::string json;
+      (void)google::protobuf::util::MessageToJsonString(fields.at(name), &json);
+      return json;
+    };
+    if (fields.contains("event")) {
+      StreamResponse event;
+      auto parsed = google::protobuf::util::JsonStringToMessage(field_json("event"), &event);
+      EXPECT_TRUE(parsed.ok()) << parsed.ToString() << " in " << line;
+      (fields.at("turn").number_value() == 1 ? run.turn1 : run.turn2).push_back(event);
+    } else if (fields.contains("canceled")) {
+      EXPECT_TRUE(
+          google::protobuf::util::JsonStringToMessage(field_json("canceled"), &run.canceled).ok());
+    } else if (fields.contains("error")) {
+      run.error = fields.at("error").string_value();
+    }
+  }
+  return run;
+}
+
+lf::a2a::v1::TaskState StateOf(const StreamResponse& event) {
+  return event.has_task() ? event.task().status().state() : event.status_update().status().state();
+}
+
 class RemoteAgentE2eTest : public ::testing::TestWithParam<std::string> {
  protected:
   void TearDown() override {
     if (HasFailure()) {
-      for (const char* log : {"a.log", "b.log", "js.log"}) {
+      for (const char* log : {"a.log", "b.log", "c.log", "v1.log", "v03.log"}) {
         std::cerr << "--- " << log << " ---\n" << testing::ReadFileOrEmpty(dir_.File(log));
       }
     }
   }
 
-  // The JS SDK's echo server on the test's ports: "task:TEXT" runs a task
-  // (a step every 150 ms), anything else gets a direct Message.
-  Subprocess StartJsServer() {
-    absl::StatusOr<Subprocess> server = Subprocess::Start(
-        {"/usr/bin/env", "node", testing::SourcePath("tools/bench/js/echo-server.mjs"),
-         "--http-port", std::to_string(http_port_), "--grpc-port", std::to_string(grpc_port_),
-         "--delay-ms", "150"},
-        dir_.File("js.log"));
-    EXPECT_TRUE(server.ok());
-    // Its card is served before its gRPC port listens.
-    const size_t started = ++starts_;
-    EXPECT_TRUE(WaitFor([&] {
-      const std::string log = testing::ReadFileOrEmpty(dir_.File("js.log"));
-      size_t count = 0;
-      for (size_t at = log.find("gRPC on"); at != std::string::npos;
-           at = log.find("gRPC on", at + 1)) {
-        ++count;
-      }
-      return count >= started;
-    })) << "the JS server's gRPC port never listened";
-    return *std::move(server);
+  // Starts `server` and waits until it serves.
+  Subprocess Start(RemoteServer& server) {
+    std::vector<std::string> argv = {"/usr/bin/env",
+                                     "node",
+                                     testing::SourcePath(server.script),
+                                     "--http-port",
+                                     std::to_string(server.http_port),
+                                     "--delay-ms",
+                                     "150"};
+    if (server.name == "v1") {
+      argv.insert(argv.end(), {"--grpc-port", std::to_string(server.grpc_port)});
+    }
+    absl::StatusOr<Subprocess> process = Subprocess::Start(argv, dir_.File(server.name + ".log"));
+    EXPECT_TRUE(process.ok()) << process.status();
+    const size_t started = ++server.starts;
+    EXPECT_TRUE(WaitFor([&] { return Count(Log(server), server.ready) >= started; }))
+        << server.name << " never served";
+    return *std::move(process);
+  }
+
+  std::string Log(const RemoteServer& server) const {
+    return testing::ReadFileOrEmpty(dir_.File(server.name + ".log"));
+  }
+
+  static size_t Count(const std::string& text, const std::string& what) {
+    size_t count = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) {
+      ++count;
+    }
+    return count;
+  }
+
+  // The JS client against node `a`; `started` runs once it has printed an
+  // event.
+  ClientRun RunClient(const E2eNode& a, const std::string& skill, std::vector<std::string> scenario,
+                      const std::function<void()>& started = nullptr) {
+    const std::string out = dir_.File(absl::StrCat("client-", ++clients_, ".out"));
+    std::vector<std::string> argv = {"/usr/bin/env",
+                                     "node",
+                                     testing::SourcePath("tests/e2e/js/remote-agent-client.mjs"),
+                                     absl::StrCat("http://", a.http_address()),
+                                     GetParam(),
+                                     skill};
+    argv.insert(argv.end(), scenario.begin(), scenario.end());
+    absl::StatusOr<Subprocess> client = Subprocess::Start(argv, out);
+    EXPECT_TRUE(client.ok()) << client.status();
+    if (!client.ok()) return {};
+    if (started) {
+      EXPECT_TRUE(WaitFor([&] {
+        return testing::ReadFileOrEmpty(out).find("\"event\"") != std::string::npos;
+      })) << "the client saw no event";
+      started();
+    }
+    absl::StatusOr<int> exit_code = client->Wait(absl::Seconds(60));
+    EXPECT_TRUE(exit_code.ok()) << exit_code.status();
+    return Parse(testing::ReadFileOrEmpty(out));
+  }
+
+  // Every scenario against one remote agent, through node a.
+  void Exercise(RemoteServer& server, Subprocess& process, E2eNode& a) {
+    SCOPED_TRACE(server.name);
+    ASSERT_TRUE(a.WaitForAgent(server.agent_id));
+
+    // A task, its events streamed back in order through the hosting node.
+    {
+      ClientRun run = RunClient(a, server.skill, {"stream", "task:hello mesh"});
+      ASSERT_EQ(run.turn1.size(), 4u) << run.output;
+      EXPECT_EQ(StateOf(run.turn1[0]), lf::a2a::v1::TASK_STATE_SUBMITTED);
+      EXPECT_THAT(run.turn1[0].task().id(), HasSubstr("a~"));  // the mesh's task, owned by a
+      EXPECT_EQ(StateOf(run.turn1[1]), lf::a2a::v1::TASK_STATE_WORKING);
+      EXPECT_EQ(run.turn1[2].artifact_update().artifact().parts(0).text(), "hello mesh");
+      EXPECT_EQ(StateOf(run.turn1[3]), lf::a2a::v1::TASK_STATE_COMPLETED);
+    }
+
+    // An input-required turn: the answer reaches the same remote task.
+    {
+      ClientRun run = RunClient(a, server.skill, {"ask", "ask:your name", "Ada"});
+      ASSERT_EQ(run.turn1.size(), 2u) << run.output;
+      EXPECT_EQ(StateOf(run.turn1[1]), lf::a2a::v1::TASK_STATE_INPUT_REQUIRED);
+      EXPECT_EQ(run.turn1[1].status_update().status().message().parts(0).text(), "your name?");
+      ASSERT_EQ(run.turn2.size(), 4u) << run.output;
+      EXPECT_EQ(run.turn2[0].task().id(), run.turn1[0].task().id());
+      EXPECT_EQ(StateOf(run.turn2[1]), lf::a2a::v1::TASK_STATE_WORKING);
+      EXPECT_EQ(run.turn2[2].artifact_update().artifact().parts(0).text(), "answer: Ada");
+      EXPECT_EQ(StateOf(run.turn2[3]), lf::a2a::v1::TASK_STATE_COMPLETED);
+      EXPECT_THAT(Log(server), HasSubstr("follow-up for"));
+    }
+
+    // A cancel reaches the remote task.
+    {
+      ClientRun run = RunClient(a, server.skill, {"cancel", "task:cancel me"});
+      EXPECT_EQ(run.canceled.status().state(), lf::a2a::v1::TASK_STATE_CANCELED) << run.output;
+      ASSERT_FALSE(run.turn1.empty()) << run.output;
+      EXPECT_EQ(StateOf(run.turn1.back()), lf::a2a::v1::TASK_STATE_CANCELED);
+      EXPECT_TRUE(WaitFor([&] {
+        return Log(server).find("cancel requested") != std::string::npos;
+      })) << "the remote agent never heard the cancel";
+    }
+
+    // Its direct Message comes through as one.
+    {
+      auto stub = lf::a2a::v1::A2AService::NewStub(
+          grpc::CreateChannel(a.address(), grpc::InsecureChannelCredentials()));
+      lf::a2a::v1::SendMessageResponse response;
+      grpc::Status status =
+          stub->SendMessage(A2aContext().get(), ForSkill(server.skill, "hi"), &response);
+      ASSERT_TRUE(status.ok()) << status.error_message();
+      ASSERT_TRUE(response.has_message()) << response.DebugString();
+      EXPECT_EQ(response.message().parts(0).text(), "echo: hi");
+    }
+
+    // Killed mid-task: the task fails naming the agent; its skill leaves routing.
+    {
+      ClientRun run = RunClient(a, server.skill, {"stream", "task:cut short"},
+                                [&] { process.Signal(SIGKILL); });
+      ASSERT_FALSE(run.turn1.empty()) << run.output;
+      const StreamResponse& last = run.turn1.back();
+      EXPECT_EQ(StateOf(last), lf::a2a::v1::TASK_STATE_FAILED) << run.output;
+      EXPECT_THAT(last.status_update().status().message().parts(0).text(),
+                  HasSubstr(server.agent_id));
+      EXPECT_TRUE(WaitFor([&] { return !a.Sees(server.agent_id); }, absl::Seconds(15)))
+          << "the dead agent stayed in routing";
+    }
+
+    // Restarted, it comes back.
+    process = Start(server);
+    ASSERT_TRUE(a.WaitForAgent(server.agent_id));
+    ClientRun run = RunClient(a, server.skill, {"stream", "task:back"});
+    ASSERT_FALSE(run.turn1.empty()) << run.output;
+    EXPECT_EQ(StateOf(run.turn1.back()), lf::a2a::v1::TASK_STATE_COMPLETED) << run.output;
   }
 
   testing::TempDir dir_;
-  const int http_port_ = testing::PickFreePort();
-  const int grpc_port_ = testing::PickFreePort();
-  size_t starts_ = 0;
+  int clients_ = 0;
 };
 
-TEST_P(RemoteAgentE2eTest, AJsSdkAgentByUrlServesTheMeshThroughAnotherNode) {
-  ASSERT_FALSE(testing::ReadFileOrEmpty(
-                   testing::SourcePath("tools/bench/js/node_modules/@a2a-js/sdk/package.json"))
-                   .empty())
-      << "the JS SDK server is not installed: run `npm ci` in tools/bench/js (tools/setup does)";
-  Subprocess js = StartJsServer();
-  const std::string card =
-      absl::StrCat("http://127.0.0.1:", http_port_, "/.well-known/agent-card.json");
+TEST_P(RemoteAgentE2eTest, JsSdkAgentsOfBothVersionsJoinByUrlAndServeTheMesh) {
+  for (const char* package : {"tools/bench/js", "tests/e2e/js", "tests/e2e/js03"}) {
+    ASSERT_FALSE(testing::ReadFileOrEmpty(testing::SourcePath(absl::StrCat(
+                                              package, "/node_modules/@a2a-js/sdk/package.json")))
+                     .empty())
+        << "the JS SDK is not installed: run `npm ci` in " << package << " (tools/setup does)";
+  }
+  RemoteServer v1{"v1", "a2ajs-echo-agent", "echo", "tools/bench/js/echo-server.mjs", "gRPC on"};
+  RemoteServer v03{"v03", "legacy-echo-agent", "legacy-echo", "tests/e2e/js03/echo-server.mjs",
+                   "JSON-RPC on"};
+  Subprocess v1_process = Start(v1);
+  Subprocess v03_process = Start(v03);
+  const std::vector<std::string> fast = {
+      "--ephemeral", "--peer-heartbeat", "200ms", "--peer-timeout", "1s", "--remote-agent-refresh",
+      "300ms",       "--agent-grace",    "0s"};
+  auto flags = [&](std::vector<std::string> more) {
+    more.insert(more.begin(), fast.begin(), fast.end());
+    return more;
+  };
   E2eNode b(dir_, "b",
-            {"--ephemeral", "--peer-heartbeat", "200ms", "--peer-timeout", "1s", "--remote-agent",
-             card, "--remote-agent-refresh", "300ms", "--agent-grace", "0s",
-             "--remote-agent-binding", GetParam()});
+            flags({"--remote-agent", v1.card_url(), "--remote-agent-binding", GetParam()}));
   ASSERT_TRUE(b.Start());
-  E2eNode a(
-      dir_, "a",
-      {"--ephemeral", "--peer-heartbeat", "200ms", "--peer-timeout", "1s", "--peers", b.address()});
+  E2eNode c(dir_, "c", flags({"--remote-agent", v03.card_url(), "--peers", b.address()}));
+  ASSERT_TRUE(c.Start());
+  E2eNode a(dir_, "a", flags({"--peers", absl::StrCat(b.address(), ",", c.address())}));
   ASSERT_TRUE(a.Start());
-  ASSERT_TRUE(a.WaitForAgent(kAgent));
-  auto stub = lf::a2a::v1::A2AService::NewStub(
-      grpc::CreateChannel(a.address(), grpc::InsecureChannelCredentials()));
 
-  // A task, streamed back through b in order.
-  {
-    auto context = A2aContext();
-    auto reader = stub->SendStreamingMessage(context.get(), ForSkill("echo", "task:hello mesh"));
-    std::vector<StreamResponse> events;
-    StreamResponse event;
-    while (reader->Read(&event)) events.push_back(event);
-    grpc::Status status = reader->Finish();
-    ASSERT_TRUE(status.ok()) << status.error_message();
-    ASSERT_EQ(events.size(), 4u);
-    EXPECT_EQ(events[0].task().status().state(), lf::a2a::v1::TASK_STATE_SUBMITTED);
-    EXPECT_THAT(events[0].task().id(), HasSubstr("a~"));  // the mesh's task, owned by a
-    EXPECT_EQ(events[1].status_update().status().state(), lf::a2a::v1::TASK_STATE_WORKING);
-    EXPECT_EQ(events[2].artifact_update().artifact().parts(0).text(), "hello mesh");
-    EXPECT_EQ(events[3].status_update().status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
-  }
-
-  // Its direct Message comes through as one.
-  {
-    lf::a2a::v1::SendMessageResponse response;
-    grpc::Status status = stub->SendMessage(A2aContext().get(), ForSkill("echo", "hi"), &response);
-    ASSERT_TRUE(status.ok()) << status.error_message();
-    ASSERT_TRUE(response.has_message()) << response.DebugString();
-    EXPECT_EQ(response.message().parts(0).text(), "echo: hi");
-  }
-
-  // A cancel reaches the remote task.
-  {
-    auto context = A2aContext();
-    auto reader = stub->SendStreamingMessage(context.get(), ForSkill("echo", "task:cancel me"));
-    StreamResponse first;
-    ASSERT_TRUE(reader->Read(&first));
-    lf::a2a::v1::CancelTaskRequest cancel;
-    cancel.set_id(first.task().id());
-    lf::a2a::v1::Task canceled;
-    grpc::Status status = stub->CancelTask(A2aContext().get(), cancel, &canceled);
-    ASSERT_TRUE(status.ok()) << status.error_message();
-    EXPECT_EQ(canceled.status().state(), lf::a2a::v1::TASK_STATE_CANCELED);
-    EXPECT_TRUE(WaitFor([&] {
-      return testing::ReadFileOrEmpty(dir_.File("js.log")).find("cancel requested") !=
-             std::string::npos;
-    })) << "the JS server never heard the cancel";
-    context->TryCancel();
-  }
-
-  // Killed mid-task: the task fails naming the agent, and its skill leaves routing.
-  {
-    auto context = A2aContext();
-    auto reader = stub->SendStreamingMessage(context.get(), ForSkill("echo", "task:cut short"));
-    StreamResponse event;
-    ASSERT_TRUE(reader->Read(&event));
-    js.Signal(SIGKILL);
-    StreamResponse last;
-    while (reader->Read(&event)) last = event;
-    EXPECT_EQ(last.status_update().status().state(), lf::a2a::v1::TASK_STATE_FAILED)
-        << last.DebugString();
-    EXPECT_THAT(last.status_update().status().message().parts(0).text(), HasSubstr(kAgent));
-    EXPECT_TRUE(WaitFor([&] { return !a.Sees(kAgent); }, absl::Seconds(15)))
-        << "the dead agent stayed in routing";
-  }
-
-  // Restarted, it comes back.
-  js = StartJsServer();
-  ASSERT_TRUE(a.WaitForAgent(kAgent));
-  lf::a2a::v1::SendMessageResponse response;
-  grpc::Status status = stub->SendMessage(A2aContext().get(), ForSkill("echo", "back"), &response);
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  EXPECT_EQ(response.message().parts(0).text(), "echo: back");
+  Exercise(v1, v1_process, a);
+  Exercise(v03, v03_process, a);
+  // c called the 0.3 agent in 0.3 (an A2A 1.0 call would have been refused).
+  EXPECT_THAT(c.log(), HasSubstr("version=0.3.0"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Bindings, RemoteAgentE2eTest, ::testing::Values("JSONRPC", "GRPC"),

@@ -5,8 +5,11 @@
 // only way from A to B is the link. (tests/e2e/remote_agent_e2e_test.cc does
 // the same with the official JS SDK's server.)
 
+#include "agenthost/remote_agents.h"
+
 #include <atomic>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "a2a/proto_json.h"
@@ -114,7 +117,7 @@ TEST_P(RemoteAgentsTest, ANodeRunsTasksOnAnA2aServerItReachesByUrl) {
   EXPECT_TRUE(WaitFor([&] { return !ARoutesToFar(); }));
 }
 
-TEST_P(RemoteAgentsTest, ABadRemoteAgentFlagIsRefusedNamingIt) {
+TEST(RemoteAgentFlagTest, ABadRemoteAgentFlagIsRefusedNamingIt) {
   NodeOptions options = NodeHarness::TestOptions("c");
   options.remote_agents = {"ftp://example.com/card.json"};
   absl::StatusOr<std::unique_ptr<Node>> node = Node::Start(options);
@@ -124,6 +127,59 @@ TEST_P(RemoteAgentsTest, ABadRemoteAgentFlagIsRefusedNamingIt) {
   node = Node::Start(options);
   ASSERT_FALSE(node.ok());
   EXPECT_THAT(node.status().message(), HasSubstr("the id"));
+}
+
+lf::a2a::v1::AgentCard Offering(
+    std::vector<std::tuple<std::string, std::string, std::string>> interfaces) {
+  lf::a2a::v1::AgentCard card;
+  for (const auto& [binding, version, url] : interfaces) {
+    auto* interface = card.add_supported_interfaces();
+    interface->set_protocol_binding(binding);
+    interface->set_protocol_version(version);
+    interface->set_url(url);
+  }
+  return card;
+}
+
+TEST(RemoteInterfaceTest, TheCardsFirstInterfaceAt1_0ElseAt0_3OverJsonRpc) {
+  // 1.0 wins over an earlier 0.3 interface; the card's order otherwise.
+  absl::StatusOr<agenthost::RemoteInterface> chosen =
+      agenthost::ChooseRemoteInterface(Offering({{"JSONRPC", "0.3.0", "http://h/v03"},
+                                                 {"HTTP+JSON", "1.0", "http://h/rest"},
+                                                 {"GRPC", "1.0", "grpc://h:1"},
+                                                 {"JSONRPC", "1.0", "http://h/v1"}}),
+                                       "", /*can_http=*/true);
+  ASSERT_TRUE(chosen.ok()) << chosen.status();
+  EXPECT_EQ(chosen->binding, "GRPC");
+  EXPECT_EQ(chosen->url, "h:1");
+  EXPECT_FALSE(chosen->legacy());
+  // Asked for.
+  chosen = agenthost::ChooseRemoteInterface(
+      Offering({{"GRPC", "1.0", "h:1"}, {"JSONRPC", "1.0", "http://h/v1"}}), "JSONRPC", true);
+  ASSERT_TRUE(chosen.ok()) << chosen.status();
+  EXPECT_EQ(chosen->url, "http://h/v1");
+  // Only 0.3: JSON-RPC (0.3's gRPC is the a2a.v1 service, not spoken here).
+  chosen = agenthost::ChooseRemoteInterface(
+      Offering({{"GRPC", "0.3.0", "h:1"}, {"JSONRPC", "0.3.0", "http://h/v03"}}), "", true);
+  ASSERT_TRUE(chosen.ok()) << chosen.status();
+  EXPECT_EQ(chosen->url, "http://h/v03");
+  EXPECT_TRUE(chosen->legacy());
+}
+
+TEST(RemoteInterfaceTest, ACardWithNothingTheNodeCallsIsRefusedListingWhatItOffers) {
+  absl::StatusOr<agenthost::RemoteInterface> chosen =
+      agenthost::ChooseRemoteInterface(Offering({{"GRPC", "0.3.0", "h:1"},
+                                                 {"JSONRPC", "0.2.5", "http://h/v02"},
+                                                 {"HTTP+JSON", "1.0", "http://h/rest"}}),
+                                       "", true);
+  ASSERT_FALSE(chosen.ok());
+  EXPECT_THAT(chosen.status().message(),
+              HasSubstr("it offers GRPC 0.3.0, JSONRPC 0.2.5, HTTP+JSON 1.0"));
+  // Without libcurl, JSON-RPC is out of reach.
+  chosen = agenthost::ChooseRemoteInterface(Offering({{"JSONRPC", "1.0", "http://h/v1"}}), "",
+                                            /*can_http=*/false);
+  ASSERT_FALSE(chosen.ok());
+  EXPECT_THAT(chosen.status().message(), HasSubstr("this build has no libcurl"));
 }
 
 // An agent whose card answers but whose JSON-RPC endpoint does not work:
