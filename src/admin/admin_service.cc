@@ -311,23 +311,49 @@ void AdminService::OnAgentsAdded(const std::vector<std::shared_ptr<catalog::Loca
 
 void AdminService::OnAgentRemoved(const std::shared_ptr<catalog::LocalAgent>&) { CatalogChanged(); }
 
+v1::AgentInfo AdminService::DescribeHosted(const catalog::HostedRemoteAgent& hosted,
+                                           bool include_card) const {
+  v1::AgentInfo info = DescribeAgent(hosted.agent_id, options_.node_id, /*local=*/true, hosted.card,
+                                     0, 0, false, include_card);
+  info.set_max_concurrency(0);
+  info.set_health(v1::AGENT_HEALTH_UNAVAILABLE);
+  *info.mutable_remote() = hosted.remote;
+  return info;
+}
+
 std::vector<v1::AgentInfo> AdminService::Agents(bool include_cards) const {
   std::vector<v1::AgentInfo> agents;
   const bool draining = peers_.draining();
+  // Agents hosted by URL: how their calls go now, and those out of routing.
+  absl::flat_hash_map<std::string, v1::RemoteEndpoint> hosted;
+  if (hooks_.remote_agents) {
+    for (catalog::HostedRemoteAgent& agent : hooks_.remote_agents()) {
+      if (agent.in_routing) {
+        hosted[agent.agent_id] = std::move(agent.remote);
+      } else {
+        agents.push_back(DescribeHosted(agent, include_cards));
+      }
+    }
+  }
   for (const auto& agent : *local_.snapshot()) {
     v1::AgentInfo& info = agents.emplace_back(
         DescribeAgent(agent->id(), options_.node_id, /*local=*/true, agent->card(),
                       agent->outstanding(), agent->max_concurrency(), draining, include_cards));
     *info.mutable_registered_at() = ToTimestamp(agent->registered_at());
+    if (agent->remote() != nullptr) {
+      auto it = hosted.find(agent->id());
+      *info.mutable_remote() = it != hosted.end() ? it->second : *agent->remote();
+    }
   }
   absl::flat_hash_set<std::string> draining_nodes;
   for (const catalog::RemoteNodeInfo& node : remote_.nodes()) {
     if (node.draining) draining_nodes.insert(node.node_id);
   }
   for (const auto& agent : remote_.all_agents()) {
-    agents.push_back(DescribeAgent(agent->agent_id(), agent->node_id(), /*local=*/false,
-                                   agent->card(), agent->outstanding(), agent->max_concurrency(),
-                                   draining_nodes.contains(agent->node_id()), include_cards));
+    v1::AgentInfo& info = agents.emplace_back(DescribeAgent(
+        agent->agent_id(), agent->node_id(), /*local=*/false, agent->card(), agent->outstanding(),
+        agent->max_concurrency(), draining_nodes.contains(agent->node_id()), include_cards));
+    if (agent->remote() != nullptr) *info.mutable_remote() = *agent->remote();
   }
   std::sort(agents.begin(), agents.end(),
             [](const auto& a, const auto& b) { return a.id() < b.id(); });
@@ -883,6 +909,79 @@ grpc::ServerUnaryReactor* AdminService::Drain(grpc::CallbackServerContext* conte
   response->set_running_tasks(static_cast<int64_t>(tasks_.running_tasks()));
   response->set_draining(peers_.draining());
   return rpc::FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* AdminService::AddRemoteAgent(grpc::CallbackServerContext* context,
+                                                       const v1::AddRemoteAgentRequest* request,
+                                                       v1::AgentInfo* response) {
+  rpc::Meter(context, v1::Admin::service_full_name(), "AddRemoteAgent");
+  if (absl::Status admitted = Admit(*context, governance::Action::kRegisterAgent); !admitted.ok()) {
+    return rpc::FinishNow(context, admitted);
+  }
+  const std::string& node_id = request->node_id();
+  if (!node_id.empty() && node_id != options_.node_id) {
+    if (rpc::WasForwarded(*context)) {
+      return rpc::FinishNow(
+          context, absl::NotFoundError(absl::StrCat("node ", node_id, " is not this node")));
+    }
+    return ForwardTo(context, node_id, absl::OkStatus(),
+                     [request, response](auto* async, grpc::ClientContext* ctx, auto done) {
+                       async->AddRemoteAgent(ctx, request, response, std::move(done));
+                     });
+  }
+  if (request->card_url().empty()) {
+    return rpc::FinishNow(context, InvalidFieldError("card_url", "is required"));
+  }
+  if (!hooks_.add_remote_agent) {
+    return rpc::FinishNow(context, absl::UnimplementedError("this node hosts no remote agents"));
+  }
+  // The card is fetched now: on the executor that waits on other hosts.
+  return rpc::FinishOn(fanout_, context, [this, request, response]() -> absl::Status {
+    absl::StatusOr<catalog::HostedRemoteAgent> added =
+        hooks_.add_remote_agent(request->card_url(), request->agent_id());
+    if (!added.ok()) {
+      return absl::Status(added.status().code(),
+                          absl::StrCat("the remote agent of ", request->card_url(),
+                                       " was not added: ", added.status().message()));
+    }
+    for (v1::AgentInfo& agent : Agents(/*include_cards=*/true)) {
+      if (agent.local() && agent.agent_id() == added->agent_id) {
+        *response = std::move(agent);
+        return absl::OkStatus();
+      }
+    }
+    *response = DescribeHosted(*added, /*include_card=*/true);  // out of routing already
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* AdminService::RemoveRemoteAgent(
+    grpc::CallbackServerContext* context, const v1::RemoveRemoteAgentRequest* request,
+    v1::RemoveRemoteAgentResponse* response) {
+  rpc::Meter(context, v1::Admin::service_full_name(), "RemoveRemoteAgent");
+  if (absl::Status admitted = Admit(*context, governance::Action::kRegisterAgent); !admitted.ok()) {
+    return rpc::FinishNow(context, admitted);
+  }
+  const std::string& node_id = request->node_id();
+  if (!node_id.empty() && node_id != options_.node_id) {
+    if (rpc::WasForwarded(*context)) {
+      return rpc::FinishNow(
+          context, absl::NotFoundError(absl::StrCat("node ", node_id, " is not this node")));
+    }
+    return ForwardTo(context, node_id, absl::OkStatus(),
+                     [request, response](auto* async, grpc::ClientContext* ctx, auto done) {
+                       async->RemoveRemoteAgent(ctx, request, response, std::move(done));
+                     });
+  }
+  if (request->agent().empty()) {
+    return rpc::FinishNow(context, InvalidFieldError("agent", "is required"));
+  }
+  if (!hooks_.remove_remote_agent) {
+    return rpc::FinishNow(context, absl::UnimplementedError("this node hosts no remote agents"));
+  }
+  // Waits for its calls to end.
+  return rpc::FinishOn(fanout_, context,
+                       [this, request] { return hooks_.remove_remote_agent(request->agent()); });
 }
 
 grpc::ServerUnaryReactor* AdminService::TailAudit(grpc::CallbackServerContext* context,

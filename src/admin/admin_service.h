@@ -51,6 +51,15 @@ struct NodeHooks {
   std::function<void()> start_draining;
   // Takes it again (see Node::StopDraining).
   std::function<absl::Status()> stop_draining;
+  // The A2A agents the node hosts by URL (agenthost::RemoteAgents): listed,
+  // one more hosted (its card's URL, an id or empty; blocks while its card is
+  // fetched), one no longer hosted (by id or card URL; blocks until its calls
+  // end).
+  std::function<std::vector<catalog::HostedRemoteAgent>()> remote_agents;
+  std::function<absl::StatusOr<catalog::HostedRemoteAgent>(const std::string& card_url,
+                                                           const std::string& agent_id)>
+      add_remote_agent;
+  std::function<absl::Status(const std::string& which)> remove_remote_agent;
 };
 
 // a2amesh.v1.Admin (proto/a2amesh/v1/admin.proto) on the callback API.
@@ -116,6 +125,12 @@ class AdminService final : public v1::Admin::CallbackService, public catalog::Ca
   grpc::ServerUnaryReactor* Drain(grpc::CallbackServerContext* context,
                                   const v1::DrainRequest* request,
                                   v1::DrainResponse* response) override;
+  grpc::ServerUnaryReactor* AddRemoteAgent(grpc::CallbackServerContext* context,
+                                           const v1::AddRemoteAgentRequest* request,
+                                           v1::AgentInfo* response) override;
+  grpc::ServerUnaryReactor* RemoveRemoteAgent(grpc::CallbackServerContext* context,
+                                              const v1::RemoveRemoteAgentRequest* request,
+                                              v1::RemoveRemoteAgentResponse* response) override;
   grpc::ServerUnaryReactor* TailAudit(grpc::CallbackServerContext* context,
                                       const v1::TailAuditRequest* request,
                                       v1::TailAuditResponse* response) override;
@@ -129,6 +144,8 @@ class AdminService final : public v1::Admin::CallbackService, public catalog::Ca
 
   // Every agent in the mesh as AgentInfo (without cards), ordered by id.
   std::vector<v1::AgentInfo> Agents(bool include_cards) const;
+  // An agent hosted by URL that is out of routing.
+  v1::AgentInfo DescribeHosted(const catalog::HostedRemoteAgent& hosted, bool include_card) const;
   MeshView View() const;
   // A stub for node `node_id`, or nullptr (and `error`) if it is not a
   // reachable peer.

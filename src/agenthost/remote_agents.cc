@@ -123,24 +123,34 @@ absl::StatusOr<RemoteInterface> ChooseRemoteInterface(const lf::a2a::v1::AgentCa
                      : absl::StrCat("over ", wanted, " (--remote-agent-binding)")));
 }
 
-absl::StatusOr<RemoteAgentSpec> ParseRemoteAgent(absl::string_view flag) {
-  RemoteAgentSpec spec;
-  absl::string_view url = flag;
-  if (size_t eq = flag.find('=');
-      eq != absl::string_view::npos && !absl::StrContains(flag.substr(0, eq), "/")) {
-    spec.agent_id = std::string(flag.substr(0, eq));
-    url = flag.substr(eq + 1);
-    if (absl::Status valid = ValidateAgentId(spec.agent_id); !valid.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--remote-agent ", flag, ": the id: ", valid.message()));
+absl::StatusOr<RemoteAgentSpec> MakeRemoteAgentSpec(absl::string_view card_url,
+                                                    absl::string_view agent_id) {
+  if (!agent_id.empty()) {
+    if (absl::Status valid = ValidateAgentId(agent_id); !valid.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("the id ", agent_id, ": ", valid.message()));
     }
   }
-  if (!absl::StartsWith(url, "http://") && !absl::StartsWith(url, "https://")) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--remote-agent ", flag,
-        ": give the URL of the agent's card (http:// or https://), optionally as ID=URL"));
+  if (!absl::StartsWith(card_url, "http://") && !absl::StartsWith(card_url, "https://")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", card_url, "' is not the URL of an agent card (http:// or https://)"));
   }
-  spec.card_url = std::string(url);
+  return RemoteAgentSpec{std::string(card_url), std::string(agent_id)};
+}
+
+absl::StatusOr<RemoteAgentSpec> ParseRemoteAgent(absl::string_view flag) {
+  absl::string_view url = flag;
+  absl::string_view id;
+  if (size_t eq = flag.find('=');
+      eq != absl::string_view::npos && !absl::StrContains(flag.substr(0, eq), "/")) {
+    id = flag.substr(0, eq);
+    url = flag.substr(eq + 1);
+  }
+  absl::StatusOr<RemoteAgentSpec> spec = MakeRemoteAgentSpec(url, id);
+  if (!spec.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--remote-agent ", flag, ": ",
+                                                   spec.status().message(),
+                                                   "; give the card's URL, optionally as ID=URL"));
+  }
   return spec;
 }
 
@@ -708,19 +718,51 @@ struct RemoteAgents::Remote {
   // Every link it was registered with (one per registration), stopped with
   // the node.
   std::vector<std::shared_ptr<RemoteLink>> links;
+  // The rest is guarded by RemoteAgents::mu_.
   // The card it is registered with (serialized), to see a new one.
   std::string card;
+  // As it was last fetched, the id it was registered under and the
+  // interface called.
+  AgentCard last_card;
+  std::string agent_id;
+  RemoteInterface target;
+  // Why it is out of routing.
   std::string last_error;
-  // Calls in a row that did not reach the agent (guarded by RemoteAgents::mu_).
+  // Calls in a row that did not reach the agent.
   int failures = 0;
+  // No longer hosted: nothing registers it again.
+  bool removed = false;
+  // Held by a fetch and its registration, and while it is stopped.
+  absl::Mutex refresh_mu;
 };
+
+std::vector<catalog::HostedRemoteAgent> RemoteAgents::Describe() const {
+  std::vector<catalog::HostedRemoteAgent> hosted;
+  absl::MutexLock lock(&mu_);
+  for (const auto& remote : remotes_) {
+    catalog::HostedRemoteAgent& agent = hosted.emplace_back();
+    agent.agent_id = !remote->agent_id.empty()        ? remote->agent_id
+                     : !remote->spec.agent_id.empty() ? remote->spec.agent_id
+                                                      : remote->spec.card_url;
+    agent.card = remote->last_card;
+    agent.remote.set_card_url(remote->spec.card_url);
+    agent.remote.set_binding(remote->target.binding);
+    agent.remote.set_url(remote->target.url);
+    agent.remote.set_protocol_version(remote->target.version);
+    agent.remote.set_failures(remote->failures);
+    agent.in_routing = remote->agent != nullptr;
+    if (!agent.in_routing) {
+      agent.remote.set_error(remote->last_error.empty() ? "its card was not fetched yet"
+                                                        : remote->last_error);
+    }
+  }
+  return hosted;
+}
 
 RemoteAgents::RemoteAgents(RemoteAgentsOptions options, catalog::AgentCatalog& catalog,
                            tasks::TaskManager& tasks)
     : options_(std::move(options)), catalog_(catalog), tasks_(tasks) {
-  if (absl::StatusOr<std::unique_ptr<http::CurlLoop>> loop = http::CurlLoop::Start(); loop.ok()) {
-    http_ = std::move(loop).value();
-  }
+  absl::MutexLock lock(&mu_);
   for (const RemoteAgentSpec& spec : options_.agents) {
     auto remote = std::make_shared<Remote>();
     remote->spec = spec;
@@ -729,44 +771,146 @@ RemoteAgents::RemoteAgents(RemoteAgentsOptions options, catalog::AgentCatalog& c
 }
 
 RemoteAgents::~RemoteAgents() {
+  std::vector<std::shared_ptr<Remote>> remotes;
+  std::thread thread;
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
+    remotes = remotes_;
+    thread = std::move(thread_);
   }
-  if (thread_.joinable()) thread_.join();
-  for (const auto& remote : remotes_) {
-    std::shared_ptr<catalog::LocalAgent> agent;
-    {
-      absl::MutexLock lock(&mu_);
-      agent = std::move(remote->agent);
-      remote->agent = nullptr;
+  if (thread.joinable()) thread.join();
+  for (const auto& remote : remotes) Stop(*remote, "the node is stopping");
+}
+
+http::CurlLoop* RemoteAgents::Http() {
+  absl::MutexLock lock(&http_mu_);
+  if (http_ == nullptr) {
+    if (absl::StatusOr<std::unique_ptr<http::CurlLoop>> loop = http::CurlLoop::Start(); loop.ok()) {
+      http_ = std::move(loop).value();
     }
-    if (agent != nullptr) catalog_.Remove(*agent);
-    for (const auto& link : remote->links) link->Stop();
   }
+  return http_.get();
 }
 
 void RemoteAgents::Start() {
-  if (remotes_.empty()) return;
+  absl::MutexLock lock(&mu_);
+  if (remotes_.empty() || thread_.joinable()) return;
   thread_ = std::thread([this] { Loop(); });
 }
 
 void RemoteAgents::Loop() {
   auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
   while (true) {
-    for (const auto& remote : remotes_) {
+    std::vector<std::shared_ptr<Remote>> remotes;
+    {
+      absl::MutexLock lock(&mu_);
+      remotes = remotes_;
+    }
+    for (const auto& remote : remotes) {
       {
         absl::MutexLock lock(&mu_);
         if (stopping_) return;
       }
-      Refresh(*remote);
+      (void)Refresh(*remote);
     }
     absl::MutexLock lock(&mu_);
     if (mu_.AwaitWithTimeout(absl::Condition(&stopping), options_.refresh)) return;
   }
 }
 
-void RemoteAgents::Refresh(Remote& remote) {
+absl::StatusOr<catalog::HostedRemoteAgent> RemoteAgents::Add(RemoteAgentSpec spec) {
+  auto remote = std::make_shared<Remote>();
+  remote->spec = std::move(spec);
+  auto taken = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+    if (stopping_) return absl::UnavailableError("the node is stopping");
+    for (const auto& other : remotes_) {
+      if (other->spec.card_url == remote->spec.card_url) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("the agent of ", remote->spec.card_url, " is hosted here already"));
+      }
+    }
+    return absl::OkStatus();
+  };
+  {
+    absl::MutexLock lock(&mu_);
+    A2AMESH_RETURN_IF_ERROR(taken());
+  }
+  if (absl::Status registered = Refresh(*remote); !registered.ok()) {
+    Stop(*remote, std::string(registered.message()));
+    return registered;
+  }
+  absl::Status free;
+  {
+    absl::MutexLock lock(&mu_);
+    free = taken();  // not added meanwhile
+    if (free.ok()) {
+      remotes_.push_back(remote);
+      if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
+    }
+  }
+  if (!free.ok()) {
+    Stop(*remote, std::string(free.message()));
+    return free;
+  }
+  for (catalog::HostedRemoteAgent& hosted : Describe()) {
+    if (hosted.remote.card_url() == remote->spec.card_url) return hosted;
+  }
+  return absl::InternalError("the agent just added is gone");
+}
+
+absl::Status RemoteAgents::Remove(const std::string& which) {
+  std::shared_ptr<Remote> remote;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = remotes_.begin(); it != remotes_.end(); ++it) {
+      if ((*it)->spec.card_url == which || (*it)->agent_id == which ||
+          (*it)->spec.agent_id == which) {
+        remote = *it;
+        remotes_.erase(it);
+        break;
+      }
+    }
+    if (remote == nullptr) {
+      std::vector<std::string> hosted;
+      for (const auto& r : remotes_) {
+        hosted.push_back(r->agent_id.empty() ? r->spec.card_url : r->agent_id);
+      }
+      return absl::NotFoundError(absl::StrCat(
+          "no remote agent ", which, " is hosted by this node (it hosts ",
+          hosted.empty() ? "none" : absl::StrJoin(hosted, ", "), "); give its id or card URL"));
+    }
+  }
+  Stop(*remote, absl::StrCat("the remote agent ", which, " was removed from this node"));
+  A2AMESH_LOG(Info, "remote agent removed").With("url", remote->spec.card_url);
+  return absl::OkStatus();
+}
+
+void RemoteAgents::Stop(Remote& remote, const std::string& why) {
+  absl::MutexLock refreshing(&remote.refresh_mu);  // no fetch registers it again
+  std::shared_ptr<catalog::LocalAgent> agent;
+  std::vector<std::shared_ptr<RemoteLink>> links;
+  {
+    absl::MutexLock lock(&mu_);
+    agent = std::move(remote.agent);
+    remote.agent = nullptr;
+    remote.card.clear();
+    remote.removed = true;
+    links = remote.links;
+  }
+  if (agent != nullptr) {
+    catalog_.Remove(*agent);
+    tasks_.AgentDisconnected(agent->id(), why);
+  }
+  for (const auto& link : links) link->Stop();
+}
+
+absl::Status RemoteAgents::Refresh(Remote& remote) {
+  absl::MutexLock refreshing(&remote.refresh_mu);
+  {
+    absl::MutexLock lock(&mu_);
+    if (remote.removed) return absl::CancelledError("removed");
+  }
   const std::string& url = remote.spec.card_url;
   auto fetch_card = [&]() -> absl::StatusOr<AgentCard> {
     http::FetchOptions fetch;
@@ -787,36 +931,41 @@ void RemoteAgents::Refresh(Remote& remote) {
   };
   absl::StatusOr<AgentCard> card = fetch_card();
   absl::StatusOr<RemoteInterface> target =
-      card.ok() ? ChooseRemoteInterface(*card, options_.binding, http_ != nullptr)
+      card.ok() ? ChooseRemoteInterface(*card, options_.binding, http::CurlLoop::Available())
                 : absl::StatusOr<RemoteInterface>(card.status());
   std::shared_ptr<catalog::LocalAgent> leaving;
   if (!target.ok()) {
     const std::string error(target.status().message());
+    bool news;
     {
       absl::MutexLock lock(&mu_);
       leaving = std::move(remote.agent);
       remote.agent = nullptr;
       remote.card.clear();
+      news = leaving != nullptr || error != remote.last_error;
+      remote.last_error = error;
     }
-    if (leaving != nullptr || error != remote.last_error) {
+    if (news) {
       A2AMESH_LOG(Warning, "remote agent unavailable; out of routing until its card answers")
           .With("url", url)
           .With("error", error);
     }
-    remote.last_error = error;
     if (leaving != nullptr) {
       catalog_.Remove(*leaving);
       tasks_.AgentDisconnected(leaving->id(), absl::StrCat("the remote agent's card (", url,
                                                            ") does not answer: ", error));
     }
-    return;
+    return target.status();
   }
-  remote.last_error.clear();
   const std::string serialized = card->SerializeAsString();
   std::shared_ptr<catalog::LocalAgent> replaced;
   {
     absl::MutexLock lock(&mu_);
-    if (remote.agent != nullptr && remote.card == serialized) return;  // as registered
+    remote.last_card = *card;
+    remote.target = *target;
+    if (remote.agent != nullptr && remote.card == serialized) {
+      return absl::OkStatus();  // as registered
+    }
     replaced = remote.agent;
   }
   const std::string id =
@@ -833,11 +982,20 @@ void RemoteAgents::Refresh(Remote& remote) {
     channel = grpc::CreateCustomChannel(target->url, grpc::InsecureChannelCredentials(), args);
   }  // (The link's calls end before this object does: Stop.)
   auto registered = std::make_shared<const catalog::LocalAgent*>(nullptr);
+  http::CurlLoop* http = target->binding == "JSONRPC" ? Http() : nullptr;
+  if (target->binding == "JSONRPC" && http == nullptr) {
+    return absl::UnimplementedError("this meshd cannot make HTTP calls (built without libcurl)");
+  }
   auto link = std::make_shared<RemoteLink>(
-      id, url, *target, card->capabilities().streaming(), std::move(channel), http_.get(), tasks_,
+      id, url, *target, card->capabilities().streaming(), std::move(channel), http, tasks_,
       [this, &remote, registered](bool reached) { Called(remote, *registered, reached); });
-  auto agent = std::make_shared<catalog::LocalAgent>(id, std::move(hosted),
-                                                     options_.max_concurrency, link, absl::Now());
+  v1::RemoteEndpoint endpoint;
+  endpoint.set_card_url(url);
+  endpoint.set_binding(target->binding);
+  endpoint.set_url(target->url);
+  endpoint.set_protocol_version(target->version);
+  auto agent = std::make_shared<catalog::LocalAgent>(
+      id, std::move(hosted), options_.max_concurrency, link, absl::Now(), std::move(endpoint));
   *registered = agent.get();
   // A new card replaces the old registration; tasks under way keep their call.
   if (replaced != nullptr) catalog_.Remove(*replaced);
@@ -849,14 +1007,17 @@ void RemoteAgents::Refresh(Remote& remote) {
     absl::MutexLock lock(&mu_);
     remote.agent = nullptr;
     remote.card.clear();
-    return;
+    remote.last_error = std::string(added.message());
+    return added;
   }
   {
     absl::MutexLock lock(&mu_);
     remote.agent = agent;
+    remote.agent_id = id;
     remote.links.push_back(link);
     remote.card = serialized;
     remote.failures = 0;
+    remote.last_error.clear();
   }
   tasks_.AgentConnected(id);
   A2AMESH_LOG(Info, replaced != nullptr ? "remote agent's card changed; registered again"
@@ -867,30 +1028,32 @@ void RemoteAgents::Refresh(Remote& remote) {
       .With("version", target->version)
       .With("endpoint", target->url)
       .With("skills", card->skills_size());
+  return absl::OkStatus();
 }
 
 void RemoteAgents::Called(Remote& remote, const catalog::LocalAgent* agent, bool reached) {
   std::shared_ptr<catalog::LocalAgent> leaving;
-  int failures;
+  std::string why;
   {
     absl::MutexLock lock(&mu_);
     if (reached) {
       remote.failures = 0;
       return;
     }
-    failures = ++remote.failures;
+    const int failures = ++remote.failures;
     // Only the registration the call was made under, once.
     if (options_.max_failures > 0 && failures >= options_.max_failures && agent != nullptr &&
         remote.agent.get() == agent) {
       leaving = std::move(remote.agent);
       remote.agent = nullptr;
       remote.card.clear();
+      why =
+          absl::StrCat("the remote agent ", leaving->id(), " (", remote.spec.card_url, ") failed ",
+                       failures, " calls in a row; out of routing until its card answers again");
+      remote.last_error = why;
     }
   }
   if (leaving == nullptr) return;
-  const std::string why =
-      absl::StrCat("the remote agent ", leaving->id(), " (", remote.spec.card_url, ") failed ",
-                   failures, " calls in a row; out of routing until its card answers again");
   A2AMESH_LOG(Warning, "remote agent unreachable").With("agent", leaving->id()).With("why", why);
   catalog_.Remove(*leaving);
   tasks_.AgentDisconnected(leaving->id(), why);

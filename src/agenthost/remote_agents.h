@@ -27,8 +27,12 @@ struct RemoteAgentSpec {
   std::string agent_id;
 };
 
-// Parses "URL" or "ID=URL" (--remote-agent); INVALID_ARGUMENT naming what is
-// wrong.
+// Checks a card URL (http:// or https://) and an id (may be empty);
+// INVALID_ARGUMENT naming what is wrong.
+absl::StatusOr<RemoteAgentSpec> MakeRemoteAgentSpec(absl::string_view card_url,
+                                                    absl::string_view agent_id);
+// Parses "URL" or "ID=URL" (--remote-agent); INVALID_ARGUMENT naming the flag
+// and what is wrong.
 absl::StatusOr<RemoteAgentSpec> ParseRemoteAgent(absl::string_view flag);
 
 // How the node calls a remote agent: one interface of its card.
@@ -95,26 +99,47 @@ class RemoteAgents {
   // Starts fetching the cards (at once, then every `refresh`).
   void Start();
 
+  // Hosts one more agent (Admin AddRemoteAgent): fetches its card now, on the
+  // caller's thread, and registers it. Refused, and not kept, if its card
+  // does not answer or cannot be called (the error names why), or if its URL
+  // or id is hosted already (ALREADY_EXISTS). Blocks up to `timeout`.
+  absl::StatusOr<catalog::HostedRemoteAgent> Add(RemoteAgentSpec spec);
+  // Stops hosting the agent of id or card URL `which`: it leaves routing, its
+  // running tasks fail, its calls are cancelled and waited for. NOT_FOUND if
+  // no agent hosted here has that id or URL. Blocks (an in-flight fetch of
+  // its card, its calls' ends).
+  absl::Status Remove(const std::string& which);
+
+  // Every agent hosted, in the order they were added.
+  std::vector<catalog::HostedRemoteAgent> Describe() const;
+
   struct Remote;
 
  private:
   void Loop();
-  // Fetches one card; registers or removes its agent.
-  void Refresh(Remote& remote);
+  // Fetches one card; registers or removes its agent. Returns why it is out
+  // of routing (OK: registered).
+  absl::Status Refresh(Remote& remote);
+  // The JSON-RPC calls' loop, started on first use (nullptr in a build
+  // without libcurl).
+  http::CurlLoop* Http();
+  // Stops `remote`'s calls and takes it out of the catalog, its tasks failed
+  // with `why`.
+  void Stop(Remote& remote, const std::string& why);
   // A call to `remote`'s agent (registered as `agent`) reached it or not.
   void Called(Remote& remote, const catalog::LocalAgent* agent, bool reached);
   // Takes `agent` (just out of the catalog) out of routing.
   void Leave(const catalog::LocalAgent& agent, const std::string& why);
 
   const RemoteAgentsOptions options_;
-  // The JSON-RPC calls' (nullptr in a build without libcurl).
-  std::unique_ptr<http::CurlLoop> http_;
   catalog::AgentCatalog& catalog_;
   tasks::TaskManager& tasks_;
-  std::vector<std::shared_ptr<Remote>> remotes_;
-  absl::Mutex mu_;
+  absl::Mutex http_mu_;
+  std::unique_ptr<http::CurlLoop> http_ ABSL_GUARDED_BY(http_mu_);
+  mutable absl::Mutex mu_;
+  std::vector<std::shared_ptr<Remote>> remotes_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  std::thread thread_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace a2amesh::agenthost

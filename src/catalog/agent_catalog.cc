@@ -8,12 +8,14 @@
 namespace a2amesh::catalog {
 
 LocalAgent::LocalAgent(std::string id, lf::a2a::v1::AgentCard card, int max_concurrency,
-                       std::shared_ptr<AgentLink> link, absl::Time registered_at)
+                       std::shared_ptr<AgentLink> link, absl::Time registered_at,
+                       std::optional<v1::RemoteEndpoint> remote)
     : id_(std::move(id)),
       card_(std::move(card)),
       max_concurrency_(std::max(1, max_concurrency)),
       link_(std::move(link)),
-      registered_at_(registered_at) {}
+      registered_at_(registered_at),
+      remote_(std::move(remote)) {}
 
 bool LocalAgent::TryAcquire() {
   int current = outstanding_.load(std::memory_order_relaxed);

@@ -3,10 +3,12 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "a2amesh/v1/agent_host.pb.h"
+#include "a2amesh/v1/peer.pb.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -29,14 +31,18 @@ class AgentLink {
 // registered on. Thread-safe.
 class LocalAgent {
  public:
+  // `remote`: for an A2A agent hosted by URL, how the node reaches it.
   LocalAgent(std::string id, lf::a2a::v1::AgentCard card, int max_concurrency,
-             std::shared_ptr<AgentLink> link, absl::Time registered_at);
+             std::shared_ptr<AgentLink> link, absl::Time registered_at,
+             std::optional<v1::RemoteEndpoint> remote = std::nullopt);
 
   const std::string& id() const { return id_; }
   const lf::a2a::v1::AgentCard& card() const { return card_; }
   int max_concurrency() const { return max_concurrency_; }
   absl::Time registered_at() const { return registered_at_; }
   AgentLink& link() const { return *link_; }
+  // Null unless the agent is hosted by URL.
+  const v1::RemoteEndpoint* remote() const { return remote_ ? &*remote_ : nullptr; }
 
   // Tasks assigned and not yet finished or waiting for their client.
   int outstanding() const { return outstanding_.load(std::memory_order_relaxed); }
@@ -55,7 +61,20 @@ class LocalAgent {
   const int max_concurrency_;
   const std::shared_ptr<AgentLink> link_;
   const absl::Time registered_at_;
+  const std::optional<v1::RemoteEndpoint> remote_;
   std::atomic<int> outstanding_{0};
+};
+
+// An A2A agent the node hosts by URL (agenthost::RemoteAgents), as it stands:
+// in routing (a LocalAgent of the catalog) or out of it, and why.
+struct HostedRemoteAgent {
+  // Its id on this node; its card's URL while its card never answered.
+  std::string agent_id;
+  // Its card as last fetched (empty while it never answered).
+  lf::a2a::v1::AgentCard card;
+  // With the calls in a row that failed and why it is out of routing.
+  v1::RemoteEndpoint remote;
+  bool in_routing = false;
 };
 
 // Runs tasks on a LocalAgent through its AgentHost stream, holding one of its

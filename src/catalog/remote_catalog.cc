@@ -23,12 +23,13 @@ bool SplitQualifiedAgentId(const std::string& qualified, std::string* agent_id,
 }
 
 RemoteAgent::RemoteAgent(std::string node_id, std::string agent_id, lf::a2a::v1::AgentCard card,
-                         int max_concurrency)
+                         int max_concurrency, std::optional<v1::RemoteEndpoint> remote)
     : node_id_(std::move(node_id)),
       agent_id_(std::move(agent_id)),
       qualified_id_(QualifiedAgentId(agent_id_, node_id_)),
       card_(std::move(card)),
-      max_concurrency_(std::max(1, max_concurrency)) {}
+      max_concurrency_(std::max(1, max_concurrency)),
+      remote_(std::move(remote)) {}
 
 int RemoteAgent::outstanding() const {
   return std::max(advertised_.load(std::memory_order_relaxed),
@@ -50,8 +51,9 @@ RemoteCatalog::RemoteCatalog()
 
 std::shared_ptr<RemoteAgent> RemoteCatalog::MakeAgent(const std::string& node_id,
                                                       const v1::AgentAdvert& advert) {
-  auto agent = std::make_shared<RemoteAgent>(node_id, advert.agent_id(), advert.card(),
-                                             static_cast<int>(advert.max_concurrency()));
+  auto agent = std::make_shared<RemoteAgent>(
+      node_id, advert.agent_id(), advert.card(), static_cast<int>(advert.max_concurrency()),
+      advert.has_remote() ? std::optional<v1::RemoteEndpoint>(advert.remote()) : std::nullopt);
   agent->SetAdvertised(static_cast<int>(advert.outstanding()));
   return agent;
 }

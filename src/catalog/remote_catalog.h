@@ -27,13 +27,15 @@ bool SplitQualifiedAgentId(const std::string& qualified, std::string* agent_id,
 class RemoteAgent {
  public:
   RemoteAgent(std::string node_id, std::string agent_id, lf::a2a::v1::AgentCard card,
-              int max_concurrency);
+              int max_concurrency, std::optional<v1::RemoteEndpoint> remote = std::nullopt);
 
   const std::string& node_id() const { return node_id_; }
   const std::string& agent_id() const { return agent_id_; }
   const std::string& qualified_id() const { return qualified_id_; }
   const lf::a2a::v1::AgentCard& card() const { return card_; }
   int max_concurrency() const { return max_concurrency_; }
+  // Null unless its node hosts it by URL.
+  const v1::RemoteEndpoint* remote() const { return remote_ ? &*remote_ : nullptr; }
 
   // What its node last advertised, or what this node has handed it and not
   // yet seen finish, whichever is more (the advert lags).
@@ -53,6 +55,7 @@ class RemoteAgent {
   const std::string qualified_id_;
   const lf::a2a::v1::AgentCard card_;
   const int max_concurrency_;
+  const std::optional<v1::RemoteEndpoint> remote_;
   std::atomic<int> advertised_{0};
   std::atomic<int> in_flight_{0};
 };

@@ -14,6 +14,8 @@
 
 namespace a2amesh::http {
 
+bool CurlLoop::Available() { return A2AMESH_HAVE_CURL; }
+
 #if !A2AMESH_HAVE_CURL
 
 class CurlLoop::Impl {};

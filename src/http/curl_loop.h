@@ -51,6 +51,8 @@ class CurlLoop {
 
   // UNIMPLEMENTED in a build without libcurl (a fully static one).
   static absl::StatusOr<std::unique_ptr<CurlLoop>> Start();
+  // Whether Start can work (this build has libcurl).
+  static bool Available();
   // Ends every request (on_done: CANCELLED) and the thread.
   ~CurlLoop();
   CurlLoop(const CurlLoop&) = delete;

@@ -184,6 +184,15 @@ struct AgentsFlags {
   std::string node;
 };
 
+// How a node reaches an agent it hosts by URL: "JSONRPC 0.3.0 CARD_URL";
+// "-" for an agent registered over AgentHost.
+std::string Via(const v1::AgentInfo& agent) {
+  if (!agent.has_remote()) return "-";
+  const v1::RemoteEndpoint& remote = agent.remote();
+  if (remote.binding().empty()) return remote.card_url();  // its card never answered
+  return absl::StrCat(remote.binding(), " ", remote.protocol_version(), " ", remote.card_url());
+}
+
 int Agents(const Env& env, const AgentsFlags& flags) {
   v1::ListAgentsRequest request;
   request.set_skill(flags.skill);
@@ -203,22 +212,67 @@ int Agents(const Env& env, const AgentsFlags& flags) {
             << "\n";
     return kExitOk;
   }
+  // Agents hosted by URL add how they are called.
+  const bool any_remote = std::any_of(response.agents().begin(), response.agents().end(),
+                                      [](const v1::AgentInfo& a) { return a.has_remote(); });
   std::vector<std::string> header = {"AGENT", "NODE", "SKILLS", "LOAD", "HEALTH"};
+  if (any_remote) header.push_back("VIA");
   if (env.wide()) header.insert(header.end(), {"NAME", "VERSION", "TAGS", "AGE"});
+  if (env.wide() && any_remote) header.insert(header.end(), {"FAILED-CALLS", "REASON"});
   Table table(header);
   const absl::Time now = absl::Now();
   for (const v1::AgentInfo& agent : response.agents()) {
+    const bool unavailable = agent.health() == v1::AGENT_HEALTH_UNAVAILABLE;
     std::vector<std::string> row = {
         agent.id(), agent.node_id(), JoinOrDash(agent.skills()),
-        Load(agent.outstanding(), agent.max_concurrency()),
+        unavailable ? "-" : Load(agent.outstanding(), agent.max_concurrency()),
         EnumName(v1::AgentHealth_Name(agent.health()), "AGENT_HEALTH_")};
+    if (any_remote) row.push_back(Via(agent));
     if (env.wide()) {
-      row.insert(row.end(), {OrDash(agent.name()), OrDash(agent.version()),
-                             JoinOrDash(agent.tags()), Age(agent.registered_at(), now)});
+      row.insert(row.end(),
+                 {OrDash(agent.name()), OrDash(agent.version()), JoinOrDash(agent.tags()),
+                  unavailable ? "-" : Age(agent.registered_at(), now)});
+    }
+    if (env.wide() && any_remote) {
+      row.insert(row.end(), {agent.has_remote() ? absl::StrCat(agent.remote().failures()) : "-",
+                             OrDash(agent.remote().error())});
     }
     table.AddRow(row);
   }
   env.PrintTable(table);
+  return kExitOk;
+}
+
+int AddRemoteAgent(const Env& env, const std::string& url, const std::string& id,
+                   const std::string& node) {
+  v1::AddRemoteAgentRequest request;
+  request.set_card_url(url);
+  request.set_agent_id(id);
+  request.set_node_id(node);
+  v1::AgentInfo agent;
+  if (auto done = Fetch(env, &agent, [&](auto* context, auto* r) {
+        return env.Admin()->AddRemoteAgent(context, request, r);
+      })) {
+    return *done;
+  }
+  if (env.structured()) return env.Print(agent);
+  env.out << "agent " << agent.id() << " hosted by node " << agent.node_id() << ", called over "
+          << agent.remote().binding() << " (A2A " << agent.remote().protocol_version() << ") at "
+          << agent.remote().url() << "; skills: " << JoinOrDash(agent.skills()) << "\n";
+  return kExitOk;
+}
+
+int RemoveRemoteAgent(const Env& env, const std::string& which, const std::string& node) {
+  v1::RemoveRemoteAgentRequest request;
+  request.set_agent(which);
+  request.set_node_id(node);
+  v1::RemoveRemoteAgentResponse response;
+  if (auto done = Fetch(env, &response, [&](auto* context, auto* r) {
+        return env.Admin()->RemoveRemoteAgent(context, request, r);
+      })) {
+    return *done;
+  }
+  env.out << "remote agent " << which << " removed; it is out of routing\n";
   return kExitOk;
 }
 
@@ -765,17 +819,39 @@ int Route(const Env& env, const RouteFlags& flags) {
         env.out << " (or one of the " << explanation.tied() << " that share its score)";
       }
       env.out << "\n";
+      for (const v1::RouteCandidate& c : explanation.candidates()) {
+        if (c.agent_id() != explanation.pick_agent_id() || !c.has_remote()) continue;
+        // The task would be an A2A call from that node to the agent's server.
+        env.out << "Calls:    " << c.remote().binding() << " (A2A " << c.remote().protocol_version()
+                << ") at " << c.remote().url() << ": an A2A agent that node " << c.node_id()
+                << " hosts by URL (" << c.remote().card_url() << ")\n";
+      }
     }
     if (env.wide()) env.out << "Policy:   " << explanation.policy() << "\n";
     env.out << "\n";
-    Table table({"AGENT", "NODE", "SKILL", "LOAD", "SCORE", "VERDICT"});
+    const bool any_remote =
+        std::any_of(explanation.candidates().begin(), explanation.candidates().end(),
+                    [](const v1::RouteCandidate& c) { return c.has_remote(); });
+    std::vector<std::string> header = {"AGENT", "NODE", "SKILL", "LOAD", "SCORE", "VERDICT"};
+    if (any_remote) header.push_back("VIA");
+    Table table(header);
     for (const v1::RouteCandidate& c : explanation.candidates()) {
       std::string verdict = !c.excluded().empty()                         ? "out: " + c.excluded()
                             : c.agent_id() == explanation.pick_agent_id() ? "pick"
                                                                           : "candidate";
-      table.AddRow({c.agent_id(), c.node_id(), OrDash(c.skill()),
-                    Load(c.outstanding(), c.max_concurrency()),
-                    c.excluded().empty() ? Score(c.score()) : "-", verdict});
+      std::vector<std::string> row = {c.agent_id(),
+                                      c.node_id(),
+                                      OrDash(c.skill()),
+                                      Load(c.outstanding(), c.max_concurrency()),
+                                      c.excluded().empty() ? Score(c.score()) : "-",
+                                      verdict};
+      if (any_remote) {
+        row.push_back(c.has_remote()
+                          ? absl::StrCat(c.remote().binding(), " ", c.remote().protocol_version(),
+                                         " ", c.remote().card_url())
+                          : "-");
+      }
+      table.AddRow(row);
     }
     if (!table.empty()) env.PrintTable(table);
   }
@@ -1098,7 +1174,39 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
   agents->footer(
       Footer("Examples:\n  meshctl agents\n  meshctl agents --skill summarize -o wide\n"
              "  meshctl agents --tag fast --tag en --node node-1 -o json"));
-  agents->callback([&] { verb = [&](const Env& env) { return Agents(env, agents_flags); }; });
+  std::string add_url, add_name, add_node;
+  CLI::App* agents_add = agents->add_subcommand(
+      "add", "Host an A2A agent by the URL of its card (v1.0 or 0.3): it joins routing");
+  agents_add->add_option("url", add_url, "Its card's URL (http:// or https://)")->required();
+  agents_add->add_option("--name", add_name, "Its id in the mesh (default: from its card's name)");
+  agents_add->add_option("--node", add_node, "The node to host it (default: the one answering)");
+  agents_add->footer(
+      Footer("Examples:\n  meshctl agents add http://10.0.0.5:41241/.well-known/agent-card.json\n"
+             "  meshctl agents add https://agents.example.com/.well-known/agent-card.json --name "
+             "summarizer --node node-2\n"
+             "The node fetches the card at once and refuses (exit 1) one that does not answer or "
+             "that it cannot call. Not kept across the node's restarts: meshd --remote-agent is."));
+  agents_add->callback([&] {
+    verb = [&](const Env& env) { return AddRemoteAgent(env, add_url, add_name, add_node); };
+  });
+  std::string remove_which, remove_node;
+  CLI::App* agents_remove =
+      agents->add_subcommand("remove", "Stop hosting an A2A agent added by URL");
+  agents_remove->add_option("agent", remove_which, "Its id on its node, or its card's URL")
+      ->required();
+  agents_remove->add_option("--node", remove_node,
+                            "The node hosting it (default: the one answering)");
+  agents_remove->footer(
+      Footer("Examples:\n  meshctl agents remove summarizer --node node-2\n"
+             "Its running tasks fail; it leaves routing at once."));
+  agents_remove->callback([&] {
+    verb = [&](const Env& env) { return RemoveRemoteAgent(env, remove_which, remove_node); };
+  });
+  agents->callback([&] {
+    if (agents->get_subcommands().empty()) {
+      verb = [&](const Env& env) { return Agents(env, agents_flags); };
+    }
+  });
 
   std::string card_id;
   CLI::App* card = app.add_subcommand("card", "Show an agent's A2A card");

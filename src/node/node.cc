@@ -424,9 +424,33 @@ absl::Status Node::Init() {
   admin_options.max_depth = options_.max_hops + 1;
   admin_options.auth = auth_;
   admin_options.governor = governor_.get();
+  agenthost::RemoteAgentsOptions remote;
+  for (const std::string& flag : options_.remote_agents) {
+    A2AMESH_ASSIGN_OR_RETURN(agenthost::RemoteAgentSpec spec, agenthost::ParseRemoteAgent(flag));
+    remote.agents.push_back(std::move(spec));
+  }
+  remote.refresh = options_.remote_agent_refresh;
+  remote.max_concurrency = options_.remote_agent_max_concurrency;
+  remote.max_failures = options_.remote_agent_max_failures;
+  if (options_.remote_agent_binding != "auto") {
+    remote.binding = absl::AsciiStrToUpper(options_.remote_agent_binding);
+  }
+  // Always there (Admin AddRemoteAgent); its threads start with its first agent.
+  remote_agents_ = std::make_unique<agenthost::RemoteAgents>(std::move(remote), *catalog_, *tasks_);
   admin::NodeHooks hooks;
   hooks.start_draining = [this] { StartDraining(); };
   hooks.stop_draining = [this] { return StopDraining(); };
+  hooks.remote_agents = [this] { return remote_agents_->Describe(); };
+  hooks.add_remote_agent =
+      [this](const std::string& card_url,
+             const std::string& agent_id) -> absl::StatusOr<catalog::HostedRemoteAgent> {
+    A2AMESH_ASSIGN_OR_RETURN(agenthost::RemoteAgentSpec spec,
+                             agenthost::MakeRemoteAgentSpec(card_url, agent_id));
+    return remote_agents_->Add(std::move(spec));
+  };
+  hooks.remove_remote_agent = [this](const std::string& which) {
+    return remote_agents_->Remove(which);
+  };
   admin_ = std::make_unique<admin::AdminService>(admin_options, *tasks_, *catalog_,
                                                  *remote_catalog_, *peers_, *router_, *blocking_,
                                                  *fanout_, clock_, std::move(hooks));
@@ -518,22 +542,7 @@ absl::Status Node::Init() {
     A2AMESH_RETURN_IF_ERROR(StartHttp());
   }
   peers_->Start();
-  if (!options_.remote_agents.empty()) {
-    agenthost::RemoteAgentsOptions remote;
-    for (const std::string& flag : options_.remote_agents) {
-      A2AMESH_ASSIGN_OR_RETURN(agenthost::RemoteAgentSpec spec, agenthost::ParseRemoteAgent(flag));
-      remote.agents.push_back(std::move(spec));
-    }
-    remote.refresh = options_.remote_agent_refresh;
-    remote.max_concurrency = options_.remote_agent_max_concurrency;
-    remote.max_failures = options_.remote_agent_max_failures;
-    if (options_.remote_agent_binding != "auto") {
-      remote.binding = absl::AsciiStrToUpper(options_.remote_agent_binding);
-    }
-    remote_agents_ =
-        std::make_unique<agenthost::RemoteAgents>(std::move(remote), *catalog_, *tasks_);
-    remote_agents_->Start();
-  }
+  remote_agents_->Start();
   if (!options_.peers.empty()) {
     discovery_.push_back(std::make_unique<discovery::StaticDiscoverySource>(options_.peers));
   }

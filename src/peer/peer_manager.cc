@@ -144,6 +144,7 @@ v1::AgentAdvert PeerManager::AgentAdvertOf(const catalog::LocalAgent& agent) con
   *advert.mutable_card() = agent.card();
   advert.set_max_concurrency(static_cast<uint32_t>(agent.max_concurrency()));
   advert.set_outstanding(static_cast<uint32_t>(std::max(0, agent.outstanding())));
+  if (agent.remote() != nullptr) *advert.mutable_remote() = *agent.remote();
   return advert;
 }
 

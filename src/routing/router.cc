@@ -378,6 +378,8 @@ v1::RouteExplanation Router::Explain(const Selector& selector,
     r.set_load(c.load());
     r.set_score(c.load() - (local ? options_.local_bias : 0.0));
     r.set_excluded(excluded);
+    const v1::RemoteEndpoint* remote = local ? c.local->remote() : c.remote->remote();
+    if (remote != nullptr) *r.mutable_remote() = *remote;
     return r;
   };
   std::vector<v1::RouteCandidate> eligible;

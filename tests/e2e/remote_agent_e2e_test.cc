@@ -7,9 +7,11 @@
 // naming only a skill. For each agent: events streamed back in order, an
 // input-required turn and a cancel that reach the remote task, a direct
 // Message, the agent killed mid-task (the task fails with a reason, its skill
-// leaves routing) and restarted (it comes back). The test runs once per
-// binding: node b calls the v1.0 agent over it, and the client calls node a
-// over it.
+// leaves routing, its node lists it unavailable) and restarted (it comes
+// back). The v1.0 agent is added with `meshctl agents add` through node a, the
+// 0.3 one with c's --remote-agent; `meshctl agents` and `meshctl route` show
+// how each is called. The test runs once per binding: node b calls the v1.0
+// agent over it, and the client calls node a over it.
 
 #include <signal.h>
 
@@ -17,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
@@ -97,6 +100,12 @@ ClientRun Parse(const std::string& output) {
   return run;
 }
 
+struct Command {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
 lf::a2a::v1::TaskState StateOf(const StreamResponse& event) {
   return event.has_task() ? event.task().status().state() : event.status_update().status().state();
 }
@@ -169,8 +178,33 @@ class RemoteAgentE2eTest : public ::testing::TestWithParam<std::string> {
     return Parse(testing::ReadFileOrEmpty(out));
   }
 
-  // Every scenario against one remote agent, through node a.
-  void Exercise(RemoteServer& server, Subprocess& process, E2eNode& a) {
+  // meshctl `args` against `node`, to its end.
+  Command Meshctl(const E2eNode& node, std::vector<std::string> args) {
+    std::vector<std::string> argv = {testing::BinaryPath("meshctl"), "--server", node.address()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const std::string out = dir_.File(absl::StrCat("meshctl-", ++commands_, ".out"));
+    const std::string err = dir_.File(absl::StrCat("meshctl-", commands_, ".err"));
+    absl::StatusOr<Subprocess> process = Subprocess::Start(argv, out, err);
+    EXPECT_TRUE(process.ok()) << process.status();
+    if (!process.ok()) return {};
+    absl::StatusOr<int> code = process->Wait(absl::Seconds(60));
+    EXPECT_TRUE(code.ok()) << code.status();
+    return {code.value_or(-1), testing::ReadFileOrEmpty(out), testing::ReadFileOrEmpty(err)};
+  }
+
+  // The line of `meshctl agents` (at `node`) that lists `agent` ("id@node").
+  std::string AgentLine(const E2eNode& node, const std::string& agent) {
+    Command agents = Meshctl(node, {"agents"});
+    EXPECT_EQ(agents.code, 0) << agents.err;
+    for (absl::string_view line : absl::StrSplit(agents.out, '\n')) {
+      if (absl::StartsWith(line, agent + " ")) return std::string(line);
+    }
+    ADD_FAILURE() << agent << " is not listed:\n" << agents.out;
+    return "";
+  }
+
+  // Every scenario against one remote agent, through node a; `host` hosts it.
+  void Exercise(RemoteServer& server, Subprocess& process, E2eNode& a, E2eNode& host) {
     SCOPED_TRACE(server.name);
     ASSERT_TRUE(a.WaitForAgent(server.agent_id));
 
@@ -233,6 +267,10 @@ class RemoteAgentE2eTest : public ::testing::TestWithParam<std::string> {
                   HasSubstr(server.agent_id));
       EXPECT_TRUE(WaitFor([&] { return !a.Sees(server.agent_id); }, absl::Seconds(15)))
           << "the dead agent stayed in routing";
+      // Its node still lists it, unavailable, saying why.
+      const std::string line = AgentLine(host, server.agent_id + "@" + host.node_id());
+      EXPECT_THAT(line, HasSubstr("unavailable"));
+      EXPECT_THAT(line, HasSubstr(server.card_url()));
     }
 
     // Restarted, it comes back.
@@ -245,6 +283,7 @@ class RemoteAgentE2eTest : public ::testing::TestWithParam<std::string> {
 
   testing::TempDir dir_;
   int clients_ = 0;
+  int commands_ = 0;
 };
 
 TEST_P(RemoteAgentE2eTest, JsSdkAgentsOfBothVersionsJoinByUrlAndServeTheMesh) {
@@ -266,18 +305,49 @@ TEST_P(RemoteAgentE2eTest, JsSdkAgentsOfBothVersionsJoinByUrlAndServeTheMesh) {
     more.insert(more.begin(), fast.begin(), fast.end());
     return more;
   };
-  E2eNode b(dir_, "b",
-            flags({"--remote-agent", v1.card_url(), "--remote-agent-binding", GetParam()}));
+  E2eNode b(dir_, "b", flags({"--remote-agent-binding", GetParam()}));
   ASSERT_TRUE(b.Start());
   E2eNode c(dir_, "c", flags({"--remote-agent", v03.card_url(), "--peers", b.address()}));
   ASSERT_TRUE(c.Start());
   E2eNode a(dir_, "a", flags({"--peers", absl::StrCat(b.address(), ",", c.address())}));
   ASSERT_TRUE(a.Start());
 
-  Exercise(v1, v1_process, a);
-  Exercise(v03, v03_process, a);
-  // c called the 0.3 agent in 0.3 (an A2A 1.0 call would have been refused).
-  EXPECT_THAT(c.log(), HasSubstr("version=0.3.0"));
+  // The v1.0 agent joins at b by meshctl, through a; an agent whose card does
+  // not answer is refused, naming it.
+  Command added = Meshctl(a, {"agents", "add", v1.card_url(), "--node", "b"});
+  ASSERT_EQ(added.code, 0) << added.err;
+  EXPECT_THAT(added.out, HasSubstr(absl::StrCat("agent a2ajs-echo-agent@b hosted by node b, "
+                                                "called over ",
+                                                GetParam(), " (A2A 1.0)")));
+  const std::string nowhere = "http://127.0.0.1:1/.well-known/agent-card.json";
+  Command refused = Meshctl(a, {"agents", "add", nowhere, "--node", "b"});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_THAT(refused.err, HasSubstr(absl::StrCat("the remote agent of ", nowhere,
+                                                  " was not added: ", nowhere)));
+
+  // meshctl shows how each is called, and why a route picks it.
+  ASSERT_TRUE(a.WaitForAgent(v1.agent_id));
+  ASSERT_TRUE(a.WaitForAgent(v03.agent_id));
+  std::string line = AgentLine(a, "a2ajs-echo-agent@b");
+  EXPECT_THAT(line, HasSubstr("ready"));
+  EXPECT_THAT(line, HasSubstr(absl::StrCat(GetParam(), " 1.0 ", v1.card_url())));
+  line = AgentLine(a, "legacy-echo-agent@c");
+  EXPECT_THAT(line, HasSubstr("ready"));
+  EXPECT_THAT(line, HasSubstr(absl::StrCat("JSONRPC 0.3.0 ", v03.card_url())));
+  Command route = Meshctl(a, {"route", "--skill", "legacy-echo"});
+  EXPECT_EQ(route.code, 0) << route.err;
+  EXPECT_THAT(route.out, HasSubstr("Pick:     legacy-echo-agent@c on node c"));
+  EXPECT_THAT(route.out, HasSubstr(absl::StrCat(
+                             "Calls:    JSONRPC (A2A 0.3.0) at http://127.0.0.1:", v03.http_port,
+                             "/a2a/jsonrpc")));
+
+  Exercise(v1, v1_process, a, b);
+  Exercise(v03, v03_process, a, c);
+
+  // Removed, it leaves routing.
+  Command removed = Meshctl(a, {"agents", "remove", v1.agent_id, "--node", "b"});
+  EXPECT_EQ(removed.code, 0) << removed.err;
+  EXPECT_TRUE(WaitFor([&] { return !a.Sees(v1.agent_id); })) << "a removed agent stayed";
 }
 
 INSTANTIATE_TEST_SUITE_P(Bindings, RemoteAgentE2eTest, ::testing::Values("JSONRPC", "GRPC"),

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "a2a/proto_json.h"
+#include "a2amesh/v1/admin.grpc.pb.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -115,6 +116,90 @@ TEST_P(RemoteAgentsTest, ANodeRunsTasksOnAnA2aServerItReachesByUrl) {
   }));
   EXPECT_THAT(a_->node().tasks().Get(cut)->status().message().parts(0).text(), HasSubstr("far"));
   EXPECT_TRUE(WaitFor([&] { return !ARoutesToFar(); }));
+}
+
+// Admin AddRemoteAgent and RemoveRemoteAgent: node C (no --remote-agent)
+// hosts B's server at runtime; the agent lists how it is called; removed
+// while a task runs on it, the task fails and the agent leaves routing.
+TEST(RemoteAgentAdminTest, AnAgentAddedAndRemovedAtRuntime) {
+  NodeHarness b(NodeHarness::TestOptions("b"));
+  auto agents = b.StartAgent({{"slow", Card("slow", {"slow"}), 4, [&](sdk::TaskContext& task) {
+                                 task.SetWorking();
+                                 (void)task.WaitForCancel(absl::Seconds(20));
+                               }}});
+  NodeOptions options = NodeHarness::TestOptions("c");
+  options.agent_grace = absl::ZeroDuration();
+  NodeHarness c(options);
+  auto admin =
+      v1::Admin::NewStub(grpc::CreateChannel(c.address(), grpc::InsecureChannelCredentials()));
+  const std::string card =
+      absl::StrCat("http://127.0.0.1:", b.node().http_port(), "/.well-known/agent-card.json");
+
+  v1::AddRemoteAgentRequest add;
+  add.set_card_url(card);
+  add.set_agent_id("far");
+  v1::AgentInfo added;
+  grpc::Status status = admin->AddRemoteAgent(A2aContext().get(), add, &added);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(added.id(), "far@c");
+  EXPECT_EQ(added.health(), v1::AGENT_HEALTH_READY);
+  EXPECT_EQ(added.remote().card_url(), card);
+  EXPECT_EQ(added.remote().protocol_version(), "1.0");
+  EXPECT_FALSE(added.remote().binding().empty());
+  EXPECT_NE(c.node().catalog().Find("far"), nullptr);
+
+  // Twice, or a card that does not answer: refused, naming why.
+  status = admin->AddRemoteAgent(A2aContext().get(), add, &added);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(status.error_message(), HasSubstr("is hosted here already"));
+  v1::AddRemoteAgentRequest nowhere;
+  nowhere.set_card_url("http://127.0.0.1:1/card.json");
+  status = admin->AddRemoteAgent(A2aContext().get(), nowhere, &added);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(status.error_message(), HasSubstr("http://127.0.0.1:1/card.json"));
+  nowhere.set_card_url("file:///etc/passwd");
+  status = admin->AddRemoteAgent(A2aContext().get(), nowhere, &added);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  // The route says how it would be called.
+  v1::ExplainRouteRequest explain;
+  explain.set_skill("slow");
+  v1::RouteExplanation route;
+  ASSERT_TRUE(admin->ExplainRoute(A2aContext().get(), explain, &route).ok());
+  EXPECT_EQ(route.pick_agent_id(), "far@c");
+  ASSERT_GT(route.candidates_size(), 0);
+  EXPECT_EQ(route.candidates(0).remote().card_url(), card);
+
+  // Removed while a task runs on it.
+  lf::a2a::v1::SendMessageRequest slow = ForSkill("slow", "x");
+  slow.mutable_configuration()->set_return_immediately(true);
+  lf::a2a::v1::SendMessageResponse response;
+  ASSERT_TRUE(c.NewA2aStub()->SendMessage(A2aContext().get(), slow, &response).ok());
+  const std::string id = response.task().id();
+  ASSERT_TRUE(WaitFor([&] {
+    absl::StatusOr<lf::a2a::v1::Task> task = c.node().tasks().Get(id);
+    return task.ok() && task->status().state() == lf::a2a::v1::TASK_STATE_WORKING;
+  }));
+  v1::RemoveRemoteAgentRequest remove;
+  remove.set_agent("far");
+  v1::RemoveRemoteAgentResponse removed;
+  status = admin->RemoveRemoteAgent(A2aContext().get(), remove, &removed);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(c.node().catalog().Find("far"), nullptr);
+  ASSERT_TRUE(WaitFor([&] {
+    absl::StatusOr<lf::a2a::v1::Task> task = c.node().tasks().Get(id);
+    return task.ok() && task->status().state() == lf::a2a::v1::TASK_STATE_FAILED;
+  }));
+  EXPECT_THAT(c.node().tasks().Get(id)->status().message().parts(0).text(),
+              HasSubstr("was removed from this node"));
+  status = admin->RemoveRemoteAgent(A2aContext().get(), remove, &removed);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+
+  // And added again, by its card's URL alone.
+  add.clear_agent_id();
+  status = admin->AddRemoteAgent(A2aContext().get(), add, &added);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(added.agent_id(), "a2a-mesh-node-b");  // from the name of B's card
 }
 
 TEST(RemoteAgentFlagTest, ABadRemoteAgentFlagIsRefusedNamingIt) {

@@ -21,6 +21,7 @@ class E2eNode {
   // Starts meshd and waits for its ready file. False (with the log printed) if
   // it did not come up.
   bool Start();
+  const std::string& node_id() const { return node_id_; }
   const std::string& address() const { return address_; }
   // Where its /metrics is served (host:port).
   const std::string& metrics_address() const { return metrics_address_; }
