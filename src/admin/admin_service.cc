@@ -937,8 +937,7 @@ grpc::ServerUnaryReactor* AdminService::AddRemoteAgent(grpc::CallbackServerConte
   }
   // The card is fetched now: on the executor that waits on other hosts.
   return rpc::FinishOn(fanout_, context, [this, request, response]() -> absl::Status {
-    absl::StatusOr<catalog::HostedRemoteAgent> added =
-        hooks_.add_remote_agent(request->card_url(), request->agent_id());
+    absl::StatusOr<catalog::HostedRemoteAgent> added = hooks_.add_remote_agent(*request);
     if (!added.ok()) {
       return absl::Status(added.status().code(),
                           absl::StrCat("the remote agent of ", request->card_url(),

@@ -56,8 +56,7 @@ struct NodeHooks {
   // fetched), one no longer hosted (by id or card URL; blocks until its calls
   // end).
   std::function<std::vector<catalog::HostedRemoteAgent>()> remote_agents;
-  std::function<absl::StatusOr<catalog::HostedRemoteAgent>(const std::string& card_url,
-                                                           const std::string& agent_id)>
+  std::function<absl::StatusOr<catalog::HostedRemoteAgent>(const v1::AddRemoteAgentRequest&)>
       add_remote_agent;
   std::function<absl::Status(const std::string& which)> remove_remote_agent;
 };

@@ -1,7 +1,11 @@
 #include "agenthost/remote_agents.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <utility>
 
 #include "a2a/legacy_v03.h"
@@ -9,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "catalog/card_validation.h"
 #include "core/a2a_error.h"
@@ -80,6 +85,35 @@ std::string ProtoJson(const google::protobuf::Message& message) {
   return json;
 }
 
+// A whole file, or why not (naming it).
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path, absl::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, " ", path, " cannot be read: ", std::strerror(errno)));
+  }
+  return text;
+}
+
+// The credentials of a gRPC channel to `target`: TLS when its URL says so
+// (grpcs://, https://) or a CA or client certificate is given.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> GrpcCredentials(
+    const RemoteInterface& target, const RemoteCredentials& credentials) {
+  if (!target.tls && credentials.ca_file.empty() && credentials.cert_file.empty()) {
+    return grpc::InsecureChannelCredentials();
+  }
+  grpc::SslCredentialsOptions ssl;
+  if (!credentials.ca_file.empty()) {
+    A2AMESH_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadWholeFile(credentials.ca_file, "ca-file"));
+  }
+  if (!credentials.cert_file.empty()) {
+    A2AMESH_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadWholeFile(credentials.cert_file, "cert-file"));
+    A2AMESH_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadWholeFile(credentials.key_file, "key-file"));
+  }
+  return grpc::SslCredentials(ssl);
+}
+
 // A2A 0.3's name for a v1.0 JSON-RPC method.
 absl::string_view LegacyMethod(absl::string_view method) {
   if (method == "SendStreamingMessage") return "message/stream";
@@ -107,8 +141,11 @@ absl::StatusOr<RemoteInterface> ChooseRemoteInterface(const lf::a2a::v1::AgentCa
       }
       if (binding == "GRPC" && !legacy) {
         absl::string_view target = interface.url();
+        const bool tls =
+            absl::ConsumePrefix(&target, "grpcs://") || absl::ConsumePrefix(&target, "https://");
         absl::ConsumePrefix(&target, "grpc://");
-        return RemoteInterface{binding, std::string(target), interface.tenant(), version};
+        absl::ConsumeSuffix(&target, "/");
+        return RemoteInterface{binding, std::string(target), interface.tenant(), version, tls};
       }
       if (binding == "JSONRPC" && can_http) {
         return RemoteInterface{binding, interface.url(), interface.tenant(), version};
@@ -138,18 +175,39 @@ absl::StatusOr<RemoteAgentSpec> MakeRemoteAgentSpec(absl::string_view card_url,
 }
 
 absl::StatusOr<RemoteAgentSpec> ParseRemoteAgent(absl::string_view flag) {
-  absl::string_view url = flag;
+  auto invalid = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--remote-agent ", flag, ": ", why,
+                     "; give [ID=]URL [token-file=PATH] [ca-file=PATH] [cert-file=PATH "
+                     "key-file=PATH]"));
+  };
+  std::vector<absl::string_view> words = absl::StrSplit(flag, ' ', absl::SkipWhitespace());
+  if (words.empty()) return invalid("empty");
+  absl::string_view url = words[0];
   absl::string_view id;
-  if (size_t eq = flag.find('=');
-      eq != absl::string_view::npos && !absl::StrContains(flag.substr(0, eq), "/")) {
-    id = flag.substr(0, eq);
-    url = flag.substr(eq + 1);
+  if (size_t eq = url.find('=');
+      eq != absl::string_view::npos && !absl::StrContains(url.substr(0, eq), "/")) {
+    id = url.substr(0, eq);
+    url = url.substr(eq + 1);
   }
   absl::StatusOr<RemoteAgentSpec> spec = MakeRemoteAgentSpec(url, id);
-  if (!spec.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("--remote-agent ", flag, ": ",
-                                                   spec.status().message(),
-                                                   "; give the card's URL, optionally as ID=URL"));
+  if (!spec.ok()) return invalid(spec.status().message());
+  for (size_t i = 1; i < words.size(); ++i) {
+    std::pair<absl::string_view, absl::string_view> option =
+        absl::StrSplit(words[i], absl::MaxSplits('=', 1));
+    std::string* field = option.first == "token-file"  ? &spec->token_file
+                         : option.first == "ca-file"   ? &spec->ca_file
+                         : option.first == "cert-file" ? &spec->cert_file
+                         : option.first == "key-file"  ? &spec->key_file
+                                                       : nullptr;
+    if (field == nullptr) {
+      return invalid(absl::StrCat("unknown option '", option.first, "'"));
+    }
+    if (option.second.empty()) return invalid(absl::StrCat(option.first, " needs a path"));
+    *field = std::string(option.second);
+  }
+  if (spec->cert_file.empty() != spec->key_file.empty()) {
+    return invalid("cert-file and key-file go together");
   }
   return spec;
 }
@@ -161,11 +219,13 @@ class RemoteLink final : public catalog::AgentLink,
   // Over gRPC (`channel`) or JSON-RPC (`http`, for an Interface of that
   // binding). `called` hears whether each call reached the agent.
   RemoteLink(std::string agent_id, std::string card_url, RemoteInterface interface, bool streaming,
-             std::shared_ptr<grpc::Channel> channel, http::CurlLoop* http,
-             tasks::TaskManager& tasks, std::function<void(bool reached)> called)
+             RemoteCredentials credentials, std::shared_ptr<grpc::Channel> channel,
+             http::CurlLoop* http, tasks::TaskManager& tasks,
+             std::function<void(bool reached)> called)
       : agent_id_(std::move(agent_id)),
         url_(std::move(card_url)),
         interface_(std::move(interface)),
+        credentials_(std::move(credentials)),
         streaming_(streaming),
         stub_(channel != nullptr ? lf::a2a::v1::A2AService::NewStub(std::move(channel)) : nullptr),
         http_(http),
@@ -235,6 +295,7 @@ class RemoteLink final : public catalog::AgentLink,
   const std::string agent_id_;
   const std::string url_;  // its card's
   const RemoteInterface interface_;
+  const RemoteCredentials credentials_;
   const bool streaming_;
   const std::unique_ptr<lf::a2a::v1::A2AService::Stub> stub_;  // over gRPC
   http::CurlLoop* const http_;                                 // over JSON-RPC
@@ -444,6 +505,12 @@ http::CurlLoop::Request RemoteLink::JsonRpc(absl::string_view method, const std:
   request.headers = {"Content-Type: application/json",
                      legacy ? "A2A-Version: 0.3" : "A2A-Version: 1.0",
                      stream ? "Accept: text/event-stream" : "Accept: application/json"};
+  if (!credentials_.token.empty()) {
+    request.headers.push_back(absl::StrCat("Authorization: Bearer ", credentials_.token));
+  }
+  request.ca_file = credentials_.ca_file;
+  request.cert_file = credentials_.cert_file;
+  request.key_file = credentials_.key_file;
   request.body =
       absl::StrCat(R"({"jsonrpc":"2.0","id":")", NewUuid(), R"(","method":")",
                    legacy ? LegacyMethod(method) : method, R"(","params":)", params, "}");
@@ -505,6 +572,9 @@ void RemoteLink::AssignGrpc(const std::string& task_id, SendMessageRequest reque
                             absl::Time deadline) {
   auto prepare = [&](grpc::ClientContext* context) {
     context->AddMetadata("a2a-version", "1.0");
+    if (!credentials_.token.empty()) {
+      context->AddMetadata("authorization", absl::StrCat("Bearer ", credentials_.token));
+    }
     if (deadline != absl::InfiniteFuture()) context->set_deadline(absl::ToChronoTime(deadline));
     Started(task_id, [context] { context->TryCancel(); });
   };
@@ -693,6 +763,9 @@ void RemoteLink::Cancel(const std::string& task_id) {
   auto call = std::make_shared<Call>();
   call->request = std::move(request);
   call->context.AddMetadata("a2a-version", "1.0");
+  if (!credentials_.token.empty()) {
+    call->context.AddMetadata("authorization", absl::StrCat("Bearer ", credentials_.token));
+  }
   call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   stub_->async()->CancelTask(&call->context, &call->request, &call->response,
                              [self = shared_from_this(), call, not_cancelled](grpc::Status status) {
@@ -912,11 +985,26 @@ absl::Status RemoteAgents::Refresh(Remote& remote) {
     if (remote.removed) return absl::CancelledError("removed");
   }
   const std::string& url = remote.spec.card_url;
+  RemoteCredentials credentials{remote.spec.token, remote.spec.ca_file, remote.spec.cert_file,
+                                remote.spec.key_file};
   auto fetch_card = [&]() -> absl::StatusOr<AgentCard> {
+    if (credentials.token.empty() && !remote.spec.token_file.empty()) {
+      A2AMESH_ASSIGN_OR_RETURN(std::string token,
+                               ReadWholeFile(remote.spec.token_file, "its token file"));
+      credentials.token = std::string(absl::StripAsciiWhitespace(token));
+      if (credentials.token.empty()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("its token file ", remote.spec.token_file, " is empty"));
+      }
+    }
     http::FetchOptions fetch;
     fetch.url = url;
     fetch.protocols = "http,https";
     fetch.timeout = options_.timeout;
+    fetch.bearer_token = credentials.token;
+    fetch.ca_file = credentials.ca_file;
+    fetch.cert_file = credentials.cert_file;
+    fetch.key_file = credentials.key_file;
     A2AMESH_ASSIGN_OR_RETURN(http::FetchResult result, http::Fetch(fetch));
     if (result.status != 200) {
       return absl::UnavailableError(absl::StrCat(url, ": HTTP ", result.status));
@@ -957,7 +1045,8 @@ absl::Status RemoteAgents::Refresh(Remote& remote) {
     }
     return target.status();
   }
-  const std::string serialized = card->SerializeAsString();
+  // (A new token registers the agent again: its calls use it from then on.)
+  const std::string serialized = absl::StrCat(card->SerializeAsString(), credentials.token);
   std::shared_ptr<catalog::LocalAgent> replaced;
   {
     absl::MutexLock lock(&mu_);
@@ -977,9 +1066,16 @@ absl::Status RemoteAgents::Refresh(Remote& remote) {
   }
   std::shared_ptr<grpc::Channel> channel;
   if (target->binding == "GRPC") {
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> channel_credentials =
+        GrpcCredentials(*target, credentials);
+    if (!channel_credentials.ok()) {
+      absl::MutexLock lock(&mu_);
+      remote.last_error = std::string(channel_credentials.status().message());
+      return channel_credentials.status();
+    }
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(-1);
-    channel = grpc::CreateCustomChannel(target->url, grpc::InsecureChannelCredentials(), args);
+    channel = grpc::CreateCustomChannel(target->url, *channel_credentials, args);
   }  // (The link's calls end before this object does: Stop.)
   auto registered = std::make_shared<const catalog::LocalAgent*>(nullptr);
   http::CurlLoop* http = target->binding == "JSONRPC" ? Http() : nullptr;
@@ -987,8 +1083,8 @@ absl::Status RemoteAgents::Refresh(Remote& remote) {
     return absl::UnimplementedError("this meshd cannot make HTTP calls (built without libcurl)");
   }
   auto link = std::make_shared<RemoteLink>(
-      id, url, *target, card->capabilities().streaming(), std::move(channel), http, tasks_,
-      [this, &remote, registered](bool reached) { Called(remote, *registered, reached); });
+      id, url, *target, card->capabilities().streaming(), credentials, std::move(channel), http,
+      tasks_, [this, &remote, registered](bool reached) { Called(remote, *registered, reached); });
   v1::RemoteEndpoint endpoint;
   endpoint.set_card_url(url);
   endpoint.set_binding(target->binding);

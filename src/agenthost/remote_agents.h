@@ -25,14 +25,25 @@ struct RemoteAgentSpec {
   std::string card_url;
   // Its id in the mesh; empty: derived from the card's name.
   std::string agent_id;
+  // How the node proves itself to the agent, on the card's fetch and every
+  // call: a bearer token (`token`, or read from `token_file` at each fetch of
+  // the card, so a rotated token is used from the next one), and a client
+  // certificate (`cert_file` and `key_file`, PEM) for mutual TLS.
+  std::string token;
+  std::string token_file;
+  std::string cert_file;
+  std::string key_file;
+  // PEM roots its certificate must chain to (empty: the system's).
+  std::string ca_file;
 };
 
 // Checks a card URL (http:// or https://) and an id (may be empty);
 // INVALID_ARGUMENT naming what is wrong.
 absl::StatusOr<RemoteAgentSpec> MakeRemoteAgentSpec(absl::string_view card_url,
                                                     absl::string_view agent_id);
-// Parses "URL" or "ID=URL" (--remote-agent); INVALID_ARGUMENT naming the flag
-// and what is wrong.
+// Parses "[ID=]URL [token-file=PATH] [ca-file=PATH] [cert-file=PATH
+// key-file=PATH]" (--remote-agent); INVALID_ARGUMENT naming the flag and what
+// is wrong.
 absl::StatusOr<RemoteAgentSpec> ParseRemoteAgent(absl::string_view flag);
 
 // How the node calls a remote agent: one interface of its card.
@@ -43,8 +54,19 @@ struct RemoteInterface {
   std::string tenant;
   // The A2A version it speaks there, as its card says ("1.0", "0.3.0").
   std::string version;
+  // gRPC over TLS (its URL is grpcs:// or https://).
+  bool tls = false;
   // A2A 0.3 (JSON-RPC only): calls and answers go through a2a/legacy_v03.h.
   bool legacy() const { return absl::StartsWith(version, "0."); }
+};
+
+// How the node proves itself to a remote agent (RemoteAgentSpec, with the
+// token read).
+struct RemoteCredentials {
+  std::string token;
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
 };
 
 // The interface of `card` the node calls: the first in the card's order (its

@@ -132,6 +132,8 @@ class CurlLoop::Impl {
       curl_easy_setopt(easy, CURLOPT_POSTFIELDS, r.body.data());
     }
     if (!r.ca_file.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, r.ca_file.c_str());
+    if (!r.cert_file.empty()) curl_easy_setopt(easy, CURLOPT_SSLCERT, r.cert_file.c_str());
+    if (!r.key_file.empty()) curl_easy_setopt(easy, CURLOPT_SSLKEY, r.key_file.c_str());
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, OnBody);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, transfer.get());
     curl_easy_setopt(easy, CURLOPT_PRIVATE, transfer.get());

@@ -39,6 +39,9 @@ class CurlLoop {
     std::string body;
     // PEM roots to check the server's certificate against (empty: the system's).
     std::string ca_file;
+    // A client certificate and its key (PEM files), for mutual TLS.
+    std::string cert_file;
+    std::string key_file;
     // The whole exchange (none if zero), and connecting.
     absl::Duration timeout = absl::ZeroDuration();
     absl::Duration connect_timeout = absl::Seconds(10);

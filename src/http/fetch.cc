@@ -65,6 +65,12 @@ absl::StatusOr<FetchResult> Fetch(const FetchOptions& options) {
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
+  if (!options.cert_file.empty()) {
+    curl_easy_setopt(curl, CURLOPT_SSLCERT, options.cert_file.c_str());
+  }
+  if (!options.key_file.empty()) {
+    curl_easy_setopt(curl, CURLOPT_SSLKEY, options.key_file.c_str());
+  }
   if (!options.ca_file.empty()) {
     curl_easy_setopt(curl, CURLOPT_CAINFO, options.ca_file.c_str());
   }

@@ -14,6 +14,9 @@ struct FetchOptions {
   std::string protocols = "https";
   // PEM roots to check the server's certificate against (empty: the system's).
   std::string ca_file;
+  // A client certificate and its key (PEM files), for mutual TLS.
+  std::string cert_file;
+  std::string key_file;
   // Sent as "Authorization: Bearer ..." when set.
   std::string bearer_token;
   absl::Duration timeout = absl::Seconds(10);

@@ -244,11 +244,22 @@ int Agents(const Env& env, const AgentsFlags& flags) {
 }
 
 int AddRemoteAgent(const Env& env, const std::string& url, const std::string& id,
-                   const std::string& node) {
+                   const std::string& node, const std::string& token_file) {
   v1::AddRemoteAgentRequest request;
   request.set_card_url(url);
   request.set_agent_id(id);
   request.set_node_id(node);
+  if (!token_file.empty()) {
+    std::ifstream in(token_file);
+    std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    token = std::string(absl::StripAsciiWhitespace(token));
+    if (!in.is_open() || token.empty()) {
+      env.err << "error: --agent-token-file " << token_file
+              << (in.is_open() ? " is empty" : " cannot be read") << "\n";
+      return kExitError;
+    }
+    request.set_bearer_token(token);
+  }
   v1::AgentInfo agent;
   if (auto done = Fetch(env, &agent, [&](auto* context, auto* r) {
         return env.Admin()->AddRemoteAgent(context, request, r);
@@ -1174,12 +1185,15 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
   agents->footer(
       Footer("Examples:\n  meshctl agents\n  meshctl agents --skill summarize -o wide\n"
              "  meshctl agents --tag fast --tag en --node node-1 -o json"));
-  std::string add_url, add_name, add_node;
+  std::string add_url, add_name, add_node, add_token_file;
   CLI::App* agents_add = agents->add_subcommand(
       "add", "Host an A2A agent by the URL of its card (v1.0 or 0.3): it joins routing");
   agents_add->add_option("url", add_url, "Its card's URL (http:// or https://)")->required();
   agents_add->add_option("--name", add_name, "Its id in the mesh (default: from its card's name)");
   agents_add->add_option("--node", add_node, "The node to host it (default: the one answering)");
+  agents_add->add_option("--agent-token-file", add_token_file,
+                         "A bearer token for the agent (its card's fetch and every call), read "
+                         "here and kept in the node's memory");
   agents_add->footer(
       Footer("Examples:\n  meshctl agents add http://10.0.0.5:41241/.well-known/agent-card.json\n"
              "  meshctl agents add https://agents.example.com/.well-known/agent-card.json --name "
@@ -1187,7 +1201,9 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
              "The node fetches the card at once and refuses (exit 1) one that does not answer or "
              "that it cannot call. Not kept across the node's restarts: meshd --remote-agent is."));
   agents_add->callback([&] {
-    verb = [&](const Env& env) { return AddRemoteAgent(env, add_url, add_name, add_node); };
+    verb = [&](const Env& env) {
+      return AddRemoteAgent(env, add_url, add_name, add_node, add_token_file);
+    };
   });
   std::string remove_which, remove_node;
   CLI::App* agents_remove =

@@ -277,7 +277,9 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
       ->capture_default_str();
   app.add_option("--remote-agent", n.remote_agents,
                  "An A2A agent served elsewhere, hosted by this node: the URL of its card, or "
-                 "ID=URL (repeatable). Its skills join the mesh; its tasks are A2A calls to it "
+                 "ID=URL, then any of token-file=PATH ca-file=PATH cert-file=PATH key-file=PATH "
+                 "(space-separated; repeatable). Its skills join the mesh; its tasks are A2A "
+                 "calls to it "
                  "(JSON-RPC or gRPC at A2A 1.0, else JSON-RPC at 0.3: the first its card lists, "
                  "unless --remote-agent-binding)")
       ->envname("MESHD_REMOTE_AGENT")

@@ -442,10 +442,12 @@ absl::Status Node::Init() {
   hooks.stop_draining = [this] { return StopDraining(); };
   hooks.remote_agents = [this] { return remote_agents_->Describe(); };
   hooks.add_remote_agent =
-      [this](const std::string& card_url,
-             const std::string& agent_id) -> absl::StatusOr<catalog::HostedRemoteAgent> {
-    A2AMESH_ASSIGN_OR_RETURN(agenthost::RemoteAgentSpec spec,
-                             agenthost::MakeRemoteAgentSpec(card_url, agent_id));
+      [this](
+          const v1::AddRemoteAgentRequest& request) -> absl::StatusOr<catalog::HostedRemoteAgent> {
+    A2AMESH_ASSIGN_OR_RETURN(
+        agenthost::RemoteAgentSpec spec,
+        agenthost::MakeRemoteAgentSpec(request.card_url(), request.agent_id()));
+    spec.token = request.bearer_token();
     return remote_agents_->Add(std::move(spec));
   };
   hooks.remove_remote_agent = [this](const std::string& which) {

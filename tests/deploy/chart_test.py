@@ -130,7 +130,9 @@ class LintAndSchemaTest(unittest.TestCase):
                               ("probes.readiness.periodSeconds=0",
                                "/probes/readiness/periodSeconds"),
                               ("networkPolicy.clientNamespaces[0]=Not_A_Namespace",
-                               "/networkPolicy/clientNamespaces/0")):
+                               "/networkPolicy/clientNamespaces/0"),
+                              ("remoteAgents[0].url=ftp://x", "/remoteAgents/0/url"),
+                              ("remoteAgents[0].name=x", "/remoteAgents/0")):
             result = run([ARGS.helm, "template", "mesh", CHART, "--set", setting])
             self.assertNotEqual(result.returncode, 0, setting)
             self.assertIn(path, result.stderr, setting)
@@ -330,6 +332,13 @@ class WiringTest(unittest.TestCase):
         self.assertEqual(policy["rateLimits"][0]["rate"], 10)
         self.assertEqual(flag(args, "--policy-file"), "/etc/a2a-mesh/policy/policy.json")
         self.assertEqual(flag(args, "--audit-log"), "/var/lib/a2a-mesh/audit.log")
+
+        # Remote A2A agents, one flag each, credentials after the URL.
+        self.assertEqual(
+            [a.split("=", 1)[1] for a in args if a.startswith("--remote-agent=")],
+            ["summarizer=https://summarizer.agents.svc:8443/.well-known/agent-card.json"
+             " token-file=/etc/a2a-mesh/summarizer/token ca-file=/etc/a2a-mesh/summarizer/ca.crt",
+             "http://legacy.agents.svc:41241/.well-known/agent-card.json"])
 
         # Secrets mounted read-only.
         meshd = container(docs)

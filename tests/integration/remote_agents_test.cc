@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "a2a/proto_json.h"
+#include "a2amesh/sdk/agent.h"
 #include "a2amesh/v1/admin.grpc.pb.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -22,6 +23,8 @@
 #include "testing/mesh_fixture.h"
 #include "testing/node_harness.h"
 #include "testing/proto_builders.h"
+#include "testing/temp_dir.h"
+#include "testing/test_certs.h"
 #include "testing/wait.h"
 
 namespace a2amesh {
@@ -202,13 +205,177 @@ TEST(RemoteAgentAdminTest, AnAgentAddedAndRemovedAtRuntime) {
   EXPECT_EQ(added.agent_id(), "a2a-mesh-node-b");  // from the name of B's card
 }
 
+// A remote agent that wants credentials: node B serves TLS and takes only
+// callers with a bearer token it knows (and, in the second part, a client
+// certificate of its CA). A hosts it with them, or without.
+class SecureRemoteAgentTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  SecureRemoteAgentTest() {
+    testing::WriteFileAtomically(dir_.File("tokens"),
+                                 "mesh-a-0123456789abcdef node-a\n"
+                                 "agent-b-0123456789abcdef slow-agent "
+                                 "agent:*,skill:*\n");
+    testing::WriteFileAtomically(dir_.File("good-token"), "mesh-a-0123456789abcdef\n");
+    testing::WriteFileAtomically(dir_.File("bad-token"), "guessed-0123456789abcdef\n");
+    for (const char* who : {"b", "a"}) {
+      testing::KeyCert kc = ca_.IssueNode(who);
+      testing::WriteFileAtomically(dir_.File(absl::StrCat(who, ".crt")), kc.cert_pem);
+      testing::WriteFileAtomically(dir_.File(absl::StrCat(who, ".key")), kc.key_pem);
+    }
+    testing::WriteFileAtomically(dir_.File("ca.crt"), ca_.cert_pem());
+  }
+
+  // B: TLS, tokens; client certificates too if `certs`.
+  std::unique_ptr<NodeHarness> StartB(bool certs) {
+    NodeOptions options = NodeHarness::TestOptions("b");
+    options.auth.token_file = dir_.File("tokens");
+    options.auth.client_certificates = certs;
+    options.tls.cert_file = dir_.File("b.crt");
+    options.tls.key_file = dir_.File("b.key");
+    options.tls.client_ca_file = dir_.File("ca.crt");
+    auto b = std::make_unique<NodeHarness>(options);
+    sdk::AgentOptions agent;
+    agent.node = b->address();
+    agent.token = "agent-b-0123456789abcdef";
+    agent.tls = true;
+    agent.tls_ca_file = dir_.File("ca.crt");
+    if (certs) {
+      agent.tls_cert_file = dir_.File("b.crt");
+      agent.tls_key_file = dir_.File("b.key");
+    }
+    agent.agents = {testing::Upper("upper")};
+    absl::StatusOr<std::unique_ptr<sdk::Agent>> started = sdk::Agent::Start(std::move(agent));
+    EXPECT_TRUE(started.ok()) << started.status();
+    if (started.ok()) {
+      EXPECT_TRUE((*started)->WaitUntilRegistered(absl::Seconds(10)).ok());
+      agents_ = *std::move(started);
+    }
+    return b;
+  }
+
+  // A, hosting B's agent by `flag` (the URL of B's card, then options).
+  std::unique_ptr<NodeHarness> StartA(NodeHarness& b, const std::string& options) {
+    NodeOptions a = NodeHarness::TestOptions("a");
+    a.remote_agents = {absl::StrCat("far=https://127.0.0.1:", b.node().http_port(),
+                                    "/.well-known/agent-card.json ", options)};
+    a.remote_agent_binding = GetParam();
+    a.remote_agent_refresh = absl::Milliseconds(100);
+    return std::make_unique<NodeHarness>(a);
+  }
+
+  // A task for B's skill through A: its last event's state and text.
+  std::pair<lf::a2a::v1::TaskState, std::string> Run(const NodeHarness& a) {
+    auto stub = a.NewA2aStub();
+    auto context = A2aContext();
+    auto reader = stub->SendStreamingMessage(context.get(), ForSkill("upper", "x"));
+    grpc::Status status;
+    std::vector<StreamResponse> events = ReadAll(*reader, &status);
+    if (!status.ok() || events.empty()) {
+      return {lf::a2a::v1::TASK_STATE_UNSPECIFIED, status.error_message()};
+    }
+    const auto& last = events.back().status_update().status();
+    return {last.state(), last.message().parts_size() > 0 ? last.message().parts(0).text() : ""};
+  }
+
+  // Why A keeps "far" out of routing ("" while it is in).
+  std::string WhyOut(NodeHarness& a) {
+    auto admin =
+        v1::Admin::NewStub(grpc::CreateChannel(a.address(), grpc::InsecureChannelCredentials()));
+    v1::ListAgentsResponse agents;
+    if (!admin->ListAgents(A2aContext().get(), {}, &agents).ok()) return "no answer";
+    for (const v1::AgentInfo& agent : agents.agents()) {
+      if (agent.agent_id() == "far" || agent.remote().card_url().find("https://") == 0) {
+        return agent.remote().error();
+      }
+    }
+    return "not listed";
+  }
+
+  testing::TempDir dir_;
+  testing::TestCa ca_;
+  std::unique_ptr<sdk::Agent> agents_;
+};
+
+TEST_P(SecureRemoteAgentTest, TheRightTokenAndCaGetThrough) {
+  std::unique_ptr<NodeHarness> b = StartB(/*certs=*/false);
+  std::unique_ptr<NodeHarness> a = StartA(
+      *b, absl::StrCat("token-file=", dir_.File("good-token"), " ca-file=", dir_.File("ca.crt")));
+  ASSERT_TRUE(WaitFor([&] { return a->node().catalog().Find("far") != nullptr; })) << WhyOut(*a);
+  auto [state, text] = Run(*a);
+  EXPECT_EQ(state, lf::a2a::v1::TASK_STATE_COMPLETED) << text;
+}
+
+TEST_P(SecureRemoteAgentTest, AWrongTokenIsRefusedByTheAgentAndTheTaskSaysSo) {
+  std::unique_ptr<NodeHarness> b = StartB(/*certs=*/false);
+  // The card is public; the calls are not.
+  std::unique_ptr<NodeHarness> a = StartA(
+      *b, absl::StrCat("token-file=", dir_.File("bad-token"), " ca-file=", dir_.File("ca.crt")));
+  ASSERT_TRUE(WaitFor([&] { return a->node().catalog().Find("far") != nullptr; })) << WhyOut(*a);
+  auto [state, text] = Run(*a);
+  EXPECT_EQ(state, lf::a2a::v1::TASK_STATE_FAILED);
+  EXPECT_THAT(text, HasSubstr("far"));
+  // (gRPC: UNAUTHENTICATED; JSON-RPC: the node's -32040 error.)
+  EXPECT_THAT(text, HasSubstr("authentication required"));
+}
+
+TEST_P(SecureRemoteAgentTest, AnAgentWhoseCertificateTheNodeCannotCheckIsNeverCalled) {
+  std::unique_ptr<NodeHarness> b = StartB(/*certs=*/false);
+  std::unique_ptr<NodeHarness> a =
+      StartA(*b, absl::StrCat("token-file=", dir_.File("good-token")));  // no ca-file
+  ASSERT_TRUE(WaitFor([&] { return WhyOut(*a).find("certificate") != std::string::npos; }))
+      << WhyOut(*a);
+  EXPECT_EQ(a->node().catalog().Find("far"), nullptr);
+}
+
+TEST_P(SecureRemoteAgentTest, AClientCertificateProvesTheNodeToAnAgentThatTakesThem) {
+  std::unique_ptr<NodeHarness> b = StartB(/*certs=*/true);
+  const std::string ca = absl::StrCat("ca-file=", dir_.File("ca.crt"));
+  {
+    // No token: the certificate alone proves who calls.
+    std::unique_ptr<NodeHarness> a = StartA(
+        *b, absl::StrCat(ca, " cert-file=", dir_.File("a.crt"), " key-file=", dir_.File("a.key")));
+    ASSERT_TRUE(WaitFor([&] { return a->node().catalog().Find("far") != nullptr; })) << WhyOut(*a);
+    auto [state, text] = Run(*a);
+    EXPECT_EQ(state, lf::a2a::v1::TASK_STATE_COMPLETED) << text;
+  }
+  // Neither: refused.
+  std::unique_ptr<NodeHarness> a = StartA(*b, ca);
+  ASSERT_TRUE(WaitFor([&] { return a->node().catalog().Find("far") != nullptr; })) << WhyOut(*a);
+  auto [state, text] = Run(*a);
+  EXPECT_EQ(state, lf::a2a::v1::TASK_STATE_FAILED) << text;
+  EXPECT_THAT(text, HasSubstr("authentication required"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Bindings, SecureRemoteAgentTest, ::testing::Values("JSONRPC", "GRPC"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+
+TEST(RemoteAgentFlagTest, CredentialOptionsAreParsedAndMistakesNamed) {
+  absl::StatusOr<agenthost::RemoteAgentSpec> spec = agenthost::ParseRemoteAgent(
+      "far=https://h/card.json token-file=/t ca-file=/ca cert-file=/c key-file=/k");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->agent_id, "far");
+  EXPECT_EQ(spec->card_url, "https://h/card.json");
+  EXPECT_EQ(spec->token_file, "/t");
+  EXPECT_EQ(spec->ca_file, "/ca");
+  EXPECT_EQ(spec->cert_file, "/c");
+  EXPECT_EQ(spec->key_file, "/k");
+  EXPECT_THAT(agenthost::ParseRemoteAgent("https://h/c.json tokenfile=/t").status().message(),
+              HasSubstr("unknown option 'tokenfile'"));
+  EXPECT_THAT(agenthost::ParseRemoteAgent("https://h/c.json cert-file=/c").status().message(),
+              HasSubstr("cert-file and key-file go together"));
+  EXPECT_THAT(agenthost::ParseRemoteAgent("https://h/c.json token-file=").status().message(),
+              HasSubstr("token-file needs a path"));
+}
+
 TEST(RemoteAgentFlagTest, ABadRemoteAgentFlagIsRefusedNamingIt) {
   NodeOptions options = NodeHarness::TestOptions("c");
   options.remote_agents = {"ftp://example.com/card.json"};
   absl::StatusOr<std::unique_ptr<Node>> node = Node::Start(options);
   ASSERT_FALSE(node.ok());
   EXPECT_THAT(node.status().message(), HasSubstr("--remote-agent ftp://example.com/card.json"));
-  options.remote_agents = {"Not Valid=http://example.com/card.json"};
+  options.remote_agents = {"Not!Valid=http://example.com/card.json"};
   node = Node::Start(options);
   ASSERT_FALSE(node.ok());
   EXPECT_THAT(node.status().message(), HasSubstr("the id"));
