@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "a2a/legacy_v03.h"
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -221,7 +222,7 @@ class RemoteLink final : public catalog::AgentLink,
   RemoteLink(std::string agent_id, std::string card_url, RemoteInterface interface, bool streaming,
              RemoteCredentials credentials, std::shared_ptr<grpc::Channel> channel,
              http::CurlLoop* http, tasks::TaskManager& tasks,
-             std::function<void(bool reached)> called)
+             std::function<void(const absl::Status& status, absl::Duration duration)> called)
       : agent_id_(std::move(agent_id)),
         url_(std::move(card_url)),
         interface_(std::move(interface)),
@@ -247,8 +248,9 @@ class RemoteLink final : public catalog::AgentLink,
   void OnTurnDone(const std::string& task_id, const absl::Status& status, bool ended);
 
   // Cancels every call and waits until none runs: nothing calls the task
-  // manager after it returns. Later assignments fail at once.
-  void Stop();
+  // manager after it returns. The tasks of the calls cancelled, and later
+  // assignments, fail with `why`.
+  void Stop(const std::string& why);
 
  private:
   class StreamTurn;
@@ -263,15 +265,20 @@ class RemoteLink final : public catalog::AgentLink,
     // The task ended (a terminal state): forgotten when the turn is done. One
     // waiting for its client is kept: its follow-up goes to the same task.
     bool over = false;
+    // When the turn's call began.
+    absl::Time began;
   };
 
   void Assign(v1::TaskAssignment assignment);
   void AssignGrpc(const std::string& task_id, SendMessageRequest request, absl::Time deadline);
   void Cancel(const std::string& task_id);
   // A call begins (false once stopping: make none) and ends.
-  bool Begin() {
+  bool Begin(std::string* why_not = nullptr) {
     absl::MutexLock lock(&mu_);
-    if (stopping_) return false;
+    if (stopping_) {
+      if (why_not != nullptr) *why_not = stopped_why_;
+      return false;
+    }
     ++calls_;
     return true;
   }
@@ -282,7 +289,9 @@ class RemoteLink final : public catalog::AgentLink,
   // The turn's call can be given up with `abort` from now on.
   void Started(const std::string& task_id, absl::AnyInvocable<void()> abort) {
     absl::MutexLock lock(&mu_);
-    tasks_by_id_[task_id].abort = std::move(abort);
+    Mapping& mapping = tasks_by_id_[task_id];
+    mapping.abort = std::move(abort);
+    mapping.began = absl::Now();
   }
   // Applies an event as the agent's; a refusal (the task ended meanwhile,
   // e.g. cancelled here) is only logged.
@@ -300,16 +309,18 @@ class RemoteLink final : public catalog::AgentLink,
   const std::unique_ptr<lf::a2a::v1::A2AService::Stub> stub_;  // over gRPC
   http::CurlLoop* const http_;                                 // over JSON-RPC
   tasks::TaskManager& tasks_;
-  const std::function<void(bool reached)> called_;
+  const std::function<void(const absl::Status& status, absl::Duration duration)> called_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Mapping> tasks_by_id_ ABSL_GUARDED_BY(mu_);
   int calls_ ABSL_GUARDED_BY(mu_) = 0;  // running calls
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::string stopped_why_ ABSL_GUARDED_BY(mu_);
 };
 
-void RemoteLink::Stop() {
+void RemoteLink::Stop(const std::string& why) {
   absl::MutexLock lock(&mu_);
   stopping_ = true;
+  stopped_why_ = why;
   for (auto& [id, mapping] : tasks_by_id_) {
     if (mapping.abort) mapping.abort();
   }
@@ -519,9 +530,9 @@ http::CurlLoop::Request RemoteLink::JsonRpc(absl::string_view method, const std:
 
 void RemoteLink::Assign(v1::TaskAssignment assignment) {
   const std::string task_id = assignment.task().id();
-  if (!Begin()) {
-    Apply(task_id, Failure(absl::StrCat("the node is stopping; the remote agent ", agent_id_,
-                                        " was not called")));
+  if (std::string why_not; !Begin(&why_not)) {
+    Apply(task_id,
+          Failure(absl::StrCat(why_not, "; the remote agent ", agent_id_, " was not called")));
     return;
   }
   SendMessageRequest request;
@@ -682,19 +693,26 @@ bool RemoteLink::OnEvent(const std::string& task_id, StreamResponse event, bool*
 }
 
 void RemoteLink::OnTurnDone(const std::string& task_id, const absl::Status& status, bool ended) {
-  // A call given up here (CANCELLED) says nothing of the agent.
-  if (status.code() != absl::StatusCode::kCancelled) {
-    called_(status.code() != absl::StatusCode::kUnavailable);
-  }
+  absl::Time began = absl::Now();
+  std::string stopped_why;  // the call was cancelled by Stop
   {
     absl::MutexLock lock(&mu_);
+    if (stopping_ && status.code() == absl::StatusCode::kCancelled) stopped_why = stopped_why_;
     auto it = tasks_by_id_.find(task_id);
     if (it != tasks_by_id_.end()) {
+      began = it->second.began;
       it->second.abort = nullptr;
       if (it->second.over || !ended) tasks_by_id_.erase(it);
     }
   }
+  called_(
+      status.ok() && !ended ? absl::DataLossError("the stream ended before the task did") : status,
+      absl::Now() - began);
   if (ended) return;
+  if (!stopped_why.empty()) {
+    Apply(task_id, Failure(stopped_why));
+    return;
+  }
   Apply(task_id,
         Failure(status.ok() ? absl::StrCat("the remote agent ", agent_id_, " (", url_,
                                            ") ended its stream before the task ended")
@@ -843,12 +861,17 @@ RemoteAgents::RemoteAgents(RemoteAgentsOptions options, catalog::AgentCatalog& c
   }
 }
 
-RemoteAgents::~RemoteAgents() {
+RemoteAgents::~RemoteAgents() { Shutdown(); }
+
+void RemoteAgents::Shutdown() {
   std::vector<std::shared_ptr<Remote>> remotes;
   std::thread thread;
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
+    // An Add under way stops what it registered once it sees stopping_.
+    auto no_adds = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return adding_ == 0; };
+    mu_.Await(absl::Condition(&no_adds));
     remotes = remotes_;
     thread = std::move(thread_);
   }
@@ -908,7 +931,12 @@ absl::StatusOr<catalog::HostedRemoteAgent> RemoteAgents::Add(RemoteAgentSpec spe
   {
     absl::MutexLock lock(&mu_);
     A2AMESH_RETURN_IF_ERROR(taken());
+    ++adding_;
   }
+  absl::Cleanup added = [this] {
+    absl::MutexLock lock(&mu_);
+    --adding_;
+  };
   if (absl::Status registered = Refresh(*remote); !registered.ok()) {
     Stop(*remote, std::string(registered.message()));
     return registered;
@@ -975,7 +1003,7 @@ void RemoteAgents::Stop(Remote& remote, const std::string& why) {
     catalog_.Remove(*agent);
     tasks_.AgentDisconnected(agent->id(), why);
   }
-  for (const auto& link : links) link->Stop();
+  for (const auto& link : links) link->Stop(why);
 }
 
 absl::Status RemoteAgents::Refresh(Remote& remote) {
@@ -1084,7 +1112,9 @@ absl::Status RemoteAgents::Refresh(Remote& remote) {
   }
   auto link = std::make_shared<RemoteLink>(
       id, url, *target, card->capabilities().streaming(), credentials, std::move(channel), http,
-      tasks_, [this, &remote, registered](bool reached) { Called(remote, *registered, reached); });
+      tasks_, [this, &remote, registered](const absl::Status& status, absl::Duration duration) {
+        Called(remote, *registered, status, duration);
+      });
   v1::RemoteEndpoint endpoint;
   endpoint.set_card_url(url);
   endpoint.set_binding(target->binding);
@@ -1127,7 +1157,16 @@ absl::Status RemoteAgents::Refresh(Remote& remote) {
   return absl::OkStatus();
 }
 
-void RemoteAgents::Called(Remote& remote, const catalog::LocalAgent* agent, bool reached) {
+void RemoteAgents::Called(Remote& remote, const catalog::LocalAgent* agent,
+                          const absl::Status& status, absl::Duration duration) {
+  const bool reached = status.code() != absl::StatusCode::kUnavailable;
+  const char* outcome = status.ok()                                     ? "ok"
+                        : status.code() == absl::StatusCode::kCancelled ? "cancelled"
+                        : reached                                       ? "failed"
+                                                                        : "unreachable";
+  if (agent != nullptr) options_.telemetry->RemoteAgentCall(agent->id(), outcome, duration);
+  // A call given up here (CANCELLED) says nothing of the agent.
+  if (status.code() == absl::StatusCode::kCancelled) return;
   std::shared_ptr<catalog::LocalAgent> leaving;
   std::string why;
   {

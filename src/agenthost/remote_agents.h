@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "catalog/agent_catalog.h"
+#include "core/telemetry.h"
 #include "http/curl_loop.h"
 #include "tasks/task_manager.h"
 
@@ -94,6 +95,8 @@ struct RemoteAgentsOptions {
   // The binding to call them over: "JSONRPC" or "GRPC"; empty: the first
   // interface in a card's order (its preference) that this node speaks.
   std::string binding;
+  // Hears every call's end (RemoteAgentCall).
+  Telemetry* telemetry = &NoTelemetry();
 };
 
 // Remote A2A agents by URL (--remote-agent): the node fetches each one's card,
@@ -120,6 +123,9 @@ class RemoteAgents {
 
   // Starts fetching the cards (at once, then every `refresh`).
   void Start();
+  // Stops fetching, takes every agent out of the catalog and ends their calls
+  // (waiting for them). Add is refused from then on. Idempotent.
+  void Shutdown();
 
   // Hosts one more agent (Admin AddRemoteAgent): fetches its card now, on the
   // caller's thread, and registers it. Refused, and not kept, if its card
@@ -148,8 +154,10 @@ class RemoteAgents {
   // Stops `remote`'s calls and takes it out of the catalog, its tasks failed
   // with `why`.
   void Stop(Remote& remote, const std::string& why);
-  // A call to `remote`'s agent (registered as `agent`) reached it or not.
-  void Called(Remote& remote, const catalog::LocalAgent* agent, bool reached);
+  // A call to `remote`'s agent (registered as `agent`) ended with `status`
+  // (UNAVAILABLE: it did not reach the agent), `duration` after it began.
+  void Called(Remote& remote, const catalog::LocalAgent* agent, const absl::Status& status,
+              absl::Duration duration);
   // Takes `agent` (just out of the catalog) out of routing.
   void Leave(const catalog::LocalAgent& agent, const std::string& why);
 
@@ -161,6 +169,8 @@ class RemoteAgents {
   mutable absl::Mutex mu_;
   std::vector<std::shared_ptr<Remote>> remotes_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Add calls under way (Shutdown waits for them: one may be registering).
+  int adding_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_ ABSL_GUARDED_BY(mu_);
 };
 

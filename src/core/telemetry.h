@@ -57,6 +57,13 @@ class Telemetry {
   // this far: their TLS handshake fails.
   virtual void PeerRefused(const std::string& reason) {}
 
+  // A call to an A2A agent this node hosts by URL (a task's turn) ended,
+  // `duration` after it began: "ok", "failed" (the agent answered with an
+  // error, or ended its stream early), "unreachable" (no answer: no
+  // connection, an HTTP error status, gRPC UNAVAILABLE) or "cancelled".
+  virtual void RemoteAgentCall(const std::string& agent, const std::string& outcome,
+                               absl::Duration duration) {}
+
   // Retention removed `count` finished tasks from the store.
   virtual void TasksExpired(int64_t count) {}
 

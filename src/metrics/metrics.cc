@@ -102,6 +102,14 @@ void Metrics::WriteNode(TextWriter& writer) const {
   LabelledGauges(writer, "a2amesh_skill_waiting",
                  "This node's tasks of a skill that no agent has started yet (submitted).", "skill",
                  sample.skill_waiting);
+  LabelledGauges(writer, "a2amesh_remote_agent_up",
+                 "A2A agents this node hosts by URL: 1 while in routing, 0 while out (its card "
+                 "or its calls do not answer).",
+                 "agent", sample.remote_agent_up);
+  LabelledGauges(writer, "a2amesh_remote_agent_failed_calls",
+                 "Calls in a row that did not reach an A2A agent hosted by URL (reset by one "
+                 "that does; --remote-agent-max-failures of them take it out of routing).",
+                 "agent", sample.remote_agent_failures);
   Gauge(writer, "a2amesh_push_queued", "Push notifications waiting to be delivered to webhooks.",
         static_cast<double>(sample.push_queued));
   Gauge(writer, "a2amesh_approvals_pending",
@@ -191,6 +199,14 @@ Metrics::Metrics(std::function<NodeSample()> sample)
                      "refused (the target is not allowed)."),
       push_latency_("a2amesh_push_delivery_seconds",
                     "Time a webhook took to accept a push notification.", LatencyBuckets()),
+      remote_agent_calls_("a2amesh_remote_agent_calls_total",
+                          "Calls (task turns) to A2A agents this node hosts by URL, by agent and "
+                          "outcome: ok, failed (the agent answered with an error, or ended its "
+                          "stream early), unreachable (no answer), cancelled."),
+      remote_agent_call_duration_("a2amesh_remote_agent_call_duration_seconds",
+                                  "How long calls to A2A agents hosted by URL ran, by agent (a "
+                                  "streamed turn: until its stream ended).",
+                                  TaskBuckets()),
       peer_refusals_("a2amesh_peer_refusals_total",
                      "Peer calls refused by their certificate, by reason: no_certificate (none "
                      "of the mesh CA naming a node), identity (it names another node than the "
@@ -265,6 +281,8 @@ std::string Metrics::Scrape() const {
   store_failures_.Write(writer);
   push_attempts_.Write(writer);
   push_latency_.Write(writer);
+  remote_agent_calls_.Write(writer);
+  remote_agent_call_duration_.Write(writer);
   peer_refusals_.Write(writer);
   tasks_expired_.Write(writer);
   policy_decisions_.Write(writer);
@@ -385,6 +403,12 @@ void Metrics::PushAttempt(const std::string& outcome, absl::Duration latency) {
   if (outcome == "delivered") {
     push_delivery_seconds_.Observe(Seconds(latency));
   }
+}
+
+void Metrics::RemoteAgentCall(const std::string& agent, const std::string& outcome,
+                              absl::Duration duration) {
+  remote_agent_calls_.Add({{"agent", agent}, {"outcome", outcome}}).Increment();
+  remote_agent_call_duration_.Add({{"agent", agent}}).Observe(Seconds(duration));
 }
 
 void Metrics::StoreCommitted(absl::Duration latency, bool ok) {

@@ -47,6 +47,10 @@ struct NodeSample {
   int64_t approvals_pending = 0;
   // HTTP connections closed to make room for new ones (a counter).
   uint64_t http_connections_shed = 0;
+  // A2A agents hosted by URL, by id: 1 while in routing, else 0; and the
+  // calls in a row that did not reach each.
+  std::map<std::string, int64_t> remote_agent_up;
+  std::map<std::string, int64_t> remote_agent_failures;
   // Bytes of the task store's files (the database and its WAL); -1 in memory.
   int64_t store_bytes = -1;
   bool draining = false;
@@ -78,6 +82,8 @@ class Metrics final : public Telemetry {
   void Handoff(const std::string& peer, const std::string& result, absl::Duration latency) override;
   void StoreCommitted(absl::Duration latency, bool ok) override;
   void PushAttempt(const std::string& outcome, absl::Duration latency) override;
+  void RemoteAgentCall(const std::string& agent, const std::string& outcome,
+                       absl::Duration duration) override;
   void PeerRefused(const std::string& reason) override;
   void TasksExpired(int64_t count) override;
   void PolicyDecision(const std::string& action, const std::string& outcome) override;
@@ -133,6 +139,8 @@ class Metrics final : public Telemetry {
   Family<Counter> store_failures_;
   Family<Counter> push_attempts_;
   Family<Histogram> push_latency_;
+  Family<Counter> remote_agent_calls_;
+  Family<Histogram> remote_agent_call_duration_;
   Family<Counter> peer_refusals_;
   Family<Counter> tasks_expired_;
   Family<Counter> policy_decisions_;

@@ -170,6 +170,12 @@ int Node::http_port() const { return http_server_ != nullptr ? http_server_->por
 
 metrics::NodeSample Node::Sample() const {
   metrics::NodeSample sample;
+  if (remote_agents_ != nullptr) {
+    for (const catalog::HostedRemoteAgent& agent : remote_agents_->Describe()) {
+      sample.remote_agent_up[agent.agent_id] = agent.in_routing ? 1 : 0;
+      sample.remote_agent_failures[agent.agent_id] = agent.remote.failures();
+    }
+  }
   for (const char* state : {"up", "draining", "down"}) sample.peers[state] = 0;
   for (const peer::MemberState& member : peers_->members()) {
     ++sample.peers[!member.up ? "down" : member.draining ? "draining" : "up"];
@@ -432,6 +438,7 @@ absl::Status Node::Init() {
   remote.refresh = options_.remote_agent_refresh;
   remote.max_concurrency = options_.remote_agent_max_concurrency;
   remote.max_failures = options_.remote_agent_max_failures;
+  remote.telemetry = metrics_.get();
   if (options_.remote_agent_binding != "auto") {
     remote.binding = absl::AsciiStrToUpper(options_.remote_agent_binding);
   }
@@ -710,7 +717,7 @@ void Node::Shutdown() {
   // server: calls still open after a short grace are cancelled.
   peers_->Shutdown();
   agent_host_->Shutdown();
-  remote_agents_.reset();  // its calls end, before the task manager does
+  remote_agents_->Shutdown();  // its calls end, before the task manager does
   admin_->Shutdown();
   catalog_->RemoveListener(admin_.get());
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));

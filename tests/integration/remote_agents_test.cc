@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "http/http_server.h"
 #include "testing/cards.h"
+#include "testing/http_client.h"
 #include "testing/mesh_fixture.h"
 #include "testing/node_harness.h"
 #include "testing/proto_builders.h"
@@ -489,6 +490,18 @@ TEST(RemoteAgentHealthTest, CallsThatDoNotReachTheAgentTakeItOutOfRouting) {
   EXPECT_NE(a.node().catalog().Find("flaky"), nullptr);
   EXPECT_THAT(failed_with("z"), HasSubstr("flaky"));
   EXPECT_TRUE(WaitFor([&] { return a.node().catalog().Find("flaky") == nullptr; }));
+
+  // The metrics say so, by agent.
+  const std::string metrics = absl::StrCat("127.0.0.1:", a.node().metrics_port());
+  auto sample = [&](const std::string& series) {
+    return testing::ScrapeSample(metrics, series).value_or(-1);
+  };
+  EXPECT_EQ(sample(R"(a2amesh_remote_agent_up{agent="flaky"})"), 0);
+  EXPECT_EQ(sample(R"(a2amesh_remote_agent_failed_calls{agent="flaky"})"), 2);
+  EXPECT_EQ(sample(R"(a2amesh_remote_agent_calls_total{agent="flaky",outcome="failed"})"), 3);
+  EXPECT_EQ(sample(R"(a2amesh_remote_agent_calls_total{agent="flaky",outcome="unreachable"})"),
+            2);
+  EXPECT_EQ(sample(R"(a2amesh_remote_agent_call_duration_seconds_count{agent="flaky"})"), 5);
 }
 
 INSTANTIATE_TEST_SUITE_P(Bindings, RemoteAgentsTest, ::testing::Values("JSONRPC", "GRPC"),
