@@ -398,6 +398,18 @@ grpc::ServerUnaryReactor* AdminService::ForwardTo(grpc::CallbackServerContext* c
   return rpc::Relay(context, OnBehalfOf(*context), std::move(stub), std::move(start));
 }
 
+template <typename Start>
+grpc::ServerUnaryReactor* AdminService::ForwardIfElsewhere(grpc::CallbackServerContext* context,
+                                                           const std::string& node_id,
+                                                           Start start) {
+  if (node_id.empty() || node_id == options_.node_id) return nullptr;
+  if (rpc::WasForwarded(*context)) {
+    return rpc::FinishNow(context,
+                          absl::NotFoundError(absl::StrCat("node ", node_id, " is not this node")));
+  }
+  return ForwardTo(context, node_id, absl::OkStatus(), std::move(start));
+}
+
 std::unique_ptr<grpc::ClientContext> AdminService::OnBehalfOf(
     const grpc::CallbackServerContext& context) const {
   std::unique_ptr<grpc::ClientContext> forward = rpc::ForwardingContext(context, options_.node_id);
@@ -884,16 +896,12 @@ grpc::ServerUnaryReactor* AdminService::Drain(grpc::CallbackServerContext* conte
   if (absl::Status admitted = Admit(*context, governance::Action::kDrain); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
-  const std::string& node_id = request->node_id();
-  if (!node_id.empty() && node_id != options_.node_id) {
-    if (rpc::WasForwarded(*context)) {
-      return rpc::FinishNow(
-          context, absl::NotFoundError(absl::StrCat("node ", node_id, " is not this node")));
-    }
-    return ForwardTo(context, node_id, absl::OkStatus(),
-                     [request, response](auto* async, grpc::ClientContext* ctx, auto done) {
-                       async->Drain(ctx, request, response, std::move(done));
-                     });
+  if (auto* forwarded =
+          ForwardIfElsewhere(context, request->node_id(),
+                             [request, response](auto* async, grpc::ClientContext* ctx, auto done) {
+                               async->Drain(ctx, request, response, std::move(done));
+                             })) {
+    return forwarded;
   }
   if (request->undo()) {
     if (hooks_.stop_draining) {
@@ -918,16 +926,12 @@ grpc::ServerUnaryReactor* AdminService::AddRemoteAgent(grpc::CallbackServerConte
   if (absl::Status admitted = Admit(*context, governance::Action::kRegisterAgent); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
-  const std::string& node_id = request->node_id();
-  if (!node_id.empty() && node_id != options_.node_id) {
-    if (rpc::WasForwarded(*context)) {
-      return rpc::FinishNow(
-          context, absl::NotFoundError(absl::StrCat("node ", node_id, " is not this node")));
-    }
-    return ForwardTo(context, node_id, absl::OkStatus(),
-                     [request, response](auto* async, grpc::ClientContext* ctx, auto done) {
-                       async->AddRemoteAgent(ctx, request, response, std::move(done));
-                     });
+  if (auto* forwarded =
+          ForwardIfElsewhere(context, request->node_id(),
+                             [request, response](auto* async, grpc::ClientContext* ctx, auto done) {
+                               async->AddRemoteAgent(ctx, request, response, std::move(done));
+                             })) {
+    return forwarded;
   }
   if (request->card_url().empty()) {
     return rpc::FinishNow(context, InvalidFieldError("card_url", "is required"));
@@ -961,16 +965,12 @@ grpc::ServerUnaryReactor* AdminService::RemoveRemoteAgent(
   if (absl::Status admitted = Admit(*context, governance::Action::kRegisterAgent); !admitted.ok()) {
     return rpc::FinishNow(context, admitted);
   }
-  const std::string& node_id = request->node_id();
-  if (!node_id.empty() && node_id != options_.node_id) {
-    if (rpc::WasForwarded(*context)) {
-      return rpc::FinishNow(
-          context, absl::NotFoundError(absl::StrCat("node ", node_id, " is not this node")));
-    }
-    return ForwardTo(context, node_id, absl::OkStatus(),
-                     [request, response](auto* async, grpc::ClientContext* ctx, auto done) {
-                       async->RemoveRemoteAgent(ctx, request, response, std::move(done));
-                     });
+  if (auto* forwarded =
+          ForwardIfElsewhere(context, request->node_id(),
+                             [request, response](auto* async, grpc::ClientContext* ctx, auto done) {
+                               async->RemoveRemoteAgent(ctx, request, response, std::move(done));
+                             })) {
+    return forwarded;
   }
   if (request->agent().empty()) {
     return rpc::FinishNow(context, InvalidFieldError("agent", "is required"));

@@ -157,6 +157,12 @@ class AdminService final : public v1::Admin::CallbackService, public catalog::Ca
   grpc::ServerUnaryReactor* ForwardTo(grpc::CallbackServerContext* context,
                                       const std::string& node_id, const absl::Status& unreachable,
                                       Start start);
+  // For a call addressed to node `node_id`: nullptr if that is this node (or
+  // none is named); else ForwardTo it (once: NOT_FOUND if the call was
+  // forwarded here already).
+  template <typename Start>
+  grpc::ServerUnaryReactor* ForwardIfElsewhere(grpc::CallbackServerContext* context,
+                                               const std::string& node_id, Start start);
   // A context for a call this node makes to a peer while serving `context`.
   std::unique_ptr<grpc::ClientContext> PeerContext(const grpc::CallbackServerContext& context);
   // A context for a call to another node on behalf of `context`'s caller
