@@ -189,6 +189,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void End(ExchangeImpl* exchange);
   void KeepAlive(ExchangeImpl* exchange, std::string piece, absl::Duration every);
   void Close();
+  // Its exchange, given up (only once no thread runs the loop: Server::Stop).
+  std::shared_ptr<ExchangeImpl> ReleaseExchange() { return std::move(exchange_); }
 
  private:
   struct Pending {
@@ -1012,6 +1014,15 @@ void Server::Stop() {
     thread.join();
   }
   core.threads.clear();
+  // A session whose handler is still queued in the stopped loop holds its
+  // exchange, which holds the core, which holds the loop: a cycle nothing
+  // would break. No thread runs the loop now: drop the sessions' exchanges
+  // (whoever still answers one keeps its own reference).
+  std::vector<std::shared_ptr<ExchangeImpl>> exchanges;
+  {
+    absl::MutexLock lock(&core.mu);
+    for (Session* session : core.sessions) exchanges.push_back(session->ReleaseExchange());
+  }
 }
 
 }  // namespace a2amesh::http
