@@ -1112,8 +1112,8 @@ absl::Status RemoteAgents::Refresh(Remote& remote) {
   }
   auto link = std::make_shared<RemoteLink>(
       id, url, *target, card->capabilities().streaming(), credentials, std::move(channel), http,
-      tasks_, [this, &remote, registered](const absl::Status& status, absl::Duration duration) {
-        Called(remote, *registered, status, duration);
+      tasks_, [this, &remote, registered, id](const absl::Status& status, absl::Duration duration) {
+        Called(remote, id, *registered, status, duration);
       });
   v1::RemoteEndpoint endpoint;
   endpoint.set_card_url(url);
@@ -1157,14 +1157,16 @@ absl::Status RemoteAgents::Refresh(Remote& remote) {
   return absl::OkStatus();
 }
 
-void RemoteAgents::Called(Remote& remote, const catalog::LocalAgent* agent,
-                          const absl::Status& status, absl::Duration duration) {
+void RemoteAgents::Called(Remote& remote, const std::string& agent_id,
+                          const catalog::LocalAgent* agent, const absl::Status& status,
+                          absl::Duration duration) {
   const bool reached = status.code() != absl::StatusCode::kUnavailable;
   const char* outcome = status.ok()                                     ? "ok"
                         : status.code() == absl::StatusCode::kCancelled ? "cancelled"
                         : reached                                       ? "failed"
                                                                         : "unreachable";
-  if (agent != nullptr) options_.telemetry->RemoteAgentCall(agent->id(), outcome, duration);
+  // (`agent` may be gone, replaced by a new card: compared, never read.)
+  options_.telemetry->RemoteAgentCall(agent_id, outcome, duration);
   // A call given up here (CANCELLED) says nothing of the agent.
   if (status.code() == absl::StatusCode::kCancelled) return;
   std::shared_ptr<catalog::LocalAgent> leaving;

@@ -154,10 +154,11 @@ class RemoteAgents {
   // Stops `remote`'s calls and takes it out of the catalog, its tasks failed
   // with `why`.
   void Stop(Remote& remote, const std::string& why);
-  // A call to `remote`'s agent (registered as `agent`) ended with `status`
-  // (UNAVAILABLE: it did not reach the agent), `duration` after it began.
-  void Called(Remote& remote, const catalog::LocalAgent* agent, const absl::Status& status,
-              absl::Duration duration);
+  // A call to `remote`'s agent `agent_id` (registered as `agent`, which may
+  // be gone: only compared) ended with `status` (UNAVAILABLE: it did not
+  // reach the agent), `duration` after it began.
+  void Called(Remote& remote, const std::string& agent_id, const catalog::LocalAgent* agent,
+              const absl::Status& status, absl::Duration duration);
   // Takes `agent` (just out of the catalog) out of routing.
   void Leave(const catalog::LocalAgent& agent, const std::string& why);
 
