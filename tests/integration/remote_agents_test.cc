@@ -499,8 +499,7 @@ TEST(RemoteAgentHealthTest, CallsThatDoNotReachTheAgentTakeItOutOfRouting) {
   EXPECT_EQ(sample(R"(a2amesh_remote_agent_up{agent="flaky"})"), 0);
   EXPECT_EQ(sample(R"(a2amesh_remote_agent_failed_calls{agent="flaky"})"), 2);
   EXPECT_EQ(sample(R"(a2amesh_remote_agent_calls_total{agent="flaky",outcome="failed"})"), 3);
-  EXPECT_EQ(sample(R"(a2amesh_remote_agent_calls_total{agent="flaky",outcome="unreachable"})"),
-            2);
+  EXPECT_EQ(sample(R"(a2amesh_remote_agent_calls_total{agent="flaky",outcome="unreachable"})"), 2);
   EXPECT_EQ(sample(R"(a2amesh_remote_agent_call_duration_seconds_count{agent="flaky"})"), 5);
 }
 
