@@ -189,8 +189,6 @@ class Session : public std::enable_shared_from_this<Session> {
   void End(ExchangeImpl* exchange);
   void KeepAlive(ExchangeImpl* exchange, std::string piece, absl::Duration every);
   void Close();
-  // Its exchange, given up (only once no thread runs the loop: Server::Stop).
-  std::shared_ptr<ExchangeImpl> ReleaseExchange() { return std::move(exchange_); }
 
  private:
   struct Pending {
@@ -304,12 +302,8 @@ class WriteCallback {
 
 class ExchangeImpl final : public Exchange, public std::enable_shared_from_this<ExchangeImpl> {
  public:
-  ExchangeImpl(std::shared_ptr<ServerCore> core, std::weak_ptr<Session> session, Strand strand,
-               Request request)
-      : core_(std::move(core)),
-        session_(std::move(session)),
-        strand_(std::move(strand)),
-        request_(std::move(request)) {}
+  ExchangeImpl(std::weak_ptr<ServerCore> core, std::weak_ptr<Session> session, Request request)
+      : core_(std::move(core)), session_(std::move(session)), request_(std::move(request)) {}
 
   const Request& request() const override { return request_; }
 
@@ -343,8 +337,8 @@ class ExchangeImpl final : public Exchange, public std::enable_shared_from_this<
     method_ = std::string(method);
   }
   // On the strand: tells on_response of the response's `status`.
-  void Answered(int status) const {
-    if (const auto& on_response = core_->options.on_response) {
+  void Answered(const ServerOptions& options, int status) const {
+    if (const auto& on_response = options.on_response) {
       on_response(binding_.empty() ? "none" : binding_, method_, status, absl::Now() - read_at_);
     }
   }
@@ -387,10 +381,13 @@ class ExchangeImpl final : public Exchange, public std::enable_shared_from_this<
   // lives (dropping `fn` unrun otherwise).
   template <typename Fn>
   void Post(Fn fn) {
-    if (core_->stopped.load(std::memory_order_acquire)) {
-      return;
-    }
-    asio::post(strand_,
+    // The core first, the session after it: held in that order, the session
+    // (its socket, its strand) is let go before the core and its loop.
+    const std::shared_ptr<ServerCore> core = core_.lock();
+    if (core == nullptr || core->stopped.load(std::memory_order_acquire)) return;
+    const std::shared_ptr<Session> session = session_.lock();
+    if (session == nullptr) return;
+    asio::post(session->strand(),
                [session = session_, self = shared_from_this(), fn = std::move(fn)]() mutable {
                  if (std::shared_ptr<Session> s = session.lock()) {
                    fn(*s, self.get());
@@ -398,10 +395,12 @@ class ExchangeImpl final : public Exchange, public std::enable_shared_from_this<
                });
   }
 
-  // Keeps the io_context alive for as long as a handler holds the exchange.
-  const std::shared_ptr<ServerCore> core_;
+  // Weak, both: a handler queued in the loop holds the exchange, so an
+  // exchange that owned the core (which owns the loop) would make a cycle
+  // nothing breaks once the loop stops with it queued. A strand must not
+  // outlive its loop either, so the exchange keeps none of its own.
+  const std::weak_ptr<ServerCore> core_;
   const std::weak_ptr<Session> session_;
-  Strand strand_;
   const Request request_;
   const absl::Time read_at_ = absl::Now();
   std::string binding_;
@@ -596,8 +595,8 @@ void Session::Dispatch() {
   http10_ = message.version() == 10;
   streaming_ = false;
   responded_ = false;
-  exchange_ = std::make_shared<ExchangeImpl>(core_.shared_from_this(), weak_from_this(), strand(),
-                                             std::move(request));
+  exchange_ =
+      std::make_shared<ExchangeImpl>(core_.weak_from_this(), weak_from_this(), std::move(request));
   Watch();
   std::shared_ptr<ExchangeImpl> exchange = exchange_;
   core_.handler(exchange);
@@ -653,7 +652,7 @@ std::string Session::Head(const Response& response, Framing framing) const {
 void Session::Respond(ExchangeImpl* exchange, Response response) {
   if (!Current(exchange) || responded_) return;
   responded_ = true;
-  exchange->Answered(response.status);
+  exchange->Answered(core_.options, response.status);
   std::string out = Head(response, Framing::kLength);
   if (!head_request_) {
     out += response.body;
@@ -665,7 +664,7 @@ void Session::StartStream(ExchangeImpl* exchange, Response head) {
   if (!Current(exchange) || responded_) return;
   responded_ = true;
   streaming_ = true;
-  exchange->Answered(head.status);
+  exchange->Answered(core_.options, head.status);
   std::string body = std::move(head.body);
   head.body.clear();
   if (head_request_) {
@@ -1014,15 +1013,6 @@ void Server::Stop() {
     thread.join();
   }
   core.threads.clear();
-  // A session whose handler is still queued in the stopped loop holds its
-  // exchange, which holds the core, which holds the loop: a cycle nothing
-  // would break. No thread runs the loop now: drop the sessions' exchanges
-  // (whoever still answers one keeps its own reference).
-  std::vector<std::shared_ptr<ExchangeImpl>> exchanges;
-  {
-    absl::MutexLock lock(&core.mu);
-    for (Session* session : core.sessions) exchanges.push_back(session->ReleaseExchange());
-  }
 }
 
 }  // namespace a2amesh::http
