@@ -43,6 +43,10 @@ using lf::a2a::v1::StreamResponse;
 using lf::a2a::v1::Task;
 using lf::a2a::v1::TaskState;
 
+// The longest a card's Cache-Control keeps it from being fetched again: a
+// card changed without notice is seen within the hour.
+constexpr absl::Duration kMaxFresh = absl::Hours(1);
+
 // An event as the mesh's agent would send it: the node fills in the ids.
 void ClearIds(StreamResponse* event) {
   auto clear_message = [](Message* message) {
@@ -821,6 +825,11 @@ struct RemoteAgents::Remote {
   std::string last_error;
   // Calls in a row that did not reach the agent.
   int failures = 0;
+  // The ETag last_card came with (sent as If-None-Match), and until when its
+  // Cache-Control says it stays fresh (not fetched again before then while
+  // in routing).
+  std::string etag;
+  absl::Time fresh_until = absl::InfinitePast();
   // No longer hosted: nothing registers it again.
   bool removed = false;
   // Held by a fetch and its registration, and while it is stopped.
@@ -1008,10 +1017,20 @@ void RemoteAgents::Stop(Remote& remote, const std::string& why) {
 
 absl::Status RemoteAgents::Refresh(Remote& remote) {
   absl::MutexLock refreshing(&remote.refresh_mu);
+  std::string etag;  // of the card known, if any
+  AgentCard known;
   {
     absl::MutexLock lock(&mu_);
     if (remote.removed) return absl::CancelledError("removed");
+    // Fresh by its Cache-Control: while it is in routing, its calls tell
+    // whether it answers.
+    if (remote.agent != nullptr && absl::Now() < remote.fresh_until) return absl::OkStatus();
+    if (!remote.etag.empty()) {
+      etag = remote.etag;
+      known = remote.last_card;
+    }
   }
+  std::optional<absl::Duration> fresh;  // as its answer's Cache-Control says
   const std::string& url = remote.spec.card_url;
   RemoteCredentials credentials{remote.spec.token, remote.spec.ca_file, remote.spec.cert_file,
                                 remote.spec.key_file};
@@ -1033,7 +1052,14 @@ absl::Status RemoteAgents::Refresh(Remote& remote) {
     fetch.ca_file = credentials.ca_file;
     fetch.cert_file = credentials.cert_file;
     fetch.key_file = credentials.key_file;
+    fetch.if_none_match = etag;
     A2AMESH_ASSIGN_OR_RETURN(http::FetchResult result, http::Fetch(fetch));
+    fresh = http::FreshFor(result.cache_control);
+    if (result.status == 304 && !etag.empty()) {
+      if (!result.etag.empty()) etag = result.etag;
+      return known;  // not modified: checked when it came
+    }
+    etag = result.etag;
     if (result.status != 200) {
       return absl::UnavailableError(absl::StrCat(url, ": HTTP ", result.status));
     }
@@ -1080,6 +1106,9 @@ absl::Status RemoteAgents::Refresh(Remote& remote) {
     absl::MutexLock lock(&mu_);
     remote.last_card = *card;
     remote.target = *target;
+    remote.etag = etag;
+    remote.fresh_until =
+        fresh.has_value() ? absl::Now() + std::min(*fresh, kMaxFresh) : absl::InfinitePast();
     if (remote.agent != nullptr && remote.card == serialized) {
       return absl::OkStatus();  // as registered
     }
@@ -1177,6 +1206,9 @@ void RemoteAgents::Called(Remote& remote, const std::string& agent_id,
       remote.failures = 0;
       return;
     }
+    // Fresh or not, its card is asked at the next refresh: if it does not
+    // answer either, the agent leaves routing then.
+    remote.fresh_until = absl::InfinitePast();
     const int failures = ++remote.failures;
     // Only the registration the call was made under, once.
     if (options_.max_failures > 0 && failures >= options_.max_failures && agent != nullptr &&

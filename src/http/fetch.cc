@@ -6,7 +6,11 @@
 
 #include <mutex>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace a2amesh::http {
 namespace {
@@ -28,9 +32,34 @@ size_t OnBody(char* data, size_t size, size_t count, void* out) {
   return size * count;
 }
 
+// The last `name` header of the answer (empty if none).
+std::string Header(CURL* curl, const char* name) {
+  curl_header* header = nullptr;
+  if (curl_easy_header(curl, name, 0, CURLH_HEADER, -1, &header) != CURLHE_OK) return "";
+  return std::string(absl::StripAsciiWhitespace(header->value));
+}
 #endif
 
 }  // namespace
+
+std::optional<absl::Duration> FreshFor(absl::string_view cache_control) {
+  std::optional<absl::Duration> fresh;
+  for (absl::string_view directive : absl::StrSplit(cache_control, ',')) {
+    directive = absl::StripAsciiWhitespace(directive);
+    if (absl::EqualsIgnoreCase(directive, "no-cache") ||
+        absl::EqualsIgnoreCase(directive, "no-store")) {
+      return absl::ZeroDuration();
+    }
+    if (absl::StartsWithIgnoreCase(directive, "max-age=")) {
+      absl::string_view value = directive.substr(8);
+      absl::ConsumePrefix(&value, "\"");
+      absl::ConsumeSuffix(&value, "\"");
+      int64_t seconds;
+      if (absl::SimpleAtoi(value, &seconds) && seconds >= 0) fresh = absl::Seconds(seconds);
+    }
+  }
+  return fresh;
+}
 
 bool CanFetch() {
 #if A2AMESH_HAVE_CURL
@@ -57,6 +86,10 @@ absl::StatusOr<FetchResult> Fetch(const FetchOptions& options) {
         headers, absl::StrCat("Authorization: Bearer ", options.bearer_token).c_str());
   }
   headers = curl_slist_append(headers, "Accept: application/json");
+  if (!options.if_none_match.empty()) {
+    headers =
+        curl_slist_append(headers, absl::StrCat("If-None-Match: ", options.if_none_match).c_str());
+  }
   curl_easy_setopt(curl, CURLOPT_URL, options.url.c_str());
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, options.protocols.c_str());
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
@@ -76,6 +109,10 @@ absl::StatusOr<FetchResult> Fetch(const FetchOptions& options) {
   }
   const CURLcode code = curl_easy_perform(curl);
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &result.status);
+  if (code == CURLE_OK) {
+    result.etag = Header(curl, "ETag");
+    result.cache_control = Header(curl, "Cache-Control");
+  }
   curl_easy_cleanup(curl);
   curl_slist_free_all(headers);
   if (response.too_big) {

@@ -1,9 +1,11 @@
 #ifndef A2AMESH_HTTP_FETCH_H_
 #define A2AMESH_HTTP_FETCH_H_
 
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace a2amesh::http {
@@ -19,6 +21,9 @@ struct FetchOptions {
   std::string key_file;
   // Sent as "Authorization: Bearer ..." when set.
   std::string bearer_token;
+  // Sent as If-None-Match when set (an ETag of an earlier answer): the
+  // server may answer 304 Not Modified, with no body.
+  std::string if_none_match;
   absl::Duration timeout = absl::Seconds(10);
   size_t max_bytes = 1024 * 1024;
 };
@@ -26,7 +31,15 @@ struct FetchOptions {
 struct FetchResult {
   long status = 0;  // the HTTP status
   std::string body;
+  // Its ETag and Cache-Control headers (empty if absent).
+  std::string etag;
+  std::string cache_control;
 };
+
+// How long an answer with this Cache-Control header stays fresh (RFC 9111
+// §5.2.2): zero for no-cache or no-store, max-age's seconds, nullopt when the
+// header says neither (or max-age is not a number).
+std::optional<absl::Duration> FreshFor(absl::string_view cache_control);
 
 // Whether this build can fetch (libcurl; a fully static build goes without).
 bool CanFetch();

@@ -8,6 +8,7 @@
 #include "agenthost/remote_agents.h"
 
 #include <atomic>
+#include <map>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -118,7 +119,16 @@ TEST_P(RemoteAgentsTest, ANodeRunsTasksOnAnA2aServerItReachesByUrl) {
     absl::StatusOr<lf::a2a::v1::Task> task = a_->node().tasks().Get(cut);
     return task.ok() && task->status().state() == lf::a2a::v1::TASK_STATE_FAILED;
   }));
-  EXPECT_THAT(a_->node().tasks().Get(cut)->status().message().parts(0).text(), HasSubstr("far"));
+  // B's card said it stays fresh for minutes (Cache-Control), so A does not
+  // ask for it again on its own; the next call finds B gone, fails naming
+  // the agent, and has the card asked at once: it does not answer, and "far"
+  // leaves routing.
+  slow.mutable_configuration()->set_return_immediately(false);
+  if (ARoutesToFar()) {
+    ASSERT_TRUE(stub->SendMessage(A2aContext().get(), slow, &response).ok());
+    EXPECT_EQ(response.task().status().state(), lf::a2a::v1::TASK_STATE_FAILED);
+    EXPECT_THAT(response.task().status().message().parts(0).text(), HasSubstr("far"));
+  }
   EXPECT_TRUE(WaitFor([&] { return !ARoutesToFar(); }));
 }
 
@@ -501,6 +511,83 @@ TEST(RemoteAgentHealthTest, CallsThatDoNotReachTheAgentTakeItOutOfRouting) {
   EXPECT_EQ(sample(R"(a2amesh_remote_agent_calls_total{agent="flaky",outcome="failed"})"), 3);
   EXPECT_EQ(sample(R"(a2amesh_remote_agent_calls_total{agent="flaky",outcome="unreachable"})"), 2);
   EXPECT_EQ(sample(R"(a2amesh_remote_agent_call_duration_seconds_count{agent="flaky"})"), 5);
+}
+
+// Cards are fetched again with the ETag they came with (a 304 keeps the agent
+// as it is), and not at all while their Cache-Control says they are fresh.
+TEST(RemoteAgentCardTest, ARefreshHonoursETagAndCacheControl) {
+  struct Served {
+    std::string etag;
+    std::string cache_control;
+    std::vector<std::string> skills;
+    int full = 0;          // 200s
+    int not_modified = 0;  // 304s
+  };
+  absl::Mutex mu;
+  std::map<std::string, Served> served;  // by path
+  served["/tagged.json"] = {"\"1\"", "no-cache", {"tagged"}};
+  served["/cached.json"] = {"", "max-age=3600", {"cached"}};
+  int port = 0;
+  auto server =
+      http::Server::Start("127.0.0.1:0", http::ServerOptions(), [&](const http::Request& request) {
+        http::Response response;
+        absl::MutexLock lock(&mu);
+        auto it = served.find(request.path);
+        if (it == served.end()) {
+          response.status = 404;
+          return response;
+        }
+        Served& card = it->second;
+        if (!card.etag.empty()) response.headers.emplace_back("ETag", card.etag);
+        response.headers.emplace_back("Cache-Control", card.cache_control);
+        const std::string* tag = request.Header("if-none-match");
+        if (tag != nullptr && *tag == card.etag) {
+          ++card.not_modified;
+          response.status = 304;
+          return response;
+        }
+        ++card.full;
+        lf::a2a::v1::AgentCard body = Card(request.path.substr(1, 6), card.skills);
+        auto* interface = body.add_supported_interfaces();
+        interface->set_url(absl::StrCat("http://127.0.0.1:", port, "/rpc"));
+        interface->set_protocol_binding("JSONRPC");
+        interface->set_protocol_version("1.0");
+        response.content_type = "application/json";
+        response.body = a2a::ToJson(body);
+        return response;
+      });
+  ASSERT_TRUE(server.ok()) << server.status();
+  port = (*server)->port();
+  NodeOptions options = NodeHarness::TestOptions("a");
+  options.remote_agents = {absl::StrCat("tagged=http://127.0.0.1:", port, "/tagged.json"),
+                           absl::StrCat("cached=http://127.0.0.1:", port, "/cached.json")};
+  options.remote_agent_refresh = absl::Milliseconds(50);
+  NodeHarness a(options);
+  auto seen = [&](const std::string& path) {
+    absl::MutexLock lock(&mu);
+    return served[path];
+  };
+  // Asked again with its ETag: 304s, and the agent stays as it was.
+  ASSERT_TRUE(WaitFor([&] { return seen("/tagged.json").not_modified >= 3; }));
+  EXPECT_EQ(seen("/tagged.json").full, 1);
+  ASSERT_NE(a.node().catalog().Find("tagged"), nullptr);
+  EXPECT_EQ(a.node().catalog().Find("tagged")->card().skills_size(), 1);
+  // Fresh for an hour: fetched once, while the other was fetched four times.
+  EXPECT_EQ(seen("/cached.json").full, 1);
+  EXPECT_EQ(seen("/cached.json").not_modified, 0);
+  EXPECT_NE(a.node().catalog().Find("cached"), nullptr);
+
+  // A new card, a new ETag: registered again with it.
+  {
+    absl::MutexLock lock(&mu);
+    served["/tagged.json"].etag = "\"2\"";
+    served["/tagged.json"].skills = {"tagged", "more"};
+  }
+  EXPECT_TRUE(WaitFor([&] {
+    auto tagged = a.node().catalog().Find("tagged");
+    return tagged != nullptr && tagged->card().skills_size() == 2;
+  }));
+  EXPECT_EQ(seen("/tagged.json").full, 2);
 }
 
 INSTANTIATE_TEST_SUITE_P(Bindings, RemoteAgentsTest, ::testing::Values("JSONRPC", "GRPC"),
