@@ -26,6 +26,7 @@
 #include "grpcpp/grpcpp.h"
 #include "http/fetch.h"
 #include "http/sse_reader.h"
+#include "http/url.h"
 #include "lf/a2a/v1/a2a.grpc.pb.h"
 #include "rapidjson/document.h"
 #include "rapidjson/stringbuffer.h"
@@ -119,6 +120,40 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> GrpcCredentials(
   return grpc::SslCredentials(ssl);
 }
 
+// `text` as protobuf's JSON parser takes it.
+google::protobuf::StringPiece Piece(absl::string_view text) {
+  return google::protobuf::StringPiece(text.data(), text.size());
+}
+
+// The HTTP+JSON path of a v1.0 JSON-RPC method (of the task `task_id`).
+std::string RestPath(absl::string_view method, absl::string_view task_id) {
+  if (method == "SendStreamingMessage") return "/message:stream";
+  if (method == "SendMessage") return "/message:send";
+  return absl::StrCat("/tasks/", http::PercentEncode(task_id), ":cancel");  // CancelTask
+}
+
+// What an HTTP+JSON error answer (`status`, and a google.rpc.Status as
+// {"error": {...}} in `body`) says. It is the agent's own answer (`refused`)
+// unless it says nothing A2A or came from a gateway (502, 503, 504).
+std::string RestError(long status, const std::string& body, bool* refused) {
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  const rapidjson::Value* error = nullptr;
+  if (!doc.HasParseError() && doc.IsObject()) {
+    if (auto e = doc.FindMember("error"); e != doc.MemberEnd() && e->value.IsObject()) {
+      error = &e->value;
+    }
+  }
+  *refused = error != nullptr && status != 502 && status != 503 && status != 504;
+  if (error == nullptr) return absl::StrCat("HTTP ", status);
+  auto text = [&](const char* name) -> std::string {
+    auto it = error->FindMember(name);
+    return it != error->MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
+  };
+  const std::string code = text("status");
+  return absl::StrCat("HTTP ", status, code.empty() ? "" : " ", code, ": ", text("message"));
+}
+
 // A2A 0.3's name for a v1.0 JSON-RPC method.
 absl::string_view LegacyMethod(absl::string_view method) {
   if (method == "SendStreamingMessage") return "message/stream";
@@ -152,15 +187,18 @@ absl::StatusOr<RemoteInterface> ChooseRemoteInterface(const lf::a2a::v1::AgentCa
         absl::ConsumeSuffix(&target, "/");
         return RemoteInterface{binding, std::string(target), interface.tenant(), version, tls};
       }
-      if (binding == "JSONRPC" && can_http) {
-        return RemoteInterface{binding, interface.url(), interface.tenant(), version};
+      // (0.3's REST binding is another API: /v1/message:send and the like.)
+      if ((binding == "JSONRPC" || (binding == "HTTP+JSON" && !legacy)) && can_http) {
+        std::string url = interface.url();
+        if (binding == "HTTP+JSON" && absl::EndsWith(url, "/")) url.pop_back();  // paths follow
+        return RemoteInterface{binding, std::move(url), interface.tenant(), version};
       }
     }
   }
   return absl::FailedPreconditionError(absl::StrCat(
       "its card offers no interface this node can call (it offers ",
       offered.empty() ? "none" : absl::StrJoin(offered, ", "), "); this node calls A2A agents ",
-      wanted.empty() ? (can_http ? "over JSONRPC (1.0 or 0.3) or GRPC (1.0)"
+      wanted.empty() ? (can_http ? "over JSONRPC (1.0 or 0.3), GRPC or HTTP+JSON (1.0)"
                                  : "over GRPC (1.0; this build has no libcurl)")
                      : absl::StrCat("over ", wanted, " (--remote-agent-binding)")));
 }
@@ -258,7 +296,7 @@ class RemoteLink final : public catalog::AgentLink,
 
  private:
   class StreamTurn;
-  class JsonRpcTurn;
+  class HttpTurn;
   // The remote side of one of the mesh's tasks.
   struct Mapping {
     std::string remote_task_id;
@@ -300,10 +338,11 @@ class RemoteLink final : public catalog::AgentLink,
   // Applies an event as the agent's; a refusal (the task ended meanwhile,
   // e.g. cancelled here) is only logged.
   void Apply(const std::string& task_id, StreamResponse event);
-  // A JSON-RPC request of `method` (a v1.0 name: the 0.3 one is sent to a
-  // 0.3 agent) to the agent's endpoint; `params` is JSON.
-  http::CurlLoop::Request JsonRpc(absl::string_view method, const std::string& params,
-                                  bool stream) const;
+  // A request of `method` (a v1.0 JSON-RPC name: the 0.3 one is sent to a
+  // 0.3 agent) to the agent's endpoint, over JSON-RPC or HTTP+JSON; `params`
+  // is the request as JSON, `task_id` the task a CancelTask names.
+  http::CurlLoop::Request HttpCall(absl::string_view method, const std::string& params, bool stream,
+                                   absl::string_view task_id = {}) const;
 
   const std::string agent_id_;
   const std::string url_;  // its card's
@@ -367,15 +406,17 @@ class RemoteLink::StreamTurn final : public grpc::ClientReadReactor<StreamRespon
   bool ended_ = false;
 };
 
-// One turn over JSON-RPC: SendStreamingMessage read as Server-Sent Events (one
-// JSON-RPC response per event), or SendMessage's one response. Its callbacks
-// run on the CurlLoop's thread, one at a time.
-class RemoteLink::JsonRpcTurn {
+// One turn over HTTP: SendStreamingMessage read as Server-Sent Events (one
+// JSON-RPC response per event; over HTTP+JSON, the bare StreamResponse), or
+// SendMessage's one response. Its callbacks run on the CurlLoop's thread, one
+// at a time.
+class RemoteLink::HttpTurn {
  public:
-  JsonRpcTurn(std::shared_ptr<RemoteLink> link, std::string task_id, bool stream)
+  HttpTurn(std::shared_ptr<RemoteLink> link, std::string task_id, bool stream)
       : link_(std::move(link)),
         task_id_(std::move(task_id)),
         stream_(stream),
+        rest_(link_->interface_.binding == "HTTP+JSON"),
         legacy_(link_->interface_.legacy()) {}
 
   // The call is `id` (given up at once if Abort came first).
@@ -405,6 +446,11 @@ class RemoteLink::JsonRpcTurn {
   }
 
   void OnDone(absl::Status status, const http::CurlLoop::Response& response) {
+    if (rest_ && status.ok() && (response.status < 200 || response.status > 299)) {
+      // HTTP+JSON says what went wrong with the status and a google.rpc.Status.
+      error_ = RestError(response.status, body_, &refused_);
+      body_.clear();
+    }
     if (status.ok() && !body_.empty()) OnResponse(body_);
     if (status.ok() && !ended_ && !refused_ && response.status != 200) {
       error_ = absl::StrCat("HTTP ", response.status);  // whatever its body said
@@ -428,10 +474,15 @@ class RemoteLink::JsonRpcTurn {
     Abort();
   }
 
-  // One JSON-RPC response: a result (a StreamResponse on a stream, a
-  // SendMessageResponse otherwise) or an error.
+  // One answer: over HTTP+JSON, a StreamResponse on a stream, else a
+  // SendMessageResponse; over JSON-RPC, a response with one of those as its
+  // result, or an error.
   void OnResponse(absl::string_view text) {
     if (!error_.empty()) return;
+    if (rest_) {
+      OnResult(text);
+      return;
+    }
     rapidjson::Document doc;
     doc.Parse(text.data(), text.size());
     if (doc.HasParseError() || !doc.IsObject()) {
@@ -459,9 +510,13 @@ class RemoteLink::JsonRpcTurn {
     rapidjson::StringBuffer buffer;
     rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
     result->value.Accept(writer);
-    const std::string json(buffer.GetString(), buffer.GetSize());
+    OnResult(absl::string_view(buffer.GetString(), buffer.GetSize()));
+  }
+
+  // A StreamResponse on a stream, else a SendMessageResponse (JSON).
+  void OnResult(absl::string_view json) {
     if (legacy_) {  // 0.3: every answer is a task, a message or an update
-      absl::StatusOr<StreamResponse> event = a2a::legacy::ParseResult(json);
+      absl::StatusOr<StreamResponse> event = a2a::legacy::ParseResult(std::string(json));
       if (!event.ok()) {
         error_ = std::string(event.status().message());
         return;
@@ -474,11 +529,11 @@ class RemoteLink::JsonRpcTurn {
     parse.ignore_unknown_fields = true;
     std::string why;  // what protobuf's parser said
     if (stream_) {
-      auto parsed = google::protobuf::util::JsonStringToMessage(json, &event, parse);
+      auto parsed = google::protobuf::util::JsonStringToMessage(Piece(json), &event, parse);
       if (!parsed.ok()) why = parsed.message().as_string();
     } else {
       lf::a2a::v1::SendMessageResponse answer;
-      auto parsed = google::protobuf::util::JsonStringToMessage(json, &answer, parse);
+      auto parsed = google::protobuf::util::JsonStringToMessage(Piece(json), &answer, parse);
       if (!parsed.ok()) {
         why = parsed.message().as_string();
       } else if (answer.has_message()) {
@@ -499,6 +554,7 @@ class RemoteLink::JsonRpcTurn {
   const std::shared_ptr<RemoteLink> link_;
   const std::string task_id_;
   const bool stream_;
+  const bool rest_;    // HTTP+JSON, else JSON-RPC
   const bool legacy_;  // A2A 0.3
   absl::Mutex mu_;
   http::CurlLoop::Id id_ ABSL_GUARDED_BY(mu_) = 0;
@@ -512,11 +568,10 @@ class RemoteLink::JsonRpcTurn {
   bool ended_ = false;
 };
 
-http::CurlLoop::Request RemoteLink::JsonRpc(absl::string_view method, const std::string& params,
-                                            bool stream) const {
+http::CurlLoop::Request RemoteLink::HttpCall(absl::string_view method, const std::string& params,
+                                             bool stream, absl::string_view task_id) const {
   const bool legacy = interface_.legacy();
   http::CurlLoop::Request request;
-  request.url = interface_.url;
   request.headers = {"Content-Type: application/json",
                      legacy ? "A2A-Version: 0.3" : "A2A-Version: 1.0",
                      stream ? "Accept: text/event-stream" : "Accept: application/json"};
@@ -526,6 +581,15 @@ http::CurlLoop::Request RemoteLink::JsonRpc(absl::string_view method, const std:
   request.ca_file = credentials_.ca_file;
   request.cert_file = credentials_.cert_file;
   request.key_file = credentials_.key_file;
+  if (interface_.binding == "HTTP+JSON") {
+    // The operation is the path (under the tenant, if any); the body, the
+    // request itself.
+    request.url = absl::StrCat(interface_.url, interface_.tenant.empty() ? "" : "/",
+                               http::PercentEncode(interface_.tenant), RestPath(method, task_id));
+    request.body = params;
+    return request;
+  }
+  request.url = interface_.url;
   request.body =
       absl::StrCat(R"({"jsonrpc":"2.0","id":")", NewUuid(), R"(","method":")",
                    legacy ? LegacyMethod(method) : method, R"(","params":)", params, "}");
@@ -564,14 +628,15 @@ void RemoteLink::Assign(v1::TaskAssignment assignment) {
     AssignGrpc(task_id, std::move(request), deadline);
     return;
   }
+  if (interface_.binding == "HTTP+JSON") request.clear_tenant();  // in the path
   http::CurlLoop::Request call =
-      JsonRpc(streaming_ ? "SendStreamingMessage" : "SendMessage",
-              interface_.legacy() ? a2a::legacy::MessageSendParams(request) : ProtoJson(request),
-              streaming_);
+      HttpCall(streaming_ ? "SendStreamingMessage" : "SendMessage",
+               interface_.legacy() ? a2a::legacy::MessageSendParams(request) : ProtoJson(request),
+               streaming_);
   if (deadline != absl::InfiniteFuture()) {
     call.timeout = std::max(deadline - absl::Now(), absl::Milliseconds(1));
   }
-  auto turn = std::make_shared<JsonRpcTurn>(shared_from_this(), task_id, streaming_);
+  auto turn = std::make_shared<HttpTurn>(shared_from_this(), task_id, streaming_);
   call.on_data = [turn](const http::CurlLoop::Response& response, absl::string_view data) {
     turn->OnData(response, data);
   };
@@ -756,7 +821,9 @@ void RemoteLink::Cancel(const std::string& task_id) {
   request.set_id(remote_id);
   if (stub_ == nullptr) {
     // ({"id": ...}: 0.3's TaskIdParams too.)
-    http::CurlLoop::Request call = JsonRpc("CancelTask", ProtoJson(request), /*stream=*/false);
+    if (interface_.binding == "HTTP+JSON") request.clear_tenant();  // in the path
+    http::CurlLoop::Request call =
+        HttpCall("CancelTask", ProtoJson(request), /*stream=*/false, remote_id);
     call.timeout = absl::Seconds(10);
     auto error = std::make_shared<std::string>();  // the answer, kept to say what went wrong
     call.on_data = [error](const http::CurlLoop::Response&, absl::string_view data) {
@@ -1135,8 +1202,9 @@ absl::Status RemoteAgents::Refresh(Remote& remote) {
     channel = grpc::CreateCustomChannel(target->url, *channel_credentials, args);
   }  // (The link's calls end before this object does: Stop.)
   auto registered = std::make_shared<const catalog::LocalAgent*>(nullptr);
-  http::CurlLoop* http = target->binding == "JSONRPC" ? Http() : nullptr;
-  if (target->binding == "JSONRPC" && http == nullptr) {
+  const bool over_http = target->binding != "GRPC";
+  http::CurlLoop* http = over_http ? Http() : nullptr;
+  if (over_http && http == nullptr) {
     return absl::UnimplementedError("this meshd cannot make HTTP calls (built without libcurl)");
   }
   auto link = std::make_shared<RemoteLink>(

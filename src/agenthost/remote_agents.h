@@ -49,8 +49,9 @@ absl::StatusOr<RemoteAgentSpec> ParseRemoteAgent(absl::string_view flag);
 
 // How the node calls a remote agent: one interface of its card.
 struct RemoteInterface {
-  std::string binding;  // "JSONRPC" or "GRPC"
-  // The JSON-RPC endpoint's URL, or the gRPC target ("host:port").
+  std::string binding;  // "JSONRPC", "GRPC" or "HTTP+JSON"
+  // The JSON-RPC endpoint's URL, the HTTP+JSON base URL (no trailing '/'),
+  // or the gRPC target ("host:port").
   std::string url;
   std::string tenant;
   // The A2A version it speaks there, as its card says ("1.0", "0.3.0").
@@ -72,8 +73,8 @@ struct RemoteCredentials {
 
 // The interface of `card` the node calls: the first in the card's order (its
 // preference) it can call at A2A 1.0, else the first at 0.3 (JSON-RPC only:
-// 0.3's gRPC is another service), and of binding `wanted` if set. JSON-RPC
-// needs libcurl (`can_http`). FAILED_PRECONDITION listing what the card
+// 0.3's gRPC and REST are other APIs), and of binding `wanted` if set.
+// JSON-RPC and HTTP+JSON need libcurl (`can_http`). FAILED_PRECONDITION listing what the card
 // offers otherwise.
 absl::StatusOr<RemoteInterface> ChooseRemoteInterface(const lf::a2a::v1::AgentCard& card,
                                                       const std::string& wanted, bool can_http);
@@ -92,7 +93,7 @@ struct RemoteAgentsOptions {
   // gRPC UNAVAILABLE) take it out of routing until its card answers again
   // (0: never).
   int max_failures = 3;
-  // The binding to call them over: "JSONRPC" or "GRPC"; empty: the first
+  // The binding to call them over: "JSONRPC", "GRPC" or "HTTP+JSON"; empty: the first
   // interface in a card's order (its preference) that this node speaks.
   std::string binding;
   // Hears every call's end (RemoteAgentCall).
@@ -102,16 +103,16 @@ struct RemoteAgentsOptions {
 // Remote A2A agents by URL (--remote-agent): the node fetches each one's card,
 // registers its skills in the catalog like a local agent's (declaring direct
 // replies: any A2A agent may answer with a Message), and runs each task routed
-// to it by calling it with an A2A client over the card's JSONRPC interface
-// (libcurl, one thread for all calls, streams read as Server-Sent Events) or
-// its GRPC one (gRPC's callback API):
+// to it by calling it with an A2A client over the card's JSONRPC or HTTP+JSON
+// interface (libcurl, one thread for all calls, streams read as Server-Sent
+// Events) or its GRPC one (gRPC's callback API):
 // SendStreamingMessage when the card says it streams (else a blocking
 // SendMessage), its events applied to the mesh's task as the agent's; the
 // mesh's task id maps to the remote task's, so that a follow-up message (an
 // input-required turn) and a cancel reach the remote task. A call that fails
 // fails the task, naming the agent and why.
 //
-// Thread-safe. One thread fetches cards; JSON-RPC calls run on the CurlLoop's
+// Thread-safe. One thread fetches cards; HTTP calls run on the CurlLoop's
 // thread, gRPC calls on gRPC's callback threads.
 class RemoteAgents {
  public:
@@ -148,7 +149,7 @@ class RemoteAgents {
   // Fetches one card; registers or removes its agent. Returns why it is out
   // of routing (OK: registered).
   absl::Status Refresh(Remote& remote);
-  // The JSON-RPC calls' loop, started on first use (nullptr in a build
+  // The HTTP calls' loop, started on first use (nullptr in a build
   // without libcurl).
   http::CurlLoop* Http();
   // Stops `remote`'s calls and takes it out of the catalog, its tasks failed

@@ -9,12 +9,16 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-// Decoding the parts of request URLs.
+// Encoding and decoding the parts of URLs.
 namespace a2amesh::http {
 
 // `in` with %XX escapes decoded and '+' as a space; nullopt if an escape is
 // malformed.
 std::optional<std::string> PercentDecode(absl::string_view in);
+
+// `in` with every byte but RFC 3986's unreserved ones (A-Z a-z 0-9 - . _ ~)
+// percent-encoded: safe as one path segment or query value.
+std::string PercentEncode(absl::string_view in);
 
 // The parameters of a query string ("a=1&b=x%20y"), decoded, in order;
 // INVALID_ARGUMENT naming the parameter that is not percent-encoded correctly.

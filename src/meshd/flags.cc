@@ -280,7 +280,8 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
                  "ID=URL, then any of token-file=PATH ca-file=PATH cert-file=PATH key-file=PATH "
                  "(space-separated; repeatable). Its skills join the mesh; its tasks are A2A "
                  "calls to it "
-                 "(JSON-RPC or gRPC at A2A 1.0, else JSON-RPC at 0.3: the first its card lists, "
+                 "(JSON-RPC, gRPC or HTTP+JSON at A2A 1.0, else JSON-RPC at 0.3: the first its "
+                 "card lists, "
                  "unless --remote-agent-binding)")
       ->envname("MESHD_REMOTE_AGENT")
       ->delimiter(',');
@@ -290,9 +291,10 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
               "MESHD_REMOTE_AGENT_REFRESH");
   app.add_option("--remote-agent-binding", n.remote_agent_binding,
                  "How remote agents are called: auto (the first binding their card lists that "
-                 "this node speaks), JSONRPC or GRPC")
+                 "this node speaks), JSONRPC, GRPC or HTTP+JSON")
       ->envname("MESHD_REMOTE_AGENT_BINDING")
-      ->check(CLI::IsMember({"auto", "JSONRPC", "GRPC", "jsonrpc", "grpc"}))
+      ->check(
+          CLI::IsMember({"auto", "JSONRPC", "GRPC", "HTTP+JSON", "jsonrpc", "grpc", "http+json"}))
       ->capture_default_str();
   app.add_option("--remote-agent-max-failures", n.remote_agent_max_failures,
                  "Calls in a row that do not reach a remote agent (no connection, an HTTP error, "

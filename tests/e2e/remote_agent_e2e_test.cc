@@ -350,9 +350,10 @@ TEST_P(RemoteAgentE2eTest, JsSdkAgentsOfBothVersionsJoinByUrlAndServeTheMesh) {
   EXPECT_TRUE(WaitFor([&] { return !a.Sees(v1.agent_id); })) << "a removed agent stayed";
 }
 
-INSTANTIATE_TEST_SUITE_P(Bindings, RemoteAgentE2eTest, ::testing::Values("JSONRPC", "GRPC"),
+INSTANTIATE_TEST_SUITE_P(Bindings, RemoteAgentE2eTest,
+                         ::testing::Values("JSONRPC", "GRPC", "HTTP+JSON"),
                          [](const ::testing::TestParamInfo<std::string>& info) {
-                           return info.param;
+                           return info.param == "HTTP+JSON" ? std::string("HTTP_JSON") : info.param;
                          });
 
 }  // namespace

@@ -359,7 +359,7 @@ TEST_P(SecureRemoteAgentTest, AClientCertificateProvesTheNodeToAnAgentThatTakesT
 
 INSTANTIATE_TEST_SUITE_P(Bindings, SecureRemoteAgentTest, ::testing::Values("JSONRPC", "GRPC"),
                          [](const ::testing::TestParamInfo<std::string>& info) {
-                           return info.param;
+                           return info.param == "HTTP+JSON" ? std::string("HTTP_JSON") : info.param;
                          });
 
 TEST(RemoteAgentFlagTest, CredentialOptionsAreParsedAndMistakesNamed) {
@@ -413,8 +413,8 @@ TEST(RemoteInterfaceTest, TheCardsFirstInterfaceAt1_0ElseAt0_3OverJsonRpc) {
                                                  {"JSONRPC", "1.0", "http://h/v1"}}),
                                        "", /*can_http=*/true);
   ASSERT_TRUE(chosen.ok()) << chosen.status();
-  EXPECT_EQ(chosen->binding, "GRPC");
-  EXPECT_EQ(chosen->url, "h:1");
+  EXPECT_EQ(chosen->binding, "HTTP+JSON");
+  EXPECT_EQ(chosen->url, "http://h/rest");
   EXPECT_FALSE(chosen->legacy());
   // Asked for.
   chosen = agenthost::ChooseRemoteInterface(
@@ -433,11 +433,17 @@ TEST(RemoteInterfaceTest, ACardWithNothingTheNodeCallsIsRefusedListingWhatItOffe
   absl::StatusOr<agenthost::RemoteInterface> chosen =
       agenthost::ChooseRemoteInterface(Offering({{"GRPC", "0.3.0", "h:1"},
                                                  {"JSONRPC", "0.2.5", "http://h/v02"},
-                                                 {"HTTP+JSON", "1.0", "http://h/rest"}}),
+                                                 {"HTTP+JSON", "0.3.0", "http://h/rest"}}),
                                        "", true);
   ASSERT_FALSE(chosen.ok());
   EXPECT_THAT(chosen.status().message(),
-              HasSubstr("it offers GRPC 0.3.0, JSONRPC 0.2.5, HTTP+JSON 1.0"));
+              HasSubstr("it offers GRPC 0.3.0, JSONRPC 0.2.5, HTTP+JSON 0.3.0"));
+  // HTTP+JSON at 1.0 is called; its URL's trailing '/' goes (paths follow).
+  chosen = agenthost::ChooseRemoteInterface(Offering({{"HTTP+JSON", "1.0", "http://h/rest/"}}), "",
+                                            true);
+  ASSERT_TRUE(chosen.ok()) << chosen.status();
+  EXPECT_EQ(chosen->binding, "HTTP+JSON");
+  EXPECT_EQ(chosen->url, "http://h/rest");
   // Without libcurl, JSON-RPC is out of reach.
   chosen = agenthost::ChooseRemoteInterface(Offering({{"JSONRPC", "1.0", "http://h/v1"}}), "",
                                             /*can_http=*/false);
@@ -511,6 +517,71 @@ TEST(RemoteAgentHealthTest, CallsThatDoNotReachTheAgentTakeItOutOfRouting) {
   EXPECT_EQ(sample(R"(a2amesh_remote_agent_calls_total{agent="flaky",outcome="failed"})"), 3);
   EXPECT_EQ(sample(R"(a2amesh_remote_agent_calls_total{agent="flaky",outcome="unreachable"})"), 2);
   EXPECT_EQ(sample(R"(a2amesh_remote_agent_call_duration_seconds_count{agent="flaky"})"), 5);
+}
+
+// An HTTP+JSON agent behind a tenant: the operation and the tenant are the
+// path; an error answer (a google.rpc.Status) is the agent's, a 503 is not.
+TEST(RemoteAgentRestTest, TheTenantIsInThePathAndErrorsAreTheAgentsAnswer) {
+  absl::Mutex mu;
+  std::vector<std::string> paths;
+  int status = 429;
+  int port = 0;
+  auto server =
+      http::Server::Start("127.0.0.1:0", http::ServerOptions(), [&](const http::Request& request) {
+        http::Response response;
+        response.content_type = "application/json";
+        if (request.path == "/card.json") {
+          lf::a2a::v1::AgentCard card = Card("rest", {"rest"});
+          card.mutable_capabilities()->set_streaming(false);
+          auto* interface = card.add_supported_interfaces();
+          interface->set_url(absl::StrCat("http://127.0.0.1:", port, "/a2a/"));
+          interface->set_protocol_binding("HTTP+JSON");
+          interface->set_protocol_version("1.0");
+          interface->set_tenant("team a");
+          response.body = a2a::ToJson(card);
+          return response;
+        }
+        absl::MutexLock lock(&mu);
+        paths.push_back(request.path);
+        response.status = status;
+        response.body = status == 503 ? "busy" : R"({"error":{"code":429,
+            "status":"RESOURCE_EXHAUSTED","message":"slow down"}})";
+        return response;
+      });
+  ASSERT_TRUE(server.ok()) << server.status();
+  port = (*server)->port();
+  NodeOptions options = NodeHarness::TestOptions("a");
+  options.remote_agents = {absl::StrCat("http://127.0.0.1:", port, "/card.json")};
+  options.remote_agent_refresh = absl::Hours(1);
+  options.remote_agent_max_failures = 2;
+  options.agent_grace = absl::ZeroDuration();
+  NodeHarness a(options);
+  ASSERT_TRUE(WaitFor([&] { return a.node().catalog().Find("rest") != nullptr; }));
+  auto answer = [&](int with) {
+    absl::MutexLock lock(&mu);
+    status = with;
+  };
+  auto stub = a.NewA2aStub();
+  auto failed_with = [&](const std::string& text) {
+    lf::a2a::v1::SendMessageResponse response;
+    grpc::Status status = stub->SendMessage(A2aContext().get(), ForSkill("rest", text), &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.task().status().state(), lf::a2a::v1::TASK_STATE_FAILED);
+    return response.task().status().message().parts(0).text();
+  };
+  answer(503);  // no answer: one failure
+  EXPECT_THAT(failed_with("w"), HasSubstr("HTTP 503"));
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_THAT(paths, ::testing::ElementsAre("/a2a/team%20a/message:send"));
+  }
+  answer(429);  // the agent's answer: the failures in a row start again
+  EXPECT_THAT(failed_with("x"), HasSubstr("HTTP 429 RESOURCE_EXHAUSTED: slow down"));
+  answer(503);
+  EXPECT_THAT(failed_with("y"), HasSubstr("HTTP 503"));
+  EXPECT_NE(a.node().catalog().Find("rest"), nullptr);
+  EXPECT_THAT(failed_with("z"), HasSubstr("rest"));  // the second in a row
+  EXPECT_TRUE(WaitFor([&] { return a.node().catalog().Find("rest") == nullptr; }));
 }
 
 // Cards are fetched again with the ETag they came with (a 304 keeps the agent
@@ -590,9 +661,10 @@ TEST(RemoteAgentCardTest, ARefreshHonoursETagAndCacheControl) {
   EXPECT_EQ(seen("/tagged.json").full, 2);
 }
 
-INSTANTIATE_TEST_SUITE_P(Bindings, RemoteAgentsTest, ::testing::Values("JSONRPC", "GRPC"),
+INSTANTIATE_TEST_SUITE_P(Bindings, RemoteAgentsTest,
+                         ::testing::Values("JSONRPC", "GRPC", "HTTP+JSON"),
                          [](const ::testing::TestParamInfo<std::string>& info) {
-                           return info.param;
+                           return info.param == "HTTP+JSON" ? std::string("HTTP_JSON") : info.param;
                          });
 
 }  // namespace
