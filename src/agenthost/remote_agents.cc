@@ -12,6 +12,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -222,7 +223,7 @@ absl::StatusOr<RemoteAgentSpec> ParseRemoteAgent(absl::string_view flag) {
     return absl::InvalidArgumentError(
         absl::StrCat("--remote-agent ", flag, ": ", why,
                      "; give [ID=]URL [token-file=PATH] [ca-file=PATH] [cert-file=PATH "
-                     "key-file=PATH]"));
+                     "key-file=PATH] [max-concurrency=N]"));
   };
   std::vector<absl::string_view> words = absl::StrSplit(flag, ' ', absl::SkipWhitespace());
   if (words.empty()) return invalid("empty");
@@ -238,6 +239,13 @@ absl::StatusOr<RemoteAgentSpec> ParseRemoteAgent(absl::string_view flag) {
   for (size_t i = 1; i < words.size(); ++i) {
     std::pair<absl::string_view, absl::string_view> option =
         absl::StrSplit(words[i], absl::MaxSplits('=', 1));
+    if (option.first == "max-concurrency") {
+      if (!absl::SimpleAtoi(option.second, &spec->max_concurrency) || spec->max_concurrency < 1) {
+        return invalid(absl::StrCat("max-concurrency '", option.second,
+                                    "' is not a whole number of at least 1"));
+      }
+      continue;
+    }
     std::string* field = option.first == "token-file"  ? &spec->token_file
                          : option.first == "ca-file"   ? &spec->ca_file
                          : option.first == "cert-file" ? &spec->cert_file
@@ -1218,7 +1226,9 @@ absl::Status RemoteAgents::Refresh(Remote& remote) {
   endpoint.set_url(target->url);
   endpoint.set_protocol_version(target->version);
   auto agent = std::make_shared<catalog::LocalAgent>(
-      id, std::move(hosted), options_.max_concurrency, link, absl::Now(), std::move(endpoint));
+      id, std::move(hosted),
+      remote.spec.max_concurrency > 0 ? remote.spec.max_concurrency : options_.max_concurrency,
+      link, absl::Now(), std::move(endpoint));
   *registered = agent.get();
   // A new card replaces the old registration; tasks under way keep their call.
   if (replaced != nullptr) catalog_.Remove(*replaced);

@@ -36,6 +36,9 @@ struct RemoteAgentSpec {
   std::string key_file;
   // PEM roots its certificate must chain to (empty: the system's).
   std::string ca_file;
+  // Tasks it runs at once (its calls in flight, each on a connection of its
+  // own); 0: RemoteAgentsOptions::max_concurrency.
+  int max_concurrency = 0;
 };
 
 // Checks a card URL (http:// or https://) and an id (may be empty);
@@ -43,8 +46,8 @@ struct RemoteAgentSpec {
 absl::StatusOr<RemoteAgentSpec> MakeRemoteAgentSpec(absl::string_view card_url,
                                                     absl::string_view agent_id);
 // Parses "[ID=]URL [token-file=PATH] [ca-file=PATH] [cert-file=PATH
-// key-file=PATH]" (--remote-agent); INVALID_ARGUMENT naming the flag and what
-// is wrong.
+// key-file=PATH] [max-concurrency=N]" (--remote-agent); INVALID_ARGUMENT
+// naming the flag and what is wrong.
 absl::StatusOr<RemoteAgentSpec> ParseRemoteAgent(absl::string_view flag);
 
 // How the node calls a remote agent: one interface of its card.
@@ -81,7 +84,7 @@ absl::StatusOr<RemoteInterface> ChooseRemoteInterface(const lf::a2a::v1::AgentCa
 
 struct RemoteAgentsOptions {
   std::vector<RemoteAgentSpec> agents;
-  // Tasks run at once on each.
+  // Tasks run at once on each that does not say (RemoteAgentSpec).
   int max_concurrency = 16;
   // How often each card is fetched again. An agent whose card does not answer
   // leaves routing (its running tasks fail, after the node's agent grace,

@@ -244,11 +244,12 @@ int Agents(const Env& env, const AgentsFlags& flags) {
 }
 
 int AddRemoteAgent(const Env& env, const std::string& url, const std::string& id,
-                   const std::string& node, const std::string& token_file) {
+                   const std::string& node, const std::string& token_file, int max_concurrency) {
   v1::AddRemoteAgentRequest request;
   request.set_card_url(url);
   request.set_agent_id(id);
   request.set_node_id(node);
+  request.set_max_concurrency(max_concurrency);
   if (!token_file.empty()) {
     std::ifstream in(token_file);
     std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -1194,6 +1195,11 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
   agents_add->add_option("--agent-token-file", add_token_file,
                          "A bearer token for the agent (its card's fetch and every call), read "
                          "here and kept in the node's memory");
+  int add_max_concurrency = 0;
+  agents_add
+      ->add_option("--max-concurrency", add_max_concurrency,
+                   "Tasks it runs at once (default: the node's --remote-agent-max-concurrency)")
+      ->check(CLI::PositiveNumber);
   agents_add->footer(
       Footer("Examples:\n  meshctl agents add http://10.0.0.5:41241/.well-known/agent-card.json\n"
              "  meshctl agents add https://agents.example.com/.well-known/agent-card.json --name "
@@ -1202,7 +1208,7 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
              "that it cannot call. Not kept across the node's restarts: meshd --remote-agent is."));
   agents_add->callback([&] {
     verb = [&](const Env& env) {
-      return AddRemoteAgent(env, add_url, add_name, add_node, add_token_file);
+      return AddRemoteAgent(env, add_url, add_name, add_node, add_token_file, add_max_concurrency);
     };
   });
   std::string remove_which, remove_node;

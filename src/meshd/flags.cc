@@ -278,6 +278,7 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
   app.add_option("--remote-agent", n.remote_agents,
                  "An A2A agent served elsewhere, hosted by this node: the URL of its card, or "
                  "ID=URL, then any of token-file=PATH ca-file=PATH cert-file=PATH key-file=PATH "
+                 "max-concurrency=N "
                  "(space-separated; repeatable). Its skills join the mesh; its tasks are A2A "
                  "calls to it "
                  "(JSON-RPC, gRPC or HTTP+JSON at A2A 1.0, else JSON-RPC at 0.3: the first its "
@@ -304,7 +305,8 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--remote-agent-max-concurrency", n.remote_agent_max_concurrency,
-                 "Tasks each remote agent runs at once")
+                 "Tasks each remote agent runs at once, unless its --remote-agent says "
+                 "max-concurrency=N")
       ->envname("MESHD_REMOTE_AGENT_MAX_CONCURRENCY")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

@@ -455,6 +455,11 @@ absl::Status Node::Init() {
         agenthost::RemoteAgentSpec spec,
         agenthost::MakeRemoteAgentSpec(request.card_url(), request.agent_id()));
     spec.token = request.bearer_token();
+    if (request.max_concurrency() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("max_concurrency ", request.max_concurrency(),
+                                                     " is negative (0: the node's default)"));
+    }
+    spec.max_concurrency = request.max_concurrency();
     return remote_agents_->Add(std::move(spec));
   };
   hooks.remove_remote_agent = [this](const std::string& which) {

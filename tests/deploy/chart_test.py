@@ -132,7 +132,9 @@ class LintAndSchemaTest(unittest.TestCase):
                               ("networkPolicy.clientNamespaces[0]=Not_A_Namespace",
                                "/networkPolicy/clientNamespaces/0"),
                               ("remoteAgents[0].url=ftp://x", "/remoteAgents/0/url"),
-                              ("remoteAgents[0].name=x", "/remoteAgents/0")):
+                              ("remoteAgents[0].name=x", "/remoteAgents/0"),
+                              ("remoteAgents[0].url=http://a,remoteAgents[0].maxConcurrency=0",
+                               "/remoteAgents/0/maxConcurrency")):
             result = run([ARGS.helm, "template", "mesh", CHART, "--set", setting])
             self.assertNotEqual(result.returncode, 0, setting)
             self.assertIn(path, result.stderr, setting)
@@ -337,7 +339,8 @@ class WiringTest(unittest.TestCase):
         self.assertEqual(
             [a.split("=", 1)[1] for a in args if a.startswith("--remote-agent=")],
             ["summarizer=https://summarizer.agents.svc:8443/.well-known/agent-card.json"
-             " token-file=/etc/a2a-mesh/summarizer/token ca-file=/etc/a2a-mesh/summarizer/ca.crt",
+             " token-file=/etc/a2a-mesh/summarizer/token ca-file=/etc/a2a-mesh/summarizer/ca.crt"
+             " max-concurrency=4",
              "http://legacy.agents.svc:41241/.well-known/agent-card.json"])
 
         # Secrets mounted read-only.

@@ -314,7 +314,8 @@ TEST_P(RemoteAgentE2eTest, JsSdkAgentsOfBothVersionsJoinByUrlAndServeTheMesh) {
 
   // The v1.0 agent joins at b by meshctl, through a; an agent whose card does
   // not answer is refused, naming it.
-  Command added = Meshctl(a, {"agents", "add", v1.card_url(), "--node", "b"});
+  Command added =
+      Meshctl(a, {"agents", "add", v1.card_url(), "--node", "b", "--max-concurrency", "4"});
   ASSERT_EQ(added.code, 0) << added.err;
   EXPECT_THAT(added.out, HasSubstr(absl::StrCat("agent a2ajs-echo-agent@b hosted by node b, "
                                                 "called over ",
@@ -330,6 +331,7 @@ TEST_P(RemoteAgentE2eTest, JsSdkAgentsOfBothVersionsJoinByUrlAndServeTheMesh) {
   ASSERT_TRUE(a.WaitForAgent(v03.agent_id));
   std::string line = AgentLine(a, "a2ajs-echo-agent@b");
   EXPECT_THAT(line, HasSubstr("ready"));
+  EXPECT_THAT(line, HasSubstr(" 0/4 "));  // its --max-concurrency
   EXPECT_THAT(line, HasSubstr(absl::StrCat(GetParam(), " 1.0 ", v1.card_url())));
   line = AgentLine(a, "legacy-echo-agent@c");
   EXPECT_THAT(line, HasSubstr("ready"));

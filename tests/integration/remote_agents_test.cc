@@ -47,7 +47,7 @@ class RemoteAgentsTest : public ::testing::TestWithParam<std::string> {
   RemoteAgentsTest() : b_(std::make_unique<NodeHarness>(NodeHarness::TestOptions("b"))) {
     NodeOptions a = NodeHarness::TestOptions("a");
     a.remote_agents = {absl::StrCat("far=http://127.0.0.1:", b_->node().http_port(),
-                                    "/.well-known/agent-card.json")};
+                                    "/.well-known/agent-card.json max-concurrency=3")};
     a.remote_agent_binding = GetParam();
     a.remote_agent_refresh = absl::Milliseconds(100);
     a.agent_grace = absl::ZeroDuration();
@@ -72,6 +72,7 @@ TEST_P(RemoteAgentsTest, ANodeRunsTasksOnAnA2aServerItReachesByUrl) {
     auto far = a_->node().catalog().Find("far");
     return far != nullptr && far->card().skills_size() == 2;
   }));
+  EXPECT_EQ(a_->node().catalog().Find("far")->max_concurrency(), 3);  // its own, not the node's
 
   // Streamed through the link, in order.
   auto stub = a_->NewA2aStub();
@@ -152,6 +153,7 @@ TEST(RemoteAgentAdminTest, AnAgentAddedAndRemovedAtRuntime) {
   v1::AddRemoteAgentRequest add;
   add.set_card_url(card);
   add.set_agent_id("far");
+  add.set_max_concurrency(5);
   v1::AgentInfo added;
   grpc::Status status = admin->AddRemoteAgent(A2aContext().get(), add, &added);
   ASSERT_TRUE(status.ok()) << status.error_message();
@@ -160,6 +162,7 @@ TEST(RemoteAgentAdminTest, AnAgentAddedAndRemovedAtRuntime) {
   EXPECT_EQ(added.remote().card_url(), card);
   EXPECT_EQ(added.remote().protocol_version(), "1.0");
   EXPECT_FALSE(added.remote().binding().empty());
+  EXPECT_EQ(added.max_concurrency(), 5);
   EXPECT_NE(c.node().catalog().Find("far"), nullptr);
 
   // Twice, or a card that does not answer: refused, naming why.
@@ -174,6 +177,11 @@ TEST(RemoteAgentAdminTest, AnAgentAddedAndRemovedAtRuntime) {
   nowhere.set_card_url("file:///etc/passwd");
   status = admin->AddRemoteAgent(A2aContext().get(), nowhere, &added);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  nowhere.set_card_url(card);
+  nowhere.set_max_concurrency(-1);
+  status = admin->AddRemoteAgent(A2aContext().get(), nowhere, &added);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("max_concurrency -1 is negative"));
 
   // The route says how it would be called.
   v1::ExplainRouteRequest explain;
@@ -364,7 +372,8 @@ INSTANTIATE_TEST_SUITE_P(Bindings, SecureRemoteAgentTest, ::testing::Values("JSO
 
 TEST(RemoteAgentFlagTest, CredentialOptionsAreParsedAndMistakesNamed) {
   absl::StatusOr<agenthost::RemoteAgentSpec> spec = agenthost::ParseRemoteAgent(
-      "far=https://h/card.json token-file=/t ca-file=/ca cert-file=/c key-file=/k");
+      "far=https://h/card.json token-file=/t ca-file=/ca cert-file=/c key-file=/k "
+      "max-concurrency=4");
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->agent_id, "far");
   EXPECT_EQ(spec->card_url, "https://h/card.json");
@@ -372,6 +381,10 @@ TEST(RemoteAgentFlagTest, CredentialOptionsAreParsedAndMistakesNamed) {
   EXPECT_EQ(spec->ca_file, "/ca");
   EXPECT_EQ(spec->cert_file, "/c");
   EXPECT_EQ(spec->key_file, "/k");
+  EXPECT_EQ(spec->max_concurrency, 4);
+  EXPECT_EQ(agenthost::ParseRemoteAgent("https://h/c.json")->max_concurrency, 0);  // the node's
+  EXPECT_THAT(agenthost::ParseRemoteAgent("https://h/c.json max-concurrency=0").status().message(),
+              HasSubstr("max-concurrency '0' is not a whole number of at least 1"));
   EXPECT_THAT(agenthost::ParseRemoteAgent("https://h/c.json tokenfile=/t").status().message(),
               HasSubstr("unknown option 'tokenfile'"));
   EXPECT_THAT(agenthost::ParseRemoteAgent("https://h/c.json cert-file=/c").status().message(),
