@@ -14,7 +14,13 @@
 
 namespace a2amesh::http {
 
-bool CurlLoop::Available() { return A2AMESH_HAVE_CURL; }
+bool CurlLoop::Available() {
+#if A2AMESH_HAVE_CURL
+  return true;
+#else
+  return false;  // a fully static build
+#endif
+}
 
 #if !A2AMESH_HAVE_CURL
 
