@@ -359,11 +359,16 @@ std::string MessageSendParams(const lf::a2a::v1::SendMessageRequest& request) {
   MessageToV03(in_message != nullptr ? *in_message : none, message, a);
   out.AddMember("message", std::move(message), a);
   Value configuration(rapidjson::kObjectType);
+  bool blocking = true;
   if (const Value* config = Member(in, "configuration")) {
     Copy(*config, "acceptedOutputModes", configuration, a);
     Copy(*config, "historyLength", configuration, a);
+    // v1.0's returnImmediately is 0.3's blocking, the other way round.
+    if (const Value* now = Member(*config, "returnImmediately"); now != nullptr && now->IsBool()) {
+      blocking = !now->GetBool();
+    }
   }
-  configuration.AddMember("blocking", true, a);
+  configuration.AddMember("blocking", blocking, a);
   out.AddMember("configuration", std::move(configuration), a);
   Copy(in, "metadata", out, a);
   return Write(out);

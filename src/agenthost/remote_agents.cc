@@ -6,6 +6,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <optional>
 #include <utility>
 
 #include "a2a/legacy_v03.h"
@@ -130,6 +131,7 @@ google::protobuf::StringPiece Piece(absl::string_view text) {
 std::string RestPath(absl::string_view method, absl::string_view task_id) {
   if (method == "SendStreamingMessage") return "/message:stream";
   if (method == "SendMessage") return "/message:send";
+  if (method == "GetTask") return absl::StrCat("/tasks/", http::PercentEncode(task_id));  // GET
   return absl::StrCat("/tasks/", http::PercentEncode(task_id), ":cancel");  // CancelTask
 }
 
@@ -160,6 +162,7 @@ absl::string_view LegacyMethod(absl::string_view method) {
   if (method == "SendStreamingMessage") return "message/stream";
   if (method == "SendMessage") return "message/send";
   if (method == "CancelTask") return "tasks/cancel";
+  if (method == "GetTask") return "tasks/get";
   return method;
 }
 
@@ -271,7 +274,7 @@ class RemoteLink final : public catalog::AgentLink,
   // binding). `called` hears whether each call reached the agent.
   RemoteLink(std::string agent_id, std::string card_url, RemoteInterface interface, bool streaming,
              RemoteCredentials credentials, std::shared_ptr<grpc::Channel> channel,
-             http::CurlLoop* http, tasks::TaskManager& tasks,
+             http::CurlLoop* http, tasks::TaskManager& tasks, Timers* timers,
              std::function<void(const absl::Status& status, absl::Duration duration)> called)
       : agent_id_(std::move(agent_id)),
         url_(std::move(card_url)),
@@ -281,6 +284,7 @@ class RemoteLink final : public catalog::AgentLink,
         stub_(channel != nullptr ? lf::a2a::v1::A2AService::NewStub(std::move(channel)) : nullptr),
         http_(http),
         tasks_(tasks),
+        timers_(timers),
         called_(std::move(called)) {}
 
   void Send(v1::NodeToAgent message) override {
@@ -305,6 +309,8 @@ class RemoteLink final : public catalog::AgentLink,
  private:
   class StreamTurn;
   class HttpTurn;
+  // What an HTTP turn's call answers.
+  enum class Answer { kStream, kSendMessage, kTask };
   // The remote side of one of the mesh's tasks.
   struct Mapping {
     std::string remote_task_id;
@@ -317,10 +323,28 @@ class RemoteLink final : public catalog::AgentLink,
     bool over = false;
     // When the turn's call began.
     absl::Time began;
+    // A task followed by polling: the wait before the next GetTask, and the
+    // state last told (the same state again is not).
+    absl::Duration poll_wait = kFirstPoll;
+    TaskState told = lf::a2a::v1::TASK_STATE_UNSPECIFIED;
   };
+
+  // Between polls of a non-streaming agent's task: the first wait, and the
+  // longest (each wait doubles).
+  static constexpr absl::Duration kFirstPoll = absl::Milliseconds(10);
+  static constexpr absl::Duration kLongestPoll = absl::Seconds(1);
 
   void Assign(v1::TaskAssignment assignment);
   void AssignGrpc(const std::string& task_id, SendMessageRequest request, absl::Time deadline);
+  static constexpr absl::Duration kPollTimeout = absl::Seconds(30);  // one GetTask
+
+  // Asks for the remote task behind `task_id` (GetTask) as one more turn,
+  // unless it is over or the link stops.
+  void Poll(const std::string& task_id);
+  // Runs `call` as the turn of `task_id` that answers `answer`.
+  void StartHttpTurn(const std::string& task_id, http::CurlLoop::Request call, Answer answer);
+  // Metadata, `deadline`, and the turn of `task_id` abortable by cancelling.
+  void PrepareGrpc(grpc::ClientContext* context, const std::string& task_id, absl::Time deadline);
   void Cancel(const std::string& task_id);
   // A call begins (false once stopping: make none) and ends.
   bool Begin(std::string* why_not = nullptr) {
@@ -358,8 +382,9 @@ class RemoteLink final : public catalog::AgentLink,
   const RemoteCredentials credentials_;
   const bool streaming_;
   const std::unique_ptr<lf::a2a::v1::A2AService::Stub> stub_;  // over gRPC
-  http::CurlLoop* const http_;                                 // over JSON-RPC
+  http::CurlLoop* const http_;                                 // over HTTP
   tasks::TaskManager& tasks_;
+  Timers* const timers_;  // null: a non-streaming agent's task is not polled
   const std::function<void(const absl::Status& status, absl::Duration duration)> called_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Mapping> tasks_by_id_ ABSL_GUARDED_BY(mu_);
@@ -420,10 +445,10 @@ class RemoteLink::StreamTurn final : public grpc::ClientReadReactor<StreamRespon
 // at a time.
 class RemoteLink::HttpTurn {
  public:
-  HttpTurn(std::shared_ptr<RemoteLink> link, std::string task_id, bool stream)
+  HttpTurn(std::shared_ptr<RemoteLink> link, std::string task_id, Answer answer)
       : link_(std::move(link)),
         task_id_(std::move(task_id)),
-        stream_(stream),
+        answer_(answer),
         rest_(link_->interface_.binding == "HTTP+JSON"),
         legacy_(link_->interface_.legacy()) {}
 
@@ -521,7 +546,7 @@ class RemoteLink::HttpTurn {
     OnResult(absl::string_view(buffer.GetString(), buffer.GetSize()));
   }
 
-  // A StreamResponse on a stream, else a SendMessageResponse (JSON).
+  // A StreamResponse, a SendMessageResponse or a Task (JSON), as `answer_`.
   void OnResult(absl::string_view json) {
     if (legacy_) {  // 0.3: every answer is a task, a message or an update
       absl::StatusOr<StreamResponse> event = a2a::legacy::ParseResult(std::string(json));
@@ -536,9 +561,17 @@ class RemoteLink::HttpTurn {
     google::protobuf::util::JsonParseOptions parse;
     parse.ignore_unknown_fields = true;
     std::string why;  // what protobuf's parser said
-    if (stream_) {
+    if (answer_ == Answer::kStream) {
       auto parsed = google::protobuf::util::JsonStringToMessage(Piece(json), &event, parse);
       if (!parsed.ok()) why = parsed.message().as_string();
+    } else if (answer_ == Answer::kTask) {
+      auto parsed =
+          google::protobuf::util::JsonStringToMessage(Piece(json), event.mutable_task(), parse);
+      if (!parsed.ok()) {
+        why = parsed.message().as_string();
+      } else if (event.task().id().empty()) {
+        why = "it has no id";
+      }
     } else {
       lf::a2a::v1::SendMessageResponse answer;
       auto parsed = google::protobuf::util::JsonStringToMessage(Piece(json), &answer, parse);
@@ -552,7 +585,9 @@ class RemoteLink::HttpTurn {
     }
     if (!why.empty() || event.payload_case() == StreamResponse::PAYLOAD_NOT_SET) {
       error_ = absl::StrCat("its answer is not an A2A ",
-                            stream_ ? "StreamResponse" : "SendMessageResponse",
+                            answer_ == Answer::kStream        ? "StreamResponse"
+                            : answer_ == Answer::kSendMessage ? "SendMessageResponse"
+                                                              : "Task",
                             why.empty() ? "" : absl::StrCat(": ", why));
       return;
     }
@@ -561,7 +596,7 @@ class RemoteLink::HttpTurn {
 
   const std::shared_ptr<RemoteLink> link_;
   const std::string task_id_;
-  const bool stream_;
+  const Answer answer_;
   const bool rest_;    // HTTP+JSON, else JSON-RPC
   const bool legacy_;  // A2A 0.3
   absl::Mutex mu_;
@@ -626,6 +661,11 @@ void RemoteLink::Assign(v1::TaskAssignment assignment) {
   }
   *request.mutable_configuration()->mutable_accepted_output_modes() =
       std::move(*assignment.mutable_accepted_output_modes());
+  // Not streamed: the answer is the task as it is now, then it is polled
+  // (a long task holds no call open).
+  if (!streaming_ && timers_ != nullptr) {
+    request.mutable_configuration()->set_return_immediately(true);
+  }
   if (assignment.has_request_metadata()) {
     *request.mutable_metadata() = std::move(*assignment.mutable_request_metadata());
   }
@@ -644,7 +684,12 @@ void RemoteLink::Assign(v1::TaskAssignment assignment) {
   if (deadline != absl::InfiniteFuture()) {
     call.timeout = std::max(deadline - absl::Now(), absl::Milliseconds(1));
   }
-  auto turn = std::make_shared<HttpTurn>(shared_from_this(), task_id, streaming_);
+  StartHttpTurn(task_id, std::move(call), streaming_ ? Answer::kStream : Answer::kSendMessage);
+}
+
+void RemoteLink::StartHttpTurn(const std::string& task_id, http::CurlLoop::Request call,
+                               Answer answer) {
+  auto turn = std::make_shared<HttpTurn>(shared_from_this(), task_id, answer);
   call.on_data = [turn](const http::CurlLoop::Response& response, absl::string_view data) {
     turn->OnData(response, data);
   };
@@ -656,16 +701,67 @@ void RemoteLink::Assign(v1::TaskAssignment assignment) {
   turn->Started(http_->Add(std::move(call)));
 }
 
+void RemoteLink::PrepareGrpc(grpc::ClientContext* context, const std::string& task_id,
+                             absl::Time deadline) {
+  context->AddMetadata("a2a-version", "1.0");
+  if (!credentials_.token.empty()) {
+    context->AddMetadata("authorization", absl::StrCat("Bearer ", credentials_.token));
+  }
+  if (deadline != absl::InfiniteFuture()) context->set_deadline(absl::ToChronoTime(deadline));
+  Started(task_id, [context] { context->TryCancel(); });
+}
+
+void RemoteLink::Poll(const std::string& task_id) {
+  lf::a2a::v1::GetTaskRequest request;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = tasks_by_id_.find(task_id);
+    if (stopping_ || it == tasks_by_id_.end()) return;
+    if (it->second.over) {  // cancelled meanwhile
+      tasks_by_id_.erase(it);
+      return;
+    }
+    request.set_id(it->second.remote_task_id);
+  }
+  if (!Begin()) return;
+  request.set_tenant(interface_.tenant);
+  if (stub_ != nullptr) {
+    struct Call {
+      grpc::ClientContext context;
+      lf::a2a::v1::GetTaskRequest request;
+      Task response;
+    };
+    auto call = std::make_shared<Call>();
+    call->request = std::move(request);
+    PrepareGrpc(&call->context, task_id, absl::Now() + kPollTimeout);
+    stub_->async()->GetTask(&call->context, &call->request, &call->response,
+                            [self = shared_from_this(), call, task_id](grpc::Status status) {
+                              bool ended = false;
+                              if (status.ok()) {
+                                bool started = true;
+                                StreamResponse event;
+                                *event.mutable_task() = std::move(call->response);
+                                ended = self->OnEvent(task_id, std::move(event), &started);
+                              }
+                              self->OnTurnDone(task_id, rpc::FromGrpcStatus(status), ended);
+                              self->End();
+                            });
+    return;
+  }
+  // Over HTTP+JSON a GET of /tasks/{id} (no body); over JSON-RPC {"id": ...}
+  // (0.3's TaskQueryParams too).
+  const bool rest = interface_.binding == "HTTP+JSON";
+  const std::string remote_id = request.id();
+  if (rest) request.clear_tenant();
+  http::CurlLoop::Request call =
+      HttpCall("GetTask", rest ? std::string() : ProtoJson(request), /*stream=*/false, remote_id);
+  call.timeout = kPollTimeout;
+  StartHttpTurn(task_id, std::move(call), Answer::kTask);
+}
+
 void RemoteLink::AssignGrpc(const std::string& task_id, SendMessageRequest request,
                             absl::Time deadline) {
-  auto prepare = [&](grpc::ClientContext* context) {
-    context->AddMetadata("a2a-version", "1.0");
-    if (!credentials_.token.empty()) {
-      context->AddMetadata("authorization", absl::StrCat("Bearer ", credentials_.token));
-    }
-    if (deadline != absl::InfiniteFuture()) context->set_deadline(absl::ToChronoTime(deadline));
-    Started(task_id, [context] { context->TryCancel(); });
-  };
+  auto prepare = [&](grpc::ClientContext* context) { PrepareGrpc(context, task_id, deadline); };
   if (streaming_) {
     auto* turn = new StreamTurn(shared_from_this(), task_id, std::move(request));
     prepare(turn->context());
@@ -709,19 +805,23 @@ bool RemoteLink::OnEvent(const std::string& task_id, StreamResponse event, bool*
   switch (event.payload_case()) {
     case StreamResponse::kTask: {
       Task task = std::move(*event.mutable_task());
+      const TaskState state = task.status().state();
+      const bool final = IsTerminalState(state) || IsInterruptedState(state);
       bool follow_up;
+      bool told;  // polled, and in the state last told
       {
         absl::MutexLock lock(&mu_);
         Mapping& mapping = tasks_by_id_[task_id];
         follow_up = !mapping.remote_task_id.empty();
         mapping.remote_task_id = task.id();
         mapping.remote_context_id = task.context_id();
+        told = !streaming_ && !final && mapping.told == state;
+        mapping.told = state;
       }
-      const TaskState state = task.status().state();
       // A stream's first event in a follow-up turn is the task as the message
       // found it, still waiting for input: the events after it tell the turn.
       if (streaming_ && follow_up && IsInterruptedState(state)) return false;
-      const bool final = IsTerminalState(state) || IsInterruptedState(state);
+      if (told) return false;
       if (IsTerminalState(state)) over();
       if (final) {  // a blocking answer: what the turn made, then how it ended
         for (lf::a2a::v1::Artifact& artifact : *task.mutable_artifacts()) {
@@ -772,15 +872,29 @@ bool RemoteLink::OnEvent(const std::string& task_id, StreamResponse event, bool*
 void RemoteLink::OnTurnDone(const std::string& task_id, const absl::Status& status, bool ended) {
   absl::Time began = absl::Now();
   std::string stopped_why;  // the call was cancelled by Stop
+  // Not streamed, answered with a task still under way: asked again later.
+  std::optional<absl::Duration> poll;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_ && status.code() == absl::StatusCode::kCancelled) stopped_why = stopped_why_;
     auto it = tasks_by_id_.find(task_id);
     if (it != tasks_by_id_.end()) {
-      began = it->second.began;
-      it->second.abort = nullptr;
-      if (it->second.over || !ended) tasks_by_id_.erase(it);
+      Mapping& mapping = it->second;
+      began = mapping.began;
+      mapping.abort = nullptr;
+      if (status.ok() && !ended && !streaming_ && timers_ != nullptr && !stopping_ &&
+          !mapping.over && !mapping.remote_task_id.empty()) {
+        poll = mapping.poll_wait;
+        mapping.poll_wait = std::min(mapping.poll_wait * 2, kLongestPoll);
+      } else if (mapping.over || !ended) {
+        tasks_by_id_.erase(it);
+      }
     }
+  }
+  if (poll.has_value()) {
+    called_(status, absl::Now() - began);
+    timers_->RunAfter(*poll, [self = shared_from_this(), task_id] { self->Poll(task_id); });
+    return;
   }
   called_(
       status.ok() && !ended ? absl::DataLossError("the stream ended before the task did") : status,
@@ -1217,7 +1331,8 @@ absl::Status RemoteAgents::Refresh(Remote& remote) {
   }
   auto link = std::make_shared<RemoteLink>(
       id, url, *target, card->capabilities().streaming(), credentials, std::move(channel), http,
-      tasks_, [this, &remote, registered, id](const absl::Status& status, absl::Duration duration) {
+      tasks_, options_.timers,
+      [this, &remote, registered, id](const absl::Status& status, absl::Duration duration) {
         Called(remote, id, *registered, status, duration);
       });
   v1::RemoteEndpoint endpoint;

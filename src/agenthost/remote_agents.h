@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "a2amesh/executor.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -101,6 +102,9 @@ struct RemoteAgentsOptions {
   std::string binding;
   // Hears every call's end (RemoteAgentCall).
   Telemetry* telemetry = &NoTelemetry();
+  // Where the waits between polls of a non-streaming agent's task run (the
+  // node's). Without: such an agent is called with a blocking SendMessage.
+  Timers* timers = nullptr;
 };
 
 // Remote A2A agents by URL (--remote-agent): the node fetches each one's card,
@@ -109,8 +113,9 @@ struct RemoteAgentsOptions {
 // to it by calling it with an A2A client over the card's JSONRPC or HTTP+JSON
 // interface (libcurl, one thread for all calls, streams read as Server-Sent
 // Events) or its GRPC one (gRPC's callback API):
-// SendStreamingMessage when the card says it streams (else a blocking
-// SendMessage), its events applied to the mesh's task as the agent's; the
+// SendStreamingMessage when the card says it streams (else SendMessage with
+// returnImmediately, then GetTask, at growing intervals, until the task ends
+// or waits for input), its events applied to the mesh's task as the agent's; the
 // mesh's task id maps to the remote task's, so that a follow-up message (an
 // input-required turn) and a cancel reach the remote task. A call that fails
 // fails the task, naming the agent and why.

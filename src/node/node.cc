@@ -439,6 +439,7 @@ absl::Status Node::Init() {
   remote.max_concurrency = options_.remote_agent_max_concurrency;
   remote.max_failures = options_.remote_agent_max_failures;
   remote.telemetry = metrics_.get();
+  remote.timers = timers_.get();
   if (options_.remote_agent_binding != "auto") {
     remote.binding = absl::AsciiStrToUpper(options_.remote_agent_binding);
   }

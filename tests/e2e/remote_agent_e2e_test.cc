@@ -29,6 +29,7 @@
 #include "gtest/gtest.h"
 #include "lf/a2a/v1/a2a.grpc.pb.h"
 #include "testing/e2e_mesh.h"
+#include "testing/http_client.h"
 #include "testing/mesh_fixture.h"
 #include "testing/node_harness.h"
 #include "testing/proto_builders.h"
@@ -56,6 +57,7 @@ struct RemoteServer {
   std::string ready;   // what its log says once it serves
   int http_port = testing::PickFreePort();
   int grpc_port = testing::PickFreePort();  // (the v1.0 one only)
+  std::vector<std::string> flags;           // more for its script
   size_t starts = 0;
 
   std::string card_url() const {
@@ -114,7 +116,7 @@ class RemoteAgentE2eTest : public ::testing::TestWithParam<std::string> {
  protected:
   void TearDown() override {
     if (HasFailure()) {
-      for (const char* log : {"a.log", "b.log", "c.log", "v1.log", "v03.log"}) {
+      for (const char* log : {"a.log", "b.log", "c.log", "v1.log", "v03.log", "polled.log"}) {
         std::cerr << "--- " << log << " ---\n" << testing::ReadFileOrEmpty(dir_.File(log));
       }
     }
@@ -129,9 +131,10 @@ class RemoteAgentE2eTest : public ::testing::TestWithParam<std::string> {
                                      std::to_string(server.http_port),
                                      "--delay-ms",
                                      "150"};
-    if (server.name == "v1") {
+    if (server.script == "tools/bench/js/echo-server.mjs") {
       argv.insert(argv.end(), {"--grpc-port", std::to_string(server.grpc_port)});
     }
+    argv.insert(argv.end(), server.flags.begin(), server.flags.end());
     absl::StatusOr<Subprocess> process = Subprocess::Start(argv, dir_.File(server.name + ".log"));
     EXPECT_TRUE(process.ok()) << process.status();
     const size_t started = ++server.starts;
@@ -350,6 +353,63 @@ TEST_P(RemoteAgentE2eTest, JsSdkAgentsOfBothVersionsJoinByUrlAndServeTheMesh) {
   Command removed = Meshctl(a, {"agents", "remove", v1.agent_id, "--node", "b"});
   EXPECT_EQ(removed.code, 0) << removed.err;
   EXPECT_TRUE(WaitFor([&] { return !a.Sees(v1.agent_id); })) << "a removed agent stayed";
+}
+
+// An agent whose card says it does not stream: the node sends the message
+// with returnImmediately and follows the task with GetTask until it ends,
+// telling each state once; a cancel reaches the task between polls.
+TEST_P(RemoteAgentE2eTest, ANonStreamingAgentsTaskIsFollowedByPolling) {
+  RemoteServer polled{"polled", "a2ajs-echo-agent", "echo", "tools/bench/js/echo-server.mjs",
+                      "gRPC on"};
+  polled.flags = {"--no-streaming", "--delay-ms", "600"};  // (the last --delay-ms wins)
+  Subprocess process = Start(polled);
+  E2eNode b(dir_, "b",
+            {"--ephemeral", "--remote-agent", polled.card_url(), "--remote-agent-binding",
+             GetParam(), "--agent-grace", "0s"});
+  ASSERT_TRUE(b.Start());
+  ASSERT_TRUE(b.WaitForAgent(polled.agent_id));
+  auto channel = grpc::CreateChannel(b.address(), grpc::InsecureChannelCredentials());
+  auto stub = lf::a2a::v1::A2AService::NewStub(channel);
+
+  // Its steps are 600 ms apart: the polls see it working, then done.
+  auto context = A2aContext();
+  auto reader = stub->SendStreamingMessage(context.get(), ForSkill("echo", "task:polled"));
+  std::vector<StreamResponse> events;
+  for (StreamResponse event; reader->Read(&event);) events.push_back(event);
+  ASSERT_TRUE(reader->Finish().ok());
+  std::vector<lf::a2a::v1::TaskState> states;
+  int artifacts = 0;
+  for (const StreamResponse& event : events) {
+    if (event.has_artifact_update()) ++artifacts;
+    if (event.has_status_update()) states.push_back(event.status_update().status().state());
+  }
+  EXPECT_THAT(states, ::testing::ElementsAre(lf::a2a::v1::TASK_STATE_WORKING,
+                                             lf::a2a::v1::TASK_STATE_COMPLETED));
+  EXPECT_GE(artifacts, 1);
+  // One SendMessage, then GetTask calls: more than one call for the task.
+  const std::string series = absl::StrCat(R"(a2amesh_remote_agent_calls_total{agent=")",
+                                          polled.agent_id, R"(",outcome="ok"})");
+  EXPECT_GE(testing::ScrapeSample(b.metrics_address(), series).value_or(0), 3);
+
+  // Cancelled while it is polled: the cancel reaches the remote task.
+  lf::a2a::v1::SendMessageRequest slow = ForSkill("echo", "task:slow");
+  slow.mutable_configuration()->set_return_immediately(true);
+  lf::a2a::v1::SendMessageResponse accepted;
+  ASSERT_TRUE(stub->SendMessage(A2aContext().get(), slow, &accepted).ok());
+  lf::a2a::v1::CancelTaskRequest cancel;
+  cancel.set_id(accepted.task().id());
+  ASSERT_TRUE(WaitFor([&] {
+    lf::a2a::v1::GetTaskRequest get;
+    get.set_id(accepted.task().id());
+    lf::a2a::v1::Task task;
+    return stub->GetTask(A2aContext().get(), get, &task).ok() &&
+           task.status().state() == lf::a2a::v1::TASK_STATE_WORKING;
+  }));
+  lf::a2a::v1::Task canceled;
+  ASSERT_TRUE(stub->CancelTask(A2aContext().get(), cancel, &canceled).ok());
+  EXPECT_EQ(canceled.status().state(), lf::a2a::v1::TASK_STATE_CANCELED);
+  EXPECT_TRUE(WaitFor([&] { return Count(Log(polled), "cancel requested for") == 1; }))
+      << Log(polled);
 }
 
 INSTANTIATE_TEST_SUITE_P(Bindings, RemoteAgentE2eTest,

@@ -176,6 +176,14 @@ TEST(LegacyParamsTest, AV1RequestIsSentIn03Shape) {
   EXPECT_TRUE(params["configuration"]["blocking"].GetBool());
   EXPECT_STREQ(params["configuration"]["acceptedOutputModes"][0].GetString(), "text/plain");
   EXPECT_STREQ(params["metadata"]["k"].GetString(), "v");
+
+  // returnImmediately is 0.3's blocking, turned round.
+  request.mutable_configuration()->set_return_immediately(true);
+  const std::string now = MessageSendParams(request);
+  params.Parse(now.c_str());
+  ASSERT_FALSE(params.HasParseError()) << now;
+  EXPECT_FALSE(params["configuration"]["blocking"].GetBool());
+  EXPECT_FALSE(params["configuration"].HasMember("returnImmediately"));
 }
 
 }  // namespace
