@@ -874,6 +874,8 @@ void RemoteLink::OnTurnDone(const std::string& task_id, const absl::Status& stat
   std::string stopped_why;  // the call was cancelled by Stop
   // Not streamed, answered with a task still under way: asked again later.
   std::optional<absl::Duration> poll;
+  // Cancelled here while the call ran: that it ended first says nothing.
+  bool over = false;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_ && status.code() == absl::StatusCode::kCancelled) stopped_why = stopped_why_;
@@ -887,12 +889,14 @@ void RemoteLink::OnTurnDone(const std::string& task_id, const absl::Status& stat
         poll = mapping.poll_wait;
         mapping.poll_wait = std::min(mapping.poll_wait * 2, kLongestPoll);
       } else if (mapping.over || !ended) {
+        over = mapping.over;
         tasks_by_id_.erase(it);
       }
     }
   }
-  if (poll.has_value()) {
+  if (poll.has_value() || (over && status.ok())) {
     called_(status, absl::Now() - began);
+    if (!poll.has_value()) return;
     timers_->RunAfter(*poll, [self = shared_from_this(), task_id] { self->Poll(task_id); });
     return;
   }
