@@ -50,6 +50,14 @@ using lf::a2a::v1::TaskState;
 // card changed without notice is seen within the hour.
 constexpr absl::Duration kMaxFresh = absl::Hours(1);
 
+// One unary gRPC call to a remote agent: what its callback keeps alive.
+template <typename Request, typename Response>
+struct UnaryCall {
+  grpc::ClientContext context;
+  Request request;
+  Response response;
+};
+
 // An event as the mesh's agent would send it: the node fills in the ids.
 void ClearIds(StreamResponse* event) {
   auto clear_message = [](Message* message) {
@@ -343,6 +351,8 @@ class RemoteLink final : public catalog::AgentLink,
   void Poll(const std::string& task_id);
   // Runs `call` as the turn of `task_id` that answers `answer`.
   void StartHttpTurn(const std::string& task_id, http::CurlLoop::Request call, Answer answer);
+  // The A2A version and the bearer token, if any.
+  void AddMetadata(grpc::ClientContext* context) const;
   // Metadata, `deadline`, and the turn of `task_id` abortable by cancelling.
   void PrepareGrpc(grpc::ClientContext* context, const std::string& task_id, absl::Time deadline);
   void Cancel(const std::string& task_id);
@@ -701,12 +711,16 @@ void RemoteLink::StartHttpTurn(const std::string& task_id, http::CurlLoop::Reque
   turn->Started(http_->Add(std::move(call)));
 }
 
-void RemoteLink::PrepareGrpc(grpc::ClientContext* context, const std::string& task_id,
-                             absl::Time deadline) {
+void RemoteLink::AddMetadata(grpc::ClientContext* context) const {
   context->AddMetadata("a2a-version", "1.0");
   if (!credentials_.token.empty()) {
     context->AddMetadata("authorization", absl::StrCat("Bearer ", credentials_.token));
   }
+}
+
+void RemoteLink::PrepareGrpc(grpc::ClientContext* context, const std::string& task_id,
+                             absl::Time deadline) {
+  AddMetadata(context);
   if (deadline != absl::InfiniteFuture()) context->set_deadline(absl::ToChronoTime(deadline));
   Started(task_id, [context] { context->TryCancel(); });
 }
@@ -726,12 +740,7 @@ void RemoteLink::Poll(const std::string& task_id) {
   if (!Begin()) return;
   request.set_tenant(interface_.tenant);
   if (stub_ != nullptr) {
-    struct Call {
-      grpc::ClientContext context;
-      lf::a2a::v1::GetTaskRequest request;
-      Task response;
-    };
-    auto call = std::make_shared<Call>();
+    auto call = std::make_shared<UnaryCall<lf::a2a::v1::GetTaskRequest, Task>>();
     call->request = std::move(request);
     PrepareGrpc(&call->context, task_id, absl::Now() + kPollTimeout);
     stub_->async()->GetTask(&call->context, &call->request, &call->response,
@@ -768,13 +777,9 @@ void RemoteLink::AssignGrpc(const std::string& task_id, SendMessageRequest reque
     turn->Begin();
     return;
   }
-  // A blocking SendMessage: the answer is the task as its turn ended.
-  struct Unary {
-    grpc::ClientContext context;
-    SendMessageRequest request;
-    lf::a2a::v1::SendMessageResponse response;
-  };
-  auto call = std::make_shared<Unary>();
+  // SendMessage: the answer is the task as its turn ended (or as it is, to
+  // be polled).
+  auto call = std::make_shared<UnaryCall<SendMessageRequest, lf::a2a::v1::SendMessageResponse>>();
   call->request = std::move(request);
   prepare(&call->context);
   stub_->async()->SendMessage(
@@ -970,17 +975,9 @@ void RemoteLink::Cancel(const std::string& task_id) {
     http_->Add(std::move(call));
     return;
   }
-  struct Call {
-    grpc::ClientContext context;
-    lf::a2a::v1::CancelTaskRequest request;
-    Task response;
-  };
-  auto call = std::make_shared<Call>();
+  auto call = std::make_shared<UnaryCall<lf::a2a::v1::CancelTaskRequest, Task>>();
   call->request = std::move(request);
-  call->context.AddMetadata("a2a-version", "1.0");
-  if (!credentials_.token.empty()) {
-    call->context.AddMetadata("authorization", absl::StrCat("Bearer ", credentials_.token));
-  }
+  AddMetadata(&call->context);
   call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   stub_->async()->CancelTask(&call->context, &call->request, &call->response,
                              [self = shared_from_this(), call, not_cancelled](grpc::Status status) {

@@ -417,6 +417,33 @@ lf::a2a::v1::AgentCard Offering(
   return card;
 }
 
+// Card(name, skills) served at `url` over `binding` at A2A 1.0, the one
+// interface it lists; JSON (a test HTTP server's answer).
+std::string CardAt(const std::string& name, std::vector<std::string> skills,
+                   const std::string& binding, const std::string& url, bool streaming = true,
+                   const std::string& tenant = "") {
+  lf::a2a::v1::AgentCard card = Card(name, std::move(skills));
+  card.mutable_capabilities()->set_streaming(streaming);
+  auto* interface = card.add_supported_interfaces();
+  interface->set_url(url);
+  interface->set_protocol_binding(binding);
+  interface->set_protocol_version("1.0");
+  interface->set_tenant(tenant);
+  return a2a::ToJson(card);
+}
+
+// Sends `text` for `skill` to `node` and expects the task to fail: why it did.
+std::string FailedWith(NodeHarness& node, const std::string& skill, const std::string& text) {
+  lf::a2a::v1::SendMessageResponse response;
+  grpc::Status status =
+      node.NewA2aStub()->SendMessage(A2aContext().get(), ForSkill(skill, text), &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.task().status().state(), lf::a2a::v1::TASK_STATE_FAILED);
+  return response.task().status().message().parts_size() > 0
+             ? response.task().status().message().parts(0).text()
+             : "";
+}
+
 TEST(RemoteInterfaceTest, TheCardsFirstInterfaceAt1_0ElseAt0_3OverJsonRpc) {
   // 1.0 wins over an earlier 0.3 interface; the card's order otherwise.
   absl::StatusOr<agenthost::RemoteInterface> chosen =
@@ -474,14 +501,9 @@ TEST(RemoteAgentHealthTest, CallsThatDoNotReachTheAgentTakeItOutOfRouting) {
         http::Response response;
         response.content_type = "application/json";
         if (request.path == "/card.json") {
-          lf::a2a::v1::AgentCard card = Card("flaky", {"flaky"});
-          card.clear_supported_interfaces();
-          auto* interface = card.add_supported_interfaces();
-          interface->set_url(absl::StrCat("http://127.0.0.1:", port, "/rpc"));
-          interface->set_protocol_binding("JSONRPC");
-          interface->set_protocol_version("1.0");
-          card.mutable_capabilities()->set_streaming(false);
-          response.body = a2a::ToJson(card);
+          response.body =
+              CardAt("flaky", {"flaky"}, "JSONRPC", absl::StrCat("http://127.0.0.1:", port, "/rpc"),
+                     /*streaming=*/false);
         } else if (http_errors) {
           response.status = 503;
           response.body = "{}";
@@ -500,14 +522,7 @@ TEST(RemoteAgentHealthTest, CallsThatDoNotReachTheAgentTakeItOutOfRouting) {
   options.agent_grace = absl::ZeroDuration();
   NodeHarness a(options);
   ASSERT_TRUE(WaitFor([&] { return a.node().catalog().Find("flaky") != nullptr; }));
-  auto stub = a.NewA2aStub();
-  auto failed_with = [&](const std::string& text) {
-    lf::a2a::v1::SendMessageResponse response;
-    grpc::Status status = stub->SendMessage(A2aContext().get(), ForSkill("flaky", text), &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    EXPECT_EQ(response.task().status().state(), lf::a2a::v1::TASK_STATE_FAILED);
-    return response.task().status().message().parts(0).text();
-  };
+  auto failed_with = [&](const std::string& text) { return FailedWith(a, "flaky", text); };
   // The agent answers, with an error: it stays.
   for (int i = 0; i < 3; ++i) {
     EXPECT_THAT(failed_with("x"), HasSubstr("JSON-RPC error -32603: out of tokens"));
@@ -544,14 +559,9 @@ TEST(RemoteAgentRestTest, TheTenantIsInThePathAndErrorsAreTheAgentsAnswer) {
         http::Response response;
         response.content_type = "application/json";
         if (request.path == "/card.json") {
-          lf::a2a::v1::AgentCard card = Card("rest", {"rest"});
-          card.mutable_capabilities()->set_streaming(false);
-          auto* interface = card.add_supported_interfaces();
-          interface->set_url(absl::StrCat("http://127.0.0.1:", port, "/a2a/"));
-          interface->set_protocol_binding("HTTP+JSON");
-          interface->set_protocol_version("1.0");
-          interface->set_tenant("team a");
-          response.body = a2a::ToJson(card);
+          response.body = CardAt("rest", {"rest"}, "HTTP+JSON",
+                                 absl::StrCat("http://127.0.0.1:", port, "/a2a/"),
+                                 /*streaming=*/false, /*tenant=*/"team a");
           return response;
         }
         absl::MutexLock lock(&mu);
@@ -574,14 +584,7 @@ TEST(RemoteAgentRestTest, TheTenantIsInThePathAndErrorsAreTheAgentsAnswer) {
     absl::MutexLock lock(&mu);
     status = with;
   };
-  auto stub = a.NewA2aStub();
-  auto failed_with = [&](const std::string& text) {
-    lf::a2a::v1::SendMessageResponse response;
-    grpc::Status status = stub->SendMessage(A2aContext().get(), ForSkill("rest", text), &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    EXPECT_EQ(response.task().status().state(), lf::a2a::v1::TASK_STATE_FAILED);
-    return response.task().status().message().parts(0).text();
-  };
+  auto failed_with = [&](const std::string& text) { return FailedWith(a, "rest", text); };
   answer(503);  // no answer: one failure
   EXPECT_THAT(failed_with("w"), HasSubstr("HTTP 503"));
   {
@@ -631,13 +634,9 @@ TEST(RemoteAgentCardTest, ARefreshHonoursETagAndCacheControl) {
           return response;
         }
         ++card.full;
-        lf::a2a::v1::AgentCard body = Card(request.path.substr(1, 6), card.skills);
-        auto* interface = body.add_supported_interfaces();
-        interface->set_url(absl::StrCat("http://127.0.0.1:", port, "/rpc"));
-        interface->set_protocol_binding("JSONRPC");
-        interface->set_protocol_version("1.0");
         response.content_type = "application/json";
-        response.body = a2a::ToJson(body);
+        response.body = CardAt(request.path.substr(1, 6), card.skills, "JSONRPC",
+                               absl::StrCat("http://127.0.0.1:", port, "/rpc"));
         return response;
       });
   ASSERT_TRUE(server.ok()) << server.status();
