@@ -341,10 +341,10 @@ class RemoteLink final : public catalog::AgentLink,
   // longest (each wait doubles).
   static constexpr absl::Duration kFirstPoll = absl::Milliseconds(10);
   static constexpr absl::Duration kLongestPoll = absl::Seconds(1);
+  static constexpr absl::Duration kPollTimeout = absl::Seconds(30);  // one GetTask
 
   void Assign(v1::TaskAssignment assignment);
   void AssignGrpc(const std::string& task_id, SendMessageRequest request, absl::Time deadline);
-  static constexpr absl::Duration kPollTimeout = absl::Seconds(30);  // one GetTask
 
   // Asks for the remote task behind `task_id` (GetTask) as one more turn,
   // unless it is over or the link stops.
@@ -899,10 +899,13 @@ void RemoteLink::OnTurnDone(const std::string& task_id, const absl::Status& stat
       }
     }
   }
-  if (poll.has_value() || (over && status.ok())) {
+  if (poll.has_value()) {
     called_(status, absl::Now() - began);
-    if (!poll.has_value()) return;
     timers_->RunAfter(*poll, [self = shared_from_this(), task_id] { self->Poll(task_id); });
+    return;
+  }
+  if (over && status.ok()) {  // cancelled here meanwhile: nothing to tell
+    called_(status, absl::Now() - began);
     return;
   }
   called_(
@@ -1208,17 +1211,13 @@ void RemoteAgents::Stop(Remote& remote, const std::string& why) {
 absl::Status RemoteAgents::Refresh(Remote& remote) {
   absl::MutexLock refreshing(&remote.refresh_mu);
   std::string etag;  // of the card known, if any
-  AgentCard known;
   {
     absl::MutexLock lock(&mu_);
     if (remote.removed) return absl::CancelledError("removed");
     // Fresh by its Cache-Control: while it is in routing, its calls tell
     // whether it answers.
     if (remote.agent != nullptr && absl::Now() < remote.fresh_until) return absl::OkStatus();
-    if (!remote.etag.empty()) {
-      etag = remote.etag;
-      known = remote.last_card;
-    }
+    etag = remote.etag;
   }
   std::optional<absl::Duration> fresh;  // as its answer's Cache-Control says
   const std::string& url = remote.spec.card_url;
@@ -1247,7 +1246,8 @@ absl::Status RemoteAgents::Refresh(Remote& remote) {
     fresh = http::FreshFor(result.cache_control);
     if (result.status == 304 && !etag.empty()) {
       if (!result.etag.empty()) etag = result.etag;
-      return known;  // not modified: checked when it came
+      absl::MutexLock lock(&mu_);
+      return remote.last_card;  // not modified: checked when it came
     }
     etag = result.etag;
     if (result.status != 200) {
