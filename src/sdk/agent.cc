@@ -4,6 +4,7 @@
 #include <atomic>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -94,7 +95,27 @@ struct TaskRun {
   bool sent ABSL_GUARDED_BY(mu) = false;
   // Its subtasks being waited for.
   std::vector<std::shared_ptr<Delegation>> delegations ABSL_GUARDED_BY(mu);
+  // The artifacts it emitted, whole, in the order they first appeared: sent
+  // again to a node that resumes the task without them (see Resume).
+  std::vector<lf::a2a::v1::Artifact> artifacts ABSL_GUARDED_BY(mu);
+  // The event that ended it, once emitted.
+  std::optional<lf::a2a::v1::StreamResponse> final_event ABSL_GUARDED_BY(mu);
 };
+
+// Keeps `update` in `artifacts` as the node applies it (task_state.cc).
+void RecordArtifact(const lf::a2a::v1::TaskArtifactUpdateEvent& update,
+                    std::vector<lf::a2a::v1::Artifact>* artifacts) {
+  auto existing = std::find_if(artifacts->begin(), artifacts->end(), [&](const auto& artifact) {
+    return artifact.artifact_id() == update.artifact().artifact_id();
+  });
+  if (existing == artifacts->end()) {
+    artifacts->push_back(update.artifact());
+  } else if (update.append()) {
+    for (const auto& part : update.artifact().parts()) *existing->add_parts() = part;
+  } else {
+    *existing = update.artifact();
+  }
+}
 
 // Applies one event of a subtask to the Task the delegating agent keeps of it.
 void ApplySubtaskEvent(const lf::a2a::v1::StreamResponse& event, lf::a2a::v1::Task* task) {
@@ -348,6 +369,10 @@ class AgentImpl final : public Agent {
   void OnRegistered(Connection* connection, const v1::Registered& registered);
   void Handle(Connection* connection, v1::NodeToAgent& message);
   void Dispatch(v1::TaskAssignment assignment);
+  // A node resumed a task whose run goes on here: sends again what of the run
+  // the node's task lacks (it may have received it and crashed before storing
+  // it), ahead of the run's next event.
+  void Resume(const v1::TaskAssignment& assignment, TaskRun& run);
   void RunHandler(const TaskHandler& handler, v1::TaskAssignment assignment,
                   std::shared_ptr<TaskRun> run, std::string node_id, bool on_reactor);
   void Cancel(const std::string& task_id);
@@ -485,15 +510,19 @@ bool TaskContextImpl::Reply(const lf::a2a::v1::Message& message) {
 }
 
 bool TaskContextImpl::Emit(StreamResponse event, bool final) {
-  {
-    absl::MutexLock lock(&run_->mu);
-    if (run_->ended || run_->cancelled) {
-      return false;
-    }
-    run_->sent = true;
-    if (final) {
-      run_->ended = true;
-    }
+  // Recorded and queued under the run's lock (queueing never blocks), so that
+  // what Resume sends again cannot overtake or follow a concurrent event.
+  absl::MutexLock lock(&run_->mu);
+  if (run_->ended || run_->cancelled) {
+    return false;
+  }
+  run_->sent = true;
+  if (event.has_artifact_update()) {
+    RecordArtifact(event.artifact_update(), &run_->artifacts);
+  }
+  if (final) {
+    run_->ended = true;
+    run_->final_event = event;
   }
   v1::AgentToNode message;
   message.mutable_update()->set_task_id(task_id());
@@ -566,16 +595,19 @@ void AgentImpl::Begin() {
 }
 
 AgentImpl::~AgentImpl() {
+  std::vector<std::shared_ptr<TaskRun>> runs;
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
     if (connection_ != nullptr) {
       connection_->context().TryCancel();
     }
-    for (auto& [id, run] : running_) {
-      absl::MutexLock run_lock(&run->mu);
-      run->cancelled = true;
-    }
+    for (auto& [id, run] : running_) runs.push_back(run);
+  }
+  // A run's lock is never taken under mu_ (Emit queues under the run's lock).
+  for (const auto& run : runs) {
+    absl::MutexLock run_lock(&run->mu);
+    run->cancelled = true;
   }
   control_thread_.join();  // returns once the stream is over
   workers_.reset();        // waits for handlers, which see their tasks cancelled
@@ -845,7 +877,8 @@ void AgentImpl::OnConnectionDone(const Connection* connection, const grpc::Statu
 void AgentImpl::Dispatch(v1::TaskAssignment assignment) {
   const std::string task_id = assignment.task().id();
   std::shared_ptr<TaskRun> run;
-  const AgentSpec* spec;
+  const AgentSpec* spec = nullptr;
+  bool fresh = false;
   std::string node_id;
   {
     absl::MutexLock lock(&mu_);
@@ -853,16 +886,25 @@ void AgentImpl::Dispatch(v1::TaskAssignment assignment) {
     if (stopping_) {
       return;  // the node resumes it elsewhere or fails it after its grace
     }
-    if (running_.contains(task_id) && assignment.resumed()) {
-      return;  // still running here; its events now go to the new stream
+    if (assignment.resumed()) {
+      auto running = running_.find(task_id);
+      if (running != running_.end()) run = running->second;
     }
-    auto it = spec_of_.find(assignment.agent_id());
-    if (it == spec_of_.end()) {
-      return;
+    if (run == nullptr) {
+      auto it = spec_of_.find(assignment.agent_id());
+      if (it == spec_of_.end()) {
+        return;
+      }
+      spec = &options_.agents[it->second];
+      run = std::make_shared<TaskRun>();
+      running_[task_id] = run;
+      fresh = true;
     }
-    spec = &options_.agents[it->second];
-    run = std::make_shared<TaskRun>();
-    running_[task_id] = run;
+  }
+  if (!fresh) {
+    // Still running here: its events now go to the new stream.
+    Resume(assignment, *run);
+    return;
   }
   if (spec->inline_handler) {
     RunHandler(spec->handler, std::move(assignment), std::move(run), std::move(node_id),
@@ -874,6 +916,32 @@ void AgentImpl::Dispatch(v1::TaskAssignment assignment) {
     RunHandler(spec->handler, std::move(assignment), std::move(run), std::move(node_id),
                /*on_reactor=*/false);
   });
+}
+
+void AgentImpl::Resume(const v1::TaskAssignment& assignment, TaskRun& run) {
+  const lf::a2a::v1::Task& stored = assignment.task();
+  auto update = [&stored](StreamResponse event) {
+    v1::AgentToNode message;
+    message.mutable_update()->set_task_id(stored.id());
+    *message.mutable_update()->mutable_event() = std::move(event);
+    return message;
+  };
+  absl::MutexLock lock(&run.mu);
+  for (const lf::a2a::v1::Artifact& artifact : run.artifacts) {
+    auto kept = std::find_if(
+        stored.artifacts().begin(), stored.artifacts().end(),
+        [&](const auto& candidate) { return candidate.artifact_id() == artifact.artifact_id(); });
+    if (kept != stored.artifacts().end() && kept->parts_size() == artifact.parts_size()) {
+      continue;
+    }
+    StreamResponse event;
+    *event.mutable_artifact_update()->mutable_artifact() = artifact;  // whole: append=false
+    Write(update(std::move(event)));
+  }
+  if (run.final_event.has_value() &&
+      stored.status().state() != run.final_event->status_update().status().state()) {
+    Write(update(*run.final_event));
+  }
 }
 
 void AgentImpl::RunHandler(const TaskHandler& handler, v1::TaskAssignment assignment,
@@ -894,16 +962,20 @@ void AgentImpl::RunHandler(const TaskHandler& handler, v1::TaskAssignment assign
 }
 
 void AgentImpl::Cancel(const std::string& task_id) {
-  std::vector<std::shared_ptr<Delegation>> delegations;
+  std::shared_ptr<TaskRun> run;
   {
     absl::MutexLock lock(&mu_);
     auto it = running_.find(task_id);
     if (it == running_.end()) {
       return;
     }
-    absl::MutexLock run_lock(&it->second->mu);
-    it->second->cancelled = true;
-    delegations = it->second->delegations;
+    run = it->second;
+  }
+  std::vector<std::shared_ptr<Delegation>> delegations;
+  {
+    absl::MutexLock run_lock(&run->mu);
+    run->cancelled = true;
+    delegations = run->delegations;
   }
   for (const auto& delegation : delegations) {
     absl::MutexLock delegation_lock(&delegation->mu);
