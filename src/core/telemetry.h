@@ -1,6 +1,7 @@
 #ifndef A2AMESH_CORE_TELEMETRY_H_
 #define A2AMESH_CORE_TELEMETRY_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -56,6 +57,11 @@ class Telemetry {
   // the one it claims to be). Certificates the mesh CA did not sign never get
   // this far: their TLS handshake fails.
   virtual void PeerRefused(const std::string& reason) {}
+
+  // Spans of the tracer (trace/tracer.h): "exported", "dropped" (its queue
+  // was full: the collector is slow or down) or "failed" (the collector
+  // refused them or could not be reached), `count` at a time.
+  virtual void TraceSpans(const std::string& outcome, uint64_t count) {}
 
   // A call to an A2A agent this node hosts by URL (a task's turn) ended,
   // `duration` after it began: "ok", "failed" (the agent answered with an

@@ -85,10 +85,22 @@ absl::StatusOr<FetchResult> Fetch(const FetchOptions& options) {
     headers = curl_slist_append(
         headers, absl::StrCat("Authorization: Bearer ", options.bearer_token).c_str());
   }
-  headers = curl_slist_append(headers, "Accept: application/json");
+  bool accept = false;
+  for (const std::string& header : options.headers) {
+    headers = curl_slist_append(headers, header.c_str());
+    accept = accept || absl::StartsWithIgnoreCase(header, "accept:");
+  }
+  if (!accept) headers = curl_slist_append(headers, "Accept: application/json");
   if (!options.if_none_match.empty()) {
     headers =
         curl_slist_append(headers, absl::StrCat("If-None-Match: ", options.if_none_match).c_str());
+  }
+  if (!options.post_content_type.empty()) {
+    headers = curl_slist_append(headers,
+                                absl::StrCat("Content-Type: ", options.post_content_type).c_str());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                     static_cast<curl_off_t>(options.body.size()));
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, options.body.data());
   }
   curl_easy_setopt(curl, CURLOPT_URL, options.url.c_str());
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, options.protocols.c_str());

@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -24,6 +25,12 @@ struct FetchOptions {
   // Sent as If-None-Match when set (an ETag of an earlier answer): the
   // server may answer 304 Not Modified, with no body.
   std::string if_none_match;
+  // When set, the request is a POST of `body` with this Content-Type.
+  std::string post_content_type;
+  std::string body;
+  // More request headers ("Name: value" each). Accept is application/json
+  // unless one of them sets it.
+  std::vector<std::string> headers;
   absl::Duration timeout = absl::Seconds(10);
   size_t max_bytes = 1024 * 1024;
 };
@@ -44,7 +51,7 @@ std::optional<absl::Duration> FreshFor(absl::string_view cache_control);
 // Whether this build can fetch (libcurl; a fully static build goes without).
 bool CanFetch();
 
-// GETs `options.url` with libcurl: certificates checked, HTTPS_PROXY,
+// GETs (or POSTs) `options.url` with libcurl: certificates checked, HTTPS_PROXY,
 // HTTP_PROXY and NO_PROXY honoured as enterprise egress needs, redirects not
 // followed. Blocks (call it from a thread that may). UNAVAILABLE naming the
 // URL and the reason when no HTTP answer came (or the body passed max_bytes);
