@@ -466,6 +466,7 @@ absl::StatusOr<routing::DispatchContext> A2aService::MakeContext(
     dispatch.principal_method = caller.method;
   }
   A2AMESH_ASSIGN_OR_RETURN(dispatch.hops, routing::HopsFromRequest(request));
+  dispatch.trace = rpc::CallTrace(context);
   // A caller that waits (blocking or streaming) bounds the task by its deadline.
   if (!request.configuration().return_immediately() &&
       context->deadline() != std::chrono::system_clock::time_point::max()) {

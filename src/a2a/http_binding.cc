@@ -81,7 +81,9 @@ void CopyServiceParameters(const http::Request& request, const std::string& proc
       }
     }
   }
-  for (const char* name : {"a2a-extensions", "authorization"}) {
+  // The trace context goes on: the call's server span is the request's
+  // (rpc/call_metrics.h).
+  for (const char* name : {"a2a-extensions", "authorization", "traceparent", "tracestate"}) {
     if (const std::string* value = request.Header(name)) {
       context->AddMetadata(name, *value);
     }

@@ -622,6 +622,12 @@ absl::Status AgentHostService::Session::StartDelegation(const v1::DelegateReques
   context.hops.assign(parent->hops().begin(), parent->hops().end());
   context.hops.push_back(catalog::QualifiedAgentId(parent->agent_id(), service_.options_.node_id));
   context.parent_task_id = request.parent_task_id();
+  // The subtask's spans are children of the agent's context (its turn's,
+  // unless it sent a span of its own).
+  if (std::optional<trace::SpanContext> trace =
+          trace::ParseTraceContext(request.traceparent(), request.tracestate())) {
+    context.trace = *std::move(trace);
+  }
   if (parent->deadline_unix_ms() > 0) {
     context.deadline = absl::FromUnixMillis(parent->deadline_unix_ms());
   }

@@ -35,6 +35,7 @@
 #include "rapidjson/writer.h"
 #include "rpc/grpc_status.h"
 #include "tasks/task_state.h"
+#include "trace/span_context.h"
 
 namespace a2amesh::agenthost {
 namespace {
@@ -344,7 +345,8 @@ class RemoteLink final : public catalog::AgentLink,
   static constexpr absl::Duration kPollTimeout = absl::Seconds(30);  // one GetTask
 
   void Assign(v1::TaskAssignment assignment);
-  void AssignGrpc(const std::string& task_id, SendMessageRequest request, absl::Time deadline);
+  void AssignGrpc(const std::string& task_id, SendMessageRequest request, absl::Time deadline,
+                  const std::string& traceparent, const std::string& tracestate);
 
   // Asks for the remote task behind `task_id` (GetTask) as one more turn,
   // unless it is over or the link stops.
@@ -682,8 +684,11 @@ void RemoteLink::Assign(v1::TaskAssignment assignment) {
   const absl::Time deadline = assignment.deadline_unix_ms() > 0
                                   ? absl::FromUnixMillis(assignment.deadline_unix_ms())
                                   : absl::InfiniteFuture();
+  // The turn's span is the caller of the agent's spans (docs/tracing.md).
+  const std::string& traceparent = assignment.traceparent();
+  const std::string& tracestate = assignment.tracestate();
   if (stub_ != nullptr) {
-    AssignGrpc(task_id, std::move(request), deadline);
+    AssignGrpc(task_id, std::move(request), deadline, traceparent, tracestate);
     return;
   }
   if (interface_.binding == "HTTP+JSON") request.clear_tenant();  // in the path
@@ -693,6 +698,10 @@ void RemoteLink::Assign(v1::TaskAssignment assignment) {
                streaming_);
   if (deadline != absl::InfiniteFuture()) {
     call.timeout = std::max(deadline - absl::Now(), absl::Milliseconds(1));
+  }
+  if (!traceparent.empty()) {
+    call.headers.push_back(absl::StrCat("traceparent: ", traceparent));
+    if (!tracestate.empty()) call.headers.push_back(absl::StrCat("tracestate: ", tracestate));
   }
   StartHttpTurn(task_id, std::move(call), streaming_ ? Answer::kStream : Answer::kSendMessage);
 }
@@ -769,8 +778,17 @@ void RemoteLink::Poll(const std::string& task_id) {
 }
 
 void RemoteLink::AssignGrpc(const std::string& task_id, SendMessageRequest request,
-                            absl::Time deadline) {
-  auto prepare = [&](grpc::ClientContext* context) { PrepareGrpc(context, task_id, deadline); };
+                            absl::Time deadline, const std::string& traceparent,
+                            const std::string& tracestate) {
+  auto prepare = [&](grpc::ClientContext* context) {
+    if (!traceparent.empty()) {
+      context->AddMetadata(std::string(trace::kTraceparentKey), traceparent);
+      if (!tracestate.empty()) {
+        context->AddMetadata(std::string(trace::kTracestateKey), tracestate);
+      }
+    }
+    PrepareGrpc(context, task_id, deadline);
+  };
   if (streaming_) {
     auto* turn = new StreamTurn(shared_from_this(), task_id, std::move(request));
     prepare(turn->context());

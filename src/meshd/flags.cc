@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -412,6 +413,36 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
       ->envname("MESHD_AUDIT_MAX_QUEUED")
       ->check(CLI::Range(1, 10000000))
       ->capture_default_str();
+  app.add_option("--otlp-endpoint", n.otlp.endpoint,
+                 "Export spans of the task path to this OpenTelemetry collector (docs/tracing.md): "
+                 "host:port or http(s)://host:port for grpc, http(s)://host:4318[/path] for "
+                 "http/protobuf; unset: no spans (callers' trace context still passes on)")
+      ->envname("MESHD_OTLP_ENDPOINT");
+  std::string otlp_protocol = "grpc";
+  app.add_option("--otlp-protocol", otlp_protocol, "grpc or http/protobuf")
+      ->envname("MESHD_OTLP_PROTOCOL")
+      ->check(CLI::IsMember({"grpc", "http/protobuf"}))
+      ->capture_default_str();
+  std::vector<std::string> otlp_headers;
+  app.add_option("--otlp-header", otlp_headers,
+                 "NAME=VALUE sent with every export (a collector's authentication); repeatable")
+      ->envname("MESHD_OTLP_HEADERS")
+      ->delimiter(',');
+  app.add_option("--otlp-ca-file", n.otlp.ca_file,
+                 "PEM roots the collector's certificate must chain to (turns TLS on)")
+      ->envname("MESHD_OTLP_CA_FILE")
+      ->check(CLI::ExistingFile);
+  std::vector<std::string> trace_resource;
+  app.add_option("--otlp-resource-attribute", trace_resource,
+                 "NAME=VALUE added to the spans' resource (e.g. k8s.pod.name=...); repeatable")
+      ->envname("MESHD_OTLP_RESOURCE_ATTRIBUTES")
+      ->delimiter(',');
+  app.add_option("--trace-sample-ratio", n.trace_sample_ratio,
+                 "Record this share of new traces (0 to 1); a call with a traceparent follows "
+                 "its caller's decision")
+      ->envname("MESHD_TRACE_SAMPLE_RATIO")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   std::string log_format = "text";
   app.add_option("--log-format", log_format, "text or json (one object per line)")
       ->envname("MESHD_LOG_FORMAT")
@@ -441,6 +472,20 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
     return absl::InvalidArgumentError(e.what());
   }
   n.store_fsync = store_sync == "full";
+  n.otlp.protocol = otlp_protocol == "grpc" ? trace::OtlpOptions::Protocol::kGrpc
+                                            : trace::OtlpOptions::Protocol::kHttpProtobuf;
+  for (const auto& [flag, values, out] :
+       {std::tuple{"--otlp-header", &otlp_headers, &n.otlp.headers},
+        std::tuple{"--otlp-resource-attribute", &trace_resource, &n.trace_resource}}) {
+    for (const std::string& value : *values) {
+      const size_t equals = value.find('=');
+      if (equals == std::string::npos || equals == 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(flag, " \"", value, "\": expected NAME=VALUE"));
+      }
+      out->emplace_back(value.substr(0, equals), value.substr(equals + 1));
+    }
+  }
   const std::string any_host = n.auth.enabled() ? "0.0.0.0" : "127.0.0.1";
   if (http_address->count() == 0) n.http_address = any_host + ":7480";
   if (metrics_address->count() == 0) n.metrics_address = any_host + ":9464";

@@ -193,6 +193,10 @@ Metrics::Metrics(std::function<NodeSample()> sample)
                     LatencyBuckets()),
       store_failures_("a2amesh_store_commit_failures_total",
                       "Group commits of the task store that failed."),
+      trace_spans_("a2amesh_trace_spans_total",
+                   "Spans of the node's tracer, by outcome: exported, dropped (its queue was full: "
+                   "the collector is slow or down) or failed (the collector refused them or could "
+                   "not be reached); docs/tracing.md."),
       push_attempts_("a2amesh_push_notifications_total",
                      "Push notifications to webhooks, by outcome: delivered, retried (tried "
                      "again after a backoff), failed (given up), dropped (the queue was full), "
@@ -264,6 +268,9 @@ Metrics::Metrics(std::function<NodeSample()> sample)
   for (const char* reason : {"no_certificate", "identity"}) {
     peer_refusals_.Add({{"reason", reason}});
   }
+  for (const char* outcome : {"exported", "dropped", "failed"}) {
+    trace_spans_.Add({{"outcome", outcome}});
+  }
 }
 
 Metrics::~Metrics() = default;
@@ -280,6 +287,7 @@ std::string Metrics::Scrape() const {
   store_commit_.Write(writer);
   store_failures_.Write(writer);
   push_attempts_.Write(writer);
+  trace_spans_.Write(writer);
   push_latency_.Write(writer);
   remote_agent_calls_.Write(writer);
   remote_agent_call_duration_.Write(writer);
@@ -396,6 +404,10 @@ void Metrics::Handoff(const std::string& peer, const std::string& result, absl::
   if (result == "accepted") {
     handoff_latency_.Add({{"peer", peer}}).Observe(Seconds(latency));
   }
+}
+
+void Metrics::TraceSpans(const std::string& outcome, uint64_t count) {
+  trace_spans_.Add({{"outcome", outcome}}).Add(count);
 }
 
 void Metrics::PushAttempt(const std::string& outcome, absl::Duration latency) {

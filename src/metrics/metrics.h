@@ -82,6 +82,7 @@ class Metrics final : public Telemetry {
   void Handoff(const std::string& peer, const std::string& result, absl::Duration latency) override;
   void StoreCommitted(absl::Duration latency, bool ok) override;
   void PushAttempt(const std::string& outcome, absl::Duration latency) override;
+  void TraceSpans(const std::string& outcome, uint64_t count) override;
   void RemoteAgentCall(const std::string& agent, const std::string& outcome,
                        absl::Duration duration) override;
   void PeerRefused(const std::string& reason) override;
@@ -137,6 +138,7 @@ class Metrics final : public Telemetry {
   Family<Histogram> handoff_latency_;
   Family<Histogram> store_commit_;
   Family<Counter> store_failures_;
+  Family<Counter> trace_spans_;
   Family<Counter> push_attempts_;
   Family<Histogram> push_latency_;
   Family<Counter> remote_agent_calls_;

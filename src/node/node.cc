@@ -242,6 +242,18 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
 absl::Status Node::Init() {
   const absl::Time started_at = clock_.Now();
   metrics_ = std::make_unique<metrics::Metrics>([this] { return Sample(); });
+  if (!options_.otlp.endpoint.empty()) {
+    A2AMESH_ASSIGN_OR_RETURN(std::unique_ptr<trace::SpanExporter> exporter,
+                             trace::MakeOtlpExporter(options_.otlp));
+    trace::TracerOptions tracing;
+    tracing.sample_ratio = options_.trace_sample_ratio;
+    tracing.telemetry = metrics_.get();
+    tracing.resource = {{"service.name", "meshd"},
+                        {"service.instance.id", options_.node_id},
+                        {"service.version", Version()}};
+    for (const auto& attribute : options_.trace_resource) tracing.resource.push_back(attribute);
+    tracer_ = std::make_unique<trace::Tracer>(std::move(tracing), std::move(exporter));
+  }
   timers_ = std::make_unique<TimerThread>();
   blocking_ = std::make_unique<ThreadPool>(std::max(1, options_.blocking_threads));
   fanout_ = std::make_unique<ThreadPool>(2);
@@ -342,6 +354,7 @@ absl::Status Node::Init() {
   task_options.agent_idle_timeout = limit(options_.agent_idle_timeout);
   task_options.interrupted_ttl = limit(options_.interrupted_task_ttl);
   task_options.telemetry = metrics_.get();
+  task_options.tracer = tracer();
   if (options_.push_notifications) {
     push::PushOptions push_options;
     push_options.allow_private_targets = options_.push_allow_private_targets;
@@ -363,8 +376,8 @@ absl::Status Node::Init() {
   routing::RequestLimits limits;
   limits.max_message_bytes = options_.max_message_bytes;
   limits.max_parts = options_.max_parts;
-  dispatcher_ =
-      std::make_unique<routing::Dispatcher>(options_.default_skill, limits, *router_, *tasks_);
+  dispatcher_ = std::make_unique<routing::Dispatcher>(options_.default_skill, limits, *router_,
+                                                      *tasks_, tracer());
 
   peer::PeerOptions peer_options;
   peer_options.node_id = options_.node_id;
@@ -491,7 +504,8 @@ absl::Status Node::Init() {
       [metrics = metrics_.get()](absl::string_view service, absl::string_view method,
                                  grpc::StatusCode code, absl::Duration duration) {
         metrics->GrpcHandled(service, method, code, duration);
-      }));
+      },
+      tracer()));
   // Our own size check names the flag; gRPC's limit sits above it.
   const int64_t wire_limit =
       std::min<int64_t>(2 * options_.max_message_bytes + (1 << 20), INT32_MAX);

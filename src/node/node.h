@@ -16,6 +16,8 @@
 #include "absl/time/time.h"
 #include "security/auth.h"
 #include "security/tls.h"
+#include "trace/otlp_exporter.h"
+#include "trace/tracer.h"
 
 namespace grpc {
 class Server;
@@ -203,6 +205,14 @@ struct NodeOptions {
   int audit_max_files = 3;
   // Audit entries waiting for the writer; past it, new ones are dropped.
   int audit_max_queued = 65536;
+  // Tracing (docs/tracing.md): spans go to this OTLP collector; an empty
+  // endpoint turns recording off (callers' trace context still passes on).
+  trace::OtlpOptions otlp;
+  // Root spans recorded with this probability; others follow their parent.
+  double trace_sample_ratio = 1.0;
+  // Resource attributes added to service.name, service.instance.id and
+  // service.version (e.g. k8s.pod.name from the downward API).
+  std::vector<std::pair<std::string, std::string>> trace_resource;
 };
 
 // One mesh node: the composition root that wires the task store, task manager,
@@ -255,6 +265,10 @@ class Node {
   peer::PeerManager& peers() { return *peers_; }
 
  private:
+  // The node's tracer: Tracer::Disabled() when tracing is off.
+  trace::Tracer* tracer() const {
+    return tracer_ != nullptr ? tracer_.get() : trace::Tracer::Disabled();
+  }
   explicit Node(NodeOptions options);
   absl::Status Init();
   absl::Status StartHttp();
@@ -267,6 +281,8 @@ class Node {
   RealClock clock_;
   // Before everything that reports to it.
   std::unique_ptr<metrics::Metrics> metrics_;
+  // Outlives every component that records spans (they are destroyed first).
+  std::unique_ptr<trace::Tracer> tracer_;
   std::unique_ptr<Timers> timers_;
   // Before the task manager: a task's quota lease refers to it.
   std::unique_ptr<governance::Governor> governor_;

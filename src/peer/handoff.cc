@@ -455,12 +455,22 @@ void HandoffRunner::Assign(v1::TaskAssignment assignment) {
     start.set_principal(assignment.principal());
     *start.mutable_principal_roles() = std::move(*assignment.mutable_principal_roles());
     start.set_principal_method(assignment.principal_method());
+    start.set_traceparent(std::move(*assignment.mutable_traceparent()));
+    start.set_tracestate(std::move(*assignment.mutable_tracestate()));
     start.set_from_node(state_->peers.options().node_id);
     start.set_batches(true);
     state_->has_start = true;
     state_->task_id = start.task().id();
   }
   state_->StartCall();
+}
+
+void HandoffRunner::DescribeTurn(trace::Span& span) const {
+  span.SetName("a2amesh.v1.Peer/Handoff");
+  span.SetAttribute("rpc.system", "grpc");
+  span.SetAttribute("rpc.service", "a2amesh.v1.Peer");
+  span.SetAttribute("rpc.method", "Handoff");
+  // a2amesh.agent ("agent@node") names the peer.
 }
 
 void HandoffRunner::Cancel(const std::string& task_id, const std::string& reason) {
@@ -960,6 +970,8 @@ class HandoffServerCall final : public HandoffReactor {
       *hosted.info.mutable_principal_roles() = start.principal_roles();
       hosted.info.set_principal_method(start.principal_method());
     }
+    hosted.info.set_traceparent(start.traceparent());
+    hosted.info.set_tracestate(start.tracestate());
     hosted.runner = std::make_unique<catalog::LocalTaskRunner>(agent);
 
     if (start.batches()) {

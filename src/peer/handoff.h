@@ -36,6 +36,7 @@ class HandoffRunner final : public tasks::TaskRunner {
   const std::string& agent_id() const override;
   void Assign(v1::TaskAssignment assignment) override;
   void Cancel(const std::string& task_id, const std::string& reason) override;
+  void DescribeTurn(trace::Span& span) const override;
 
  private:
   const std::shared_ptr<HandoffState> state_;

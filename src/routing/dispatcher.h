@@ -30,6 +30,9 @@ struct DispatchContext {
   // Governs a new task (policy, rate limits, quotas); null: nothing does.
   // Must outlive the Send.
   Admission* admission = nullptr;
+  // The trace context of the call (its server span's, or the delegating
+  // agent's): the route decision and the task's turns are its children.
+  trace::SpanContext trace;
 };
 
 // The one path from an A2A SendMessage (from a client, or from an agent
@@ -38,7 +41,7 @@ struct DispatchContext {
 class Dispatcher {
  public:
   Dispatcher(std::string default_skill, RequestLimits limits, Router& router,
-             tasks::TaskManager& tasks);
+             tasks::TaskManager& tasks, trace::Tracer* tracer = trace::Tracer::Disabled());
 
   // `subscriber` gets the task's events (the Task first). A follow-up (the
   // message names a task) may read the store: call it from an Executor.
@@ -54,6 +57,7 @@ class Dispatcher {
   const RequestLimits limits_;
   Router& router_;
   tasks::TaskManager& tasks_;
+  trace::Tracer* const tracer_;
   std::atomic<bool> draining_{false};
 };
 

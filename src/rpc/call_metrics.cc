@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
 #if defined(A2AMESH_TSAN)
@@ -19,11 +20,38 @@ namespace {
 // can end; `code` by whatever finishes it, on any thread, hence atomic.
 class MeteredContext final : public grpc::CallbackServerContext {
  public:
+  explicit MeteredContext(trace::Tracer* tracer) : tracer(tracer) {}
+  trace::Tracer* const tracer;
   absl::string_view service;
   absl::string_view method;  // empty: not metered
   absl::Time start;
   std::atomic<int> code{grpc::StatusCode::UNKNOWN};
+  // The call's server span (or the caller's context, tracing off).
+  trace::Span span;
 };
+
+// gRPC server span status (OpenTelemetry's rpc conventions): these codes
+// are the server's failures; the others are the caller's and leave it unset.
+bool ServerError(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::UNKNOWN:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::UNIMPLEMENTED:
+    case grpc::StatusCode::INTERNAL:
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DATA_LOSS:
+      return true;
+    default:
+      return false;
+  }
+}
+
+absl::string_view Value(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+                        absl::string_view key) {
+  auto it = metadata.find(grpc::string_ref(key.data(), key.size()));
+  if (it == metadata.end()) return "";
+  return absl::string_view(it->second.data(), it->second.size());
+}
 
 MeteredContext* Metered(grpc::CallbackServerContext* context) {
   return dynamic_cast<MeteredContext*>(context);
@@ -35,13 +63,41 @@ bool InProcessPeer(absl::string_view peer) {
   return peer == "unknown" || absl::StartsWith(peer, "inproc");
 }
 
+std::optional<trace::SpanContext> TraceFromMetadata(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
+  absl::string_view traceparent = Value(metadata, trace::kTraceparentKey);
+  if (traceparent.empty()) return std::nullopt;
+  return trace::ParseTraceContext(traceparent, Value(metadata, trace::kTracestateKey));
+}
+
 void Meter(grpc::CallbackServerContext* context, absl::string_view service,
            absl::string_view method) {
   MeteredContext* metered = Metered(context);
-  if (metered == nullptr || InProcessPeer(context->peer())) return;
+  if (metered == nullptr) return;
+  const absl::Time now = absl::Now();
+  std::optional<trace::SpanContext> caller = TraceFromMetadata(context->client_metadata());
+  metered->span =
+      metered->tracer->StartSpan(absl::StrCat(service, "/", method), trace::SpanKind::kServer,
+                                 caller ? &*caller : nullptr, /*remote=*/true, now);
+  if (metered->span.recording()) {
+    metered->span.SetAttribute("rpc.system", "grpc");
+    metered->span.SetAttribute("rpc.service", service);
+    metered->span.SetAttribute("rpc.method", method);
+  }
+  if (InProcessPeer(context->peer())) {
+    // The HTTP bindings' calls: counted as HTTP requests, not twice.
+    metered->span.SetAttribute("a2amesh.http_binding", true);
+    return;
+  }
   metered->service = service;
   metered->method = method;
-  metered->start = absl::Now();
+  metered->start = now;
+}
+
+const trace::SpanContext& CallTrace(grpc::CallbackServerContext* context) {
+  static const trace::SpanContext* const kNone = new trace::SpanContext();
+  MeteredContext* metered = Metered(context);
+  return metered != nullptr ? metered->span.context() : *kNone;
 }
 
 void NoteStatus(grpc::CallbackServerContext* context, grpc::StatusCode code) {
@@ -50,7 +106,8 @@ void NoteStatus(grpc::CallbackServerContext* context, grpc::StatusCode code) {
   }
 }
 
-CallContexts::CallContexts(Report report) : report_(std::move(report)) {}
+CallContexts::CallContexts(Report report, trace::Tracer* tracer)
+    : report_(std::move(report)), tracer_(tracer) {}
 
 CallContexts::~CallContexts() {
   absl::MutexLock lock(&mu_);
@@ -66,7 +123,7 @@ grpc::CallbackServerContext* CallContexts::NewCallbackServerContext() {
 #if defined(A2AMESH_TSAN)
   __tsan_ignore_thread_begin();
 #endif
-  auto* context = new MeteredContext;
+  auto* context = new MeteredContext(tracer_);
 #if defined(A2AMESH_TSAN)
   __tsan_ignore_thread_end();
 #endif
@@ -77,10 +134,14 @@ grpc::CallbackServerContext* CallContexts::NewCallbackServerContext() {
 
 void CallContexts::Release(grpc::CallbackServerContext* context) {
   auto* metered = static_cast<MeteredContext*>(context);
+  const auto code = static_cast<grpc::StatusCode>(metered->code.load(std::memory_order_relaxed));
   if (!metered->method.empty()) {
-    report_(metered->service, metered->method,
-            static_cast<grpc::StatusCode>(metered->code.load(std::memory_order_relaxed)),
-            absl::Now() - metered->start);
+    report_(metered->service, metered->method, code, absl::Now() - metered->start);
+  }
+  if (metered->span.recording()) {
+    metered->span.SetAttribute("rpc.grpc.status_code", static_cast<int64_t>(code));
+    if (ServerError(code)) metered->span.SetError(absl::StrCat("gRPC status ", code));
+    metered->span.End();
   }
   {
     absl::MutexLock lock(&mu_);

@@ -3,6 +3,8 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
+#include <optional>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
@@ -11,6 +13,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/status.h"
+#include "trace/tracer.h"
 
 // Counting the calls a gRPC server answers, by method and status code, in our
 // own code rather than in a gRPC interceptor. An interceptor sees every
@@ -38,8 +41,21 @@ bool InProcessPeer(absl::string_view peer);
 // (a server built without CallContexts), or if the call came over the
 // server's in-process channel (the HTTP bindings' calls: counted as HTTP
 // requests, not twice).
+//
+// Meter also starts the call's server span ("service/method"), child of the
+// caller's traceparent/tracestate metadata, for every call the server's
+// tracer sees, in-process ones included (the HTTP bindings forward their
+// headers as metadata). It ends as the call is released, with its code.
 void Meter(grpc::CallbackServerContext* context, absl::string_view service,
            absl::string_view method);
+
+// The trace context of `context`'s call: its server span's (the caller's,
+// passed through, when tracing is off); invalid when there is none.
+const trace::SpanContext& CallTrace(grpc::CallbackServerContext* context);
+
+// The caller's trace context in `metadata` (traceparent, tracestate).
+std::optional<trace::SpanContext> TraceFromMetadata(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
 
 // The status `context`'s call ends with (the last noted counts). Call it
 // before the call's Finish. Does nothing for a call that is not metered.
@@ -54,7 +70,8 @@ class CallContexts final : public grpc::ContextAllocator {
   using Report = std::function<void(absl::string_view service, absl::string_view method,
                                     grpc::StatusCode code, absl::Duration duration)>;
 
-  explicit CallContexts(Report report);
+  // `tracer` (which must outlive this) records the calls' server spans.
+  CallContexts(Report report, trace::Tracer* tracer = trace::Tracer::Disabled());
   // Frees the contexts gRPC allocated and never released (the calls it had
   // waiting when the server shut down).
   ~CallContexts() override;
@@ -64,6 +81,7 @@ class CallContexts final : public grpc::ContextAllocator {
 
  private:
   const Report report_;
+  trace::Tracer* const tracer_;
   absl::Mutex mu_;
   absl::flat_hash_set<grpc::CallbackServerContext*> live_ ABSL_GUARDED_BY(mu_);
 };

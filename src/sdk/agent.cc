@@ -192,6 +192,8 @@ class TaskContextImpl final : public TaskContext {
     return assignment_.request_metadata();
   }
   bool resumed() const override { return assignment_.resumed(); }
+  const std::string& traceparent() const override { return assignment_.traceparent(); }
+  const std::string& tracestate() const override { return assignment_.tracestate(); }
   std::string text() const override {
     std::vector<std::string> texts;
     for (const auto& part : assignment_.message().parts()) {
@@ -430,6 +432,8 @@ absl::StatusOr<lf::a2a::v1::Task> TaskContextImpl::Delegate(
   auto* request = message.mutable_delegate();
   request->set_request_id(request_id);
   request->set_parent_task_id(task_id());
+  request->set_traceparent(subtask.traceparent.empty() ? traceparent() : subtask.traceparent);
+  request->set_tracestate(subtask.traceparent.empty() ? tracestate() : subtask.tracestate);
   auto* selector = request->mutable_selector();
   selector->set_agent_id(subtask.agent_id);
   selector->set_skill(subtask.skill);

@@ -12,6 +12,7 @@
 #include "core/effect_queue.h"
 #include "lf/a2a/v1/a2a.pb.h"
 #include "tasks/task_log.h"
+#include "trace/tracer.h"
 
 namespace a2amesh::tasks {
 
@@ -83,6 +84,11 @@ class TaskEntry {
   // Whether its create is stored. Until then nothing is delivered.
   enum class Creation { kPending, kStored, kFailed };
   Creation creation ABSL_GUARDED_BY(mu) = Creation::kStored;
+  // The span of the agent's current turn (an assignment until its runner is
+  // released) and, on a node hosting a handoff, the handoff's server span:
+  // docs/tracing.md.
+  trace::Span turn_span ABSL_GUARDED_BY(mu);
+  trace::Span host_span ABSL_GUARDED_BY(mu);
   // Guarded by `mu` (see EffectQueue).
   EffectQueue effects;
   // NewTask::lease: set before the entry is shared, released with it.

@@ -268,6 +268,12 @@ void TaskManager::AssignLocked(const EntryPtr& entry, const Message& message, bo
     *assignment.mutable_principal_roles() = entry->info.principal_roles();
     assignment.set_principal_method(entry->info.principal_method());
   }
+  StartTurnSpanLocked(entry, resumed);
+  if (std::string traceparent = trace::FormatTraceparent(entry->turn_span.context());
+      !traceparent.empty()) {
+    assignment.set_traceparent(std::move(traceparent));
+    assignment.set_tracestate(entry->turn_span.context().trace_state);
+  }
   entry->effects.Add([runner = entry->runner, assignment = std::move(assignment)]() mutable {
     runner->Assign(std::move(assignment));
   });
@@ -276,7 +282,63 @@ void TaskManager::AssignLocked(const EntryPtr& entry, const Message& message, bo
   entry->last_agent_event = entry->turn_started;
 }
 
+void TaskManager::StartTurnSpanLocked(const EntryPtr& entry, bool resumed) {
+  std::optional<trace::SpanContext> parent =
+      entry->info.traceparent().empty()
+          ? std::nullopt
+          : trace::ParseTraceContext(entry->info.traceparent(), entry->info.tracestate());
+  bool remote = true;
+  if (entry->hosted() && !entry->host_span.context().valid() && parent.has_value()) {
+    // The owner's handoff, as this node serves it.
+    entry->host_span = options_.tracer->StartSpan("a2amesh.v1.Peer/Handoff",
+                                                  trace::SpanKind::kServer, &*parent, true);
+    if (entry->host_span.recording()) {
+      entry->host_span.SetAttribute("rpc.system", "grpc");
+      entry->host_span.SetAttribute("a2a.task_id", entry->id);
+      entry->host_span.SetAttribute("a2amesh.node", options_.node_id);
+    }
+    parent = entry->host_span.context();
+    remote = false;
+  }
+  entry->turn_span = options_.tracer->StartSpan("agent turn", trace::SpanKind::kClient,
+                                                parent ? &*parent : nullptr, remote);
+  trace::Span& span = entry->turn_span;
+  if (!span.recording()) return;
+  span.SetAttribute("a2a.task_id", entry->id);
+  span.SetAttribute("a2a.context_id", entry->task.context_id());
+  span.SetAttribute("a2amesh.agent", entry->info.agent_id());
+  span.SetAttribute("a2amesh.node", options_.node_id);
+  if (!entry->info.skill().empty()) span.SetAttribute("a2amesh.skill", entry->info.skill());
+  if (!entry->info.parent_task_id().empty()) {
+    span.SetAttribute("a2amesh.parent_task_id", entry->info.parent_task_id());
+  }
+  if (resumed) span.SetAttribute("a2amesh.resumed", true);
+  if (entry->runner != nullptr) entry->runner->DescribeTurn(span);
+}
+
+void TaskManager::EndTurnSpanLocked(const EntryPtr& entry) {
+  const TaskState state = entry->task.status().state();
+  for (trace::Span* span : {&entry->turn_span, &entry->host_span}) {
+    if (!span->recording()) {
+      *span = trace::Span();
+      continue;
+    }
+    span->SetAttribute("a2a.task.state", StateName(state));
+    if (state == lf::a2a::v1::TASK_STATE_FAILED || state == lf::a2a::v1::TASK_STATE_REJECTED) {
+      std::string reason;
+      for (const auto& part : entry->task.status().message().parts()) {
+        if (part.has_text()) absl::StrAppend(&reason, reason.empty() ? "" : "\n", part.text());
+      }
+      span->SetError(reason.empty() ? std::string(StateName(state)) : reason);
+    } else if (!IsTerminalState(state) && !IsInterruptedState(state)) {
+      span->SetError("the turn ended before the agent's answer");
+    }
+    span->End();
+  }
+}
+
 void TaskManager::ReleaseRunnerLocked(const EntryPtr& entry) {
+  EndTurnSpanLocked(entry);
   if (entry->runner != nullptr) {
     // Destroyed when the effect is, after the lock is released.
     entry->effects.Add([runner = std::move(entry->runner)] {});
@@ -315,6 +377,9 @@ void TaskManager::AppendLocked(const EntryPtr& entry, StreamResponse event,
   }
   const TaskState state = entry->task.status().state();
   const bool final = IsFinalEvent(event);
+  if (event.has_status_update() && entry->turn_span.recording()) {
+    entry->turn_span.AddEvent("a2a.task.status", "a2a.task.state", StateName(state));
+  }
   if (final && IsTerminalState(state) && !entry->hosted()) {
     options_.telemetry->TaskEnded(entry->info.skill(),
                                   IsDirectReply(event) ? "replied" : std::string(StateName(state)),
@@ -464,6 +529,10 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
     }
     info.set_created_unix_ms(absl::ToUnixMillis(created));
     info.set_created_unix_us(absl::ToUnixMicros(created));
+    if (request.trace.valid()) {
+      info.set_traceparent(trace::FormatTraceparent(request.trace));
+      info.set_tracestate(request.trace.trace_state);
+    }
     for (const std::string& hop : request.hops) {
       info.add_hops(hop);
     }
@@ -818,7 +887,8 @@ absl::Status TaskManager::DecideApproval(const std::string& task_id, bool approv
 }
 
 absl::Status TaskManager::Continue(const lf::a2a::v1::SendMessageRequest& request,
-                                   std::shared_ptr<TaskSubscriber> subscriber) {
+                                   std::shared_ptr<TaskSubscriber> subscriber,
+                                   const trace::SpanContext& trace) {
   const std::string& task_id = request.message().task_id();
   EntryPtr entry = Find(task_id);
   if (entry == nullptr) {
@@ -861,6 +931,11 @@ absl::Status TaskManager::Continue(const lf::a2a::v1::SendMessageRequest& reques
           "agent ", entry->info.agent_id(), ", which owns task ", task_id, ", is not connected"));
     }
     entry->runner = std::move(runner).value();
+  }
+  if (trace.valid()) {
+    // The turn this message starts belongs to the call that brought it.
+    entry->info.set_traceparent(trace::FormatTraceparent(trace));
+    entry->info.set_tracestate(trace.trace_state);
   }
   StreamResponse event;
   Message* message = event.mutable_message();

@@ -41,6 +41,10 @@ class TaskRunner {
   virtual void Assign(v1::TaskAssignment assignment) = 0;
   // Tells the agent to stop working on `task_id`.
   virtual void Cancel(const std::string& task_id, const std::string& reason) = 0;
+  // Names and annotates the span of a turn it runs (docs/tracing.md), as it
+  // starts, under the task's lock: it must not block. By default an agent
+  // on this node: "agent turn".
+  virtual void DescribeTurn(trace::Span& span) const {}
 };
 
 // Finds the agent that already owns a task: for follow-up messages and for tasks
@@ -85,6 +89,8 @@ struct NewTask {
   // The task's id (core/ids.h MakeTaskId), when an Admission had to name the
   // task before it exists (an audit line); empty: made at creation.
   std::string task_id;
+  // The trace context its turns are children of (the creating call's span).
+  trace::SpanContext trace;
   // Its agent may answer with a direct reply (tasks/task_state.h), and the
   // subscriber can take one as a Message: nobody else will know the task's
   // id before the agent's first answer (no return_immediately, push config or
@@ -137,6 +143,8 @@ struct TaskManagerOptions {
   absl::Duration interrupted_ttl = absl::InfiniteDuration();
   // Hears of tasks created, first answered and ended (tasks this node owns).
   Telemetry* telemetry = &NoTelemetry();
+  // Records each turn's span (docs/tracing.md). Must outlive the manager.
+  trace::Tracer* tracer = trace::Tracer::Disabled();
   // Push notifications; nullptr: a push config in a request is refused.
   PushHook* push = nullptr;
 };
@@ -214,8 +222,11 @@ class TaskManager {
   // Tasks waiting for an approval now (metrics).
   int64_t pending_approvals() const;
 
+  // `trace`: the context of the call that brought the message; the turn it
+  // starts is its child.
   absl::Status Continue(const lf::a2a::v1::SendMessageRequest& request,
-                        std::shared_ptr<TaskSubscriber> subscriber);
+                        std::shared_ptr<TaskSubscriber> subscriber,
+                        const trace::SpanContext& trace = trace::SpanContext());
 
   // An event for `task_id` from the agents of one AgentHost stream. Refuses
   // events for tasks none of them runs and illegal transitions, naming what was
@@ -338,6 +349,11 @@ class TaskManager {
   // Queues `assignment` for the task's runner.
   void AssignLocked(const EntryPtr& entry, const lf::a2a::v1::Message& message, bool resumed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
+  // The span of the turn AssignLocked begins (and, hosting a handoff, the
+  // handoff's server span), and their end as the turn's runner is released.
+  void StartTurnSpanLocked(const EntryPtr& entry, bool resumed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
+  void EndTurnSpanLocked(const EntryPtr& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
   // Lets go of the task's runner (its slot), outside the lock.
   void ReleaseRunnerLocked(const EntryPtr& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
   // Sends the Task as it stands to `subscriber` and adds it for later events.

@@ -40,6 +40,10 @@ struct Subtask {
   std::vector<std::string> accepted_output_modes;
   // At least one part; its ids and role are filled in.
   lf::a2a::v1::Message message;
+  // The trace context the subtask's spans are children of: a span of the
+  // agent's own. Empty: the turn's (TaskContext::traceparent).
+  std::string traceparent;
+  std::string tracestate;
 };
 
 // A subtask for `skill` that says `text`.
@@ -66,6 +70,11 @@ class TaskContext {
   virtual const google::protobuf::Struct& request_metadata() const = 0;
   // True when the node re-sent the task after a reconnect or a node restart.
   virtual bool resumed() const = 0;
+  // The W3C trace context of this turn (the node's span for it; empty when
+  // nobody traces): parent of the agent's own spans. Delegate sends it with
+  // each subtask, so that the subtask's spans join the same trace.
+  virtual const std::string& traceparent() const = 0;
+  virtual const std::string& tracestate() const = 0;
   // The message's text parts, joined with newlines.
   virtual std::string text() const = 0;
 

@@ -166,6 +166,31 @@ TEST(FlagsTest, AConfigFileKeyThatNamesNoFlagIsRefusedWithTheNearestFlag) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown section [meshd]")));
 }
 
+TEST(FlagsTest, ParsesTracingFlags) {
+  absl::StatusOr<MeshdConfig> config =
+      Parse({"--otlp-endpoint", "http://collector:4318", "--otlp-protocol", "http/protobuf",
+             "--otlp-header", "x-honeycomb-team=k=1", "--otlp-header", "authorization=Bearer t",
+             "--otlp-resource-attribute", "k8s.pod.name=meshd-0,k8s.namespace.name=mesh",
+             "--trace-sample-ratio", "0.25"});
+  ASSERT_THAT(config, IsOk());
+  const NodeOptions& node = config->node;
+  EXPECT_EQ(node.otlp.endpoint, "http://collector:4318");
+  EXPECT_EQ(node.otlp.protocol, trace::OtlpOptions::Protocol::kHttpProtobuf);
+  using Pairs = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(node.otlp.headers, (Pairs{{"x-honeycomb-team", "k=1"}, {"authorization", "Bearer t"}}));
+  EXPECT_EQ(node.trace_resource,
+            (Pairs{{"k8s.pod.name", "meshd-0"}, {"k8s.namespace.name", "mesh"}}));
+  EXPECT_EQ(node.trace_sample_ratio, 0.25);
+  EXPECT_TRUE(Parse({})->node.otlp.endpoint.empty()) << "tracing is off unless asked for";
+  EXPECT_THAT(Parse({"--otlp-header", "novalue"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--otlp-header \"novalue\": expected NAME=VALUE")));
+  EXPECT_THAT(Parse({"--trace-sample-ratio", "2"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--trace-sample-ratio")));
+  EXPECT_THAT(Parse({"--otlp-protocol", "http/json"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--otlp-protocol")));
+}
+
 TEST(FlagsTest, BadValuesNameTheFlag) {
   EXPECT_THAT(Parse({"--drain-timeout", "soon"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--drain-timeout")));
@@ -213,6 +238,11 @@ TEST(NodeOptionsTest, BadSettingsStopStartUpNamingTheSetting) {
                                              HasSubstr("--peers with TLS needs --tls-client-ca")));
   options.peers.clear();
   options.tls = {};
+  options.otlp.endpoint = "collector:4317/v1/traces";
+  EXPECT_THAT(Node::Start(options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--otlp-endpoint collector:4317/v1/traces: OTLP/gRPC needs")));
+  options.otlp.endpoint.clear();
   options.ephemeral = false;
   options.data_dir = "/proc/no-such-place/x";
   EXPECT_THAT(Node::Start(options),

@@ -10,6 +10,7 @@
 #include "http/fetch.h"
 #include "http/http_server.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
+#include "testing/trace_collector.h"
 #include "trace/otlp_exporter.h"
 #include "trace/span_context.h"
 #include "trace/tracer.h"
@@ -85,73 +86,11 @@ TEST(DisabledTracerTest, PassesTheCallersContextOn) {
   EXPECT_FALSE(root.context().valid());
 }
 
-// A collector on loopback (OTLP/gRPC TraceService) that keeps what it gets,
-// and can be held still.
-class Collector final : public collector::TraceService::Service {
- public:
-  grpc::Status Export(grpc::ServerContext* context,
-                      const collector::ExportTraceServiceRequest* request,
-                      collector::ExportTraceServiceResponse*) override {
-    hold_.WaitForNotification();
-    absl::MutexLock lock(&mu_);
-    auto it = context->client_metadata().find("authorization");
-    if (it != context->client_metadata().end()) {
-      authorization_ = std::string(it->second.data(), it->second.size());
-    }
-    requests_.push_back(*request);
-    for (const auto& resource : request->resource_spans()) {
-      for (const auto& scope : resource.scope_spans()) {
-        for (const auto& span : scope.spans()) spans_.push_back(span);
-      }
-    }
-    return grpc::Status::OK;
-  }
-
-  void Release() {
-    if (!hold_.HasBeenNotified()) hold_.Notify();
-  }
-
-  // Waits until `n` spans came.
-  std::vector<otlp::Span> WaitForSpans(size_t n) {
-    absl::MutexLock lock(&mu_);
-    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return spans_.size() >= n; };
-    mu_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(20));
-    return spans_;
-  }
-  collector::ExportTraceServiceRequest first_request() {
-    absl::MutexLock lock(&mu_);
-    return requests_.empty() ? collector::ExportTraceServiceRequest() : requests_.front();
-  }
-  std::string authorization() {
-    absl::MutexLock lock(&mu_);
-    return authorization_;
-  }
-
- private:
-  absl::Notification hold_;
-  absl::Mutex mu_;
-  std::vector<collector::ExportTraceServiceRequest> requests_ ABSL_GUARDED_BY(mu_);
-  std::vector<otlp::Span> spans_ ABSL_GUARDED_BY(mu_);
-  std::string authorization_ ABSL_GUARDED_BY(mu_);
-};
-
 class TracerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(&collector_);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-  }
-  void TearDown() override {
-    collector_.Release();
-    server_->Shutdown();
-  }
-
   std::unique_ptr<Tracer> MakeTracer(TracerOptions options) {
     OtlpOptions otlp;
-    otlp.endpoint = absl::StrCat("http://127.0.0.1:", port_);
+    otlp.endpoint = collector_.endpoint();
     otlp.headers.emplace_back("Authorization", "Bearer collector-token");
     auto exporter = MakeOtlpExporter(otlp);
     EXPECT_TRUE(exporter.ok()) << exporter.status();
@@ -160,9 +99,7 @@ class TracerTest : public ::testing::Test {
     return std::make_unique<Tracer>(std::move(options), *std::move(exporter));
   }
 
-  int port_ = 0;
-  Collector collector_;
-  std::unique_ptr<grpc::Server> server_;
+  testing::TraceCollector collector_{/*held=*/true};
 };
 
 TEST_F(TracerTest, SpansReachTheCollectorWithParentsKindsAttributesAndResource) {
@@ -182,10 +119,11 @@ TEST_F(TracerTest, SpansReachTheCollectorWithParentsKindsAttributesAndResource) 
   child.End();
   server.End();
 
-  std::vector<otlp::Span> spans = collector_.WaitForSpans(2);
+  std::vector<testing::CollectedSpan> spans = collector_.WaitForSpans(2);
   ASSERT_EQ(spans.size(), 2u);
-  const otlp::Span& route = spans[0];
-  const otlp::Span& call = spans[1];
+  EXPECT_EQ(spans[0].instance, "node-a");
+  const otlp::Span& route = spans[0].span;
+  const otlp::Span& call = spans[1].span;
   EXPECT_EQ(call.name(), "lf.a2a.v1.A2AService/SendMessage");
   EXPECT_EQ(call.kind(), otlp::Span::SPAN_KIND_SERVER);
   EXPECT_EQ(call.trace_id(), std::string(caller.trace_id.begin(), caller.trace_id.end()));
@@ -205,7 +143,8 @@ TEST_F(TracerTest, SpansReachTheCollectorWithParentsKindsAttributesAndResource) 
   EXPECT_EQ(route.status().code(), otlp::Status::STATUS_CODE_ERROR);
   EXPECT_EQ(route.status().message(), "no agent");
 
-  collector::ExportTraceServiceRequest request = collector_.first_request();
+  ASSERT_FALSE(collector_.requests().empty());
+  collector::ExportTraceServiceRequest request = collector_.requests().front();
   ASSERT_EQ(request.resource_spans_size(), 1);
   const auto& resource = request.resource_spans(0).resource();
   ASSERT_EQ(resource.attributes_size(), 2);
@@ -255,7 +194,7 @@ TEST_F(TracerTest, ACollectorHeldStillCostsDroppedSpansNotWaits) {
   EXPECT_GE(tracer->dropped(), static_cast<uint64_t>(kSpans - 8 - 2));
   collector_.Release();
   const uint64_t dropped = tracer->dropped();
-  std::vector<otlp::Span> spans = collector_.WaitForSpans(kSpans - dropped);
+  std::vector<testing::CollectedSpan> spans = collector_.WaitForSpans(kSpans - dropped);
   EXPECT_EQ(spans.size() + dropped, static_cast<uint64_t>(kSpans));
 }
 
