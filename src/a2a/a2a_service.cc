@@ -874,6 +874,10 @@ governance::Caller A2aService::CallerOf(grpc::CallbackServerContext* context,
       caller.peer = absl::StrCat("http:", absl::string_view(it->second.data(), it->second.size()));
     }
   }
+  // Audit lines name the call's trace (docs/tracing.md).
+  if (const trace::SpanContext& trace = rpc::CallTrace(context); trace.valid()) {
+    caller.trace_id = trace.TraceIdHex();
+  }
   return caller;
 }
 

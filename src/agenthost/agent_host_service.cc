@@ -649,6 +649,7 @@ absl::Status AgentHostService::Session::StartDelegation(const v1::DelegateReques
     caller.agent = parent->agent_id();
     caller.peer = peer_;
     caller.parent_task_id = request.parent_task_id();
+    if (context.trace.valid()) caller.trace_id = context.trace.TraceIdHex();
     context.admission = &admission.emplace(*governor, std::move(caller), governance::Action::kSend);
   }
   return service_.dispatcher_.Send(subtask, context, sink);

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
@@ -92,6 +93,32 @@ void SetLogSinkForTesting(LogSink sink) {
   g_sink = sink ? new LogSink(std::move(sink)) : nullptr;
 }
 
+namespace {
+
+// The trace of what this thread does (ScopedLogTrace).
+struct ThreadTrace {
+  char id[32];
+  bool set = false;
+};
+thread_local ThreadTrace t_trace;
+
+}  // namespace
+
+ScopedLogTrace::ScopedLogTrace(absl::string_view trace_id) : had_previous_(t_trace.set) {
+  if (had_previous_) std::memcpy(previous_, t_trace.id, sizeof(previous_));
+  Set(trace_id);
+}
+
+ScopedLogTrace::~ScopedLogTrace() {
+  t_trace.set = had_previous_;
+  if (had_previous_) std::memcpy(t_trace.id, previous_, sizeof(previous_));
+}
+
+void ScopedLogTrace::Set(absl::string_view trace_id) {
+  t_trace.set = trace_id.size() == sizeof(t_trace.id);
+  if (t_trace.set) std::memcpy(t_trace.id, trace_id.data(), sizeof(t_trace.id));
+}
+
 LogLine::LogLine(LogLevel level, absl::string_view event) : level_(level) {
   std::string ts = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
   if (IsJson()) {
@@ -103,6 +130,9 @@ LogLine::LogLine(LogLevel level, absl::string_view event) : level_(level) {
 }
 
 LogLine::~LogLine() {
+  if (t_trace.set && !has_trace_) {
+    WithRaw("trace_id", absl::string_view(t_trace.id, sizeof(t_trace.id)), true);
+  }
   if (IsJson()) {
     line_.push_back('}');
   }
@@ -117,6 +147,7 @@ LogLine::~LogLine() {
 }
 
 LogLine& LogLine::WithRaw(absl::string_view key, absl::string_view value, bool quote_text) {
+  has_trace_ = has_trace_ || key == "trace_id";
   if (IsJson()) {
     line_.push_back(',');
     AppendJsonString(&line_, key);

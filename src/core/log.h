@@ -37,6 +37,23 @@ void SetLogSinkForTesting(LogSink sink);
 // Appends `s` to `out` as a JSON string literal (quotes and escapes).
 void AppendJsonString(std::string* out, absl::string_view s);
 
+// Names the trace (32 hex digits, W3C trace id) of what this thread does for
+// a scope: the log lines written in it carry it as `trace_id`
+// (docs/tracing.md). Scopes nest; "" (or anything else than 32 characters)
+// means none. Set() changes it within the scope.
+class ScopedLogTrace {
+ public:
+  explicit ScopedLogTrace(absl::string_view trace_id = "");
+  ~ScopedLogTrace();
+  ScopedLogTrace(const ScopedLogTrace&) = delete;
+  ScopedLogTrace& operator=(const ScopedLogTrace&) = delete;
+  void Set(absl::string_view trace_id);
+
+ private:
+  char previous_[32];
+  bool had_previous_;
+};
+
 class LogLine {
  public:
   LogLine(LogLevel level, absl::string_view event);
@@ -66,6 +83,7 @@ class LogLine {
 
   LogLevel level_;
   std::string line_;
+  bool has_trace_ = false;  // the caller named the trace_id itself
 };
 
 }  // namespace a2amesh

@@ -225,6 +225,7 @@ void Governor::AuditDecision(const Caller& caller, Action action, std::string re
   entry.reason = std::move(reason);
   entry.task_id = std::string(task_id);
   entry.parent_task_id = caller.parent_task_id;
+  entry.trace_id = caller.trace_id;
   Audit(std::move(entry));
 }
 

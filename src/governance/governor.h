@@ -42,6 +42,8 @@ struct Caller {
   // The client's address.
   std::string peer;
   std::string parent_task_id;
+  // The trace the request belongs to (32 hex digits; "" if none).
+  std::string trace_id;
 };
 
 // The node's governance (docs/governance.md): the policy, loaded from a file

@@ -1011,6 +1011,9 @@ class HandoffServerCall final : public HandoffReactor {
     }
     caller.peer = absl::StrCat("node:", start.from_node());
     caller.parent_task_id = start.parent_task_id();
+    if (auto trace = trace::ParseTraceparent(start.traceparent())) {
+      caller.trace_id = trace->TraceIdHex();
+    }
     governance::Resource resource;
     resource.agent_id = agent.id();
     resource.node_id = options_.node_id;

@@ -10,6 +10,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "core/effect_queue.h"
+#include "core/log.h"
 #include "lf/a2a/v1/a2a.pb.h"
 #include "tasks/task_log.h"
 #include "trace/tracer.h"
@@ -40,15 +41,27 @@ class TaskEntry {
   TaskEntry& operator=(const TaskEntry&) = delete;
 
   // Holds the entry's lock for a scope, then runs the effects decided in it.
+  // Log lines written in the scope, its effects' included, carry the task's
+  // trace id.
   class ABSL_SCOPED_LOCKABLE Lock {
    public:
     explicit Lock(TaskEntry* entry) ABSL_EXCLUSIVE_LOCK_FUNCTION(entry->mu)
-        : lock_(&entry->mu, &entry->effects) {}
+        : lock_(&entry->mu, &entry->effects) {
+      trace_.Set(TraceIdOf(*entry));
+    }
     ~Lock() ABSL_UNLOCK_FUNCTION() = default;
 
    private:
+    // Declared first: it outlasts the effects, which run as lock_ ends.
+    ScopedLogTrace trace_;
     EffectLock lock_;
   };
+
+  // The trace id in the task's traceparent ("" if none). Under `mu`.
+  static absl::string_view TraceIdOf(const TaskEntry& entry) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    const std::string& traceparent = entry.info.traceparent();
+    return traceparent.size() >= 35 ? absl::string_view(traceparent).substr(3, 32) : "";
+  }
 
   virtual bool hosted() const = 0;
   // Builds the store writes of event `seq` (already applied to `task`) into

@@ -391,7 +391,14 @@ TEST_F(GovernanceTest, TheAuditLogHoldsOneParseableLinePerDecision) {
   ASSERT_TRUE(agent->WaitUntilRegistered(absl::Seconds(10)).ok());
   a2a::SendMessageResponse sent;
   ASSERT_TRUE(Send(node, kAlice, "echo", &sent).ok());
-  EXPECT_FALSE(Send(node, kMallory, "echo").ok());
+  {
+    // mallory's call is part of a trace: its refusal's audit line names it.
+    auto traced = As(kMallory);
+    traced->AddMetadata("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    a2a::SendMessageResponse refused;
+    EXPECT_FALSE(
+        node.NewA2aStub()->SendMessage(traced.get(), ForSkill("echo", "hi"), &refused).ok());
+  }
   a2a::GetTaskRequest get;
   get.set_id(sent.task().id());
   a2a::Task task;
@@ -425,6 +432,7 @@ TEST_F(GovernanceTest, TheAuditLogHoldsOneParseableLinePerDecision) {
     if (f.at("principal").string_value() == "mallory" && f.at("action").string_value() == "send") {
       EXPECT_EQ(f.at("rule").string_value(), "default-deny");
       EXPECT_THAT(f.at("reason").string_value(), HasSubstr("denied by default"));
+      EXPECT_EQ(f.at("trace_id").string_value(), "4bf92f3577b34da6a3ce929d0e0e4736");
     }
   }
   EXPECT_THAT(decisions, ::testing::ElementsAre("agents register-agent allow", "alice send allow",

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "core/log.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "testing/mesh_fixture.h"
@@ -187,6 +188,36 @@ TEST_F(TracingTest, ATaskWithoutTraceparentStartsATraceAndAFailureIsAnError) {
     }
   }
   EXPECT_TRUE(named);
+}
+
+TEST_F(TracingTest, JsonLogLinesAboutATaskCarryItsTraceId) {
+  std::vector<std::string> lines;
+  absl::Mutex mu;
+  SetLogFormat(LogFormat::kJson);
+  SetLogSinkForTesting([&](LogLevel, absl::string_view line) {
+    absl::MutexLock lock(&mu);
+    lines.emplace_back(line);
+  });
+  auto failing = b_->StartAgent({{"failing", testing::Card("failing", {"fail"}), 1,
+                                  [](sdk::TaskContext& task) { task.Fail("no can do"); }}});
+  ASSERT_TRUE(Sees(*a_, "failing@b"));
+  auto context = testing::A2aContext();
+  context->AddMetadata("traceparent", kClientTraceparent);
+  lf::a2a::v1::SendMessageResponse response;
+  ASSERT_TRUE(
+      a_->NewA2aStub()->SendMessage(context.get(), testing::ForSkill("fail", "x"), &response).ok());
+  EXPECT_EQ(response.task().status().state(), lf::a2a::v1::TASK_STATE_FAILED);
+  SetLogSinkForTesting(nullptr);
+  SetLogFormat(LogFormat::kText);
+  absl::MutexLock lock(&mu);
+  int failed = 0;
+  for (const std::string& line : lines) {
+    if (line.find("\"msg\":\"task failed\"") == std::string::npos) continue;
+    ++failed;
+    EXPECT_NE(line.find("\"trace_id\":\"0af7651916cd43dd8448eb211c80319c\""), std::string::npos)
+        << line;
+  }
+  EXPECT_GE(failed, 1) << "b logs the agent's failure";
 }
 
 TEST_F(TracingTest, WithSamplingOffNothingIsExportedButACallersDecisionStands) {
