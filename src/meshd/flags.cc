@@ -3,11 +3,13 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <tuple>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "core/allocator.h"
 #include "core/suggest.h"
@@ -425,8 +427,8 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
       ->capture_default_str();
   std::vector<std::string> otlp_headers;
   app.add_option("--otlp-header", otlp_headers,
-                 "NAME=VALUE sent with every export (a collector's authentication); repeatable")
-      ->envname("MESHD_OTLP_HEADERS")
+                 "NAME=VALUE sent with every export (a collector's authentication); repeatable. "
+                 "MESHD_OTLP_HEADERS (comma-separated) adds to them, e.g. from a Secret")
       ->delimiter(',');
   app.add_option("--otlp-ca-file", n.otlp.ca_file,
                  "PEM roots the collector's certificate must chain to (turns TLS on)")
@@ -472,6 +474,11 @@ absl::StatusOr<MeshdConfig> ParseFlags(int argc, const char* const* argv) {
     return absl::InvalidArgumentError(e.what());
   }
   n.store_fsync = store_sync == "full";
+  if (const char* env = std::getenv("MESHD_OTLP_HEADERS"); env != nullptr && *env != '\0') {
+    for (absl::string_view header : absl::StrSplit(env, ',', absl::SkipEmpty())) {
+      otlp_headers.emplace_back(header);
+    }
+  }
   n.otlp.protocol = otlp_protocol == "grpc" ? trace::OtlpOptions::Protocol::kGrpc
                                             : trace::OtlpOptions::Protocol::kHttpProtobuf;
   for (const auto& [flag, values, out] :

@@ -134,7 +134,10 @@ class LintAndSchemaTest(unittest.TestCase):
                               ("remoteAgents[0].url=ftp://x", "/remoteAgents/0/url"),
                               ("remoteAgents[0].name=x", "/remoteAgents/0"),
                               ("remoteAgents[0].url=http://a,remoteAgents[0].maxConcurrency=0",
-                               "/remoteAgents/0/maxConcurrency")):
+                               "/remoteAgents/0/maxConcurrency"),
+                              ("tracing.protocol=zipkin", "/tracing/protocol"),
+                              ("tracing.sampleRatio=2", "/tracing/sampleRatio"),
+                              ("tracing.endpoint=collector/v1", "/tracing/endpoint")):
             result = run([ARGS.helm, "template", "mesh", CHART, "--set", setting])
             self.assertNotEqual(result.returncode, 0, setting)
             self.assertIn(path, result.stderr, setting)
@@ -216,6 +219,7 @@ class WiringTest(unittest.TestCase):
         # tokens the chart makes; the NetworkPolicy admits only the chart's
         # pods, the release's namespace and the monitoring namespace.
         args = container(docs)["args"]
+        self.assertFalse([a for a in args if a.startswith("--otlp")], "no tracing unless asked")
         self.assertEqual(flag(args, "--tls-client-ca"), "/etc/a2a-mesh/tls/ca.crt")
         self.assertEqual(flag(args, "--auth-token-file"), "/etc/a2a-mesh/auth/tokens")
         self.assertIn("--auth-client-certs", args)
@@ -334,6 +338,24 @@ class WiringTest(unittest.TestCase):
         self.assertEqual(policy["rateLimits"][0]["rate"], 10)
         self.assertEqual(flag(args, "--policy-file"), "/etc/a2a-mesh/policy/policy.json")
         self.assertEqual(flag(args, "--audit-log"), "/var/lib/a2a-mesh/audit.log")
+
+        # Tracing: the collector, its headers from the values and a Secret, and
+        # the pod's identity as the spans' resource (downward API).
+        self.assertEqual(flag(args, "--otlp-endpoint"), "http://otel-collector.observability:4318")
+        self.assertEqual(flag(args, "--otlp-protocol"), "http/protobuf")
+        self.assertEqual(flag(args, "--trace-sample-ratio"), "0.1")
+        self.assertEqual(flag(args, "--otlp-header"), "x-scope-orgid=agents")
+        self.assertEqual([a.split("=", 1)[1] for a in args
+                          if a.startswith("--otlp-resource-attribute=")],
+                         ["k8s.pod.name=$(MESHD_NODE_ID)", "k8s.pod.uid=$(K8S_POD_UID)",
+                          "k8s.namespace.name=$(K8S_NAMESPACE)",
+                          "k8s.node.name=$(K8S_NODE_NAME)"])
+        env = {e["name"]: e for e in container(docs)["env"]}
+        self.assertEqual(env["K8S_POD_UID"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.uid")
+        self.assertEqual(env["K8S_NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"],
+                         "spec.nodeName")
+        self.assertEqual(env["MESHD_OTLP_HEADERS"]["valueFrom"]["secretKeyRef"],
+                         {"name": "otel-credentials", "key": "headers"})
 
         # Remote A2A agents, one flag each, credentials after the URL.
         self.assertEqual(

@@ -182,6 +182,13 @@ TEST(FlagsTest, ParsesTracingFlags) {
             (Pairs{{"k8s.pod.name", "meshd-0"}, {"k8s.namespace.name", "mesh"}}));
   EXPECT_EQ(node.trace_sample_ratio, 0.25);
   EXPECT_TRUE(Parse({})->node.otlp.endpoint.empty()) << "tracing is off unless asked for";
+  // Headers from the environment (a Secret) add to those of the command line.
+  setenv("MESHD_OTLP_HEADERS", "x-api-key=secret,x-team=a", 1);
+  absl::StatusOr<MeshdConfig> both = Parse({"--otlp-header", "x-scope-orgid=agents"});
+  unsetenv("MESHD_OTLP_HEADERS");
+  ASSERT_THAT(both, IsOk());
+  EXPECT_EQ(both->node.otlp.headers,
+            (Pairs{{"x-scope-orgid", "agents"}, {"x-api-key", "secret"}, {"x-team", "a"}}));
   EXPECT_THAT(Parse({"--otlp-header", "novalue"}),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("--otlp-header \"novalue\": expected NAME=VALUE")));
