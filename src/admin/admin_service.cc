@@ -21,6 +21,7 @@
 #include "rpc/grpc_status.h"
 #include "rpc/unary.h"
 #include "rpc/write_queue.h"
+#include "trace/span_context.h"
 
 namespace a2amesh::admin {
 namespace {
@@ -71,6 +72,7 @@ v1::TaskSummary Summarize(const tasks::TaskRecord& record, bool full) {
   s.set_parent_task_id(info.parent_task_id());
   *s.mutable_hops() = info.hops();
   s.set_principal(info.principal());
+  if (auto trace = trace::ParseTraceparent(info.traceparent())) s.set_trace_id(trace->TraceIdHex());
   s.set_artifacts(task.artifacts_size());
   if (full) {
     *s.mutable_task() = task;

@@ -35,6 +35,8 @@
 #include "meshctl/config.h"
 #include "meshctl/output.h"
 #include "rpc/grpc_status.h"
+#include "trace/span_context.h"
+#include "trace/tracer.h"
 
 namespace a2amesh::meshctl {
 namespace {
@@ -362,16 +364,18 @@ std::vector<std::string> TaskRow(const v1::TaskSummary& task, bool wide, absl::T
   std::vector<std::string> row = {prefix + task.id(), StateName(task.state()), OrDash(task.skill()),
                                   OrDash(task.agent_id()), Age(task.updated_at(), now)};
   if (wide) {
-    row.insert(row.end(),
-               {OrDash(task.context_id()), OrDash(task.parent_task_id()),
-                Age(task.created_at(), now), OrDash(task.status_text()), OrDash(task.principal())});
+    row.insert(row.end(), {OrDash(task.context_id()), OrDash(task.parent_task_id()),
+                           Age(task.created_at(), now), OrDash(task.status_text()),
+                           OrDash(task.principal()), OrDash(task.trace_id())});
   }
   return row;
 }
 
 std::vector<std::string> TaskHeader(bool wide) {
   std::vector<std::string> header = {"TASK", "STATE", "SKILL", "AGENT", "UPDATED"};
-  if (wide) header.insert(header.end(), {"CONTEXT", "PARENT", "CREATED", "STATUS", "CALLER"});
+  if (wide) {
+    header.insert(header.end(), {"CONTEXT", "PARENT", "CREATED", "STATUS", "CALLER", "TRACE"});
+  }
   return header;
 }
 
@@ -465,6 +469,9 @@ int TaskTree(const Env& env, const std::string& id) {
   if (!tree.task().principal().empty()) {
     // Every task of the tree is the caller's: its subtasks' agents act for it.
     env.out << "\nCaller: " << tree.task().principal() << "\n";
+  }
+  if (!tree.task().trace_id().empty()) {
+    env.out << "\nTrace:  " << tree.task().trace_id() << "\n";
   }
   if (!tree.task().status_text().empty()) {
     env.out << "\nStatus: " << tree.task().status_text() << "\n";
@@ -694,10 +701,24 @@ int Send(const Env& env, const SendFlags& flags) {
   if (std::optional<int> refused = RefuseUnaimed(env, flags)) return *refused;
   const lf::a2a::v1::SendMessageRequest& request = *built;
   auto stub = env.A2a();
+  // meshctl starts the task's trace (sampled: an operator asked for this
+  // task), so that it can name it: the nodes' spans are its children.
+  trace::SpanContext trace;
+  trace.trace_id = trace::NewTraceId();
+  trace.span_id = trace::NewSpanId();
+  trace.flags = 0x01;
+  auto traced = [&](std::unique_ptr<grpc::ClientContext> context) {
+    context->AddMetadata(std::string(trace::kTraceparentKey), trace::FormatTraceparent(trace));
+    return context;
+  };
+  // -o wide names the trace, after the result (or a stream's events).
+  auto say_trace = [&] {
+    if (env.wide()) env.out << "Trace:    " << trace.TraceIdHex() << "\n";
+  };
   if (!flags.stream) {
     lf::a2a::v1::SendMessageResponse response;
-    grpc::Status status =
-        stub->SendMessage(env.client.Context(absl::ZeroDuration()).get(), request, &response);
+    grpc::Status status = stub->SendMessage(traced(env.client.Context(absl::ZeroDuration())).get(),
+                                            request, &response);
     if (!status.ok()) return env.Fail(status);
     if (env.structured()) {
       if (int printed = env.Print(response); printed != kExitOk) return printed;
@@ -706,12 +727,14 @@ int Send(const Env& env, const SendFlags& flags) {
               << "\n";
     } else if (response.has_task()) {
       PrintTask(env, response.task());
+      say_trace();
     } else {
       env.out << "message: " << PartsText(response.message().parts()) << "\n";
+      say_trace();
     }
     return response.has_task() ? TaskExit(env, response.task()) : kExitOk;
   }
-  auto context = env.client.Context(absl::ZeroDuration());
+  auto context = traced(env.client.Context(absl::ZeroDuration()));
   InterruptGuard interrupt(context.get());
   auto reader = stub->SendStreamingMessage(context.get(), request);
   lf::a2a::v1::StreamResponse event;
@@ -735,6 +758,7 @@ int Send(const Env& env, const SendFlags& flags) {
   }
   if (!status.ok()) return env.Fail(status);
   if (env.names()) env.out << task.id() << "\n";
+  say_trace();
   return TaskExit(env, task);
 }
 

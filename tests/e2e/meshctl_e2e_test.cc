@@ -9,6 +9,7 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,7 @@ using ::a2amesh::testing::Subprocess;
 using ::a2amesh::testing::WaitFor;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
 using ::testing::Not;
 using ::testing::UnorderedElementsAre;
 
@@ -340,6 +342,23 @@ TEST_F(MeshctlE2eTest, SendThenTheTaskItsTreeAndTheTaskList) {
     steps.push_back(subtask.task().agent_id());
   }
   EXPECT_THAT(steps, UnorderedElementsAre("uppercase@n3", "echo@n1"));
+
+  // meshctl started the task's trace (no node traces here: the id passes
+  // through and is stored with the task); the tree shows it, and so do its
+  // subtasks, which hang off the planner's turn.
+  EXPECT_THAT(tree.task().trace_id(), MatchesRegex("[0-9a-f]{32}"));
+  for (const v1::TaskTree& subtask : tree.subtasks()) {
+    EXPECT_EQ(subtask.task().trace_id(), tree.task().trace_id());
+  }
+  Result wide = Meshctl({"send", "--skill", "echo", "-o", "wide", "trace me"});
+  ASSERT_EQ(wide.code, 0) << wide.err;
+  std::smatch traced;
+  ASSERT_TRUE(std::regex_search(wide.out, traced, std::regex("Trace: +([0-9a-f]{32})")))
+      << wide.out;
+  std::smatch sent_id;
+  ASSERT_TRUE(std::regex_search(wide.out, sent_id, std::regex("(n1~[^ \n]+)"))) << wide.out;
+  Result shown = Meshctl({"task", sent_id[1].str()});
+  EXPECT_THAT(shown.out, HasSubstr("Trace:  " + traced[1].str()));
 
   Result table = Meshctl({"task", id});
   ASSERT_EQ(table.code, 0) << table.err;
