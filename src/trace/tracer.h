@@ -131,7 +131,7 @@ class Tracer {
 
  private:
   friend class Span;
-  Tracer() = default;  // Disabled()
+  Tracer() : options_(), exporter_(nullptr) {}  // Disabled()
   void Enqueue(std::unique_ptr<opentelemetry::proto::trace::v1::Span> span);
   void Run();
   void Send(std::vector<std::unique_ptr<opentelemetry::proto::trace::v1::Span>>& batch);

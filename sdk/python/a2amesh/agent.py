@@ -180,6 +180,17 @@ class Task:
         return self._assignment.resumed
 
     @property
+    def traceparent(self):
+        """The W3C trace context of this turn (the node's span for it; "" when
+        nobody traces): the parent of the agent's own spans. delegate() sends it
+        with each subtask unless given one of the agent's own."""
+        return self._assignment.traceparent
+
+    @property
+    def tracestate(self):
+        return self._assignment.tracestate
+
+    @property
     def cancelled(self):
         return self._cancelled.is_set()
 
@@ -262,7 +273,8 @@ class Task:
 
     # Delegation.
     def delegate(self, skill="", text=None, *, agent_id="", tags=(), message=None,
-                 accepted_output_modes=(), on_event=None, timeout=None):
+                 accepted_output_modes=(), on_event=None, timeout=None, traceparent=None,
+                 tracestate=None):
         """Runs a subtask of this task on an agent anywhere in the mesh and waits
         until it ends (or asks for input). Returns the subtask's Task as it ended.
 
@@ -270,6 +282,8 @@ class Task:
         with the node's answer, Cancelled if this task is cancelled meanwhile (the
         node cancels the subtask too), TimeoutError after `timeout` seconds (the
         subtask is cancelled), ConnectionError if the stream to the node broke.
+        The subtask's spans are children of `traceparent` (a span of the agent's
+        own), by default of this turn's (docs/tracing.md).
         """
         if message is None:
             if text is None:
@@ -277,7 +291,10 @@ class Task:
             message = user_message(text)
         selector = agent_host.Selector(agent_id=agent_id, skill=skill, tags=list(tags),
                                        accepted_output_modes=list(accepted_output_modes))
-        return self._connection.delegate(self, selector, message, on_event, timeout)
+        if traceparent is None:
+            traceparent, tracestate = self.traceparent, self.tracestate
+        return self._connection.delegate(self, selector, message, on_event, timeout,
+                                         traceparent, tracestate or "")
 
     async def delegate_async(self, *args, **kwargs):
         """delegate() for async handlers: awaits the subtask without blocking the loop."""
@@ -553,7 +570,8 @@ class Connection:
         return True
 
     # Delegation.
-    def delegate(self, parent, selector, message, on_event, timeout):
+    def delegate(self, parent, selector, message, on_event, timeout, traceparent="",
+                 tracestate=""):
         request_id = str(uuid.uuid4())
         delegation = _Delegation(parent, on_event)
         with self._lock:
@@ -561,7 +579,7 @@ class Connection:
         try:
             if not self._send(agent_host.AgentToNode(delegate=agent_host.DelegateRequest(
                     request_id=request_id, parent_task_id=parent.id, selector=selector,
-                    message=message))):
+                    message=message, traceparent=traceparent, tracestate=tracestate))):
                 raise ConnectionError("the agent is stopping")
             result = a2a.Task()
             deadline = None if timeout is None else time.monotonic() + timeout

@@ -258,6 +258,7 @@ class DelegationTest(unittest.TestCase):
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.addCleanup(self.stop_echo)
         self.subtask_states = []
+        self.traceparents = []
         self.agent = a2amesh.Agent("planner")
 
         @self.agent.skill("plan")
@@ -265,6 +266,12 @@ class DelegationTest(unittest.TestCase):
             done = task.delegate("echo", f"from python: {task.text}")
             self.subtask_states.append(done.status.state)
             return f"{done.artifacts[0].parts[0].text} ({a2amesh.text_of(done.status.message)})"
+
+        @self.agent.skill("traced")
+        def traced(task):
+            self.traceparents.append(task.traceparent)
+            done = task.delegate("echo", "traced")
+            return a2amesh.text_of(done.status.message)
 
         @self.agent.skill("impatient")
         def impatient(task):
@@ -300,6 +307,15 @@ class DelegationTest(unittest.TestCase):
         self.assertIn("from python: hi", task.artifacts[0].parts[0].text)
         self.assertIn("echo@b", task.artifacts[0].parts[0].text)  # run on node b
         self.assertEqual(self.subtask_states, [a2a.TASK_STATE_COMPLETED])
+
+    def test_the_handler_sees_the_callers_trace_and_delegates_within_it(self):
+        # Nodes that do not trace pass the caller's context on as is.
+        traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        task = self.a.a2a.SendMessage(self.a.send("hi", "traced"),
+                                      metadata=V1 + [("traceparent", traceparent)],
+                                      timeout=15).task
+        self.assertEqual(task.status.state, a2a.TASK_STATE_COMPLETED, task)
+        self.assertEqual(self.traceparents, [traceparent])
 
     def test_a_subtask_given_up_is_cancelled(self):
         # Another echo agent on b, slow (it also offers "echo": only this test has it).
