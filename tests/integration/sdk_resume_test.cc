@@ -51,6 +51,14 @@ class ScriptedNode final : public v1::AgentHost::Service {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, "node going down");
   }
 
+  // Ends every call still open (a test that failed midway).
+  void EndAll() {
+    absl::MutexLock lock(&mu_);
+    for (const auto& stream : streams_) {
+      if (!stream->end.HasBeenNotified()) stream->end.Notify();
+    }
+  }
+
   // The `n`th stream (0-based), once the agent opened and registered it.
   std::shared_ptr<Stream> WaitForStream(size_t n) {
     absl::MutexLock lock(&mu_);
@@ -76,46 +84,76 @@ bool NextUpdate(Stream& stream, v1::TaskUpdate* update) {
   return false;
 }
 
-TEST(SdkResumeTest, AResumedTaskGetsTheArtifactsTheNodeLostAheadOfTheRunsNextEvent) {
-  ScriptedNode node;
-  int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&node);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  ASSERT_NE(server, nullptr);
+class SdkResumeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(&node_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+  }
+  void TearDown() override {
+    node_.EndAll();
+    Release();  // a handler still waiting (a test that failed midway)
+    agent_.reset();
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  }
 
+  // Starts the SDK with one agent, `id`, against the scripted node.
+  void StartAgent(const std::string& id, sdk::TaskHandler handler) {
+    sdk::AgentOptions options;
+    options.node = "127.0.0.1:" + std::to_string(port_);
+    options.min_backoff = absl::Milliseconds(10);
+    options.max_backoff = absl::Milliseconds(50);
+    lf::a2a::v1::AgentCard card;
+    card.set_name(id);
+    options.agents.push_back({id, card, 1, std::move(handler)});
+    auto agent = sdk::Agent::Start(options);
+    ASSERT_TRUE(agent.ok()) << agent.status();
+    agent_ = *std::move(agent);
+  }
+
+  // A new task `task_id` for agent `id`.
+  static NodeToAgent Assignment(const std::string& id, const std::string& task_id) {
+    NodeToAgent assignment;
+    auto* assign = assignment.mutable_assignment();
+    assign->set_agent_id(id);
+    assign->mutable_task()->set_id(task_id);
+    assign->mutable_task()->mutable_status()->set_state(lf::a2a::v1::TASK_STATE_SUBMITTED);
+    *assign->mutable_task()->add_history() = sdk::AgentMessage("go");
+    *assign->mutable_message() = assign->task().history(0);
+    return assignment;
+  }
+
+  // Lets the handlers go on.
+  void Release() {
+    if (!release_.HasBeenNotified()) release_.Notify();
+  }
+
+  absl::Notification release_;
+  ScriptedNode node_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<sdk::Agent> agent_;
+};
+
+TEST_F(SdkResumeTest, AResumedTaskGetsTheArtifactsTheNodeLostAheadOfTheRunsNextEvent) {
   absl::Notification artifacts_sent;
-  absl::Notification may_finish;
-  sdk::AgentOptions options;
-  options.node = "127.0.0.1:" + std::to_string(port);
-  options.min_backoff = absl::Milliseconds(10);
-  options.max_backoff = absl::Milliseconds(50);
-  lf::a2a::v1::AgentCard card;
-  card.set_name("writer");
-  options.agents.push_back(
-      {"writer", card, 1, [&](sdk::TaskContext& task) {
-         task.SendArtifact(sdk::TextArtifact("kept", "kept", "k"), false, true);
-         task.SendArtifact(sdk::TextArtifact("lost", "lost", "one"), false, false);
-         task.SendArtifact(sdk::TextArtifact("lost", "lost", "two"), true, true);
-         artifacts_sent.Notify();
-         may_finish.WaitForNotification();
-         task.Complete("done");
-       }});
-  auto agent = sdk::Agent::Start(options);
-  ASSERT_TRUE(agent.ok()) << agent.status();
+  StartAgent("writer", [&](sdk::TaskContext& task) {
+    task.SendArtifact(sdk::TextArtifact("kept", "kept", "k"), false, true);
+    task.SendArtifact(sdk::TextArtifact("lost", "lost", "one"), false, false);
+    task.SendArtifact(sdk::TextArtifact("lost", "lost", "two"), true, true);
+    artifacts_sent.Notify();
+    release_.WaitForNotification();
+    task.Complete("done");
+  });
 
   // First node: assigns the task, receives the three artifact events, then
   // "crashes" having stored only the first.
-  std::shared_ptr<Stream> first = node.WaitForStream(0);
+  std::shared_ptr<Stream> first = node_.WaitForStream(0);
   ASSERT_NE(first, nullptr);
-  NodeToAgent assignment;
-  auto* assign = assignment.mutable_assignment();
-  assign->set_agent_id("writer");
-  assign->mutable_task()->set_id("task-1");
-  assign->mutable_task()->mutable_status()->set_state(lf::a2a::v1::TASK_STATE_SUBMITTED);
-  *assign->mutable_task()->add_history() = sdk::AgentMessage("go");
-  *assign->mutable_message() = assign->task().history(0);
+  NodeToAgent assignment = Assignment("writer", "task-1");
   ASSERT_TRUE(first->io->Write(assignment));
   v1::TaskUpdate update;
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(NextUpdate(*first, &update)) << i;
@@ -123,8 +161,9 @@ TEST(SdkResumeTest, AResumedTaskGetsTheArtifactsTheNodeLostAheadOfTheRunsNextEve
   first->end.Notify();
 
   // Second node: resumes the task with what it had stored.
-  std::shared_ptr<Stream> second = node.WaitForStream(1);
+  std::shared_ptr<Stream> second = node_.WaitForStream(1);
   ASSERT_NE(second, nullptr);
+  auto* assign = assignment.mutable_assignment();
   assign->set_resumed(true);
   *assign->mutable_task()->add_artifacts() = sdk::TextArtifact("kept", "kept", "k");
   assign->mutable_task()->mutable_status()->set_state(lf::a2a::v1::TASK_STATE_WORKING);
@@ -141,69 +180,41 @@ TEST(SdkResumeTest, AResumedTaskGetsTheArtifactsTheNodeLostAheadOfTheRunsNextEve
   ASSERT_EQ(resent.artifact().parts_size(), 2);
   EXPECT_EQ(resent.artifact().parts(0).text(), "one");
   EXPECT_EQ(resent.artifact().parts(1).text(), "two");
-  may_finish.Notify();
+  Release();
   ASSERT_TRUE(NextUpdate(*second, &update));
   ASSERT_TRUE(update.event().has_status_update()) << update.DebugString();
   EXPECT_EQ(update.event().status_update().status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
-
   second->end.Notify();
-  agent->reset();
-  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
 }
 
-TEST(SdkResumeTest, ARunThatEndedUnstoredSendsItsEndAgainWhenResumed) {
-  ScriptedNode node;
-  int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&node);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  ASSERT_NE(server, nullptr);
-
+TEST_F(SdkResumeTest, ARunThatEndedUnstoredSendsItsEndAgainWhenResumed) {
   absl::Notification ended;
-  absl::Notification may_return;
-  sdk::AgentOptions options;
-  options.node = "127.0.0.1:" + std::to_string(port);
-  options.min_backoff = absl::Milliseconds(10);
-  options.max_backoff = absl::Milliseconds(50);
-  lf::a2a::v1::AgentCard card;
-  card.set_name("ender");
   // The handler ends the task and is still returning when the node comes back.
-  options.agents.push_back({"ender", card, 1, [&](sdk::TaskContext& task) {
-                              task.Complete("finished");
-                              ended.Notify();
-                              may_return.WaitForNotification();
-                            }});
-  auto agent = sdk::Agent::Start(options);
-  ASSERT_TRUE(agent.ok()) << agent.status();
+  StartAgent("ender", [&](sdk::TaskContext& task) {
+    task.Complete("finished");
+    ended.Notify();
+    release_.WaitForNotification();
+  });
 
-  std::shared_ptr<Stream> first = node.WaitForStream(0);
+  std::shared_ptr<Stream> first = node_.WaitForStream(0);
   ASSERT_NE(first, nullptr);
-  NodeToAgent assignment;
-  auto* assign = assignment.mutable_assignment();
-  assign->set_agent_id("ender");
-  assign->mutable_task()->set_id("task-2");
-  assign->mutable_task()->mutable_status()->set_state(lf::a2a::v1::TASK_STATE_SUBMITTED);
-  *assign->mutable_task()->add_history() = sdk::AgentMessage("go");
-  *assign->mutable_message() = assign->task().history(0);
+  NodeToAgent assignment = Assignment("ender", "task-2");
   ASSERT_TRUE(first->io->Write(assignment));
   v1::TaskUpdate update;
   ASSERT_TRUE(NextUpdate(*first, &update));
   ASSERT_TRUE(ended.WaitForNotificationWithTimeout(absl::Seconds(10)));
   first->end.Notify();
 
-  std::shared_ptr<Stream> second = node.WaitForStream(1);
+  std::shared_ptr<Stream> second = node_.WaitForStream(1);
   ASSERT_NE(second, nullptr);
-  assign->set_resumed(true);
+  assignment.mutable_assignment()->set_resumed(true);
   ASSERT_TRUE(second->io->Write(assignment));
   ASSERT_TRUE(NextUpdate(*second, &update));
   ASSERT_TRUE(update.event().has_status_update()) << update.DebugString();
   EXPECT_EQ(update.event().status_update().status().state(), lf::a2a::v1::TASK_STATE_COMPLETED);
 
-  may_return.Notify();
+  Release();
   second->end.Notify();
-  agent->reset();
-  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
 }
 
 }  // namespace
