@@ -76,9 +76,11 @@ void Meter(grpc::CallbackServerContext* context, absl::string_view service,
   if (metered == nullptr) return;
   const absl::Time now = absl::Now();
   std::optional<trace::SpanContext> caller = TraceFromMetadata(context->client_metadata());
-  metered->span =
-      metered->tracer->StartSpan(absl::StrCat(service, "/", method), trace::SpanKind::kServer,
-                                 caller ? &*caller : nullptr, /*remote=*/true, now);
+  // The name is made only when spans are recorded: with tracing off a call
+  // allocates nothing for it.
+  metered->span = metered->tracer->StartSpan(
+      metered->tracer->enabled() ? absl::StrCat(service, "/", method) : std::string(),
+      trace::SpanKind::kServer, caller ? &*caller : nullptr, /*remote=*/true, now);
   if (metered->span.recording()) {
     metered->span.SetAttribute("rpc.system", "grpc");
     metered->span.SetAttribute("rpc.service", service);

@@ -105,6 +105,7 @@ def normalise(line):
     line = line.replace("├─", "─").replace("└─", "─")  # subtasks come in any order
     line = re.sub(r"\b[\w-]+~[0-9a-f-]{36}\b", "<task>", line)
     line = re.sub(r"\b\d+(ms|s|m)\b", "<age>", line)
+    line = re.sub(r"\b[0-9a-f]{32}\b", "<trace>", line)  # a W3C trace id
     return " ".join(line.split())
 
 
