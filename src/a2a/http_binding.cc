@@ -23,6 +23,8 @@
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "http/url.h"
 #include "security/auth.h"
+#include "trace/span_context.h"
+#include "trace/tracer.h"
 
 namespace a2amesh::a2a {
 
@@ -54,9 +56,114 @@ std::optional<std::string> DecodeSegment(absl::string_view raw) {
   return decoded;
 }
 
+// An A2A request's exchange while tracing is on: its HTTP server span
+// (OpenTelemetry's HTTP conventions), child of the request's traceparent,
+// whose context the call to the gRPC service carries on (its server span is
+// this one: rpc/call_metrics.h starts none for in-process calls). The span
+// ends with the response (a stream's: with its end), or when the exchange is
+// dropped.
+class TracedExchange final : public http::Exchange {
+ public:
+  TracedExchange(std::shared_ptr<http::Exchange> inner, trace::Tracer& tracer,
+                 absl::string_view route)
+      : inner_(std::move(inner)) {
+    const http::Request& request = inner_->request();
+    const std::string* traceparent = request.Header(trace::kTraceparentKey);
+    const std::string* tracestate = request.Header(trace::kTracestateKey);
+    std::optional<trace::SpanContext> parent;
+    if (traceparent != nullptr) {
+      parent = trace::ParseTraceContext(*traceparent, tracestate ? *tracestate : "");
+    }
+    span_ = tracer.StartSpan(request.method, trace::SpanKind::kServer,
+                             parent.has_value() ? &*parent : nullptr, /*remote=*/true);
+    context_ = span_.context();
+    if (context_.sampled()) inner_->NameTrace(context_.TraceIdHex());
+    if (!span_.recording()) return;
+    span_.SetAttribute("http.request.method", request.method);
+    span_.SetAttribute("url.path", request.path);
+    span_.SetAttribute("url.scheme", request.client_certificate_subject.empty() ? "http" : "https");
+    if (!request.client_address.empty()) {
+      span_.SetAttribute("client.address", request.client_address);
+    }
+    if (const std::string* agent = request.Header("user-agent")) {
+      span_.SetAttribute("user_agent.original", *agent);
+    }
+    Route(route);
+  }
+  ~TracedExchange() override { EndSpan(0); }
+
+  // The span's context: what the call to the service carries.
+  const trace::SpanContext& context() const { return context_; }
+  // The route the request matched ("/a2a/rest/tasks/{id}"): the span's name
+  // is "METHOD route".
+  void Route(absl::string_view route) {
+    absl::MutexLock lock(&mu_);
+    if (!span_.recording() || route.empty()) return;
+    span_.SetAttribute("http.route", route);
+    span_.SetName(absl::StrCat(inner_->request().method, " ", route));
+  }
+
+  const http::Request& request() const override { return inner_->request(); }
+  void Respond(http::Response response) override {
+    const int status = response.status;
+    inner_->Respond(std::move(response));
+    EndSpan(status);
+  }
+  void StartStream(http::Response head) override {
+    {
+      absl::MutexLock lock(&mu_);
+      status_ = head.status;
+    }
+    inner_->StartStream(std::move(head));
+  }
+  void Write(std::string data, std::function<void(bool ok)> written) override {
+    inner_->Write(std::move(data), std::move(written));
+  }
+  void End() override {
+    inner_->End();
+    EndSpan(0);
+  }
+  void KeepAlive(std::string piece, absl::Duration every) override {
+    inner_->KeepAlive(std::move(piece), every);
+  }
+  void OnClientGone(std::function<void()> gone) override { inner_->OnClientGone(std::move(gone)); }
+  void Name(absl::string_view binding, absl::string_view method) override {
+    inner_->Name(binding, method);
+    absl::MutexLock lock(&mu_);
+    if (span_.recording() && !method.empty()) span_.SetAttribute("a2a.method", method);
+  }
+  void NameTrace(absl::string_view trace_id) override { inner_->NameTrace(trace_id); }
+
+ private:
+  // Ends the span with the response's `status` (0: the one StartStream
+  // sent, if any). Later calls do nothing.
+  void EndSpan(int status) {
+    trace::Span span;
+    {
+      absl::MutexLock lock(&mu_);
+      if (status == 0) status = status_;
+      span = std::move(span_);
+    }
+    if (!span.recording()) return;
+    if (status != 0) {
+      span.SetAttribute("http.response.status_code", static_cast<int64_t>(status));
+      // Server spans: 5xx are the server's errors; 4xx the client's.
+      if (status >= 500) span.SetError(absl::StrCat("HTTP ", status));
+    }
+    span.End();
+  }
+
+  const std::shared_ptr<http::Exchange> inner_;
+  trace::SpanContext context_;  // set in the constructor only
+  absl::Mutex mu_;
+  trace::Span span_ ABSL_GUARDED_BY(mu_);
+  int status_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 // The service parameters of an HTTP request, as the gRPC binding carries them.
-void CopyServiceParameters(const http::Request& request, const std::string& process_secret,
+void CopyServiceParameters(const http::Exchange& exchange, const std::string& process_secret,
                            grpc::ClientContext* context) {
+  const http::Request& request = exchange.request();
   if (!request.client_certificate_subject.empty() && !process_secret.empty()) {
     // The gRPC service cannot see this connection's certificate: say whom it
     // proved, with the secret that shows the claim comes from this process.
@@ -81,11 +188,26 @@ void CopyServiceParameters(const http::Request& request, const std::string& proc
       }
     }
   }
-  // The trace context goes on: the call's server span is the request's
-  // (rpc/call_metrics.h).
-  for (const char* name : {"a2a-extensions", "authorization", "traceparent", "tracestate"}) {
+  for (const char* name : {"a2a-extensions", "authorization"}) {
     if (const std::string* value = request.Header(name)) {
       context->AddMetadata(name, *value);
+    }
+  }
+  // The trace context goes on: the request's server span's, or with tracing
+  // off the caller's, as it came.
+  if (const auto* traced = dynamic_cast<const TracedExchange*>(&exchange)) {
+    if (std::string traceparent = trace::FormatTraceparent(traced->context());
+        !traceparent.empty()) {
+      context->AddMetadata(std::string(trace::kTraceparentKey), traceparent);
+      if (!traced->context().trace_state.empty()) {
+        context->AddMetadata(std::string(trace::kTracestateKey), traced->context().trace_state);
+      }
+    }
+    return;
+  }
+  for (absl::string_view name : {trace::kTraceparentKey, trace::kTracestateKey}) {
+    if (const std::string* value = request.Header(name)) {
+      context->AddMetadata(std::string(name), *value);
     }
   }
 }
@@ -140,7 +262,7 @@ class HttpBinding::StreamCall final
 
   void Start(grpc::GenericStub& stub, grpc::ByteBuffer request) {
     request_ = std::move(request);
-    CopyServiceParameters(exchange_->request(), process_secret_, context_.get());
+    CopyServiceParameters(*exchange_, process_secret_, context_.get());
     // Each event's sequence number, for its `id:` line; and where a returning
     // client (EventSource and the like send Last-Event-ID) left off.
     context_->AddMetadata(std::string(kEventIdsKey), "1");
@@ -252,6 +374,7 @@ HttpBinding::HttpBinding(HttpBindingOptions options, std::shared_ptr<grpc::Chann
       max_json_depth_(options.max_json_depth),
       sse_keep_alive_(options.sse_keep_alive),
       ready_(std::move(options.ready)),
+      tracer_(options.tracer),
       stub_(std::move(a2a_channel)),
       cards_(std::move(options.cards), cards) {
   const google::protobuf::ServiceDescriptor* a2a =
@@ -285,7 +408,7 @@ void HttpBinding::Invoke(const std::shared_ptr<http::Exchange>& exchange, const 
   }
   auto call = std::make_shared<UnaryCall>();
   call->request = std::move(buffer);
-  CopyServiceParameters(exchange->request(), process_secret_, &call->context);
+  CopyServiceParameters(*exchange, process_secret_, &call->context);
   exchange->OnClientGone([weak = std::weak_ptr<UnaryCall>(call)] {
     if (auto live = weak.lock()) live->context.TryCancel();
   });
@@ -312,11 +435,18 @@ void HttpBinding::Handle(std::shared_ptr<http::Exchange> exchange) {
   const std::string& path = request.path;
   if (IsJsonRpcPath(path)) {
     exchange->Name("jsonrpc", "");
+    if (tracer_->enabled()) {
+      exchange = std::make_shared<TracedExchange>(std::move(exchange), *tracer_, kJsonRpcPath);
+    }
     return ServeJsonRpc(exchange);
   }
   if (path == kRestPath || absl::StartsWith(path, absl::StrCat(kRestPath, "/"))) {
     exchange->Name("rest", "");
-    return ServeRest(exchange, path.substr(sizeof(kRestPath) - 1));
+    if (tracer_->enabled()) {
+      // Its route is known once matched (ServeRest).
+      exchange = std::make_shared<TracedExchange>(std::move(exchange), *tracer_, "");
+    }
+    return ServeRest(exchange, exchange->request().path.substr(sizeof(kRestPath) - 1));
   }
   if (path == kAgentCardPath) {
     exchange->Name("card", "AgentCard");
@@ -438,6 +568,10 @@ void HttpBinding::ServeRest(const std::shared_ptr<http::Exchange>& exchange,
   }
   const Method& method = *methods_.at(route->method);
   exchange->Name("rest", method.name);
+  if (auto* traced = dynamic_cast<TracedExchange*>(exchange.get())) {
+    traced->Route(
+        absl::StrCat(kRestPath, tenant.empty() ? "" : "/{tenant}", RestPattern(method.name)));
+  }
   std::unique_ptr<Message> message = NewMessage(method.input);
   if (route->body && !request.body.empty()) {
     if (!JsonContent(request)) {

@@ -12,6 +12,7 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "http/http_server.h"
+#include "trace/tracer.h"
 
 namespace a2amesh::a2a {
 
@@ -34,6 +35,9 @@ struct HttpBindingOptions {
   // GET /healthz always 200: probes for load balancers that speak HTTP, not
   // gRPC health. Unset: always ready.
   std::function<bool()> ready;
+  // Records each A2A request's HTTP server span (docs/tracing.md); must
+  // outlive the binding.
+  trace::Tracer* tracer = trace::Tracer::Disabled();
 };
 
 // A2A v1.0 over HTTP: the JSON-RPC 2.0 binding (POST /a2a/jsonrpc, SSE for the
@@ -81,6 +85,7 @@ class HttpBinding {
   const int max_json_depth_;
   const absl::Duration sse_keep_alive_;
   const std::function<bool()> ready_;
+  trace::Tracer* const tracer_;
   grpc::GenericStub stub_;
   const AgentCards cards_;
   // By the method's name ("SendMessage", ...).

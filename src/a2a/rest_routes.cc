@@ -72,6 +72,26 @@ std::optional<RestRoute> MatchRestRoute(const std::vector<std::string>& segments
   return std::nullopt;
 }
 
+const char* RestPattern(absl::string_view method) {
+  static constexpr std::pair<const char*, const char*> kPatterns[] = {
+      {"SendMessage", "/message:send"},
+      {"SendStreamingMessage", "/message:stream"},
+      {"ListTasks", "/tasks"},
+      {"GetExtendedAgentCard", "/extendedAgentCard"},
+      {"CancelTask", "/tasks/{id}:cancel"},
+      {"SubscribeToTask", "/tasks/{id}:subscribe"},
+      {"GetTask", "/tasks/{id}"},
+      {"CreateTaskPushNotificationConfig", "/tasks/{task_id}/pushNotificationConfigs"},
+      {"ListTaskPushNotificationConfigs", "/tasks/{task_id}/pushNotificationConfigs"},
+      {"GetTaskPushNotificationConfig", "/tasks/{task_id}/pushNotificationConfigs/{config_id}"},
+      {"DeleteTaskPushNotificationConfig", "/tasks/{task_id}/pushNotificationConfigs/{config_id}"},
+  };
+  for (const auto& [name, pattern] : kPatterns) {
+    if (method == name) return pattern;
+  }
+  return "";
+}
+
 absl::Status ApplyQuery(absl::string_view query, Message* message) {
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> params = http::ParseQuery(query);
   if (!params.ok()) return params.status();

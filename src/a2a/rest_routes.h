@@ -31,6 +31,11 @@ std::optional<RestRoute> MatchRestRoute(const std::vector<std::string>& segments
                                         const std::string& verb, bool* wrong_verb,
                                         std::vector<const char*>* allowed);
 
+// The path pattern of A2A method `method`'s route ("/tasks/{id}:cancel"; its
+// tenant's prefix "/{tenant}" not included): a request's http.route in
+// traces. "" for a name that is no A2A method.
+const char* RestPattern(absl::string_view method);
+
 // Sets request fields from query parameters (camelCase or snake_case names;
 // repeated values repeated or comma-separated; enums by name; timestamps in
 // RFC 3339). Parameters that name no field (e.g. A2A-Version) are ignored;

@@ -284,7 +284,9 @@ class RemoteLink final : public catalog::AgentLink,
   RemoteLink(std::string agent_id, std::string card_url, RemoteInterface interface, bool streaming,
              RemoteCredentials credentials, std::shared_ptr<grpc::Channel> channel,
              http::CurlLoop* http, tasks::TaskManager& tasks, Timers* timers,
-             std::function<void(const absl::Status& status, absl::Duration duration)> called)
+             std::function<void(const absl::Status& status, absl::Duration duration,
+                                absl::string_view trace_id)>
+                 called)
       : agent_id_(std::move(agent_id)),
         url_(std::move(card_url)),
         interface_(std::move(interface)),
@@ -330,8 +332,10 @@ class RemoteLink final : public catalog::AgentLink,
     // The task ended (a terminal state): forgotten when the turn is done. One
     // waiting for its client is kept: its follow-up goes to the same task.
     bool over = false;
-    // When the turn's call began.
+    // When the turn's call began, and its sampled trace (for the call's
+    // duration's exemplar).
     absl::Time began;
+    std::string trace_id;
     // A task followed by polling: the wait before the next GetTask, and the
     // state last told (the same state again is not).
     absl::Duration poll_wait = kFirstPoll;
@@ -397,7 +401,9 @@ class RemoteLink final : public catalog::AgentLink,
   http::CurlLoop* const http_;                                 // over HTTP
   tasks::TaskManager& tasks_;
   Timers* const timers_;  // null: a non-streaming agent's task is not polled
-  const std::function<void(const absl::Status& status, absl::Duration duration)> called_;
+  const std::function<void(const absl::Status& status, absl::Duration duration,
+                           absl::string_view trace_id)>
+      called_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Mapping> tasks_by_id_ ABSL_GUARDED_BY(mu_);
   int calls_ ABSL_GUARDED_BY(mu_) = 0;  // running calls
@@ -687,6 +693,10 @@ void RemoteLink::Assign(v1::TaskAssignment assignment) {
   // The turn's span is the caller of the agent's spans (docs/tracing.md).
   const std::string& traceparent = assignment.traceparent();
   const std::string& tracestate = assignment.tracestate();
+  if (std::string trace_id = trace::SampledTraceId(traceparent); !trace_id.empty()) {
+    absl::MutexLock lock(&mu_);
+    tasks_by_id_[task_id].trace_id = std::move(trace_id);
+  }
   if (stub_ != nullptr) {
     AssignGrpc(task_id, std::move(request), deadline, traceparent, tracestate);
     return;
@@ -894,6 +904,7 @@ bool RemoteLink::OnEvent(const std::string& task_id, StreamResponse event, bool*
 
 void RemoteLink::OnTurnDone(const std::string& task_id, const absl::Status& status, bool ended) {
   absl::Time began = absl::Now();
+  std::string trace_id;
   std::string stopped_why;  // the call was cancelled by Stop
   // Not streamed, answered with a task still under way: asked again later.
   std::optional<absl::Duration> poll;
@@ -906,6 +917,7 @@ void RemoteLink::OnTurnDone(const std::string& task_id, const absl::Status& stat
     if (it != tasks_by_id_.end()) {
       Mapping& mapping = it->second;
       began = mapping.began;
+      trace_id = mapping.trace_id;
       mapping.abort = nullptr;
       if (status.ok() && !ended && !streaming_ && timers_ != nullptr && !stopping_ &&
           !mapping.over && !mapping.remote_task_id.empty()) {
@@ -918,17 +930,17 @@ void RemoteLink::OnTurnDone(const std::string& task_id, const absl::Status& stat
     }
   }
   if (poll.has_value()) {
-    called_(status, absl::Now() - began);
+    called_(status, absl::Now() - began, trace_id);
     timers_->RunAfter(*poll, [self = shared_from_this(), task_id] { self->Poll(task_id); });
     return;
   }
   if (over && status.ok()) {  // cancelled here meanwhile: nothing to tell
-    called_(status, absl::Now() - began);
+    called_(status, absl::Now() - began, trace_id);
     return;
   }
   called_(
       status.ok() && !ended ? absl::DataLossError("the stream ended before the task did") : status,
-      absl::Now() - began);
+      absl::Now() - began, trace_id);
   if (ended) return;
   if (!stopped_why.empty()) {
     Apply(task_id, Failure(stopped_why));
@@ -1351,8 +1363,9 @@ absl::Status RemoteAgents::Refresh(Remote& remote) {
   auto link = std::make_shared<RemoteLink>(
       id, url, *target, card->capabilities().streaming(), credentials, std::move(channel), http,
       tasks_, options_.timers,
-      [this, &remote, registered, id](const absl::Status& status, absl::Duration duration) {
-        Called(remote, id, *registered, status, duration);
+      [this, &remote, registered, id](const absl::Status& status, absl::Duration duration,
+                                      absl::string_view trace_id) {
+        Called(remote, id, *registered, status, duration, trace_id);
       });
   v1::RemoteEndpoint endpoint;
   endpoint.set_card_url(url);
@@ -1400,14 +1413,14 @@ absl::Status RemoteAgents::Refresh(Remote& remote) {
 
 void RemoteAgents::Called(Remote& remote, const std::string& agent_id,
                           const catalog::LocalAgent* agent, const absl::Status& status,
-                          absl::Duration duration) {
+                          absl::Duration duration, absl::string_view trace_id) {
   const bool reached = status.code() != absl::StatusCode::kUnavailable;
   const char* outcome = status.ok()                                     ? "ok"
                         : status.code() == absl::StatusCode::kCancelled ? "cancelled"
                         : reached                                       ? "failed"
                                                                         : "unreachable";
   // (`agent` may be gone, replaced by a new card: compared, never read.)
-  options_.telemetry->RemoteAgentCall(agent_id, outcome, duration);
+  options_.telemetry->RemoteAgentCall(agent_id, outcome, duration, trace_id);
   // A call given up here (CANCELLED) says nothing of the agent.
   if (status.code() == absl::StatusCode::kCancelled) return;
   std::shared_ptr<catalog::LocalAgent> leaving;

@@ -165,9 +165,9 @@ class RemoteAgents {
   void Stop(Remote& remote, const std::string& why);
   // A call to `remote`'s agent `agent_id` (registered as `agent`, which may
   // be gone: only compared) ended with `status` (UNAVAILABLE: it did not
-  // reach the agent), `duration` after it began.
+  // reach the agent), `duration` after it began, in `trace_id` (sampled; or "").
   void Called(Remote& remote, const std::string& agent_id, const catalog::LocalAgent* agent,
-              const absl::Status& status, absl::Duration duration);
+              const absl::Status& status, absl::Duration duration, absl::string_view trace_id);
   // Takes `agent` (just out of the catalog) out of routing.
   void Leave(const catalog::LocalAgent& agent, const std::string& why);
 

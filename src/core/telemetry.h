@@ -16,6 +16,12 @@ namespace a2amesh {
 // tools). Label values are bounded: skill ids that exist in the mesh, node
 // ids of members, and the fixed words below.
 //
+// `trace_id`, where a method takes one: the W3C trace id (32 lowercase hex
+// digits) of the trace the measurement belongs to, if its context says
+// sampled (as OpenTelemetry's trace-based exemplar filter decides), else
+// empty. Histograms keep it as an exemplar (docs/metrics.md): the link from
+// a latency bucket to a trace.
+//
 // Implementations are thread-safe; calls never block and may come with the
 // caller's locks held.
 class Telemetry {
@@ -26,11 +32,12 @@ class Telemetry {
   // an agent only).
   virtual void TaskCreated(const std::string& skill) {}
   // Its first event from an agent arrived, `latency` after it was created.
-  virtual void TaskFirstEvent(const std::string& skill, absl::Duration latency) {}
+  virtual void TaskFirstEvent(const std::string& skill, absl::Duration latency,
+                              absl::string_view trace_id) {}
   // It ended in `state` ("completed", "failed", "canceled", "rejected"),
   // `duration` after it was created.
   virtual void TaskEnded(const std::string& skill, const std::string& state,
-                         absl::Duration duration) {}
+                         absl::Duration duration, absl::string_view trace_id) {}
 
   // A routing decision: "local", "remote", "none" (nothing matches), "busy"
   // (every match is at max_concurrency) or "refused" (a cycle, or too deep).
@@ -39,8 +46,8 @@ class Telemetry {
   // A handoff to `peer` ended its first step: "accepted" (`latency` after it
   // started), "refused" (the next candidate is tried) or "failed" (the
   // stream broke).
-  virtual void Handoff(const std::string& peer, const std::string& result, absl::Duration latency) {
-  }
+  virtual void Handoff(const std::string& peer, const std::string& result, absl::Duration latency,
+                       absl::string_view trace_id) {}
 
   // A group commit of the task store took `latency`; `ok` unless it failed.
   virtual void StoreCommitted(absl::Duration latency, bool ok) {}
@@ -49,7 +56,8 @@ class Telemetry {
   // `latency`), "retried" (it will be tried again), "failed" (given up after
   // the last attempt), "dropped" (the delivery queue was full) or "refused"
   // (the target's address is not allowed).
-  virtual void PushAttempt(const std::string& outcome, absl::Duration latency) {}
+  virtual void PushAttempt(const std::string& outcome, absl::Duration latency,
+                           absl::string_view trace_id) {}
 
   // A call on the Peer service (or a peer this node dialed) was refused:
   // "no_certificate" (the caller presented no certificate of the mesh CA
@@ -68,7 +76,7 @@ class Telemetry {
   // error, or ended its stream early), "unreachable" (no answer: no
   // connection, an HTTP error status, gRPC UNAVAILABLE) or "cancelled".
   virtual void RemoteAgentCall(const std::string& agent, const std::string& outcome,
-                               absl::Duration duration) {}
+                               absl::Duration duration, absl::string_view trace_id) {}
 
   // Retention removed `count` finished tasks from the store.
   virtual void TasksExpired(int64_t count) {}
@@ -91,14 +99,14 @@ class Telemetry {
   // grpc::StatusCode), `duration` after the call began; for a stream,
   // `duration` is how long it was open.
   virtual void GrpcHandled(absl::string_view service, absl::string_view method, int code,
-                           absl::Duration duration) {}
+                           absl::Duration duration, absl::string_view trace_id) {}
   // The A2A HTTP server answered a request with `status`, `duration` after it
   // was read (for a stream: when its head went out). `binding` and `method`
   // name what the request was, in words the server chose ("jsonrpc" and
   // "SendMessage", "rest" and "GetTask", "card", "probe", "none" for a path
   // that serves nothing, "server" for a request refused before any handler).
   virtual void HttpHandled(absl::string_view binding, absl::string_view method, int status,
-                           absl::Duration duration) {}
+                           absl::Duration duration, absl::string_view trace_id) {}
 };
 
 // A Telemetry that records nothing. Never destroyed.

@@ -336,10 +336,15 @@ class ExchangeImpl final : public Exchange, public std::enable_shared_from_this<
     binding_ = std::string(binding);
     method_ = std::string(method);
   }
+  void NameTrace(absl::string_view trace_id) override {
+    // Read on the strand, as Name's.
+    trace_id_ = std::string(trace_id);
+  }
   // On the strand: tells on_response of the response's `status`.
   void Answered(const ServerOptions& options, int status) const {
     if (const auto& on_response = options.on_response) {
-      on_response(binding_.empty() ? "none" : binding_, method_, status, absl::Now() - read_at_);
+      on_response(binding_.empty() ? "none" : binding_, method_, status, absl::Now() - read_at_,
+                  trace_id_);
     }
   }
   void OnClientGone(std::function<void()> gone) override {
@@ -405,6 +410,7 @@ class ExchangeImpl final : public Exchange, public std::enable_shared_from_this<
   const absl::Time read_at_ = absl::Now();
   std::string binding_;
   std::string method_;
+  std::string trace_id_;
   absl::Mutex mu_;
   bool gone_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::function<void()>> on_gone_ ABSL_GUARDED_BY(mu_);
@@ -762,7 +768,7 @@ void Session::Fail(int status, std::string message) {
     response.headers.emplace_back("Retry-After", "1");  // over a limit: back off a second
   }
   if (core_.options.on_response)
-    core_.options.on_response("server", "", status, absl::ZeroDuration());
+    core_.options.on_response("server", "", status, absl::ZeroDuration(), "");
   Queue(Head(response, Framing::kLength) + response.body, nullptr, /*last=*/true);
 }
 

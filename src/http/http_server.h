@@ -73,6 +73,10 @@ class Exchange {
   // words the handler chooses (a binding and a method: "jsonrpc",
   // "SendMessage"), never text the client sent. Call it before answering.
   virtual void Name(absl::string_view binding, absl::string_view method) = 0;
+  // Names the sampled trace (32 hex digits) the request belongs to, for
+  // ServerOptions::on_response (a metric's exemplar). Call it before
+  // answering.
+  virtual void NameTrace(absl::string_view trace_id) = 0;
 };
 
 // Takes a request; must not block (answer later from any thread).
@@ -115,9 +119,10 @@ struct ServerOptions {
   // Runs on the server's thread as each response's head goes out: what the
   // handler named the request (Exchange::Name; "none", "" if it did not;
   // "server", "" for an error the server answered by itself), its status,
-  // and the time since the request was read. Must not block.
+  // the time since the request was read, and its trace (Exchange::NameTrace;
+  // "" if none). Must not block.
   std::function<void(absl::string_view binding, absl::string_view method, int status,
-                     absl::Duration elapsed)>
+                     absl::Duration elapsed, absl::string_view trace_id)>
       on_response;
 };
 

@@ -275,8 +275,8 @@ Metrics::Metrics(std::function<NodeSample()> sample)
 
 Metrics::~Metrics() = default;
 
-std::string Metrics::Scrape() const {
-  TextWriter writer;
+std::string Metrics::Scrape(Format format) const {
+  TextWriter writer(format);
   tasks_created_.Write(writer);
   tasks_ended_.Write(writer);
   task_duration_.Write(writer);
@@ -314,7 +314,8 @@ Metrics::Requests::Requests(std::string counter, std::string counter_help, std::
 
 void Metrics::Requests::Record(absl::string_view key,
                                std::pair<absl::string_view, absl::string_view> labels, int code,
-                               std::string (*code_name)(int), absl::Duration duration) {
+                               std::string (*code_name)(int), absl::Duration duration,
+                               absl::string_view trace_id) {
   Counter* counter;
   Histogram* histogram;
   {
@@ -335,7 +336,7 @@ void Metrics::Requests::Record(absl::string_view key,
     histogram = it->second.duration;
   }
   counter->Increment();
-  histogram->Observe(Seconds(duration));
+  histogram->Observe(Seconds(duration), trace_id);
 }
 
 void Metrics::Requests::Write(TextWriter& writer) const {
@@ -344,29 +345,30 @@ void Metrics::Requests::Write(TextWriter& writer) const {
 }
 
 void Metrics::GrpcHandled(absl::string_view service, absl::string_view method, int code,
-                          absl::Duration duration) {
+                          absl::Duration duration, absl::string_view trace_id) {
   grpc_requests_.Record(absl::StrCat(service, "/", method), {service, method}, code, StatusCodeName,
-                        duration);
+                        duration, trace_id);
 }
 
 void Metrics::HttpHandled(absl::string_view binding, absl::string_view method, int status,
-                          absl::Duration duration) {
+                          absl::Duration duration, absl::string_view trace_id) {
   http_requests_.Record(absl::StrCat(binding, "/", method), {binding, method}, status,
-                        HttpStatusName, duration);
+                        HttpStatusName, duration, trace_id);
 }
 
 void Metrics::TaskCreated(const std::string& skill) {
   tasks_created_.Add({{"skill", skill}}).Increment();
 }
 
-void Metrics::TaskFirstEvent(const std::string& skill, absl::Duration latency) {
-  task_first_event_.Add({{"skill", skill}}).Observe(Seconds(latency));
+void Metrics::TaskFirstEvent(const std::string& skill, absl::Duration latency,
+                             absl::string_view trace_id) {
+  task_first_event_.Add({{"skill", skill}}).Observe(Seconds(latency), trace_id);
 }
 
-void Metrics::TaskEnded(const std::string& skill, const std::string& state,
-                        absl::Duration duration) {
+void Metrics::TaskEnded(const std::string& skill, const std::string& state, absl::Duration duration,
+                        absl::string_view trace_id) {
   tasks_ended_.Add({{"skill", skill}, {"state", state}}).Increment();
-  task_duration_.Add({{"skill", skill}}).Observe(Seconds(duration));
+  task_duration_.Add({{"skill", skill}}).Observe(Seconds(duration), trace_id);
 }
 
 void Metrics::PeerRefused(const std::string& reason) {
@@ -399,10 +401,11 @@ void Metrics::Routed(const std::string& decision) {
   routing_decisions_.Add({{"decision", decision}}).Increment();
 }
 
-void Metrics::Handoff(const std::string& peer, const std::string& result, absl::Duration latency) {
+void Metrics::Handoff(const std::string& peer, const std::string& result, absl::Duration latency,
+                      absl::string_view trace_id) {
   handoffs_.Add({{"peer", peer}, {"result", result}}).Increment();
   if (result == "accepted") {
-    handoff_latency_.Add({{"peer", peer}}).Observe(Seconds(latency));
+    handoff_latency_.Add({{"peer", peer}}).Observe(Seconds(latency), trace_id);
   }
 }
 
@@ -410,17 +413,18 @@ void Metrics::TraceSpans(const std::string& outcome, uint64_t count) {
   trace_spans_.Add({{"outcome", outcome}}).Add(count);
 }
 
-void Metrics::PushAttempt(const std::string& outcome, absl::Duration latency) {
+void Metrics::PushAttempt(const std::string& outcome, absl::Duration latency,
+                          absl::string_view trace_id) {
   push_attempts_.Add({{"outcome", outcome}}).Increment();
   if (outcome == "delivered") {
-    push_delivery_seconds_.Observe(Seconds(latency));
+    push_delivery_seconds_.Observe(Seconds(latency), trace_id);
   }
 }
 
 void Metrics::RemoteAgentCall(const std::string& agent, const std::string& outcome,
-                              absl::Duration duration) {
+                              absl::Duration duration, absl::string_view trace_id) {
   remote_agent_calls_.Add({{"agent", agent}, {"outcome", outcome}}).Increment();
-  remote_agent_call_duration_.Add({{"agent", agent}}).Observe(Seconds(duration));
+  remote_agent_call_duration_.Add({{"agent", agent}}).Observe(Seconds(duration), trace_id);
 }
 
 void Metrics::StoreCommitted(absl::Duration latency, bool ok) {
@@ -464,8 +468,10 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
       response.body = is_ready ? "ok\n" : "draining\n";
       return response;
     }
-    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    response.body = metrics.Scrape();
+    // Prometheus asks for OpenMetrics first: it carries the exemplars.
+    const Format format = NegotiateFormat(request.Header("accept"));
+    response.content_type = ContentType(format);
+    response.body = metrics.Scrape(format);
     return response;
   };
   http::ServerOptions options;

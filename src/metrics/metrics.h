@@ -70,21 +70,25 @@ class Metrics final : public Telemetry {
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
-  // The text exposition format (0.0.4) of every metric, as /metrics serves it.
-  std::string Scrape() const;
+  // Every metric, as /metrics serves it: in the text exposition format
+  // (0.0.4), or in OpenMetrics with the histograms' exemplars.
+  std::string Scrape(Format format = Format::kText) const;
 
   // Telemetry
   void TaskCreated(const std::string& skill) override;
-  void TaskFirstEvent(const std::string& skill, absl::Duration latency) override;
-  void TaskEnded(const std::string& skill, const std::string& state,
-                 absl::Duration duration) override;
+  void TaskFirstEvent(const std::string& skill, absl::Duration latency,
+                      absl::string_view trace_id) override;
+  void TaskEnded(const std::string& skill, const std::string& state, absl::Duration duration,
+                 absl::string_view trace_id) override;
   void Routed(const std::string& decision) override;
-  void Handoff(const std::string& peer, const std::string& result, absl::Duration latency) override;
+  void Handoff(const std::string& peer, const std::string& result, absl::Duration latency,
+               absl::string_view trace_id) override;
   void StoreCommitted(absl::Duration latency, bool ok) override;
-  void PushAttempt(const std::string& outcome, absl::Duration latency) override;
+  void PushAttempt(const std::string& outcome, absl::Duration latency,
+                   absl::string_view trace_id) override;
   void TraceSpans(const std::string& outcome, uint64_t count) override;
   void RemoteAgentCall(const std::string& agent, const std::string& outcome,
-                       absl::Duration duration) override;
+                       absl::Duration duration, absl::string_view trace_id) override;
   void PeerRefused(const std::string& reason) override;
   void TasksExpired(int64_t count) override;
   void PolicyDecision(const std::string& action, const std::string& outcome) override;
@@ -93,9 +97,9 @@ class Metrics final : public Telemetry {
   void AuditDropped() override;
   void ApprovalDecided(const std::string& outcome) override;
   void GrpcHandled(absl::string_view service, absl::string_view method, int code,
-                   absl::Duration duration) override;
+                   absl::Duration duration, absl::string_view trace_id) override;
   void HttpHandled(absl::string_view binding, absl::string_view method, int status,
-                   absl::Duration duration) override;
+                   absl::Duration duration, absl::string_view trace_id) override;
 
  private:
   // The requests one server answered: a counter by what they were (two
@@ -109,7 +113,8 @@ class Metrics final : public Telemetry {
     // `labels`: the two label values of `key`; `code_name(code)` is the code
     // label, asked for only the first time a kind ends with that code.
     void Record(absl::string_view key, std::pair<absl::string_view, absl::string_view> labels,
-                int code, std::string (*code_name)(int), absl::Duration duration);
+                int code, std::string (*code_name)(int), absl::Duration duration,
+                absl::string_view trace_id);
     void Write(TextWriter& writer) const;
 
    private:

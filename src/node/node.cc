@@ -363,6 +363,7 @@ absl::Status Node::Init() {
     push_options.initial_backoff = options_.push_initial_backoff;
     push_options.request_timeout = options_.push_timeout;
     push_options.telemetry = metrics_.get();
+    push_options.tracer = tracer();
     push_ = std::make_unique<push::PushNotifier>(push_options, *store_);
     task_options.push = push_.get();
   }
@@ -502,8 +503,9 @@ absl::Status Node::Init() {
   // interceptor).
   builder.SetContextAllocator(std::make_unique<rpc::CallContexts>(
       [metrics = metrics_.get()](absl::string_view service, absl::string_view method,
-                                 grpc::StatusCode code, absl::Duration duration) {
-        metrics->GrpcHandled(service, method, code, duration);
+                                 grpc::StatusCode code, absl::Duration duration,
+                                 absl::string_view trace_id) {
+        metrics->GrpcHandled(service, method, code, duration, trace_id);
       },
       tracer()));
   // Our own size check names the flag; gRPC's limit sits above it.
@@ -620,6 +622,7 @@ absl::Status Node::StartHttp() {
   binding.max_json_depth = options_.max_json_depth;
   binding.sse_keep_alive = options_.sse_keep_alive;
   binding.ready = [peers = peers_.get()] { return !peers->draining(); };
+  binding.tracer = tracer();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
@@ -637,10 +640,10 @@ absl::Status Node::StartHttp() {
                                                           const std::string& message) {
     return binding->ErrorResponse(request, status, message);
   };
-  server.on_response = [metrics = metrics_.get()](absl::string_view binding,
-                                                  absl::string_view method, int status,
-                                                  absl::Duration elapsed) {
-    metrics->HttpHandled(binding, method, status, elapsed);
+  server.on_response = [metrics = metrics_.get()](
+                           absl::string_view binding, absl::string_view method, int status,
+                           absl::Duration elapsed, absl::string_view trace_id) {
+    metrics->HttpHandled(binding, method, status, elapsed, trace_id);
   };
   absl::StatusOr<std::unique_ptr<http::Server>> started = http::Server::Start(
       options_.http_address, std::move(server),

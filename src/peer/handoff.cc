@@ -93,6 +93,7 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
 
   void Begin(const std::shared_ptr<grpc::Channel>& channel, v1::HandoffRequest first) {
     started_ = absl::Now();
+    trace_id_ = trace::SampledTraceId(first.start().traceparent());
     self_ = shared_from_this();
     stub_ = v1::Peer::NewStub(channel);
     state_->peers.TrackCall(self_);
@@ -128,7 +129,8 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
     std::shared_ptr<HandoffCall> self = std::move(self_);
     writes_.Detach();
     if (!accepted_ && !resume_) {
-      state_->peers.options().telemetry->Handoff(node_id_, "refused", absl::Now() - started_);
+      state_->peers.options().telemetry->Handoff(node_id_, "refused", absl::Now() - started_,
+                                                 trace_id_);
     }
     // Before it is untracked: a node shutting down waits for its tracked
     // calls, so what OnCallDone does (a resume timer) is not left behind.
@@ -151,7 +153,8 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
       }
       accepted_ = true;
       if (!resume_) {
-        state_->peers.options().telemetry->Handoff(node_id_, "accepted", absl::Now() - started_);
+        state_->peers.options().telemetry->Handoff(node_id_, "accepted", absl::Now() - started_,
+                                                   trace_id_);
       }
       state_->OnAccepted(this);
     } else if (response.has_event()) {
@@ -174,6 +177,7 @@ class HandoffCall final : public grpc::ClientBidiReactor<v1::HandoffRequest, v1:
   std::atomic<bool> accepted_{false};
   bool impostor_ = false;  // the read path's
   absl::Time started_;
+  std::string trace_id_;  // the turn's sampled trace, for the latency's exemplar
   Writer writer_{this};
   rpc::WriteQueue<Writer, v1::HandoffRequest> writes_{64};
   std::shared_ptr<HandoffCall> self_;
@@ -206,7 +210,8 @@ void HandoffState::StartCall() {
       return;
     }
     // Not reachable at all: the next candidate, if any.
-    peers.options().telemetry->Handoff(target->agent->node_id(), "refused", absl::ZeroDuration());
+    peers.options().telemetry->Handoff(target->agent->node_id(), "refused", absl::ZeroDuration(),
+                                       "");
     const tasks::TaskRunner* failed_runner;
     std::string failed_task;
     std::string reason;
@@ -253,7 +258,7 @@ void HandoffState::OnAccepted(HandoffCall* accepted) {
     }
   }
   if (accepted->resume()) {
-    peers.options().telemetry->Handoff(accepted->node_id(), "resumed", lost_for);
+    peers.options().telemetry->Handoff(accepted->node_id(), "resumed", lost_for, "");
     A2AMESH_LOG(Info, "handoff resumed")
         .With("node", accepted->node_id())
         .With("lost_for", lost_for);
@@ -382,7 +387,7 @@ void HandoffState::LostTurn(const std::string& node, const std::string& error, b
     });
     return;
   }
-  peers.options().telemetry->Handoff(node, "failed", absl::ZeroDuration());
+  peers.options().telemetry->Handoff(node, "failed", absl::ZeroDuration(), "");
   tasks.RunnerFailed(failed_runner, failed_task, reason);
 }
 

@@ -7,6 +7,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "core/a2a_error.h"
@@ -28,6 +29,47 @@ bool SafeHeaderValue(absl::string_view value) {
   return !absl::StrContains(value, '\r') && !absl::StrContains(value, '\n');
 }
 
+// The context of the call that created a task (TaskInfo), or none.
+trace::SpanContext TaskTrace(const v1::TaskInfo& info) {
+  if (info.traceparent().empty()) return trace::SpanContext();
+  return trace::ParseTraceContext(info.traceparent(), info.tracestate())
+      .value_or(trace::SpanContext());
+}
+
+// A POST's CLIENT span (OpenTelemetry's HTTP client conventions), child of
+// the task's trace `parent`: recorded if that is sampled and tracing is on;
+// else it only carries `parent` on.
+trace::Span StartPostSpan(trace::Tracer& tracer, const trace::SpanContext& parent,
+                          const TaskPushNotificationConfig& config) {
+  trace::Span span = tracer.StartSpan("POST", trace::SpanKind::kClient,
+                                      parent.valid() ? &parent : nullptr, /*remote=*/false);
+  if (!span.recording()) return span;
+  span.SetAttribute("http.request.method", "POST");
+  // Without its query, which may hold a secret.
+  span.SetAttribute("url.full", absl::string_view(config.url()).substr(0, config.url().find('?')));
+  if (absl::StatusOr<http::Url> url = http::ParseUrl(config.url()); url.ok()) {
+    span.SetAttribute("server.address", url->host);
+    int64_t port = 0;
+    if (absl::SimpleAtoi(url->port, &port)) span.SetAttribute("server.port", port);
+  }
+  span.SetAttribute("a2a.task_id", config.task_id());
+  span.SetAttribute("a2amesh.push_config_id", config.id());
+  return span;
+}
+
+void EndPostSpan(trace::Span& span, const absl::StatusOr<int>& result) {
+  if (!span.recording()) return;
+  if (!result.ok()) {
+    span.SetAttribute("error.type", absl::StatusCodeToString(result.status().code()));
+    span.SetError(result.status().message());
+  } else {
+    span.SetAttribute("http.response.status_code", static_cast<int64_t>(*result));
+    // Client spans: any status from 400 up is an error.
+    if (*result >= 400) span.SetError(absl::StrCat("HTTP ", *result));
+  }
+  span.End();
+}
+
 }  // namespace
 
 // One config's watch of its task and its queue of events to POST. The queue
@@ -35,8 +77,8 @@ bool SafeHeaderValue(absl::string_view value) {
 class PushNotifier::Target final : public tasks::TaskSubscriber,
                                    public std::enable_shared_from_this<Target> {
  public:
-  Target(PushNotifier& notifier, TaskPushNotificationConfig config)
-      : notifier_(notifier), config(std::move(config)) {}
+  Target(PushNotifier& notifier, TaskPushNotificationConfig config, trace::SpanContext trace)
+      : notifier_(notifier), config(std::move(config)), trace(std::move(trace)) {}
 
   void OnEvent(const tasks::TaskEvent& e) override {
     // The watch ends with the task's terminal event.
@@ -55,12 +97,13 @@ class PushNotifier::Target final : public tasks::TaskSubscriber,
 
   PushNotifier& notifier_;
   const TaskPushNotificationConfig config;
-  std::deque<std::string> queue;  // StreamResponse JSON
-  bool sending = false;           // a POST (or its retry timer) is under way
-  int attempts = 0;               // failed tries of queue.front()
-  bool watch_ended = false;       // no more events will come
-  bool removed = false;           // deleted, replaced or stopped
-  bool refused = false;           // its address is not allowed
+  const trace::SpanContext trace;  // the task's: its POSTs' spans are children
+  std::deque<std::string> queue;   // StreamResponse JSON
+  bool sending = false;            // a POST (or its retry timer) is under way
+  int attempts = 0;                // failed tries of queue.front()
+  bool watch_ended = false;        // no more events will come
+  bool removed = false;            // deleted, replaced or stopped
+  bool refused = false;            // its address is not allowed
 };
 
 PushNotifier::PushNotifier(PushOptions options, TaskStore& store)
@@ -145,11 +188,11 @@ absl::StatusOr<TaskPushNotificationConfig> PushNotifier::Check(
   return config;
 }
 
-absl::StatusOr<lf::a2a::v1::Task> PushNotifier::OwnTask(const std::string& task_id) const {
+absl::StatusOr<tasks::TaskRecord> PushNotifier::OwnTask(const std::string& task_id) const {
   if (absl::Status valid = routing::ValidateTaskId(task_id, "task_id"); !valid.ok()) {
     return valid;
   }
-  return tasks_->Get(task_id);
+  return tasks_->GetRecord(task_id);
 }
 
 absl::Status PushNotifier::CommitAndWait(TaskStoreOp op) {
@@ -166,8 +209,8 @@ absl::Status PushNotifier::CommitAndWait(TaskStoreOp op) {
 }
 
 std::shared_ptr<PushNotifier::Target> PushNotifier::Register(
-    const TaskPushNotificationConfig& config) {
-  auto target = std::make_shared<Target>(*this, config);
+    const TaskPushNotificationConfig& config, trace::SpanContext trace) {
+  auto target = std::make_shared<Target>(*this, config, std::move(trace));
   std::shared_ptr<Target> old;
   {
     absl::MutexLock lock(&mu_);
@@ -209,8 +252,8 @@ absl::StatusOr<TaskPushNotificationConfig> PushNotifier::Prepare(
 }
 
 std::shared_ptr<tasks::TaskSubscriber> PushNotifier::Attach(
-    const TaskPushNotificationConfig& config) {
-  return Register(config);
+    const TaskPushNotificationConfig& config, const trace::SpanContext& trace) {
+  return Register(config, trace);
 }
 
 absl::Status PushNotifier::Recover() {
@@ -218,7 +261,9 @@ absl::Status PushNotifier::Recover() {
   if (!configs.ok()) return configs.status();
   int ended = 0;
   for (const TaskPushNotificationConfig& config : *configs) {
-    std::shared_ptr<Target> target = Register(config);
+    absl::StatusOr<v1::TaskInfo> info = tasks_->ActiveInfo(config.task_id());
+    std::shared_ptr<Target> target =
+        Register(config, info.ok() ? TaskTrace(*info) : trace::SpanContext());
     if (tasks_->Watch(config.task_id(), target).ok()) {
       continue;  // its first event is the task as it stands
     }
@@ -245,7 +290,7 @@ absl::Status PushNotifier::Recover() {
 
 absl::StatusOr<TaskPushNotificationConfig> PushNotifier::Create(TaskPushNotificationConfig config) {
   const std::string task_id = config.task_id();
-  absl::StatusOr<lf::a2a::v1::Task> task = OwnTask(task_id);
+  absl::StatusOr<tasks::TaskRecord> task = OwnTask(task_id);
   if (!task.ok()) return task.status();
   absl::StatusOr<TaskPushNotificationConfig> checked = Check(task_id, std::move(config));
   if (!checked.ok()) return checked.status();
@@ -269,7 +314,7 @@ absl::StatusOr<TaskPushNotificationConfig> PushNotifier::Create(TaskPushNotifica
   op.config_id = checked->id();
   op.payload = checked->SerializeAsString();
   if (absl::Status stored = CommitAndWait(std::move(op)); !stored.ok()) return stored;
-  std::shared_ptr<Target> target = Register(*checked);
+  std::shared_ptr<Target> target = Register(*checked, TaskTrace(task->info));
   if (!tasks_->Watch(task_id, target).ok()) {
     // It has ended (or ended meanwhile): nothing more to send, after a
     // restart either.
@@ -281,7 +326,7 @@ absl::StatusOr<TaskPushNotificationConfig> PushNotifier::Create(TaskPushNotifica
 
 absl::StatusOr<TaskPushNotificationConfig> PushNotifier::Get(const std::string& task_id,
                                                              const std::string& id) {
-  if (absl::StatusOr<lf::a2a::v1::Task> task = OwnTask(task_id); !task.ok()) {
+  if (absl::StatusOr<tasks::TaskRecord> task = OwnTask(task_id); !task.ok()) {
     return task.status();
   }
   absl::StatusOr<std::vector<TaskPushNotificationConfig>> configs = store_.ListPushConfigs(task_id);
@@ -295,7 +340,7 @@ absl::StatusOr<TaskPushNotificationConfig> PushNotifier::Get(const std::string& 
 
 absl::StatusOr<lf::a2a::v1::ListTaskPushNotificationConfigsResponse> PushNotifier::List(
     const lf::a2a::v1::ListTaskPushNotificationConfigsRequest& request) {
-  if (absl::StatusOr<lf::a2a::v1::Task> task = OwnTask(request.task_id()); !task.ok()) {
+  if (absl::StatusOr<tasks::TaskRecord> task = OwnTask(request.task_id()); !task.ok()) {
     return task.status();
   }
   const int page_size = request.page_size() == 0 ? 50 : request.page_size();
@@ -339,9 +384,9 @@ void PushNotifier::Enqueue(const std::shared_ptr<Target>& target, const StreamRe
   if (last) target->watch_ended = true;
   if (target->removed || stopped_) return;
   if (target->refused) {
-    options_.telemetry->PushAttempt("refused", absl::ZeroDuration());
+    options_.telemetry->PushAttempt("refused", absl::ZeroDuration(), "");
   } else if (queued_ >= options_.max_queued) {
-    options_.telemetry->PushAttempt("dropped", absl::ZeroDuration());
+    options_.telemetry->PushAttempt("dropped", absl::ZeroDuration(), "");
     A2AMESH_LOG(Warning, "push notification dropped: the delivery queue is full")
         .With("task", target->config.task_id())
         .With("queued", queued_);
@@ -379,21 +424,32 @@ void PushNotifier::SendLocked(const std::shared_ptr<Target>& target) {
   if (!config.token().empty()) {
     headers.emplace_back("X-A2A-Notification-Token", config.token());
   }
+  trace::Span span = StartPostSpan(*options_.tracer, target->trace, config);
+  if (std::string traceparent = trace::FormatTraceparent(span.context()); !traceparent.empty()) {
+    headers.emplace_back("traceparent", std::move(traceparent));
+    if (!span.context().trace_state.empty()) {
+      headers.emplace_back("tracestate", span.context().trace_state);
+    }
+  }
   const absl::Time started = absl::Now();
   client_->Post(config.url(), std::move(headers), target->queue.front(),
-                [this, target, started](absl::StatusOr<int> result) {
-                  OnSent(target, std::move(result), started);
+                [this, target, started, span = std::make_shared<trace::Span>(std::move(span))](
+                    absl::StatusOr<int> result) {
+                  OnSent(target, std::move(result), started, std::move(*span));
                 });
 }
 
 void PushNotifier::OnSent(const std::shared_ptr<Target>& target, absl::StatusOr<int> result,
-                          absl::Time started) {
+                          absl::Time started, trace::Span span) {
+  const bool delivered = result.ok() && *result >= 200 && *result < 300;
+  EndPostSpan(span, result);
+  const std::string trace_id =
+      delivered && span.context().sampled() ? span.context().TraceIdHex() : std::string();
   absl::MutexLock lock(&mu_);
   target->sending = false;
   if (stopped_ || target->removed) return;
-  const bool delivered = result.ok() && *result >= 200 && *result < 300;
   if (delivered) {
-    options_.telemetry->PushAttempt("delivered", absl::Now() - started);
+    options_.telemetry->PushAttempt("delivered", absl::Now() - started, trace_id);
     target->queue.pop_front();
     --queued_;
     target->attempts = 0;
@@ -406,7 +462,7 @@ void PushNotifier::OnSent(const std::shared_ptr<Target>& target, absl::StatusOr<
         .With("config", target->config.id())
         .With("error", result.status());
     for (size_t i = 0; i < target->queue.size(); ++i) {
-      options_.telemetry->PushAttempt("refused", absl::ZeroDuration());
+      options_.telemetry->PushAttempt("refused", absl::ZeroDuration(), "");
     }
     queued_ -= static_cast<int64_t>(target->queue.size());
     target->queue.clear();
@@ -416,7 +472,7 @@ void PushNotifier::OnSent(const std::shared_ptr<Target>& target, absl::StatusOr<
   const std::string why =
       result.ok() ? absl::StrCat("HTTP ", *result) : std::string(result.status().message());
   if (++target->attempts >= options_.max_attempts) {
-    options_.telemetry->PushAttempt("failed", absl::ZeroDuration());
+    options_.telemetry->PushAttempt("failed", absl::ZeroDuration(), "");
     A2AMESH_LOG(Warning, "push notification given up")
         .With("task", target->config.task_id())
         .With("config", target->config.id())
@@ -427,7 +483,7 @@ void PushNotifier::OnSent(const std::shared_ptr<Target>& target, absl::StatusOr<
     target->attempts = 0;
     return SendLocked(target);
   }
-  options_.telemetry->PushAttempt("retried", absl::ZeroDuration());
+  options_.telemetry->PushAttempt("retried", absl::ZeroDuration(), "");
   target->sending = true;  // until the retry
   client_->After(Backoff(target->attempts), [this, target] {
     absl::MutexLock lock(&mu_);

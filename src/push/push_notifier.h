@@ -16,6 +16,7 @@
 #include "http/http_client.h"
 #include "lf/a2a/v1/a2a.pb.h"
 #include "tasks/task_manager.h"
+#include "trace/tracer.h"
 
 namespace a2amesh::push {
 
@@ -34,6 +35,9 @@ struct PushOptions {
   absl::Duration request_timeout = absl::Seconds(10);
   int max_configs_per_task = 16;
   Telemetry* telemetry = &NoTelemetry();
+  // Records a CLIENT span for each POST, child of the task's trace; its
+  // context goes to the webhook as traceparent. Must outlive the notifier.
+  trace::Tracer* tracer = trace::Tracer::Disabled();
 };
 
 // A2A push notifications: the four config RPCs and the delivery of task
@@ -45,7 +49,9 @@ struct PushOptions {
 // is the Task as it stands, then every event in order, through interrupted
 // states. Each is POSTed as StreamResponse JSON (Content-Type
 // application/a2a+json) with `Authorization: <scheme> <credentials>` from the
-// config's authentication and `X-A2A-Notification-Token` from its token.
+// config's authentication, `X-A2A-Notification-Token` from its token, and
+// the task's trace context (`traceparent`, `tracestate`: the POST's own span
+// when tracing is on).
 // Delivery is at least once and in order per webhook: an event is retried
 // with exponential backoff until a 2xx or max_attempts, and the next waits
 // for it. Targets that resolve to loopback, private or link-local addresses
@@ -94,7 +100,8 @@ class PushNotifier final : public tasks::PushHook {
   absl::StatusOr<lf::a2a::v1::TaskPushNotificationConfig> Prepare(
       const std::string& task_id, lf::a2a::v1::TaskPushNotificationConfig config) override;
   std::shared_ptr<tasks::TaskSubscriber> Attach(
-      const lf::a2a::v1::TaskPushNotificationConfig& config) override;
+      const lf::a2a::v1::TaskPushNotificationConfig& config,
+      const trace::SpanContext& trace) override;
 
  private:
   class Target;
@@ -104,20 +111,22 @@ class PushNotifier final : public tasks::PushHook {
   absl::StatusOr<lf::a2a::v1::TaskPushNotificationConfig> Check(
       const std::string& task_id, lf::a2a::v1::TaskPushNotificationConfig config) const;
   // The config's task, which must be one of this node's (TaskNotFound if not).
-  absl::StatusOr<lf::a2a::v1::Task> OwnTask(const std::string& task_id) const;
+  absl::StatusOr<tasks::TaskRecord> OwnTask(const std::string& task_id) const;
   absl::Status CommitAndWait(TaskStoreOp op);
   // Records that `config` has nothing more to deliver (kSettlePushConfig).
   void Settle(const lf::a2a::v1::TaskPushNotificationConfig& config);
-  // Registers a watcher for `config`, replacing one with the same key.
-  std::shared_ptr<Target> Register(const lf::a2a::v1::TaskPushNotificationConfig& config);
+  // Registers a watcher for `config`, replacing one with the same key; its
+  // POSTs belong to the task's `trace`.
+  std::shared_ptr<Target> Register(const lf::a2a::v1::TaskPushNotificationConfig& config,
+                                   trace::SpanContext trace);
   void Unregister(const Key& key);
 
   // From a Target (with the task's lock held): queue `event`.
   void Enqueue(const std::shared_ptr<Target>& target, const lf::a2a::v1::StreamResponse& event,
                bool last);
   void SendLocked(const std::shared_ptr<Target>& target) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void OnSent(const std::shared_ptr<Target>& target, absl::StatusOr<int> result,
-              absl::Time started);
+  void OnSent(const std::shared_ptr<Target>& target, absl::StatusOr<int> result, absl::Time started,
+              trace::Span span);
   absl::Duration Backoff(int attempts);
 
   const PushOptions options_;

@@ -76,19 +76,22 @@ void Meter(grpc::CallbackServerContext* context, absl::string_view service,
   if (metered == nullptr) return;
   const absl::Time now = absl::Now();
   std::optional<trace::SpanContext> caller = TraceFromMetadata(context->client_metadata());
+  // The HTTP bindings' calls (in-process) have their server span already,
+  // the HTTP request's (a2a/http_binding.cc): they carry its context on.
+  const bool in_process = InProcessPeer(context->peer());
+  trace::Tracer* tracer = in_process ? trace::Tracer::Disabled() : metered->tracer;
   // The name is made only when spans are recorded: with tracing off a call
   // allocates nothing for it.
-  metered->span = metered->tracer->StartSpan(
-      metered->tracer->enabled() ? absl::StrCat(service, "/", method) : std::string(),
+  metered->span = tracer->StartSpan(
+      tracer->enabled() ? absl::StrCat(service, "/", method) : std::string(),
       trace::SpanKind::kServer, caller ? &*caller : nullptr, /*remote=*/true, now);
   if (metered->span.recording()) {
     metered->span.SetAttribute("rpc.system", "grpc");
     metered->span.SetAttribute("rpc.service", service);
     metered->span.SetAttribute("rpc.method", method);
   }
-  if (InProcessPeer(context->peer())) {
-    // The HTTP bindings' calls: counted as HTTP requests, not twice.
-    metered->span.SetAttribute("a2amesh.http_binding", true);
+  if (in_process) {
+    // Counted as HTTP requests, not twice.
     return;
   }
   metered->service = service;
@@ -138,7 +141,9 @@ void CallContexts::Release(grpc::CallbackServerContext* context) {
   auto* metered = static_cast<MeteredContext*>(context);
   const auto code = static_cast<grpc::StatusCode>(metered->code.load(std::memory_order_relaxed));
   if (!metered->method.empty()) {
-    report_(metered->service, metered->method, code, absl::Now() - metered->start);
+    const trace::SpanContext& trace = metered->span.context();
+    report_(metered->service, metered->method, code, absl::Now() - metered->start,
+            trace.sampled() && trace.valid() ? trace.TraceIdHex() : std::string());
   }
   if (metered->span.recording()) {
     metered->span.SetAttribute("rpc.grpc.status_code", static_cast<int64_t>(code));

@@ -43,9 +43,10 @@ bool InProcessPeer(absl::string_view peer);
 // requests, not twice).
 //
 // Meter also starts the call's server span ("service/method"), child of the
-// caller's traceparent/tracestate metadata, for every call the server's
-// tracer sees, in-process ones included (the HTTP bindings forward their
-// headers as metadata). It ends as the call is released, with its code.
+// caller's traceparent/tracestate metadata. An in-process call gets none: it
+// carries the caller's context on, the HTTP request's server span (the HTTP
+// bindings start one and send its context as metadata). It ends as the call
+// is released, with its code.
 void Meter(grpc::CallbackServerContext* context, absl::string_view service,
            absl::string_view method);
 
@@ -67,8 +68,10 @@ void NoteStatus(grpc::CallbackServerContext* context, grpc::StatusCode code);
 // call's OnDone. `report` must be thread-safe and must not block.
 class CallContexts final : public grpc::ContextAllocator {
  public:
-  using Report = std::function<void(absl::string_view service, absl::string_view method,
-                                    grpc::StatusCode code, absl::Duration duration)>;
+  // `trace_id`: the call's trace, if sampled (else "").
+  using Report =
+      std::function<void(absl::string_view service, absl::string_view method, grpc::StatusCode code,
+                         absl::Duration duration, absl::string_view trace_id)>;
 
   // `tracer` (which must outlive this) records the calls' server spans.
   CallContexts(Report report, trace::Tracer* tracer = trace::Tracer::Disabled());

@@ -62,6 +62,15 @@ class TaskEntry {
     const std::string& traceparent = entry.info.traceparent();
     return traceparent.size() >= 35 ? absl::string_view(traceparent).substr(3, 32) : "";
   }
+  // The same, only if the traceparent's flags say sampled ("00-" trace "-"
+  // span "-" flags: the flags' low bit is the last hex digit's). Under `mu`.
+  static absl::string_view SampledTraceIdOf(const TaskEntry& entry) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    const std::string& traceparent = entry.info.traceparent();
+    if (traceparent.size() < 55) return "";
+    const char flags = traceparent[54];
+    const bool sampled = flags >= 'a' ? ((flags - 'a' + 10) & 1) : ((flags - '0') & 1);
+    return sampled ? absl::string_view(traceparent).substr(3, 32) : "";
+  }
 
   virtual bool hosted() const = 0;
   // Builds the store writes of event `seq` (already applied to `task`) into

@@ -316,6 +316,28 @@ void TaskManager::StartTurnSpanLocked(const EntryPtr& entry, bool resumed) {
   if (entry->runner != nullptr) entry->runner->DescribeTurn(span);
 }
 
+trace::Span TaskManager::StoreSpan(const trace::SpanContext& parent,
+                                   const std::string& task_id) const {
+  if (!options_.tracer->enabled() || !parent.valid() || !parent.sampled()) return trace::Span();
+  trace::Span span =
+      options_.tracer->StartSpan("task store commit", trace::SpanKind::kInternal, &parent);
+  span.SetAttribute("a2a.task_id", task_id);
+  span.SetAttribute("a2amesh.node", options_.node_id);
+  return span;
+}
+
+void TaskManager::EndStoreSpan(trace::Span& span, const absl::Status& status) {
+  if (!span.recording()) return;
+  if (!status.ok()) span.SetError(status.message());
+  span.End();
+}
+
+trace::SpanContext TaskManager::CreationTraceLocked(const TaskEntry& entry) {
+  if (entry.info.traceparent().empty()) return trace::SpanContext();
+  return trace::ParseTraceContext(entry.info.traceparent(), entry.info.tracestate())
+      .value_or(trace::SpanContext());
+}
+
 void TaskManager::EndTurnSpanLocked(const EntryPtr& entry) {
   const TaskState state = entry->task.status().state();
   for (trace::Span* span : {&entry->turn_span, &entry->host_span}) {
@@ -383,7 +405,7 @@ void TaskManager::AppendLocked(const EntryPtr& entry, StreamResponse event,
   if (final && IsTerminalState(state) && !entry->hosted()) {
     options_.telemetry->TaskEnded(entry->info.skill(),
                                   IsDirectReply(event) ? "replied" : std::string(StateName(state)),
-                                  AgeLocked(*entry));
+                                  AgeLocked(*entry), TaskEntry::SampledTraceIdOf(*entry));
   }
   if (final) {
     // The agent is done with the task, or waits for the client: free its slot.
@@ -402,10 +424,20 @@ void TaskManager::AppendLocked(const EntryPtr& entry, StreamResponse event,
       // of accepted tasks. It is still stored before anyone sees it: a
       // reader that would flushes the store first (AwaitStored).
       const bool lazy = !on_stored && IsTerminalState(state) && !entry->log.watched();
+      trace::Span commit;
+      if (options_.tracer->enabled()) {
+        const trace::SpanContext& turn = entry->turn_span.context();
+        commit = StoreSpan(turn.valid() ? turn : CreationTraceLocked(*entry), entry->id);
+        if (commit.recording()) {
+          commit.SetAttribute("a2amesh.store.seq", seq);
+          if (lazy) commit.SetAttribute("a2amesh.store.lazy", true);
+        }
+      }
       entry->effects.Add([this, entry, seq, lazy, ops = std::move(ops),
-                          on_stored = std::move(on_stored)]() mutable {
-        auto done = [this, entry, seq,
-                     on_stored = std::move(on_stored)](absl::Status status) mutable {
+                          on_stored = std::move(on_stored), commit = std::move(commit)]() mutable {
+        auto done = [this, entry, seq, on_stored = std::move(on_stored),
+                     commit = std::move(commit)](absl::Status status) mutable {
+          EndStoreSpan(commit, status);
           OnStored(entry, seq, std::move(status), std::move(on_stored));
         };
         if (lazy) {
@@ -459,7 +491,8 @@ void TaskManager::NoteAgentEventLocked(TaskEntry& entry) {
     return;
   }
   entry.answered = true;
-  options_.telemetry->TaskFirstEvent(entry.info.skill(), AgeLocked(entry));
+  options_.telemetry->TaskFirstEvent(entry.info.skill(), AgeLocked(entry),
+                                     TaskEntry::SampledTraceIdOf(entry));
 }
 
 absl::Duration TaskManager::AgeLocked(const TaskEntry& entry) const {
@@ -581,12 +614,16 @@ absl::Status TaskManager::Create(NewTask request, std::shared_ptr<TaskSubscriber
                         /*resume_after=*/-1, entry->may_reply);
     }
     if (request.await_create || push.has_value()) {
-      entry->effects.Add([this, entry, ops = std::move(ops), push = std::move(push)]() mutable {
+      trace::Span commit = StoreSpan(request.trace, task_id);
+      entry->effects.Add([this, entry, ops = std::move(ops), push = std::move(push),
+                          trace = request.trace, commit = std::move(commit)]() mutable {
         store_.Commit(std::move(ops),
-                      [this, entry, push = std::move(push)](absl::Status status) mutable {
+                      [this, entry, push = std::move(push), trace = std::move(trace),
+                       commit = std::move(commit)](absl::Status status) mutable {
+                        EndStoreSpan(commit, status);
                         std::shared_ptr<TaskSubscriber> watch;
                         if (status.ok() && push.has_value()) {
-                          watch = options_.push->Attach(*push);
+                          watch = options_.push->Attach(*push, trace);
                         }
                         OnCreated(entry, std::move(status), std::move(watch));
                       });

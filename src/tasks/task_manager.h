@@ -119,9 +119,10 @@ class PushHook {
   virtual absl::StatusOr<lf::a2a::v1::TaskPushNotificationConfig> Prepare(
       const std::string& task_id, lf::a2a::v1::TaskPushNotificationConfig config) = 0;
   // The task is stored with `config`: the subscriber that delivers its events
-  // from now until it is terminal.
+  // from now until it is terminal. `trace`: the task's (the call that
+  // created it).
   virtual std::shared_ptr<TaskSubscriber> Attach(
-      const lf::a2a::v1::TaskPushNotificationConfig& config) = 0;
+      const lf::a2a::v1::TaskPushNotificationConfig& config, const trace::SpanContext& trace) = 0;
 };
 
 struct TaskManagerOptions {
@@ -354,6 +355,16 @@ class TaskManager {
   void StartTurnSpanLocked(const EntryPtr& entry, bool resumed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
   void EndTurnSpanLocked(const EntryPtr& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
+  // The span of a store commit that task `task_id` waits for (an event's
+  // delivery, or its client's answer, is held until it is stored): child of
+  // `parent`, recorded only if that is sampled. EndStoreSpan ends it with the
+  // commit's status.
+  trace::Span StoreSpan(const trace::SpanContext& parent, const std::string& task_id) const;
+  static void EndStoreSpan(trace::Span& span, const absl::Status& status);
+  // The context of the call that created the task, or began its current
+  // turn (TaskInfo.traceparent); invalid if none.
+  static trace::SpanContext CreationTraceLocked(const TaskEntry& entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
   // Lets go of the task's runner (its slot), outside the lock.
   void ReleaseRunnerLocked(const EntryPtr& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
   // Sends the Task as it stands to `subscriber` and adds it for later events.

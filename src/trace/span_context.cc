@@ -109,4 +109,9 @@ std::string FormatTraceparent(const SpanContext& context) {
   return out;
 }
 
+std::string SampledTraceId(absl::string_view traceparent) {
+  std::optional<SpanContext> context = ParseTraceparent(traceparent);
+  return context.has_value() && context->sampled() ? context->TraceIdHex() : std::string();
+}
+
 }  // namespace a2amesh::trace

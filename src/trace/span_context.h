@@ -53,6 +53,10 @@ std::optional<SpanContext> ParseTraceContext(absl::string_view traceparent,
 // "00-<trace id>-<span id>-<flags>"; empty for an invalid context.
 std::string FormatTraceparent(const SpanContext& context);
 
+// The trace id (32 hex digits) of `traceparent` if it is well formed and its
+// flags say sampled, else "": what a metric's exemplar names.
+std::string SampledTraceId(absl::string_view traceparent);
+
 }  // namespace a2amesh::trace
 
 #endif  // A2AMESH_TRACE_SPAN_CONTEXT_H_

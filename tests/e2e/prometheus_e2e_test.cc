@@ -94,7 +94,8 @@ class PrometheusE2eTest : public ::testing::Test {
     prometheus_address_ = absl::StrCat("127.0.0.1:", testing::PickFreePort());
     absl::StatusOr<Subprocess> process = Subprocess::Start(
         {kPrometheus, "--config.file=" + dir_.File("prometheus.yml"),
-         "--storage.tsdb.path=" + dir_.File("tsdb"), "--web.listen-address=" + prometheus_address_},
+         "--storage.tsdb.path=" + dir_.File("tsdb"), "--web.listen-address=" + prometheus_address_,
+         "--enable-feature=exemplar-storage"},
         dir_.File("prometheus.log"));
     if (!process.ok()) return false;
     prometheus_ = std::make_unique<Subprocess>(*std::move(process));
@@ -198,12 +199,18 @@ TEST_F(PrometheusE2eTest, PrometheusScrapesTwoNodesAndTheSeriesHoldWhatHappened)
 
   // 5 echo tasks enter at n1 and run on n2; 3 uppercase tasks enter at n2 and
   // run on n1; 2 requests at n1 for a skill nobody has.
-  auto send = [](const std::string& address, const lf::a2a::v1::SendMessageRequest& request) {
+  auto send = [](const std::string& address, const lf::a2a::v1::SendMessageRequest& request,
+                 const std::string& traceparent = "") {
     auto stub = lf::a2a::v1::A2AService::NewStub(
         grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
     lf::a2a::v1::SendMessageResponse response;
-    return stub->SendMessage(A2aContext().get(), request, &response);
+    auto context = A2aContext();
+    if (!traceparent.empty()) context->AddMetadata("traceparent", traceparent);
+    return stub->SendMessage(context.get(), request, &response);
   };
+  // One of the echo tasks is in a sampled trace (the nodes record no spans:
+  // the caller's decision is what makes an exemplar).
+  const std::string trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
   // Waiting for the agents probed the routers: count from here.
   const double none1 = ScrapedValue(n1, "a2amesh_routing_decisions_total{decision=\"none\"}");
   const double none2 = ScrapedValue(n2, "a2amesh_routing_decisions_total{decision=\"none\"}");
@@ -211,7 +218,10 @@ TEST_F(PrometheusE2eTest, PrometheusScrapesTwoNodesAndTheSeriesHoldWhatHappened)
       "a2amesh_grpc_requests_total{service=\"lf.a2a.v1.A2AService\",method=\"SendMessage\","
       "code=\"FAILED_PRECONDITION\"}";
   const double refused1 = std::max(0.0, ScrapedValue(n1, refused_sends));
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(send(n1.address(), ForSkill("echo", "hi")).ok());
+  ASSERT_TRUE(send(n1.address(), ForSkill("echo", "hi"),
+                   absl::StrCat("00-", trace_id, "-00f067aa0ba902b7-01"))
+                  .ok());
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(send(n1.address(), ForSkill("echo", "hi")).ok());
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(send(n2.address(), ForSkill("uppercase", "hi")).ok());
   for (int i = 0; i < 2; ++i) EXPECT_FALSE(send(n1.address(), ForSkill("translate", "hi")).ok());
 
@@ -231,6 +241,38 @@ TEST_F(PrometheusE2eTest, PrometheusScrapesTwoNodesAndTheSeriesHoldWhatHappened)
     ASSERT_TRUE(code.ok());
     EXPECT_EQ(*code, 0) << ReadFileOrEmpty(out);
     EXPECT_EQ(ReadFileOrEmpty(out), "") << "promtool check metrics on " << node->metrics_address();
+  }
+
+  // Asked for OpenMetrics, a node answers with it, exemplars included, and
+  // the Python client's strict OpenMetrics parser reads it (promtool reads
+  // only the text format: docs/metrics.md).
+  for (E2eNode* node : {&n1, &n2}) {
+    absl::StatusOr<testing::HttpResult> metrics =
+        HttpGet(node->metrics_address(), "/metrics",
+                {{"Accept", "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"}});
+    ASSERT_TRUE(metrics.ok()) << metrics.status();
+    EXPECT_THAT(metrics->headers, HasSubstr("application/openmetrics-text; version=1.0.0"));
+    const std::string file = dir_.File("metrics.om");
+    std::ofstream(file) << metrics->body;
+    const std::string out = dir_.File("openmetrics.out");
+    absl::StatusOr<Subprocess> check = Subprocess::Start(
+        {"/usr/bin/python3", testing::SourcePath("tests/e2e/openmetrics_check.py"), file}, out);
+    ASSERT_TRUE(check.ok());
+    absl::StatusOr<int> code = check->Wait(absl::Seconds(30));
+    ASSERT_TRUE(code.ok());
+    EXPECT_EQ(*code, 0) << ReadFileOrEmpty(out) << "\n" << metrics->body;
+    if (node == &n1) {
+      // The traced task's duration, time to first event, handoff and call.
+      const std::string exemplars = ReadFileOrEmpty(out);
+      for (const char* histogram :
+           {"a2amesh_task_duration_seconds_bucket", "a2amesh_task_first_event_seconds_bucket",
+            "a2amesh_handoff_latency_seconds_bucket",
+            "a2amesh_grpc_request_duration_seconds_bucket"}) {
+        EXPECT_THAT(exemplars,
+                    ::testing::ContainsRegex(absl::StrCat(histogram, " [^ ]+ ", trace_id)))
+            << exemplars;
+      }
+    }
   }
 
   const std::string i1 = n1.metrics_address();
@@ -262,6 +304,18 @@ TEST_F(PrometheusE2eTest, PrometheusScrapesTwoNodesAndTheSeriesHoldWhatHappened)
   EXPECT_TRUE(Holds("a2amesh_draining", {{i1, 0}, {i2, 0}}));
   EXPECT_TRUE(Holds("count(process_resident_memory_bytes > 1e6)", {{"", 2}}));
   EXPECT_TRUE(Holds("count(a2amesh_build_info)", {{"", 2}}));
+  // Prometheus scraped OpenMetrics and kept the exemplar: the traced task's.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        const std::string now = absl::StrCat(absl::ToUnixSeconds(absl::Now()));
+        absl::StatusOr<testing::HttpResult> result =
+            HttpGet(prometheus_address_,
+                    absl::StrCat("/api/v1/query_exemplars?query=",
+                                 UrlEncode("a2amesh_task_duration_seconds_bucket{skill=\"echo\"}"),
+                                 "&start=", absl::ToUnixSeconds(absl::Now()) - 3600, "&end=", now));
+        return result.ok() && absl::StrContains(result->body, trace_id);
+      },
+      absl::Seconds(40)));
   // Requests by method and code, and each skill's capacity where its agent is.
   EXPECT_TRUE(
       Holds("a2amesh_grpc_requests_total{service=\"lf.a2a.v1.A2AService\","

@@ -43,6 +43,8 @@ class Receiver {
     std::string token;
     std::string authorization;
     std::string content_type;
+    std::string traceparent;
+    std::string tracestate;
   };
 
   Receiver() {
@@ -100,6 +102,8 @@ class Receiver {
     post.token = header("x-a2a-notification-token");
     post.authorization = header("authorization");
     post.content_type = header("content-type");
+    post.traceparent = header("traceparent");
+    post.tracestate = header("tracestate");
     posts_.push_back(std::move(post));
     response.status = 204;
     return response;
@@ -187,6 +191,43 @@ class PushTest : public ::testing::Test {
   Receiver receiver_;
   std::unique_ptr<lf::a2a::v1::A2AService::Stub> stub_ = harness_.NewA2aStub();
 };
+
+TEST_F(PushTest, EachPostCarriesTheTasksTraceContext) {
+  // Tracing is off on this node: the caller's context passes through, to the
+  // task and from it to each POST (docs/tracing.md).
+  const std::string traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  auto context = A2aContext();
+  context->AddMetadata("traceparent", traceparent);
+  context->AddMetadata("tracestate", "vendor=opaque");
+  lf::a2a::v1::SendMessageResponse response;
+  grpc::Status status =
+      stub_->SendMessage(context.get(), WithPush("steps", receiver_.url(), "tok-t"), &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_TRUE(receiver_.WaitForState(lf::a2a::v1::TASK_STATE_COMPLETED));
+  ASSERT_FALSE(receiver_.posts().empty());
+  for (const Receiver::Post& post : receiver_.posts()) {
+    EXPECT_EQ(post.traceparent, traceparent) << Describe(post.event);
+    EXPECT_EQ(post.tracestate, "vendor=opaque") << Describe(post.event);
+  }
+
+  // A task sent without one: its POSTs carry none.
+  ASSERT_TRUE(
+      stub_->SendMessage(A2aContext().get(), WithPush("steps", receiver_.url(), "tok-u"), &response)
+          .ok());
+  ASSERT_TRUE(WaitFor([&] {
+    int ended = 0;
+    for (const Receiver::Post& post : receiver_.posts()) {
+      ended += post.token == "tok-u" &&
+               post.event.status_update().status().state() == lf::a2a::v1::TASK_STATE_COMPLETED;
+    }
+    return ended == 1;
+  }));
+  for (const Receiver::Post& post : receiver_.posts()) {
+    if (post.token == "tok-u") {
+      EXPECT_EQ(post.traceparent, "") << Describe(post.event);
+    }
+  }
+}
 
 TEST_F(PushTest, TheWebhookGetsEveryEventOfTheTaskInOrderWithItsCredentials) {
   lf::a2a::v1::SendMessageResponse response;

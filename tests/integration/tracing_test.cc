@@ -8,10 +8,14 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/synchronization/mutex.h"
 #include "core/log.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "http/http_server.h"
+#include "testing/http_client.h"
 #include "testing/mesh_fixture.h"
+#include "testing/temp_dir.h"
 #include "testing/trace_collector.h"
 #include "trace/span_context.h"
 
@@ -55,7 +59,8 @@ class TracingTest : public testing::MeshFixture {
     ASSERT_TRUE(testing::WaitFor([&] { return FullMesh({a_.get(), b_.get(), c_.get()}); }));
   }
 
-  // The spans of trace `trace_id` (hex), once `n` have come.
+  // The spans of trace `trace_id` (hex), once `n` have come that are not
+  // store commits (how many of those a task waits for depends on timing).
   std::vector<CollectedSpan> Trace(const std::string& trace_id, size_t n) {
     auto of_trace = [&](const std::vector<CollectedSpan>& spans) {
       std::vector<CollectedSpan> out;
@@ -64,8 +69,11 @@ class TracingTest : public testing::MeshFixture {
       }
       return out;
     };
-    return of_trace(collector_.WaitUntil(
-        [&](const std::vector<CollectedSpan>& spans) { return of_trace(spans).size() >= n; }));
+    return of_trace(collector_.WaitUntil([&](const std::vector<CollectedSpan>& spans) {
+      size_t found = 0;
+      for (const auto& s : of_trace(spans)) found += s.span.name() != "task store commit";
+      return found >= n;
+    }));
   }
 
   testing::TraceCollector collector_;
@@ -159,10 +167,13 @@ TEST_F(TracingTest, ATaskWithoutTraceparentStartsATraceAndAFailureIsAnError) {
       stub->SendMessage(testing::A2aContext().get(), testing::ForSkill("echo", "x"), &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
   std::vector<CollectedSpan> spans = collector_.WaitUntil([](const auto& spans) {
+    bool turn = false;
+    bool call = false;
     for (const auto& s : spans) {
-      if (s.instance == "c" && s.span.name() == "agent turn") return true;
+      turn = turn || (s.instance == "c" && s.span.name() == "agent turn");
+      call = call || (s.instance == "a" && s.span.name() == "lf.a2a.v1.A2AService/SendMessage");
     }
-    return false;
+    return turn && call;
   });
   const Span* call = Find(spans, "a", "lf.a2a.v1.A2AService/SendMessage", Span::SPAN_KIND_SERVER);
   ASSERT_NE(call, nullptr);
@@ -188,6 +199,128 @@ TEST_F(TracingTest, ATaskWithoutTraceparentStartsATraceAndAFailureIsAnError) {
     }
   }
   EXPECT_TRUE(named);
+}
+
+// A webhook on loopback that keeps the traceparent of each POST.
+class TraceparentReceiver {
+ public:
+  TraceparentReceiver() {
+    auto server = http::Server::Start("127.0.0.1:0", http::ServerOptions(),
+                                      [this](const http::Request& request) {
+                                        absl::MutexLock lock(&mu_);
+                                        const std::string* value = request.Header("traceparent");
+                                        traceparents_.push_back(value ? *value : "");
+                                        http::Response response;
+                                        response.status = 204;
+                                        return response;
+                                      });
+    EXPECT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+  }
+  std::string url() const { return absl::StrCat("http://127.0.0.1:", server_->port(), "/hook"); }
+  std::vector<std::string> traceparents() const {
+    absl::MutexLock lock(&mu_);
+    return traceparents_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<std::string> traceparents_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<http::Server> server_;
+};
+
+TEST_F(TracingTest, AnHttpCallIsAnHttpServerSpanAndStoreCommitsAndPushesAreSpansToo) {
+  NodeOptions options = Traced("d", {a_->address()}, collector_.endpoint());
+  options.push_allow_private_targets = true;
+  testing::TempDir dir;
+  options.ephemeral = false;
+  options.data_dir = dir.File("data");  // a real SQLite store: commits take time
+  testing::NodeHarness d(options);
+  auto echo = d.StartAgent({testing::Echo("echoer")});
+  TraceparentReceiver webhook;
+  const std::string address = absl::StrCat("127.0.0.1:", d.node().http_port());
+  const std::string body = absl::StrCat(
+      R"({"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"messageId":"m1",)",
+      R"("role":"ROLE_USER","parts":[{"text":"hi"}]},"configuration":{)",
+      R"("taskPushNotificationConfig":{"url":")", webhook.url(),
+      R"("}},"metadata":{"a2amesh/skill":"echo"}}})");
+  absl::StatusOr<std::string> raw = testing::HttpExchange(
+      address, absl::StrCat("POST /a2a/jsonrpc HTTP/1.1\r\nHost: x\r\nA2A-Version: 1.0\r\n"
+                            "Content-Type: application/json\r\ntraceparent: ",
+                            kClientTraceparent, "\r\nContent-Length: ", body.size(),
+                            "\r\nConnection: close\r\n\r\n", body));
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  ASSERT_THAT(*raw, ::testing::HasSubstr("TASK_STATE_COMPLETED"));
+
+  // The call's span is the HTTP request's, with OpenTelemetry's HTTP server
+  // attributes; the in-process gRPC call under it adds no second one.
+  std::vector<CollectedSpan> spans = collector_.WaitUntil([](const auto& spans) {
+    int needed = 0;
+    for (const auto& s : spans) {
+      needed += s.instance == "d" && (s.span.name() == "POST /a2a/jsonrpc" ||
+                                      s.span.name() == "route" || s.span.name() == "agent turn");
+    }
+    return needed >= 3;
+  });
+  const Span* call = Find(spans, "d", "POST /a2a/jsonrpc", Span::SPAN_KIND_SERVER);
+  ASSERT_NE(call, nullptr);
+  EXPECT_EQ(Hex(call->trace_id()), "0af7651916cd43dd8448eb211c80319c");
+  EXPECT_EQ(Hex(call->parent_span_id()), "b7ad6b7169203331");
+  EXPECT_EQ(Attribute(*call, "http.request.method"), "POST");
+  EXPECT_EQ(Attribute(*call, "http.route"), "/a2a/jsonrpc");
+  EXPECT_EQ(Attribute(*call, "url.path"), "/a2a/jsonrpc");
+  EXPECT_EQ(Attribute(*call, "http.response.status_code"), "200");
+  EXPECT_EQ(Attribute(*call, "a2a.method"), "SendMessage");
+  for (const auto& s : spans) {
+    EXPECT_NE(s.span.name(), "lf.a2a.v1.A2AService/SendMessage") << "on " << s.instance;
+  }
+  const Span* route = Find(spans, "d", "route", Span::SPAN_KIND_INTERNAL);
+  const Span* turn = Find(spans, "d", "agent turn", Span::SPAN_KIND_CLIENT, "echoer");
+  ASSERT_TRUE(route && turn);
+  EXPECT_EQ(route->parent_span_id(), call->span_id());
+
+  // The commits the task waited for (its create, its end), each in the
+  // trace, and each POST to the webhook a CLIENT span whose context the
+  // webhook got as its traceparent.
+  // (`call` and `turn` point into `spans`: later ones go in `all`.)
+  std::vector<CollectedSpan> all = collector_.WaitUntil([](const auto& spans) {
+    int commits = 0;
+    for (const auto& s : spans) commits += s.span.name() == "task store commit";
+    return commits >= 2;
+  });
+  int commits = 0;
+  for (const auto& s : all) {
+    if (s.span.name() != "task store commit") continue;
+    ++commits;
+    EXPECT_EQ(s.instance, "d");
+    EXPECT_EQ(s.span.trace_id(), call->trace_id());
+    EXPECT_TRUE(s.span.parent_span_id() == call->span_id() ||
+                s.span.parent_span_id() == turn->span_id())
+        << "a commit is the call's (its create) or the turn's (its events)";
+    EXPECT_EQ(s.span.status().code(), 0) << s.span.status().message();
+  }
+  EXPECT_GE(commits, 2);
+  ASSERT_TRUE(testing::WaitFor([&] { return !webhook.traceparents().empty(); }));
+  all = collector_.WaitUntil([&](const auto& spans) {
+    size_t posts = 0;
+    for (const auto& s : spans) posts += s.span.name() == "POST" && s.instance == "d";
+    return posts >= webhook.traceparents().size();
+  });
+  for (const std::string& traceparent : webhook.traceparents()) {
+    std::optional<trace::SpanContext> sent = trace::ParseTraceparent(traceparent);
+    ASSERT_TRUE(sent.has_value()) << traceparent;
+    EXPECT_EQ(sent->TraceIdHex(), "0af7651916cd43dd8448eb211c80319c");
+    const Span* post = nullptr;
+    for (const auto& s : all) {
+      if (Hex(s.span.span_id()) == sent->SpanIdHex()) post = &s.span;
+    }
+    ASSERT_NE(post, nullptr) << "no span for the POST that sent " << traceparent;
+    EXPECT_EQ(post->name(), "POST");
+    EXPECT_EQ(post->kind(), Span::SPAN_KIND_CLIENT);
+    EXPECT_EQ(post->parent_span_id(), call->span_id()) << "a POST is the task's";
+    EXPECT_EQ(Attribute(*post, "url.full"), webhook.url());
+    EXPECT_EQ(Attribute(*post, "http.response.status_code"), "204");
+  }
 }
 
 TEST_F(TracingTest, JsonLogLinesAboutATaskCarryItsTraceId) {

@@ -195,10 +195,13 @@ absl::StatusOr<HttpResult> ParseHttpResponse(const std::string& raw) {
   return result;
 }
 
-absl::StatusOr<HttpResult> HttpGet(const std::string& address, const std::string& path) {
-  absl::StatusOr<std::string> raw = HttpExchange(
-      address,
-      absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: ", address, "\r\nConnection: close\r\n\r\n"));
+absl::StatusOr<HttpResult> HttpGet(
+    const std::string& address, const std::string& path,
+    const std::vector<std::pair<std::string, std::string>>& headers) {
+  std::string request =
+      absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: ", address, "\r\nConnection: close\r\n");
+  for (const auto& [name, value] : headers) absl::StrAppend(&request, name, ": ", value, "\r\n");
+  absl::StatusOr<std::string> raw = HttpExchange(address, request + "\r\n");
   if (!raw.ok()) return raw.status();
   return ParseHttpResponse(*raw);
 }

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -53,8 +54,10 @@ class HttpConnection {
 absl::StatusOr<std::string> HttpExchange(const std::string& address, const std::string& raw,
                                          absl::Duration timeout = absl::Seconds(10));
 
-// GET `path` with Connection: close, parsed.
-absl::StatusOr<HttpResult> HttpGet(const std::string& address, const std::string& path);
+// GET `path` with Connection: close (and `headers`), parsed.
+absl::StatusOr<HttpResult> HttpGet(
+    const std::string& address, const std::string& path,
+    const std::vector<std::pair<std::string, std::string>>& headers = {});
 
 // Opens a connection to host:port and sends GET
 // /a2a/rest/tasks/{task_id}:subscribe (A2A-Version 1.0), with `last_event_id`

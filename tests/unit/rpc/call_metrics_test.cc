@@ -90,7 +90,8 @@ class CallMetricsTest : public ::testing::Test {
     builder.RegisterService(&service_);
     builder.SetContextAllocator(std::make_unique<CallContexts>(
         [this](absl::string_view service, absl::string_view method, grpc::StatusCode code,
-               absl::Duration duration) { reports_.Add(service, method, code, duration); }));
+               absl::Duration duration,
+               absl::string_view trace_id) { reports_.Add(service, method, code, duration); }));
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     stub_ = lf::a2a::v1::A2AService::NewStub(
