@@ -425,7 +425,8 @@ void TaskManager::AppendLocked(const EntryPtr& entry, StreamResponse event,
       // reader that would flushes the store first (AwaitStored).
       const bool lazy = !on_stored && IsTerminalState(state) && !entry->log.watched();
       trace::Span commit;
-      if (options_.tracer->enabled()) {
+      // (An unsampled task's flags say so: nothing to parse.)
+      if (options_.tracer->enabled() && !TaskEntry::SampledTraceIdOf(*entry).empty()) {
         const trace::SpanContext& turn = entry->turn_span.context();
         commit = StoreSpan(turn.valid() ? turn : CreationTraceLocked(*entry), entry->id);
         if (commit.recording()) {
