@@ -693,9 +693,16 @@ void RemoteLink::Assign(v1::TaskAssignment assignment) {
   // The turn's span is the caller of the agent's spans (docs/tracing.md).
   const std::string& traceparent = assignment.traceparent();
   const std::string& tracestate = assignment.tracestate();
-  if (std::string trace_id = trace::SampledTraceId(traceparent); !trace_id.empty()) {
+  {
+    // (A follow-up's turn may be in another trace, or none.)
+    std::string trace_id = trace::SampledTraceId(traceparent);
     absl::MutexLock lock(&mu_);
-    tasks_by_id_[task_id].trace_id = std::move(trace_id);
+    auto it = tasks_by_id_.find(task_id);
+    if (it != tasks_by_id_.end()) {
+      it->second.trace_id = std::move(trace_id);
+    } else if (!trace_id.empty()) {
+      tasks_by_id_[task_id].trace_id = std::move(trace_id);
+    }
   }
   if (stub_ != nullptr) {
     AssignGrpc(task_id, std::move(request), deadline, traceparent, tracestate);

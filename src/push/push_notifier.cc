@@ -29,13 +29,6 @@ bool SafeHeaderValue(absl::string_view value) {
   return !absl::StrContains(value, '\r') && !absl::StrContains(value, '\n');
 }
 
-// The context of the call that created a task (TaskInfo), or none.
-trace::SpanContext TaskTrace(const v1::TaskInfo& info) {
-  if (info.traceparent().empty()) return trace::SpanContext();
-  return trace::ParseTraceContext(info.traceparent(), info.tracestate())
-      .value_or(trace::SpanContext());
-}
-
 // A POST's CLIENT span (OpenTelemetry's HTTP client conventions), child of
 // the task's trace `parent`: recorded if that is sampled and tracing is on;
 // else it only carries `parent` on.
@@ -263,7 +256,7 @@ absl::Status PushNotifier::Recover() {
   for (const TaskPushNotificationConfig& config : *configs) {
     absl::StatusOr<v1::TaskInfo> info = tasks_->ActiveInfo(config.task_id());
     std::shared_ptr<Target> target =
-        Register(config, info.ok() ? TaskTrace(*info) : trace::SpanContext());
+        Register(config, info.ok() ? tasks::TaskTrace(*info) : trace::SpanContext());
     if (tasks_->Watch(config.task_id(), target).ok()) {
       continue;  // its first event is the task as it stands
     }
@@ -314,7 +307,7 @@ absl::StatusOr<TaskPushNotificationConfig> PushNotifier::Create(TaskPushNotifica
   op.config_id = checked->id();
   op.payload = checked->SerializeAsString();
   if (absl::Status stored = CommitAndWait(std::move(op)); !stored.ok()) return stored;
-  std::shared_ptr<Target> target = Register(*checked, TaskTrace(task->info));
+  std::shared_ptr<Target> target = Register(*checked, tasks::TaskTrace(task->info));
   if (!tasks_->Watch(task_id, target).ok()) {
     // It has ended (or ended meanwhile): nothing more to send, after a
     // restart either.

@@ -282,16 +282,19 @@ void TaskManager::AssignLocked(const EntryPtr& entry, const Message& message, bo
   entry->last_agent_event = entry->turn_started;
 }
 
+trace::SpanContext TaskTrace(const v1::TaskInfo& info) {
+  if (info.traceparent().empty()) return trace::SpanContext();
+  return trace::ParseTraceContext(info.traceparent(), info.tracestate())
+      .value_or(trace::SpanContext());
+}
+
 void TaskManager::StartTurnSpanLocked(const EntryPtr& entry, bool resumed) {
-  std::optional<trace::SpanContext> parent =
-      entry->info.traceparent().empty()
-          ? std::nullopt
-          : trace::ParseTraceContext(entry->info.traceparent(), entry->info.tracestate());
+  trace::SpanContext parent = TaskTrace(entry->info);
   bool remote = true;
-  if (entry->hosted() && !entry->host_span.context().valid() && parent.has_value()) {
+  if (entry->hosted() && !entry->host_span.context().valid() && parent.valid()) {
     // The owner's handoff, as this node serves it.
     entry->host_span = options_.tracer->StartSpan("a2amesh.v1.Peer/Handoff",
-                                                  trace::SpanKind::kServer, &*parent, true);
+                                                  trace::SpanKind::kServer, &parent, true);
     if (entry->host_span.recording()) {
       entry->host_span.SetAttribute("rpc.system", "grpc");
       entry->host_span.SetAttribute("a2a.task_id", entry->id);
@@ -301,7 +304,7 @@ void TaskManager::StartTurnSpanLocked(const EntryPtr& entry, bool resumed) {
     remote = false;
   }
   entry->turn_span = options_.tracer->StartSpan("agent turn", trace::SpanKind::kClient,
-                                                parent ? &*parent : nullptr, remote);
+                                                parent.valid() ? &parent : nullptr, remote);
   trace::Span& span = entry->turn_span;
   if (!span.recording()) return;
   span.SetAttribute("a2a.task_id", entry->id);
@@ -330,12 +333,6 @@ void TaskManager::EndStoreSpan(trace::Span& span, const absl::Status& status) {
   if (!span.recording()) return;
   if (!status.ok()) span.SetError(status.message());
   span.End();
-}
-
-trace::SpanContext TaskManager::CreationTraceLocked(const TaskEntry& entry) {
-  if (entry.info.traceparent().empty()) return trace::SpanContext();
-  return trace::ParseTraceContext(entry.info.traceparent(), entry.info.tracestate())
-      .value_or(trace::SpanContext());
 }
 
 void TaskManager::EndTurnSpanLocked(const EntryPtr& entry) {
@@ -428,7 +425,7 @@ void TaskManager::AppendLocked(const EntryPtr& entry, StreamResponse event,
       // (An unsampled task's flags say so: nothing to parse.)
       if (options_.tracer->enabled() && !TaskEntry::SampledTraceIdOf(*entry).empty()) {
         const trace::SpanContext& turn = entry->turn_span.context();
-        commit = StoreSpan(turn.valid() ? turn : CreationTraceLocked(*entry), entry->id);
+        commit = StoreSpan(turn.valid() ? turn : TaskTrace(entry->info), entry->id);
         if (commit.recording()) {
           commit.SetAttribute("a2amesh.store.seq", seq);
           if (lazy) commit.SetAttribute("a2amesh.store.lazy", true);

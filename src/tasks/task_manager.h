@@ -156,6 +156,10 @@ struct TaskRecord {
   v1::TaskInfo info;
 };
 
+// The trace context stored with a task (TaskInfo.traceparent, tracestate):
+// the call that created it, or brought its latest message; invalid if none.
+trace::SpanContext TaskTrace(const v1::TaskInfo& info);
+
 struct TaskList {
   std::vector<TaskRecord> tasks;
   int64_t total = 0;
@@ -361,10 +365,7 @@ class TaskManager {
   // commit's status.
   trace::Span StoreSpan(const trace::SpanContext& parent, const std::string& task_id) const;
   static void EndStoreSpan(trace::Span& span, const absl::Status& status);
-  // The context of the call that created the task, or began its current
-  // turn (TaskInfo.traceparent); invalid if none.
-  static trace::SpanContext CreationTraceLocked(const TaskEntry& entry)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
+
   // Lets go of the task's runner (its slot), outside the lock.
   void ReleaseRunnerLocked(const EntryPtr& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
   // Sends the Task as it stands to `subscriber` and adds it for later events.
