@@ -29,10 +29,13 @@ absl::Status Dispatcher::Send(const lf::a2a::v1::SendMessageRequest& request,
   }
   A2AMESH_ASSIGN_OR_RETURN(Selector selector, SelectorFromRequest(request, default_skill_));
   trace::Span span = tracer_->StartSpan("route", trace::SpanKind::kInternal, &context.trace);
-  absl::StatusOr<Route> picked = router_.Pick(selector, context.hops, context.admission);
+  std::string weighed;
+  absl::StatusOr<Route> picked = router_.Pick(selector, context.hops, context.admission,
+                                              span.recording() ? &weighed : nullptr);
   if (span.recording()) {
     if (!selector.skill.empty()) span.SetAttribute("a2amesh.skill", selector.skill);
     if (!selector.agent_id.empty()) span.SetAttribute("a2amesh.route.agent_id", selector.agent_id);
+    span.SetAttribute("a2amesh.route.candidates", weighed);
     if (picked.ok()) {
       span.SetAttribute("a2amesh.agent", picked->agent_id);
       span.SetAttribute("a2amesh.node", picked->node_id);

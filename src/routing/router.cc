@@ -279,7 +279,7 @@ RemoteRunnerFactory* Router::remote_runners() const {
 }
 
 absl::StatusOr<Route> Router::Pick(const Selector& selector, const std::vector<std::string>& hops,
-                                   Admission* admission) {
+                                   Admission* admission, std::string* weighed) {
   if (absl::Status depth = CheckDepth(hops, options_.max_hops); !depth.ok()) {
     options_.telemetry->Routed("refused");
     return depth;
@@ -290,6 +290,14 @@ absl::StatusOr<Route> Router::Pick(const Selector& selector, const std::vector<s
   std::vector<Candidate>& locals = survey.locals;
   std::vector<Candidate>& remotes = survey.remotes;
   const size_t matches = locals.size() + remotes.size();
+  if (weighed != nullptr) {
+    for (const std::vector<Candidate>* pool : {&locals, &remotes}) {
+      for (const Candidate& c : *pool) {
+        absl::StrAppend(weighed, weighed->empty() ? "" : ", ",
+                        c.local ? c.local->id() : c.remote->qualified_id(), " load=", c.load());
+      }
+    }
+  }
   if (matches == 0) {
     options_.telemetry->Routed(
         survey.best == Stage::kCycle || survey.best == Stage::kDenied ? "refused" : "none");

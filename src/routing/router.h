@@ -87,9 +87,12 @@ class Router final : public tasks::RunnerFactory {
 
   // `hops` are the agents ("agent@node") handling the task's ancestors.
   // With `admission`, a candidate it does not allow is never picked; when it
-  // allows none, the error is its refusal (PERMISSION_DENIED).
+  // allows none, the error is its refusal (PERMISSION_DENIED). `weighed`, if
+  // set, gets the candidates that matched, as a trace shows them:
+  // "echo load=0.25, echo@n2 load=0" (this node's agents by id, others'
+  // agent@node; load = outstanding / max_concurrency as Pick saw it).
   absl::StatusOr<Route> Pick(const Selector& selector, const std::vector<std::string>& hops = {},
-                             Admission* admission = nullptr);
+                             Admission* admission = nullptr, std::string* weighed = nullptr);
 
   // What Pick would do with the mesh as it stands, for people (Admin
   // ExplainRoute): every agent, as a candidate with its score or with why it is

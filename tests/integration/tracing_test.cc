@@ -134,6 +134,7 @@ TEST_F(TracingTest, ADelegatedTaskAcrossThreeNodesIsOneTraceWithItsParents) {
   EXPECT_EQ(route_a->parent_span_id(), call->span_id());
   EXPECT_EQ(Attribute(*route_a, "a2amesh.skill"), "plan");
   EXPECT_EQ(Attribute(*route_a, "a2amesh.agent"), "planner@b");
+  EXPECT_EQ(Attribute(*route_a, "a2amesh.route.candidates"), "planner@b load=0");
   EXPECT_EQ(handoff_a->parent_span_id(), call->span_id());
   EXPECT_EQ(Attribute(*handoff_a, "a2amesh.agent"), "planner@b");
   EXPECT_EQ(Attribute(*handoff_a, "a2a.task_id"), response.task().id());
