@@ -525,6 +525,9 @@ TEST_F(MeshctlE2eTest, WatchShowsAnAgentRegisteringAndLeaving) {
     });
   };
   ASSERT_TRUE(has_line(table_out, {"synced", "n1"})) << ReadFileOrEmpty(table_out);
+  // Both watches have their snapshot before the agent comes: one that
+  // subscribed after it left would never see it.
+  ASSERT_TRUE(has_line(json_out, {"SYNCED"})) << ReadFileOrEmpty(json_out);
   EXPECT_TRUE(has_line(table_out, {"agent-added", "n3", "drip@n3", "drip"}));
 
   Subprocess agent = n2_->StartAgent("echo-agent", {"--agent-id", "watched"});
