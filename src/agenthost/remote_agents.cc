@@ -670,11 +670,17 @@ void RemoteLink::Assign(v1::TaskAssignment assignment) {
   request.mutable_message()->clear_task_id();
   request.mutable_message()->clear_context_id();
   {
+    // The turn's sampled trace, for the call's exemplar (a follow-up's turn
+    // may be in another trace, or none).
+    std::string trace_id = trace::SampledTraceId(assignment.traceparent());
     absl::MutexLock lock(&mu_);
     auto it = tasks_by_id_.find(task_id);
     if (it != tasks_by_id_.end()) {  // a follow-up: to the remote task
       request.mutable_message()->set_task_id(it->second.remote_task_id);
       request.mutable_message()->set_context_id(it->second.remote_context_id);
+      it->second.trace_id = std::move(trace_id);
+    } else if (!trace_id.empty()) {
+      tasks_by_id_[task_id].trace_id = std::move(trace_id);
     }
   }
   *request.mutable_configuration()->mutable_accepted_output_modes() =
@@ -693,17 +699,6 @@ void RemoteLink::Assign(v1::TaskAssignment assignment) {
   // The turn's span is the caller of the agent's spans (docs/tracing.md).
   const std::string& traceparent = assignment.traceparent();
   const std::string& tracestate = assignment.tracestate();
-  {
-    // (A follow-up's turn may be in another trace, or none.)
-    std::string trace_id = trace::SampledTraceId(traceparent);
-    absl::MutexLock lock(&mu_);
-    auto it = tasks_by_id_.find(task_id);
-    if (it != tasks_by_id_.end()) {
-      it->second.trace_id = std::move(trace_id);
-    } else if (!trace_id.empty()) {
-      tasks_by_id_[task_id].trace_id = std::move(trace_id);
-    }
-  }
   if (stub_ != nullptr) {
     AssignGrpc(task_id, std::move(request), deadline, traceparent, tracestate);
     return;
